@@ -1,0 +1,202 @@
+"""Settings from environment variables (and an optional `.env`), validated once at start-up.
+
+A missing or invalid setting stops start-up with a `ConfigError` naming it. The embedded default
+(`houqin serve`) fills what is missing from `instance/houqin.env`, which it writes once with
+random secrets, so nothing secret is ever hard-coded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+DEFAULT_API_BASE = "https://api.weixin.qq.com"
+INSTANCE_DIR = Path(os.environ.get("HOUQIN_INSTANCE", "instance")).resolve()
+EMBEDDED_ENV = "houqin.env"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    wechat_token: str
+    wechat_appid: str
+    wechat_secret: str
+    secret_key: str
+    database_url: str
+    wechat_aes_key: str = ""
+    wechat_aes_key_previous: str = ""
+    wechat_api_base: str = DEFAULT_API_BASE
+    tz_name: str = "Asia/Shanghai"
+    redis_url: str = ""
+    instance_dir: Path = INSTANCE_DIR
+    public_url: str = "http://127.0.0.1:5000"
+    # outbox / worker
+    push_concurrency: int = 8
+    push_rate_per_second: float = 50.0
+    push_max_attempts: int = 6
+    push_backoff_seconds: float = 5.0
+    push_lease_seconds: float = 60.0
+    templates: Mapping[str, str] = field(default_factory=dict)
+    # webhook
+    max_body_bytes: int = 64 * 1024
+    timestamp_tolerance_seconds: int = 300
+    retry_wait_seconds: float = 4.0
+    # school
+    bus_manager: str = ""
+    quiet_start: str = "21:00"
+    quiet_end: str = "07:00"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.tz_name)
+
+    @property
+    def safe_mode(self) -> bool:
+        return bool(self.wechat_aes_key)
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.instance_dir / "storage"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _check_aes_key(name: str, value: str) -> None:
+    if not value:
+        return
+    if len(value) != 43:
+        raise ConfigError(f"{name} must be the 43-character EncodingAESKey from the WeChat console")
+    try:
+        if len(base64.b64decode(value + "=")) != 32:
+            raise ConfigError(f"{name} does not decode to a 32-byte key")
+    except binascii.Error as exc:
+        raise ConfigError(f"{name} is not valid base64: {exc}") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def read_environment(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> dict[str, str]:
+    """Merge `.env` (if present) under the real environment: the environment wins."""
+    path = dotenv if dotenv is not None else Path(".env")
+    merged: dict[str, str] = {}
+    if path.is_file():
+        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Validate a mapping of environment variables into Settings."""
+    missing = [n for n in ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_SECRET", "HOUQIN_SECRET_KEY") if not env.get(n)]
+    if missing:
+        raise ConfigError("missing setting(s): " + ", ".join(missing))
+    token = env["WECHAT_TOKEN"]
+    if not (3 <= len(token) <= 32) or not token.isalnum():
+        raise ConfigError("WECHAT_TOKEN must be 3-32 letters or digits, as the WeChat console requires")
+    aes_key = env.get("WECHAT_AES_KEY", "")
+    previous = env.get("WECHAT_AES_KEY_PREVIOUS", "")
+    _check_aes_key("WECHAT_AES_KEY", aes_key)
+    _check_aes_key("WECHAT_AES_KEY_PREVIOUS", previous)
+    if previous and not aes_key:
+        raise ConfigError("WECHAT_AES_KEY_PREVIOUS is set but WECHAT_AES_KEY is empty")
+    api_base = env.get("WECHAT_API_BASE", "") or DEFAULT_API_BASE
+    if not api_base.startswith(("http://", "https://")):
+        raise ConfigError(f"WECHAT_API_BASE must start with http:// or https://, got {api_base!r}")
+    tz_name = env.get("HOUQIN_TZ", "") or "Asia/Shanghai"
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"HOUQIN_TZ is not a known time zone: {tz_name!r}") from exc
+    if len(env["HOUQIN_SECRET_KEY"]) < 16:
+        raise ConfigError("HOUQIN_SECRET_KEY must be at least 16 characters")
+    instance_dir = Path(env.get("HOUQIN_INSTANCE", "") or INSTANCE_DIR).resolve()
+    database_url = env.get("DATABASE_URL", "") or f"sqlite:///{instance_dir / 'houqin.db'}"
+    if "://" not in database_url:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {database_url!r}")
+    templates_raw = env.get("HOUQIN_TEMPLATES", "")
+    try:
+        templates = json.loads(templates_raw) if templates_raw else {}
+        if not isinstance(templates, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise ConfigError(f"HOUQIN_TEMPLATES must be a JSON object of push kind → template id: {exc}") from exc
+    return Settings(
+        wechat_token=token,
+        wechat_appid=env["WECHAT_APPID"],
+        wechat_secret=env["WECHAT_SECRET"],
+        secret_key=env["HOUQIN_SECRET_KEY"],
+        database_url=database_url,
+        wechat_aes_key=aes_key,
+        wechat_aes_key_previous=previous,
+        wechat_api_base=api_base.rstrip("/"),
+        tz_name=tz_name,
+        redis_url=env.get("REDIS_URL", ""),
+        instance_dir=instance_dir,
+        public_url=(env.get("HOUQIN_PUBLIC_URL", "") or "http://127.0.0.1:5000").rstrip("/"),
+        push_concurrency=_int(env, "HOUQIN_PUSH_CONCURRENCY", 8),
+        push_rate_per_second=_float(env, "HOUQIN_PUSH_RATE", 50.0),
+        push_max_attempts=_int(env, "HOUQIN_PUSH_MAX_ATTEMPTS", 6),
+        push_backoff_seconds=_float(env, "HOUQIN_PUSH_BACKOFF", 5.0),
+        templates={str(k): str(v) for k, v in templates.items()},
+        bus_manager=env.get("HOUQIN_BUS_MANAGER", ""),
+    )
+
+
+def embedded_environment(instance_dir: Path = INSTANCE_DIR) -> dict[str, str]:
+    """Secrets for the embedded default, generated once into instance/houqin.env."""
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    path = instance_dir / EMBEDDED_ENV
+    if not path.exists():
+        alphabet = string.ascii_letters + string.digits
+        values = {
+            "WECHAT_TOKEN": "".join(secrets.choice(alphabet) for _ in range(24)),
+            "WECHAT_APPID": "wxdemo" + secrets.token_hex(5),
+            "WECHAT_SECRET": secrets.token_hex(16),
+            "WECHAT_AES_KEY": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
+            "HOUQIN_SECRET_KEY": secrets.token_urlsafe(32),
+        }
+        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+        path.chmod(0o600)
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def settings_from_environment(embedded: bool = False) -> Settings:
+    """Settings for a process: the environment (+ .env); with `embedded`, gaps come from the instance file."""
+    env = read_environment()
+    if embedded:
+        instance_dir = Path(env.get("HOUQIN_INSTANCE", "") or INSTANCE_DIR).resolve()
+        env = {**embedded_environment(instance_dir), **{k: v for k, v in env.items() if v}}
+    return load_settings(env)

@@ -1,0 +1,284 @@
+"""A local fake of the WeChat API endpoints Houqin calls, on loopback only.
+
+It issues access tokens, accepts customer-service and template messages, serves and stores media,
+creates QR codes and menus, answers user info, and records every call. Latency and errors can be
+injected: a random share of calls answering an error code, or a scripted sequence per endpoint.
+`/_fake/calls` lets `houqin chat` (and anyone) see what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.serving import BaseWSGIServer, make_server
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class Call:
+    endpoint: str
+    params: dict[str, str]
+    body: dict[str, Any]
+    at: float
+    errcode: int = 0
+
+    @property
+    def openid(self) -> str:
+        return str(self.body.get("touser") or self.params.get("openid") or "")
+
+    @property
+    def text(self) -> str:
+        """What the recipient reads: a text message's content, or a template's fields joined."""
+        if "text" in self.body:
+            return str(self.body["text"].get("content", ""))
+        data = self.body.get("data") or {}
+        return "\n".join(str(v.get("value", "")) for v in data.values() if isinstance(v, dict))
+
+    def mentions(self, *needles: str) -> bool:
+        return all(n in self.text for n in needles)
+
+
+@dataclass
+class FakeState:
+    latency: float = 0.0
+    error_rate: float = 0.0
+    error_code: int = -1
+    token_lifetime: int = 7200
+    seed: int | None = None
+    calls: list[Call] = field(default_factory=list)
+    tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (epoch)
+    token_fetches: int = 0
+    scripts: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
+    unfollowed: set[str] = field(default_factory=set)
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    qrcodes: dict[str, str] = field(default_factory=dict)  # scene -> ticket
+    menus: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
+
+
+def _ok(**extra: Any) -> Response:
+    return jsonify({"errcode": 0, "errmsg": "ok", **extra})
+
+
+def _err(code: int, msg: str = "") -> Response:
+    return jsonify({"errcode": code, "errmsg": msg or f"fake error {code}"})
+
+
+def create_fake_app(state: FakeState | None = None) -> Flask:
+    state = state or FakeState()
+    app = Flask("fake_wechat")
+    app.extensions["fake_state"] = state
+
+    def body() -> dict[str, Any]:
+        if request.mimetype == "multipart/form-data":
+            return {"files": list(request.files)}
+        raw = request.get_data()
+        try:
+            value = json.loads(raw) if raw else {}
+        except ValueError:
+            return {"_raw": raw.decode("utf-8", "replace")}
+        return value if isinstance(value, dict) else {"_value": value}
+
+    def record(endpoint: str) -> tuple[Call, int | None]:
+        """Log the call; return the error to inject, if any (token checks come first)."""
+        if state.latency:
+            time.sleep(state.latency)
+        call = Call(endpoint, request.args.to_dict(), body(), time.time())
+        with state.lock:
+            error: int | None = None
+            if endpoint != "token":
+                token = request.args.get("access_token", "")
+                expiry = state.tokens.get(token)
+                if expiry is None:
+                    error = 40001
+                elif expiry < time.time():
+                    error = 42001
+            if error is None and state.scripts.get(endpoint):
+                error = state.scripts[endpoint].popleft()
+            if error is None and state.error_rate and state.random.random() < state.error_rate:
+                error = state.error_code
+            if error is None and call.openid in state.unfollowed and endpoint.startswith("message/"):
+                error = 43004
+            call.errcode = error or 0
+            state.calls.append(call)
+        return call, error
+
+    def failed(error: int | None) -> Response | None:
+        if error is None:
+            return None
+        if error >= 500:  # scripted HTTP failure
+            return Response("fake server error", status=error)
+        return _err(error)
+
+    @app.get("/cgi-bin/token")
+    def token() -> Response:
+        _, error = record("token")
+        if request.args.get("grant_type") != "client_credential" or not request.args.get("appid"):
+            return _err(40002, "invalid grant_type")
+        if (bad := failed(error)) is not None:
+            return bad
+        value = "FAKE_TOKEN_" + secrets.token_hex(12)
+        with state.lock:
+            state.token_fetches += 1
+            state.tokens[value] = time.time() + state.token_lifetime
+        return jsonify({"access_token": value, "expires_in": state.token_lifetime})
+
+    @app.post("/cgi-bin/message/custom/send")
+    def custom_send() -> Response:
+        call, error = record("message/custom/send")
+        return failed(error) or (_ok() if call.openid else _err(40003, "invalid openid"))
+
+    @app.post("/cgi-bin/message/template/send")
+    def template_send() -> Response:
+        call, error = record("message/template/send")
+        if (bad := failed(error)) is not None:
+            return bad
+        if not call.body.get("template_id"):
+            return _err(40037, "invalid template_id")
+        return _ok(msgid=int(time.time() * 1000) % 10**12)
+
+    @app.get("/cgi-bin/media/get")
+    def media_get() -> Response:
+        _, error = record("media/get")
+        if (bad := failed(error)) is not None:
+            return bad
+        media_id = request.args.get("media_id", "")
+        if media_id in state.media:
+            content, mimetype = state.media[media_id]
+        elif media_id.startswith(("media_", "voice_")):
+            content, mimetype = fake_jpeg(media_id), "image/jpeg"
+        else:
+            return _err(40007, "invalid media_id")
+        return Response(content, mimetype=mimetype,
+                        headers={"Content-Disposition": f'attachment; filename="{media_id}.jpg"'})
+
+    @app.post("/cgi-bin/media/upload")
+    def media_upload() -> Response:
+        _, error = record("media/upload")
+        if (bad := failed(error)) is not None:
+            return bad
+        upload = request.files.get("media")
+        if upload is None:
+            return _err(41005, "media data missing")
+        media_id = "media_up_" + secrets.token_hex(8)
+        state.media[media_id] = (upload.read(), upload.mimetype or "application/octet-stream")
+        return jsonify({"type": request.args.get("type", "image"), "media_id": media_id, "created_at": int(time.time())})
+
+    @app.post("/cgi-bin/qrcode/create")
+    def qrcode_create() -> Response:
+        call, error = record("qrcode/create")
+        if (bad := failed(error)) is not None:
+            return bad
+        scene = str(call.body.get("action_info", {}).get("scene", {}).get("scene_str", ""))
+        if not scene:
+            return _err(40053, "invalid action info")
+        with state.lock:
+            ticket = state.qrcodes.setdefault(scene, "gQ" + secrets.token_urlsafe(24))
+        return jsonify({"ticket": ticket, "url": f"http://weixin.qq.com/q/{scene}"})
+
+    @app.post("/cgi-bin/menu/create")
+    def menu_create() -> Response:
+        call, error = record("menu/create")
+        if (bad := failed(error)) is not None:
+            return bad
+        if not call.body.get("button"):
+            return _err(40016, "invalid button size")
+        state.menus.append(call.body)
+        return _ok()
+
+    @app.get("/cgi-bin/user/info")
+    def user_info() -> Response:
+        call, error = record("user/info")
+        if (bad := failed(error)) is not None:
+            return bad
+        openid = request.args.get("openid", "")
+        return jsonify({"subscribe": 0 if openid in state.unfollowed else 1, "openid": openid,
+                        "language": "zh_CN", "subscribe_time": int(time.time())})
+
+    @app.get("/_fake/calls")
+    def calls() -> Response:
+        openid = request.args.get("openid")
+        since = float(request.args.get("since", "0"))
+        rows = [{"endpoint": c.endpoint, "openid": c.openid, "text": c.text, "at": c.at, "errcode": c.errcode}
+                for c in list(state.calls) if c.at > since and (not openid or c.openid == openid)]
+        return jsonify(rows)
+
+    return app
+
+
+def fake_jpeg(seed: str) -> bytes:
+    """A tiny valid JPEG-looking payload, different per media id."""
+    return b"\xff\xd8\xff\xe0" + seed.encode() + b"\x00" * 16 + b"\xff\xd9"
+
+
+class FakeWeChat:
+    """The fake running in a background thread; tests use it through the `fake_wechat` fixture."""
+
+    def __init__(self, port: int = 0, **options: Any) -> None:
+        self.state = FakeState(**options)
+        self.app = create_fake_app(self.state)
+        self.server: BaseWSGIServer = make_server(LOOPBACK, port, self.app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-wechat", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> FakeWeChat:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- what tests ask --------------------------------------------------------------------------
+    @property
+    def calls(self) -> list[Call]:
+        return list(self.state.calls)
+
+    def sent(self) -> list[Call]:
+        return [c for c in self.state.calls if c.endpoint.startswith("message/") and c.errcode == 0]
+
+    def sent_to_openid(self, openid: str) -> list[Call]:
+        return [c for c in self.sent() if c.openid == openid]
+
+    def script(self, endpoint: str, *errcodes: int) -> None:
+        """The next calls to `endpoint` answer these error codes, in order."""
+        with self.state.lock:
+            self.state.scripts[endpoint].extend(errcodes)
+
+    def expire_tokens(self) -> None:
+        with self.state.lock:
+            self.state.tokens.clear()
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.state.calls.clear()
+            self.state.scripts.clear()
+            self.state.unfollowed.clear()
+            self.state.latency = 0.0
+            self.state.error_rate = 0.0
+
+
+def serve(port: int, latency: float = 0.0, error_rate: float = 0.0) -> None:
+    """`houqin fake-wechat --port P`: run in the foreground until interrupted."""
+    fake = FakeWeChat(port, latency=latency, error_rate=error_rate)
+    print(f"fake WeChat API on {fake.base_url} (set WECHAT_API_BASE={fake.base_url})", flush=True)
+    try:
+        fake.server.serve_forever()
+    except KeyboardInterrupt:
+        pass

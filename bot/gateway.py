@@ -1,0 +1,298 @@
+"""The WeChat gateway: the only module that imports wechatpy.
+
+Inbound: signatures (constant time), safe-mode crypto with key rotation, XML parsing that refuses
+DTDs and entities. Outbound: reply rendering and an API client whose every call, the token fetch
+included, goes to `WECHAT_API_BASE` + `/cgi-bin/...`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as defused_fromstring
+from wechatpy.client import WeChatClient
+from wechatpy.crypto import PrpCrypto
+from wechatpy.exceptions import WeChatClientException
+from wechatpy.replies import TextReply
+
+
+class BadMessage(ValueError):
+    """The body is not a well-formed, entity-free WeChat XML message (HTTP 400)."""
+
+
+class BadSignature(ValueError):
+    """The signature or timestamp does not check out (HTTP 403)."""
+
+
+def signature(*parts: str) -> str:
+    """WeChat's signature: SHA-1 of the sorted, concatenated parts."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def check_signature(expected_parts: tuple[str, ...], given: str) -> None:
+    if not given or not hmac.compare_digest(signature(*expected_parts), given.lower()):
+        raise BadSignature("signature mismatch")
+
+
+def check_timestamp(timestamp: str, tolerance: int, now: float | None = None) -> None:
+    try:
+        ts = int(timestamp)
+    except (TypeError, ValueError) as exc:
+        raise BadSignature("timestamp is not a number") from exc
+    if abs((now if now is not None else time.time()) - ts) > tolerance:
+        raise BadSignature("timestamp out of range")
+
+
+def _element_to_value(element: ET.Element) -> Any:
+    children = list(element)
+    if not children:
+        return element.text or ""
+    value: dict[str, Any] = {}
+    for child in children:
+        item = _element_to_value(child)
+        if child.tag in value:  # repeated element, e.g. <item> in SendPicsInfo
+            existing = value[child.tag]
+            value[child.tag] = existing + [item] if isinstance(existing, list) else [existing, item]
+        else:
+            value[child.tag] = item
+    return value
+
+
+def parse_xml(body: bytes | str) -> dict[str, Any]:
+    """Parse a WeChat XML document to a dict; DTDs and entity declarations are refused, never resolved."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise BadMessage("DTDs and entities are not accepted")
+    try:
+        root = defused_fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (ET.ParseError, DefusedXmlException, ValueError) as exc:
+        raise BadMessage(f"not well-formed XML: {exc}") from exc
+    value = _element_to_value(root)
+    if root.tag != "xml" or not isinstance(value, dict):
+        raise BadMessage("not a WeChat message")
+    return value
+
+
+class Crypto:
+    """Safe-mode encryption: decrypts with the current key or, during a rotation, the previous one."""
+
+    def __init__(self, token: str, appid: str, aes_key: str, previous_key: str = "") -> None:
+        import base64
+
+        self.token = token
+        self.appid = appid
+        self._keys = [base64.b64decode(k + "=") for k in (aes_key, previous_key) if k]
+
+    def decrypt(self, encrypted: str) -> str:
+        for key in self._keys:
+            try:
+                return str(PrpCrypto(key).decrypt(encrypted, self.appid))
+            except Exception:  # noqa: BLE001 - wechatpy raises several types for a wrong key
+                continue
+        raise BadSignature("cannot decrypt with the configured key(s)")
+
+    def encrypt(self, text: str, nonce: str, timestamp: str | None = None) -> str:
+        """The encrypted envelope WeChat expects as a reply (or sends as a request)."""
+        timestamp = timestamp or str(int(time.time()))
+        encrypted = self.encrypt_payload(text)
+        sig = signature(self.token, timestamp, nonce, encrypted)
+        return (
+            f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt><MsgSignature><![CDATA[{sig}]]></MsgSignature>"
+            f"<TimeStamp>{timestamp}</TimeStamp><Nonce><![CDATA[{nonce}]]></Nonce></xml>"
+        )
+
+    def encrypt_payload(self, plain_xml: str) -> str:
+        """The base64 ciphertext WeChat puts in <Encrypt> (the simulator's side of safe mode)."""
+        return str(PrpCrypto(self._keys[0]).encrypt(plain_xml, self.appid).decode())
+
+
+def render_text(to_user: str, from_account: str, text: str) -> str:
+    return str(TextReply(source=from_account, target=to_user, content=text, time=int(time.time())).render())
+
+
+# ---------------------------------------------------------------------------------------------
+# Outbound API
+
+
+TRANSIENT = {-1, 45009, 45011}
+TOKEN_ERRORS = {40001, 40014, 42001}
+UNREACHABLE = {43004, 43101}
+WINDOW_ERRORS = {45015, 45047}
+
+
+@dataclass
+class ApiError(Exception):
+    """A failed WeChat API call: `errcode` is None for HTTP errors and time-outs."""
+
+    errcode: int | None
+    errmsg: str
+
+    def __str__(self) -> str:
+        return f"{self.errcode if self.errcode is not None else 'http'}: {self.errmsg}"
+
+    @property
+    def transient(self) -> bool:
+        return self.errcode is None or self.errcode in TRANSIENT
+
+    @property
+    def token_expired(self) -> bool:
+        return self.errcode in TOKEN_ERRORS
+
+
+class TokenStore:
+    """Where the one shared access token lives; see bot.tokens for the database and Redis stores."""
+
+    def get(self) -> str | None:
+        raise NotImplementedError
+
+    def refresh(self, fetch: Callable[[], tuple[str, int]], stale: str | None = None) -> str:
+        raise NotImplementedError
+
+
+class _Client(WeChatClient):  # type: ignore[misc]
+    """wechatpy's client pointed at WECHAT_API_BASE; tokens are always passed in by WeChatApi."""
+
+    def __init__(self, api: WeChatApi, timeout: float) -> None:
+        self.API_BASE_URL = api.base + "/cgi-bin/"
+        super().__init__(api.appid, api.secret, timeout=timeout, auto_retry=False)
+
+    def fetch_access_token(self) -> Any:
+        raise RuntimeError("tokens come from the shared TokenStore, never from wechatpy's own fetch")
+
+
+class WeChatApi:
+    """The calls the project makes, each raising ApiError; the access token comes from `store`."""
+
+    def __init__(self, base: str, appid: str, secret: str, store: TokenStore, timeout: float = 10.0) -> None:
+        self.base = base.rstrip("/")
+        self.appid = appid
+        self.secret = secret
+        self.store = store
+        self.timeout = timeout
+        self._client = _Client(self, timeout)
+
+    # -- token ---------------------------------------------------------------------------------
+    def _fetch_token(self) -> tuple[str, int]:
+        try:
+            res = requests.get(
+                self.base + "/cgi-bin/token",
+                params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+                timeout=self.timeout,
+            )
+            res.raise_for_status()
+            data = res.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise ApiError(None, f"token fetch failed: {exc}") from exc
+        if data.get("errcode"):
+            raise ApiError(int(data["errcode"]), str(data.get("errmsg", "")))
+        return str(data["access_token"]), int(data.get("expires_in", 7200))
+
+    def token(self) -> str:
+        return self.store.get() or self.store.refresh(self._fetch_token)
+
+    def refresh_token(self, stale: str | None) -> str:
+        """Replace `stale` (the token a call was refused with); others' newer tokens are kept."""
+        return self.store.refresh(self._fetch_token, stale=stale)
+
+    # -- calls ---------------------------------------------------------------------------------
+    def _call(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+        """One API call; a refused token (40001/40014/42001) is refreshed once and the call retried."""
+        params = dict(kwargs.pop("params", {}))
+        for attempt in (1, 2):
+            token = self.token()
+            try:
+                return self._client._request(method, endpoint, params={**params, "access_token": token}, **kwargs)
+            except WeChatClientException as exc:
+                if exc.errcode is None:
+                    status = getattr(exc.response, "status_code", "?")
+                    raise ApiError(None, f"HTTP {status}") from exc
+                error = ApiError(int(exc.errcode), str(exc.errmsg))
+                if not error.token_expired or attempt == 2:
+                    raise error from exc
+                self.refresh_token(stale=token)
+            except requests.RequestException as exc:
+                raise ApiError(None, f"{type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def send_text(self, openid: str, text: str) -> None:
+        self._call("post", "message/custom/send", data={"touser": openid, "msgtype": "text", "text": {"content": text}})
+
+    def send_template(self, openid: str, template_id: str, data: dict[str, Any], url: str = "") -> None:
+        payload: dict[str, Any] = {"touser": openid, "template_id": template_id, "data": data}
+        if url:
+            payload["url"] = url
+        self._call("post", "message/template/send", data=payload)
+
+    def download_media(self, media_id: str) -> tuple[bytes, str]:
+        res = self._call("get", "media/get", params={"media_id": media_id})
+        if isinstance(res, dict):
+            raise ApiError(int(res.get("errcode", -1)), str(res.get("errmsg", "not media")))
+        return res.content, res.headers.get("Content-Type", "application/octet-stream")
+
+    def upload_media(self, media_type: str, filename: str, content: bytes) -> str:
+        res = self._call("post", "media/upload", params={"type": media_type},
+                         files={"media": (filename, content)})
+        return str(res["media_id"])
+
+    def create_qrcode(self, scene: str) -> dict[str, Any]:
+        """A permanent parametric QR code: returns ticket and url."""
+        res = self._call("post", "qrcode/create", data={
+            "action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": scene}},
+        })
+        return dict(res)
+
+    def create_menu(self, menu: dict[str, Any]) -> None:
+        self._call("post", "menu/create", data=menu)
+
+    def user_info(self, openid: str) -> dict[str, Any]:
+        return dict(self._call("get", "user/info", params={"openid": openid, "lang": "zh_CN"}))
+
+
+class Codec:
+    """Opens WeChat's POSTs (plaintext, compatible or safe mode) and seals our replies the same way."""
+
+    def __init__(self, token: str, appid: str, aes_key: str = "", previous_key: str = "",
+                 tolerance: int = 300) -> None:
+        self.token = token
+        self.tolerance = tolerance
+        self.crypto = Crypto(token, appid, aes_key, previous_key) if aes_key else None
+
+    def verify(self, args: dict[str, str]) -> None:
+        """The URL signature every request carries (the GET handshake and every POST)."""
+        check_timestamp(args.get("timestamp", ""), self.tolerance)
+        check_signature((self.token, args.get("timestamp", ""), args.get("nonce", "")), args.get("signature", ""))
+
+    def open(self, args: dict[str, str], body: bytes) -> tuple[dict[str, Any], bool]:
+        """The message as a dict, and whether it came encrypted (then the reply must be too)."""
+        self.verify(args)
+        outer = parse_xml(body)
+        if args.get("encrypt_type", "raw").lower() != "aes":
+            if "Encrypt" in outer and "MsgType" not in outer:
+                raise BadMessage("encrypted body without encrypt_type=aes")
+            return outer, False
+        if self.crypto is None:
+            raise BadMessage("an encrypted message, but WECHAT_AES_KEY is not set")
+        encrypted = outer.get("Encrypt")
+        if not isinstance(encrypted, str) or not encrypted:
+            raise BadMessage("encrypt_type=aes without an Encrypt element")
+        check_signature((self.token, args.get("timestamp", ""), args.get("nonce", ""), encrypted),
+                        args.get("msg_signature", ""))
+        return parse_xml(self.crypto.decrypt(encrypted)), True
+
+    def seal(self, message: dict[str, Any], text: str, encrypted: bool, nonce: str) -> str:
+        """Our reply: "success" for nothing to say, else a text reply, encrypted if the request was."""
+        if not text:
+            return "success"
+        xml = render_text(str(message.get("FromUserName", "")), str(message.get("ToUserName", "")), text)
+        if encrypted and self.crypto is not None:
+            return self.crypto.encrypt(xml, nonce or "houqin")
+        return xml

@@ -1,0 +1,70 @@
+"""The long-lived objects a process needs, built once from Settings and shared by web, worker, scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Settings
+from bot.db import make_engine, make_sessionmaker
+from bot.engine import Engine
+from bot.gateway import Codec, TokenStore, WeChatApi
+from bot.inbox import Inbox
+from bot.tokens import DatabaseTokenStore, RedisTokenStore
+from bot.worker import PushWorker
+from models import utcnow
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db_engine: SqlEngine
+    schema: str | None = field(default=None)
+    clock: Callable[[], datetime] = field(default=utcnow)  # tests replace it to fix "now"
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, schema: str | None = None) -> Services:
+        return cls(settings, make_engine(settings.database_url, schema=schema), schema)
+
+    @cached_property
+    def factory(self) -> sessionmaker[Session]:
+        return make_sessionmaker(self.db_engine)
+
+    @cached_property
+    def engine(self) -> Engine:
+        from handlers import CAPABILITIES
+
+        return Engine(CAPABILITIES)
+
+    @cached_property
+    def codec(self) -> Codec:
+        s = self.settings
+        return Codec(s.wechat_token, s.wechat_appid, s.wechat_aes_key, s.wechat_aes_key_previous,
+                     s.timestamp_tolerance_seconds)
+
+    @cached_property
+    def inbox(self) -> Inbox:
+        return Inbox(self.factory, self.engine, self.settings, clock=self.now)
+
+    @cached_property
+    def token_store(self) -> TokenStore:
+        s = self.settings
+        if s.redis_url:
+            return RedisTokenStore(s.redis_url, s.wechat_appid)
+        return DatabaseTokenStore(self.factory, s.wechat_appid)
+
+    @cached_property
+    def api(self) -> WeChatApi:
+        s = self.settings
+        return WeChatApi(s.wechat_api_base, s.wechat_appid, s.wechat_secret, self.token_store)
+
+    def worker(self) -> PushWorker:
+        return PushWorker(self.factory, self.settings, self.api, clock=self.now)

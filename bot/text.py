@@ -1,0 +1,59 @@
+"""Input normalisation, in one place: full-width/half-width forms, spaces, Chinese numerals."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_UNITS = {"十": 10, "百": 100, "千": 1000}
+_NUMBER = re.compile(r"[0-9]+|[零〇一二两三四五六七八九十百千]+")
+
+
+def normalize(text: str) -> str:
+    """NFKC folds full-width letters, digits, punctuation and the ideographic space to half-width;
+    runs of white space become one space."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def chinese_to_int(word: str) -> int | None:
+    """四十二 → 42, 十 → 10, 一百零五 → 105, 两 → 2, 三〇 → 30; None if it is not a numeral."""
+    if not word or any(ch not in _DIGITS and ch not in _UNITS for ch in word):
+        return None
+    if all(ch in _DIGITS for ch in word):  # digit by digit: 三〇 → 30
+        return int("".join(str(_DIGITS[ch]) for ch in word))
+    total, current = 0, 0
+    for ch in word:
+        if ch in _DIGITS:
+            current = _DIGITS[ch]
+        else:
+            total += (current or 1) * _UNITS[ch]
+            current = 0
+    return total + current
+
+
+def parse_number(text: str) -> int | None:
+    """A whole number written in digits or Chinese numerals, alone or with a unit (42, 四十二, 四十二人)."""
+    text = normalize(text)
+    match = _NUMBER.search(text)
+    if match is None or text[: match.start()].strip():
+        return None
+    word = match.group(0)
+    return int(word) if word.isdigit() else chinese_to_int(word)
+
+
+def numbers_in(text: str) -> list[int]:
+    """Every number in a sentence, in order: "三号线上车四十二人" → [3, 42]."""
+    found = []
+    for word in _NUMBER.findall(normalize(text)):
+        value = int(word) if word.isdigit() else chinese_to_int(word)
+        if value is not None:
+            found.append(value)
+    return found
+
+
+def split_command(text: str) -> tuple[str, list[str]]:
+    """The first word and the rest: "报修 三(2)班 投影仪不亮" → ("报修", ["三(2)班", "投影仪不亮"])."""
+    words = normalize(text).split(" ")
+    return words[0], [w for w in words[1:] if w]

@@ -1,0 +1,136 @@
+"""People, their roles, students, parent links, WeChat bindings and bind codes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, utcnow
+
+ROLES = ("admin", "staff", "teacher", "bus_monitor", "canteen", "parent")
+ROLE_NAMES = {
+    "admin": "管理员",
+    "staff": "后勤",
+    "teacher": "教师",
+    "bus_monitor": "跟车老师",
+    "canteen": "食堂",
+    "parent": "家长",
+}
+
+
+class Person(Base):
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("name", "phone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    class_name: Mapped[str] = mapped_column(String(64), default="")
+    route: Mapped[str] = mapped_column(String(32), default="")
+    categories: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    roles: Mapped[list[PersonRole]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", lazy="selectin"
+    )
+    bindings: Mapped[list[Binding]] = relationship(back_populates="person", lazy="selectin")
+
+    @property
+    def role_set(self) -> set[str]:
+        return {r.role for r in self.roles}
+
+    @property
+    def category_list(self) -> list[str]:
+        return [c for c in self.categories.replace("、", ";").split(";") if c]
+
+    @property
+    def openids(self) -> list[str]:
+        return [b.openid for b in self.bindings if b.subscribed]
+
+
+class PersonRole(Base):
+    __tablename__ = "person_roles"
+    __table_args__ = (UniqueConstraint("person_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+
+    person: Mapped[Person] = relationship(back_populates="roles")
+
+
+class Student(Base):
+    __tablename__ = "students"
+    __table_args__ = (UniqueConstraint("name", "class_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    class_name: Mapped[str] = mapped_column(String(64), default="")
+    route: Mapped[str] = mapped_column(String(32), default="")
+    stop: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parents: Mapped[list[ParentLink]] = relationship(back_populates="student", lazy="selectin")
+
+
+class ParentLink(Base):
+    """A parent (a person with the parent role) linked to a student; many-to-many."""
+
+    __tablename__ = "parent_links"
+    __table_args__ = (UniqueConstraint("person_id", "student_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person] = relationship()
+    student: Mapped[Student] = relationship(back_populates="parents")
+
+
+class Binding(Base):
+    """A WeChat follower (openid); bound to a person once they send a valid code."""
+
+    __tablename__ = "bindings"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    subscribed: Mapped[bool] = mapped_column(default=True)
+    reachable: Mapped[bool] = mapped_column(default=True)
+    bound_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    person: Mapped[Person | None] = relationship(back_populates="bindings")
+
+
+class BindCode(Base):
+    """A one-time code: `person` codes bind a person; `student` codes bind a parent to a student."""
+
+    __tablename__ = "bind_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(6), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # person | student
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    student_id: Mapped[int | None] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    used_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person | None] = relationship()
+    student: Mapped[Student | None] = relationship()
+
+
+class BindAttempt(Base):
+    """A wrong bind code, kept to lock out guessing (5 in 10 minutes → 10 minutes refused)."""
+
+    __tablename__ = "bind_attempts"
+    __table_args__ = (Index("ix_bind_attempts_openid_at", "openid", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,62 @@
+"""The outbox: pushes written in the caller's transaction, one delivery row per recipient."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, utcnow
+
+PENDING, SENDING, SENT, FAILED, UNDELIVERABLE = "pending", "sending", "sent", "failed", "undeliverable"
+DELIVERY_STATES = (PENDING, SENDING, SENT, FAILED, UNDELIVERABLE)
+
+
+class Push(Base):
+    __tablename__ = "pushes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    text: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(String(500), default="")
+    safety: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="push", cascade="all, delete-orphan")
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("push_id", "openid"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_openid_sent", "openid", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    push_id: Mapped[int] = mapped_column(ForeignKey("pushes.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    openid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    channel: Mapped[str] = mapped_column(String(16), default="")  # template | custom
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claim: Mapped[str | None] = mapped_column(String(40))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    push: Mapped[Push] = relationship(back_populates="deliveries", lazy="joined")
+
+
+class AccessToken(Base):
+    """The one access token every process shares; `refreshing_until` is the refresh lock."""
+
+    __tablename__ = "access_tokens"
+
+    appid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(String(600), default="")
+    expires_at: Mapped[datetime | None] = mapped_column()
+    refreshing_until: Mapped[datetime | None] = mapped_column()
+    fetches: Mapped[int] = mapped_column(default=0)
