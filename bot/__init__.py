@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
-from sqlalchemy import text
+from sqlalchemy import text as sql_text
 
 from bot.config import Settings, settings_from_environment
 from bot.services import Services
@@ -33,7 +33,7 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     def healthz() -> tuple[Response, int]:
         try:
             with services.db_engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+                conn.execute(sql_text("SELECT 1"))
         except Exception as exc:  # noqa: BLE001 - report, don't crash
             return jsonify(status="error", database=str(exc)), 503
         return jsonify(status="ok", database="ok"), 200

@@ -15,8 +15,10 @@ from models.identity import (
 )
 from models.inbound import InboundMessage
 from models.outbox import AccessToken, Delivery, Push
+from models.safety import Drill, FireCheck, SafetyTopic
+from models.school import CalendarDay, JobRun, SchoolSetting
 
 __all__ = [
     "ROLES", "ROLE_NAMES", "AccessToken", "Base", "BindAttempt", "BindCode", "Binding", "ConversationState",
-    "Delivery", "InboundMessage", "ParentLink", "Person", "PersonRole", "Push", "Student", "utcnow",
+    "CalendarDay", "Delivery", "Drill", "FireCheck", "InboundMessage", "JobRun", "ParentLink", "Person", "PersonRole", "Push", "SafetyTopic", "SchoolSetting", "Student", "utcnow",
 ]

@@ -277,3 +277,37 @@ def deliver(services: Services) -> Iterator[Callable[[], int]]:
     worker = services.worker()
     yield worker.drain
     worker.pool.shutdown(wait=True)
+
+
+@dataclass
+class Queued:
+    name: str
+    kind: str
+    text: str
+    status: str
+    due: datetime
+    safety: bool
+
+
+@pytest.fixture
+def queued(services: Services) -> Callable[..., list[Queued]]:
+    """What the outbox holds, oldest first: `queued()`, or `queued(kind="drill_reminder")`."""
+    from models import Delivery, Push
+
+    def look(kind: str | None = None) -> list[Queued]:
+        with services.factory() as s:
+            query = (select(Delivery, Push, Person.name).join(Push, Delivery.push_id == Push.id)
+                     .outerjoin(Person, Delivery.person_id == Person.id).order_by(Delivery.id))
+            if kind:
+                query = query.where(Push.kind == kind)
+            return [Queued(name or d.openid, p.kind, p.text, d.status, d.next_attempt_at, p.safety)
+                    for d, p, name in s.execute(query).unique()]
+
+    return look
+
+
+@pytest.fixture
+def runner(services: Services) -> Any:
+    from scheduler.runner import Runner
+
+    return Runner(services)

@@ -1,0 +1,447 @@
+"""The `houqin` command: serve, worker, db, imports, codes, outbox, fake-wechat, chat, demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from bot.config import ConfigError, Settings, read_environment, settings_from_environment
+from bot.services import Services
+from bot.tables import TableError
+from models import Delivery, Person, utcnow
+from models.outbox import DELIVERY_STATES, PENDING
+
+RUNTIME = "runtime.json"
+
+
+def _settings(embedded: bool | None = None) -> Settings:
+    """Strict settings for production processes; the embedded instance file fills gaps when the
+    environment names no WeChat account (a `houqin serve` set-up)."""
+    if embedded is None:
+        embedded = not read_environment().get("WECHAT_TOKEN")
+    try:
+        return settings_from_environment(embedded=embedded)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+
+
+def _services(embedded: bool | None = None, upgrade: bool = False) -> Services:
+    services = Services.from_settings(_settings(embedded))
+    if upgrade:
+        from bot.db import upgrade as run_upgrade
+
+        run_upgrade(services.db_engine)
+    return services
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="log at debug level")
+def main(verbose: bool) -> None:
+    """Houqin 后勤助手 — a WeChat official-account bot for the school's logistics office."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# -- processes ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--demo/--no-demo", default=True, show_default=True, help="load the demo school into an empty database")
+def serve(host: str, port: int, demo: bool) -> None:
+    """Everything in one process on the embedded default: webhook, console, worker, scheduler.
+
+    Without WECHAT_API_BASE in the environment, a local fake WeChat starts too, so pushes are visible.
+    """
+    from werkzeug.serving import make_server
+
+    from bot import create_app
+    from bot.fake_wechat import FakeWeChat
+
+    env = read_environment()
+    fake = None
+    overrides: dict[str, Any] = {}
+    if not env.get("WECHAT_API_BASE"):
+        fake = FakeWeChat(0).start()
+        overrides["wechat_api_base"] = fake.base_url
+    settings = _settings(embedded=True)
+    overrides.setdefault("public_url", env.get("HOUQIN_PUBLIC_URL") or f"http://{host}:{port}")
+    services = Services.from_settings(settings.with_overrides(**overrides))
+    from bot.db import upgrade
+
+    upgrade(services.db_engine)
+    if demo:
+        from bot.demo import DEMO_TEACHER, is_empty, load_demo
+
+        with services.factory() as db, db.begin():
+            if is_empty(db):
+                load_demo(db, utcnow())
+                click.echo("已载入演示学校数据。")
+    app = create_app(services=services)
+    stop = threading.Event()
+    worker = services.worker()
+    threading.Thread(target=worker.run_forever, args=(stop,), name="push-worker", daemon=True).start()
+    from scheduler.runner import Runner
+
+    runner = Runner(services)
+    runner.start()
+    server = make_server(host, port, app, threaded=True)
+    runtime = {"bot_url": f"http://{host}:{server.server_port}", "pid": os.getpid(),
+               "fake_wechat_url": fake.base_url if fake else ""}
+    (services.settings.instance_dir / RUNTIME).write_text(json.dumps(runtime), encoding="utf-8")
+    click.echo(f"Houqin 后勤助手 on {runtime['bot_url']}  (webhook /wechat, health /healthz)")
+    if fake:
+        click.echo(f"fake WeChat API on {fake.base_url}: pushes are recorded there")
+    if demo:
+        click.echo(f"Try it:  houqin chat --as {DEMO_TEACHER}     (bind codes: houqin codes)")
+
+    def shutdown(*_: Any) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        runner.stop()
+        if fake:
+            fake.stop()
+
+
+@main.command()
+def worker() -> None:
+    """A push worker process; run any number of them against the same database."""
+    services = _services()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(f"push worker started (database {services.db_engine.url.render_as_string(hide_password=True)})")
+    try:
+        services.worker().run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations."""
+    from bot.db import upgrade
+
+    services = _services()
+    upgrade(services.db_engine, revision)
+    click.echo(f"database at {revision}")
+
+
+# -- people ---------------------------------------------------------------------------------------
+def _run_import(kind: str, path: str) -> None:
+    from handlers.identity import import_people, import_students
+
+    importer = {"people": import_people, "students": import_students}[kind]
+    services = _services(upgrade=True)
+    try:
+        with services.factory() as session, session.begin():
+            result = importer(session, path, services.now())
+    except TableError as exc:
+        click.echo("导入失败，未导入任何数据：", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"导入完成：{result}")
+
+
+@main.group()
+def people() -> None:
+    """People (teachers, staff, parents ...)."""
+
+
+@people.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def people_import(file: str) -> None:
+    """Import people from CSV/XLSX (姓名 角色 手机 班级 线路 负责类别)."""
+    _run_import("people", file)
+
+
+@main.group()
+def students() -> None:
+    """Students and their parent codes."""
+
+
+@students.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def students_import(file: str) -> None:
+    """Import students from CSV/XLSX (姓名 班级 线路 站点)."""
+    _run_import("students", file)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="a JSON array: name, kind, code, roles, expires_at")
+def codes(as_json: bool) -> None:
+    """Outstanding bind codes."""
+    from handlers.identity import outstanding_codes
+
+    services = _services(upgrade=True)
+    with services.factory() as session:
+        rows = outstanding_codes(session, services.now())
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("姓名", "类型", "绑定码", "角色", "有效期至")
+    for r in rows:
+        table.add_row(r["name"], "人员" if r["kind"] == "person" else "学生家长", r["code"], ",".join(r["roles"]),
+                      r["expires_at"][:16])
+    Console().print(table)
+
+
+@main.command()
+def demo() -> None:
+    """Load the demo school into an empty database."""
+    from bot.demo import is_empty, load_demo
+
+    services = _services(upgrade=True)
+    with services.factory() as session, session.begin():
+        if not is_empty(session):
+            raise click.ClickException("the database already has people; the demo loads only into an empty one")
+        load_demo(session, services.now())
+    click.echo("已载入演示学校数据。发送绑定码见：houqin codes")
+
+
+# -- outbox ---------------------------------------------------------------------------------------
+@main.group(invoke_without_command=True)
+@click.option("--status", type=click.Choice(DELIVERY_STATES), help="only deliveries in this state")
+@click.option("--limit", default=50, show_default=True)
+@click.pass_context
+def outbox(ctx: click.Context, status: str | None, limit: int) -> None:
+    """List pushes and their deliveries (newest first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    services = _services(upgrade=True)
+    query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+    if status:
+        query = query.where(Delivery.status == status)
+    table = Table("ID", "推送", "类型", "接收人", "状态", "渠道", "尝试", "最后错误", "内容")
+    with services.factory() as session:
+        names = dict(session.execute(select(Person.id, Person.name)).all())
+        for d in session.scalars(query).unique():
+            table.add_row(str(d.id), str(d.push_id), d.push.kind, names.get(d.person_id or 0, d.openid), d.status,
+                          d.channel, str(d.attempts), (d.last_error or "")[:60], d.push.text.replace("\n", " ")[:40])
+    Console(width=200).print(table)
+
+
+@outbox.command("retry")
+@click.argument("delivery_id", type=int)
+def outbox_retry(delivery_id: int) -> None:
+    """Queue a delivery again (after a failure, or to re-send)."""
+    services = _services(upgrade=True)
+    with services.factory() as session, session.begin():
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None:
+            raise click.ClickException(f"no delivery {delivery_id}")
+        if delivery.openid.startswith("person:"):
+            raise click.ClickException("this recipient has no WeChat bound; nothing to retry")
+        delivery.status, delivery.attempts, delivery.next_attempt_at = PENDING, 0, services.now()
+        delivery.last_error, delivery.claim, delivery.lease_until = None, None, None
+    click.echo(f"delivery {delivery_id} queued again")
+
+
+# -- local WeChat -------------------------------------------------------------------------------
+@main.command("fake-wechat")
+@click.option("--port", default=8900, show_default=True, type=int)
+@click.option("--latency", default=0.0, show_default=True, help="seconds added to every call")
+@click.option("--error-rate", default=0.0, show_default=True, help="share of calls answering -1")
+def fake_wechat(port: int, latency: float, error_rate: float) -> None:
+    """A local fake of the WeChat API (loopback only), recording every call."""
+    from bot.fake_wechat import serve as serve_fake
+
+    serve_fake(port, latency=latency, error_rate=error_rate)
+
+
+@main.command()
+@click.option("--as", "name", help="chat as this person (demo: 张丽)")
+@click.option("--openid", help="chat as this WeChat openid")
+@click.option("--url", help="the bot's base URL (default: the running `houqin serve`)")
+@click.option("--mode", type=click.Choice(["safe", "compat", "plain"]), default="safe", show_default=True)
+def chat(name: str | None, openid: str | None, url: str | None, mode: str) -> None:
+    """Talk to the running bot as a WeChat user would; pushes to you are shown as they arrive."""
+    from bot.chat import run_chat
+
+    if not name and not openid:
+        raise click.UsageError("give --as NAME or --openid OPENID")
+    services = _services()
+    runtime_file = services.settings.instance_dir / RUNTIME
+    runtime = json.loads(runtime_file.read_text()) if runtime_file.exists() else {}
+    base = url or runtime.get("bot_url") or "http://127.0.0.1:5000"
+    openid = openid or "o" + uuid.uuid5(uuid.NAMESPACE_DNS, f"houqin-chat:{name}").hex[:27]
+    run_chat(services, base, runtime.get("fake_wechat_url", ""), openid, name, mode)
+
+
+# -- scheduler ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--interval", default=20.0, show_default=True, help="seconds between ticks")
+def scheduler(interval: float) -> None:
+    """The scheduler process (run one or more: each occurrence is claimed once in the database)."""
+    from scheduler.runner import Runner
+
+    services = _services()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo("scheduler started")
+    try:
+        Runner(services).run_forever(stop, interval)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@main.group()
+def jobs() -> None:
+    """Scheduled jobs."""
+
+
+@jobs.command("list")
+def jobs_list() -> None:
+    """Each job's id, schedule, next run (school time), last run and result."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scheduler.runner import Runner
+
+    services = _services(upgrade=True)
+    tz = services.settings.tz
+    table = Table("ID", "计划", "说明", "下次运行", "上次运行", "状态", "结果")
+    for row in Runner(services).status():
+        last = row.last_run
+        table.add_row(row.job.id, row.schedule + (" 上课日" if row.job.school_days_only else ""), row.job.description,
+                      f"{row.next_run.astimezone(tz):%Y-%m-%d %H:%M}" if row.next_run else "-",
+                      f"{last.as_of.astimezone(tz):%Y-%m-%d %H:%M}" if last else "-",
+                      last.status if last else "-", ((last.result or last.error or "") if last else "")[:50])
+    Console(width=220).print(table)
+
+
+@jobs.command("run")
+@click.argument("job_id")
+@click.option("--at", "at", help='run as if at this school time, "YYYY-MM-DD HH:MM"')
+def jobs_run(job_id: str, at: str | None) -> None:
+    """Run one job now (to re-send, or to check what it would do at a given time)."""
+    from datetime import datetime
+
+    from scheduler.runner import Runner
+
+    services = _services(upgrade=True)
+    runner = Runner(services)
+    if job_id not in runner.jobs:
+        raise click.ClickException(f"no job {job_id!r}; see `houqin jobs list`")
+    as_of = None
+    if at:
+        try:
+            as_of = datetime.strptime(at, "%Y-%m-%d %H:%M").replace(tzinfo=services.settings.tz)
+        except ValueError as exc:
+            raise click.BadParameter('use "YYYY-MM-DD HH:MM"', param_hint="--at") from exc
+    run = runner.run_now(job_id, as_of)
+    click.echo(f"{job_id}: {run.status} — {run.result or ''}")
+    if run.error:
+        click.echo(run.error, err=True)
+        sys.exit(1)
+
+
+# -- school data ----------------------------------------------------------------------------------
+def _import_with(label: str, importer: Any, path: str) -> None:
+    services = _services(upgrade=True)
+    try:
+        with services.factory() as session, session.begin():
+            count = importer(session, path)
+    except TableError as exc:
+        click.echo("导入失败，未导入任何数据：", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"{label}导入完成：{count} 条")
+
+
+@main.group()
+def calendar() -> None:
+    """The school calendar: terms, holidays, make-up days (调休)."""
+
+
+@calendar.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def calendar_import(file: str) -> None:
+    """Import calendar days from CSV/XLSX (日期 类型 备注; 类型: 放假 调休 开学 学期结束)."""
+    from bot.school import import_calendar
+
+    _import_with("校历", import_calendar, file)
+
+
+@main.group()
+def drills() -> None:
+    """Emergency drills (应急演练)."""
+
+
+@drills.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def drills_import(file: str) -> None:
+    """Import drills from CSV/XLSX (日期 时间 类型 范围)."""
+    from handlers.safety import import_drills
+
+    _import_with("演练计划", import_drills, file)
+
+
+@main.group()
+def safety() -> None:
+    """The safety-education calendar (安全教育行事历)."""
+
+
+@safety.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def safety_import(file: str) -> None:
+    """Import monthly topics from CSV/XLSX (月份 教育专题 安全活动)."""
+    from handlers.safety import import_topics
+
+    _import_with("安全教育专题", import_topics, file)
+
+
+@main.command()
+@click.argument("key", required=False)
+@click.argument("value", required=False)
+def setting(key: str | None, value: str | None) -> None:
+    """Show the school settings, or set one: houqin setting fire_check_day 5"""
+    from bot.school import DEFAULT_SETTINGS, SETTING_HELP, get_setting, set_setting
+
+    services = _services(upgrade=True)
+    with services.factory() as session, session.begin():
+        if key is None:
+            for k in DEFAULT_SETTINGS:
+                click.echo(f"{k} = {get_setting(session, k)!r}    # {SETTING_HELP[k]}")
+            return
+        if key not in DEFAULT_SETTINGS:
+            raise click.ClickException(f"unknown setting {key!r}; known: {', '.join(DEFAULT_SETTINGS)}")
+        if value is not None:
+            try:
+                set_setting(session, key, value)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+        click.echo(f"{key} = {get_setting(session, key)!r}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
