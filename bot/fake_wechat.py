@@ -8,6 +8,7 @@ injected: a random share of calls answering an error code, or a scripted sequenc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import secrets
@@ -118,7 +119,7 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
     def failed(error: int | None) -> Response | None:
         if error is None:
             return None
-        if error >= 500:  # scripted HTTP failure
+        if 500 <= error < 600:  # scripted HTTP failure; 43004, 45015 ... are WeChat errcodes
             return Response("fake server error", status=error)
         return _err(error)
 
@@ -278,7 +279,5 @@ def serve(port: int, latency: float = 0.0, error_rate: float = 0.0) -> None:
     """`houqin fake-wechat --port P`: run in the foreground until interrupted."""
     fake = FakeWeChat(port, latency=latency, error_rate=error_rate)
     print(f"fake WeChat API on {fake.base_url} (set WECHAT_API_BASE={fake.base_url})", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         fake.server.serve_forever()
-    except KeyboardInterrupt:
-        pass

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import requests.adapters
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 from wechatpy.client import WeChatClient
@@ -83,22 +84,20 @@ def parse_xml(body: bytes | str) -> dict[str, Any]:
 
 
 class Crypto:
-    """Safe-mode encryption: decrypts with the current key or, during a rotation, the previous one."""
+    """Safe-mode encryption with one EncodingAESKey (the Codec holds one per configured key)."""
 
-    def __init__(self, token: str, appid: str, aes_key: str, previous_key: str = "") -> None:
+    def __init__(self, token: str, appid: str, aes_key: str) -> None:
         import base64
 
         self.token = token
         self.appid = appid
-        self._keys = [base64.b64decode(k + "=") for k in (aes_key, previous_key) if k]
+        self._key = base64.b64decode(aes_key + "=")
 
     def decrypt(self, encrypted: str) -> str:
-        for key in self._keys:
-            try:
-                return str(PrpCrypto(key).decrypt(encrypted, self.appid))
-            except Exception:  # noqa: BLE001 - wechatpy raises several types for a wrong key
-                continue
-        raise BadSignature("cannot decrypt with the configured key(s)")
+        try:
+            return str(PrpCrypto(self._key).decrypt(encrypted, self.appid))
+        except Exception as exc:  # noqa: BLE001 - wechatpy raises several types for a wrong key
+            raise BadSignature("cannot decrypt with this key") from exc
 
     def encrypt(self, text: str, nonce: str, timestamp: str | None = None) -> str:
         """The encrypted envelope WeChat expects as a reply (or sends as a request)."""
@@ -112,11 +111,17 @@ class Crypto:
 
     def encrypt_payload(self, plain_xml: str) -> str:
         """The base64 ciphertext WeChat puts in <Encrypt> (the simulator's side of safe mode)."""
-        return str(PrpCrypto(self._keys[0]).encrypt(plain_xml, self.appid).decode())
+        return str(PrpCrypto(self._key).encrypt(plain_xml, self.appid).decode())
+
+
+def _cdata(value: str) -> str:
+    """`value` made safe for wechatpy's <![CDATA[...]]> templates: a "]]>" would end the section early."""
+    return value.replace("]]>", "]]]]><![CDATA[>")
 
 
 def render_text(to_user: str, from_account: str, text: str) -> str:
-    return str(TextReply(source=from_account, target=to_user, content=text, time=int(time.time())).render())
+    return str(TextReply(source=_cdata(from_account), target=_cdata(to_user), content=_cdata(text),
+                         time=int(time.time())).render())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,9 +166,14 @@ class TokenStore:
 class _Client(WeChatClient):  # type: ignore[misc]
     """wechatpy's client pointed at WECHAT_API_BASE; tokens are always passed in by WeChatApi."""
 
-    def __init__(self, api: WeChatApi, timeout: float) -> None:
+    def __init__(self, api: WeChatApi, timeout: float, connections: int) -> None:
         self.API_BASE_URL = api.base + "/cgi-bin/"
         super().__init__(api.appid, api.secret, timeout=timeout, auto_retry=False)
+        # keep a connection per sending thread: requests' default pool of 10 would drop (and
+        # re-handshake) the connections of any thread beyond the tenth
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max(connections, 10))
+        self._http.mount("http://", adapter)
+        self._http.mount("https://", adapter)
 
     def fetch_access_token(self) -> Any:
         raise RuntimeError("tokens come from the shared TokenStore, never from wechatpy's own fetch")
@@ -172,13 +182,14 @@ class _Client(WeChatClient):  # type: ignore[misc]
 class WeChatApi:
     """The calls the project makes, each raising ApiError; the access token comes from `store`."""
 
-    def __init__(self, base: str, appid: str, secret: str, store: TokenStore, timeout: float = 10.0) -> None:
+    def __init__(self, base: str, appid: str, secret: str, store: TokenStore, timeout: float = 10.0,
+                 connections: int = 10) -> None:
         self.base = base.rstrip("/")
         self.appid = appid
         self.secret = secret
         self.store = store
         self.timeout = timeout
-        self._client = _Client(self, timeout)
+        self._client = _Client(self, timeout, connections)
 
     # -- token ---------------------------------------------------------------------------------
     def _fetch_token(self) -> tuple[str, int]:
@@ -258,41 +269,50 @@ class WeChatApi:
 
 
 class Codec:
-    """Opens WeChat's POSTs (plaintext, compatible or safe mode) and seals our replies the same way."""
+    """Opens WeChat's POSTs (plaintext, compatible or safe mode) and seals our replies the same way.
+
+    During a key rotation a message may come encrypted with WECHAT_AES_KEY_PREVIOUS; its reply is
+    sealed with that same key, the one the sender can decrypt.
+    """
 
     def __init__(self, token: str, appid: str, aes_key: str = "", previous_key: str = "",
                  tolerance: int = 300) -> None:
         self.token = token
         self.tolerance = tolerance
-        self.crypto = Crypto(token, appid, aes_key, previous_key) if aes_key else None
+        self.cryptos = [Crypto(token, appid, key) for key in (aes_key, previous_key) if key] if aes_key else []
 
     def verify(self, args: dict[str, str]) -> None:
         """The URL signature every request carries (the GET handshake and every POST)."""
         check_timestamp(args.get("timestamp", ""), self.tolerance)
         check_signature((self.token, args.get("timestamp", ""), args.get("nonce", "")), args.get("signature", ""))
 
-    def open(self, args: dict[str, str], body: bytes) -> tuple[dict[str, Any], bool]:
-        """The message as a dict, and whether it came encrypted (then the reply must be too)."""
+    def open(self, args: dict[str, str], body: bytes) -> tuple[dict[str, Any], Crypto | None]:
+        """The message as a dict, and the Crypto its reply must be sealed with (None: plaintext)."""
         self.verify(args)
         outer = parse_xml(body)
         if args.get("encrypt_type", "raw").lower() != "aes":
             if "Encrypt" in outer and "MsgType" not in outer:
                 raise BadMessage("encrypted body without encrypt_type=aes")
-            return outer, False
-        if self.crypto is None:
+            return outer, None
+        if not self.cryptos:
             raise BadMessage("an encrypted message, but WECHAT_AES_KEY is not set")
         encrypted = outer.get("Encrypt")
         if not isinstance(encrypted, str) or not encrypted:
             raise BadMessage("encrypt_type=aes without an Encrypt element")
         check_signature((self.token, args.get("timestamp", ""), args.get("nonce", ""), encrypted),
                         args.get("msg_signature", ""))
-        return parse_xml(self.crypto.decrypt(encrypted)), True
+        for crypto in self.cryptos:
+            try:
+                plain = crypto.decrypt(encrypted)
+            except BadSignature:
+                continue
+            return parse_xml(plain), crypto
+        raise BadSignature("cannot decrypt with the configured key(s)")
 
-    def seal(self, message: dict[str, Any], text: str, encrypted: bool, nonce: str) -> str:
+    @staticmethod
+    def seal(message: dict[str, Any], text: str, crypto: Crypto | None, nonce: str) -> str:
         """Our reply: "success" for nothing to say, else a text reply, encrypted if the request was."""
         if not text:
             return "success"
         xml = render_text(str(message.get("FromUserName", "")), str(message.get("ToUserName", "")), text)
-        if encrypted and self.crypto is not None:
-            return self.crypto.encrypt(xml, nonce or "houqin")
-        return xml
+        return crypto.encrypt(xml, nonce or "houqin") if crypto is not None else xml

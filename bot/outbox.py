@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 NOT_BOUND = "未绑定微信"
+NOT_FOLLOWING = "已取消关注公众号"
 
 
 def _hhmm(value: str) -> time:
@@ -73,8 +74,9 @@ class Outbox:
         for person in unique:
             openids = person.openids
             if not openids:
+                reason = NOT_FOLLOWING if person.bindings else NOT_BOUND
                 push.deliveries.append(Delivery(person_id=person.id, openid=f"person:{person.id}",
-                                                status=UNDELIVERABLE, last_error=NOT_BOUND))
+                                                status=UNDELIVERABLE, last_error=reason, next_attempt_at=self.now))
                 continue
             due = quiet if quiet is not None and held_for_quiet_hours(person) else self.now
             for openid in openids:

@@ -28,6 +28,8 @@ def cdata(value: object) -> str:
 
 def to_xml(fields: dict[str, Any]) -> str:
     def node(key: str, value: Any) -> str:
+        if isinstance(value, list):  # a repeated element, e.g. <item> in SendPicsInfo's PicList
+            return "".join(node(key, item) for item in value)
         if isinstance(value, dict):
             return f"<{key}>" + "".join(node(k, v) for k, v in value.items()) + f"</{key}>"
         return f"<{key}>{cdata(value)}</{key}>"

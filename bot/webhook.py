@@ -34,7 +34,7 @@ def receive() -> Response:
     if len(body) > limit:
         abort(413)
     try:
-        data, encrypted = services.codec.open(request.args.to_dict(), body)
+        data, crypto = services.codec.open(request.args.to_dict(), body)
     except BadSignature:
         abort(403)
     except BadMessage:
@@ -43,5 +43,5 @@ def receive() -> Response:
     if not message.openid or not message.msg_type:
         abort(400)
     text = services.inbox.handle(message)
-    reply = services.codec.seal(data, text, encrypted, request.args.get("nonce", ""))
+    reply = services.codec.seal(data, text, crypto, request.args.get("nonce", ""))
     return Response(reply, mimetype="text/plain" if reply == "success" else "application/xml")

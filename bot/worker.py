@@ -13,12 +13,14 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
@@ -30,8 +32,13 @@ log = logging.getLogger(__name__)
 
 WINDOW = timedelta(hours=48)
 WINDOW_BUDGET = 5
+# What opens the 48-hour window, as WeChat lists it: any message from the user, following, scanning
+# a QR code, and the click / scan-code menu events. Not VIEW, LOCATION reports, unsubscribing or
+# WeChat's own TEMPLATESENDJOBFINISH notices, which also arrive "from" the user.
+WINDOW_EVENTS = ("subscribe", "scan", "click", "scancode_push", "scancode_waitmsg")
 WINDOW_CLOSED = "客服消息窗口已关闭（48小时内无互动或已达5条上限），且该类推送未配置模板"
 UNSUBSCRIBED = "用户已取消关注或拒收"
+RECORD_EVERY = 0.1  # seconds: run_forever writes finished sends at least this often
 
 
 @dataclass
@@ -73,9 +80,14 @@ class PushWorker:
         self.batch_size = batch_size or max(settings.push_concurrency * 4, 16)
         self.limiter = RateLimiter(settings.push_rate_per_second)
         self.pool = ThreadPoolExecutor(max_workers=settings.push_concurrency, thread_name_prefix="push")
+        # run_forever: custom messages planned but not yet recorded as sent, per openid (the budget)
+        self._custom_inflight: Counter[str] = Counter()
 
     # -- claiming ------------------------------------------------------------------------------
     def claim(self) -> list[Delivery]:
+        return self._claim(self.batch_size)
+
+    def _claim(self, limit: int) -> list[Delivery]:
         now = self.clock()
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
         with self.factory() as session, session.begin():
@@ -84,7 +96,7 @@ class PushWorker:
                 .where(or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
                            and_(Delivery.status == SENDING, Delivery.lease_until < now)))
                 .order_by(Delivery.next_attempt_at, Delivery.id)
-                .limit(self.batch_size)
+                .limit(limit)
             )
             if session.get_bind().dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
@@ -97,7 +109,8 @@ class PushWorker:
                 .values(status=SENDING, claim=token, attempts=Delivery.attempts + 1,
                         lease_until=now + timedelta(seconds=self.settings.push_lease_seconds))
             )
-            return list(session.scalars(select(Delivery).where(Delivery.claim == token)).unique())
+            return list(session.scalars(select(Delivery).where(Delivery.claim == token)
+                                        .order_by(Delivery.next_attempt_at, Delivery.id)).unique())
 
     # -- choosing a channel --------------------------------------------------------------------
     def _windows(self, session: Session, openids: list[str]) -> dict[str, tuple[datetime | None, int]]:
@@ -105,7 +118,8 @@ class PushWorker:
         now = self.clock()
         last = dict(session.execute(
             select(InboundMessage.openid, func.max(InboundMessage.received_at))
-            .where(InboundMessage.openid.in_(openids), InboundMessage.received_at > now - WINDOW)
+            .where(InboundMessage.openid.in_(openids), InboundMessage.received_at > now - WINDOW,
+                   or_(InboundMessage.msg_type != "event", InboundMessage.event.in_(WINDOW_EVENTS)))
             .group_by(InboundMessage.openid)
         ).all())
         result: dict[str, tuple[datetime | None, int]] = {}
@@ -157,8 +171,38 @@ class PushWorker:
             return Outcome(FAILED, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the delivery
             log.exception("push %s to %s failed unexpectedly", delivery.push_id, delivery.openid)
-            return Outcome(PENDING, error=f"{type(exc).__name__}: {exc}",
-                           retry_in=self.settings.push_backoff_seconds)
+            error = f"{type(exc).__name__}: {exc}"
+            if delivery.attempts >= self.settings.push_max_attempts:
+                return Outcome(FAILED, error=f"{error} (gave up after {delivery.attempts} attempts)")
+            return Outcome(PENDING, error=error, retry_in=self.settings.push_backoff_seconds)
+
+    def _budget(self, batch: list[Delivery], windows: dict[str, tuple[datetime | None, int]]
+                ) -> list[tuple[Delivery, tuple[datetime | None, int]]]:
+        """Each delivery with its recipient's window, counting the custom messages ahead of it in
+        this batch as used, so a batch never spends more than the 5-message budget."""
+        queued: dict[str, int] = {}
+        plans = []
+        for delivery in batch:
+            since, used = windows.get(delivery.openid, (None, 0))
+            if delivery.push.kind not in self.settings.templates:
+                ahead = queued.get(delivery.openid, 0)
+                queued[delivery.openid] = ahead + 1
+                used += ahead
+            plans.append((delivery, (since, used)))
+        return plans
+
+    def _plan(self, batch: list[Delivery]) -> list[tuple[Delivery, tuple[datetime | None, int], bool]]:
+        """Each delivery with its recipient's window and whether the recipient can be reached."""
+        openids = sorted({d.openid for d in batch})
+        # only customer-service messages depend on the 48-hour window; a template needs none
+        custom = sorted({d.openid for d in batch if d.push.kind not in self.settings.templates})
+        with self.factory() as session:
+            windows = self._windows(session, custom) if custom else {}
+            reachable = {openid: subscribed and ok for openid, subscribed, ok in session.execute(
+                select(Binding.openid, Binding.subscribed, Binding.reachable).where(Binding.openid.in_(openids)))}
+        for openid, (since, used) in windows.items():  # still being sent by this process: spent too
+            windows[openid] = (since, used + self._custom_inflight.get(openid, 0))
+        return [(d, window, reachable.get(d.openid, False)) for d, window in self._budget(batch, windows)]
 
     # -- one round -----------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -166,30 +210,41 @@ class PushWorker:
         batch = self.claim()
         if not batch:
             return 0
-        openids = sorted({d.openid for d in batch})
-        with self.factory() as session:
-            windows = self._windows(session, openids)
-            reachable = {b.openid: b.subscribed and b.reachable
-                         for b in session.scalars(select(Binding).where(Binding.openid.in_(openids)))}
-        outcomes = list(self.pool.map(
-            lambda d: self._send(d, windows.get(d.openid, (None, 0)), reachable.get(d.openid, False)), batch))
-        now = self.clock()
-        with self.factory() as session, session.begin():
-            for delivery, outcome in zip(batch, outcomes, strict=True):
-                values: dict[str, object] = {"status": outcome.status, "last_error": outcome.error,
-                                             "lease_until": None, "claim": None}
-                if outcome.channel:
-                    values["channel"] = outcome.channel
-                if outcome.status == SENT:
-                    values["sent_at"] = now
-                if outcome.retry_in is not None:
-                    values["next_attempt_at"] = now + timedelta(seconds=outcome.retry_in)
-                # only the claim holder records: a lease taken over by another worker wins
-                session.execute(update(Delivery).where(Delivery.id == delivery.id,
-                                                       Delivery.claim == delivery.claim).values(**values))
-                if outcome.unreachable:
-                    session.execute(update(Binding).where(Binding.openid == delivery.openid).values(reachable=False))
+        outcomes = list(self.pool.map(lambda plan: self._send(*plan), self._plan(batch)))
+        self._record(batch, outcomes)
         return len(batch)
+
+    def _record(self, batch: list[Delivery], outcomes: list[Outcome]) -> None:
+        """Write the batch's outcomes in one transaction: one executemany UPDATE per shape of outcome
+        (sent, retry, final), each row guarded by its claim, so a lease taken over by another worker
+        wins and this worker's late result is dropped."""
+        now = self.clock()
+        groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+        unreachable: list[str] = []
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            values: dict[str, object] = {"status": outcome.status, "last_error": outcome.error}
+            if outcome.channel:
+                values["channel"] = outcome.channel
+            if outcome.status == SENT:
+                values["sent_at"] = now
+            if outcome.retry_in is not None:
+                values["next_attempt_at"] = now + timedelta(seconds=outcome.retry_in)
+            groups.setdefault(tuple(values), []).append(
+                {**{f"v_{k}": v for k, v in values.items()}, "k_id": delivery.id, "k_claim": delivery.claim})
+            if outcome.unreachable:
+                unreachable.append(delivery.openid)
+        table = cast(Table, Delivery.__table__)
+        with self.factory() as session, session.begin():
+            for columns, rows in groups.items():
+                session.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("k_id"), table.c.claim == bindparam("k_claim"))
+                    .values(lease_until=None, claim=None, **{c: bindparam(f"v_{c}") for c in columns}),
+                    rows,
+                )
+            if unreachable:
+                session.execute(update(Binding).where(Binding.openid.in_(sorted(set(unreachable))))
+                                .values(reachable=False))
 
     def drain(self, timeout: float = 30.0) -> int:
         """Deliver everything due now (tests, `houqin outbox --drain`); returns how many were handled."""
@@ -202,14 +257,55 @@ class PushWorker:
         return total
 
     def run_forever(self, stop: threading.Event, idle_sleep: float = 0.5) -> None:
+        """Deliver until `stop` is set, then finish and record what is in flight.
+
+        Unlike a loop of run_once(), sending is pipelined: the next batch is claimed and queued
+        while the current one is still being sent, and finished sends are recorded every
+        RECORD_EVERY seconds, so one slow call holds up its own thread, not a whole batch. What is
+        claimed and not yet sent never exceeds one batch, so the lease covers it as in run_once; a
+        crash repeats only the sends in flight and those finished in the last RECORD_EVERY seconds.
+        """
         log.info("push worker %s started", self.worker_id)
-        while not stop.is_set():
+        inflight: dict[Future[Outcome], Delivery] = {}
+        finished: list[tuple[Delivery, Outcome]] = []
+        last_record = next_claim = time.monotonic()
+        while True:
             try:
-                if not self.run_once():
-                    stop.wait(idle_sleep)
+                if finished and (not inflight or len(finished) >= self.batch_size // 2
+                                 or time.monotonic() - last_record >= RECORD_EVERY):
+                    self._record([d for d, _ in finished], [o for _, o in finished])
+                    for delivery, _ in finished:
+                        if delivery.push.kind not in self.settings.templates:
+                            self._custom_inflight[delivery.openid] -= 1
+                    self._custom_inflight = +self._custom_inflight  # drop the zeros
+                    finished, last_record = [], time.monotonic()
+                room = self.batch_size - len(inflight)
+                if (room > 0 and len(inflight) <= self.settings.push_concurrency and not stop.is_set()
+                        and time.monotonic() >= next_claim):
+                    batch = self._claim(room)
+                    if not batch:  # nothing due: look again after idle_sleep
+                        next_claim = time.monotonic() + idle_sleep
+                    for delivery, window, reachable in self._plan(batch) if batch else []:
+                        if delivery.push.kind not in self.settings.templates:
+                            self._custom_inflight[delivery.openid] += 1
+                        inflight[self.pool.submit(self._send, delivery, window, reachable)] = delivery
+                if inflight:
+                    done, _ = wait(inflight, timeout=RECORD_EVERY, return_when=FIRST_COMPLETED)
+                    finished.extend((inflight.pop(f), f.result()) for f in done)
+                elif not finished:
+                    if stop.is_set():
+                        break
+                    stop.wait(max(0.0, next_claim - time.monotonic()))
             except Exception:  # noqa: BLE001 - keep the worker alive; the database may be restarting
                 log.exception("push worker round failed")
-                stop.wait(2.0)
+                if not stop.is_set():
+                    stop.wait(2.0)
+                elif inflight:
+                    wait(inflight, timeout=2.0)
+                else:
+                    log.error("push worker stopping with %d sends unrecorded: they go again after their lease",
+                              len(finished))
+                    break
         self.pool.shutdown(wait=True)
 
 

@@ -1,0 +1,95 @@
+"""The gateway's inbound half on its own: XML parsing, signatures, safe-mode crypto and key rotation.
+The webhook tests (tests/test_webhook.py) cover the same ground end to end; these pin the edges."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+
+import pytest
+
+from bot.gateway import (
+    BadMessage,
+    BadSignature,
+    Codec,
+    Crypto,
+    check_timestamp,
+    parse_xml,
+    render_text,
+    signature,
+)
+from bot.simulator import to_xml
+
+TOKEN, APPID = "gatewayToken", "wxgateway000000001"
+
+
+def key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()[:43]
+
+
+def args(encrypted: str = "", timestamp: int | None = None, nonce: str = "42") -> dict[str, str]:
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    out = {"signature": signature(TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce}
+    if encrypted:
+        out.update(encrypt_type="aes", msg_signature=signature(TOKEN, ts, nonce, encrypted))
+    return out
+
+
+def test_parse_xml_reads_nested_and_repeated_elements() -> None:
+    body = to_xml({"MsgType": "event", "Event": "pic_weixin", "SendPicsInfo": {
+        "Count": 2, "PicList": {"item": [{"PicMd5Sum": "a"}, {"PicMd5Sum": "b"}]}}})
+    assert parse_xml(body) == {"MsgType": "event", "Event": "pic_weixin", "SendPicsInfo": {
+        "Count": "2", "PicList": {"item": [{"PicMd5Sum": "a"}, {"PicMd5Sum": "b"}]}}}
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"<xml>", b"<notxml/>", b"plain text", b'<!DOCTYPE xml><xml><a>1</a></xml>',
+    b'<!DOCTYPE xml [<!ENTITY e "x">]><xml><a>&e;</a></xml>',
+    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE xml [<!ENTITY e "x">]><xml><a>&e;</a></xml>'.encode("utf-16"),
+])
+def test_parse_xml_refuses_malformed_and_dtd_bodies(body: bytes) -> None:
+    with pytest.raises(BadMessage):
+        parse_xml(body)
+
+
+def test_render_text_survives_cdata_terminators() -> None:
+    xml = render_text("o]]>user", "gh_houqin", "echo: ]]><b>&amp; 😀")
+    fields = parse_xml(xml)
+    assert fields["Content"] == "echo: ]]><b>&amp; 😀" and fields["ToUserName"] == "o]]>user"
+
+
+@pytest.mark.parametrize(("offset", "ok"), [(0, True), (300, True), (-300, True), (301, False), (-301, False)])
+def test_timestamp_tolerance_is_300_seconds(offset: int, ok: bool) -> None:
+    now = 1_800_000_000.0
+    if ok:
+        check_timestamp(str(int(now) + offset), 300, now=now)
+    else:
+        with pytest.raises(BadSignature):
+            check_timestamp(str(int(now) + offset), 300, now=now)
+
+
+def test_codec_opens_with_the_previous_key_and_seals_with_it() -> None:
+    old, new = key(), key()
+    codec = Codec(TOKEN, APPID, aes_key=new, previous_key=old)
+    message = to_xml({"ToUserName": "gh", "FromUserName": "oUser", "CreateTime": 1, "MsgType": "text",
+                      "Content": "我", "MsgId": 1})
+    for sender_key in (new, old):
+        sender = Crypto(TOKEN, APPID, sender_key)
+        encrypted = sender.encrypt_payload(message)
+        data, crypto = codec.open(args(encrypted), to_xml({"ToUserName": "gh", "Encrypt": encrypted}).encode())
+        assert data["Content"] == "我"
+        sealed = parse_xml(codec.seal(data, "你好", crypto, "42"))
+        assert parse_xml(sender.decrypt(sealed["Encrypt"]))["Content"] == "你好"  # the sender can read it
+    stranger = Crypto(TOKEN, APPID, key()).encrypt_payload(message)
+    with pytest.raises(BadSignature):
+        codec.open(args(stranger), to_xml({"ToUserName": "gh", "Encrypt": stranger}).encode())
+
+
+def test_codec_plaintext_reply_and_success() -> None:
+    codec = Codec(TOKEN, APPID, aes_key=key())
+    data, crypto = codec.open(args(), to_xml({"FromUserName": "oUser", "ToUserName": "gh", "MsgType": "text",
+                                              "Content": "hi"}).encode())
+    assert crypto is None
+    assert codec.seal(data, "", crypto, "42") == "success"
+    assert parse_xml(codec.seal(data, "好", crypto, "42"))["Content"] == "好"
