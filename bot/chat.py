@@ -36,7 +36,7 @@ def _watch_pushes(fake_url: str, openid: str, stop: threading.Event) -> None:
     since = time.time()
     while not stop.wait(1.0):
         try:
-            calls = requests.get(f"{fake_url}/_fake/calls", params={"openid": openid, "since": since},
+            calls = requests.get(f"{fake_url}/_fake/calls", params={"openid": openid, "since": str(since)},
                                  timeout=5).json()
         except (requests.RequestException, ValueError):
             continue

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import uuid
+from datetime import date, datetime
 from typing import Any
 
 import click
@@ -89,6 +90,9 @@ def serve(host: str, port: int, demo: bool) -> None:
     stop = threading.Event()
     worker = services.worker()
     threading.Thread(target=worker.run_forever, args=(stop,), name="push-worker", daemon=True).start()
+    from bot.media import media_worker
+
+    threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
     from scheduler.runner import Runner
 
     runner = Runner(services)
@@ -126,6 +130,9 @@ def worker() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo(f"push worker started (database {services.db_engine.url.render_as_string(hide_password=True)})")
+    from bot.media import media_worker
+
+    threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
     try:
         services.worker().run_forever(stop)
     except KeyboardInterrupt:
@@ -441,6 +448,233 @@ def setting(key: str | None, value: str | None) -> None:
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from exc
         click.echo(f"{key} = {get_setting(session, key)!r}")
+
+
+@main.command("wechat-menu")
+@click.option("--upload", is_flag=True, help="create it on the official account (WECHAT_API_BASE)")
+def wechat_menu(upload: bool) -> None:
+    """Print the official account's menu, or upload it."""
+    from bot.gateway import ApiError
+    from bot.wechat_menu import menu_for
+    from handlers import CAPABILITIES
+
+    menu = menu_for(CAPABILITIES)
+    if not upload:
+        click.echo(json.dumps(menu, ensure_ascii=False, indent=2))
+        return
+    services = _services(upgrade=True)
+    try:
+        services.api.create_menu(menu)
+    except ApiError as exc:
+        raise click.ClickException(f"WeChat refused the menu: {exc}") from exc
+    click.echo("菜单已上传。")
+
+
+# -- repairs: rooms, assets, categories, QR sheets, the ledger --------------------------------------
+@main.group()
+def rooms() -> None:
+    """Rooms: where repairs happen, with their QR codes."""
+
+
+@rooms.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def rooms_import(file: str) -> None:
+    """Import rooms from CSV/XLSX (楼栋 楼层 房间 别名 负责人)."""
+    from handlers.repair import import_rooms
+
+    _import_with("房间", import_rooms, file)
+
+
+@main.group()
+def assets() -> None:
+    """Assets (equipment) by asset code."""
+
+
+@assets.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def assets_import(file: str) -> None:
+    """Import assets from CSV/XLSX (编号 名称 类别 房间)."""
+    from handlers.repair import import_assets
+
+    _import_with("资产", import_assets, file)
+
+
+@main.group("repair-categories", invoke_without_command=True)
+@click.pass_context
+def repair_categories(ctx: click.Context) -> None:
+    """The repair categories and their keywords (the first matching category wins)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from handlers.repair import category_map
+
+    services = _services(upgrade=True)
+    with services.factory() as session:
+        for name, words in category_map(session):
+            click.echo(f"{name}: {'、'.join(words) or '（其余）'}")
+
+
+@repair_categories.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def repair_categories_import(file: str) -> None:
+    """Replace the keyword map from CSV/XLSX (类别 关键词; keywords separated by ; or 、)."""
+    from handlers.repair import import_categories
+
+    _import_with("报修类别", import_categories, file)
+
+
+@main.group()
+def qr() -> None:
+    """Printable A4 sheets of permanent parametric QR codes."""
+
+
+def _qr_sheet(kind: str, out: str) -> None:
+    from bot.gateway import ApiError
+    from bot.qrsheet import asset_card, ensure_codes, post_card, render_sheet, room_card
+    from models import Asset, DutyPost, Room
+
+    model, card, heading, hint = {
+        "room": (Room, room_card, "扫码报修 · 房间", "微信扫一扫 · 报修"),
+        "asset": (Asset, asset_card, "扫码报修 · 设备", "微信扫一扫 · 报修"),
+        "post": (DutyPost, post_card, "值日签到 · 岗位", "微信扫一扫 · 签到"),
+    }[kind]
+    services = _services(upgrade=True)
+    try:
+        cards, created = ensure_codes(services.factory, services.api, model, kind, card)  # type: ignore[arg-type]
+    except ApiError as exc:
+        raise click.ClickException(f"WeChat refused to create a QR code: {exc}") from exc
+    if not cards:
+        raise click.ClickException(f"no {kind}s registered yet: import them first")
+    pages = render_sheet(cards, out, heading, hint)
+    click.echo(f"{len(cards)} 个二维码（新建 {created} 个），{pages} 页：{out}")
+
+
+@qr.command("rooms")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the PDF to write")
+def qr_rooms(out: str) -> None:
+    """A sheet of every room's code (scanning it starts a repair for that room)."""
+    _qr_sheet("room", out)
+
+
+@qr.command("assets")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the PDF to write")
+def qr_assets(out: str) -> None:
+    """A sheet of every asset's code (scanning it starts a repair for that asset)."""
+    _qr_sheet("asset", out)
+
+
+@main.group()
+def export() -> None:
+    """Monthly ledgers (台账) as XLSX."""
+
+
+@export.command("repairs")
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
+def export_repairs(month: str, out: str) -> None:
+    """报修台账 (tickets filed in the month), 巡查隐患台账, and the per-staff summary."""
+
+    from bot.export import Sheet, write_workbook
+    from handlers.repair import LEDGER_HEADER, STAFF_HEADER, repair_ledger
+
+    first = _month(month)
+    services = _services(upgrade=True)
+    with services.factory() as session:
+        ledger = repair_ledger(session, first, services.settings.tz)
+    write_workbook(out, [Sheet("报修台账", LEDGER_HEADER, ledger.tickets),
+                         Sheet("巡查隐患台账", LEDGER_HEADER, ledger.hazards),
+                         Sheet("维修人员统计", STAFF_HEADER, ledger.staff)])
+    click.echo(f"{month} 报修 {len(ledger.tickets)} 张（隐患 {len(ledger.hazards)} 张）：{out}")
+
+
+@export.command("bus")
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
+def export_bus(month: str, out: str) -> None:
+    """校车台账: a row per trip (expected, boarded, alighted, alerts, acknowledgements) and the leave records."""
+
+    from bot.export import Sheet, write_workbook
+    from handlers.bus import LEAVE_HEADER, TRIP_HEADER, bus_ledger
+
+    first = _month(month)
+    services = _services(upgrade=True)
+    with services.factory() as session:
+        trips, leaves = bus_ledger(session, first, services.settings.tz)
+    write_workbook(out, [Sheet("校车台账", TRIP_HEADER, trips), Sheet("请假记录", LEAVE_HEADER, leaves)])
+    click.echo(f"{month} 校车 {len(trips)} 趟，请假 {len(leaves)} 条：{out}")
+
+
+@main.group()
+def routes() -> None:
+    """School-bus routes (校车线路)."""
+
+
+@routes.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def routes_import(file: str) -> None:
+    """Import routes from CSV/XLSX, one row per stop in order (线路 别名 车牌 司机 司机电话 跟车老师 站点 上学时间 放学时间)."""
+    from handlers.bus import import_routes
+
+    _import_with("校车线路", import_routes, file)
+
+
+@qr.command("posts")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the PDF to write")
+def qr_posts(out: str) -> None:
+    """A sheet of every duty post's code (scanning it checks in at that post)."""
+    _qr_sheet("post", out)
+
+
+@main.group()
+def posts() -> None:
+    """Duty posts (值日岗位)."""
+
+
+@posts.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def posts_import(file: str) -> None:
+    """Import posts from CSV/XLSX (岗位 纬度 经度 半径; without coordinates the school's geofence applies)."""
+    from handlers.duty import import_posts
+
+    _import_with("值日岗位", import_posts, file)
+
+
+@main.group()
+def duty() -> None:
+    """The duty roster (值日表)."""
+
+
+@duty.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def duty_import(file: str) -> None:
+    """Import the roster from CSV/XLSX (星期 or 日期, 时段, 岗位, 教师): 星期 rows are the weekly pattern,
+    日期 rows dated overrides."""
+    from handlers.duty import import_roster
+
+    _import_with("值日表", import_roster, file)
+
+
+@export.command("duty")
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
+def export_duty(month: str, out: str) -> None:
+    """值日台账: a row per post and slot (rostered, who checked in, how, when, status) and a per-teacher summary."""
+    from bot.export import Sheet, write_workbook
+    from handlers.duty import SHIFT_HEADER, TEACHER_HEADER, duty_ledger
+
+    first = _month(month)
+    services = _services(upgrade=True)
+    with services.factory() as session:
+        rows, teachers = duty_ledger(session, first, services.settings.tz)
+    write_workbook(out, [Sheet("值日台账", SHIFT_HEADER, rows), Sheet("教师汇总", TEACHER_HEADER, teachers)])
+    click.echo(f"{month} 值日 {len(rows)} 岗次：{out}")
+
+
+def _month(month: str) -> date:
+    """--month YYYY-MM as the month's first day."""
+    try:
+        return datetime.strptime(month, "%Y-%m").date()
+    except ValueError as exc:
+        raise click.BadParameter("use YYYY-MM, e.g. 2026-11", param_hint="--month") from exc
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,63 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_SECONDS = 30.0
+
+
+class _QueuedSQLiteConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions queue on an advisory lock file.
+
+    SQLite's own busy handler makes a writer that finds the database locked sleep 1, 2, 5, 10, 15...
+    ms before it looks again, so with several processes writing most of the waiting is spent asleep
+    after the lock is already free. Writers here first take `<db>-writer.lock` (polled every 50 µs
+    to 1 ms), then BEGIN IMMEDIATE; the lock is let go right after COMMIT or ROLLBACK. SQLite's lock
+    stays the real guard (the file only orders our own writers); a writer that waits longer than
+    SQLITE_BUSY_SECONDS gets "database is locked", as it would from SQLite.
+    """
+
+    writer_lock: int | None = None  # file descriptor, set on connect
+    holds_lock = False
+
+    def queue_for_write(self) -> None:
+        if self.writer_lock is None:
+            return
+        deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+        delay = 0.00005
+        while True:
+            try:
+                fcntl.flock(self.writer_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.holds_lock = True
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError("database is locked (waited for the writer queue)") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.001)
+
+    def leave_queue(self) -> None:
+        if self.holds_lock and self.writer_lock is not None:
+            self.holds_lock = False
+            fcntl.flock(self.writer_lock, fcntl.LOCK_UN)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.leave_queue()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.leave_queue()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.writer_lock is not None:
+                os.close(self.writer_lock)  # also releases the lock
+                self.writer_lock = None
 
 
 def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
@@ -22,13 +83,20 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
     (tests use a schema of their own per run).
     """
     if url.startswith("sqlite"):
+        lock_file: Path | None = None
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+            db_file = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+            db_file.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = db_file.with_name(db_file.name + "-writer.lock")
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False,
+                                                  "factory": _QueuedSQLiteConnection}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # let SQLAlchemy's begin() emit BEGIN
+            if lock_file is not None:
+                with suppress(OSError):  # a read-only directory: no queue, SQLite's busy timeout alone
+                    dbapi_conn.writer_lock = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -40,7 +108,13 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # Take the write lock at the start so concurrent writers queue instead of failing
             # with "database is locked" when a read transaction tries to upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi_conn = conn.connection.dbapi_connection
+            dbapi_conn.queue_for_write()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                dbapi_conn.leave_queue()
+                raise
 
         return engine
     if url.startswith("postgresql://"):

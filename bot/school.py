@@ -6,7 +6,9 @@ School days: Monday to Friday unless the calendar marks a holiday, plus make-up 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -20,12 +22,38 @@ DEFAULT_SETTINGS = {
     "fire_check_day": "5",  # day of the month the fire self-check reminder goes out
     "fire_check_category": "消防",  # staff responsible for this category get the reminder
     "bus_manager": "",  # 校车管理 (宦欢 in seeds/001): name of the person
+    "duty_slots": "课间 09:40-10:00;午间 12:00-12:40;放学 16:00-16:30",  # name HH:MM-HH:MM, ";"-separated
+    "school_latitude": "",  # the school's geofence, for posts without their own
+    "school_longitude": "",
+    "school_radius": "200",  # metres
+    "bus_am_deadline": "08:00",  # the morning trip's counts are due by its arrival at school
+    "bus_pm_deadline": "17:15",  # the afternoon trip's counts are due by its last stop
+    "work_start": "07:30",  # working hours on school days, for the repair deadlines
+    "work_end": "17:00",
+    "repair_accept_hours": "2",  # working hours a new repair may wait for 接单 before admin is told
+    "repair_done_days": "3",  # days a repair may take before admin is told
+    "repair_urgent_done_hours": "4",  # hours an urgent repair may take
+    "repair_urgent_words": "漏电;冒烟;漏水;玻璃碎;着火;起火;火灾;触电;烧焦;焦味;煤气;燃气;坍塌;掉落;砸伤;跑水",
 }
 SETTING_HELP = {
     "fire_check_day": "每月消防设备自检提醒日（1-28）",
     "fire_check_category": "负责消防自检的后勤类别",
     "bus_manager": "校车管理负责人姓名",
+    "duty_slots": "值日时段（名称 HH:MM-HH:MM，分号分隔）",
+    "school_latitude": "学校纬度（位置签到）",
+    "school_longitude": "学校经度（位置签到）",
+    "school_radius": "学校签到范围（米）",
+    "bus_am_deadline": "上学趟人数报告截止时间（HH:MM）",
+    "bus_pm_deadline": "放学趟人数报告截止时间（HH:MM）",
+    "work_start": "上课日工作时间开始（HH:MM）",
+    "work_end": "上课日工作时间结束（HH:MM）",
+    "repair_accept_hours": "报修多少个工作小时未接单报管理员",
+    "repair_done_days": "报修多少天未完成报管理员",
+    "repair_urgent_done_hours": "紧急报修多少小时未完成报管理员",
+    "repair_urgent_words": "紧急报修关键词（分号分隔）",
 }
+TIME_SETTINGS = ("work_start", "work_end", "bus_am_deadline", "bus_pm_deadline")
+NUMBER_SETTINGS = ("repair_accept_hours", "repair_done_days", "repair_urgent_done_hours")
 
 KIND_WORDS = {
     HOLIDAY: (HOLIDAY, "假期", "节假日", "放假", "休息"),
@@ -37,6 +65,36 @@ CALENDAR_COLUMNS = {"date": ("日期",), "kind": ("类型", "类别"), "note": (
 
 
 # -- settings ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Slot:
+    """A duty slot such as 课间 09:40-10:00."""
+
+    name: str
+    start: time
+    end: time
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}（{self.start:%H:%M}–{self.end:%H:%M}）"
+
+
+def parse_slots(text: str) -> list[Slot]:
+    slots = []
+    for part in filter(None, (p.strip() for p in re.split(r"[;；]", text))):
+        m = re.fullmatch(r"(\S+)\s+([01]?\d|2[0-3]):([0-5]\d)\s*[-–~]\s*([01]?\d|2[0-3]):([0-5]\d)", part)
+        if m is None:
+            raise ValueError(f"duty slot {part!r} must look like 课间 09:40-10:00")
+        slot = Slot(m[1], time(int(m[2]), int(m[3])), time(int(m[4]), int(m[5])))
+        if slot.end <= slot.start:
+            raise ValueError(f"duty slot {part!r} ends before it starts")
+        slots.append(slot)
+    return slots
+
+
+def duty_slots(db: Session) -> list[Slot]:
+    return parse_slots(get_setting(db, "duty_slots"))
+
+
 def get_setting(db: Session, key: str) -> str:
     row = db.get(SchoolSetting, key)
     return row.value if row is not None else DEFAULT_SETTINGS[key]
@@ -47,6 +105,17 @@ def set_setting(db: Session, key: str, value: str) -> None:
         raise KeyError(key)
     if key == "fire_check_day" and not (value.isdigit() and 1 <= int(value) <= 28):
         raise ValueError("fire_check_day must be a day of the month from 1 to 28")
+    if key in TIME_SETTINGS and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError(f"{key} must be a time of day HH:MM, e.g. 07:30")
+    if key in NUMBER_SETTINGS and not re.fullmatch(r"\d+(\.\d+)?", value):
+        raise ValueError(f"{key} must be a positive number")
+    if key == "duty_slots":
+        parse_slots(value)
+    if key in ("school_latitude", "school_longitude", "school_radius") and value:
+        try:
+            float(value)
+        except ValueError as exc:
+            raise ValueError(f"{key} must be a number") from exc
     row = db.get(SchoolSetting, key)
     if row is None:
         db.add(SchoolSetting(key=key, value=value))
@@ -92,6 +161,19 @@ class Calendar:
                 days.append(day)
             day += timedelta(days=1)
         return days
+
+    def working_hours(self, start: datetime, end: datetime, tz: tzinfo, opens: time, closes: time) -> float:
+        """Hours between two moments that fall inside working hours (`opens`-`closes`) on school days."""
+        if end <= start:
+            return 0.0
+        total, day, last = 0.0, start.astimezone(tz).date(), end.astimezone(tz).date()
+        while day <= last:  # bounded by the span; callers ask about days, not years
+            if self.is_school_day(day):
+                lo = max(start, datetime.combine(day, opens, tzinfo=tz))
+                hi = min(end, datetime.combine(day, closes, tzinfo=tz))
+                total += max(0.0, (hi - lo).total_seconds()) / 3600
+            day += timedelta(days=1)
+        return total
 
     def month_school_days(self, day: date) -> list[date]:
         first = day.replace(day=1)

@@ -64,7 +64,8 @@ class Services:
     @cached_property
     def api(self) -> WeChatApi:
         s = self.settings
-        return WeChatApi(s.wechat_api_base, s.wechat_appid, s.wechat_secret, self.token_store)
+        return WeChatApi(s.wechat_api_base, s.wechat_appid, s.wechat_secret, self.token_store,
+                         connections=s.push_concurrency)
 
     def worker(self) -> PushWorker:
         return PushWorker(self.factory, self.settings, self.api, clock=self.now)

@@ -4,7 +4,7 @@ a message gets it. Add a capability by importing its Conversation(s) here."""
 from __future__ import annotations
 
 from bot.engine import Conversation
-from handlers import identity, safety
+from handlers import bus, duty, identity, repair, safety
 
 CAPABILITIES: list[Conversation] = [
     identity.follow,
@@ -13,4 +13,19 @@ CAPABILITIES: list[Conversation] = [
     identity.whoami,
     safety.drill,
     safety.fire_check,
+    repair.repair,
+    repair.my_repairs,
+    repair.accept,
+    repair.finish,
+    repair.transfer,
+    repair.reopen,
+    repair.patrol,
+    repair.ticket_view,
+    bus.bus,
+    bus.ack,
+    bus.leave,
+    bus.subscription,
+    duty.checkin,
+    duty.swap,
+    duty.agree,
 ]

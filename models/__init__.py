@@ -1,7 +1,9 @@
 """All models, imported here so that metadata (and Alembic) sees every table."""
 
 from models.base import Base, utcnow
+from models.bus import BusAlarm, BusLeave, BusRoute, BusStop, BusSubscription, BusTrip
 from models.conversation import ConversationState
+from models.duty import DutyCheckin, DutyOverride, DutyPost, DutyRoster, DutyShift, DutySwap
 from models.identity import (
     ROLE_NAMES,
     ROLES,
@@ -15,10 +17,11 @@ from models.identity import (
 )
 from models.inbound import InboundMessage
 from models.outbox import AccessToken, Delivery, Push
+from models.repair import Asset, RepairCategory, RepairTicket, Room, TicketFollower, TicketPhoto
 from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
 
 __all__ = [
-    "ROLES", "ROLE_NAMES", "AccessToken", "Base", "BindAttempt", "BindCode", "Binding", "ConversationState",
-    "CalendarDay", "Delivery", "Drill", "FireCheck", "InboundMessage", "JobRun", "ParentLink", "Person", "PersonRole", "Push", "SafetyTopic", "SchoolSetting", "Student", "utcnow",
+    "ROLES", "ROLE_NAMES", "AccessToken", "BusAlarm", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConversationState", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
+    "CalendarDay", "Delivery", "Drill", "FireCheck", "InboundMessage", "JobRun", "ParentLink", "Person", "PersonRole", "Push", "RepairCategory", "RepairTicket", "Room", "SafetyTopic", "SchoolSetting", "Student", "TicketFollower", "TicketPhoto", "utcnow",
 ]

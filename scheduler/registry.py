@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler import Job, digest, safety
+from scheduler import Job, bus, digest, duty, repair, safety
 
 JOBS: list[Job] = [
     Job("remind_drill_eve", safety.remind_drill_eve, {"hour": "16", "minute": "0"},
@@ -19,6 +19,18 @@ JOBS: list[Job] = [
         "每月消防设备自检提醒", school_days_only=True),
     Job("escalate_fire_check", safety.escalate_fire_check, {"hour": "8", "minute": "30"},
         "消防自检3天未完成报管理员", school_days_only=True),
+    Job("escalate_unaccepted_repairs", repair.escalate_unaccepted_repairs, {"hour": "7-17", "minute": "*/10"},
+        "报修超过2个工作小时未接单报管理员", school_days_only=True, grace_seconds=600),
+    Job("escalate_overdue_repairs", repair.escalate_overdue_repairs, {"minute": "*/10"},
+        "报修3天未完成（紧急4小时）报管理员", grace_seconds=600),
+    Job("watch_bus_reports", bus.watch_bus_reports, {"hour": "7-19", "minute": "*"},
+        "校车截止后15分钟未报人数提醒跟车老师，30分钟报管理员", school_days_only=True, grace_seconds=300),
+    Job("repeat_bus_alarms", bus.repeat_bus_alarms, {"minute": "*"},
+        "校车下车少人警报每5分钟重复直到确认", grace_seconds=300),
+    Job("remind_duty", duty.remind_duty, {"hour": "6-18", "minute": "*"},
+        "值日开始前10分钟提醒值日教师", school_days_only=True, grace_seconds=300),
+    Job("record_missed_duty", duty.record_missed_duty, {"hour": "6-20", "minute": "*"},
+        "值日开始10分钟后未签到记缺岗并告知教师", school_days_only=True, grace_seconds=300),
     Job("send_daily_digest", digest.send_daily_digest, {"hour": "17", "minute": "0"},
         "17:00 后勤日报给管理员", school_days_only=True),
 ]

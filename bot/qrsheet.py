@@ -1,0 +1,109 @@
+"""Printable sheets of permanent parametric QR codes: rooms and assets (repairs), duty posts (check-in).
+
+Codes are created once through the WeChat API (`QR_LIMIT_STR_SCENE`, scene "<kind>:<id>") and kept on
+their row, so printing again reuses them. The sheet is an A4 PDF drawn with reportlab; Chinese labels
+use the built-in CID font STSong-Light, so no font file is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.gateway import WeChatApi
+from models import Asset, DutyPost, Room
+
+FONT = "STSong-Light"
+COLUMNS, ROWS = 3, 4
+HINT = "微信扫一扫 · 报修"
+Coded = TypeVar("Coded", Room, Asset, DutyPost)  # a row with a QR code: id, qr_url, qr_ticket
+
+
+@dataclass
+class QrCard:
+    title: str  # the room's name, large
+    subtitle: str  # building and floor, or the asset's code
+    url: str  # what the code encodes: the URL the WeChat API returned
+
+
+def ensure_codes(factory: sessionmaker[Session], api: WeChatApi, model: type[Coded], kind: str,
+                 card: Callable[[Coded], QrCard]) -> tuple[list[QrCard], int]:
+    """Every row's card, creating the codes still missing (each saved at once, so a failure part-way
+    keeps what was made). Returns the cards and how many codes were created."""
+    created = 0
+    with factory() as db:
+        missing = list(db.scalars(select(model.id).where(model.qr_url == "").order_by(model.id)))
+    for row_id in missing:
+        result = api.create_qrcode(f"{kind}:{row_id}")
+        with factory() as db, db.begin():
+            row = db.get(model, row_id)
+            if row is not None and not row.qr_url:
+                row.qr_url, row.qr_ticket = str(result["url"]), str(result.get("ticket", ""))
+                created += 1
+    with factory() as db:
+        cards = [card(row) for row in db.scalars(select(model).order_by(model.id))]
+    return cards, created
+
+
+def room_card(room: Room) -> QrCard:
+    return QrCard(room.name, room.where, room.qr_url)
+
+
+def asset_card(asset: Asset) -> QrCard:
+    where = f"{asset.room.name} · " if asset.room else ""
+    return QrCard(asset.name, f"{where}{asset.code}", asset.qr_url)
+
+
+def post_card(post: DutyPost) -> QrCard:
+    return QrCard(post.name, "值日岗位", post.qr_url)
+
+
+def render_sheet(cards: Sequence[QrCard], out: str | Path, heading: str, hint: str = HINT) -> int:
+    """Draw the cards on A4 pages, 3 by 4; returns the number of pages."""
+    from reportlab.graphics import renderPDF
+    from reportlab.graphics.barcode.qr import QrCodeWidget
+    from reportlab.graphics.shapes import Drawing
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen.canvas import Canvas
+
+    if FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+    width, height = A4
+    margin, top = 12 * mm, 22 * mm
+    cell_w, cell_h = (width - 2 * margin) / COLUMNS, (height - margin - top) / ROWS
+    size = min(cell_w, cell_h) - 22 * mm
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas = Canvas(str(out), pagesize=A4)
+    canvas.setTitle(heading)
+    per_page = COLUMNS * ROWS
+    pages = max(1, -(-len(cards) // per_page))
+    for page in range(pages):
+        canvas.setFont(FONT, 16)
+        canvas.drawCentredString(width / 2, height - 14 * mm, f"{heading}（第{page + 1}/{pages}页）")
+        for i, card in enumerate(cards[page * per_page:(page + 1) * per_page]):
+            col, row = i % COLUMNS, i // COLUMNS
+            x0, y0 = margin + col * cell_w, height - top - (row + 1) * cell_h
+            canvas.setDash(2, 3)
+            canvas.rect(x0 + 2 * mm, y0 + 2 * mm, cell_w - 4 * mm, cell_h - 4 * mm)  # cut lines
+            canvas.setDash()
+            widget = QrCodeWidget(card.url, barLevel="M")
+            x1, y1, x2, y2 = widget.getBounds()
+            drawing = Drawing(size, size, transform=[size / (x2 - x1), 0, 0, size / (y2 - y1), 0, 0])
+            drawing.add(widget)
+            renderPDF.draw(drawing, canvas, x0 + (cell_w - size) / 2, y0 + 17 * mm)
+            canvas.setFont(FONT, 13)
+            canvas.drawCentredString(x0 + cell_w / 2, y0 + 11 * mm, card.title[:16])
+            canvas.setFont(FONT, 8)
+            canvas.drawCentredString(x0 + cell_w / 2, y0 + 6 * mm, f"{card.subtitle}  {hint}".strip()[:40])
+        canvas.showPage()
+    canvas.save()
+    return pages

@@ -1,0 +1,453 @@
+"""School bus (校车): headcounts per trip against the roster, the left-on-bus alarm and its 确认,
+leave (请假/销假), parents' arrival notices (订阅 校车), and the routes import.
+
+Before 12:00 a report is for the morning trip (上学: children board at stops, alight at school),
+after it for the afternoon trip (放学). Expected = the route's students less those on leave.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.engine import Context, Conversation, Incoming, Reply
+from bot.school import admins, get_setting
+from bot.tables import TableError, read_table
+from bot.text import chinese_to_int, normalize, parse_number
+from models import ParentLink, Person, Student
+from models.bus import (
+    AFTERNOON,
+    BOARD,
+    MORNING,
+    TRIP_NAMES,
+    BusAlarm,
+    BusLeave,
+    BusRoute,
+    BusStop,
+    BusSubscription,
+    BusTrip,
+)
+
+MAX_COUNT = 200
+NOON = time(12, 0)
+LEAVE_HORIZON = timedelta(days=31)
+WEEKDAYS = "一二三四五六日"
+
+HELP_COUNT = "校车 线路 上车|下车 人数 — 报告本趟校车人数（也可语音：三号线上车四十二人）"
+HELP_ACK = "确认 线路 — 确认校车警报（管理员、校车管理）"
+HELP_LEAVE = "请假 孩子姓名 [今天|明天|日期] [上学|放学|全天] — 孩子不坐校车；销假 孩子姓名 [日期] — 撤销"
+HELP_SUBSCRIBE = "订阅 校车 / 退订 校车 — 孩子的上学校车到校时通知我"
+
+COUNT_USAGE = "请按格式发送：校车 线路 上车|下车 人数，例如：校车 3号线 上车 42"
+UNKNOWN_ROUTE = "没有找到线路「{route}」。现有线路：{routes}。"
+BAD_COUNT = "人数「{value}」不对：请填写 0 到 200 之间的整数。"
+COUNT_REPLY = "{route} {trip}趟 {direction}：应到 {expected} 人，实到 {count} 人，{diff}。{extra}"
+REPLACED = "（已更新，之前报告为 {old} 人）"
+DIFF_NONE = "人数相符"
+MISMATCH_TOLD = "已通知校车管理和管理员核对名单。"
+MISMATCH_ALERT = ("【校车人数不符】{route} {trip}趟上车 {count} 人，应到 {expected} 人（{diff}）。报告人：{who}。\n"
+                  "应乘车学生：{names}{leave}")
+ALARM_TEXT = ("【校车警报】{route} {trip}趟下车 {alighted} 人，少于上车 {boarded} 人：可能有 {missing} 名学生仍在车上！"
+              "请立即检查车厢。车牌 {plate}，跟车老师 {who}。处理后发送「确认 {number}号线」。")
+ALARM_REPEAT = "【校车警报·第{n}次提醒】"
+ALARM_TOLD = "⚠ 下车人数少于上车人数！请立即检查车厢每一排座位。已通知校车管理和管理员，每5分钟提醒直到确认。"
+DATA_ERROR = "下车人数多于上车人数（{alighted} > {boarded}），请核对后重新报告。"
+NO_BOARD_YET = "本趟还没有上车人数，请补报：校车 {number}号线 上车 人数。"
+ACK_USAGE = "请按格式发送：确认 线路，例如：确认 3号线"
+ACK_NONE = "{route}目前没有未确认的警报。"
+ACK_DONE = "已确认{route}警报（{count}条），确认人：{who}，时间 {at}。"
+ACK_TOLD = "【校车警报已确认】{route} {trip}趟警报已由{who}于 {at} 确认。"
+ACK_REFUSED = "抱歉，「确认」仅限管理员和校车管理负责人使用。"
+ARRIVAL = "【到校通知】{student}乘坐的{route}校车已于 {at} 到校。"
+LEAVE_USAGE = "请按格式发送：请假 孩子姓名 [今天|明天|日期] [上学|放学|全天]，例如：请假 陈小明 明天 上学"
+LEAVE_NO_CHILD = "没有找到你关联的学生「{name}」。你关联的学生：{mine}。"
+LEAVE_NO_STUDENT = "没有找到学生「{name}」。"
+LEAVE_AMBIGUOUS = "有多名学生叫「{name}」（{classes}），请写成「班级+姓名」，例如：{example}"
+LEAVE_BAD_DAY = "日期「{value}」不对：请写今天、明天、后天或日期（如 11月24日），且在今后一个月内。"
+LEAVE_NO_ROUTE = "{name}没有登记校车线路，无需请假。"
+LEAVE_DONE = "已为{name}请假：{day} {trips}校车不乘坐。发送「销假 {name} {day_short}」可撤销。"
+UNLEAVE_DONE = "已为{name}销假：{day} 照常乘坐校车。"
+UNLEAVE_NONE = "{name}在{day}没有校车请假记录。"
+SUBSCRIBED = "已订阅：{names}的上学校车到校时会通知你。发送「退订 校车」取消。"
+UNSUBSCRIBED = "已退订校车到校通知。"
+SUBSCRIBE_USAGE = "请发送「订阅 校车」或「退订 校车」。"
+NO_CHILD_ON_BUS = "你关联的学生都没有登记校车线路。"
+
+TRIP_WORDS = {"上学": MORNING, "早上": MORNING, "上午": MORNING, "放学": AFTERNOON, "下午": AFTERNOON,
+              "全天": "all", "全日": "all"}
+TRIP_LABEL = {MORNING: "上学", AFTERNOON: "放学", "all": "全天（上学、放学）"}
+COUNT_PATTERN = re.compile(r"^(?:校车\s*)?(?P<route>.+?)\s*(?P<dir>上车|下车)\s*(?P<n>\S+?)\s*(?:人|名)?$")
+
+bus = Conversation("bus", title="校车点名", keywords=["校车"], roles={"bus_monitor", "admin"}, help=HELP_COUNT)
+ack = Conversation("bus_ack", title="确认校车警报", keywords=["确认"], roles={"admin"}, help=HELP_ACK,
+                   permits=lambda ctx: is_bus_manager(ctx.db, ctx.person), refusal=ACK_REFUSED)
+leave = Conversation("bus_leave", title="校车请假", keywords=["请假", "销假"], roles={"parent", "teacher", "admin"},
+                     help=HELP_LEAVE)
+subscription = Conversation("bus_subscribe", title="校车到校通知", keywords=["订阅", "退订"], roles={"parent"},
+                            help=HELP_SUBSCRIBE)
+
+
+# -- routes and rosters -------------------------------------------------------------------------
+def route_key(text: str) -> str:
+    """3 / 3号线 / 三号线 / 3路 → "3"; other names are kept (normalised) for alias matching."""
+    text = normalize(text).replace(" ", "")
+    core = re.sub(r"(号线|号|线|路)$", "", text)
+    if core.isdigit():
+        return str(int(core))
+    value = chinese_to_int(core)
+    return str(value) if value is not None else text
+
+
+def all_routes(db: Session) -> list[BusRoute]:
+    return list(db.scalars(select(BusRoute).order_by(BusRoute.number)))
+
+
+def find_route(db: Session, text: str) -> BusRoute | None:
+    key = route_key(text)
+    for route in all_routes(db):
+        if key == route.number or key in {route_key(a) for a in route.aliases.split(";") if a}:
+            return route
+    return None
+
+
+def trip_of(local: datetime) -> str:
+    return MORNING if local.time() < NOON else AFTERNOON
+
+
+def on_leave(db: Session, day: date, trip: str) -> set[int]:
+    leaves = db.scalars(select(BusLeave).where(BusLeave.day == day, BusLeave.cancelled_at.is_(None)))
+    return {lv.student_id for lv in leaves if lv.covers(trip)}
+
+
+def riders(db: Session, route: BusRoute, day: date, trip: str) -> tuple[list[Student], list[Student]]:
+    """The route's students expected on this trip, and those on leave."""
+    roster = list(db.scalars(select(Student).where(Student.route == route.number).order_by(Student.name)))
+    away = on_leave(db, day, trip)
+    return [s for s in roster if s.id not in away], [s for s in roster if s.id in away]
+
+
+def trip_row(db: Session, route: BusRoute, day: date, trip: str) -> BusTrip:
+    row = db.scalar(select(BusTrip).where(BusTrip.route_id == route.id, BusTrip.day == day, BusTrip.trip == trip))
+    if row is None:
+        row = BusTrip(route=route, route_id=route.id, day=day, trip=trip)
+        db.add(row)
+    return row
+
+
+def bus_manager(db: Session) -> Person | None:
+    name = get_setting(db, "bus_manager")
+    return db.scalar(select(Person).where(Person.name == name)) if name else None
+
+
+def is_bus_manager(db: Session, person: Person | None) -> bool:
+    manager = bus_manager(db)
+    return person is not None and manager is not None and manager.id == person.id
+
+
+def bus_responsible(db: Session) -> list[Person]:
+    """Who hears about bus anomalies: the bus manager and the admins."""
+    manager = bus_manager(db)
+    return ([manager] if manager else []) + admins(db)
+
+
+def monitors_of(db: Session, route: BusRoute) -> list[Person]:
+    names = route.monitor_names
+    return list(db.scalars(select(Person).where(Person.name.in_(names)))) if names else []
+
+
+# -- 校车 <线路> 上车|下车 <人数> ------------------------------------------------------------------
+@bus.entry
+def report(msg: Incoming, ctx: Context) -> Reply:
+    match = COUNT_PATTERN.match(" ".join(msg.args))
+    if not msg.args or match is None:
+        return Reply.end(COUNT_USAGE)
+    return record(ctx, match) or Reply.end(COUNT_USAGE)
+
+
+@bus.on_event("text", "voice")
+def report_without_keyword(msg: Incoming, ctx: Context) -> Reply | None:
+    """"3号线上车42" or a voice message "三号线上车四十二人": a headcount if the route exists."""
+    match = COUNT_PATTERN.match(msg.text)
+    if match is None or find_route(ctx.db, match["route"]) is None:
+        return None
+    return record(ctx, match)
+
+
+def record(ctx: Context, match: re.Match[str]) -> Reply | None:
+    route = find_route(ctx.db, match["route"])
+    if route is None:
+        names = "、".join(r.label for r in all_routes(ctx.db)) or "（尚未导入）"
+        return Reply.end(UNKNOWN_ROUTE.format(route=match["route"], routes=names))
+    count = parse_number(match["n"])
+    if count is None or not 0 <= count <= MAX_COUNT:
+        return Reply.end(BAD_COUNT.format(value=match["n"]))
+    local = ctx.local_now
+    trip = trip_row(ctx.db, route, local.date(), trip_of(local))
+    expected, away = riders(ctx.db, route, trip.day, trip.trip)
+    trip.expected = len(expected)
+    direction = match["dir"]
+    if direction == BOARD:
+        old, trip.boarded, trip.boarded_at, trip.boarded_by = trip.boarded, count, ctx.now, ctx.person
+        extra = _after_boarding(ctx, trip, expected, away)
+    else:
+        old, trip.alighted, trip.alighted_at, trip.alighted_by = trip.alighted, count, ctx.now, ctx.person
+        extra = _after_alighting(ctx, trip, expected)
+    reference = trip.expected if direction == BOARD or trip.boarded is None else trip.boarded
+    diff = count - reference
+    text = COUNT_REPLY.format(route=route.label, trip=TRIP_NAMES[trip.trip], direction=direction,
+                              expected=trip.expected, count=count,
+                              diff=DIFF_NONE if diff == 0 else f"差 {diff:+d} 人", extra=extra)
+    if old is not None:
+        text += REPLACED.format(old=old)
+    return Reply.end(text)
+
+
+def _after_boarding(ctx: Context, trip: BusTrip, expected: list[Student], away: list[Student]) -> str:
+    assert trip.boarded is not None
+    if trip.boarded == trip.expected:
+        return ""
+    who = ctx.person.name if ctx.person else "未知"
+    leave = f"\n今日请假：{'、'.join(s.name for s in away)}" if away else ""
+    ctx.outbox.notify(bus_responsible(ctx.db), "bus_mismatch", MISMATCH_ALERT.format(
+        route=trip.route.label, trip=TRIP_NAMES[trip.trip], count=trip.boarded, expected=trip.expected,
+        diff=f"{trip.boarded - (trip.expected or 0):+d}", who=who,
+        names="、".join(f"{s.name}（{s.stop or s.class_name}）" for s in expected) or "无", leave=leave), safety=True)
+    trip.mismatch_alerted_at = ctx.now
+    return MISMATCH_TOLD
+
+
+def _after_alighting(ctx: Context, trip: BusTrip, expected: list[Student]) -> str:
+    assert trip.alighted is not None
+    if trip.boarded is None:
+        return NO_BOARD_YET.format(number=trip.route.number)
+    if trip.alighted > trip.boarded:
+        trip.data_error = DATA_ERROR.format(alighted=trip.alighted, boarded=trip.boarded)
+        return trip.data_error
+    trip.data_error = ""
+    if trip.alighted < trip.boarded:
+        alarm = BusAlarm(trip=trip, missing=trip.boarded - trip.alighted, raised_at=ctx.now, last_pushed_at=ctx.now)
+        ctx.db.add(alarm)
+        ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True)
+        return ALARM_TOLD
+    if trip.trip == MORNING and trip.arrival_notified_at is None:
+        _notify_arrival(ctx, trip, expected)
+    return ""
+
+
+def alarm_text(db: Session, alarm: BusAlarm) -> str:
+    trip = alarm.trip
+    monitors = "、".join(p.name for p in monitors_of(db, trip.route)) or "未登记"
+    text = ALARM_TEXT.format(route=trip.route.label, trip=TRIP_NAMES[trip.trip], alighted=trip.alighted,
+                             boarded=trip.boarded, missing=alarm.missing, plate=trip.route.plate or "未登记",
+                             who=monitors, number=trip.route.number)
+    return (ALARM_REPEAT.format(n=alarm.pushes) + text) if alarm.pushes > 1 else text
+
+
+def _notify_arrival(ctx: Context, trip: BusTrip, expected: list[Student]) -> None:
+    trip.arrival_notified_at = ctx.now
+    at = f"{ctx.local_now:%H:%M}"
+    subscribed = set(ctx.db.scalars(select(BusSubscription.person_id)))
+    for student in expected:
+        parents = [link.person for link in student.parents if link.person_id in subscribed]
+        ctx.outbox.notify(parents, "bus_arrival", ARRIVAL.format(student=student.name, route=trip.route.label, at=at))
+
+
+# -- 确认 <线路> --------------------------------------------------------------------------------
+@ack.entry
+def acknowledge(msg: Incoming, ctx: Context) -> Reply:
+    if not msg.args:
+        return Reply.end(ACK_USAGE)
+    route = find_route(ctx.db, " ".join(msg.args))
+    if route is None:
+        names = "、".join(r.label for r in all_routes(ctx.db)) or "（尚未导入）"
+        return Reply.end(UNKNOWN_ROUTE.format(route=" ".join(msg.args), routes=names))
+    alarms = list(ctx.db.scalars(select(BusAlarm).join(BusTrip).where(
+        BusTrip.route_id == route.id, BusAlarm.acknowledged_at.is_(None)).order_by(BusAlarm.id)))
+    if not alarms:
+        return Reply.end(ACK_NONE.format(route=route.label))
+    who = ctx.person.name if ctx.person else "未知"
+    at = f"{ctx.local_now:%H:%M}"
+    for alarm in alarms:
+        alarm.acknowledged_at, alarm.acknowledged_by = ctx.now, ctx.person
+        others = [p for p in bus_responsible(ctx.db) if ctx.person is None or p.id != ctx.person.id]
+        ctx.outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
+            route=route.label, trip=TRIP_NAMES[alarm.trip.trip], who=who, at=at), safety=True)
+    return Reply.end(ACK_DONE.format(route=route.label, count=len(alarms), who=who, at=at))
+
+
+# -- 请假 / 销假 -------------------------------------------------------------------------------
+def _find_student(ctx: Context, name: str) -> Student | str:
+    """The student a sender may act for, or the answer explaining why not."""
+    person = ctx.person
+    assert person is not None
+    mine = list(ctx.db.scalars(select(Student).join(ParentLink).where(ParentLink.person_id == person.id)))
+    if not ctx.has_role("teacher", "admin"):
+        found = [s for s in mine if name in (s.name, f"{s.class_name}{s.name}")]
+        if not found:
+            return LEAVE_NO_CHILD.format(name=name, mine="、".join(s.name for s in mine) or "无")
+        return found[0]
+    candidates = [s for s in ctx.db.scalars(select(Student).where(Student.name == name))]
+    if not candidates:
+        candidates = [s for s in ctx.db.scalars(select(Student)) if f"{s.class_name}{s.name}" == name]
+    if not candidates:
+        return LEAVE_NO_STUDENT.format(name=name)
+    if len(candidates) > 1:
+        return LEAVE_AMBIGUOUS.format(name=name, classes="、".join(s.class_name for s in candidates),
+                                      example=f"请假 {candidates[0].class_name}{name}")
+    return candidates[0]
+
+
+def parse_day(word: str, today: date) -> date | None:
+    relative = {"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
+    if word in relative:
+        return today + timedelta(days=relative[word])
+    m = re.fullmatch(r"(?:(\d{4})[-/年])?(\d{1,2})[-/月](\d{1,2})[日号]?", word)
+    if m is None:
+        return None
+    try:
+        day = date(int(m[1] or today.year), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+    if m[1] is None and day < today - timedelta(days=180):
+        day = day.replace(year=day.year + 1)  # "1月5日" said in December
+    return day
+
+
+def day_text(day: date) -> str:
+    return f"{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"
+
+
+@leave.entry
+def request_leave(msg: Incoming, ctx: Context) -> Reply:
+    cancelling = msg.command == "销假"
+    if not msg.args:
+        return Reply.end(LEAVE_USAGE)
+    found = _find_student(ctx, msg.args[0])
+    if isinstance(found, str):
+        return Reply.end(found)
+    student = found
+    today = ctx.local_now.date()
+    day, trips = today, "all"
+    for word in msg.args[1:]:
+        if word in TRIP_WORDS:
+            trips = TRIP_WORDS[word]
+            continue
+        parsed = parse_day(word, today)
+        if parsed is None or not today <= parsed <= today + LEAVE_HORIZON:
+            return Reply.end(LEAVE_BAD_DAY.format(value=word))
+        day = parsed
+    if cancelling:
+        leaves = list(ctx.db.scalars(select(BusLeave).where(
+            BusLeave.student_id == student.id, BusLeave.day == day, BusLeave.cancelled_at.is_(None))))
+        if not leaves:
+            return Reply.end(UNLEAVE_NONE.format(name=student.name, day=day_text(day)))
+        for lv in leaves:
+            lv.cancelled_at = ctx.now
+        return Reply.end(UNLEAVE_DONE.format(name=student.name, day=day_text(day)))
+    if not student.route:
+        return Reply.end(LEAVE_NO_ROUTE.format(name=student.name))
+    ctx.db.add(BusLeave(student=student, day=day, trips=trips, requested_by=ctx.person, created_at=ctx.now))
+    return Reply.end(LEAVE_DONE.format(name=student.name, day=day_text(day), trips=TRIP_LABEL[trips],
+                                       day_short=f"{day.month}月{day.day}日"))
+
+
+# -- 订阅 校车 / 退订 校车 -----------------------------------------------------------------------
+@subscription.entry
+def subscribe(msg: Incoming, ctx: Context) -> Reply:
+    if msg.args != ["校车"]:
+        return Reply.end(SUBSCRIBE_USAGE)
+    person = ctx.person
+    assert person is not None
+    current = ctx.db.get(BusSubscription, person.id)
+    if msg.command == "退订":
+        if current is not None:
+            ctx.db.delete(current)
+        return Reply.end(UNSUBSCRIBED)
+    children = [s for s in ctx.db.scalars(select(Student).join(ParentLink).where(ParentLink.person_id == person.id))
+                if s.route]
+    if not children:
+        return Reply.end(NO_CHILD_ON_BUS)
+    if current is None:
+        ctx.db.add(BusSubscription(person_id=person.id, created_at=ctx.now))
+    return Reply.end(SUBSCRIBED.format(names="、".join(s.name for s in children)))
+
+
+# -- import ---------------------------------------------------------------------------------
+ROUTE_COLUMNS = {"route": ("线路", "线路号"), "aliases": ("别名",), "plate": ("车牌", "车牌号"), "driver": ("司机",),
+                 "driver_phone": ("司机电话",), "monitors": ("跟车老师", "跟车"), "stop": ("站点",),
+                 "am": ("上学时间", "早上时间"), "pm": ("放学时间", "下午时间")}
+SEPARATORS = re.compile(r"[;；、，,\s]+")
+
+
+def import_routes(db: Session, path: str | Path) -> int:
+    """One row per stop, in order; route fields may be given on the route's first row only."""
+    rows = read_table(path, ROUTE_COLUMNS, required=("route", "stop"))
+    problems: list[str] = []
+    routes: dict[str, dict[str, object]] = {}
+    for row in rows:
+        number = route_key(row.get("route"))
+        if not number.isdigit():
+            problems.append(f"第{row.number}行：线路「{row.get('route')}」不是线路号（例：3 或 3号线）")
+            continue
+        info = routes.setdefault(number, {"stops": []})
+        for key in ("aliases", "plate", "driver", "driver_phone", "monitors"):
+            if row.get(key):
+                info[key] = ";".join(w for w in SEPARATORS.split(row.get(key)) if w) if key in (
+                    "aliases", "monitors") else row.get(key)
+        for key in ("am", "pm"):
+            if row.get(key) and not re.fullmatch(r"\d{1,2}:\d{2}", row.get(key)):
+                problems.append(f"第{row.number}行：时间「{row.get(key)}」格式不对（例：07:10）")
+        stops = info["stops"]
+        assert isinstance(stops, list)
+        stops.append((row.get("stop"), row.get("am"), row.get("pm")))
+    if problems:
+        raise TableError(problems)
+    for number, info in routes.items():
+        route = db.scalar(select(BusRoute).where(BusRoute.number == number))
+        if route is None:
+            route = BusRoute(number=number)
+            db.add(route)
+        for key in ("aliases", "plate", "driver", "driver_phone", "monitors"):
+            setattr(route, key, str(info.get(key, "")))
+        stops = info["stops"]
+        assert isinstance(stops, list)
+        route.stops.clear()
+        db.flush()  # old stops go before new ones take their (route, seq) places
+        route.stops = [BusStop(seq=i, name=name, am_time=am, pm_time=pm) for i, (name, am, pm) in enumerate(stops, 1)]
+    db.flush()
+    return len(routes)
+
+
+# -- ledger ---------------------------------------------------------------------------------
+TRIP_HEADER = ["日期", "线路", "趟次", "应到", "上车", "下车", "上车报告时间", "下车报告时间", "报告人",
+               "警报", "确认", "数据问题"]
+LEAVE_HEADER = ["日期", "学生", "班级", "线路", "趟次", "申请人", "申请时间", "状态"]
+
+
+def bus_ledger(db: Session, first: date, tz: object) -> tuple[list[list[object]], list[list[object]]]:
+    """The month's 校车台账: a row per trip, and the leave records."""
+    last = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+
+    def local(value: datetime | None) -> datetime | None:
+        return value.astimezone(tz).replace(tzinfo=None) if value else None  # type: ignore[arg-type]
+
+    trips = []
+    for t in db.scalars(select(BusTrip).where(BusTrip.day >= first, BusTrip.day < last)
+                        .order_by(BusTrip.day, BusTrip.route_id, BusTrip.trip)):
+        reporters = "、".join(dict.fromkeys(p.name for p in (t.boarded_by, t.alighted_by) if p))
+        alarms = "；".join(f"{local(a.raised_at):%H:%M} 少{a.missing}人，提醒{a.pushes}次" for a in t.alarms)
+        acks = "；".join(f"{a.acknowledged_by.name if a.acknowledged_by else '他人'} {local(a.acknowledged_at):%H:%M}"
+                        for a in t.alarms if a.acknowledged_at)
+        trips.append([t.day, t.route.label, TRIP_NAMES[t.trip], t.expected, t.boarded, t.alighted,
+                      local(t.boarded_at), local(t.alighted_at), reporters, alarms, acks, t.data_error])
+    leaves = []
+    for lv in db.scalars(select(BusLeave).where(BusLeave.day >= first, BusLeave.day < last)
+                         .order_by(BusLeave.day, BusLeave.id)):
+        leaves.append([lv.day, lv.student.name, lv.student.class_name, lv.student.route, TRIP_LABEL[lv.trips],
+                       lv.requested_by.name if lv.requested_by else "", local(lv.created_at),
+                       "已销假" if lv.cancelled_at else "有效"])
+    return trips, leaves

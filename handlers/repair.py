@@ -1,0 +1,768 @@
+"""Repairs and hazards: 报修 (multi-turn, one-shot, or by scanning a room or asset QR code), photos,
+duplicates, 接单 / 完成 / 转派, the reporter's rating or 未修好, R<n>, 我的报修 and 巡查; and the
+rooms, assets and category imports and the monthly ledger (报修台账).
+
+A ticket's category comes from its asset, or from the description through the keyword map the school
+edits; it goes to the staff whose categories include it, else to admin. Urgent words alert staff and
+admin at once. The escalation jobs and the digest section are in scheduler/repair.py.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from bot.engine import Context, Conversation, Incoming, Reply
+from bot.places import find_asset, find_room, place_key, split_place
+from bot.school import admins, get_setting, people_with_role
+from bot.tables import TableError, read_table
+from models import Asset, Person, RepairCategory, RepairTicket, Room, TicketFollower, TicketPhoto
+from models.repair import ACCEPTED, ACTIVE, CLOSED, COMPLETION, DONE, OPEN, REPORT, STATUS_NAMES
+
+HAZARD_CATEGORY = "安全"
+OTHER_CATEGORY = "其他"
+DEFAULT_CATEGORIES: list[tuple[str, str]] = [  # matched in this order: the first category with a keyword wins
+    ("消防", "灭火器;消防栓;消火栓;消防;应急灯;疏散指示;安全出口;烟感;喷淋;着火;起火;冒烟"),
+    ("电教", "投影;电脑;一体机;白板;显示屏;屏幕;音响;话筒;麦克风;广播;网络;网线;wifi;打印机;电视;摄像头;幕布;"
+             "鼠标;键盘;录播"),
+    ("水电", "水龙头;水管;漏水;跑水;下水;马桶;厕所;便池;堵;直饮水;饮水机;热水;灯;插座;开关;跳闸;停电;没电;断电;"
+             "漏电;电线;空调;风扇;电扇;电梯"),
+    ("门窗", "门;窗;锁;玻璃;把手;合页;钥匙"),
+    ("桌椅", "桌;椅;凳;柜;讲台;书架;黑板"),
+    ("安全", "隐患;栏杆;护栏;扶手;楼梯;台阶;地面;地砖;墙;吊顶;天花板;松动;脱落;裂缝;井盖;尖角"),
+    ("其他", ""),
+]
+PHOTO_WINDOW = timedelta(minutes=10)
+MAX_PHOTOS = 9
+MAX_DESCRIPTION = 500
+MAX_PLACE = 200
+SKIP_WORDS = {"跳过", "不用", "没有", "无", "skip"}
+REPAIR_ROLES = {"teacher", "staff", "admin"}
+WORK_ROLES = {"staff", "admin"}
+CODE_RE = re.compile(r"[Rr](\d{1,9})")
+RATING_RE = re.compile(r"([1-5一二三四五])[分星]?")
+RATING_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
+SEPARATORS = re.compile(r"[;；、，,]+")
+
+
+class Step:
+    PLACE = "place"
+    DETAIL = "detail"
+    PHOTO = "photo"
+
+
+HELP_REPAIR = "报修 [地点 描述] — 报修（也可扫教室二维码），可附照片"
+HELP_MY = "我的报修 — 未完成的报修；R编号 — 查看报修单"
+HELP_ACCEPT = "接单 R编号 — 接下报修单"
+HELP_FINISH = "完成 R编号 [备注] — 报修已修好（可再发完成照片）"
+HELP_TRANSFER = "转派 R编号 姓名 — 转给他人处理"
+HELP_REOPEN = "未修好 R编号 — 完成后仍未修好，重新打开"
+HELP_PATROL = "巡查 地点 问题 — 登记安全隐患"
+
+ASK_PLACE = "请告诉我报修地点（如：三(2)班、科学室、二楼东厕所）。发送「取消」可结束。"
+ASK_PLACE_TEXT = "请用文字告诉我报修地点（如：三(2)班）。"
+ASK_DETAIL = "地点：{place}。请描述问题（如：投影仪不亮）。"
+ASK_DETAIL_TEXT = "请先用文字描述问题（如：投影仪不亮），照片可在提交后发送。"
+QR_UNKNOWN = "这个二维码对应的地点已不在登记表中。"
+FILED = "已提交报修 {code}：{place} · {category} · {description}。{routed}"
+FILED_URGENT = "已提交紧急报修 {code}：{place} · {category} · {description}。已同时通知后勤和管理员。"
+FILED_HAZARD = "已登记安全隐患 {code}：{place} · {description}。{routed}"
+ROUTED = "已通知{names}处理。"
+ASK_PHOTO = "如有照片请现在发送（10分钟内有效），没有请发送「跳过」。"
+PHOTO_LATER = "如有照片，10分钟内直接发送即可附在 {code} 上。"
+PHOTO_ATTACHED = "照片已附在 {code} 上（第{n}张）。"
+COMPLETION_PHOTO_ATTACHED = "完成照片已附在 {code} 上（第{n}张）。"
+TOO_MANY_PHOTOS = "{code} 的照片已达{n}张，不再添加。"
+SKIPPED = "好的，{code} 已提交，处理进展会通知你。"
+DUPLICATE = "{place}的{category}问题已有报修 {code}（{status}），不再重复提交。你已关注 {code}，处理进展会通知你。"
+DUPLICATE_MINE = "你已报修过 {code}（{status}）：{place} · {description}。处理进展会通知你。"
+USAGE_PATROL = "请按格式发送：巡查 地点 问题，例如：巡查 二楼东楼梯 扶手松动"
+USAGE_ACCEPT = "请按格式发送：接单 R编号，例如：接单 R12"
+USAGE_FINISH = "请按格式发送：完成 R编号 [备注]，例如：完成 R12 已更换灯管"
+USAGE_TRANSFER = "请按格式发送：转派 R编号 姓名，例如：转派 R12 殷奇"
+USAGE_REOPEN = "请按格式发送：未修好 R编号 [情况]，例如：未修好 R12 灯还是不亮"
+UNKNOWN_TICKET = "没有找到报修单 {code}，请核对编号（发送「我的报修」查看你的报修）。"
+NOT_YOURS = "{code} 不是你提交或关注的报修，无法查看或操作。"
+ACCEPTED_REPLY = "已接单 {code}：{place} · {description}（报修人：{reporter}）。修好后请发送「完成 {code} [备注]」。"
+ALREADY_MINE = "你已接单 {code}，修好后请发送「完成 {code} [备注]」。"
+TAKEN = "{code} 已由{name}接单。如需转交，请发送「转派 {code} 姓名」。"
+ALREADY_DONE = "{code} {status}，无需再操作。"
+NOT_ASSIGNED_TO_YOU = "{code} 由{name}负责，请由其完成，或先发送「转派 {code} 姓名」。"
+FINISHED = "已完成 {code}：{place} · {description}。已通知报修人。如有完成照片，10分钟内直接发送即可。"
+NO_SUCH_WORKER = "没有找到名为「{name}」的后勤或管理员，无法转派 {code}。"
+SAME_WORKER = "{code} 已由{name}负责，无需转派。"
+TRANSFERRED = "已将 {code} 转派给{name}。"
+STILL_OPEN = "{code} 还在处理中（{status}），无需重新打开。"
+REOPENED = "已重新打开 {code}，并通知{names}再次处理。"
+RATED = "谢谢评价！{code} 评分 {rating} 分。"
+NO_OPEN = "你目前没有未完成的报修。发送「报修」可提交新的报修。"
+MY_HEADER = "你的报修："
+MY_WORK_HEADER = "待你处理："
+MORE = "……另有{n}条"
+
+NOTIFY_NEW = "【新报修】{code} {place} · {category}：{description}（报修人：{reporter}）。接单请发送「接单 {code}」。"
+NOTIFY_URGENT = "【紧急报修】{code} {place} · {category}：{description}（报修人：{reporter}）。请立即处理，接单请发送「接单 {code}」。"
+NOTIFY_HAZARD = "【安全隐患】{code} {place}：{description}（巡查人：{reporter}）。接单请发送「接单 {code}」。"
+NOTIFY_NOW_URGENT = "【紧急报修】{code} {place}：{reporter}补充报告「{description}」，已升为紧急，请立即处理。"
+NOTIFY_ACCEPTED = "【报修进度】{code} {place} · {description}：{name}已接单，正在处理。"
+NOTIFY_DONE = "【报修完成】{code} {place} · {description}：{name}已修好{note}。"
+NOTIFY_RATE = "请直接回复 1-5 为这次维修打分；如仍未修好，请发送「未修好 {code}」。"
+NOTIFY_NOT_FIXED = "如仍未修好，请发送「未修好 {code}」。"
+NOTIFY_TRANSFER = "【转派报修】{code} {place} · {category}：{description}（报修人：{reporter}），由{by}转派给你。接单请发送「接单 {code}」。"
+NOTIFY_TRANSFERRED = "【报修进度】{code} {place} · {description}：已转交{name}处理。"
+NOTIFY_REOPENED = "【报修返修】{code} {place} · {description}：{reporter}反映仍未修好{reason}（第{n}次返修），请再次处理。"
+NOTIFY_RATED = "【报修评价】{code} {place} · {description}：{reporter}评分 {rating} 分。"
+
+repair = Conversation("repair", title="报修", keywords=["报修"], menu_keys=["REPAIR"], scenes=["room", "asset"],
+                      roles=REPAIR_ROLES, help=HELP_REPAIR)
+my_repairs = Conversation("my_repairs", title="我的报修", keywords=["我的报修"], menu_keys=["MY_REPAIRS"],
+                          roles=REPAIR_ROLES, help=HELP_MY)
+accept = Conversation("repair_accept", title="接单", keywords=["接单"], roles=WORK_ROLES, help=HELP_ACCEPT)
+finish = Conversation("repair_finish", title="完成报修", keywords=["完成"], roles=WORK_ROLES, help=HELP_FINISH)
+transfer = Conversation("repair_transfer", title="转派", keywords=["转派"], roles=WORK_ROLES, help=HELP_TRANSFER)
+reopen = Conversation("repair_reopen", title="未修好", keywords=["未修好", "没修好"], roles=REPAIR_ROLES,
+                      help=HELP_REOPEN)
+patrol = Conversation("patrol", title="巡查", keywords=["巡查"], roles=REPAIR_ROLES, help=HELP_PATROL)
+ticket_view = Conversation("repair_ticket", title="报修单", roles=REPAIR_ROLES)  # R<n>, and a bare 1-5 rating
+
+
+# -- categories, urgency, routing -----------------------------------------------------------------
+def split_words(text: str) -> list[str]:
+    return [w.strip() for w in SEPARATORS.split(text) if w.strip()]
+
+
+def category_map(db: Session) -> list[tuple[str, list[str]]]:
+    """The school's keyword map, in matching order; the defaults until one is imported."""
+    rows = list(db.scalars(select(RepairCategory).order_by(RepairCategory.position, RepairCategory.name)))
+    pairs = [(r.name, r.keywords) for r in rows] if rows else DEFAULT_CATEGORIES
+    return [(name, split_words(words)) for name, words in pairs]
+
+
+def categorize(db: Session, text: str) -> str:
+    lowered = text.lower()
+    for name, words in category_map(db):
+        if any(w.lower() in lowered for w in words):
+            return name
+    return OTHER_CATEGORY
+
+
+def is_urgent(db: Session, text: str) -> bool:
+    return any(w in text for w in split_words(get_setting(db, "repair_urgent_words")))
+
+
+def responsible(db: Session, category: str) -> list[Person]:
+    """The staff whose categories include `category`, else admin."""
+    staff = [p for p in people_with_role(db, "staff") if category in p.category_list]
+    return staff or admins(db)
+
+
+def names_of(people: list[Person]) -> str:
+    return "、".join(p.name for p in people) or "管理员"
+
+
+# -- places ---------------------------------------------------------------------------------------
+@dataclass
+class Place:
+    text: str
+    room: Room | None = None
+    asset: Asset | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"place": self.text, "room_id": self.room.id if self.room else None,
+                "asset_id": self.asset.id if self.asset else None}
+
+
+def asset_place(asset: Asset) -> Place:
+    text = f"{asset.room.name} {asset.name}" if asset.room else asset.name
+    return Place(text, asset.room, asset)
+
+
+def resolve_place(db: Session, text: str) -> Place:
+    """An asset code, a registered room however written, or the place as typed."""
+    asset = find_asset(db, text)
+    if asset is not None:
+        return asset_place(asset)
+    room = find_room(db, text)
+    return Place(room.name, room) if room is not None else Place(text)
+
+
+def place_from_data(db: Session, data: dict[str, Any]) -> Place:
+    room = db.get(Room, data["room_id"]) if data.get("room_id") else None
+    asset = db.get(Asset, data["asset_id"]) if data.get("asset_id") else None
+    return Place(str(data.get("place", "")), room, asset)
+
+
+# -- tickets --------------------------------------------------------------------------------------
+def ticket_by_code(db: Session, word: str, lock: bool = False) -> RepairTicket | None:
+    match = CODE_RE.fullmatch(word) or re.fullmatch(r"(\d{1,9})", word)
+    if match is None:
+        return None
+    query = select(RepairTicket).where(RepairTicket.number == int(match.group(1)))
+    return db.scalar(query.with_for_update() if lock else query)
+
+
+def shown_code(word: str) -> str:
+    return word if word.upper().startswith("R") else f"R{word}"
+
+
+def is_party(ticket: RepairTicket, person: Person) -> bool:
+    """The reporter or a follower."""
+    return ticket.reporter_id == person.id or any(f.person_id == person.id for f in ticket.followers)
+
+
+def parties(ticket: RepairTicket) -> list[Person]:
+    return [p for p in [ticket.reporter, *ticket.follower_people] if p is not None]
+
+
+def follow(db: Session, ticket: RepairTicket, person: Person) -> None:
+    if not is_party(ticket, person):
+        ticket.followers.append(TicketFollower(person=person))
+        db.flush()
+
+
+def find_duplicate(db: Session, place: Place, category: str) -> RepairTicket | None:
+    """An active ticket for the same room (or the same place as typed) and category."""
+    query = select(RepairTicket).where(RepairTicket.status.in_(ACTIVE), RepairTicket.category == category)
+    if place.room is not None:
+        return db.scalar(query.where(RepairTicket.room_id == place.room.id).order_by(RepairTicket.number))
+    key = place_key(place.text)
+    candidates = db.scalars(query.where(RepairTicket.room_id.is_(None)).order_by(RepairTicket.number))
+    return next((t for t in candidates if place_key(t.place) == key), None)
+
+
+def next_number(db: Session) -> int:
+    return int(db.scalar(select(func.max(RepairTicket.number))) or 0) + 1
+
+
+def file_ticket(ctx: Context, place: Place, description: str, *, hazard: bool = False,
+                ask_photo: bool = False) -> Reply:
+    """File a ticket (or follow the open one for the same room and category) and tell who must act."""
+    person = ctx.person
+    assert person is not None  # the conversations are for bound roles only
+    description = description.strip()[:MAX_DESCRIPTION]
+    if hazard:
+        category = HAZARD_CATEGORY
+    elif place.asset is not None:
+        category = place.asset.category
+    else:
+        category = categorize(ctx.db, description)
+    urgent = is_urgent(ctx.db, description)
+    existing = find_duplicate(ctx.db, place, category)
+    if existing is not None:
+        return _duplicate(ctx, existing, person, description, urgent)
+    ticket = RepairTicket(number=next_number(ctx.db), reporter=person, room=place.room, asset=place.asset,
+                          place=place.text[:MAX_PLACE], category=category, description=description, urgent=urgent,
+                          hazard=hazard, status=OPEN, filed_at=ctx.now)
+    ctx.db.add(ticket)
+    ctx.db.flush()
+    fields = ticket_fields(ticket)
+    staff = responsible(ctx.db, category)
+    if urgent:
+        ctx.outbox.notify([*staff, *admins(ctx.db)], "repair_urgent", NOTIFY_URGENT.format(**fields), safety=True)
+        text = FILED_URGENT.format(**fields)
+    else:
+        template = NOTIFY_HAZARD if hazard else NOTIFY_NEW
+        ctx.outbox.notify(staff, "repair_new", template.format(**fields))
+        text = (FILED_HAZARD if hazard else FILED).format(**fields, routed=ROUTED.format(names=names_of(staff)))
+    if ask_photo:
+        return Reply(f"{text}\n{ASK_PHOTO}", next=Step.PHOTO, data={"ticket": ticket.number})
+    return Reply.end(f"{text}\n{PHOTO_LATER.format(code=ticket.code)}")
+
+
+def _duplicate(ctx: Context, ticket: RepairTicket, person: Person, description: str, urgent: bool) -> Reply:
+    fields = ticket_fields(ticket)
+    mine = ticket.reporter_id == person.id
+    follow(ctx.db, ticket, person)
+    if urgent and not ticket.urgent:  # a worse report of the same problem: alert at once
+        ticket.urgent = True
+        recipients = [ticket.assignee] if ticket.assignee else responsible(ctx.db, ticket.category)
+        ctx.outbox.notify([*recipients, *admins(ctx.db)], "repair_urgent",
+                          NOTIFY_NOW_URGENT.format(**{**fields, "reporter": person.name, "description": description}),
+                          safety=True)
+    return Reply.end((DUPLICATE_MINE if mine else DUPLICATE).format(**fields))
+
+
+def ticket_fields(ticket: RepairTicket) -> dict[str, Any]:
+    return {"code": ticket.code, "place": ticket.place, "category": ticket.category,
+            "description": ticket.description, "status": STATUS_NAMES.get(ticket.status, ticket.status),
+            "reporter": ticket.reporter.name if ticket.reporter else "（已删除）",
+            "name": ticket.assignee.name if ticket.assignee else ""}
+
+
+def local_label(ctx_tz: tzinfo, moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    local = moment.astimezone(ctx_tz)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+# -- 报修 ----------------------------------------------------------------------------------------
+@repair.entry
+def start(msg: Incoming, ctx: Context) -> Reply:
+    if msg.scene:
+        return _from_scene(msg.scene, ctx)
+    if not msg.args:
+        return Reply(ASK_PLACE, next=Step.PLACE)
+    return _place_given(ctx, msg.args)
+
+
+def _from_scene(scene: str, ctx: Context) -> Reply:
+    kind, _, ident = scene.partition(":")
+    place: Place | None = None
+    if ident.isdigit():
+        if kind == "room" and (room := ctx.db.get(Room, int(ident))) is not None:
+            place = Place(room.name, room)
+        elif kind == "asset" and (asset := ctx.db.get(Asset, int(ident))) is not None:
+            place = asset_place(asset)
+    if place is None:
+        return Reply(f"{QR_UNKNOWN}{ASK_PLACE}", next=Step.PLACE)
+    return Reply(ASK_DETAIL.format(place=place.text), next=Step.DETAIL, data=place.data)
+
+
+def _place_given(ctx: Context, words: list[str]) -> Reply:
+    """`地点 描述` files at once; `地点` alone asks for the description; "三(2)班投影仪不亮" is split."""
+    place = resolve_place(ctx.db, words[0])
+    if len(words) > 1:
+        return file_ticket(ctx, place, " ".join(words[1:]))
+    if place.room is None and place.asset is None and (glued := split_place(ctx.db, words[0])) and glued[1]:
+        return file_ticket(ctx, Place(glued[0].name, glued[0]), glued[1])
+    return Reply(ASK_DETAIL.format(place=place.text), next=Step.DETAIL, data=place.data)
+
+
+@repair.on(Step.PLACE)
+def got_place(msg: Incoming, ctx: Context) -> Reply:
+    words = msg.text.split(" ") if msg.text else []
+    if not words:
+        return Reply(ASK_PLACE_TEXT, next=Step.PLACE)
+    return _place_given(ctx, words)
+
+
+@repair.on(Step.DETAIL)
+def got_detail(msg: Incoming, ctx: Context) -> Reply:
+    if not msg.text:
+        return Reply(ASK_DETAIL_TEXT, next=Step.DETAIL)
+    return file_ticket(ctx, place_from_data(ctx.db, ctx.data), msg.text, ask_photo=True)
+
+
+@repair.on(Step.PHOTO)
+def got_photo(msg: Incoming, ctx: Context) -> Reply | None:
+    ticket = ctx.db.scalar(select(RepairTicket).where(RepairTicket.number == ctx.data.get("ticket")))
+    if ticket is None:
+        return None
+    if msg.msg_type == "image" and msg.media_id:
+        return Reply.end(attach_photo(ctx, ticket, msg.media_id, REPORT))
+    if msg.text.lower() in SKIP_WORDS:
+        return Reply.end(SKIPPED.format(code=ticket.code))
+    return None  # anything else is a new message: the engine routes it
+
+
+@repair.on_event("image")
+def image_after_filing(msg: Incoming, ctx: Context) -> Reply | None:
+    """An image within 10 minutes of filing (or of 完成, from the one who finished) joins that ticket."""
+    person = ctx.person
+    if person is None or not msg.media_id:
+        return None
+    since = ctx.now - PHOTO_WINDOW
+    filed = ctx.db.scalar(select(RepairTicket).where(RepairTicket.reporter_id == person.id,
+                                                     RepairTicket.filed_at >= since)
+                          .order_by(RepairTicket.filed_at.desc()).limit(1))
+    done = ctx.db.scalar(select(RepairTicket).where(RepairTicket.assignee_id == person.id,
+                                                    RepairTicket.status.in_((DONE, CLOSED)),
+                                                    RepairTicket.done_at >= since)
+                         .order_by(RepairTicket.done_at.desc()).limit(1))
+    candidates = [(t.filed_at, t, REPORT) for t in [filed] if t is not None]
+    candidates += [(t.done_at, t, COMPLETION) for t in [done] if t is not None and t.done_at is not None]
+    if not candidates:
+        return None
+    _, ticket, kind = max(candidates, key=lambda c: c[0])
+    return Reply.end(attach_photo(ctx, ticket, msg.media_id, kind))
+
+
+def attach_photo(ctx: Context, ticket: RepairTicket, media_id: str, kind: str) -> str:
+    """Record the photo; the media worker downloads it at once."""
+    same_kind = [p for p in ticket.photos if p.kind == kind]
+    if len(same_kind) >= MAX_PHOTOS:
+        return TOO_MANY_PHOTOS.format(code=ticket.code, n=MAX_PHOTOS)
+    sender = ctx.person.id if ctx.person else None
+    ticket.photos.append(TicketPhoto(media_id=media_id[:200], kind=kind, sender_id=sender, next_attempt_at=ctx.now,
+                                     created_at=ctx.now))
+    template = COMPLETION_PHOTO_ATTACHED if kind == COMPLETION else PHOTO_ATTACHED
+    return template.format(code=ticket.code, n=len(same_kind) + 1)
+
+
+# -- 巡查 ----------------------------------------------------------------------------------------
+@patrol.entry
+def record_hazard(msg: Incoming, ctx: Context) -> Reply:
+    if len(msg.args) < 2:
+        return Reply.end(USAGE_PATROL)
+    return file_ticket(ctx, resolve_place(ctx.db, msg.args[0]), " ".join(msg.args[1:]), hazard=True)
+
+
+# -- 接单 / 完成 / 转派 -----------------------------------------------------------------------------
+def _ticket_or_answer(msg: Incoming, ctx: Context, usage: str, min_args: int = 1
+                      ) -> tuple[RepairTicket | None, str]:
+    if len(msg.args) < min_args:
+        return None, usage
+    ticket = ticket_by_code(ctx.db, msg.args[0], lock=True)
+    if ticket is None:
+        return None, (UNKNOWN_TICKET.format(code=shown_code(msg.args[0])) if re.fullmatch(r"[Rr]?\d+", msg.args[0])
+                      else usage)
+    if ticket.status not in ACTIVE:
+        return None, ALREADY_DONE.format(**ticket_fields(ticket))
+    return ticket, ""
+
+
+@accept.entry
+def accept_ticket(msg: Incoming, ctx: Context) -> Reply:
+    ticket, answer = _ticket_or_answer(msg, ctx, USAGE_ACCEPT)
+    if ticket is None:
+        return Reply.end(answer)
+    me = ctx.person
+    assert me is not None
+    fields = ticket_fields(ticket)
+    if ticket.status == ACCEPTED:
+        return Reply.end((ALREADY_MINE if ticket.assignee_id == me.id else TAKEN).format(**fields))
+    ticket.status, ticket.assignee, ticket.accepted_at = ACCEPTED, me, ctx.now
+    ctx.outbox.notify(parties(ticket), "repair_progress", NOTIFY_ACCEPTED.format(**{**fields, "name": me.name}))
+    reporter = ticket.reporter
+    who = f"{reporter.name} {reporter.phone}".strip() if reporter else fields["reporter"]
+    return Reply.end(ACCEPTED_REPLY.format(**{**fields, "reporter": who}))
+
+
+@finish.entry
+def finish_ticket(msg: Incoming, ctx: Context) -> Reply:
+    ticket, answer = _ticket_or_answer(msg, ctx, USAGE_FINISH)
+    if ticket is None:
+        return Reply.end(answer)
+    me = ctx.person
+    assert me is not None
+    if ticket.assignee is not None and ticket.assignee_id != me.id and "admin" not in ctx.roles:
+        return Reply.end(NOT_ASSIGNED_TO_YOU.format(**ticket_fields(ticket)))
+    note = " ".join(msg.args[1:])[:MAX_DESCRIPTION]
+    ticket.assignee = ticket.assignee or me
+    ticket.accepted_at = ticket.accepted_at or ctx.now
+    ticket.status, ticket.done_at, ticket.note = DONE, ctx.now, note
+    fields = {**ticket_fields(ticket), "note": f"（备注：{note}）" if note else ""}
+    done = NOTIFY_DONE.format(**fields)
+    ctx.outbox.notify(ticket.reporter, "repair_done", f"{done}\n{NOTIFY_RATE.format(**fields)}")
+    ctx.outbox.notify(ticket.follower_people, "repair_done", f"{done}\n{NOTIFY_NOT_FIXED.format(**fields)}")
+    return Reply.end(FINISHED.format(**fields))
+
+
+@transfer.entry
+def transfer_ticket(msg: Incoming, ctx: Context) -> Reply:
+    ticket, answer = _ticket_or_answer(msg, ctx, USAGE_TRANSFER, min_args=2)
+    if ticket is None:
+        return Reply.end(answer)
+    me = ctx.person
+    assert me is not None
+    name = " ".join(msg.args[1:])
+    target = next((p for p in people_with_role(ctx.db, "staff", "admin") if p.name == name), None)
+    if target is None:
+        return Reply.end(NO_SUCH_WORKER.format(name=name, code=ticket.code))
+    fields = ticket_fields(ticket)
+    if ticket.assignee_id == target.id:
+        return Reply.end(SAME_WORKER.format(**fields))
+    ticket.status, ticket.assignee, ticket.accepted_at = OPEN, target, None
+    ctx.outbox.notify(target, "repair_new", NOTIFY_TRANSFER.format(**fields, by=me.name), safety=ticket.urgent)
+    ctx.outbox.notify(parties(ticket), "repair_progress", NOTIFY_TRANSFERRED.format(**{**fields, "name": target.name}))
+    return Reply.end(TRANSFERRED.format(code=ticket.code, name=target.name))
+
+
+# -- 未修好, rating, R<n>, 我的报修 ---------------------------------------------------------------------
+@reopen.entry
+def reopen_ticket(msg: Incoming, ctx: Context) -> Reply:
+    if not msg.args:
+        return Reply.end(USAGE_REOPEN)
+    ticket = ticket_by_code(ctx.db, msg.args[0], lock=True)
+    if ticket is None:
+        return Reply.end(UNKNOWN_TICKET.format(code=shown_code(msg.args[0])) if re.fullmatch(r"[Rr]?\d+", msg.args[0])
+                         else USAGE_REOPEN)
+    me = ctx.person
+    assert me is not None
+    fields = ticket_fields(ticket)
+    if not is_party(ticket, me) and "admin" not in ctx.roles:
+        return Reply.end(NOT_YOURS.format(**fields))
+    if ticket.status in ACTIVE:
+        return Reply.end(STILL_OPEN.format(**fields))
+    ticket.status = ACCEPTED if ticket.assignee else OPEN
+    ticket.done_at = ticket.closed_at = ticket.rating = None
+    ticket.reopen_count += 1
+    reason = " ".join(msg.args[1:])
+    workers = [ticket.assignee] if ticket.assignee else responsible(ctx.db, ticket.category)
+    ctx.outbox.notify(workers, "repair_reopened", NOTIFY_REOPENED.format(
+        **{**fields, "reporter": me.name}, reason=f"：{reason}" if reason else "", n=ticket.reopen_count),
+        safety=ticket.urgent)
+    return Reply.end(REOPENED.format(code=ticket.code, names=names_of(workers)))
+
+
+@ticket_view.on_event("text", "voice")
+def show_or_rate(msg: Incoming, ctx: Context) -> Reply | None:
+    """`R<n>` shows a ticket; a bare 1-5 rates the sender's latest finished report. Anything else passes."""
+    text = msg.text.strip()
+    if CODE_RE.fullmatch(text):
+        return Reply.end(show_ticket(ctx, text))
+    rating = RATING_RE.fullmatch(text)
+    if rating and ctx.person is not None:
+        ticket = ctx.db.scalar(select(RepairTicket).where(
+            RepairTicket.reporter_id == ctx.person.id, RepairTicket.status == DONE, RepairTicket.rating.is_(None))
+            .order_by(RepairTicket.done_at.desc()).limit(1))
+        if ticket is not None:
+            word = rating.group(1)
+            return Reply.end(rate(ctx, ticket, RATING_WORDS.get(word) or int(word)))
+    return None
+
+
+def rate(ctx: Context, ticket: RepairTicket, rating: int) -> str:
+    ticket.rating, ticket.status, ticket.closed_at = rating, CLOSED, ctx.now
+    fields = ticket_fields(ticket)
+    ctx.outbox.notify(ticket.assignee, "repair_rated", NOTIFY_RATED.format(**fields, rating=rating))
+    return RATED.format(code=ticket.code, rating=rating)
+
+
+def show_ticket(ctx: Context, word: str) -> str:
+    ticket = ticket_by_code(ctx.db, word)
+    if ticket is None:
+        return UNKNOWN_TICKET.format(code=shown_code(word))
+    me = ctx.person
+    if me is None or not (is_party(ticket, me) or ctx.has_role("staff", "admin")):
+        return NOT_YOURS.format(code=ticket.code)
+    return describe(ticket, ctx.settings.tz)
+
+
+def describe(ticket: RepairTicket, tz: tzinfo) -> str:
+    """The whole ticket, as its reporter, staff and admin see it."""
+    flags = ("【紧急】" if ticket.urgent else "") + ("【安全隐患】" if ticket.hazard else "")
+    fields = ticket_fields(ticket)
+    lines = [f"报修单 {ticket.code}{flags}", f"地点：{ticket.place}"]
+    if ticket.room is not None:
+        about = [ticket.room.where, f"房间负责人：{ticket.room.responsible.name}" if ticket.room.responsible else ""]
+        if any(about):
+            lines[-1] += f"（{'，'.join(a for a in about if a)}）"
+    if ticket.asset is not None:
+        lines.append(f"设备：{ticket.asset.name}（{ticket.asset.code}）")
+    lines += [f"类别：{ticket.category}", f"问题：{ticket.description}",
+              f"报修：{fields['reporter']} {local_label(tz, ticket.filed_at)}"]
+    status = fields["status"]
+    if ticket.assignee is not None:
+        status += f"，负责人：{ticket.assignee.name}"
+    if ticket.accepted_at is not None and ticket.status != OPEN:
+        status += f"（{local_label(tz, ticket.accepted_at)} 接单）"
+    lines.append(f"状态：{status}")
+    if ticket.done_at is not None:
+        lines.append(f"完成：{local_label(tz, ticket.done_at)}" + (f"，备注：{ticket.note}" if ticket.note else ""))
+    if ticket.rating is not None:
+        lines.append(f"评价：{ticket.rating} 分")
+    if ticket.reopen_count:
+        lines.append(f"返修：{ticket.reopen_count} 次")
+    if ticket.photos:
+        report = sum(1 for p in ticket.photos if p.kind == REPORT)
+        done = len(ticket.photos) - report
+        saved = sum(1 for p in ticket.photos if p.path)
+        lines.append(f"照片：报修 {report} 张，完成 {done} 张（已保存 {saved} 张）")
+    if ticket.followers:
+        lines.append(f"关注：{names_of(ticket.follower_people)}")
+    return "\n".join(lines)
+
+
+MY_LIMIT = 10
+
+
+def _brief(ticket: RepairTicket) -> str:
+    who = f"，{ticket.assignee.name}" if ticket.assignee else ""
+    flag = "【紧急】" if ticket.urgent else ""
+    return f"{ticket.code}{flag} {ticket.place} · {ticket.description[:20]} — {STATUS_NAMES[ticket.status]}{who}"
+
+
+def _listing(header: str, tickets: list[RepairTicket]) -> list[str]:
+    if not tickets:
+        return []
+    lines = [header, *(_brief(t) for t in tickets[:MY_LIMIT])]
+    if len(tickets) > MY_LIMIT:
+        lines.append(MORE.format(n=len(tickets) - MY_LIMIT))
+    return lines
+
+
+@my_repairs.entry
+def list_mine(msg: Incoming, ctx: Context) -> Reply:
+    me = ctx.person
+    assert me is not None
+    followed = select(TicketFollower.ticket_id).where(TicketFollower.person_id == me.id)
+    mine = list(ctx.db.scalars(select(RepairTicket).where(
+        or_(RepairTicket.reporter_id == me.id, RepairTicket.id.in_(followed)),
+        RepairTicket.status.in_((*ACTIVE, DONE))).order_by(RepairTicket.number)))
+    lines = _listing(MY_HEADER, mine)
+    if ctx.has_role("staff", "admin"):
+        categories = me.category_list
+        work = list(ctx.db.scalars(select(RepairTicket).where(
+            RepairTicket.status.in_(ACTIVE),
+            or_(RepairTicket.assignee_id == me.id,
+                and_(RepairTicket.assignee_id.is_(None), RepairTicket.category.in_(categories))))
+            .order_by(RepairTicket.number)))
+        lines += _listing(MY_WORK_HEADER, work)
+    return Reply.end("\n".join(lines) if lines else NO_OPEN)
+
+
+# -- imports ------------------------------------------------------------------------------------
+ROOM_COLUMNS = {"building": ("楼栋", "楼宇", "建筑"), "floor": ("楼层",), "name": ("房间", "名称", "房间名", "教室"),
+                "aliases": ("别名", "又名"), "responsible": ("负责人",)}
+ASSET_COLUMNS = {"code": ("编号", "资产编号"), "name": ("名称", "资产名称", "设备"), "category": ("类别",),
+                 "room": ("房间", "地点", "位置")}
+CATEGORY_COLUMNS = {"name": ("类别", "名称"), "keywords": ("关键词", "关键字")}
+
+
+def import_rooms(db: Session, path: str | Path) -> int:
+    """Rooms by building + name; a name or alias that would name two rooms is refused."""
+    rows = read_table(path, ROOM_COLUMNS, required=("name",))
+    problems: list[str] = []
+    parsed: list[tuple[str, str, str, str, Person | None]] = []
+    claimed: dict[str, int] = {}
+    people = {p.name: p for p in db.scalars(select(Person).order_by(Person.id.desc()))}
+    for row in rows:
+        name, building = row.get("name"), row.get("building")
+        aliases = ";".join(split_words(row.get("aliases")))
+        if not name:
+            problems.append(f"第{row.number}行：房间名称为空")
+            continue
+        who = row.get("responsible")
+        person = people.get(who) if who else None
+        if who and person is None:
+            problems.append(f"第{row.number}行：负责人「{who}」不在人员名单中（先导入人员）")
+        for key in {place_key(n) for n in [name, *split_words(aliases)]}:
+            if key in claimed:
+                problems.append(f"第{row.number}行：「{name}」的名称或别名与第{claimed[key]}行重复")
+                break
+            claimed[key] = row.number
+        parsed.append((building, row.get("floor"), name, aliases, person))
+    if problems:
+        raise TableError(problems)
+    for building, floor, name, aliases, person in parsed:
+        room = db.scalar(select(Room).where(Room.building == building, Room.name == name))
+        if room is None:
+            room = Room(building=building, name=name)
+            db.add(room)
+        room.floor, room.aliases, room.responsible = floor, aliases, person
+    db.flush()
+    return len(parsed)
+
+
+def import_assets(db: Session, path: str | Path) -> int:
+    """Assets by code; the category must be one the map knows (empty: from the name), the room registered."""
+    rows = read_table(path, ASSET_COLUMNS, required=("code", "name"))
+    known = [name for name, _ in category_map(db)]
+    problems: list[str] = []
+    parsed: list[tuple[str, str, str, Room | None]] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        code, name = row.get("code").replace(" ", ""), row.get("name")
+        if not code or not name:
+            problems.append(f"第{row.number}行：编号或名称为空")
+            continue
+        if code.lower() in seen:
+            problems.append(f"第{row.number}行：编号「{code}」与第{seen[code.lower()]}行重复")
+        seen[code.lower()] = row.number
+        category = row.get("category") or categorize(db, name)
+        if category not in known:
+            problems.append(f"第{row.number}行：不认识的类别「{category}」（可用：{'、'.join(known)}）")
+        room = find_room(db, row.get("room")) if row.get("room") else None
+        if row.get("room") and room is None:
+            problems.append(f"第{row.number}行：房间「{row.get('room')}」不在房间登记表中（先导入房间）")
+        parsed.append((code, name, category, room))
+    if problems:
+        raise TableError(problems)
+    for code, name, category, room in parsed:
+        asset = find_asset(db, code)
+        if asset is None:
+            asset = Asset(code=code, name=name, category=category)
+            db.add(asset)
+        asset.name, asset.category, asset.room = name, category, room
+    db.flush()
+    return len(parsed)
+
+
+def import_categories(db: Session, path: str | Path) -> int:
+    """Replace the keyword map: one row per category, in matching order."""
+    rows = read_table(path, CATEGORY_COLUMNS, required=("name", "keywords"))
+    problems: list[str] = []
+    seen: set[str] = set()
+    for row in rows:
+        if not row.get("name"):
+            problems.append(f"第{row.number}行：类别为空")
+        elif row.get("name") in seen:
+            problems.append(f"第{row.number}行：类别「{row.get('name')}」重复")
+        seen.add(row.get("name"))
+    if not rows:
+        problems.append("文件中没有类别")
+    if problems:
+        raise TableError(problems)
+    db.execute(delete(RepairCategory))
+    for position, row in enumerate(rows):
+        db.add(RepairCategory(name=row.get("name"), keywords=";".join(split_words(row.get("keywords"))),
+                              position=position))
+    db.flush()
+    return len(rows)
+
+
+# -- the monthly ledger ----------------------------------------------------------------------------
+LEDGER_HEADER = ["编号", "报修时间", "报修人", "地点", "设备", "类别", "问题描述", "维修人", "接单时间", "完成时间",
+                 "维修用时(小时)", "评分", "备注", "类型", "状态"]
+STAFF_HEADER = ["维修人", "报修单数", "已完成", "维修用时中位数(小时)", "平均评分"]
+
+
+@dataclass
+class Ledger:
+    tickets: list[list[Any]]
+    hazards: list[list[Any]]
+    staff: list[list[Any]]
+
+
+def hours_to_fix(ticket: RepairTicket) -> float | None:
+    if ticket.done_at is None:
+        return None
+    return round((ticket.done_at - ticket.filed_at).total_seconds() / 3600, 1)
+
+
+def month_bounds(month: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    first = month.replace(day=1)
+    after = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+    midnight = datetime.min.time()
+    return datetime.combine(first, midnight, tzinfo=tz), datetime.combine(after, midnight, tzinfo=tz)
+
+
+def repair_ledger(db: Session, month: date, tz: tzinfo) -> Ledger:
+    """The 报修台账 of tickets filed in `month`, the 巡查隐患 among them, and the per-staff summary."""
+    start, end = month_bounds(month, tz)
+    tickets = list(db.scalars(select(RepairTicket).where(RepairTicket.filed_at >= start, RepairTicket.filed_at < end)
+                              .order_by(RepairTicket.number)))
+
+    def when(moment: datetime | None) -> datetime | None:
+        return moment.astimezone(tz).replace(tzinfo=None) if moment else None
+
+    rows = [[t.code, when(t.filed_at), t.reporter.name if t.reporter else "", t.place,
+             f"{t.asset.name}（{t.asset.code}）" if t.asset else "", t.category, t.description,
+             t.assignee.name if t.assignee else "", when(t.accepted_at), when(t.done_at), hours_to_fix(t),
+             t.rating, t.note, "巡查隐患" if t.hazard else "报修", STATUS_NAMES.get(t.status, t.status)]
+            for t in tickets]
+    by_staff: dict[str, list[RepairTicket]] = {}
+    for t in tickets:
+        if t.assignee is not None:
+            by_staff.setdefault(t.assignee.name, []).append(t)
+    staff = []
+    for name, mine in sorted(by_staff.items()):
+        hours = [h for t in mine if (h := hours_to_fix(t)) is not None]
+        ratings = [t.rating for t in mine if t.rating is not None]
+        staff.append([name, len(mine), len(hours), round(statistics.median(hours), 1) if hours else None,
+                      round(sum(ratings) / len(ratings), 2) if ratings else None])
+    return Ledger(rows, [r for r, t in zip(rows, tickets, strict=True) if t.hazard], staff)
+
+
+__all__ = ["accept", "finish", "import_assets", "import_categories", "import_rooms", "my_repairs", "patrol",
+           "reopen", "repair", "repair_ledger", "ticket_view", "transfer"]

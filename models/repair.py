@@ -1,0 +1,162 @@
+"""Repairs and hazards: rooms and assets (with their QR codes), tickets R<n>, their followers and
+photos, and the category keyword map the school can edit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, utcnow
+from models.identity import Person
+
+OPEN, ACCEPTED, DONE, CLOSED = "open", "accepted", "done", "closed"
+TICKET_STATES = (OPEN, ACCEPTED, DONE, CLOSED)
+ACTIVE = (OPEN, ACCEPTED)  # a ticket someone still has to work on
+STATUS_NAMES = {OPEN: "待接单", ACCEPTED: "维修中", DONE: "已完成待评价", CLOSED: "已关闭"}
+
+REPORT, COMPLETION = "report", "completion"
+PHOTO_PENDING, PHOTO_DOWNLOADING, PHOTO_SAVED, PHOTO_FAILED = "pending", "downloading", "saved", "failed"
+
+
+class Room(Base):
+    """A registered place (教室, 办公室, 专用室 ...); teachers may name it by any of its aliases."""
+
+    __tablename__ = "rooms"
+    __table_args__ = (UniqueConstraint("building", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    building: Mapped[str] = mapped_column(String(64), default="")
+    floor: Mapped[str] = mapped_column(String(16), default="")
+    name: Mapped[str] = mapped_column(String(64))
+    aliases: Mapped[str] = mapped_column(String(300), default="")  # ";"-separated
+    responsible_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    qr_ticket: Mapped[str] = mapped_column(String(200), default="")
+    qr_url: Mapped[str] = mapped_column(String(300), default="")
+
+    responsible: Mapped[Person | None] = relationship()
+
+    @property
+    def alias_list(self) -> list[str]:
+        return [a for a in self.aliases.replace("；", ";").replace("、", ";").split(";") if a.strip()]
+
+    @property
+    def where(self) -> str:
+        """The building and floor: 教学楼 3楼."""
+        floor = self.floor + ("楼" if self.floor.isdigit() else "") if self.floor else ""
+        return " ".join(p for p in (self.building, floor) if p)
+
+
+class Asset(Base):
+    """A registered piece of equipment (projector, air conditioner ...) with its asset code."""
+
+    __tablename__ = "assets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(16))
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"), index=True)
+    qr_ticket: Mapped[str] = mapped_column(String(200), default="")
+    qr_url: Mapped[str] = mapped_column(String(300), default="")
+
+    room: Mapped[Room | None] = relationship()
+
+
+class RepairCategory(Base):
+    """The keyword map the school edits (`houqin categories import`); empty means the defaults."""
+
+    __tablename__ = "repair_categories"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    keywords: Mapped[str] = mapped_column(Text, default="")  # ";"-separated
+    position: Mapped[int] = mapped_column(default=0)  # the first category whose keyword matches wins
+
+
+class RepairTicket(Base):
+    """A repair or hazard report, R<number>, from filing to the reporter's rating."""
+
+    __tablename__ = "repair_tickets"
+    __table_args__ = (Index("ix_repair_tickets_status_filed", "status", "filed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(unique=True)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"), index=True)
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"), index=True)
+    place: Mapped[str] = mapped_column(String(200))  # the room's label, or the place as typed
+    category: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    urgent: Mapped[bool] = mapped_column(default=False)
+    hazard: Mapped[bool] = mapped_column(default=False)  # 巡查: a safety hazard (隐患) in the patrol ledger
+    status: Mapped[str] = mapped_column(String(16), default=OPEN)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    filed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column()
+    done_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    rating: Mapped[int | None] = mapped_column()
+    note: Mapped[str] = mapped_column(Text, default="")  # the completion note (完成 R<n> 备注)
+    reopen_count: Mapped[int] = mapped_column(default=0)
+    unaccepted_escalated_at: Mapped[datetime | None] = mapped_column()
+    overdue_escalated_at: Mapped[datetime | None] = mapped_column()
+
+    reporter: Mapped[Person | None] = relationship(foreign_keys=[reporter_id])
+    assignee: Mapped[Person | None] = relationship(foreign_keys=[assignee_id])
+    room: Mapped[Room | None] = relationship()
+    asset: Mapped[Asset | None] = relationship()
+    followers: Mapped[list[TicketFollower]] = relationship(back_populates="ticket", cascade="all, delete-orphan",
+                                                           lazy="selectin")
+    photos: Mapped[list[TicketPhoto]] = relationship(back_populates="ticket", cascade="all, delete-orphan",
+                                                     lazy="selectin", order_by="TicketPhoto.id")
+
+    @property
+    def code(self) -> str:
+        return f"R{self.number}"
+
+    @property
+    def follower_people(self) -> list[Person]:
+        return [f.person for f in self.followers]
+
+
+class TicketFollower(Base):
+    """Someone who reported the same problem again and is told of each step, like the reporter."""
+
+    __tablename__ = "ticket_followers"
+    __table_args__ = (UniqueConstraint("ticket_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("repair_tickets.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[RepairTicket] = relationship(back_populates="followers")
+    person: Mapped[Person] = relationship(lazy="joined")
+
+
+class TicketPhoto(Base):
+    """A photo sent with a report or a completion; the media worker downloads it at once (WeChat keeps
+    media for 3 days) into the storage folder. Rows are leased like deliveries."""
+
+    __tablename__ = "ticket_photos"
+    __table_args__ = (Index("ix_ticket_photos_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("repair_tickets.id", ondelete="CASCADE"), index=True)
+    sender_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16), default=REPORT)  # report | completion
+    media_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=PHOTO_PENDING)
+    path: Mapped[str] = mapped_column(String(300), default="")  # relative to the storage folder
+    content_type: Mapped[str] = mapped_column(String(64), default="")
+    size: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claim: Mapped[str | None] = mapped_column(String(40))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    saved_at: Mapped[datetime | None] = mapped_column()
+
+    ticket: Mapped[RepairTicket] = relationship(back_populates="photos")

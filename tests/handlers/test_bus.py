@@ -1,0 +1,241 @@
+"""School bus: headcounts against the roster, the left-on-bus alarm until 确认, leave, watchdog, ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from bot.school import set_setting
+from bot.services import Services
+from handlers.bus import ACK_REFUSED, ALARM_TOLD, import_routes
+from models.bus import BusAlarm, BusLeave, BusTrip
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ROUTES_CSV = """线路,别名,车牌,司机,司机电话,跟车老师,站点,上学时间,放学时间
+1,一号线;龙城线,苏D·12345,钱师傅,13900000001,李娜,龙城花园,07:10,16:55
+1,,,,,,青龙路口,07:25,16:40
+2,,苏D·67890,吴师傅,,王芳,新北万达,07:15,16:50
+"""
+
+
+def at(local: str) -> datetime:
+    return datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+
+@pytest.fixture
+def school(people, services: Services, tmp_path: Path, clock):
+    """Route 1 (monitor 李娜) carries 陈小明, 刘欣怡, 赵子轩; route 2 carries 孙悦. 宦欢 (canteen) is the
+    bus manager; 周春明 the admin; 陈建国 is 陈小明's parent."""
+    clock.set("2026-11-23 07:00")  # a Monday
+    people.add("周春明", "admin")
+    people.add("宦欢", "canteen")
+    people.add("李娜", "bus_monitor", "teacher", route="1")
+    people.add("王芳", "bus_monitor", route="2")
+    people.add("张丽", "teacher")
+    people.add("陈建国", "parent")
+    for name, class_name, route, stop in (("陈小明", "三(2)班", "1", "龙城花园"), ("刘欣怡", "三(2)班", "1", "龙城花园"),
+                                          ("赵子轩", "四(1)班", "1", "青龙路口"), ("孙悦", "四(1)班", "2", "新北万达")):
+        people.student(name, class_name, route=route, stop=stop)
+    csv = tmp_path / "routes.csv"
+    csv.write_text(ROUTES_CSV, encoding="utf-8")
+    with services.factory() as s, s.begin():
+        assert import_routes(s, csv) == 2
+        set_setting(s, "bus_manager", "宦欢")
+    return people
+
+
+@pytest.fixture
+def monitor(school, wechat_user):
+    return wechat_user("李娜")
+
+
+@pytest.fixture
+def parent(school, wechat_user, people):
+    user = wechat_user("陈建国")
+    assert "陈小明" in user.say(f"绑定 {people.code_of('陈小明')}").text
+    return user
+
+
+def trips(services: Services) -> list[BusTrip]:
+    with services.factory() as s:
+        return list(s.scalars(select(BusTrip).order_by(BusTrip.id)))
+
+
+def test_boarding_count_that_matches_needs_no_alert(monitor, queued) -> None:
+    reply = monitor.say("校车 1号线 上车 3")
+    assert reply.text == "1号线 上学趟 上车：应到 3 人，实到 3 人，人数相符。"
+    assert queued() == []
+
+
+def test_boarding_mismatch_alerts_bus_manager_and_admin_with_names(monitor, queued, deliver, fake_wechat,
+                                                                   wechat_user) -> None:
+    manager = wechat_user("宦欢")  # writes to the bot, so a customer-service message can reach her
+    reply = monitor.say("校车 一号线 上车 2")
+    assert "应到 3 人，实到 2 人，差 -1 人" in reply.text and "已通知校车管理和管理员" in reply.text
+    alerts = queued("bus_mismatch")
+    assert {r.name for r in alerts} == {"宦欢", "周春明"}
+    assert all(r.safety for r in alerts)
+    assert "陈小明（龙城花园）" in alerts[0].text and "赵子轩（青龙路口）" in alerts[0].text
+    assert "报告人：李娜" in alerts[0].text
+    deliver()
+    assert fake_wechat.sent_to("宦欢")[-1].mentions("校车人数不符", "1号线")
+    assert manager is not None
+
+
+def test_second_report_replaces_the_first_and_says_so(monitor, services: Services) -> None:
+    monitor.say("校车 1号线 上车 3")
+    reply = monitor.say("校车 1号线 上车 2")
+    assert "实到 2 人" in reply.text and "已更新，之前报告为 3 人" in reply.text
+    (trip,) = trips(services)
+    assert trip.boarded == 2 and trip.trip == "am"
+
+
+def test_leave_takes_the_child_off_the_expected_count(parent, monitor, queued, services: Services) -> None:
+    reply = parent.say("请假 陈小明 今天 上学")
+    assert reply.text.startswith("已为陈小明请假：11月23日（周一） 上学校车不乘坐")
+    assert "应到 2 人，实到 2 人，人数相符" in monitor.say("校车 1号线 上车 2").text
+    assert queued("bus_mismatch") == []
+    assert "已为陈小明销假" in parent.say("销假 陈小明 今天").text
+    assert "应到 3 人，实到 2 人" in monitor.say("校车 1号线 上车 2").text
+
+
+def test_leave_for_the_afternoon_does_not_change_the_morning(parent, monitor) -> None:
+    parent.say("请假 陈小明 今天 放学")
+    assert "应到 3 人" in monitor.say("校车 1号线 上车 3").text
+
+
+def test_parent_may_only_ask_leave_for_their_own_child(parent, services: Services, wechat_user) -> None:
+    assert "没有找到你关联的学生「孙悦」" in parent.say("请假 孙悦 明天").text
+    assert "日期「下个月」不对" in parent.say("请假 陈小明 下个月").text
+    assert "日期「2020-01-01」不对" in parent.say("请假 陈小明 2020-01-01").text
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(BusLeave)) == 0
+    teacher = wechat_user("张丽")
+    assert "已为孙悦请假：11月24日（周二） 全天（上学、放学）" in teacher.say("请假 孙悦 明天").text
+
+
+def test_fewer_off_than_on_raises_the_alarm_repeated_until_acknowledged(monitor, queued, runner, clock,
+                                                                        services: Services, wechat_user) -> None:
+    clock.set("2026-11-23 16:35")
+    monitor.say("校车 1号线 上车 3")
+    reply = monitor.say("校车 1号线 下车 2")
+    assert "1号线 放学趟 下车：应到 3 人，实到 2 人，差 -1 人" in reply.text and ALARM_TOLD in reply.text
+    first = queued("bus_alarm")
+    assert {r.name for r in first} == {"宦欢", "周春明"}
+    assert all(r.safety and r.due == at("2026-11-23 16:35") for r in first)
+    assert "可能有 1 名学生仍在车上" in first[0].text and "苏D·12345" in first[0].text
+    assert runner.run_now("repeat_bus_alarms", at("2026-11-23 16:38")).result == "没有未确认的警报"
+    runner.run_now("repeat_bus_alarms", at("2026-11-23 16:40"))
+    repeated = queued("bus_alarm")[len(first):]
+    assert {r.name for r in repeated} == {"宦欢", "周春明"} and "第2次提醒" in repeated[0].text
+    # a teacher may not acknowledge; the bus manager (not an admin) may
+    assert wechat_user("张丽").say("确认 1号线").text == ACK_REFUSED
+    clock.set("2026-11-23 16:42")
+    ack = wechat_user("宦欢").say("确认 1号线")
+    assert ack.text == "已确认1号线警报（1条），确认人：宦欢，时间 16:42。"
+    told = queued("bus_alarm_ack")
+    assert [r.name for r in told] == ["周春明"] and "宦欢" in told[0].text
+    assert runner.run_now("repeat_bus_alarms", at("2026-11-23 16:50")).result == "没有未确认的警报"
+    with services.factory() as s:
+        alarm = s.scalar(select(BusAlarm))
+        assert alarm.pushes == 2 and alarm.acknowledged_by.name == "宦欢"
+    assert "目前没有未确认的警报" in wechat_user("宦欢").say("确认 1号线").text
+
+
+def test_more_off_than_on_is_a_data_error_not_an_alarm(monitor, queued, services: Services) -> None:
+    monitor.say("校车 1号线 上车 2")
+    reply = monitor.say("校车 1号线 下车 3")
+    assert "下车人数多于上车人数（3 > 2）" in reply.text
+    assert queued("bus_alarm") == []
+    assert trips(services)[0].data_error
+
+
+def test_voice_and_glued_reports(monitor, services: Services) -> None:
+    assert "1号线 上学趟 上车：应到 3 人，实到 3 人" in monitor.voice("一号线上车三人。").text
+    assert "下车：应到 3 人，实到 3 人" in monitor.say("1号线下车3").text
+    assert trips(services)[0].alighted == 3
+
+
+def test_bad_input_gets_a_clear_answer_and_records_nothing(monitor, wechat_user, services: Services) -> None:
+    assert "没有找到线路「9号线」" in monitor.say("校车 9号线 上车 3").text
+    assert "人数「三百」不对" in monitor.say("校车 1号线 上车 三百").text
+    assert "人数「abc」不对" in monitor.say("校车 1号线 上车 abc").text
+    assert "请按格式发送" in monitor.say("校车").text
+    assert "仅限管理员、跟车老师使用" in wechat_user("张丽").say("校车 1号线 上车 3").text
+    assert trips(services) == []
+
+
+def test_watchdog_reminds_the_monitor_then_tells_admin(school, runner, queued, monitor) -> None:
+    assert runner.run_now("watch_bus_reports", at("2026-11-23 08:14")).result == "各趟人数已报告或未到时间"
+    runner.run_now("watch_bus_reports", at("2026-11-23 08:15"))
+    reminders = queued("bus_report_missing")
+    assert [r.name for r in reminders] == ["李娜", "王芳"]
+    assert "1号线 上学趟还没有报告上车、下车人数" in reminders[0].text
+    runner.run_now("watch_bus_reports", at("2026-11-23 08:20"))
+    assert len(queued("bus_report_missing")) == 2
+    runner.run_now("watch_bus_reports", at("2026-11-23 08:30"))
+    escalations = queued("bus_report_missing")[2:]
+    assert {r.name for r in escalations} == {"周春明"} and len(escalations) == 2
+
+
+def test_reported_trip_is_not_chased(school, runner, queued, monitor, clock) -> None:
+    monitor.say("校车 1号线 上车 3")
+    monitor.say("校车 1号线 下车 3")
+    runner.run_now("watch_bus_reports", at("2026-11-23 08:31"))
+    assert {r.name for r in queued("bus_report_missing")} == {"王芳", "周春明"}  # only route 2 is late
+
+
+def test_subscribed_parent_hears_the_morning_bus_arrive(parent, monitor, queued, clock) -> None:
+    assert "已订阅：陈小明的上学校车到校时会通知你" in parent.say("订阅 校车").text
+    monitor.say("校车 1号线 上车 3")
+    clock.set("2026-11-23 07:52")
+    monitor.say("校车 1号线 下车 3")
+    (notice,) = queued("bus_arrival")
+    assert notice.name == "陈建国" and "陈小明乘坐的1号线校车已于 07:52 到校" in notice.text
+    assert parent.say("退订 校车").text == "已退订校车到校通知。"
+
+
+def test_digest_has_a_bus_section(monitor, runner, queued, clock) -> None:
+    clock.set("2026-11-23 16:35")
+    monitor.say("校车 1号线 上车 3")
+    monitor.say("校车 1号线 下车 2")
+    runner.run_now("send_daily_digest", at("2026-11-23 17:00"))
+    text = queued("daily_digest")[0].text
+    assert "■ 校车" in text and "1号线放学：下车少 1 人的警报，提醒 1 次，未确认！" in text
+
+
+def test_bus_ledger_export(monitor, wechat_user, services: Services, tmp_path: Path, backend, clock) -> None:
+    from bot.export import Sheet, write_workbook
+    from handlers.bus import LEAVE_HEADER, TRIP_HEADER, bus_ledger
+
+    wechat_user("张丽").say("请假 孙悦 今天 上学")
+    clock.set("2026-11-23 16:35")
+    monitor.say("校车 1号线 上车 3")
+    monitor.say("校车 1号线 下车 2")
+    wechat_user("宦欢").say("确认 1号线")
+    out = tmp_path / "bus.xlsx"
+    if backend.name == "sqlite":  # the real command, on the test's database file
+        env = {"WECHAT_TOKEN": "busToken1", "WECHAT_APPID": "wxbus", "WECHAT_SECRET": "s", "WECHAT_AES_KEY": "",
+               "HOUQIN_SECRET_KEY": "x" * 32, "DATABASE_URL": services.settings.database_url,
+               "HOUQIN_INSTANCE": str(tmp_path)}
+        result = CliRunner().invoke(__import__("bot.cli").cli.main,
+                                    ["export", "bus", "--month", "2026-11", "--out", str(out)], env=env)
+        assert result.exit_code == 0, result.output
+    else:
+        with services.factory() as s:
+            trips_rows, leave_rows = bus_ledger(s, date(2026, 11, 1), services.settings.tz)
+        write_workbook(out, [Sheet("校车台账", TRIP_HEADER, trips_rows), Sheet("请假记录", LEAVE_HEADER, leave_rows)])
+    book = load_workbook(out)
+    rows = list(book["校车台账"].iter_rows(values_only=True))
+    assert rows[0][:6] == ("日期", "线路", "趟次", "应到", "上车", "下车")
+    (trip,) = rows[1:]
+    assert trip[1:6] == ("1号线", "放学", 3, 3, 2)
+    assert "少1人" in trip[9] and trip[10].startswith("宦欢 16:35")
+    leaves = list(book["请假记录"].iter_rows(values_only=True))
+    assert leaves[1][1:5] == ("孙悦", "四(1)班", "2", "上学") and leaves[1][5] == "张丽"

@@ -1,0 +1,532 @@
+"""Repairs and hazards through the webhook and the fake WeChat: filing (dialog, one-shot, QR), places,
+routing, urgency, duplicates, photos, the lifecycle with its notifications and wrong-role / bad-input
+answers, 我的报修, 巡查, escalation jobs and the digest section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
+from bot.fake_wechat import fake_jpeg
+from bot.services import Services
+from handlers.repair import import_assets, import_categories, import_rooms
+from models import Asset, RepairTicket, Room, TicketFollower, TicketPhoto
+from scheduler.runner import NOT_SCHOOL_DAY, Runner
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ROOMS = """楼栋,楼层,房间,别名,负责人
+教学楼,3,三(2)班,,张丽
+教学楼,4,四(1)班,,
+综合楼,2,科学室,科学教室;实验室,程财宝
+"""
+ASSETS = """编号,名称,类别,房间
+DJ-0302,投影仪,电教,三(2)班
+SD-0302,空调,水电,三(2)班
+"""
+
+
+def at(local: str) -> datetime:
+    return datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+
+@pytest.fixture
+def school(people, services: Services, tmp_path: Path, clock):
+    """The 分工 of seeds/001: 程财宝 looks after 水电 门窗 桌椅 消防 安全 其他, 殷奇 电教; 周春明 is admin."""
+    people.add("周春明", "admin")
+    people.add("程财宝", "staff", categories="水电;门窗;桌椅;消防;安全;其他", phone="13800000002")
+    people.add("殷奇", "staff", categories="电教")
+    people.add("张丽", "teacher", class_name="三(2)班", phone="13800000011")
+    people.add("王强", "teacher", class_name="四(1)班")
+    people.add("陈建国", "parent")
+    (tmp_path / "rooms.csv").write_text(ROOMS, encoding="utf-8")
+    (tmp_path / "assets.csv").write_text(ASSETS, encoding="utf-8")
+    with services.factory() as s, s.begin():
+        import_rooms(s, tmp_path / "rooms.csv")
+        import_assets(s, tmp_path / "assets.csv")
+    clock.set("2026-11-23 08:00")  # a Monday
+    return people
+
+
+@dataclass
+class Ticket:
+    code: str
+    place: str
+    room: str | None
+    asset: str | None
+    category: str
+    description: str
+    status: str
+    reporter: str
+    assignee: str | None
+    urgent: bool
+    hazard: bool
+    rating: int | None
+    note: str
+    reopen_count: int
+    followers: list[str]
+    photos: list[tuple[str, str, str]]  # kind, status, path
+
+
+def ticket(services: Services, number: int) -> Ticket:
+    with services.factory() as s:
+        t = s.scalar(select(RepairTicket).where(RepairTicket.number == number))
+        assert t is not None, f"no ticket R{number}"
+        return Ticket(t.code, t.place, t.room.name if t.room else None, t.asset.code if t.asset else None,
+                      t.category, t.description, t.status, t.reporter.name if t.reporter else "",
+                      t.assignee.name if t.assignee else None, t.urgent, t.hazard, t.rating, t.note, t.reopen_count,
+                      sorted(f.person.name for f in t.followers), [(p.kind, p.status, p.path) for p in t.photos])
+
+
+def ticket_count(services: Services) -> int:
+    with services.factory() as s:
+        return int(s.scalar(select(func.count()).select_from(RepairTicket)) or 0)
+
+
+def room_id(services: Services, name: str) -> int:
+    with services.factory() as s:
+        return int(s.scalar(select(Room.id).where(Room.name == name)))
+
+
+def asset_id(services: Services, code: str) -> int:
+    with services.factory() as s:
+        return int(s.scalar(select(Asset.id).where(Asset.code == code)))
+
+
+def names(rows) -> set[str]:
+    return {r.name for r in rows}
+
+
+def heard(fake_wechat, name: str, *needles: str) -> bool:
+    """Whether `name` received a message containing all of `needles` (one batch may arrive in any order)."""
+    return any(call.mentions(*needles) for call in fake_wechat.sent_to(name))
+
+
+# -- filing -----------------------------------------------------------------------------------------
+def test_repair_dialog_files_ticket_and_notifies_staff(school, wechat_user, fake_wechat, deliver, services) -> None:
+    teacher = wechat_user("张丽")
+    wechat_user("殷奇")
+    wechat_user("程财宝")
+    teacher.dialog([("报修", "地点"), ("三年级2班", "描述"), ("投影仪不亮", "R1"), ("跳过", "R1")])
+    deliver()
+    assert heard(fake_wechat, "殷奇", "R1", "三(2)班", "投影仪不亮", "张丽", "接单 R1")
+    assert fake_wechat.sent_to("程财宝") == []  # 电教 is 殷奇's
+    t = ticket(services, 1)
+    assert (t.room, t.category, t.reporter, t.status, t.urgent) == ("三(2)班", "电教", "张丽", "open", False)
+
+
+def test_menu_button_starts_the_dialog_and_cancel_ends_it(school, wechat_user, services) -> None:
+    teacher = wechat_user("张丽")
+    assert "地点" in teacher.click("REPAIR").text
+    assert "已取消「报修」" in teacher.say("取消").text
+    assert ticket_count(services) == 0
+
+
+@pytest.mark.parametrize("written", ["三(2)班", "三年级2班", "3-2", "三2班", "三（2）班", "三年级二班"])
+def test_every_way_of_writing_a_class_names_the_registered_room(school, wechat_user, services, written) -> None:
+    reply = wechat_user("张丽").say(f"报修 {written} 桌子腿断了")
+    assert "R1" in reply.text and "三(2)班" in reply.text
+    t = ticket(services, 1)
+    assert (t.room, t.place, t.category) == ("三(2)班", "三(2)班", "桌椅")
+
+
+def test_forms_of_one_room_are_one_room_for_duplicates_and_unknown_places_are_kept(school, wechat_user,
+                                                                                  services) -> None:
+    teacher = wechat_user("张丽")
+    assert "R1" in teacher.say("报修 3-2 窗户关不上").text
+    assert "你已报修过 R1" in teacher.say("报修 三年级2班 窗户把手掉了").text
+    assert "已提交报修 R2：操场东北角" in teacher.say("报修 操场东北角 地砖松动").text
+    assert "已提交报修 R3：科学室" in teacher.say("报修 实验室 门锁坏了").text  # an alias
+    assert ticket(services, 2).room is None and ticket(services, 2).place == "操场东北角"
+    assert ticket_count(services) == 3
+
+
+def test_one_shot_glued_and_place_only(school, wechat_user, services) -> None:
+    teacher = wechat_user("张丽")
+    reply = teacher.say("报修三年级二班投影仪不亮")  # as voice input arrives: no spaces at all
+    assert "已提交报修 R1：三(2)班 · 电教 · 投影仪不亮" in reply.text
+    teacher.dialog([("报修 四(1)班", "描述"), ("灯管闪", "R2")])
+    assert ticket(services, 2).room == "四(1)班" and ticket(services, 2).category == "水电"
+
+
+def test_scanning_a_room_code_knows_the_place(school, wechat_user, services, fake_wechat, deliver) -> None:
+    teacher = wechat_user("张丽")
+    wechat_user("程财宝")
+    reply = teacher.scan(f"room:{room_id(services, '三(2)班')}")
+    assert "地点：三(2)班" in reply.text and "描述" in reply.text
+    assert "R1" in teacher.say("灯管不亮").text
+    deliver()
+    assert heard(fake_wechat, "程财宝", "R1", "三(2)班", "灯管不亮")
+    assert ticket(services, 1).room == "三(2)班"
+
+
+def test_scanning_an_asset_code_takes_its_category(school, wechat_user, services) -> None:
+    teacher = wechat_user("张丽")
+    reply = teacher.scan(f"asset:{asset_id(services, 'DJ-0302')}")
+    assert "三(2)班 投影仪" in reply.text
+    teacher.say("没有声音")  # no keyword: the asset says 电教
+    t = ticket(services, 1)
+    assert (t.asset, t.room, t.category) == ("DJ-0302", "三(2)班", "电教")
+
+
+def test_following_the_account_by_scanning_a_room_code(school, wechat_user, services) -> None:
+    teacher = wechat_user("张丽")
+    reply = teacher.subscribe(f"room:{room_id(services, '科学室')}")
+    assert "地点：科学室" in reply.text
+    assert "R1" in teacher.say("水龙头关不紧").text
+
+
+def test_an_unknown_code_asks_for_the_place(school, wechat_user) -> None:
+    reply = wechat_user("张丽").scan("room:999")
+    assert "不在登记表中" in reply.text and "地点" in reply.text
+
+
+def test_category_routing_falls_back_to_admin(school, wechat_user, fake_wechat, deliver, services,
+                                              tmp_path: Path) -> None:
+    (tmp_path / "categories.csv").write_text("类别,关键词\n绿化,树;草坪\n电教,投影\n", encoding="utf-8")
+    with services.factory() as s, s.begin():
+        assert import_categories(s, tmp_path / "categories.csv") == 2
+    wechat_user("周春明")
+    wechat_user("张丽").say("报修 操场 树枝断了要掉下来")
+    deliver()
+    assert ticket(services, 1).category == "绿化"  # the school's own map; nobody has 绿化
+    assert heard(fake_wechat, "周春明", "R1", "树枝断了")
+
+
+def test_urgent_words_alert_staff_and_admin_at_once(school, wechat_user, fake_wechat, deliver, queued,
+                                                   services, clock) -> None:
+    clock.set("2026-11-23 22:30")  # late: safety pushes are never held
+    for name in ("周春明", "程财宝", "殷奇"):
+        wechat_user(name)
+    reply = wechat_user("张丽").say("报修 三(2)班 插座冒烟了")
+    assert "紧急报修 R1" in reply.text
+    alerts = queued("repair_urgent")
+    assert names(alerts) == {"周春明", "程财宝"} and all(a.safety for a in alerts)
+    deliver()
+    assert heard(fake_wechat, "程财宝", "紧急", "R1", "插座冒烟了")
+    assert heard(fake_wechat, "周春明", "紧急", "R1")
+    assert fake_wechat.sent_to("殷奇") == []
+    assert ticket(services, 1).urgent
+
+
+def test_a_duplicate_follows_the_open_ticket_and_hears_its_progress(school, wechat_user, fake_wechat, deliver,
+                                                                   services) -> None:
+    zhang, wang, staff = wechat_user("张丽"), wechat_user("王强"), wechat_user("殷奇")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    reply = wang.say("报修 三年级2班 投影仪没画面")
+    assert "已有报修 R1" in reply.text and "关注" in reply.text
+    assert ticket_count(services) == 1 and ticket(services, 1).followers == ["王强"]
+    assert "R1" in wang.say("报修 3-2 投影坏了").text
+    assert ticket(services, 1).followers == ["王强"]  # followed once
+    staff.say("接单 R1")
+    deliver()
+    assert heard(fake_wechat, "张丽", "R1", "殷奇已接单")
+    assert heard(fake_wechat, "王强", "R1", "殷奇已接单")
+    assert "R1" in wang.say("我的报修").text
+
+
+def test_a_worse_duplicate_makes_the_ticket_urgent(school, wechat_user, queued, services) -> None:
+    wechat_user("张丽").say("报修 三(2)班 灯不亮")
+    assert queued("repair_urgent") == []
+    reply = wechat_user("王强").say("报修 三(2)班 开关漏电了")
+    assert "R1" in reply.text and ticket_count(services) == 1
+    assert ticket(services, 1).urgent
+    assert names(queued("repair_urgent")) == {"程财宝", "周春明"}
+
+
+# -- the lifecycle ----------------------------------------------------------------------------------
+def test_whole_lifecycle_accept_finish_rate_reopen(school, wechat_user, fake_wechat, deliver, services,
+                                                   clock) -> None:
+    zhang, yin = wechat_user("张丽"), wechat_user("殷奇")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    clock.advance(minutes=30)
+    reply = yin.say("接单 R1")
+    assert "已接单 R1" in reply.text and "张丽 13800000011" in reply.text
+    assert ticket(services, 1).status == "accepted" and ticket(services, 1).assignee == "殷奇"
+    deliver()
+    assert heard(fake_wechat, "张丽", "R1", "殷奇已接单")
+
+    clock.advance(hours=2)
+    assert "已完成 R1" in yin.say("完成 R1 更换了灯泡").text
+    deliver()
+    assert heard(fake_wechat, "张丽", "R1", "已修好", "更换了灯泡", "1-5", "未修好 R1")
+    t = ticket(services, 1)
+    assert (t.status, t.note) == ("done", "更换了灯泡")
+
+    assert "谢谢评价！R1 评分 5 分" in zhang.say("5").text
+    deliver()
+    assert heard(fake_wechat, "殷奇", "R1", "5 分")
+    assert (ticket(services, 1).status, ticket(services, 1).rating) == ("closed", 5)
+    assert NOT_UNDERSTOOD.split("「")[0] in zhang.say("4").text  # nothing left to rate
+
+    reply = zhang.say("未修好 R1 又不亮了")
+    assert "已重新打开 R1" in reply.text and "殷奇" in reply.text
+    t = ticket(services, 1)
+    assert (t.status, t.rating, t.reopen_count) == ("accepted", None, 1)
+    deliver()
+    assert heard(fake_wechat, "殷奇", "R1", "仍未修好", "又不亮了")
+
+    yin.say("完成 R1 换了投影仪")
+    assert "R1 评分 3 分" in zhang.say("三").text
+    view = zhang.say("R1").text
+    assert "报修单 R1" in view and "评价：3 分" in view and "返修：1 次" in view and "换了投影仪" in view
+
+
+def test_transfer_moves_the_ticket_and_tells_everyone(school, wechat_user, fake_wechat, deliver, services) -> None:
+    zhang, cheng = wechat_user("张丽"), wechat_user("程财宝")
+    yin = wechat_user("殷奇")
+    zhang.say("报修 三(2)班 白板松了")  # 白板 → 电教, but it is a mounting job
+    yin.say("接单 R1")
+    assert "已将 R1 转派给程财宝" in yin.say("转派 R1 程财宝").text
+    t = ticket(services, 1)
+    assert (t.status, t.assignee) == ("open", "程财宝")
+    deliver()
+    assert heard(fake_wechat, "程财宝", "R1", "殷奇转派给你", "接单 R1")
+    assert heard(fake_wechat, "张丽", "R1", "已转交程财宝")
+    assert "已接单 R1" in cheng.say("接单 r1").text
+    assert "R1 由程财宝负责" in yin.say("完成 R1").text  # no longer his
+    assert "已完成 R1" in cheng.say("完成R1").text
+
+
+def test_admin_may_finish_anyones_ticket(school, wechat_user, services) -> None:
+    wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
+    wechat_user("殷奇").say("接单 R1")
+    assert "已完成 R1" in wechat_user("周春明").say("完成 R1 已联系厂家维修").text
+    assert ticket(services, 1).assignee == "殷奇"
+
+
+def test_ticket_view_for_reporter_staff_and_admin_only(school, wechat_user) -> None:
+    zhang = wechat_user("张丽")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    for name in ("张丽", "殷奇", "程财宝", "周春明"):
+        view = (zhang if name == "张丽" else wechat_user(name)).say("R1").text
+        assert "报修单 R1" in view and "投影仪不亮" in view and "待接单" in view, name
+        assert "地点：三(2)班（教学楼 3楼，房间负责人：张丽）" in view
+    assert "R1 不是你提交或关注的报修" in wechat_user("王强").say("R1").text
+    assert "没有找到报修单 R7" in zhang.say("R7").text
+    assert NOT_UNDERSTOOD.split("「")[0] in wechat_user("陈建国").say("R1").text  # parents have no repairs
+
+
+def test_my_repairs_lists_open_tickets_and_the_staff_queue(school, wechat_user, services) -> None:
+    zhang = wechat_user("张丽")
+    assert "没有未完成的报修" in zhang.say("我的报修").text
+    zhang.say("报修 三(2)班 投影仪不亮")
+    zhang.say("报修 科学室 水龙头漏水")
+    zhang.say("报修 四(1)班 椅子坏了")
+    cheng = wechat_user("程财宝")
+    cheng.say("完成 R3")
+    zhang.say("5")  # R3 closed: no longer listed
+    mine = zhang.click("MY_REPAIRS").text
+    assert "R1" in mine and "R2" in mine and "R3" not in mine and "待接单" in mine
+    queue = cheng.say("我的报修").text
+    assert "待你处理" in queue and "R2" in queue and "R1" not in queue
+
+
+def test_patrol_records_a_hazard_in_category_safety(school, wechat_user, fake_wechat, deliver, services) -> None:
+    wechat_user("程财宝")
+    reply = wechat_user("王强").say("巡查 二楼东楼梯 扶手松动")
+    assert "已登记安全隐患 R1：二楼东楼梯 · 扶手松动" in reply.text
+    t = ticket(services, 1)
+    assert (t.category, t.hazard, t.place) == ("安全", True, "二楼东楼梯")
+    deliver()
+    assert heard(fake_wechat, "程财宝", "安全隐患", "R1", "扶手松动")
+    assert "巡查 地点 问题" in wechat_user("张丽").say("巡查 楼梯").text
+    assert ticket_count(services) == 1
+
+
+# -- wrong roles and bad input change nothing ---------------------------------------------------------
+def test_workers_commands_refuse_teachers_parents_and_strangers(school, wechat_user, services) -> None:
+    zhang = wechat_user("张丽")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    parent, stranger = wechat_user("陈建国"), wechat_user("路人", bind=False)
+    before = ticket(services, 1)
+    for text in ("接单 R1", "完成 R1", "转派 R1 殷奇"):
+        assert "仅限管理员、后勤使用" in zhang.say(text).text, text
+        assert "仅限管理员、后勤使用" in parent.say(text).text, text
+        assert "需要先绑定身份" in stranger.say(text).text, text
+    for text in ("报修 三(2)班 灯不亮", "巡查 楼梯 扶手松动", "我的报修", "未修好 R1"):
+        assert "仅限管理员、后勤、教师使用" in parent.say(text).text, text
+    assert ticket(services, 1) == before and ticket_count(services) == 1
+
+
+def test_bad_input_gets_a_clear_answer_and_changes_nothing(school, wechat_user, services) -> None:
+    zhang, wang, yin = wechat_user("张丽"), wechat_user("王强"), wechat_user("殷奇")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    before = ticket(services, 1)
+    answers = [
+        (yin, "接单", "请按格式发送：接单 R编号"),
+        (yin, "接单 abc", "请按格式发送：接单 R编号"),
+        (yin, "接单 R99", "没有找到报修单 R99"),
+        (yin, "完成", "请按格式发送：完成 R编号"),
+        (yin, "完成 R42", "没有找到报修单 R42"),
+        (yin, "转派 R1", "请按格式发送：转派 R编号 姓名"),
+        (yin, "转派 R1 张三", "没有找到名为「张三」的后勤或管理员，无法转派 R1"),
+        (yin, "转派 R1 张丽", "没有找到名为「张丽」的后勤或管理员"),  # a teacher cannot take repairs
+        (zhang, "未修好", "请按格式发送：未修好 R编号"),
+        (zhang, "未修好 R1", "R1 还在处理中（待接单）"),
+        (wang, "未修好 R1", "R1 不是你提交或关注的报修"),
+        (zhang, "未修好 R5", "没有找到报修单 R5"),
+    ]
+    for user, said, expected in answers:
+        assert expected in user.say(said).text, said
+    assert ticket(services, 1) == before
+    yin.say("接单 R1")
+    assert "R1 已由殷奇接单" in wechat_user("程财宝").say("接单 R1").text
+    assert "你已接单 R1" in yin.say("接单 R1").text
+    yin.say("完成 R1")
+    assert "R1 已完成待评价，无需再操作" in yin.say("完成 R1").text
+    assert "R1 已完成待评价，无需再操作" in yin.say("转派 R1 程财宝").text
+    assert ticket(services, 1).status == "done"
+
+
+def test_rating_is_the_reporters_alone(school, wechat_user, services) -> None:
+    wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
+    wechat_user("殷奇").say("完成 R1")
+    reply = wechat_user("王强").say("5")
+    assert NOT_UNDERSTOOD.split("「")[0] in reply.text
+    assert ticket(services, 1).rating is None
+
+
+# -- photos -----------------------------------------------------------------------------------------
+def test_photos_are_attached_downloaded_and_shown(school, wechat_user, services, clock, fetch_media,
+                                                  settings) -> None:
+    zhang = wechat_user("张丽")
+    zhang.dialog([("报修", "地点"), ("三(2)班", "描述"), ("窗户玻璃裂了", "照片")])
+    assert "照片已附在 R1 上（第1张）" in zhang.image(media_id="media_first").text
+    clock.advance(minutes=5)
+    assert "照片已附在 R1 上（第2张）" in zhang.image(media_id="media_second").text  # within 10 minutes
+    clock.advance(minutes=6)
+    assert zhang.image(media_id="media_late").text == IMAGE_UNUSED  # 11 minutes after filing
+    assert [p[:2] for p in ticket(services, 1).photos] == [("report", "pending"), ("report", "pending")]
+
+    assert fetch_media() == 2
+    photos = ticket(services, 1).photos
+    assert [p[1] for p in photos] == ["saved", "saved"]
+    for (_, _, path), media in zip(photos, ("media_first", "media_second"), strict=True):
+        stored = settings.storage_dir / path
+        assert stored.is_file() and stored.read_bytes() == fake_jpeg(media)
+        assert path.startswith("repairs/R1/") and path.endswith(".jpg")
+    assert "照片：报修 2 张，完成 0 张（已保存 2 张）" in zhang.say("R1").text
+
+
+def test_a_completion_photo_from_the_one_who_finished(school, wechat_user, services, clock, fetch_media) -> None:
+    wechat_user("张丽").say("报修 三(2)班 门锁坏了")
+    cheng = wechat_user("程财宝")
+    clock.advance(hours=3)
+    cheng.say("完成 R1 换了新锁")
+    assert "完成照片已附在 R1 上" in cheng.image(media_id="media_done").text
+    fetch_media()
+    assert ticket(services, 1).photos[0][:2] == ("completion", "saved")
+
+
+def test_skip_ends_the_photo_step(school, wechat_user, services) -> None:
+    zhang = wechat_user("张丽")
+    zhang.dialog([("报修 三(2)班", "描述"), ("桌子晃", "跳过"), ("跳过", "R1 已提交")])
+    assert ticket(services, 1).photos == []
+
+
+# -- escalation, digest ----------------------------------------------------------------------------------
+def test_unaccepted_for_two_working_hours_goes_to_admin_once(school, wechat_user, runner: Runner, queued,
+                                                              clock) -> None:
+    clock.set("2026-11-23 16:00")  # one working hour left on Monday
+    wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
+    assert runner.run_now("escalate_unaccepted_repairs", at("2026-11-23 17:00")).result == "没有超时未接单的报修"
+    assert runner.run_now("escalate_unaccepted_repairs", at("2026-11-24 08:20")).result == "没有超时未接单的报修"
+    run = runner.run_now("escalate_unaccepted_repairs", at("2026-11-24 08:30"))
+    assert run.result == "1 张报修已报管理员：R1"
+    (row,) = queued("repair_escalation")
+    assert row.name == "周春明" and "R1" in row.text and "2个工作小时" in row.text and "殷奇" in row.text
+    runner.run_now("escalate_unaccepted_repairs", at("2026-11-24 09:30"))
+    assert len(queued("repair_escalation")) == 1
+
+
+def test_a_weekend_does_not_count_and_accepted_tickets_are_left_alone(school, wechat_user, runner: Runner,
+                                                                      queued, clock) -> None:
+    clock.set("2026-11-27 16:30")  # Friday
+    wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
+    wechat_user("王强").say("报修 四(1)班 投影仪不亮")
+    wechat_user("殷奇").say("接单 R2")
+    assert runner.run_now("escalate_unaccepted_repairs", at("2026-11-28 12:00")).result == NOT_SCHOOL_DAY
+    assert runner.run_now("escalate_unaccepted_repairs", at("2026-11-30 08:50")).result == "没有超时未接单的报修"
+    assert runner.run_now("escalate_unaccepted_repairs", at("2026-11-30 09:00")).result == "1 张报修已报管理员：R1"
+
+
+def test_not_done_in_three_days_or_four_hours_if_urgent(school, wechat_user, runner: Runner, queued,
+                                                        clock) -> None:
+    wechat_user("张丽").say("报修 三(2)班 投影仪不亮")  # Monday 08:00
+    wechat_user("殷奇").say("接单 R1")
+    clock.set("2026-11-23 09:00")
+    wechat_user("王强").say("报修 四(1)班 水管漏水了")  # urgent
+    assert runner.run_now("escalate_overdue_repairs", at("2026-11-23 12:59")).result == "没有逾期未完成的报修"
+    assert runner.run_now("escalate_overdue_repairs", at("2026-11-23 13:00")).result == "1 张报修已报管理员：R2"
+    (row,) = queued("repair_escalation")
+    assert "R2" in row.text and "4小时" in row.text and row.safety
+    assert runner.run_now("escalate_overdue_repairs", at("2026-11-26 07:59")).result == "没有逾期未完成的报修"
+    assert runner.run_now("escalate_overdue_repairs", at("2026-11-26 08:00")).result == "1 张报修已报管理员：R1"
+    assert "R1" in queued("repair_escalation")[-1].text and "殷奇" in queued("repair_escalation")[-1].text
+    runner.run_now("escalate_overdue_repairs", at("2026-11-27 08:00"))
+    assert len(queued("repair_escalation")) == 2
+
+
+def test_done_tickets_are_not_escalated(school, wechat_user, runner: Runner, queued) -> None:
+    wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
+    wechat_user("殷奇").say("完成 R1")
+    runner.run_now("escalate_unaccepted_repairs", at("2026-11-24 16:00"))
+    runner.run_now("escalate_overdue_repairs", at("2026-11-30 16:00"))
+    assert queued("repair_escalation") == []
+
+
+def test_digest_section_shows_late_tickets_and_repeat_failures(school, wechat_user, runner: Runner, queued,
+                                                              services, clock) -> None:
+    zhang, yin = wechat_user("张丽"), wechat_user("殷奇")
+    clock.set("2026-09-01 09:00")
+    zhang.say("报修 DJ-0302 投影仪不亮")
+    yin.say("完成 R1")
+    clock.set("2026-10-20 09:00")
+    zhang.say("报修 DJ-0302 投影仪又不亮")
+    yin.say("完成 R2")
+    clock.set("2026-11-18 09:00")
+    zhang.say("报修 DJ-0302 投影仪闪烁")
+    clock.set("2026-11-24 10:00")
+    wechat_user("王强").say("报修 四(1)班 窗户关不上")
+    runner.run_now("send_daily_digest", at("2026-11-24 17:00"))
+    (row,) = queued("daily_digest")
+    assert "■ 报修" in row.text
+    assert "今日报修 1 张" in row.text and "未完成共 2 张" in row.text
+    assert "逾期：R3 三(2)班 投影仪 · 投影仪闪烁" in row.text
+    assert "重复故障：三(2)班 投影仪（DJ-0302） 90天内报修 3 次" in row.text
+    assert ticket(services, 3).asset == "DJ-0302"
+
+
+def test_digest_has_no_repairs_section_when_there_are_none(school, runner: Runner, queued) -> None:
+    runner.run_now("send_daily_digest", at("2026-11-24 17:00"))
+    assert "■ 报修" not in queued("daily_digest")[0].text
+
+
+# -- imports ------------------------------------------------------------------------------------------
+def test_room_and_asset_imports_check_every_row(school, services, tmp_path: Path) -> None:
+    from bot.tables import TableError
+
+    bad_rooms = tmp_path / "bad_rooms.csv"
+    bad_rooms.write_text("楼栋,房间,别名,负责人\n教学楼,五(1)班,,无名氏\n教学楼,,,\n教学楼,5-1,,\n", encoding="utf-8")
+    bad_assets = tmp_path / "bad_assets.csv"
+    bad_assets.write_text("编号,名称,类别,房间\nX-1,音箱,音响,三(2)班\nX-2,柜子,,九(9)班\n", encoding="utf-8")
+    with services.factory() as s, s.begin():
+        with pytest.raises(TableError) as rooms_error:
+            import_rooms(s, bad_rooms)
+        with pytest.raises(TableError) as assets_error:
+            import_assets(s, bad_assets)
+        assert import_rooms(s, tmp_path / "rooms.csv") == 3  # re-import updates in place
+    assert [p[:3] for p in rooms_error.value.problems] == ["第2行", "第3行", "第4行"]
+    assert "无名氏" in rooms_error.value.problems[0] and "重复" in rooms_error.value.problems[2]
+    assert "音响" in assets_error.value.problems[0] and "九(9)班" in assets_error.value.problems[1]
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(Room)) == 3
+        assert s.scalar(select(Room.aliases).where(Room.name == "科学室")) == "科学教室;实验室"
+        assert s.scalar(select(func.count()).select_from(TicketFollower)) == 0
+        assert s.scalar(select(func.count()).select_from(TicketPhoto)) == 0

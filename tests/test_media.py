@@ -1,0 +1,92 @@
+"""The media worker: photos sent with reports are downloaded from (fake) WeChat into the storage
+folder at once; transient failures are retried with backoff, refused media ids are given up, and a
+worker that dies mid-download leaves its lease to another."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.fake_wechat import fake_jpeg
+from bot.media import MediaWorker, media_worker
+from bot.services import Services
+from models import TicketPhoto
+
+
+@pytest.fixture
+def photographed(people, wechat_user, clock):
+    """张丽 files R1 and sends one photo; returns a function that sends another."""
+    clock.set("2026-11-23 08:00")
+    people.add("程财宝", "staff", categories="安全")
+    people.add("张丽", "teacher")
+    teacher = wechat_user("张丽")
+    assert "R1" in teacher.say("报修 操场 地砖松动").text
+
+    def send(media_id: str) -> str:
+        return teacher.image(media_id=media_id).text
+
+    return send
+
+
+def photo_rows(services: Services) -> list[TicketPhoto]:
+    with services.factory() as s:
+        return list(s.scalars(select(TicketPhoto).order_by(TicketPhoto.id)))
+
+
+def test_a_photo_is_saved_under_the_storage_folder(photographed, services: Services, settings, fetch_media) -> None:
+    assert "R1" in photographed("media_ground")
+    assert fetch_media() == 1
+    (row,) = photo_rows(services)
+    assert row.status == "saved" and row.content_type.startswith("image/jpeg") and row.size == len(fake_jpeg("media_ground"))
+    assert (settings.storage_dir / row.path).read_bytes() == fake_jpeg("media_ground")
+    assert fetch_media() == 0  # nothing is downloaded twice
+
+
+def test_transient_errors_are_retried_after_a_backoff(photographed, services: Services, fake_wechat, clock,
+                                                      settings) -> None:
+    photographed("media_retry")
+    worker = media_worker(services)
+    fake_wechat.script("media/get", -1, 500)  # WeChat busy, then an HTTP error
+    assert worker.run_once() == 1
+    (row,) = photo_rows(services)
+    assert (row.status, row.attempts) == ("pending", 1) and "-1" in (row.last_error or "")
+    assert worker.run_once() == 0  # not due yet
+    clock.advance(seconds=11)
+    worker.run_once()
+    (row,) = photo_rows(services)
+    assert (row.status, row.attempts) == ("pending", 2) and "http" in (row.last_error or "")
+    clock.advance(seconds=21)
+    worker.run_once()
+    (row,) = photo_rows(services)
+    assert row.status == "saved" and (settings.storage_dir / row.path).is_file()
+    assert len([c for c in fake_wechat.calls if c.endpoint == "media/get"]) == 3
+
+
+def test_a_refused_media_id_is_given_up_at_once(photographed, services: Services, fetch_media) -> None:
+    photographed("expired-long-ago")  # the fake answers 40007 invalid media_id
+    fetch_media()
+    (row,) = photo_rows(services)
+    assert (row.status, row.attempts, row.path) == ("failed", 1, "") and "40007" in (row.last_error or "")
+
+
+def test_persistent_failures_stop_after_the_last_attempt(photographed, services: Services, fake_wechat,
+                                                        clock) -> None:
+    photographed("media_flaky")
+    worker = MediaWorker(services.factory, services.settings, services.api, clock=services.now, max_attempts=2,
+                         backoff_seconds=0)
+    fake_wechat.script("media/get", -1, -1, -1)
+    worker.drain()
+    (row,) = photo_rows(services)
+    assert (row.status, row.attempts) == ("failed", 2) and "gave up" in (row.last_error or "")
+
+
+def test_a_dead_workers_lease_is_taken_over(photographed, services: Services, clock, settings) -> None:
+    photographed("media_lease")
+    dead = media_worker(services)
+    assert len(dead.claim()) == 1  # claimed, then the process died
+    other = media_worker(services)
+    assert other.run_once() == 0  # still leased
+    clock.advance(minutes=3)
+    assert other.run_once() == 1
+    (row,) = photo_rows(services)
+    assert row.status == "saved" and (settings.storage_dir / row.path).is_file()
