@@ -8,10 +8,11 @@ so a conversation survives restarts and is shared by every worker process.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -25,17 +26,20 @@ if TYPE_CHECKING:
 ANYONE: frozenset[str] = frozenset()
 CONVERSATION_TIMEOUT = timedelta(minutes=10)
 
+VOICE_TRAILING = "。.!?,"  # what speech recognition appends, after normalize() (！→!, ？→?, ，→,)
 CANCEL_WORDS = {"取消", "cancel", "退出"}
 HELP_WORDS = {"帮助", "?", "help", "菜单帮助"}
+HELP_MENU_KEY = "HELP"
 CANCELLED = "已取消「{title}」。"
 NOTHING_TO_CANCEL = "当前没有进行中的操作。"
 NOT_UNDERSTOOD = "没有听懂「{text}」。发送「帮助」查看你可以使用的命令。"
-NOT_BOUND = "「{title}」需要先绑定身份。请发送「绑定 绑定码」（绑定码由学校后勤处提供）。"
+NOT_BOUND = "抱歉，「{title}」仅限{roles}使用，需要先绑定身份。请发送「绑定 绑定码」（绑定码由学校后勤处提供）。"
 WRONG_ROLE = "抱歉，「{title}」仅限{roles}使用，你的身份是{mine}。"
 HELP_HEADER = "你可以发送："
 HELP_UNBOUND = "你还没有绑定身份。发送「绑定 绑定码」绑定后可使用更多功能。"
 HELP_FOOTER = "发送「取消」可随时结束当前操作。"
 IMAGE_UNUSED = "收到图片。如需报修，请先发送「报修」，再按提示上传照片。"
+VOICE_UNRECOGNISED = "没有识别出这段语音的内容，请再说一遍，或直接发送文字。"
 UNSUPPORTED = "暂时只能处理文字、图片、语音和位置消息。发送「帮助」查看可用命令。"
 
 
@@ -92,7 +96,7 @@ class Incoming:
             msg_type=msg_type,
             create_time=create_time,
             event=event,
-            text=normalize(text).rstrip("。.!！") if msg_type == "voice" else normalize(text),
+            text=normalize(text).rstrip(VOICE_TRAILING) if msg_type == "voice" else normalize(text),
             event_key=key,
             scene=scene,
             msg_id=str(data.get("MsgId", "") or data.get("MsgID", "") or ""),
@@ -105,9 +109,13 @@ class Incoming:
 
     @property
     def dedup_key(self) -> str:
-        if self.msg_id:
-            return f"msg:{self.msg_id}"
-        return f"evt:{self.openid}:{self.create_time}:{self.event}:{self.event_key}"[:200]
+        """What makes WeChat's retries of one message recognisable: its MsgId, or for an event the
+        sender, CreateTime, event and key (plus the MsgID that job-finished events carry)."""
+        if self.msg_id and self.msg_type != "event":
+            key = f"msg:{self.msg_id}"
+        else:
+            key = f"evt:{self.openid}:{self.create_time}:{self.event}:{self.msg_id}:{self.event_key}"
+        return key if len(key) <= 200 else key[:150] + ":" + hashlib.sha1(key.encode()).hexdigest()
 
     @property
     def is_location(self) -> bool:
@@ -176,6 +184,7 @@ class Context:
 
 
 Handler = Callable[[Incoming, Context], Reply | None]
+H = TypeVar("H", bound=Handler)
 
 
 def role_names(roles: Iterable[str]) -> str:
@@ -197,15 +206,19 @@ class Conversation:
         roles: Iterable[str] = ANYONE,
         help: str = "",
         timeout: timedelta = CONVERSATION_TIMEOUT,
+        permits: Callable[[Context], bool] | None = None,
+        refusal: str = "",
     ) -> None:
         self.name = name
         self.title = title
-        self.keywords = tuple(normalize(k) for k in keywords)
+        self.keywords = tuple(normalize(k).lower() for k in keywords)  # matched case-insensitively
         self.menu_keys = tuple(menu_keys)
         self.scenes = tuple(scenes)
         self.roles = frozenset(roles)
         self.help = help
         self.timeout = timeout
+        self.permits = permits  # admits someone the roles do not (e.g. the bus manager named in settings)
+        self.refusal = refusal  # the polite refusal, when the roles alone do not say who may
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}
         self.events: dict[str, Handler] = {}
@@ -214,22 +227,22 @@ class Conversation:
         return f"Conversation({self.name!r})"
 
     # -- declaration decorators ----------------------------------------------------------------
-    def entry(self, fn: Handler) -> Handler:
+    def entry(self, fn: H) -> H:
         self.entry_handler = fn
         return fn
 
-    def on(self, step: str) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
+    def on(self, step: str) -> Callable[[H], H]:
+        def register(fn: H) -> H:
             self.steps[str(step)] = fn
             return fn
 
         return register
 
-    def on_event(self, *names: str) -> Callable[[Handler], Handler]:
+    def on_event(self, *names: str) -> Callable[[H], H]:
         """Handle an event or message kind with no conversation in progress: "subscribe",
         "unsubscribe", "image", "location", ... A handler returning None passes it on."""
 
-        def register(fn: Handler) -> Handler:
+        def register(fn: H) -> H:
             for name in names:
                 self.events[name] = fn
             return fn
@@ -247,9 +260,9 @@ class Conversation:
         to its argument), returned as "绑定 ABC234" so that steps see the usual command and args.
         """
         if not glued:
-            return text if split_command(text)[0] in self.keywords else None
+            return text if split_command(text)[0].lower() in self.keywords else None
         for k in sorted(self.keywords, key=len, reverse=True):
-            if len(k) >= 2 and len(text) > len(k) and text.startswith(k):
+            if len(k) >= 2 and len(text) > len(k) and text[:len(k)].lower() == k:
                 return f"{k} {text[len(k):].strip()}"
         return None
 
@@ -269,10 +282,17 @@ class Engine:
     def by_name(self, name: str) -> Conversation | None:
         return next((c for c in self.capabilities if c.name == name), None)
 
-    def help_text(self, roles: set[str], bound: bool) -> str:
+    @staticmethod
+    def permitted(cap: Conversation, ctx: Context) -> bool:
+        """The sender's roles allow the capability, or its `permits` admits them."""
+        return cap.allows(ctx.roles) or (cap.permits is not None and ctx.person is not None and cap.permits(ctx))
+
+    def help_text(self, roles: set[str], bound: bool, ctx: Context | None = None) -> str:
+        """The help of every capability the sender may use (with `ctx`, `permits` counts too)."""
         lines = [HELP_HEADER]
         for cap in self.capabilities:
-            if cap.help and cap.allows(roles) and (bound or not cap.roles):
+            allowed = self.permitted(cap, ctx) if ctx is not None else cap.allows(roles)
+            if cap.help and allowed and (bound or not cap.roles):
                 lines.append(cap.help)
         if not bound:
             lines.append(HELP_UNBOUND)
@@ -311,10 +331,12 @@ class Engine:
         return reply
 
     def _refusal(self, cap: Conversation, ctx: Context) -> Reply | None:
-        if cap.allows(ctx.roles):
+        if self.permitted(cap, ctx):
             return None
         if ctx.person is None:
-            return Reply.end(NOT_BOUND.format(title=cap.title))
+            return Reply.end(NOT_BOUND.format(title=cap.title, roles=role_names(cap.roles)))
+        if cap.refusal:
+            return Reply.end(cap.refusal)
         return Reply.end(WRONG_ROLE.format(title=cap.title, roles=role_names(cap.roles),
                                            mine=role_names(ctx.roles) or "未分配"))
 
@@ -338,8 +360,8 @@ class Engine:
             cap = self.by_name(state.conversation)
             ctx.db.delete(state)
             return Reply.end(CANCELLED.format(title=cap.title if cap else state.conversation))
-        if text and text.lower() in HELP_WORDS:
-            return Reply(self.help_text(ctx.roles, ctx.person is not None))
+        if (text and text.lower() in HELP_WORDS) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
+            return Reply(self.help_text(ctx.roles, ctx.person is not None, ctx))
 
         # a conversation in progress gets the next text, image or location
         if state is not None and msg.msg_type in ("text", "voice", "image", "location"):
@@ -383,6 +405,8 @@ class Engine:
             return Reply.end(NOT_UNDERSTOOD.format(text=shown))
         if msg.msg_type == "image":
             return Reply.end(IMAGE_UNUSED)
-        if msg.msg_type in ("voice", "video", "shortvideo", "link", "file"):
+        if msg.msg_type == "voice":
+            return Reply.end(VOICE_UNRECOGNISED)
+        if msg.msg_type in ("video", "shortvideo", "link", "file"):
             return Reply.end(UNSUPPORTED)
         return Reply.silent()  # events nobody handles: "success"

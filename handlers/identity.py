@@ -34,6 +34,7 @@ from models import (
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
 CODE_LENGTH = 6
 CODE_LIFETIME = timedelta(days=14)
+CODE_NOISE = re.compile(r"[\s:;,.\-_]+")  # what people type around or inside a code
 LOCKOUT_ATTEMPTS = 5
 LOCKOUT_WINDOW = timedelta(minutes=10)
 LOCKOUT_PERIOD = timedelta(minutes=10)
@@ -52,6 +53,7 @@ PARENT_BOUND = "绑定成功！你已作为家长关联学生：{student}（{cla
 PARENT_ALREADY = "你已关联学生{student}，无需重复绑定。"
 UNBOUND = "已解绑。你将不再收到{name}的推送，发送「绑定 绑定码」可重新绑定。"
 NOT_BOUND_YET = "你还没有绑定身份。发送「绑定 绑定码」进行绑定。"
+PARENT_NAME = "{student}家长"
 WHOAMI = "姓名：{name}\n身份：{roles}"
 
 HELP_BIND = "绑定 绑定码 — 绑定身份；解绑；我 — 查看我的身份"
@@ -87,33 +89,42 @@ def unsubscribed(msg: Incoming, ctx: Context) -> Reply:
 
 # -- binding ----------------------------------------------------------------------------------
 def _locked_until(ctx: Context) -> datetime | None:
-    recent = list(ctx.db.scalars(
-        select(BindAttempt.at).where(BindAttempt.openid == ctx.openid, BindAttempt.at > ctx.now - LOCKOUT_WINDOW)
-        .order_by(BindAttempt.at.desc())
+    """The end of the sender's lockout, if any: 5 wrong codes within 10 minutes lock them out for
+    10 minutes counted from the 5th (attempts are not recorded while locked out)."""
+    times = list(ctx.db.scalars(
+        select(BindAttempt.at).where(BindAttempt.openid == ctx.openid,
+                                     BindAttempt.at > ctx.now - LOCKOUT_WINDOW - LOCKOUT_PERIOD)
+        .order_by(BindAttempt.at)
     ))
-    if len(recent) >= LOCKOUT_ATTEMPTS:
-        until: datetime = recent[0] + LOCKOUT_PERIOD
-        return until if until > ctx.now else None
-    return None
+    until = None
+    for i in range(LOCKOUT_ATTEMPTS - 1, len(times)):
+        if times[i] - times[i - LOCKOUT_ATTEMPTS + 1] < LOCKOUT_WINDOW:
+            until = times[i] + LOCKOUT_PERIOD
+    return until if until is not None and until > ctx.now else None
 
 
-def _wrong(ctx: Context, code: str, answer: str) -> Reply:
+def _wrong(ctx: Context, code: str, answer: str) -> str:
     ctx.db.add(BindAttempt(openid=ctx.openid, code=code[:64], at=ctx.now))
-    return Reply.end(answer)
+    return answer
 
 
 @binding.entry
 def bind(msg: Incoming, ctx: Context) -> Reply:
-    code = (msg.scene.split(":", 1)[1] if msg.scene else " ".join(msg.args)).strip().upper()
     welcome = ""
     if msg.event == "subscribe":  # scanned a bind:<code> QR code to follow the account
         welcome = subscribed(msg, ctx).text + "\n\n"
+    return Reply.end(welcome + _check_and_bind(msg, ctx))
+
+
+def _check_and_bind(msg: Incoming, ctx: Context) -> str:
+    raw = msg.scene.split(":", 1)[1] if msg.scene else " ".join(msg.args)
+    code = CODE_NOISE.sub("", raw).upper()  # 绑定：ab3d5f, 绑定 AB3 D5F
     if not code:
-        return Reply.end(welcome + ASK_CODE)
+        return ASK_CODE
     until = _locked_until(ctx)
     if until is not None:
         minutes = max(1, int((until - ctx.now).total_seconds() + 59) // 60)
-        return Reply.end(LOCKED.format(minutes=minutes))
+        return LOCKED.format(minutes=minutes)
     found = ctx.db.scalar(select(BindCode).where(BindCode.code == code)) if re.fullmatch(r"[A-Z0-9]{6}", code) else None
     if found is None:
         return _wrong(ctx, code, BAD_CODE.format(code=code))
@@ -121,8 +132,7 @@ def bind(msg: Incoming, ctx: Context) -> Reply:
         return _wrong(ctx, code, EXPIRED_CODE.format(code=code))
     if found.kind == "person" and (found.used_at is not None or found.person is None) and ctx.person is None:
         return _wrong(ctx, code, USED_CODE.format(code=code))
-    answer = _bind_student(ctx, found) if found.kind == "student" else _bind_person(ctx, found)
-    return Reply.end(welcome + answer)
+    return _bind_student(ctx, found) if found.kind == "student" else _bind_person(ctx, found)
 
 
 def _bind_person(ctx: Context, code: BindCode) -> str:
@@ -141,7 +151,7 @@ def _bind_student(ctx: Context, code: BindCode) -> str:
     row = _binding_row(ctx)
     person = ctx.person
     if person is None:
-        person = Person(name=f"{student.name}家长", roles=[PersonRole(role="parent")])
+        person = Person(name=_parent_name(ctx.db, student), roles=[PersonRole(role="parent")])
         ctx.db.add(person)
         row.person, row.bound_at, row.subscribed = person, ctx.now, True
     elif "parent" not in person.role_set:
@@ -152,6 +162,18 @@ def _bind_student(ctx: Context, code: BindCode) -> str:
     ctx.db.add(ParentLink(person=person, student=student))
     code.used_at, code.used_by = code.used_at or ctx.now, code.used_by or ctx.openid
     return PARENT_BOUND.format(student=student.name, class_name=student.class_name or "未分班")
+
+
+def _parent_name(db: Session, student: Student) -> str:
+    """A name for a parent who bound with a parent code: 陈小明家长, then 陈小明家长2, ... (people are
+    unique by name + phone, and these have no phone)."""
+    base = PARENT_NAME.format(student=student.name)
+    taken = set(db.scalars(select(Person.name).where(Person.name.startswith(base, autoescape=True),
+                                                     Person.phone == "")))
+    n = 1
+    while (name := base if n == 1 else f"{base}{n}") in taken:
+        n += 1
+    return name
 
 
 @unbind.entry

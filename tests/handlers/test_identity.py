@@ -1,0 +1,350 @@
+"""Binding, unbinding, 我, following and unfollowing — all through the real webhook."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select
+
+from bot.outbox import Outbox
+from models import BindAttempt, Binding, ParentLink, Person, Student
+
+WRONG = "AAAAA0"  # 0 is not in the code alphabet, so no issued code can be this
+
+
+def full_width(text: str) -> str:
+    """ASCII letters, digits and punctuation as their full-width forms, spaces as ideographic spaces."""
+    return "".join("\u3000" if c == " " else chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def binding_of(services, user) -> Binding | None:
+    with services.factory() as s:
+        return s.get(Binding, user.openid)
+
+
+def person_id_of(services, name: str) -> int:
+    with services.factory() as s:
+        person_id = s.scalar(select(Person.id).where(Person.name == name))
+        assert person_id is not None
+        return person_id
+
+
+def notify(services, name: str, text: str) -> None:
+    """Queue a push to a person, as a handler or job would, and commit it."""
+    with services.factory() as s, s.begin():
+        person = s.scalar(select(Person).where(Person.name == name))
+        Outbox(s, services.settings, services.now()).notify(person, "test_push", text)
+
+
+# -- binding with a person code -----------------------------------------------------------------
+def test_bind_with_good_code_names_person_and_roles(wechat_user, people, services):
+    people.add("王芳", "teacher", "bus_monitor")
+    code = people.code_of("王芳")
+    user = wechat_user("王芳", bind=False)
+
+    reply = user.say(f"绑定 {code}")
+
+    assert "绑定成功" in reply.text
+    assert "王芳" in reply.text and "教师" in reply.text and "跟车老师" in reply.text
+    row = binding_of(services, user)
+    assert row is not None and row.person_id == person_id_of(services, "王芳")
+    me = user.say("我").text
+    assert "王芳" in me and "教师" in me and "跟车老师" in me
+
+
+def test_person_code_cannot_be_reused_by_a_second_user(wechat_user, people, services):
+    people.add("王芳", "teacher")
+    code = people.code_of("王芳")
+    wechat_user("王芳")  # binds with the code
+    intruder = wechat_user("冒名者", bind=False)
+
+    reply = intruder.say(f"绑定 {code}")
+
+    assert "已被使用" in reply.text and "绑定成功" not in reply.text
+    assert "还没有绑定" in intruder.say("我").text
+    with services.factory() as s:
+        bound = s.scalars(select(Binding.openid).where(Binding.person_id == person_id_of(services, "王芳"))).all()
+    assert bound == [wechat_user.made["王芳"].openid]
+
+
+def test_wrong_code_is_answered_and_binds_nothing(wechat_user, services):
+    user = wechat_user("路人", bind=False)
+
+    reply = user.say(f"绑定 {WRONG}")
+
+    assert "无效" in reply.text and WRONG in reply.text
+    assert "还没有绑定" in user.say("我").text
+    row = binding_of(services, user)
+    assert row is None or row.person_id is None
+
+
+def test_bare_bind_asks_for_the_code(wechat_user):
+    reply = wechat_user("路人", bind=False).say("绑定")
+    assert "绑定码" in reply.text and "绑定成功" not in reply.text
+
+
+def test_expired_code_is_refused_but_a_13_day_old_one_works(wechat_user, people, clock):
+    clock.set("2026-11-23 08:00")
+    people.add("王芳", "teacher")
+    people.add("赵强", "staff")
+    late = wechat_user("王芳", bind=False)
+    in_time = wechat_user("赵强", bind=False)
+
+    clock.advance(days=13)
+    assert "绑定成功" in in_time.say(f"绑定 {people.code_of('赵强')}").text
+    clock.advance(days=2)
+    reply = late.say(f"绑定 {people.code_of('王芳')}")
+
+    assert "过期" in reply.text and "绑定成功" not in reply.text
+    assert "还没有绑定" in late.say("我").text
+
+
+def test_bind_accepts_glued_lower_case_and_spaced_forms(wechat_user, people):
+    forms = {
+        "甲老师": lambda code: f"绑定{code}",  # glued: 绑定ABC234
+        "乙老师": lambda code: f"绑定 {code.lower()}",  # lower case
+        "丙老师": lambda code: f"绑定{code.lower()}",  # glued and lower case
+        "丁老师": lambda code: f"  绑定 \u3000 {code}  ",  # runs of half- and full-width spaces
+        "戊老师": lambda code: f"BIND {code}",  # the English keyword, any case
+    }
+    forms |= {
+        "己老师": lambda code: f"绑定：{code}",  # a full-width colon
+        "庚老师": lambda code: f"绑定 {code[:3]} {code[3:]}",  # split in two
+    }
+    for name, form in forms.items():
+        people.add(name, "teacher")
+        user = wechat_user(name, bind=False)
+        text = form(people.code_of(name))
+        reply = user.say(text)
+        assert "绑定成功" in reply.text and name in reply.text, (text, reply.text)
+        assert name in user.say("我").text
+
+
+def test_full_width_input_is_normalised(wechat_user, people):
+    people.add("王芳", "teacher")
+    code = people.code_of("王芳")
+    user = wechat_user("王芳", bind=False)
+
+    sent = "绑定\u3000" + full_width(code)  # e.g. 绑定　ＡＢＣ２３４
+    assert sent != f"绑定 {code}"
+    assert "绑定成功" in user.say(sent).text
+
+
+# -- lockout ------------------------------------------------------------------------------------
+def test_five_wrong_codes_lock_the_sender_out_for_ten_minutes(wechat_user, people, services, clock):
+    clock.set("2026-11-23 08:00")
+    people.add("王芳", "teacher")
+    people.add("赵强", "staff")
+    code = people.code_of("王芳")
+    guesser = wechat_user("王芳", bind=False)
+
+    for i in range(5):  # wrong codes at 08:00, 08:01, ... 08:04
+        if i:
+            clock.advance(minutes=1)
+        reply = guesser.say(f"绑定 {WRONG}")
+        assert "无效" in reply.text, (i, reply.text)
+    sixth = guesser.say(f"绑定 {code}")  # the right code, but locked out
+
+    assert "过多" in sixth.text and "10分钟" in sixth.text and "绑定成功" not in sixth.text
+    assert "还没有绑定" in guesser.say("我").text
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(BindAttempt)
+                        .where(BindAttempt.openid == guesser.openid)) == 5  # refusals are not attempts
+
+    # the lockout is per sender: someone else binds meanwhile
+    assert "赵强" in wechat_user("赵强").say("我").text  # wechat_user binds and checks 绑定成功
+
+    clock.advance(minutes=9, seconds=59)  # 08:13:59, though the first wrong code is 13 minutes old
+    late = guesser.say(f"绑定 {code}").text
+    assert "过多" in late and "1分钟" in late
+    clock.advance(seconds=1)  # 08:14, ten minutes after the fifth wrong code
+    reply = guesser.say(f"绑定 {code}")
+    assert "绑定成功" in reply.text and "王芳" in reply.text
+
+
+def test_after_a_lockout_the_sender_gets_five_tries_again(wechat_user, people, clock):
+    clock.set("2026-11-23 08:00")
+    people.add("王芳", "teacher")
+    user = wechat_user("王芳", bind=False)
+    for _ in range(5):
+        user.say(f"绑定 {WRONG}")
+    clock.advance(minutes=10)
+    replies = [user.say(f"绑定 {WRONG}").text for _ in range(5)]
+    assert all("无效" in r for r in replies), replies
+    assert "过多" in user.say(f"绑定 {people.code_of('王芳')}").text
+
+
+def test_wrong_codes_spread_over_more_than_ten_minutes_do_not_lock(wechat_user, people, clock):
+    clock.set("2026-11-23 08:00")
+    people.add("王芳", "teacher")
+    user = wechat_user("王芳", bind=False)
+
+    for _ in range(4):
+        assert "无效" in user.say(f"绑定 {WRONG}").text
+    clock.advance(minutes=11)
+    for _ in range(4):
+        assert "无效" in user.say(f"绑定 {WRONG}").text
+
+    assert "绑定成功" in user.say(f"绑定 {people.code_of('王芳')}").text
+
+
+def test_fifth_wrong_code_is_still_answered_as_wrong(wechat_user, clock):
+    clock.set("2026-11-23 08:00")
+    user = wechat_user("路人", bind=False)
+    replies = [user.say(f"绑定 {WRONG}").text for _ in range(6)]
+    assert all("无效" in r for r in replies[:5]), replies
+    assert "过多" in replies[5]
+
+
+# -- parent codes -------------------------------------------------------------------------------
+def test_two_parents_bind_to_one_student_and_one_parent_to_two(wechat_user, people, services):
+    people.student("陈小明", "三(2)班", route="1")
+    people.student("陈小红", "一(1)班")
+    mum = wechat_user("妈妈", bind=False)
+    dad = wechat_user("爸爸", bind=False)
+
+    first = mum.say(f"绑定 {people.code_of('陈小明')}").text
+    second = dad.say(f"绑定 {people.code_of('陈小明')}").text
+    third = mum.say(f"绑定 {people.code_of('陈小红')}").text
+
+    assert "绑定成功" in first and "陈小明" in first and "三(2)班" in first
+    assert "绑定成功" in second and "陈小明" in second
+    assert "绑定成功" in third and "陈小红" in third
+    mum_me, dad_me = mum.say("我").text, dad.say("我").text
+    assert "家长" in mum_me and "陈小明" in mum_me and "陈小红" in mum_me
+    assert "家长" in dad_me and "陈小明" in dad_me and "陈小红" not in dad_me
+    with services.factory() as s:
+        xiaoming = s.scalar(select(Student).where(Student.name == "陈小明"))
+        assert xiaoming is not None
+        parents = {link.person_id for link in xiaoming.parents}
+        mum_person = s.get(Binding, mum.openid).person_id
+        dad_person = s.get(Binding, dad.openid).person_id
+        assert parents == {mum_person, dad_person} and mum_person != dad_person
+        assert s.scalar(select(func.count()).select_from(ParentLink)
+                        .where(ParentLink.person_id == mum_person)) == 2
+
+
+def test_three_parents_and_a_repeated_parent_code(wechat_user, people):
+    people.student("陈小明", "三(2)班")
+    code = people.code_of("陈小明")
+    users = [wechat_user(f"家长{i}", bind=False) for i in range(3)]
+    for user in users:
+        assert "绑定成功" in user.say(f"绑定 {code}").text
+    again = users[0].say(f"绑定 {code}").text
+    assert "无需重复" in again and "陈小明" in again
+
+
+def test_teacher_who_is_also_a_parent_keeps_both_roles(wechat_user, people):
+    people.add("王芳", "teacher")
+    people.student("陈小明", "三(2)班")
+    user = wechat_user("王芳")
+
+    assert "绑定成功" in user.say(f"绑定 {people.code_of('陈小明')}").text
+    me = user.say("whoami").text
+    assert "王芳" in me and "教师" in me and "家长" in me and "陈小明" in me
+
+
+def test_expired_parent_code_is_refused(wechat_user, people, clock):
+    clock.set("2026-11-23 08:00")
+    people.student("陈小明", "三(2)班")
+    clock.advance(days=15)
+    reply = wechat_user("妈妈", bind=False).say(f"绑定 {people.code_of('陈小明')}")
+    assert "过期" in reply.text
+
+
+# -- 我 and 解绑 ----------------------------------------------------------------------------------
+def test_whoami_shows_name_roles_and_students(wechat_user, people):
+    people.add("周春明", "admin", "staff", categories="水电;门窗")
+    people.student("陈小明", "三(2)班", route="1")
+    user = wechat_user("周春明")
+    user.say(f"绑定 {people.code_of('陈小明')}")
+
+    for word in ("我", "whoami", "ＷＨＯＡＭＩ"):
+        me = user.say(word).text
+        assert "周春明" in me and "管理员" in me and "后勤" in me and "家长" in me, (word, me)
+        assert "陈小明" in me and "三(2)班" in me and "水电" in me
+
+
+def test_whoami_unbound_says_how_to_bind(wechat_user):
+    reply = wechat_user("路人", bind=False).say("我")
+    assert "还没有绑定" in reply.text and "绑定" in reply.text
+
+
+def test_unbind_ends_the_binding_and_pushes(wechat_user, people, services, deliver, fake_wechat):
+    people.add("王芳", "teacher")
+    user = wechat_user("王芳")
+
+    reply = user.say("解绑")
+
+    assert "已解绑" in reply.text and "王芳" in reply.text
+    assert "还没有绑定" in user.say("我").text
+    row = binding_of(services, user)
+    assert row is not None and row.person_id is None
+    with services.factory() as s:
+        assert s.scalar(select(Person).where(Person.name == "王芳")) is not None  # the person is kept
+    notify(services, "王芳", "解绑之后的推送")
+    deliver()
+    assert fake_wechat.sent_to("王芳") == []
+    assert "还没有绑定" in user.say("解绑").text
+
+
+# -- following ----------------------------------------------------------------------------------
+def test_subscribe_without_scene_welcomes_and_explains_binding(wechat_user, services):
+    user = wechat_user("新关注", bind=False)
+    reply = user.subscribe()
+    assert "欢迎" in reply.text and "绑定" in reply.text and "绑定码" in reply.text
+    row = binding_of(services, user)
+    assert row is not None and row.subscribed and row.person_id is None
+
+
+def test_subscribe_with_bind_scene_binds(wechat_user, people, services):
+    people.add("王芳", "teacher")
+    user = wechat_user("王芳", bind=False)
+
+    reply = user.subscribe(f"bind:{people.code_of('王芳')}")
+
+    assert "欢迎" in reply.text and "绑定成功" in reply.text and "王芳" in reply.text
+    assert binding_of(services, user).person_id == person_id_of(services, "王芳")
+
+
+def test_subscribe_with_a_bad_bind_scene_still_welcomes(wechat_user):
+    reply = wechat_user("新关注", bind=False).subscribe(f"bind:{WRONG}")
+    assert "欢迎" in reply.text and "无效" in reply.text
+
+
+def test_scan_with_bind_scene_binds(wechat_user, people, services):
+    people.add("王芳", "teacher")
+    people.student("陈小明", "三(2)班")
+    user = wechat_user("王芳", bind=False)
+    parent = wechat_user("妈妈", bind=False)
+
+    reply = user.scan(f"bind:{people.code_of('王芳').lower()}")
+    parent_reply = parent.scan(f"bind:{people.code_of('陈小明')}")
+
+    assert "绑定成功" in reply.text and "王芳" in reply.text and "教师" in reply.text
+    assert binding_of(services, user).person_id == person_id_of(services, "王芳")
+    assert "绑定成功" in parent_reply.text and "陈小明" in parent_reply.text
+
+
+def test_unsubscribe_stops_pushes_and_keeps_data(wechat_user, people, services, deliver, fake_wechat):
+    people.add("王芳", "teacher")
+    user = wechat_user("王芳")
+    notify(services, "王芳", "关注时的推送")
+    deliver()
+    assert [c.text for c in fake_wechat.sent_to("王芳")] == ["关注时的推送"]  # the pipeline works
+
+    notify(services, "王芳", "取关前排队的推送")
+    reply = user.event("unsubscribe")
+    notify(services, "王芳", "取关后的推送")
+    deliver()
+
+    assert reply.status == 200
+    assert [c.text for c in fake_wechat.sent_to("王芳")] == ["关注时的推送"]
+    row = binding_of(services, user)
+    assert row is not None and row.subscribed is False
+    assert row.person_id == person_id_of(services, "王芳")  # data is kept
+
+    # following again restores pushes and greets them by name
+    back = user.event("subscribe", "", CreateTime=int(time.time()) + 1)
+    assert "欢迎回来" in back.text and "王芳" in back.text
+    assert binding_of(services, user).subscribed is True

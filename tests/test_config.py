@@ -1,0 +1,239 @@
+"""Configuration: required and invalid settings stop start-up naming the setting; `.env` is read
+and the environment wins; the embedded default writes its random secrets once."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import create_app
+from bot.config import (
+    DEFAULT_API_BASE,
+    ConfigError,
+    embedded_environment,
+    load_settings,
+    read_environment,
+    settings_from_environment,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+REQUIRED = ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_SECRET", "HOUQIN_SECRET_KEY")
+AES_KEY = base64.b64encode(bytes(range(32))).decode()[:43]
+SETTING_NAMES = (*REQUIRED, "WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS", "WECHAT_API_BASE", "DATABASE_URL",
+                 "HOUQIN_TZ", "HOUQIN_INSTANCE", "HOUQIN_TEMPLATES", "REDIS_URL", "HOUQIN_PUBLIC_URL")
+
+
+def valid_env(tmp_path: Path, **changes: str) -> dict[str, str]:
+    env = {
+        "WECHAT_TOKEN": "houqinToken42",
+        "WECHAT_APPID": "wx0123456789abcdef",
+        "WECHAT_SECRET": "0123456789abcdef0123456789abcdef",
+        "HOUQIN_SECRET_KEY": "a-long-enough-secret-key-for-tests",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'houqin.db'}",
+        "HOUQIN_INSTANCE": str(tmp_path / "instance"),
+    }
+    env.update(changes)
+    return env
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No Houqin setting in the environment, and a working directory without a `.env`."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch
+
+
+# -- valid settings ------------------------------------------------------------------------------
+def test_valid_settings_and_defaults(tmp_path):
+    settings = load_settings(valid_env(tmp_path))
+    assert settings.wechat_token == "houqinToken42"
+    assert settings.wechat_appid == "wx0123456789abcdef"
+    assert settings.secret_key == "a-long-enough-secret-key-for-tests"
+    assert settings.wechat_api_base == DEFAULT_API_BASE
+    assert settings.tz_name == "Asia/Shanghai" and str(settings.tz) == "Asia/Shanghai"
+    assert settings.wechat_aes_key == "" and not settings.safe_mode
+
+
+def test_optional_settings_are_read(tmp_path):
+    settings = load_settings(valid_env(tmp_path, WECHAT_AES_KEY=AES_KEY, WECHAT_AES_KEY_PREVIOUS=AES_KEY,
+                                       WECHAT_API_BASE="http://127.0.0.1:8900/", HOUQIN_TZ="Asia/Urumqi"))
+    assert settings.safe_mode and settings.wechat_aes_key == AES_KEY
+    assert settings.wechat_aes_key_previous == AES_KEY
+    assert settings.wechat_api_base == "http://127.0.0.1:8900"  # the project appends /cgi-bin/...
+    assert settings.tz_name == "Asia/Urumqi"
+
+
+def test_database_defaults_to_a_sqlite_file_in_the_instance_folder(tmp_path):
+    env = valid_env(tmp_path)
+    del env["DATABASE_URL"]
+    settings = load_settings(env)
+    assert settings.database_url == f"sqlite:///{(tmp_path / 'instance' / 'houqin.db').resolve()}"
+
+
+# -- missing and invalid settings --------------------------------------------------------------------
+@pytest.mark.parametrize("name", REQUIRED)
+@pytest.mark.parametrize("how", ["absent", "empty", "blank"])
+def test_each_missing_required_setting_is_named(tmp_path, name, how):
+    env = valid_env(tmp_path)
+    if how == "absent":
+        del env[name]
+    else:
+        env[name] = "" if how == "empty" else "   "
+    with pytest.raises(ConfigError, match=name):
+        load_settings(env)
+
+
+def test_all_missing_settings_are_named_at_once():
+    with pytest.raises(ConfigError) as err:
+        load_settings({})
+    assert all(name in str(err.value) for name in REQUIRED)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("WECHAT_AES_KEY", "tooShort"),
+    ("WECHAT_AES_KEY", AES_KEY + "A"),  # 44 characters
+    ("WECHAT_AES_KEY", AES_KEY[:-1]),  # 42 characters
+    ("WECHAT_AES_KEY", "!" * 43),  # right length, not base64
+    ("WECHAT_AES_KEY_PREVIOUS", "tooShort"),
+    ("HOUQIN_TZ", "Mars/Olympus_Mons"),
+    ("HOUQIN_TZ", "../../etc/passwd"),
+    ("HOUQIN_TZ", "UTC+8"),
+    ("WECHAT_API_BASE", "api.weixin.qq.com"),
+    ("WECHAT_API_BASE", "ftp://api.weixin.qq.com"),
+    ("HOUQIN_SECRET_KEY", "short"),
+    ("HOUQIN_SECRET_KEY", "x" * 15),
+    ("WECHAT_TOKEN", "has spaces in it"),
+    ("WECHAT_TOKEN", "ab"),
+    ("DATABASE_URL", "houqin.db"),
+    ("HOUQIN_TEMPLATES", "[1, 2]"),
+    ("HOUQIN_TEMPLATES", "{not json"),
+    ("HOUQIN_PUSH_CONCURRENCY", "many"),
+])
+def test_each_invalid_setting_is_named(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_settings(valid_env(tmp_path, **{name: value}))
+
+
+def test_previous_aes_key_without_a_current_one_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="WECHAT_AES_KEY_PREVIOUS"):
+        load_settings(valid_env(tmp_path, WECHAT_AES_KEY_PREVIOUS=AES_KEY))
+
+
+def test_a_sixteen_character_secret_key_is_enough(tmp_path):
+    assert load_settings(valid_env(tmp_path, HOUQIN_SECRET_KEY="x" * 16)).secret_key == "x" * 16
+
+
+# -- .env ----------------------------------------------------------------------------------------
+def write_dotenv(path: Path, values: dict[str, str]) -> Path:
+    path.write_text("# Houqin settings\n" + "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    return path
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path):
+    dotenv = write_dotenv(tmp_path / ".env", valid_env(tmp_path, WECHAT_TOKEN="fromDotenv", HOUQIN_TZ="Asia/Tokyo"))
+    merged = read_environment({"WECHAT_TOKEN": "fromEnvironment"}, dotenv=dotenv)
+    settings = load_settings(merged)
+    assert settings.wechat_token == "fromEnvironment"  # the environment wins
+    assert settings.tz_name == "Asia/Tokyo"  # the rest comes from .env
+    assert settings.wechat_appid == "wx0123456789abcdef"
+
+
+def test_dotenv_in_the_working_directory_is_read_by_default(clean_env, tmp_path):
+    write_dotenv(tmp_path / ".env", valid_env(tmp_path, WECHAT_TOKEN="fromDotenv", WECHAT_APPID="wxFromDotenv"))
+    clean_env.setenv("WECHAT_APPID", "wxFromEnvironment")
+    settings = settings_from_environment()
+    assert settings.wechat_token == "fromDotenv"
+    assert settings.wechat_appid == "wxFromEnvironment"
+
+
+def test_missing_dotenv_is_fine_when_the_environment_has_everything(clean_env, tmp_path):
+    for name, value in valid_env(tmp_path).items():
+        clean_env.setenv(name, value)
+    assert settings_from_environment().wechat_token == "houqinToken42"
+
+
+# -- the WSGI app ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", REQUIRED)
+def test_create_app_without_a_setting_fails_naming_it(clean_env, tmp_path, name):
+    for key, value in valid_env(tmp_path).items():
+        if key != name:
+            clean_env.setenv(key, value)
+    with pytest.raises(ConfigError, match=name):
+        create_app()
+
+
+def test_create_app_with_an_invalid_setting_fails_naming_it(clean_env, tmp_path):
+    for key, value in valid_env(tmp_path, HOUQIN_TZ="Nowhere/Special").items():
+        clean_env.setenv(key, value)
+    with pytest.raises(ConfigError, match="HOUQIN_TZ"):
+        create_app()
+
+
+def test_create_app_from_the_environment(clean_env, tmp_path):
+    for key, value in valid_env(tmp_path).items():
+        clean_env.setenv(key, value)
+    app = create_app()
+    assert app.config["SECRET_KEY"] == "a-long-enough-secret-key-for-tests"
+    res = app.test_client().get("/healthz")
+    assert res.status_code == 200 and res.get_json()["status"] == "ok"
+    app.extensions["houqin"].db_engine.dispose()
+
+
+def test_wsgi_entry_point_stops_with_a_message_naming_the_setting(tmp_path):
+    """What `gunicorn 'bot:create_app()'` does at start-up, in a fresh interpreter."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update(valid_env(tmp_path))
+    del env["HOUQIN_SECRET_KEY"]
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run([sys.executable, "-c", "import bot; bot.create_app()"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "ConfigError" in result.stderr and "HOUQIN_SECRET_KEY" in result.stderr
+
+
+# -- the embedded default --------------------------------------------------------------------------
+def test_embedded_environment_writes_random_secrets_once_and_reuses_them(tmp_path):
+    first_dir, second_dir = tmp_path / "one", tmp_path / "two"
+    first = embedded_environment(first_dir)
+    path = first_dir / "houqin.env"
+    content = path.read_text(encoding="utf-8")
+
+    again = embedded_environment(first_dir)
+    other = embedded_environment(second_dir)
+
+    assert again == first and path.read_text(encoding="utf-8") == content
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # secrets readable by the owner only
+    for name in ("WECHAT_TOKEN", "WECHAT_SECRET", "WECHAT_AES_KEY", "HOUQIN_SECRET_KEY"):
+        assert first[name] and first[name] != other[name], name  # random, not a hard-coded default
+    settings = load_settings({**first, "HOUQIN_INSTANCE": str(first_dir)})
+    assert settings.safe_mode and len(settings.secret_key) >= 16
+
+
+def test_embedded_settings_fill_gaps_and_the_environment_wins(clean_env, tmp_path):
+    instance = tmp_path / "instance"
+    clean_env.setenv("HOUQIN_INSTANCE", str(instance))
+    clean_env.setenv("WECHAT_TOKEN", "chosenByOperator")
+
+    first = settings_from_environment(embedded=True)
+    second = settings_from_environment(embedded=True)
+
+    assert first.wechat_token == "chosenByOperator"
+    assert first.secret_key == second.secret_key and first.wechat_secret == second.wechat_secret
+    assert first.secret_key == embedded_environment(instance)["HOUQIN_SECRET_KEY"]
+    assert first.database_url == f"sqlite:///{instance.resolve() / 'houqin.db'}"
+
+
+def test_strict_settings_do_not_fall_back_to_the_embedded_file(clean_env, tmp_path):
+    instance = tmp_path / "instance"
+    embedded_environment(instance)
+    clean_env.setenv("HOUQIN_INSTANCE", str(instance))
+    with pytest.raises(ConfigError, match="WECHAT_TOKEN"):
+        settings_from_environment()

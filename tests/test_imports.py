@@ -1,0 +1,356 @@
+"""`houqin people import`, `houqin students import` and `houqin codes --json`, run as the real CLI
+against a SQLite file: CSV and XLSX, Chinese and English headers, role spellings, all-or-nothing
+validation with row numbers, idempotent re-imports, and the codes JSON contract."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from openpyxl import Workbook
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.cli import main
+from bot.db import make_engine
+from models import Person, Student
+
+REPO = Path(__file__).resolve().parent.parent
+SETTING_NAMES = ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS",
+                 "WECHAT_API_BASE", "DATABASE_URL", "HOUQIN_TZ", "HOUQIN_SECRET_KEY", "HOUQIN_INSTANCE",
+                 "HOUQIN_TEMPLATES", "REDIS_URL")
+CODE = re.compile(r"[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{6}")
+
+PEOPLE_CN = [
+    ["姓名", "角色", "手机", "班级", "线路", "负责类别"],
+    ["周春明", "管理员", "13800000001", "", "", ""],
+    ["程财宝", "后勤;管理员", "13800000002", "", "", "水电;门窗"],
+    ["王芳", "教师、跟车老师", "138-0000-0003", "三(2)班", "1", ""],
+    ["宦欢", "食堂，家长", "13800000004", "", "", ""],
+    ["李雷", "teacher bus_monitor", "13800000005", "", "", ""],
+    ["韩梅", "Teacher；Canteen", "", "", "", ""],
+    ["殷奇", "后勤 , 教师", "13800000007", "", "", "电教、水电"],
+]
+PEOPLE_ROLES = {
+    "周春明": ["admin"],
+    "程财宝": ["admin", "staff"],
+    "王芳": ["teacher", "bus_monitor"],
+    "宦欢": ["canteen", "parent"],
+    "李雷": ["teacher", "bus_monitor"],
+    "韩梅": ["teacher", "canteen"],
+    "殷奇": ["staff", "teacher"],
+}
+PEOPLE_EN = [
+    ["Name", "Roles", "Phone", "Class", "Route", "Categories"],
+    ["Zhou", "admin", 13900000001, "", "", ""],
+    ["程师傅", "staff、admin", 13900000002, "", "", "水电 门窗"],
+    ["张丽", "教师；家长", "13900000003", "三(2)班", 2, ""],
+    ["Li", "bus_monitor, teacher", None, None, 3, None],
+]
+STUDENTS_CN = [
+    ["姓名", "班级", "线路", "站点"],
+    ["陈小明", "三(2)班", "1", "龙城花园"],
+    ["刘欣怡", "三(2)班", "1号线", "龙城花园"],
+    ["陈小明", "一(1)班", "", ""],  # the same name in another class is another student
+]
+STUDENTS_EN = [
+    ["name", "class", "route", "stop"],
+    ["Tom", "四(1)班", 2, "北门"],
+    ["王小雨", "四（1）班", 3, "南门"],
+]
+
+
+def write_csv(path: Path, rows: list[list[object]], encoding: str = "utf-8-sig") -> Path:
+    out = io.StringIO()
+    csv.writer(out).writerows([["" if v is None else v for v in row] for row in rows])
+    path.write_bytes(out.getvalue().encode(encoding))
+    return path
+
+
+def write_xlsx(path: Path, rows: list[list[object]]) -> Path:
+    book = Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """A strict production-like environment on a temporary SQLite file; no `.env` in the way."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    values = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'houqin.db'}",
+        "WECHAT_TOKEN": "houqinToken42",
+        "WECHAT_APPID": "wx0123456789abcdef",
+        "WECHAT_SECRET": "0123456789abcdef0123456789abcdef",
+        "HOUQIN_SECRET_KEY": "a-long-enough-secret-key-for-tests",
+        "HOUQIN_INSTANCE": str(tmp_path / "instance"),
+        "WECHAT_API_BASE": "http://127.0.0.1:9",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def houqin(env: dict[str, str]) -> Callable[..., Result]:
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def db(env: dict[str, str]) -> Iterator[Callable[[], Session]]:
+    engine = make_engine(env["DATABASE_URL"])
+    yield lambda: Session(engine)
+    engine.dispose()
+
+
+def codes(houqin: Callable[..., Result]) -> list[dict[str, object]]:
+    result = houqin("codes", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert isinstance(data, list)
+    return data
+
+
+def by_name(rows: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    return {f"{r['name']}/{r['kind']}": r for r in rows}
+
+
+def people_rows(db: Callable[[], Session]) -> dict[str, Person]:
+    with db() as s:
+        return {p.name: p for p in s.scalars(select(Person))}
+
+
+def students_rows(db: Callable[[], Session]) -> list[tuple[str, str, str, str]]:
+    with db() as s:
+        return sorted((st.name, st.class_name, st.route, st.stop) for st in s.scalars(select(Student)))
+
+
+# -- people ------------------------------------------------------------------------------------------
+def test_people_csv_with_chinese_headers_and_every_role_spelling(houqin, db, tmp_path):
+    result = houqin("people", "import", str(write_csv(tmp_path / "people.csv", PEOPLE_CN)))
+
+    assert result.exit_code == 0, result.output
+    assert "新增 7" in result.output
+    rows = by_name(codes(houqin))
+    assert {k: v["roles"] for k, v in rows.items()} == {f"{n}/person": r for n, r in PEOPLE_ROLES.items()}
+    people = people_rows(db)
+    assert people["王芳"].phone == "13800000003" and people["王芳"].class_name == "三(2)班"
+    assert people["王芳"].route == "1"
+    assert people["程财宝"].category_list == ["水电", "门窗"]
+    assert people["殷奇"].category_list == ["电教", "水电"]
+    assert people["韩梅"].phone == ""
+
+
+def test_people_xlsx_with_english_headers(houqin, db, tmp_path):
+    result = houqin("people", "import", str(write_xlsx(tmp_path / "people.xlsx", PEOPLE_EN)))
+
+    assert result.exit_code == 0, result.output
+    roles = {k: v["roles"] for k, v in by_name(codes(houqin)).items()}
+    assert roles == {"Zhou/person": ["admin"], "程师傅/person": ["admin", "staff"],
+                     "张丽/person": ["teacher", "parent"], "Li/person": ["teacher", "bus_monitor"]}
+    people = people_rows(db)
+    assert people["Zhou"].phone == "13900000001"  # a number cell, read without ".0"
+    assert people["张丽"].route == "2" and people["张丽"].class_name == "三(2)班"
+    assert people["程师傅"].category_list == ["水电", "门窗"]
+    assert people["Li"].phone == "" and people["Li"].route == "3"
+
+
+def test_people_csv_in_gbk_as_excel_saves_it(houqin, tmp_path):
+    path = write_csv(tmp_path / "people.csv", PEOPLE_CN[:3], encoding="gb18030")
+    result = houqin("people", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert set(by_name(codes(houqin))) == {"周春明/person", "程财宝/person"}
+
+
+def test_invalid_people_rows_stop_the_import_and_list_every_problem(houqin, db, tmp_path):
+    rows = [
+        ["姓名", "角色", "手机"],
+        ["周春明", "管理员", "13800000001"],  # row 2: fine
+        ["", "教师", "13800000002"],  # row 3: no name
+        ["王芳", "校长", "13800000003"],  # row 4: unknown role
+        ["李雷", "", "13800000004"],  # row 5: no role
+        [],  # row 6: blank, skipped
+        ["韩梅", "教师", "12ab"],  # row 7: bad phone
+        ["周春明", "admin", "138 0000 0001"],  # row 8: the same person as row 2
+        ["殷奇", "后勤", "13800000009"],  # row 9: fine
+    ]
+    result = houqin("people", "import", str(write_csv(tmp_path / "bad.csv", rows)))
+
+    assert result.exit_code != 0
+    problems = result.stderr
+    for number, words in ((3, "姓名"), (4, "校长"), (5, "角色"), (7, "12ab"), (8, "第2行")):
+        line = next((p for p in problems.splitlines() if f"第{number}行：" in p), "")
+        assert words in line, (number, problems)
+    assert "第2行：" not in problems and "第9行" not in problems and "第6行" not in problems
+    assert codes(houqin) == [] and people_rows(db) == {}  # nothing imported
+
+
+def test_invalid_xlsx_rows_are_numbered_as_the_spreadsheet_shows(houqin, db, tmp_path):
+    rows = [["name", "roles"], ["Zhou", "admin"], ["Li", "principal"], ["Wang", "teacher"], [None, "staff"]]
+    result = houqin("people", "import", str(write_xlsx(tmp_path / "bad.xlsx", rows)))
+    assert result.exit_code != 0
+    assert "第3行" in result.stderr and "principal" in result.stderr and "第5行" in result.stderr
+    assert people_rows(db) == {}
+
+
+def test_missing_header_column_is_reported(houqin, tmp_path):
+    result = houqin("people", "import", str(write_csv(tmp_path / "bad.csv", [["姓名", "手机"], ["周春明", "1380"]])))
+    assert result.exit_code != 0
+    assert "第1行" in result.stderr and "角色" in result.stderr
+    assert codes(houqin) == []
+
+
+@pytest.mark.parametrize("name", ["missing.csv", "people.txt.gz"])
+def test_unreadable_files_fail_cleanly(houqin, tmp_path, name):
+    if name.endswith(".gz"):
+        (tmp_path / name).write_bytes(b"\x1f\x8b")
+    result = houqin("people", "import", str(tmp_path / name))
+    assert result.exit_code != 0 and result.stderr.strip()
+
+
+def test_a_failed_import_leaves_earlier_imports_alone(houqin, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "people.csv", PEOPLE_CN))).exit_code == 0
+    before = codes(houqin)
+    bad = [*PEOPLE_CN, ["新老师", "校长", ""]]
+    result = houqin("people", "import", str(write_csv(tmp_path / "bad.csv", bad)))
+    assert result.exit_code != 0 and f"第{len(bad)}行" in result.stderr
+    assert codes(houqin) == before
+
+
+def test_reimporting_people_changes_nothing(houqin, db, tmp_path):
+    csv_path = write_csv(tmp_path / "people.csv", PEOPLE_CN)
+    assert houqin("people", "import", str(csv_path)).exit_code == 0
+    first_codes, first_people = codes(houqin), people_rows(db)
+
+    again = houqin("people", "import", str(csv_path))
+    # the same people as a spreadsheet: same names and phones, so still the same people
+    xlsx = houqin("people", "import", str(write_xlsx(tmp_path / "people.xlsx", PEOPLE_CN)))
+
+    assert again.exit_code == 0 and "新增 0" in again.output and "更新 0" in again.output
+    assert xlsx.exit_code == 0 and "新增 0" in xlsx.output and "更新 0" in xlsx.output
+    assert codes(houqin) == first_codes
+    now_people = people_rows(db)
+    assert {n: (p.id, p.phone, sorted(p.role_set)) for n, p in now_people.items()} == {
+        n: (p.id, p.phone, sorted(p.role_set)) for n, p in first_people.items()}
+
+
+def test_reimport_with_changes_updates_in_place(houqin, db, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN))).exit_code == 0
+    first = by_name(codes(houqin))
+    changed = [row[:] for row in PEOPLE_CN]
+    changed[1][1] = "管理员;后勤"  # 周春明 gains staff
+    result = houqin("people", "import", str(write_csv(tmp_path / "p2.csv", changed)))
+    assert result.exit_code == 0 and "新增 0" in result.output and "更新 1" in result.output
+    after = by_name(codes(houqin))
+    assert after["周春明/person"]["roles"] == ["admin", "staff"]
+    assert after["周春明/person"]["code"] == first["周春明/person"]["code"]  # same person, same code
+    assert len(people_rows(db)) == len(PEOPLE_CN) - 1
+
+
+# -- students ----------------------------------------------------------------------------------------
+def test_students_csv_and_xlsx(houqin, db, tmp_path):
+    assert houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN))).exit_code == 0
+    assert houqin("students", "import", str(write_xlsx(tmp_path / "s.xlsx", STUDENTS_EN))).exit_code == 0
+
+    assert students_rows(db) == sorted([
+        ("陈小明", "三(2)班", "1", "龙城花园"), ("刘欣怡", "三(2)班", "1", "龙城花园"), ("陈小明", "一(1)班", "", ""),
+        ("Tom", "四(1)班", "2", "北门"), ("王小雨", "四(1)班", "3", "南门"),
+    ])
+    rows = codes(houqin)
+    assert len(rows) == 5 and all(r["kind"] == "student" and r["roles"] == ["parent"] for r in rows)
+    assert sorted(r["name"] for r in rows) == sorted(["陈小明", "刘欣怡", "陈小明", "Tom", "王小雨"])
+    assert len({r["code"] for r in rows}) == 5
+
+
+def test_invalid_student_rows_stop_the_import(houqin, db, tmp_path):
+    rows = [["姓名", "班级", "线路", "站点"], ["陈小明", "三(2)班", "1", "龙城花园"], ["刘欣怡", "", "1", ""],
+            ["", "三(2)班", "", ""], ["陈小明", "三（2）班", "2", ""]]
+    result = houqin("students", "import", str(write_csv(tmp_path / "bad.csv", rows)))
+    assert result.exit_code != 0
+    assert "第3行" in result.stderr and "班级" in result.stderr
+    assert "第4行" in result.stderr and "第5行" in result.stderr and "第2行" in result.stderr  # 5 repeats 2
+    assert students_rows(db) == [] and codes(houqin) == []
+
+
+def test_reimporting_students_changes_nothing(houqin, db, tmp_path):
+    path = write_csv(tmp_path / "s.csv", STUDENTS_CN)
+    assert houqin("students", "import", str(path)).exit_code == 0
+    first_codes, first_rows = codes(houqin), students_rows(db)
+    again = houqin("students", "import", str(path))
+    assert again.exit_code == 0 and "新增 0" in again.output and "更新 0" in again.output
+    assert codes(houqin) == first_codes and students_rows(db) == first_rows
+
+
+# -- codes --json --------------------------------------------------------------------------------------
+def test_codes_json_contract(houqin, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN))).exit_code == 0
+    assert houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN))).exit_code == 0
+    now = datetime.now(UTC)
+
+    rows = codes(houqin)
+
+    assert len(rows) == len(PEOPLE_CN) - 1 + len(STUDENTS_CN) - 1
+    for row in rows:
+        assert set(row) == {"name", "kind", "code", "roles", "expires_at"}, row
+        assert row["kind"] in ("person", "student")
+        assert isinstance(row["code"], str) and CODE.fullmatch(row["code"]), row
+        assert isinstance(row["roles"], list) and all(isinstance(r, str) for r in row["roles"])
+        expires = datetime.fromisoformat(str(row["expires_at"]))
+        assert expires.tzinfo is not None
+        assert abs(expires - (now + timedelta(days=14))) < timedelta(minutes=5)
+    assert {r["kind"] for r in rows} == {"person", "student"}
+    assert len({r["code"] for r in rows}) == len(rows)
+
+
+def test_codes_json_on_an_empty_database_is_an_empty_array(houqin):
+    result = houqin("codes", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+
+
+def test_codes_table_without_json(houqin, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN[:2]))).exit_code == 0
+    result = houqin("codes")
+    assert result.exit_code == 0 and "周春明" in result.output
+
+
+def test_real_command_line_in_a_subprocess(env, tmp_path):
+    """The same commands as an operator types them, in a fresh interpreter."""
+    child_env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES} | env
+    child_env["PYTHONPATH"] = str(REPO)
+
+    def houqin(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=tmp_path, env=child_env,
+                              capture_output=True, text=True, timeout=120)
+
+    imported = houqin("people", "import", str(write_xlsx(tmp_path / "p.xlsx", PEOPLE_CN)))
+    students = houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN)))
+    bad = houqin("people", "import", str(write_csv(tmp_path / "bad.csv", [["姓名", "角色"], ["某人", "校长"]])))
+    listed = houqin("codes", "--json")
+
+    assert imported.returncode == 0, imported.stderr
+    assert students.returncode == 0, students.stderr
+    assert bad.returncode != 0 and "第2行" in bad.stderr and "校长" in bad.stderr
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert sorted(r["name"] for r in rows if r["kind"] == "person") == sorted(PEOPLE_ROLES)
+    assert len([r for r in rows if r["kind"] == "student"]) == len(STUDENTS_CN) - 1
