@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date, timedelta
 
 _SPACES = re.compile(r"\s+")
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -57,3 +58,31 @@ def split_command(text: str) -> tuple[str, list[str]]:
     """The first word and the rest: "报修 三(2)班 投影仪不亮" → ("报修", ["三(2)班", "投影仪不亮"])."""
     words = normalize(text).split(" ")
     return words[0], [w for w in words[1:] if w]
+
+
+WEEKDAYS = "一二三四五六日"
+_DATE = re.compile(r"(?:(\d{4})[-/年.])?(\d{1,2})[-/月.](\d{1,2})[日号]?")
+_RELATIVE = {"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
+
+
+def day_label(day: date) -> str:
+    """11月23日（周一）: how every reply and push names a day."""
+    return f"{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"
+
+
+def parse_day(word: str, today: date) -> date | None:
+    """今天/明天/后天, 11月24日, 11-24, 2026-11-24 → a date (a month-day without a year is the next
+    one on or after about half a year ago, so "1月5日" said in December is next January)."""
+    word = normalize(word)
+    if word in _RELATIVE:
+        return today + timedelta(days=_RELATIVE[word])
+    m = _DATE.fullmatch(word)
+    if m is None:
+        return None
+    try:
+        day = date(int(m[1] or today.year), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+    if m[1] is None and day < today - timedelta(days=180):
+        day = day.replace(year=day.year + 1)
+    return day

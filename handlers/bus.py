@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.school import admins, get_setting
 from bot.tables import TableError, read_table
-from bot.text import chinese_to_int, normalize, parse_number
+from bot.text import chinese_to_int, day_label, normalize, parse_day, parse_number
 from models import ParentLink, Person, Student
 from models.bus import (
     AFTERNOON,
@@ -35,7 +35,6 @@ from models.bus import (
 MAX_COUNT = 200
 NOON = time(12, 0)
 LEAVE_HORIZON = timedelta(days=31)
-WEEKDAYS = "一二三四五六日"
 
 HELP_COUNT = "校车 线路 上车|下车 人数 — 报告本趟校车人数（也可语音：三号线上车四十二人）"
 HELP_ACK = "确认 线路 — 确认校车警报（管理员、校车管理）"
@@ -301,26 +300,6 @@ def _find_student(ctx: Context, name: str) -> Student | str:
     return candidates[0]
 
 
-def parse_day(word: str, today: date) -> date | None:
-    relative = {"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
-    if word in relative:
-        return today + timedelta(days=relative[word])
-    m = re.fullmatch(r"(?:(\d{4})[-/年])?(\d{1,2})[-/月](\d{1,2})[日号]?", word)
-    if m is None:
-        return None
-    try:
-        day = date(int(m[1] or today.year), int(m[2]), int(m[3]))
-    except ValueError:
-        return None
-    if m[1] is None and day < today - timedelta(days=180):
-        day = day.replace(year=day.year + 1)  # "1月5日" said in December
-    return day
-
-
-def day_text(day: date) -> str:
-    return f"{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"
-
-
 @leave.entry
 def request_leave(msg: Incoming, ctx: Context) -> Reply:
     cancelling = msg.command == "销假"
@@ -344,14 +323,14 @@ def request_leave(msg: Incoming, ctx: Context) -> Reply:
         leaves = list(ctx.db.scalars(select(BusLeave).where(
             BusLeave.student_id == student.id, BusLeave.day == day, BusLeave.cancelled_at.is_(None))))
         if not leaves:
-            return Reply.end(UNLEAVE_NONE.format(name=student.name, day=day_text(day)))
+            return Reply.end(UNLEAVE_NONE.format(name=student.name, day=day_label(day)))
         for lv in leaves:
             lv.cancelled_at = ctx.now
-        return Reply.end(UNLEAVE_DONE.format(name=student.name, day=day_text(day)))
+        return Reply.end(UNLEAVE_DONE.format(name=student.name, day=day_label(day)))
     if not student.route:
         return Reply.end(LEAVE_NO_ROUTE.format(name=student.name))
     ctx.db.add(BusLeave(student=student, day=day, trips=trips, requested_by=ctx.person, created_at=ctx.now))
-    return Reply.end(LEAVE_DONE.format(name=student.name, day=day_text(day), trips=TRIP_LABEL[trips],
+    return Reply.end(LEAVE_DONE.format(name=student.name, day=day_label(day), trips=TRIP_LABEL[trips],
                                        day_short=f"{day.month}月{day.day}日"))
 
 

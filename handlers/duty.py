@@ -8,7 +8,6 @@ location inside the post's radius is verified; `签到` text alone is recorded a
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.school import Calendar, Slot, duty_slots, get_setting
 from bot.tables import TableError, read_table
+from bot.text import WEEKDAYS, day_label, parse_day
 from models import Person, PersonRole
 from models.duty import (
     LOCATION,
@@ -34,7 +34,6 @@ from models.duty import (
 )
 
 EARLY = timedelta(minutes=10)
-WEEKDAYS = "一二三四五六日"
 DUTY_ROLES = {"teacher", "staff", "admin"}
 
 HELP_CHECKIN = "签到 [岗位] — 值日签到（扫岗位二维码或发送位置可验证）"
@@ -70,10 +69,6 @@ checkin = Conversation("duty", title="值日签到", keywords=["签到", "打卡
                        roles=DUTY_ROLES, help=HELP_CHECKIN)
 swap = Conversation("duty_swap", title="代班", keywords=["代班"], roles=DUTY_ROLES, help=HELP_SWAP)
 agree = Conversation("duty_agree", title="同意代班", keywords=["同意"], roles=DUTY_ROLES)
-
-
-def day_text(day: date) -> str:
-    return f"{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"
 
 
 # -- roster -----------------------------------------------------------------------------------
@@ -243,19 +238,6 @@ def check_in(ctx: Context, post: DutyPost | None, method: str, distance: float |
 
 
 # -- 代班 / 同意 --------------------------------------------------------------------------------
-def _parse_day(word: str, today: date) -> date | None:
-    relative = {"今天": 0, "明天": 1, "后天": 2}
-    if word in relative:
-        return today + timedelta(days=relative[word])
-    m = re.fullmatch(r"(?:(\d{4})[-/年])?(\d{1,2})[-/月](\d{1,2})[日号]?", word)
-    if m is None:
-        return None
-    try:
-        return date(int(m[1] or today.year), int(m[2]), int(m[3]))
-    except ValueError:
-        return None
-
-
 @swap.entry
 def request_swap(msg: Incoming, ctx: Context) -> Reply:
     person = ctx.person
@@ -276,23 +258,23 @@ def request_swap(msg: Incoming, ctx: Context) -> Reply:
         if word in slots:
             slot_name = word
             continue
-        parsed = _parse_day(word, today)
+        parsed = parse_day(word, today)
         if parsed is None or parsed < today:
             return Reply.end(SWAP_BAD.format(value=word, slots="、".join(slots)))
         day = parsed
     mine = [r for r in rostered_on(ctx.db, day) if r.person.id == person.id and (not slot_name or r.slot == slot_name)]
     if not mine:
-        return Reply.end(SWAP_NO_SHIFT.format(day=day_text(day), slot=slots[slot_name].label if slot_name else ""))
+        return Reply.end(SWAP_NO_SHIFT.format(day=day_label(day), slot=slots[slot_name].label if slot_name else ""))
     if len(mine) > 1:
-        return Reply.end(SWAP_WHICH.format(day=day_text(day), shifts="、".join(f"{r.slot} {r.post.name}" for r in mine),
+        return Reply.end(SWAP_WHICH.format(day=day_label(day), shifts="、".join(f"{r.slot} {r.post.name}" for r in mine),
                                            name=name, day_short=f"{day.month}月{day.day}日", example=mine[0].slot))
     shift = mine[0]
     slot_label = slots[shift.slot].label if shift.slot in slots else shift.slot
     ctx.db.add(DutySwap(day=day, slot=shift.slot, post=shift.post, from_person=person, to_person=colleague,
                         requested_at=ctx.now))
     ctx.outbox.notify(colleague, "duty_swap_request", SWAP_REQUEST.format(
-        who=person.name, day=day_text(day), slot=slot_label, post=shift.post.name))
-    return Reply.end(SWAP_ASKED.format(name=colleague.name, day=day_text(day), slot=slot_label, post=shift.post.name))
+        who=person.name, day=day_label(day), slot=slot_label, post=shift.post.name))
+    return Reply.end(SWAP_ASKED.format(name=colleague.name, day=day_label(day), slot=slot_label, post=shift.post.name))
 
 
 @agree.entry
@@ -318,7 +300,7 @@ def accept_swap(msg: Incoming, ctx: Context) -> Reply:
         shift.person, shift.note = person, note
     slots = {s.name: s for s in duty_slots(ctx.db)}
     slot_label = slots[pending.slot].label if pending.slot in slots else pending.slot
-    fields = {"day": day_text(pending.day), "slot": slot_label, "post": pending.post.name}
+    fields = {"day": day_label(pending.day), "slot": slot_label, "post": pending.post.name}
     ctx.outbox.notify(pending.from_person, "duty_swap_accepted", SWAP_TOLD.format(who=person.name, **fields))
     return Reply.end(SWAP_ACCEPTED.format(who=pending.from_person.name, **fields))
 

@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.tables import TableError, read_table
-from bot.text import chinese_to_int
+from bot.text import chinese_to_int, day_label
 from models import Drill, FireCheck, SafetyTopic
 
-WEEKDAYS = "一二三四五六日"
 MONTHS_CN = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10,
              "十一": 11, "十二": 12}
 
@@ -49,10 +48,6 @@ FIRE_ALREADY = "{month}消防设备自检已于{at}由{who}完成，无需重复
 drill = Conversation("drill", title="演练记录", keywords=["演练"], roles={"admin"}, help=HELP_DRILL)
 fire_check = Conversation("fire_check", title="消防自检", keywords=["消防自检"], roles={"staff", "admin"},
                           help=HELP_FIRE)
-
-
-def day_label(day: date) -> str:
-    return f"{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"
 
 
 def month_key(day: date) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, select
 
 from bot.school import admins
-from handlers.safety import day_label
+from bot.text import day_label
 from models import Binding, Delivery, InboundMessage
 from models.outbox import FAILED, SENT, UNDELIVERABLE
 from scheduler import JobContext, bus, duty, repair, safety

@@ -78,3 +78,29 @@ def test_split_command():
     assert split_command("报修 三(2)班 投影仪不亮") == ("报修", ["三(2)班", "投影仪不亮"])
     assert split_command("报修　三（2）班　　投影仪不亮") == ("报修", ["三(2)班", "投影仪不亮"])
     assert split_command("帮助") == ("帮助", [])
+
+
+def test_day_label_names_the_weekday() -> None:
+    from datetime import date
+
+    from bot.text import day_label
+
+    assert day_label(date(2026, 11, 23)) == "11月23日（周一）"
+    assert day_label(date(2026, 11, 29)) == "11月29日（周日）"
+
+
+def test_parse_day_reads_relative_and_written_dates() -> None:
+    from datetime import date
+
+    from bot.text import parse_day
+
+    today = date(2026, 12, 20)
+    assert parse_day("今天", today) == today
+    assert parse_day("明天", today) == date(2026, 12, 21)
+    assert parse_day("后天", today) == date(2026, 12, 22)
+    assert parse_day("12月24日", today) == date(2026, 12, 24)
+    assert parse_day("１２－２５", today) == date(2026, 12, 25)  # full-width
+    assert parse_day("2027-01-04", today) == date(2027, 1, 4)
+    assert parse_day("1月5日", today) == date(2027, 1, 5)  # said in December: next January
+    assert parse_day("2月30日", today) is None
+    assert parse_day("下周", today) is None
