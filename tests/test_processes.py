@@ -1,0 +1,162 @@
+"""The processes as operators run them: `houqin serve` + `houqin chat` (the README's newcomer path),
+gunicorn serving `bot:create_app()`, and `houqin worker` / `houqin scheduler` starting and stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from bot.fake_wechat import FakeWeChat
+
+HOUQIN = [sys.executable, "-m", "bot.cli"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WECHAT_", "HOUQIN_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(HOUQIN_INSTANCE=str(tmp_path / "instance"), PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def wait_for(url: str, seconds: float = 30.0) -> requests.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return requests.get(url, timeout=2)
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+        raise
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], int]]:
+    """`houqin serve` on the embedded default (no settings at all), in a fresh folder."""
+    port = free_port()
+    env = clean_env(tmp_path)
+    proc = subprocess.Popen([*HOUQIN, "serve", "--port", str(port)], env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok", "database": "ok"}
+        yield env, port
+    finally:
+        assert stop(proc) in (0, -signal.SIGTERM)
+
+
+def test_newcomer_serves_the_demo_and_chats_as_a_teacher(served, tmp_path: Path) -> None:
+    env, port = served
+    codes = json.loads(subprocess.run([*HOUQIN, "codes", "--json"], env=env, cwd=tmp_path, text=True,
+                                      capture_output=True, check=True, timeout=60).stdout)
+    code = next(c["code"] for c in codes if c["name"] == "张丽")
+    chat = subprocess.run([*HOUQIN, "chat", "--as", "张丽"], env=env, cwd=tmp_path, text=True, capture_output=True,
+                          input=f"绑定 {code}\n我\n报修 三(2)班 投影仪不亮\n/quit\n", timeout=60)
+    assert chat.returncode == 0, chat.stderr
+    assert f"张丽 的绑定码是 {code}" in chat.stdout
+    assert "绑定成功！你好，张丽（教师）" in chat.stdout
+    assert "姓名：张丽" in chat.stdout and "班级：三(2)班" in chat.stdout
+    assert "已提交报修 R1" in chat.stdout
+    secrets_file = tmp_path / "instance" / "houqin.env"
+    assert secrets_file.exists() and oct(secrets_file.stat().st_mode)[-3:] == "600"
+
+
+def test_gunicorn_serves_the_wsgi_app(tmp_path: Path) -> None:
+    from bot.gateway import signature
+    from bot.simulator import WeChatUser, http_transport
+
+    port = free_port()
+    env = clean_env(tmp_path, WECHAT_TOKEN="gunicornToken1", WECHAT_APPID="wxgunicorn", WECHAT_SECRET="s",
+                    HOUQIN_SECRET_KEY="k" * 32, DATABASE_URL=f"sqlite:///{tmp_path / 'g.db'}")
+    subprocess.run([*HOUQIN, "db", "upgrade"], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "bot:create_app()"],
+                            env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        ts, nonce = str(int(time.time())), "12345"
+        hello = requests.get(f"http://127.0.0.1:{port}/wechat", timeout=5, params={
+            "signature": signature("gunicornToken1", ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "hi"})
+        assert hello.text == "hi"
+        user = WeChatUser("oGunicorn", token="gunicornToken1", appid="wxgunicorn", mode="plain",
+                          transport=http_transport(f"http://127.0.0.1:{port}"))
+        assert "没有听懂" in user.say("你好").text
+    finally:
+        stop(proc)
+
+
+def test_gunicorn_app_refuses_to_start_without_settings(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    out = subprocess.run([sys.executable, "-c", "import bot; bot.create_app()"], env=env, cwd=tmp_path, text=True,
+                         capture_output=True, timeout=60)
+    assert out.returncode != 0 and "WECHAT_TOKEN" in out.stderr and "HOUQIN_SECRET_KEY" in out.stderr
+
+
+def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path: Path) -> None:
+    from conftest import make_settings
+    from sqlalchemy import select
+
+    from bot.db import make_engine, make_sessionmaker, upgrade
+    from bot.outbox import Outbox
+    from models import Binding, Person, PersonRole, utcnow
+
+    fake = FakeWeChat(0).start()
+    try:
+        settings = make_settings(tmp_path, fake, templates={"notice": "TPL_1"})
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        factory = make_sessionmaker(engine)
+        with factory() as s, s.begin():
+            person = Person(name="张丽", roles=[PersonRole(role="teacher")])
+            s.add_all([person, Binding(openid="oWorker", person=person)])
+            s.flush()
+            Outbox(s, settings, utcnow()).notify(person, "notice", "工人进程送达测试")
+        env = clean_env(tmp_path, WECHAT_TOKEN=settings.wechat_token, WECHAT_APPID=settings.wechat_appid,
+                        WECHAT_SECRET=settings.wechat_secret, HOUQIN_SECRET_KEY=settings.secret_key,
+                        DATABASE_URL=settings.database_url, WECHAT_API_BASE=fake.base_url,
+                        HOUQIN_TEMPLATES=json.dumps({"notice": "TPL_1"}))
+        worker = subprocess.Popen([*HOUQIN, "worker"], env=env, cwd=tmp_path, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        scheduler = subprocess.Popen([*HOUQIN, "scheduler", "--interval", "1"], env=env, cwd=tmp_path, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while not fake.sent_to_openid("oWorker") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            (sent,) = fake.sent_to_openid("oWorker")
+            assert sent.endpoint == "message/template/send" and sent.mentions("工人进程送达测试")
+        finally:
+            assert stop(worker) == 0
+            assert stop(scheduler) == 0
+        assert "scheduler started" in (scheduler.stdout.read() if scheduler.stdout else "")
+        with factory() as s:
+            from models import Delivery
+
+            assert [d.status for d in s.scalars(select(Delivery))] == ["sent"]
+        engine.dispose()
+    finally:
+        fake.stop()
