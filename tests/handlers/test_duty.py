@@ -233,3 +233,21 @@ def test_qr_sheet_for_posts(school, fake_wechat, services: Services, houqin, tmp
     assert sorted(scenes) == sorted(f"post:{post_id(services, n)}" for n in ("一楼东楼梯", "校门口"))
     again = houqin("qr", "posts", "--out", str(out))
     assert "新建 0 个" in again.output
+
+
+def test_a_staff_patrol_round_checks_in_at_each_checkpoint(school, people, wechat_user, runner, queued, clock,
+                                                           services: Services, tmp_path: Path) -> None:
+    """日巡视制: one staff member rostered at several checkpoints in one slot scans each of them."""
+    people.add("程财宝", "staff", categories="安全")
+    roster = tmp_path / "patrol.csv"
+    roster.write_text("星期,时段,岗位,教师\n周一,放学,一楼东楼梯,程财宝\n周一,放学,校门口,程财宝\n", encoding="utf-8")
+    with services.factory() as s, s.begin():
+        import_roster(s, roster)
+    runner.run_now("remind_duty", at("2026-11-23 15:50"))
+    assert [r.name for r in queued("duty_reminder")] == ["程财宝", "程财宝"]
+    clock.set("2026-11-23 15:58")
+    guard = wechat_user("程财宝")
+    assert "已签到：一楼东楼梯 放学" in guard.scan(f"post:{post_id(services, '一楼东楼梯')}").text
+    runner.run_now("record_missed_duty", at("2026-11-23 16:10"))
+    (missed,) = queued("duty_missed")
+    assert "校门口" in missed.text  # the checkpoint he did not reach
