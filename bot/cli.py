@@ -539,7 +539,7 @@ def _qr_sheet(kind: str, out: str) -> None:
     }[kind]
     services = _services(upgrade=True)
     try:
-        cards, created = ensure_codes(services.factory, services.api, model, kind, card)  # type: ignore[arg-type]
+        cards, created = ensure_codes(services.factory, services.api, model, kind, card)  # type: ignore[arg-type,type-var]
     except ApiError as exc:
         raise click.ClickException(f"WeChat refused to create a QR code: {exc}") from exc
     if not cards:
@@ -675,6 +675,74 @@ def _month(month: str) -> date:
         return datetime.strptime(month, "%Y-%m").date()
     except ValueError as exc:
         raise click.BadParameter("use YYYY-MM, e.g. 2026-11", param_hint="--month") from exc
+
+
+# -- canteen: menus, the canteen report ---------------------------------------------------------------
+@main.group("menu")
+def menu_group() -> None:
+    """Weekly canteen menus (菜单): import drafts, publish a week."""
+
+
+@menu_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+def menu_import(file: str) -> None:
+    """Import menus from CSV/XLSX (日期 餐次 菜品 过敏原 [照片]); new weeks are drafts until published."""
+    from functools import partial
+
+    from handlers.canteen import import_menu
+
+    _import_with("菜单", partial(import_menu, storage=_settings().storage_dir), file)
+
+
+@menu_group.command("publish")
+@click.argument("week")
+def menu_publish(week: str) -> None:
+    """Publish a week's menu, e.g. 2026-W48 (after its Thursday 16:00 push time it is pushed at once)."""
+    from bot.outbox import Outbox
+    from handlers.canteen import find_week, parse_week, publish_week
+
+    parsed = parse_week(week)
+    if parsed is None:
+        raise click.BadParameter("use YYYY-Www, e.g. 2026-W48", param_hint="WEEK")
+    services = _services(upgrade=True)
+    now = services.now()
+    with services.factory() as session, session.begin():
+        found = find_week(session, *parsed)
+        if found is None or not found.items:
+            raise click.ClickException(f"no menu imported for {week}; run `houqin menu import FILE` first")
+        click.echo(publish_week(session, found, None, now, services.settings, Outbox(session, services.settings, now)))
+
+
+@export.command("canteen")
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
+def export_canteen(month: str, out: str) -> None:
+    """食堂台账: every rating and comment, averages by day and by group (with a chart), complaint words,
+    survey answers, and the 陪餐 records."""
+    from bot.export import Sheet, write_workbook
+    from handlers.canteen import (
+        DAILY_HEADER,
+        FEEDBACK_HEADER,
+        GROUP_HEADER,
+        MEALS_HEADER,
+        SURVEY_HEADER,
+        WORDS_HEADER,
+        add_daily_chart,
+        canteen_report,
+    )
+
+    first = _month(month)
+    services = _services(upgrade=True)
+    with services.factory() as session:
+        report = canteen_report(session, first, services.settings.tz)
+    path = write_workbook(out, [Sheet("评价明细", FEEDBACK_HEADER, report.feedback),
+                                Sheet("每日平均", DAILY_HEADER, report.daily),
+                                Sheet("分组平均", GROUP_HEADER, report.groups),
+                                Sheet("意见高频词", WORDS_HEADER, report.words),
+                                Sheet("满意度调查", SURVEY_HEADER, report.surveys),
+                                Sheet("陪餐记录", MEALS_HEADER, report.meals)])
+    add_daily_chart(path, "每日平均", len(report.daily))
+    click.echo(f"{month} 食堂评价 {len(report.feedback)} 条，调查 {len(report.surveys)} 份，陪餐 {len(report.meals)} 次：{out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,7 @@ FULL_MENU: list[tuple[str, list[dict[str, str]]]] = [
 
 def menu_for(capabilities: Sequence[Conversation]) -> dict[str, Any]:
     answered = {HELP_MENU_KEY} | {k for c in capabilities for k in c.menu_keys}
-    buttons = []
+    buttons: list[dict[str, Any]] = []
     for name, entries in FULL_MENU:
         kept = [e for e in entries if e["key"] in answered]
         if len(kept) == 1:

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.services import Services
 from bot.school import Calendar, import_calendar
+from bot.services import Services
 from models import CalendarDay, Delivery, JobRun
 from scheduler import Job, JobContext
 from scheduler.runner import NOT_SCHOOL_DAY, SKIPPED_LATE, Runner
