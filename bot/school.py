@@ -34,6 +34,10 @@ DEFAULT_SETTINGS = {
     "repair_done_days": "3",  # days a repair may take before admin is told
     "repair_urgent_done_hours": "4",  # hours an urgent repair may take
     "repair_urgent_words": "漏电;冒烟;漏水;玻璃碎;着火;起火;火灾;触电;烧焦;焦味;煤气;燃气;坍塌;掉落;砸伤;跑水",
+    "canteen_survey_day": "20",  # day of the month the canteen survey goes to parents and teachers (每月一次小调查)
+    "canteen_term_survey_months": "1;6",  # months whose survey is the term questionnaire (学期大调查)
+    "canteen_alert_words": "异物;头发;虫;变质;发霉;霉变;拉肚子;腹泻;呕吐;吐了;过敏;肚子疼;肚子痛;食物中毒;馊;"
+                           "异味;没熟;不熟;夹生;苍蝇;蟑螂;老鼠;玻璃;钢丝;铁丝;塑料;过期",
 }
 SETTING_HELP = {
     "fire_check_day": "每月消防设备自检提醒日（1-28）",
@@ -51,9 +55,13 @@ SETTING_HELP = {
     "repair_done_days": "报修多少天未完成报管理员",
     "repair_urgent_done_hours": "紧急报修多少小时未完成报管理员",
     "repair_urgent_words": "紧急报修关键词（分号分隔）",
+    "canteen_survey_day": "每月食堂满意度调查推送日（1-28，遇非上课日顺延）",
+    "canteen_term_survey_months": "推送学期满意度问卷的月份（分号分隔，如 1;6）",
+    "canteen_alert_words": "食堂反馈中的食品安全关键词（分号分隔），出现即通知食堂和管理员",
 }
 TIME_SETTINGS = ("work_start", "work_end", "bus_am_deadline", "bus_pm_deadline")
 NUMBER_SETTINGS = ("repair_accept_hours", "repair_done_days", "repair_urgent_done_hours")
+DAY_OF_MONTH_SETTINGS = ("fire_check_day", "canteen_survey_day")
 
 KIND_WORDS = {
     HOLIDAY: (HOLIDAY, "假期", "节假日", "放假", "休息"),
@@ -103,8 +111,11 @@ def get_setting(db: Session, key: str) -> str:
 def set_setting(db: Session, key: str, value: str) -> None:
     if key not in DEFAULT_SETTINGS:
         raise KeyError(key)
-    if key == "fire_check_day" and not (value.isdigit() and 1 <= int(value) <= 28):
-        raise ValueError("fire_check_day must be a day of the month from 1 to 28")
+    if key in DAY_OF_MONTH_SETTINGS and not (value.isdigit() and 1 <= int(value) <= 28):
+        raise ValueError(f"{key} must be a day of the month from 1 to 28")
+    if key == "canteen_term_survey_months" and not all(
+            m.strip().isdigit() and 1 <= int(m) <= 12 for m in re.split(r"[;；,，、]", value) if m.strip()):
+        raise ValueError(f"{key} must be months 1-12 separated by ;, e.g. 1;6")
     if key in TIME_SETTINGS and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
         raise ValueError(f"{key} must be a time of day HH:MM, e.g. 07:30")
     if key in NUMBER_SETTINGS and not re.fullmatch(r"\d+(\.\d+)?", value):

@@ -4,7 +4,7 @@ a message gets it. Add a capability by importing its Conversation(s) here."""
 from __future__ import annotations
 
 from bot.engine import Conversation
-from handlers import bus, duty, identity, repair, safety
+from handlers import bus, canteen, duty, identity, repair, safety
 
 CAPABILITIES: list[Conversation] = [
     identity.follow,
@@ -13,6 +13,13 @@ CAPABILITIES: list[Conversation] = [
     identity.whoami,
     safety.drill,
     safety.fire_check,
+    canteen.menu,
+    canteen.publish,
+    canteen.view,
+    canteen.rating,
+    canteen.survey,
+    canteen.reply,
+    canteen.accompany,
     repair.repair,
     repair.my_repairs,
     repair.accept,

@@ -2,6 +2,16 @@
 
 from models.base import Base, utcnow
 from models.bus import BusAlarm, BusLeave, BusRoute, BusStop, BusSubscription, BusTrip
+from models.canteen import (
+    AccompaniedMeal,
+    CanteenFeedback,
+    CanteenReply,
+    MenuItem,
+    MenuWeek,
+    SurveyResponse,
+    SurveyRound,
+)
+from models.console import ConsoleAccount
 from models.conversation import ConversationState
 from models.duty import DutyCheckin, DutyOverride, DutyPost, DutyRoster, DutyShift, DutySwap
 from models.identity import (
@@ -22,6 +32,6 @@ from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
 
 __all__ = [
-    "ROLES", "ROLE_NAMES", "AccessToken", "BusAlarm", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConversationState", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
+    "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConsoleAccount", "ConversationState", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
     "CalendarDay", "Delivery", "Drill", "FireCheck", "InboundMessage", "JobRun", "ParentLink", "Person", "PersonRole", "Push", "RepairCategory", "RepairTicket", "Room", "SafetyTopic", "SchoolSetting", "Student", "TicketFollower", "TicketPhoto", "utcnow",
 ]

@@ -12,7 +12,7 @@ from bot.school import admins
 from bot.text import day_label
 from models import Binding, Delivery, InboundMessage
 from models.outbox import FAILED, SENT, UNDELIVERABLE
-from scheduler import JobContext, bus, duty, repair, safety
+from scheduler import JobContext, bus, canteen, duty, repair, safety
 
 Section = Callable[[JobContext, date], str | None]
 DIGEST_TITLE = "【后勤日报】{day}"
@@ -54,6 +54,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("报修", repair.digest_section),
     ("校车", bus.digest_section),
     ("值日", duty.digest_section),
+    ("食堂", canteen.digest_section),
     ("消息", messages_section),
     ("推送", pushes_section),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler import Job, bus, digest, duty, repair, safety
+from scheduler import Job, bus, canteen, digest, duty, repair, safety
 
 JOBS: list[Job] = [
     Job("remind_drill_eve", safety.remind_drill_eve, {"hour": "16", "minute": "0"},
@@ -31,6 +31,12 @@ JOBS: list[Job] = [
         "值日开始前10分钟提醒值日教师", school_days_only=True, grace_seconds=300),
     Job("record_missed_duty", duty.record_missed_duty, {"hour": "6-20", "minute": "*"},
         "值日开始10分钟后未签到记缺岗并告知教师", school_days_only=True, grace_seconds=300),
+    Job("remind_menu_publish", canteen.remind_menu_publish, {"day_of_week": "thu", "hour": "12", "minute": "0"},
+        "周四12:00下周菜单未发布则提醒食堂"),
+    Job("push_weekly_menu", canteen.push_weekly_menu, {"day_of_week": "thu", "hour": "16", "minute": "0"},
+        "周四16:00推送下周菜单给家长和教师；未发布则告知管理员、不推送"),
+    Job("push_canteen_survey", canteen.push_canteen_survey, {"hour": "16", "minute": "30"},
+        "每月调查日（canteen_survey_day）推送食堂满意度调查给家长和教师", school_days_only=True),
     Job("send_daily_digest", digest.send_daily_digest, {"hour": "17", "minute": "0"},
         "17:00 后勤日报给管理员", school_days_only=True),
 ]

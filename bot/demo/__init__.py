@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.school import import_calendar, set_setting
+from bot.tables import read_table
+from bot.text import WEEKDAYS
 from handlers.bus import import_routes
+from handlers.canteen import MEAL_WORDS, MealRow, find_week, iso_week, joined, save_menu
 from handlers.duty import import_posts, import_roster
 from handlers.identity import import_people, import_students
 from handlers.repair import import_assets, import_rooms
 from handlers.safety import import_drills
 from models import ParentLink, Person, Student
+from models.canteen import PUBLISHED
 
 HERE = Path(__file__).resolve().parent
 DEMO_TEACHER = "张丽"
+DEMO_TZ = ZoneInfo("Asia/Shanghai")
+MENU_COLUMNS = {"week": ("周",), "weekday": ("星期",), "meal": ("餐次",), "dishes": ("菜品",), "allergens": ("过敏原",)}
+NEXT_WEEK = "下周"
 
 
 def is_empty(db: Session) -> bool:
@@ -37,8 +45,28 @@ def load_demo(db: Session, now: datetime) -> None:
     set_setting(db, "school_longitude", "119.974000")
     import_posts(db, HERE / "posts.csv")
     import_roster(db, HERE / "duty.csv")
+    load_demo_menu(db, now)
     parent = db.scalar(select(Person).where(Person.name == "陈建国"))
     child = db.scalar(select(Student).where(Student.name == "陈小明"))
     if parent is not None and child is not None:
         db.add(ParentLink(person=parent, student=child))
     db.flush()
+
+
+def load_demo_menu(db: Session, now: datetime) -> None:
+    """This week's and next week's menus from a weekday template (menu.csv), whatever the date: this
+    week published, next week left a draft — so the Thursday 12:00 reminder and the 16:00 fallback to
+    admin can be seen, and 宦欢 can send 发布菜单."""
+    today = now.astimezone(DEMO_TZ).date()
+    monday = today - timedelta(days=today.weekday())
+    rows = [MealRow(_demo_day(monday, row.get("week"), row.get("weekday")), MEAL_WORDS[row.get("meal")],
+                    joined(row.get("dishes")), joined(row.get("allergens")))
+            for row in read_table(HERE / "menu.csv", MENU_COLUMNS, required=tuple(MENU_COLUMNS))]
+    save_menu(db, rows)
+    this_week = find_week(db, *iso_week(today))
+    if this_week is not None:
+        this_week.status, this_week.published_at = PUBLISHED, now
+
+
+def _demo_day(monday: date, week: str, weekday: str) -> date:
+    return monday + timedelta(days=(7 if week == NEXT_WEEK else 0) + WEEKDAYS.index(weekday[-1]))

@@ -1,0 +1,88 @@
+"""The public mobile menu page: `/menu/<year>-W<week>` shows a published week (Chinese, phone-sized,
+allergens marked); `/menu` goes to this week's. Drafts and unknown weeks are 404."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, redirect, render_template, send_file
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.services import Services
+from bot.text import WEEKDAYS
+from handlers.canteen import by_day, find_week, iso_week, parse_week, week_key, week_monday
+from models import MenuItem, MenuWeek
+from models.canteen import PUBLISHED
+
+bp = Blueprint("menu_page", __name__)
+
+TITLE = "{first}–{last} 食堂菜单"
+
+
+@dataclass
+class DayView:
+    day: date
+    label: str
+    items: list[MenuItem]
+    today: bool
+
+
+def _services() -> Services:
+    return current_app.extensions["houqin"]  # type: ignore[no-any-return]
+
+
+def _published(db: Session, year: int, week: int) -> bool:
+    found = find_week(db, year, week)
+    return found is not None and found.published
+
+
+@bp.get("/menu")
+@bp.get("/menu/")
+def this_week() -> ResponseReturnValue:
+    services = _services()
+    today = services.now().astimezone(services.settings.tz).date()
+    return redirect(f"/menu/{week_key(*iso_week(today))}")
+
+
+@bp.get("/menu/<key>")
+def show_week(key: str) -> ResponseReturnValue:
+    parsed = parse_week(key)
+    if parsed is None:
+        abort(404)
+    services = _services()
+    today = services.now().astimezone(services.settings.tz).date()
+    with services.factory() as db:
+        found = find_week(db, *parsed)
+        if found is None or not found.published or not found.items:
+            abort(404)
+        days = [DayView(day, f"周{WEEKDAYS[day.weekday()]} {day.month}月{day.day}日", items, day == today)
+                for day, items in by_day(found.items).items()]
+        allergens = sorted({a for item in found.items for a in item.allergen_list})
+        monday = week_monday(*parsed)
+        neighbours = {label: week_key(*iso_week(monday + timedelta(days=shift)))
+                      for label, shift in (("上一周", -7), ("下一周", 7))
+                      if _published(db, *iso_week(monday + timedelta(days=shift)))}
+        title = TITLE.format(first=f"{days[0].day.month}月{days[0].day.day}日",
+                             last=f"{days[-1].day.month}月{days[-1].day.day}日")
+        return render_template("menu.html", title=title, week=found, days=days, allergens=allergens,
+                               neighbours=neighbours)
+
+
+@bp.get("/menu/photo/<int:item_id>")
+def photo(item_id: int) -> ResponseReturnValue:
+    services = _services()
+    storage = services.settings.storage_dir.resolve()
+    with services.factory() as db:
+        item = db.scalar(select(MenuItem).join(MenuWeek).where(MenuItem.id == item_id,
+                                                               MenuWeek.status == PUBLISHED))
+        relative = item.photo if item is not None else ""
+    if not relative:
+        abort(404)
+    path = (storage / relative).resolve()
+    if not path.is_relative_to(storage) or not path.is_file():
+        abort(404)
+    return send_file(Path(path), max_age=3600)

@@ -1,0 +1,441 @@
+"""Canteen: menus (import, drafts, 发布菜单, 菜单/下周菜单/今天吃什么), the Thursday job and its two
+fallbacks, feedback (one a day, photos, who sees what), food-safety alerts, 回复 F<n>, the survey push
+and the questionnaire, 陪餐, the digest section and the monthly report."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from bot.engine import IMAGE_UNUSED
+from bot.school import set_setting
+from bot.services import Services
+from handlers.canteen import (
+    DAILY_HEADER,
+    FEEDBACK_HEADER,
+    MEALS_HEADER,
+    SURVEY_HEADER,
+    import_menu,
+)
+from models import AccompaniedMeal, CanteenFeedback, ConversationState, MenuItem, MenuWeek, SurveyResponse
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# 2026-W48 is Monday 23 to Sunday 29 November; 26 November is a Thursday. W49 starts 30 November.
+MENU_CSV = """日期,餐次,菜品,过敏原
+2026-11-23,早餐,豆浆;肉包,大豆;小麦
+2026-11-23,午餐,红烧鸡腿;番茄炒蛋;米饭,鸡蛋
+2026-11-23,点心,酸奶,牛奶
+2026-11-26,早餐,小米粥;花卷,小麦
+2026-11-26,午餐,清蒸鲈鱼;宫保鸡丁;米饭,鱼;花生
+2026-11-30,午餐,红烧肉;西红柿炒蛋;米饭,鸡蛋
+2026-12-01,午餐,香菇滑鸡;家常豆腐,大豆
+"""
+PARENTS_AND_TEACHERS = {"张丽", "王强", "陈建国"}
+
+
+def at(local: str) -> datetime:
+    return datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+
+@pytest.fixture
+def school(people, clock):
+    """宦欢 runs the canteen, 周春明 is admin; two teachers, a parent, a staff member."""
+    clock.set("2026-11-26 10:00")  # Thursday
+    people.add("周春明", "admin")
+    people.add("宦欢", "canteen")
+    people.add("张丽", "teacher", class_name="三(2)班")
+    people.add("王强", "teacher")
+    people.add("陈建国", "parent")
+    people.add("程财宝", "staff", categories="电教;水电;其他")
+    return people
+
+
+@pytest.fixture
+def menus(school, services: Services, tmp_path: Path):
+    """W48 (this week) and W49 (next week) imported as drafts; W48 published."""
+    path = tmp_path / "menu.csv"
+    path.write_text(MENU_CSV, encoding="utf-8")
+    with services.factory() as s, s.begin():
+        assert import_menu(s, path) == 7
+        this_week = s.scalar(select(MenuWeek).where(MenuWeek.week == 48))
+        this_week.status = "published"
+    return path
+
+
+def feedback_rows(services: Services) -> list[CanteenFeedback]:
+    with services.factory() as s:
+        return list(s.scalars(select(CanteenFeedback).order_by(CanteenFeedback.number)))
+
+
+def names(rows) -> set[str]:
+    return {r.name for r in rows}
+
+
+# -- menus -----------------------------------------------------------------------------------------
+def test_import_makes_drafts_hidden_until_published_then_pushed_at_once(school, houqin, tmp_path: Path,
+                                                                         wechat_user, queued, services) -> None:
+    path = tmp_path / "menu.csv"
+    path.write_text(MENU_CSV, encoding="utf-8")
+    result = houqin("menu", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert "菜单导入完成：7 条" in result.output
+    with services.factory() as s:
+        weeks = {w.key: w.status for w in s.scalars(select(MenuWeek))}
+    assert weeks == {"2026-W48": "draft", "2026-W49": "draft"}
+    parent, canteen = wechat_user("陈建国"), wechat_user("宦欢")
+    assert parent.say("菜单").text == "本周菜单还没有公布。每周四下午公布下周菜单。"
+    assert "今天（11月26日（周四））没有食堂菜单" in parent.say("今天吃什么").text
+    preview = canteen.say("菜单").text
+    assert preview.startswith("【草稿，尚未发布】发送「发布菜单 本周」发布。") and "清蒸鲈鱼" in preview
+    assert "/menu/" not in preview  # a draft has no public page
+    published = houqin("menu", "publish", "2026-W48")  # the CLI runs on the wall clock, not the test's
+    assert published.exit_code == 0, published.output
+    assert published.output.startswith("已发布菜单（2026-W48，2 天）")
+    shown = parent.say("菜单").text
+    assert shown.startswith("本周菜单（11月23日–11月26日）")
+    assert "周一 11/23\n  早餐：豆浆、肉包（⚠含大豆、小麦）" in shown
+    assert "午餐：清蒸鲈鱼、宫保鸡丁、米饭（⚠含鱼、花生）" in shown
+    assert shown.endswith("完整菜单（含过敏原、照片）：http://127.0.0.1:5000/menu/2026-W48")
+    again = houqin("menu", "publish", "2026-W48")
+    assert "菜单（2026-W48）已于" in again.output and "无需重复发布" in again.output
+    assert houqin("menu", "publish", "2026-W52").exit_code != 0
+
+
+def test_import_reports_every_problem_by_row_and_imports_nothing(school, houqin, tmp_path: Path,
+                                                                  services: Services) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("日期,餐次,菜品,过敏原,照片\n2026-13-01,午餐,米饭,,\n2026-11-23,夜宵,面条,,\n"
+                   "2026-11-24,午餐,,,\n2026-11-25,午餐,米饭,,missing.jpg\n2026-11-25,中餐,面条,,\n", encoding="utf-8")
+    result = houqin("menu", "import", str(bad))
+    assert result.exit_code == 1
+    for expected in ("第2行：日期「2026-13-01」格式不对", "第3行：餐次「夜宵」不对", "第4行：菜品为空",
+                     "第5行：找不到照片文件「missing.jpg」", "第6行：2026-11-25 午餐与第5行重复"):
+        assert expected in result.output
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(MenuItem)) == 0
+
+
+def test_anyone_may_ask_today_this_week_and_next_week(menus, wechat_user) -> None:
+    stranger = wechat_user("路人甲", bind=False)
+    today = stranger.say("今天吃什么").text
+    assert today.startswith("今天（11月26日（周四））菜单：\n早餐：小米粥、花卷（⚠含小麦）\n午餐：清蒸鲈鱼")
+    assert today.endswith("/menu/2026-W48")
+    assert "本周菜单（11月23日–11月26日）" in stranger.click("MENU").text
+    assert stranger.say("下周菜单").text == "下周菜单还没有公布。每周四下午公布下周菜单。"
+    assert "菜单 / 下周菜单 / 今天吃什么" in stranger.say("帮助").text
+
+
+def test_canteen_publishes_next_week_and_the_thursday_job_sends_it(menus, wechat_user, runner, queued, deliver,
+                                                                     fake_wechat, clock) -> None:
+    parent = wechat_user("陈建国")
+    canteen = wechat_user("宦欢")
+    assert "下周菜单还没有公布" in parent.say("下周菜单").text
+    assert canteen.say("发布菜单").text == ("已发布下周菜单（2026-W49，2 天）。将于 11月26日（周四） 16:00 推送给家长和教师。"
+                                        "页面：http://127.0.0.1:5000/menu/2026-W49")
+    assert queued("weekly_menu") == []  # not before Thursday 16:00
+    assert runner.run_now("remind_menu_publish", at("2026-11-26 12:00")).result == "下周菜单 2026-W49 已发布"
+    assert "红烧肉" in parent.say("下周菜单").text
+    run = runner.run_now("push_weekly_menu", at("2026-11-26 16:00"))
+    assert run.result == "已推送下周菜单 2026-W49 给 3 位家长和教师"
+    pushed = queued("weekly_menu")
+    assert names(pushed) == PARENTS_AND_TEACHERS
+    assert pushed[0].text.startswith("【下周菜单】11月30日–12月1日 午餐：\n周一 11/30 红烧肉、西红柿炒蛋、米饭")
+    assert queued("menu_reminder") == [] and queued("menu_unpublished") == []
+    clock.set("2026-11-26 16:01")
+    deliver()
+    assert fake_wechat.sent_to("陈建国")[-1].mentions("【下周菜单】", "香菇滑鸡", "http://127.0.0.1:5000/menu/2026-W49")
+    assert "已推送过" in runner.run_now("push_weekly_menu", at("2026-11-26 16:00")).result
+    assert len(queued("weekly_menu")) == 3
+
+
+def test_thursday_noon_reminds_the_canteen_when_unpublished(menus, runner, queued) -> None:
+    run = runner.run_now("remind_menu_publish", at("2026-11-26 12:00"))
+    assert run.result == "已提醒：宦欢"
+    (row,) = queued("menu_reminder")
+    assert row.name == "宦欢" and "下周（11月30日–12月4日）菜单还未发布" in row.text and "「发布菜单」" in row.text
+    # a week with nothing imported at all
+    runner.run_now("remind_menu_publish", at("2026-12-03 12:00"))
+    assert "下周（12月7日–12月11日）菜单还没有导入" in queued("menu_reminder")[-1].text
+
+
+def test_still_unpublished_at_four_tells_admin_and_sends_nothing_until_published(menus, runner, queued,
+                                                                                 wechat_user, clock) -> None:
+    run = runner.run_now("push_weekly_menu", at("2026-11-26 16:00"))
+    assert run.result == "下周菜单未发布（草稿）：已告知管理员，未推送"
+    assert queued("weekly_menu") == []
+    (told,) = queued("menu_unpublished")
+    assert told.name == "周春明" and "到 16:00 仍未发布（草稿），本周没有推送给家长和教师" in told.text
+    assert "食堂负责人：宦欢" in told.text
+    clock.set("2026-11-26 16:40")  # published late: it goes out at once
+    assert "并已推送给 3 位家长和教师" in wechat_user("宦欢").say("发布菜单").text
+    assert names(queued("weekly_menu")) == PARENTS_AND_TEACHERS
+    # nothing imported for the week after: admin is told that too
+    assert "未导入" in runner.run_now("push_weekly_menu", at("2026-12-03 16:00")).result
+
+
+def test_publish_refusals(menus, wechat_user) -> None:
+    assert "仅限" in wechat_user("张丽").say("发布菜单").text
+    canteen = wechat_user("宦欢")
+    assert "「下下周」不是周次" in canteen.say("发布菜单 下下周").text
+    assert canteen.say("发布菜单 2026-W50").text == "2026-W50的菜单还没有导入，无法发布。"
+    assert canteen.say("发布菜单 下周").text.startswith("已发布下周菜单（2026-W49")
+    assert "本周菜单（2026-W48）已于" in canteen.say("发布菜单 本周").text
+
+
+# -- feedback --------------------------------------------------------------------------------------
+def test_one_rating_per_person_per_day_a_second_replaces_the_first(school, wechat_user, services: Services) -> None:
+    parent = wechat_user("陈建国")
+    reply = parent.say("食堂 4 米饭有点硬").text
+    assert reply.startswith("谢谢评价！已记录今天（11月26日（周四））的食堂评分 4 分，意见：米饭有点硬，编号 F1。")
+    assert "10分钟内直接发送即可附在评价上" in reply
+    again = parent.say("食堂 2分，菜太咸").text
+    assert again.startswith("已更新你今天（11月26日（周四））的评价 F1：之前 4 分，现在 2 分，意见：菜太咸。")
+    assert "食堂评分 5 分" in wechat_user("张丽").say("食堂5").text  # glued to the keyword
+    rows = feedback_rows(services)
+    assert [(r.code, r.role, r.rating, r.comment, r.replaced) for r in rows] == [
+        ("F1", "parent", 2, "菜太咸", 1), ("F2", "teacher", 5, "", 0)]
+
+
+def test_rating_dialog_from_the_menu_button(school, wechat_user, services: Services) -> None:
+    staff = wechat_user("程财宝")
+    assert staff.click("CANTEEN").text.startswith("请为今天的饭菜打分：回复 1-5")
+    assert staff.say("挺好").text.startswith("没有看懂评分。请为今天的饭菜打分")
+    assert "食堂评分 3 分，意见：量少" in staff.say("3 量少").text
+    assert feedback_rows(services)[0].role == "staff"
+    staff.say("食堂")
+    assert "已取消「食堂」" in staff.say("取消").text
+    assert len(feedback_rows(services)) == 1
+
+
+def test_ratings_are_for_teachers_parents_and_staff_on_school_days(school, wechat_user, clock,
+                                                                   services: Services) -> None:
+    assert "仅限后勤、教师、家长使用" in wechat_user("周春明").say("食堂 4").text
+    assert "仅限" in wechat_user("路人乙", bind=False).say("食堂 4").text
+    parent = wechat_user("陈建国")
+    assert "没有看懂评分" in parent.say("食堂 10").text
+    parent.say("取消")
+    clock.set("2026-11-28 12:00")  # Saturday
+    assert parent.say("食堂 5").text == "今天不是上课日，食堂不开餐，无需评价。"
+    assert feedback_rows(services) == []
+
+
+def test_an_image_within_ten_minutes_attaches_to_the_rating(school, wechat_user, clock, services: Services) -> None:
+    parent = wechat_user("陈建国")
+    parent.say("食堂 3 汤是凉的")
+    clock.advance(minutes=9)
+    assert parent.image(media_id="media_soup").text == "照片已附在食堂评价 F1 上。"
+    assert parent.image(media_id="media_soup2").text == "照片已更换（食堂评价 F1）。"
+    clock.advance(minutes=2)  # 11 minutes after the rating
+    assert parent.image(media_id="media_late").text == IMAGE_UNUSED
+    assert feedback_rows(services)[0].photo_media_id == "media_soup2"
+
+
+def test_an_image_after_a_newer_repair_goes_to_the_repair(school, wechat_user, clock, services: Services) -> None:
+    teacher = wechat_user("张丽")
+    teacher.say("食堂 4")
+    clock.advance(minutes=1)
+    assert "R1" in teacher.say("报修 三(2)班 投影仪不亮").text
+    assert "照片已附在 R1 上" in teacher.image(media_id="media_projector").text
+    assert feedback_rows(services)[0].photo_media_id == ""
+
+
+def test_canteen_sees_roles_not_names_and_admin_sees_names(school, wechat_user, clock) -> None:
+    wechat_user("陈建国").say("食堂 2 菜太咸")
+    wechat_user("张丽").say("食堂 5")
+    wechat_user("陈建国").image(media_id="media_salty")
+    canteen_view = wechat_user("宦欢").say("食堂评价").text
+    assert canteen_view.startswith("今天（11月26日（周四））食堂评价：2 条，平均 3.5 分\n教师 1 条 5.0 分；家长 1 条 2.0 分")
+    assert "F1 家长 2分：菜太咸【有照片】" in canteen_view and "F2 教师 5分" in canteen_view
+    assert "陈建国" not in canteen_view and "张丽" not in canteen_view
+    admin_view = wechat_user("周春明").say("评价汇总").text
+    assert "F1 陈建国（家长） 2分：菜太咸" in admin_view and "F2 张丽（教师） 5分" in admin_view
+    assert "仅限管理员、食堂使用" in wechat_user("王强").say("食堂评价").text
+    clock.set("2026-11-27 09:00")
+    canteen = wechat_user("宦欢")
+    assert canteen.say("食堂评价").text == "今天（11月27日（周五））还没有食堂评价。"
+    assert "11/26 家长 2分" in canteen.say("食堂评价 本周").text
+    assert "昨天（11月26日（周四））食堂评价：2 条" in canteen.say("食堂评价 昨天").text
+    assert "「下下周」不是日期" in canteen.say("食堂评价 下下周").text
+
+
+def test_food_safety_words_alert_the_canteen_and_admin_at_once(school, wechat_user, queued, clock) -> None:
+    clock.set("2026-11-26 21:30")  # quiet hours do not hold a safety alert
+    reply = wechat_user("陈建国").say("食堂 1 饭里有头发，孩子吃完拉肚子").text
+    assert "编号 F1" in reply
+    assert "你的反馈涉及食品安全，已立即通知食堂负责人和管理员。" in reply
+    alerts = {r.name: r for r in queued("canteen_alert")}
+    assert set(alerts) == {"宦欢", "周春明"}
+    assert all(r.safety and r.due <= at("2026-11-26 21:30") for r in alerts.values())
+    assert "F1 11月26日（周四） 家长评价 1 分：饭里有头发,孩子吃完拉肚子（关键词：头发、拉肚子）" in alerts["宦欢"].text
+    assert "陈建国" not in alerts["宦欢"].text and "回复 F1 内容" in alerts["宦欢"].text
+    assert "陈建国（家长）" in alerts["周春明"].text
+    wechat_user("张丽").say("食堂 4 挺好吃")
+    assert len(queued("canteen_alert")) == 2  # no words, no alert
+
+
+def test_reply_reaches_the_person_who_gave_the_feedback(school, wechat_user, queued, deliver, fake_wechat) -> None:
+    parent = wechat_user("陈建国")
+    parent.say("食堂 2 菜太咸")
+    canteen = wechat_user("宦欢")
+    assert canteen.say("回复 F1 已调整盐量，谢谢反馈").text == "已将回复发送给 F1 的反馈人（家长）。"
+    (row,) = queued("canteen_reply")
+    assert row.name == "陈建国"
+    assert row.text == "【食堂回复】你11月26日（周四）的食堂评价 F1（2分：菜太咸）：已调整盐量,谢谢反馈"  # NFKC: ，→,
+    deliver()
+    assert fake_wechat.sent_to("陈建国")[-1].mentions("【食堂回复】", "已调整盐量")
+    assert "【已回复】" in canteen.say("食堂评价").text
+    assert canteen.say("回复 F9 好的").text == "没有找到食堂评价 F9。"
+    assert canteen.say("回复 F1").text.startswith("请按格式发送：回复 F编号 内容")
+    assert "仅限" in parent.say("回复 F1 谢谢").text
+    assert len(queued("canteen_reply")) == 1
+
+
+# -- surveys ---------------------------------------------------------------------------------------
+def test_monthly_survey_push_and_a_plain_reply_answers_it(school, wechat_user, runner, queued, services: Services,
+                                                         clock) -> None:
+    parent, teacher = wechat_user("陈建国"), wechat_user("张丽")
+    assert runner.run_now("push_canteen_survey", at("2026-11-19 16:30")).result == "未到本月调查日"
+    run = runner.run_now("push_canteen_survey", at("2026-11-20 16:30"))  # the 20th, a Friday
+    assert run.result == "已推送月度调查给 3 人（2 个微信可直接回复作答）"
+    pushed = queued("canteen_survey")
+    assert names(pushed) == PARENTS_AND_TEACHERS and "请为11月的食堂饭菜打分" in pushed[0].text
+    assert runner.run_now("push_canteen_survey", at("2026-11-23 16:30")).result == "本月已推送满意度调查"
+    clock.set("2026-11-20 18:00")
+    assert parent.say("10").text.startswith("请回复 1 到 5 之间的一个数字。请回复 1-5 为本月食堂打分")
+    assert parent.say("4 菜品可以再丰富些").text == "谢谢参与11月食堂满意度调查！评分 4 分，意见：菜品可以再丰富些。"
+    assert teacher.say("菜单").text == "本周菜单还没有公布。每周四下午公布下周菜单。"
+    assert "没有听懂" in teacher.say("5").text  # another command ended the survey for her
+    with services.factory() as s:
+        (row,) = s.scalars(select(SurveyResponse))
+        assert (row.kind, row.period, row.overall, row.role) == ("monthly", "2026-11", 4, "parent")
+        assert s.scalar(select(func.count()).select_from(ConversationState)) == 0
+
+
+def test_survey_push_day_is_a_setting_and_term_months_send_the_questionnaire(school, wechat_user, runner, queued,
+                                                                             services: Services, clock) -> None:
+    parent = wechat_user("陈建国")
+    with services.factory() as s, s.begin():
+        set_setting(s, "canteen_survey_day", "5")
+        set_setting(s, "canteen_term_survey_months", "11;6")
+        with pytest.raises(ValueError):
+            set_setting(s, "canteen_survey_day", "31")
+    run = runner.run_now("push_canteen_survey", at("2026-11-05 16:30"))
+    assert run.result.startswith("已推送学期问卷给 3 人")
+    assert "第1题：饭菜口味" in queued("canteen_survey")[0].text
+    clock.set("2026-11-05 17:00")
+    parent.dialog([("5", "第2题：卫生状况"), ("4", "第3题：饭菜分量"), ("3", "第4题：服务态度"),
+                   ("4分", "第5题"), ("无", "问卷已提交，谢谢！口味 5、卫生 4、分量 3、服务 4 分。")])
+    with services.factory() as s:
+        (row,) = s.scalars(select(SurveyResponse))
+        assert (row.kind, row.period, row.taste, row.hygiene, row.portion, row.service, row.comment) == (
+            "term", "2026秋", 5, 4, 3, 4, "")
+
+
+def test_the_questionnaire_dialog_with_bad_answers_and_cancel(school, wechat_user, services: Services) -> None:
+    teacher = wechat_user("张丽")
+    first = teacher.say("食堂问卷").text
+    assert first == "食堂满意度问卷（共5题，发送「取消」可退出）。\n第1题：饭菜口味，请回复 1-5 分（5 分最满意）。"
+    teacher.dialog([("6", "请回复 1 到 5 之间的一个数字。第1题"), ("好吃", "第1题"), ("五", "第2题"),
+                    ("4分", "第3题"), ("3", "第4题")])
+    assert "已取消「食堂问卷」" in teacher.say("取消").text
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(SurveyResponse)) == 0
+    teacher.dialog([("满意度调查", "第1题"), ("5", "第2题"), ("5", "第3题"), ("4", "第4题"), ("5", "第5题"),
+                    ("米饭偏硬", "意见：米饭偏硬")])
+    again = teacher.dialog([("食堂问卷", "第1题"), ("4", ""), ("4", ""), ("4", ""), ("4", ""), ("没有", "")])[-1]
+    assert again.text.endswith("（已替换你本学期之前填写的问卷）")
+    with services.factory() as s:
+        (row,) = s.scalars(select(SurveyResponse))
+        assert (row.taste, row.comment, row.role) == (4, "", "teacher")
+    assert "仅限" in wechat_user("周春明").say("食堂问卷").text
+
+
+# -- 陪餐, digest ------------------------------------------------------------------------------------
+def test_accompanied_meal_is_recorded_and_counted_in_the_digest(school, wechat_user, queued, runner,
+                                                                services: Services) -> None:
+    admin = wechat_user("周春明")
+    assert admin.say("陪餐 午餐 菜品偏咸，米饭软硬适中").text == (
+        "已记录11月26日（周四）午餐陪餐，意见：菜品偏咸,米饭软硬适中。本月全校已陪餐 1 次。")
+    (note,) = queued("canteen_accompanied")
+    assert note.name == "宦欢" and "【陪餐意见】周春明 11月26日（周四）午餐：菜品偏咸" in note.text
+    assert "已更新11月26日（周四）午餐的陪餐记录" in admin.say("陪餐 午饭").text
+    assert "本月全校已陪餐 2 次" in admin.say("陪餐 早餐").text
+    assert admin.say("陪餐").text.startswith("请按格式发送：陪餐 早餐|午餐")
+    assert admin.say("陪餐 点心").text.startswith("请按格式发送")
+    assert "仅限管理员使用" in wechat_user("张丽").say("陪餐 午餐").text
+    wechat_user("陈建国").say("食堂 1 菜里有虫")
+    wechat_user("张丽").say("食堂 4")
+    runner.run_now("send_daily_digest", at("2026-11-26 17:00"))
+    digest = queued("daily_digest")[0].text
+    assert "■ 食堂\n今日评价 2 条，平均 2.5 分（教师 1 条 4.0 分，家长 1 条 1.0 分）" in digest
+    assert "食品安全：F1 家长 1分：菜里有虫" in digest
+    assert "本月陪餐 2 次" in digest and "下周菜单尚未发布" in digest
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(AccompaniedMeal)) == 2
+
+
+def test_no_canteen_activity_no_digest_section(school, runner, queued) -> None:
+    runner.run_now("send_daily_digest", at("2026-11-26 17:00"))
+    assert "■ 食堂" not in queued("daily_digest")[0].text
+
+
+# -- the report ------------------------------------------------------------------------------------
+def test_monthly_report_has_every_rating_averages_words_surveys_meals_and_a_chart(
+        school, wechat_user, clock, houqin, tmp_path: Path) -> None:
+    clock.set("2026-11-25 12:30")
+    wechat_user("陈建国").say("食堂 2 米饭太硬了")
+    wechat_user("张丽").say("食堂 5 很好吃")
+    clock.set("2026-11-26 12:30")
+    wechat_user("陈建国").say("食堂 3 米饭太硬了，菜也凉了")
+    wechat_user("程财宝").say("食堂 2 汤是凉的")
+    wechat_user("周春明").say("陪餐 午餐 偏咸")
+    wechat_user("王强").dialog([("食堂问卷", "第1题"), ("3", ""), ("4", ""), ("4", ""), ("4", ""), ("菜太凉了", "问卷已提交")])
+    clock.set("2026-12-01 12:30")
+    wechat_user("张丽").say("食堂 1 不在十一月")
+    out = tmp_path / "canteen.xlsx"
+    result = houqin("export", "canteen", "--month", "2026-11", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "2026-11 食堂评价 4 条，调查 1 份，陪餐 1 次" in result.output
+    book = load_workbook(out)
+    assert book.sheetnames == ["评价明细", "每日平均", "分组平均", "意见高频词", "满意度调查", "陪餐记录"]
+    rows = list(book["评价明细"].iter_rows(values_only=True))
+    assert rows[0] == tuple(FEEDBACK_HEADER) and len(rows) == 5
+    assert rows[1][:7] == ("F1", datetime(2026, 11, 25), datetime(2026, 11, 25, 12, 30), "家长", "陈建国", 2, "米饭太硬了")
+    daily = list(book["每日平均"].iter_rows(values_only=True))
+    assert daily[0] == tuple(DAILY_HEADER)
+    assert daily[1] == (datetime(2026, 11, 25), 2, 3.5, 5.0, 2.0, None)
+    assert daily[2] == (datetime(2026, 11, 26), 2, 2.5, None, 3.0, 2.0)
+    groups = {r[0]: r[1:3] for r in book["分组平均"].iter_rows(min_row=2, values_only=True)}
+    assert groups == {"教师": (1, 5.0), "家长": (2, 2.5), "后勤": (1, 2.0)}
+    words = {r[0]: r[1] for r in book["意见高频词"].iter_rows(min_row=2, values_only=True)}
+    assert words["凉"] == 3 and words["米饭"] == 2 and words["硬"] == 2  # 凉: two complaints and the survey
+    assert "好吃" not in words and "了" not in words  # a 5 is no complaint; stop words are dropped
+    surveys = list(book["满意度调查"].iter_rows(values_only=True))
+    assert surveys[0] == tuple(SURVEY_HEADER)
+    assert surveys[1][1:11] == ("学期问卷", "2026秋", "教师", "王强", None, 3, 4, 4, 4, "菜太凉了")
+    meals = list(book["陪餐记录"].iter_rows(values_only=True))
+    assert meals[0] == tuple(MEALS_HEADER) and meals[1][:4] == (datetime(2026, 11, 26), "午餐", "周春明", "偏咸")
+    charts = book["每日平均"]._charts
+    assert len(charts) == 1 and charts[0].tagname == "lineChart"
+
+
+def test_report_month_must_be_yyyy_mm(school, houqin, tmp_path: Path) -> None:
+    result = houqin("export", "canteen", "--month", "11月", "--out", str(tmp_path / "x.xlsx"))
+    assert result.exit_code != 0 and "YYYY-MM" in result.output
+
+
+def test_demo_has_this_weeks_menu_published_and_next_weeks_as_a_draft(services: Services) -> None:
+    from bot.demo import load_demo
+
+    with services.factory() as s, s.begin():
+        load_demo(s, at("2026-11-26 10:00"))
+    with services.factory() as s:
+        weeks = {w.key: (w.status, len(w.items)) for w in s.scalars(select(MenuWeek))}
+        assert weeks == {"2026-W48": ("published", 15), "2026-W49": ("draft", 15)}
+        first = s.scalar(select(MenuItem).order_by(MenuItem.day, MenuItem.position))
+        assert first.day == date(2026, 11, 23) and first.meal == "早餐"
