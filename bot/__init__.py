@@ -25,9 +25,13 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     app.extensions["houqin"] = services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from bot import webhook
+    from bot import menu_page, webhook
 
     app.register_blueprint(webhook.bp)
+    from bot import console
+
+    app.register_blueprint(console.bp)
+    app.register_blueprint(menu_page.bp)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

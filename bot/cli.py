@@ -104,6 +104,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     click.echo(f"Houqin 后勤助手 on {runtime['bot_url']}  (webhook /wechat, health /healthz)")
     if fake:
         click.echo(f"fake WeChat API on {fake.base_url}: pushes are recorded there")
+    click.echo(f"Console: {runtime['bot_url']}/admin  (first: houqin console-password NAME, for an admin)")
     if demo:
         click.echo(f"Try it:  houqin chat --as {DEMO_TEACHER}     (bind codes: houqin codes)")
 
@@ -743,6 +744,26 @@ def export_canteen(month: str, out: str) -> None:
                                 Sheet("陪餐记录", MEALS_HEADER, report.meals)])
     add_daily_chart(path, "每日平均", len(report.daily))
     click.echo(f"{month} 食堂评价 {len(report.feedback)} 条，调查 {len(report.surveys)} 份，陪餐 {len(report.meals)} 次：{out}")
+
+
+@main.command("console-password")
+@click.argument("name")
+@click.option("--password", prompt="新密码", hide_input=True, confirmation_prompt="再输入一次",
+              help="the password (asked for when not given)")
+def console_password(name: str, password: str) -> None:
+    """Let an admin sign in to the web console (/admin) with a password."""
+    from bot.console import set_password
+
+    services = _services(upgrade=True)
+    with services.factory() as session, session.begin():
+        people = list(session.scalars(select(Person).where(Person.name == name)))
+        if len(people) != 1:
+            raise click.ClickException(f"{'no' if not people else 'more than one'} person named {name!r}")
+        try:
+            set_password(session, people[0], password)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name} 可以登录控制台了：/admin")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,220 @@
+"""The admin console under /admin: sign-in, today's overview, repairs with their photos, the bus,
+duty, the outbox and people. Read-only views over what the bot records; changes go through the bot
+and the CLI. Only admins with a console password (`houqin console-password NAME`) may sign in."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from bot.services import Services
+from bot.text import day_label
+from handlers.identity import outstanding_codes
+from handlers.repair import describe
+from models import BusTrip, Delivery, DutyShift, InboundMessage, Person, PersonRole, RepairTicket, TicketPhoto
+from models.console import ConsoleAccount
+from models.identity import ROLE_NAMES
+from models.outbox import FAILED, UNDELIVERABLE
+from models.repair import ACTIVE, STATUS_NAMES
+
+bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates")
+
+MAX_FAILED = 5
+LOCK_FOR = timedelta(minutes=15)
+BAD_LOGIN = "姓名或密码不对。"
+LOCKED = "登录失败次数过多，请 15 分钟后再试。"
+NOT_ADMIN = "只有管理员可以登录控制台。"
+
+
+def _services() -> Services:
+    return current_app.extensions["houqin"]  # type: ignore[no-any-return]
+
+
+def _db() -> Session:
+    return _services().factory()
+
+
+def set_password(db: Session, person: Person, password: str) -> None:
+    if "admin" not in person.role_set:
+        raise ValueError(NOT_ADMIN)
+    if len(password) < 8:
+        raise ValueError("密码至少 8 位。")
+    account = db.get(ConsoleAccount, person.id)
+    if account is None:
+        db.add(ConsoleAccount(person_id=person.id, password_hash=generate_password_hash(password)))
+    else:
+        account.password_hash, account.failed_logins, account.locked_until = generate_password_hash(password), 0, None
+
+
+def _csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return str(session["csrf"])
+
+
+def _check_csrf() -> None:
+    token = request.form.get("csrf", "")
+    if not token or not hmac.compare_digest(token, session.get("csrf", "")):
+        abort(400)
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not session.get("person_id"):
+            return redirect(url_for("console.login", next=request.path))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    return {"csrf_token": _csrf_token, "status_names": STATUS_NAMES, "role_names": ROLE_NAMES}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = ""
+    if request.method == "POST":
+        _check_csrf()
+        name, password = request.form.get("name", "").strip(), request.form.get("password", "")
+        now = _services().now()
+        with _db() as db, db.begin():
+            person = db.scalar(select(Person).join(ConsoleAccount, ConsoleAccount.person_id == Person.id)
+                               .where(Person.name == name))
+            account = db.get(ConsoleAccount, person.id) if person else None
+            if account is not None and account.locked_until and account.locked_until > now:
+                error = LOCKED
+            elif person is None or account is None or not check_password_hash(account.password_hash, password):
+                error = BAD_LOGIN
+                if account is not None:
+                    account.failed_logins += 1
+                    if account.failed_logins >= MAX_FAILED:
+                        account.failed_logins, account.locked_until = 0, now + LOCK_FOR
+            elif "admin" not in person.role_set:
+                error = NOT_ADMIN
+            else:
+                account.failed_logins, account.locked_until = 0, None
+                session.clear()
+                session["person_id"], session["name"] = person.id, person.name
+                target = request.args.get("next", "")
+                return redirect(target if target.startswith("/admin") else url_for("console.overview"))
+    return render_template("admin/login.html", error=error), (401 if error else 200)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    _check_csrf()
+    session.clear()
+    return redirect(url_for("console.login"))  # type: ignore[return-value]
+
+
+def _today_bounds() -> tuple[Any, datetime, datetime]:
+    services = _services()
+    local = services.now().astimezone(services.settings.tz)
+    start = datetime.combine(local.date(), time(0), tzinfo=services.settings.tz).astimezone(UTC)
+    return local.date(), start, start + timedelta(days=1)
+
+
+@bp.get("/")
+@login_required
+def overview() -> str:
+    day, start, end = _today_bounds()
+    with _db() as db:
+        active = list(db.scalars(select(RepairTicket).where(RepairTicket.status.in_(ACTIVE))
+                                 .order_by(RepairTicket.urgent.desc(), RepairTicket.filed_at)))
+        trips = list(db.scalars(select(BusTrip).where(BusTrip.day == day).order_by(BusTrip.route_id, BusTrip.trip)))
+        shifts = list(db.scalars(select(DutyShift).where(DutyShift.day == day).order_by(DutyShift.slot)))
+        problems = db.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.status.in_((UNDELIVERABLE, FAILED)), Delivery.next_attempt_at >= start)) or 0
+        received = db.scalar(select(func.count()).select_from(InboundMessage).where(
+            InboundMessage.received_at >= start, InboundMessage.received_at < end)) or 0
+        failed = db.scalar(select(func.count()).select_from(InboundMessage).where(
+            InboundMessage.received_at >= start, InboundMessage.status == "failed")) or 0
+        return render_template("admin/overview.html", day=day_label(day), active=active, trips=trips, shifts=shifts,
+                               problems=problems, received=received, failed=failed)
+
+
+@bp.get("/repairs")
+@login_required
+def repairs() -> str:
+    status = request.args.get("status", "active")
+    with _db() as db:
+        query = select(RepairTicket).order_by(RepairTicket.number.desc()).limit(200)
+        if status == "active":
+            query = query.where(RepairTicket.status.in_(ACTIVE))
+        elif status in STATUS_NAMES:
+            query = query.where(RepairTicket.status == status)
+        tickets = list(db.scalars(query))
+        return render_template("admin/repairs.html", tickets=tickets, status=status)
+
+
+@bp.get("/repairs/<code>")
+@login_required
+def ticket(code: str) -> str:
+    number = code.upper().removeprefix("R")
+    if not number.isdigit():
+        abort(404)
+    with _db() as db:
+        found = db.scalar(select(RepairTicket).where(RepairTicket.number == int(number)))
+        if found is None:
+            abort(404)
+        return render_template("admin/ticket.html", ticket=found, text=describe(found, _services().settings.tz))
+
+
+@bp.get("/photos/<int:photo_id>")
+@login_required
+def photo(photo_id: int) -> Response:
+    with _db() as db:
+        row = db.get(TicketPhoto, photo_id)
+        if row is None or not row.path:
+            abort(404)
+        root = _services().settings.storage_dir.resolve()
+        path = (root / row.path).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            abort(404)
+        return send_file(Path(path), mimetype=row.content_type or "image/jpeg")
+
+
+@bp.get("/outbox")
+@login_required
+def outbox() -> str:
+    status = request.args.get("status", "")
+    with _db() as db:
+        query = select(Delivery).order_by(Delivery.id.desc()).limit(200)
+        if status:
+            query = query.where(Delivery.status == status)
+        deliveries = list(db.scalars(query).unique())
+        names = dict(db.execute(select(Person.id, Person.name)).all())
+        return render_template("admin/outbox.html", deliveries=deliveries, names=names, status=status)
+
+
+@bp.get("/people")
+@login_required
+def people() -> str:
+    with _db() as db:
+        everyone = list(db.scalars(select(Person).outerjoin(PersonRole).order_by(Person.name)).unique())
+        codes = {c["name"]: c for c in outstanding_codes(db, _services().now()) if c["kind"] == "person"}
+        return render_template("admin/people.html", people=everyone, codes=codes)
