@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.gateway import ApiError, WeChatApi
+from bot.worker import drain_rounds
 from models import RepairTicket, TicketPhoto, utcnow
 from models.repair import PHOTO_DOWNLOADING, PHOTO_FAILED, PHOTO_PENDING, PHOTO_SAVED
 
@@ -121,13 +121,7 @@ class MediaWorker:
 
     def drain(self, timeout: float = 30.0) -> int:
         """Download everything due now (tests, operators); returns how many were handled."""
-        total, deadline = 0, time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            handled = self.run_once()
-            if not handled:
-                break
-            total += handled
-        return total
+        return drain_rounds(self.run_once, timeout)
 
     def run_forever(self, stop: threading.Event, idle_sleep: float = 1.0) -> None:
         log.info("media worker %s started", self.worker_id)

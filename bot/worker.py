@@ -247,14 +247,8 @@ class PushWorker:
                                 .values(reachable=False))
 
     def drain(self, timeout: float = 30.0) -> int:
-        """Deliver everything due now (tests, `houqin outbox --drain`); returns how many were handled."""
-        total, deadline = 0, time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            handled = self.run_once()
-            if not handled:
-                break
-            total += handled
-        return total
+        """Deliver everything due now (tests, operators); returns how many were handled."""
+        return drain_rounds(self.run_once, timeout)
 
     def run_forever(self, stop: threading.Event, idle_sleep: float = 0.5) -> None:
         """Deliver until `stop` is set, then finish and record what is in flight.
@@ -314,3 +308,14 @@ def template_data(kind: str, text: str) -> dict[str, dict[str, str]]:
     whose body uses {{first.DATA}}, {{content.DATA}} and {{remark.DATA}}."""
     first, _, rest = text.partition("\n")
     return {"first": {"value": first}, "content": {"value": rest or first}, "remark": {"value": "后勤助手"}}
+
+
+def drain_rounds(run_once: Callable[[], int], timeout: float) -> int:
+    """Call `run_once` until it handles nothing (or `timeout` passes); the total it handled."""
+    total, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        handled = run_once()
+        if not handled:
+            break
+        total += handled
+    return total
