@@ -1,0 +1,102 @@
+"""The worker's long-running loop (`houqin worker`, `houqin serve`): pipelined sending keeps the
+5-message budget with sends in flight, several workers deliver exactly once through errors, and a
+stop finishes and records what is in flight."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import select
+
+from bot.outbox import Outbox
+from bot.services import Services
+from bot.worker import WINDOW_CLOSED, PushWorker
+from models import Delivery, Person
+from models.outbox import PENDING, SENDING, SENT, UNDELIVERABLE
+
+
+def queue(services: Services, names: list[str], text: str) -> None:
+    with services.factory() as s, s.begin():
+        people = list(s.scalars(select(Person).where(Person.name.in_(names))))
+        Outbox(s, services.settings, services.now()).notify(people, "notice", text)
+
+
+def rows(services: Services) -> list[Delivery]:
+    with services.factory() as s:
+        return list(s.scalars(select(Delivery).order_by(Delivery.id)).unique())
+
+
+def settled(services: Services) -> Callable[[], bool]:
+    return lambda: all(r.status not in (PENDING, SENDING) for r in rows(services))
+
+
+def run_until(workers: list[PushWorker], done: Callable[[], bool], limit: float = 30) -> None:
+    stop = threading.Event()
+    threads = [threading.Thread(target=w.run_forever, args=(stop, 0.05)) for w in workers]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and not done():
+        time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join(timeout=20)
+    assert not any(t.is_alive() for t in threads)
+
+
+def worker(services: Services, batch: int) -> PushWorker:
+    return PushWorker(services.factory, services.settings, services.api, clock=services.now, batch_size=batch)
+
+
+@pytest.mark.parametrize("batch", [2, 3, 50])
+def test_budget_counts_sends_in_flight(services, people, wechat_user, fake_wechat, batch: int) -> None:
+    people.add("张丽", "teacher")
+    wechat_user("张丽")
+    for i in range(8):
+        queue(services, ["张丽"], f"通知{i}")
+    fake_wechat.state.latency = 0.1
+    run_until([worker(services, batch)], settled(services))
+    statuses = [r.status for r in rows(services)]
+    assert statuses.count(SENT) == 5 and statuses.count(UNDELIVERABLE) == 3, statuses
+    assert len(fake_wechat.sent_to("张丽")) == 5
+    assert all(r.last_error == WINDOW_CLOSED for r in rows(services) if r.status == UNDELIVERABLE)
+
+
+def test_many_workers_deliver_exactly_once_through_errors(services, people, wechat_user, fake_wechat) -> None:
+    names = [f"老师{i}" for i in range(6)]
+    for name in names:
+        people.add(name, "teacher")
+        wechat_user(name)
+    for k in range(5):
+        queue(services, names, f"并发{k}")
+    fake_wechat.state.error_rate = 0.2
+    fake_wechat.state.latency = 0.01
+    run_until([worker(services, b) for b in (2, 3, 5, 64)], settled(services), limit=40)
+    delivered = rows(services)
+    assert len(delivered) == 30 and {r.status for r in delivered} == {SENT}, Counter(r.status for r in delivered)
+    sent = Counter((c.openid, c.text) for c in fake_wechat.sent())
+    assert len(sent) == 30 and set(sent.values()) == {1}
+
+
+def test_stop_finishes_and_records_what_is_in_flight(services, people, wechat_user, fake_wechat) -> None:
+    names = [f"家长{i}" for i in range(20)]
+    for name in names:
+        people.add(name, "teacher")
+        wechat_user(name)
+    services.api.token()
+    queue(services, names, "停止前")
+    fake_wechat.state.latency = 0.3
+    stop = threading.Event()
+    thread = threading.Thread(target=worker(services, 10).run_forever, args=(stop, 0.05))
+    thread.start()
+    time.sleep(0.15)
+    stop.set()
+    thread.join(timeout=10)
+    statuses = Counter(r.status for r in rows(services))
+    assert statuses[SENDING] == 0, statuses
+    assert statuses[SENT] == len(fake_wechat.sent()) and statuses[SENT] >= 1, statuses
+    assert statuses[SENT] + statuses[PENDING] == 20
