@@ -1,7 +1,8 @@
 """Every inbound message: stored, de-duplicated, dispatched, answered, in one transaction.
 
-The message row is written first; the handler runs inside a savepoint, so a handler bug rolls back
-only the handler's work and the message (with the apology it got) is still stored. The row's
+The message row is written first and the handler's work joins its transaction; a handler bug rolls
+the whole transaction back, and the message is stored again, with the apology it got and the
+traceback, in a fresh one. The row's
 unique de-duplication key makes WeChat's retries — even concurrent ones on other workers — wait
 for the first copy and get the same reply, handled exactly once.
 """
@@ -50,30 +51,44 @@ class Inbox:
     def handle(self, msg: Incoming) -> str:
         """Store and answer one message; a retry gets the first copy's reply."""
         now = self.clock()
+        stored = False
         try:
             with self.factory() as db, db.begin():
                 # Core statements for our own row: the ORM's unit of work costs more than the rest
                 # of the transaction's SQL together. A retry of a stored message fails here, on the
-                # unique key.
+                # unique key, and waits for the first copy's reply.
                 conn = db.connection()
-                row_id = conn.execute(_INSERT, {
-                    "dedup_key": msg.dedup_key, "openid": _fit("openid", msg.openid),
-                    "msg_type": _fit("msg_type", msg.msg_type), "event": _fit("event", msg.event),
-                    "content": msg.text, "payload": msg.raw, "received_at": now,
-                }).scalar_one()
-                error = None
-                try:
-                    with db.begin_nested():
-                        text = self._dispatch(db, msg, now)
-                    status = "handled"
-                except Exception:  # noqa: BLE001 - a handler bug: roll back its work, keep the message
-                    log.exception("handler failed for %s from %s", msg.dedup_key, msg.openid)
-                    text, status, error = APOLOGY, "failed", traceback.format_exc(limit=20)
-                conn.execute(_UPDATE, {"row_id": row_id, "status": status, "reply": text, "error": error,
+                row_id = conn.execute(_INSERT, self._row(msg, now)).scalar_one()
+                stored = True
+                text = self._dispatch(db, msg, now)
+                conn.execute(_UPDATE, {"row_id": row_id, "status": "handled", "reply": text, "error": None,
                                        "handled_at": self.clock()})
                 return text
         except IntegrityError:
+            if not stored:
+                return self._earlier_reply(msg.dedup_key)
+            return self._failed(msg, now)
+        except Exception:  # noqa: BLE001 - a handler bug: its work is rolled back, the message is kept
+            return self._failed(msg, now)
+
+    def _row(self, msg: Incoming, now: datetime) -> dict[str, object]:
+        return {"dedup_key": msg.dedup_key, "openid": _fit("openid", msg.openid),
+                "msg_type": _fit("msg_type", msg.msg_type), "event": _fit("event", msg.event),
+                "content": msg.text, "payload": msg.raw, "received_at": now}
+
+    def _failed(self, msg: Incoming, now: datetime) -> str:
+        """After a handler bug rolled everything back: store the message again with the apology it
+        gets and the traceback (a fresh transaction, so nothing of the handler's work survives)."""
+        log.exception("handler failed for %s from %s", msg.dedup_key, msg.openid)
+        error = traceback.format_exc(limit=20)
+        try:
+            with self.factory() as db, db.begin():
+                db.connection().execute(insert(InboundMessage), {
+                    **self._row(msg, now), "status": "failed", "reply": APOLOGY, "error": error,
+                    "handled_at": self.clock()})
+        except IntegrityError:  # a retry got in meanwhile: it has the answer
             return self._earlier_reply(msg.dedup_key)
+        return APOLOGY
 
     def _dispatch(self, db: Session, msg: Incoming, now: datetime) -> str:
         binding = db.get(Binding, msg.openid)
