@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 _SPACES = re.compile(r"\s+")
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -86,3 +86,28 @@ def parse_day(word: str, today: date) -> date | None:
     if m[1] is None and day < today - timedelta(days=180):
         day = day.replace(year=day.year + 1)
     return day
+
+
+def route_key(text: str) -> str:
+    """A bus route's key: 3 / 3号线 / 三号线 / 3路 / 03 → "3"; other names are kept (normalised),
+    for alias matching. Students' routes and the routes import both go through it."""
+    text = normalize(text).replace(" ", "")
+    core = re.sub(r"(号线|号|线|路)$", "", text)
+    if core.isdigit():
+        return str(int(core))
+    value = chinese_to_int(core)
+    return str(value) if value is not None else text
+
+
+_LIST = re.compile(r"[;；、，,\s]+")
+
+
+def split_list(text: str) -> list[str]:
+    """"水电;消防、安全 其他" → ["水电", "消防", "安全", "其他"]: how operators' sheets list things."""
+    return [w for w in _LIST.split(text) if w]
+
+
+def clock_time(text: str) -> time:
+    """"07:30" → 07:30 (settings hold times of day as HH:MM)."""
+    hour, minute = text.split(":")
+    return time(int(hour), int(minute))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.school import admins, get_setting
 from bot.tables import TableError, read_table
-from bot.text import chinese_to_int, day_label, normalize, parse_day, parse_number
+from bot.text import day_label, parse_day, parse_number, route_key, split_list
 from models import ParentLink, Person, Student
 from models.bus import (
     AFTERNOON,
@@ -91,16 +91,6 @@ subscription = Conversation("bus_subscribe", title="校车到校通知", keyword
 
 
 # -- routes and rosters -------------------------------------------------------------------------
-def route_key(text: str) -> str:
-    """3 / 3号线 / 三号线 / 3路 → "3"; other names are kept (normalised) for alias matching."""
-    text = normalize(text).replace(" ", "")
-    core = re.sub(r"(号线|号|线|路)$", "", text)
-    if core.isdigit():
-        return str(int(core))
-    value = chinese_to_int(core)
-    return str(value) if value is not None else text
-
-
 def all_routes(db: Session) -> list[BusRoute]:
     return list(db.scalars(select(BusRoute).order_by(BusRoute.number)))
 
@@ -359,7 +349,6 @@ def subscribe(msg: Incoming, ctx: Context) -> Reply:
 ROUTE_COLUMNS = {"route": ("线路", "线路号"), "aliases": ("别名",), "plate": ("车牌", "车牌号"), "driver": ("司机",),
                  "driver_phone": ("司机电话",), "monitors": ("跟车老师", "跟车"), "stop": ("站点",),
                  "am": ("上学时间", "早上时间"), "pm": ("放学时间", "下午时间")}
-SEPARATORS = re.compile(r"[;；、，,\s]+")
 
 
 def import_routes(db: Session, path: str | Path) -> int:
@@ -375,7 +364,7 @@ def import_routes(db: Session, path: str | Path) -> int:
         info = routes.setdefault(number, {"stops": []})
         for key in ("aliases", "plate", "driver", "driver_phone", "monitors"):
             if row.get(key):
-                info[key] = ";".join(w for w in SEPARATORS.split(row.get(key)) if w) if key in (
+                info[key] = ";".join(split_list(row.get(key))) if key in (
                     "aliases", "monitors") else row.get(key)
         for key in ("am", "pm"):
             if row.get(key) and not re.fullmatch(r"\d{1,2}:\d{2}", row.get(key)):

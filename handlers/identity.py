@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply, role_names
 from bot.tables import TableError, read_table
+from bot.text import route_key, split_list
 from models import (
     ROLE_NAMES,
     ROLES,
@@ -240,7 +241,6 @@ def outstanding_codes(db: Session, now: datetime) -> list[dict[str, Any]]:
 # -- imports ----------------------------------------------------------------------------------
 ROLE_WORDS = {**{r: r for r in ROLES}, **{v: k for k, v in ROLE_NAMES.items()},
               "后勤主任": "admin", "教师": "teacher", "老师": "teacher", "班主任": "teacher"}
-SEPARATORS = re.compile(r"[;；、，,\s]+")
 PEOPLE_COLUMNS = {"name": ("姓名",), "roles": ("角色", "身份"), "phone": ("手机", "电话", "手机号"),
                   "class": ("班级",), "route": ("线路",), "categories": ("负责类别", "类别")}
 STUDENT_COLUMNS = {"name": ("姓名", "学生姓名"), "class": ("班级",), "route": ("线路", "校车线路"),
@@ -259,7 +259,7 @@ class ImportResult:
 
 def parse_roles(text: str) -> tuple[list[str], list[str]]:
     roles, unknown = [], []
-    for word in SEPARATORS.split(text):
+    for word in split_list(text):
         if not word:
             continue
         role = ROLE_WORDS.get(word.lower(), ROLE_WORDS.get(word))
@@ -291,7 +291,7 @@ def import_people(db: Session, path: str | Path, now: datetime | None = None) ->
         if (name, phone) in seen:
             problems.append(f"第{row.number}行：与第{seen[(name, phone)]}行重复（同名同手机）")
         seen[(name, phone)] = row.number
-        categories = ";".join(w for w in SEPARATORS.split(row.get("categories")) if w)
+        categories = ";".join(split_list(row.get("categories")))
         parsed.append((name, phone, roles, row.get("class"), row.get("route"), categories))
     if problems:
         raise TableError(problems)
@@ -332,7 +332,7 @@ def import_students(db: Session, path: str | Path, now: datetime | None = None) 
             problems.append(f"第{row.number}行：姓名为空")
         if not class_name:
             problems.append(f"第{row.number}行：班级为空")
-        route = row.get("route").removesuffix("号线").removesuffix("线")
+        route = route_key(row.get("route")) if row.get("route") else ""
         if (name, class_name) in seen:
             problems.append(f"第{row.number}行：与第{seen[(name, class_name)]}行重复（同名同班）")
         seen[(name, class_name)] = row.number

@@ -239,3 +239,17 @@ def test_bus_ledger_export(monitor, wechat_user, services: Services, tmp_path: P
     assert "少1人" in trip[9] and trip[10].startswith("宦欢 16:35")
     leaves = list(book["请假记录"].iter_rows(values_only=True))
     assert leaves[1][1:5] == ("孙悦", "四(1)班", "2", "上学") and leaves[1][5] == "张丽"
+
+
+def test_students_route_written_any_way_rides_that_bus(school, services: Services, wechat_user, tmp_path: Path,
+                                                       clock) -> None:
+    """三号线, 3路 and 03 in the students sheet all name route 3 of the routes import."""
+    from handlers.identity import import_students
+
+    (tmp_path / "kids.csv").write_text("姓名,班级,线路,站点\n甲,一(1)班,三号线,东门\n乙,一(1)班,3路,东门\n"
+                                       "丙,一(2)班,03,东门\n", encoding="utf-8")
+    (tmp_path / "route3.csv").write_text("线路,跟车老师,站点,上学时间\n3号线,李娜,东门,07:00\n", encoding="utf-8")
+    with services.factory() as s, s.begin():
+        import_students(s, tmp_path / "kids.csv", services.now())
+        import_routes(s, tmp_path / "route3.csv")
+    assert "3号线 上学趟 上车：应到 3 人，实到 3 人，人数相符" in wechat_user("李娜").say("校车 三号线 上车 3").text
