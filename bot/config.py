@@ -58,7 +58,6 @@ class Settings:
     timestamp_tolerance_seconds: int = 300
     retry_wait_seconds: float = 4.0
     # school
-    bus_manager: str = ""
     quiet_start: str = "21:00"
     quiet_end: str = "07:00"
 
@@ -174,7 +173,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         push_max_attempts=_int(env, "HOUQIN_PUSH_MAX_ATTEMPTS", 6),
         push_backoff_seconds=_float(env, "HOUQIN_PUSH_BACKOFF", 5.0),
         templates={str(k): str(v) for k, v in templates.items()},
-        bus_manager=env.get("HOUQIN_BUS_MANAGER", ""),
     )
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bot.outbox import Outbox
 
 ANYONE: frozenset[str] = frozenset()
+NOT_LOADED = object()
 CONVERSATION_TIMEOUT = timedelta(minutes=10)
 
 VOICE_TRAILING = "。.!?,"  # what speech recognition appends, after normalize() (！→!, ？→?, ，→,)
@@ -212,6 +213,7 @@ class Conversation:
         self.name = name
         self.title = title
         self.keywords = tuple(normalize(k).lower() for k in keywords)  # matched case-insensitively
+        self._glued_keywords = sorted((k for k in self.keywords if len(k) >= 2), key=len, reverse=True)
         self.menu_keys = tuple(menu_keys)
         self.scenes = tuple(scenes)
         self.roles = frozenset(roles)
@@ -260,9 +262,9 @@ class Conversation:
         to its argument), returned as "绑定 ABC234" so that steps see the usual command and args.
         """
         if not glued:
-            return text if split_command(text)[0].lower() in self.keywords else None
-        for k in sorted(self.keywords, key=len, reverse=True):
-            if len(k) >= 2 and len(text) > len(k) and text[:len(k)].lower() == k:
+            return text if text.split(" ", 1)[0].lower() in self.keywords else None  # text is normalised
+        for k in self._glued_keywords:
+            if len(text) > len(k) and text[:len(k)].lower() == k:
                 return f"{k} {text[len(k):].strip()}"
         return None
 
@@ -301,8 +303,9 @@ class Engine:
 
     # -- state ---------------------------------------------------------------------------------
     @staticmethod
-    def _state(ctx: Context) -> ConversationState | None:
-        state = ctx.db.get(ConversationState, ctx.openid)
+    def _state(ctx: Context, loaded: ConversationState | None | object) -> ConversationState | None:
+        state = ctx.db.get(ConversationState, ctx.openid) if loaded is NOT_LOADED else loaded
+        assert state is None or isinstance(state, ConversationState)
         if state is not None and state.expires_at <= ctx.now:
             ctx.db.delete(state)
             return None
@@ -350,9 +353,11 @@ class Engine:
         return reply if reply is not None else Reply.silent()
 
     # -- dispatch ------------------------------------------------------------------------------
-    def dispatch(self, msg: Incoming, ctx: Context) -> Reply:
+    def dispatch(self, msg: Incoming, ctx: Context, loaded: ConversationState | None | object = NOT_LOADED) -> Reply:
+        """Answer `msg`. `loaded` is the sender's conversation state if the caller loaded it already
+        (the inbox does, with the binding, in one query); NOT_LOADED makes the engine look it up."""
         ctx.capabilities = self.capabilities
-        state = self._state(ctx)
+        state = self._state(ctx, loaded)
         text = msg.text
         if text and text.lower() in CANCEL_WORDS:
             if state is None:

@@ -15,14 +15,14 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import String, bindparam, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from bot.config import Settings
 from bot.engine import Context, Engine, Incoming
 from bot.outbox import Outbox
-from models import Binding, InboundMessage, utcnow
+from models import Binding, ConversationState, InboundMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,19 @@ class Inbox:
         return APOLOGY
 
     def _dispatch(self, db: Session, msg: Incoming, now: datetime) -> str:
-        binding = db.get(Binding, msg.openid)
+        # the sender's binding (with the person) and conversation state in one round trip
+        key = select(literal(msg.openid, String).label("openid")).subquery()
+        binding, state = db.execute(
+            select(Binding, ConversationState).select_from(key)
+            .outerjoin(Binding, Binding.openid == key.c.openid)
+            .outerjoin(ConversationState, ConversationState.openid == key.c.openid)
+            .options(joinedload(Binding.person))
+        ).one()
         if binding is not None and msg.event != "unsubscribe" and not (binding.subscribed and binding.reachable):
             binding.subscribed = binding.reachable = True  # they are writing to us, so they follow us
         ctx = Context(db=db, openid=msg.openid, binding=binding, now=now, settings=self.settings,
                       outbox=Outbox(db, self.settings, now))
-        return self.engine.dispatch(msg, ctx).text
+        return self.engine.dispatch(msg, ctx, state).text
 
     def _earlier_reply(self, key: str) -> str:
         """The reply the first copy got; waits briefly if it is still being handled elsewhere."""

@@ -7,11 +7,12 @@ wait out the quiet hours (default 21:00-07:00, school time) and go when they end
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from bot.text import clock_time
 from models import Delivery, Person, Push
 from models.outbox import UNDELIVERABLE
 
@@ -22,15 +23,10 @@ NOT_BOUND = "未绑定微信"
 NOT_FOLLOWING = "已取消关注公众号"
 
 
-def _hhmm(value: str) -> time:
-    hour, minute = value.split(":")
-    return time(int(hour), int(minute))
-
-
 def quiet_until(now: datetime, settings: Settings) -> datetime | None:
     """If `now` falls in the quiet hours, the UTC moment they end; else None."""
     local = now.astimezone(settings.tz)
-    start, end = _hhmm(settings.quiet_start), _hhmm(settings.quiet_end)
+    start, end = clock_time(settings.quiet_start), clock_time(settings.quiet_end)
     t = local.time()
     inside = (t >= start or t < end) if start > end else (start <= t < end)
     if not inside:

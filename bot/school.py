@@ -192,10 +192,6 @@ class Calendar:
         return self.school_days(first, last)
 
 
-def is_school_day(db: Session, day: date) -> bool:
-    return Calendar(db).is_school_day(day)
-
-
 def _parse_day(text: str) -> date:
     return datetime.strptime(text.replace("/", "-").replace(".", "-")[:10], "%Y-%m-%d").date()
 
@@ -232,5 +228,5 @@ def import_calendar(db: Session, path: str | Path) -> int:
     return len(parsed)
 
 
-__all__ = ["DAY_KINDS", "Calendar", "admins", "get_setting", "import_calendar", "is_school_day",
+__all__ = ["DAY_KINDS", "Calendar", "admins", "get_setting", "import_calendar",
            "people_with_role", "set_setting"]

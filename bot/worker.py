@@ -128,10 +128,6 @@ class PushWorker:
             if since is None:
                 result[openid] = (None, 0)
                 continue
-            if since.tzinfo is None:
-                from datetime import UTC
-
-                since = since.replace(tzinfo=UTC)
             sent = session.scalar(select(func.count()).select_from(Delivery).where(
                 Delivery.openid == openid, Delivery.channel == "custom", Delivery.status == SENT,
                 Delivery.sent_at >= since))

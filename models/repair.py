@@ -12,7 +12,6 @@ from models.base import Base, utcnow
 from models.identity import Person
 
 OPEN, ACCEPTED, DONE, CLOSED = "open", "accepted", "done", "closed"
-TICKET_STATES = (OPEN, ACCEPTED, DONE, CLOSED)
 ACTIVE = (OPEN, ACCEPTED)  # a ticket someone still has to work on
 STATUS_NAMES = {OPEN: "待接单", ACCEPTED: "维修中", DONE: "已完成待评价", CLOSED: "已关闭"}
 

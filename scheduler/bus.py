@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from bot.school import admins, get_setting
+from bot.text import clock_time
 from handlers.bus import alarm_text, all_routes, bus_responsible, monitors_of, trip_row
 from models.bus import AFTERNOON, MORNING, TRIP_NAMES, BusAlarm, BusTrip
 from scheduler import JobContext
@@ -19,8 +20,8 @@ MISSING_ESCALATION = "【校车人数未报】{route} {trip}趟截止 {deadline}
 
 
 def _deadline(ctx: JobContext, day: date, trip: str) -> datetime:
-    hour, minute = get_setting(ctx.db, "bus_am_deadline" if trip == MORNING else "bus_pm_deadline").split(":")
-    return datetime(day.year, day.month, day.day, int(hour), int(minute), tzinfo=ctx.settings.tz)
+    at = clock_time(get_setting(ctx.db, "bus_am_deadline" if trip == MORNING else "bus_pm_deadline"))
+    return datetime.combine(day, at, tzinfo=ctx.settings.tz)
 
 
 def watch_bus_reports(ctx: JobContext, now: datetime) -> str:

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 
 from bot.school import admins, get_setting
-from handlers.repair import names_of, responsible
+from bot.text import clock_time
+from handlers.repair import local_label, names_of, responsible
 from models import RepairTicket
 from models.repair import ACTIVE, OPEN, STATUS_NAMES
 from scheduler import JobContext
@@ -25,20 +26,10 @@ REPEAT_WINDOW = timedelta(days=90)
 REPEAT_COUNT = 3
 
 
-def _clock_time(value: str) -> time:
-    hour, minute = value.split(":")
-    return time(int(hour), int(minute))
-
-
-def _local(ctx: JobContext, moment: datetime) -> str:
-    local = moment.astimezone(ctx.settings.tz)
-    return f"{local.month}月{local.day}日 {local:%H:%M}"
-
-
 def _fields(ctx: JobContext, ticket: RepairTicket) -> dict[str, str]:
     return {"code": ticket.code, "place": ticket.place, "category": ticket.category,
             "description": ticket.description, "reporter": ticket.reporter.name if ticket.reporter else "",
-            "when": _local(ctx, ticket.filed_at)}
+            "when": local_label(ctx.settings.tz, ticket.filed_at)}
 
 
 def accept_limit(ctx: JobContext) -> float:
@@ -47,7 +38,7 @@ def accept_limit(ctx: JobContext) -> float:
 
 def waiting_hours(ctx: JobContext, ticket: RepairTicket) -> float:
     """Working hours since the ticket was filed (school days, work_start-work_end)."""
-    opens, closes = _clock_time(get_setting(ctx.db, "work_start")), _clock_time(get_setting(ctx.db, "work_end"))
+    opens, closes = clock_time(get_setting(ctx.db, "work_start")), clock_time(get_setting(ctx.db, "work_end"))
     return ctx.calendar.working_hours(ticket.filed_at, ctx.now, ctx.settings.tz, opens, closes)
 
 
