@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, String, bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session, joinedload
 
+from bot.outbox import Outbox
 from bot.text import normalize, split_command
-from models import ROLE_NAMES, Binding, ConversationState, Person
+from models import ROLE_NAMES, Binding, ConversationState, Person, PersonRole
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.outbox import Outbox
 
 ANYONE: frozenset[str] = frozenset()
-NOT_LOADED = object()
+NOT_LOADED = object()  # a Context's binding before a step asks for it
 CONVERSATION_TIMEOUT = timedelta(minutes=10)
 
 VOICE_TRAILING = "。.!?,"  # what speech recognition appends, after normalize() (！→!, ？→?, ，→,)
@@ -156,24 +157,117 @@ class Reply:
 
 
 @dataclass
-class Context:
-    """What a step may use: the request's session, the sender, the clock, the outbox."""
+class State:
+    """Where a sender is in a conversation: a row of `conversation_states`."""
 
-    db: Session
+    conversation: str
+    step: str
+    data: dict[str, Any]
+    expires_at: datetime
+
+
+@dataclass
+class Sender:
+    """Who wrote, read with the message in one query (`load_sender`): enough to route and check
+    roles without loading the binding and person as ORM objects, which most messages never need."""
+
     openid: str
-    binding: Binding | None
+    known: bool = False  # a bindings row exists
+    person_id: int | None = None
+    roles: frozenset[str] = frozenset()
+    following: bool = True  # subscribed and reachable
+    state: State | None = None  # a live conversation
+    state_stored: bool = False  # a conversation_states row exists (live or expired)
+
+
+_KEY = select(bindparam("openid", type_=String).label("openid")).subquery()
+_BINDINGS, _ROLES, _STATES = Binding.__table__, PersonRole.__table__, ConversationState.__table__
+_SENDER = (
+    select(_BINDINGS.c.openid, _BINDINGS.c.person_id, _BINDINGS.c.subscribed, _BINDINGS.c.reachable,
+           _ROLES.c.role, _STATES.c.conversation, _STATES.c.step, _STATES.c.data, _STATES.c.expires_at)
+    .select_from(_KEY)
+    .outerjoin(_BINDINGS, _BINDINGS.c.openid == _KEY.c.openid)
+    .outerjoin(_ROLES, _ROLES.c.person_id == _BINDINGS.c.person_id)
+    .outerjoin(_STATES, _STATES.c.openid == _KEY.c.openid)
+)
+_INSERT_STATE = insert(ConversationState)
+_UPDATE_STATE = update(ConversationState).where(ConversationState.openid == bindparam("key"))
+_DELETE_STATE = delete(ConversationState).where(ConversationState.openid == bindparam("key"))
+
+
+def load_sender(conn: Connection, openid: str, now: datetime) -> Sender:
+    """The sender's binding, roles and conversation state: one round trip, a row per role."""
+    rows = conn.execute(_SENDER, {"openid": openid}).all()
+    first = rows[0]
+    sender = Sender(openid, known=first.openid is not None, person_id=first.person_id,
+                    roles=frozenset(r.role for r in rows if r.role is not None),
+                    following=bool(first.subscribed and first.reachable) if first.openid is not None else True,
+                    state_stored=first.conversation is not None)
+    if first.conversation is not None and first.expires_at > now:
+        sender.state = State(first.conversation, first.step, dict(first.data or {}), first.expires_at)
+    return sender
+
+
+@dataclass
+class Context:
+    """What a step may use: the request's session, the sender, the clock, the outbox.
+
+    The session, the sender's binding (with the person) and the outbox are made when a step first
+    asks for them: answering 帮助 or routing a keyword needs only what `load_sender` read.
+    """
+
+    conn: Connection  # the request's transaction; `db` joins it
+    sender: Sender
     now: datetime
     settings: Settings
-    outbox: Outbox
+    open_session: Callable[[], Session]
     capabilities: Sequence[Conversation] = ()
     data: dict[str, Any] = field(default_factory=dict)
+    _session: Session | None = field(default=None, init=False, repr=False)
+    _binding: Binding | None | object = field(default=NOT_LOADED, init=False, repr=False)
+    _outbox: Outbox | None = field(default=None, init=False, repr=False)
+
+    @property
+    def openid(self) -> str:
+        return self.sender.openid
+
+    @property
+    def db(self) -> Session:
+        if self._session is None:
+            self._session = self.open_session()
+        return self._session
+
+    @property
+    def binding(self) -> Binding | None:
+        if self._binding is NOT_LOADED:
+            self._binding = (self.db.get(Binding, self.openid, options=[joinedload(Binding.person)])
+                             if self.sender.known else None)
+        assert self._binding is None or isinstance(self._binding, Binding)
+        return self._binding
+
+    @binding.setter
+    def binding(self, value: Binding | None) -> None:
+        self._binding = value
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            self._outbox = Outbox(self.db, self.settings, self.now)
+        return self._outbox
 
     @property
     def person(self) -> Person | None:
         return self.binding.person if self.binding is not None else None
 
     @property
+    def bound(self) -> bool:
+        """The sender is bound to a person (read without loading the binding, until a step has)."""
+        return self.sender.person_id is not None if self._binding is NOT_LOADED else self.person is not None
+
+    @property
     def roles(self) -> set[str]:
+        if self._binding is NOT_LOADED:
+            return set(self.sender.roles)
         return self.person.role_set if self.person is not None else set()
 
     @property
@@ -287,7 +381,7 @@ class Engine:
     @staticmethod
     def permitted(cap: Conversation, ctx: Context) -> bool:
         """The sender's roles allow the capability, or its `permits` admits them."""
-        return cap.allows(ctx.roles) or (cap.permits is not None and ctx.person is not None and cap.permits(ctx))
+        return cap.allows(ctx.roles) or (cap.permits is not None and ctx.bound and cap.permits(ctx))
 
     def help_text(self, roles: set[str], bound: bool, ctx: Context | None = None) -> str:
         """The help of every capability the sender may use (with `ctx`, `permits` counts too)."""
@@ -303,17 +397,24 @@ class Engine:
 
     # -- state ---------------------------------------------------------------------------------
     @staticmethod
-    def _state(ctx: Context, loaded: ConversationState | None | object) -> ConversationState | None:
-        state = ctx.db.get(ConversationState, ctx.openid) if loaded is NOT_LOADED else loaded
-        assert state is None or isinstance(state, ConversationState)
-        if state is not None and state.expires_at <= ctx.now:
-            ctx.db.delete(state)
-            return None
-        return state
+    def _save_state(ctx: Context, state: State) -> None:
+        values = {"conversation": state.conversation, "step": state.step, "data": state.data,
+                  "expires_at": state.expires_at}
+        if ctx.sender.state_stored:
+            ctx.conn.execute(_UPDATE_STATE, {"key": ctx.openid, **values})
+        else:
+            ctx.conn.execute(_INSERT_STATE, {"openid": ctx.openid, **values})
+            ctx.sender.state_stored = True
+        ctx.sender.state = state
 
     @staticmethod
-    def _run(cap: Conversation, fn: Handler, msg: Incoming, ctx: Context,
-             state: ConversationState | None, owns_state: bool) -> Reply | None:
+    def _clear_state(ctx: Context) -> None:
+        if ctx.sender.state_stored:
+            ctx.conn.execute(_DELETE_STATE, {"key": ctx.openid})
+            ctx.sender.state_stored = False
+        ctx.sender.state = None
+
+    def _run(self, cap: Conversation, fn: Handler, msg: Incoming, ctx: Context, owns_state: bool) -> Reply | None:
         """Call a handler and record where the conversation goes next.
 
         Entries and steps own the sender's state: ending there clears it. Event handlers (a
@@ -323,50 +424,47 @@ class Engine:
         if reply is None:
             return None
         if reply.next is not None:
-            if state is None:
-                state = ConversationState(openid=ctx.openid)
-                ctx.db.add(state)
-            state.conversation, state.step = cap.name, str(reply.next)
-            state.data = {**ctx.data, **(reply.data or {})}
-            state.expires_at = ctx.now + cap.timeout
-        elif owns_state and state is not None:
-            ctx.db.delete(state)
+            self._save_state(ctx, State(cap.name, str(reply.next), {**ctx.data, **(reply.data or {})},
+                                        ctx.now + cap.timeout))
+        elif owns_state and ctx.sender.state is not None:
+            self._clear_state(ctx)
         return reply
 
     def _refusal(self, cap: Conversation, ctx: Context) -> Reply | None:
         if self.permitted(cap, ctx):
             return None
-        if ctx.person is None:
+        if not ctx.bound:
             return Reply.end(NOT_BOUND.format(title=cap.title, roles=role_names(cap.roles)))
         if cap.refusal:
             return Reply.end(cap.refusal)
         return Reply.end(WRONG_ROLE.format(title=cap.title, roles=role_names(cap.roles),
                                            mine=role_names(ctx.roles) or "未分配"))
 
-    def _enter(self, cap: Conversation, msg: Incoming, ctx: Context, state: ConversationState | None) -> Reply:
+    def _enter(self, cap: Conversation, msg: Incoming, ctx: Context) -> Reply:
         refusal = self._refusal(cap, ctx)
         if refusal is not None:
             return refusal
         assert cap.entry_handler is not None, f"{cap.name} has no entry"
         ctx.data = {}
-        reply = self._run(cap, cap.entry_handler, msg, ctx, state, owns_state=True)
+        reply = self._run(cap, cap.entry_handler, msg, ctx, owns_state=True)
         return reply if reply is not None else Reply.silent()
 
     # -- dispatch ------------------------------------------------------------------------------
-    def dispatch(self, msg: Incoming, ctx: Context, loaded: ConversationState | None | object = NOT_LOADED) -> Reply:
-        """Answer `msg`. `loaded` is the sender's conversation state if the caller loaded it already
-        (the inbox does, with the binding, in one query); NOT_LOADED makes the engine look it up."""
+    def dispatch(self, msg: Incoming, ctx: Context) -> Reply:
+        """Answer `msg` from `ctx.sender`, in `ctx.conn`'s transaction."""
         ctx.capabilities = self.capabilities
-        state = self._state(ctx, loaded)
+        if ctx.sender.state is None and ctx.sender.state_stored:
+            self._clear_state(ctx)  # expired
+        state = ctx.sender.state
         text = msg.text
         if text and text.lower() in CANCEL_WORDS:
             if state is None:
                 return Reply.end(NOTHING_TO_CANCEL)
             cap = self.by_name(state.conversation)
-            ctx.db.delete(state)
+            self._clear_state(ctx)
             return Reply.end(CANCELLED.format(title=cap.title if cap else state.conversation))
         if (text and text.lower() in HELP_WORDS) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
-            return Reply(self.help_text(ctx.roles, ctx.person is not None, ctx))
+            return Reply(self.help_text(ctx.roles, ctx.bound, ctx))
 
         # a conversation in progress gets the next text, image or location
         if state is not None and msg.msg_type in ("text", "voice", "image", "location"):
@@ -374,7 +472,7 @@ class Engine:
             step = cap.steps.get(state.step) if cap else None
             if cap is not None and step is not None:
                 ctx.data = dict(state.data)
-                reply = self._run(cap, step, msg, ctx, state, owns_state=True)
+                reply = self._run(cap, step, msg, ctx, owns_state=True)
                 if reply is not None:
                     return reply
 
@@ -384,21 +482,21 @@ class Engine:
                     matched = cap.match_text(text, glued) if cap.entry_handler is not None else None
                     if matched is not None:
                         msg.text = matched
-                        return self._enter(cap, msg, ctx, state)
+                        return self._enter(cap, msg, ctx)
         if msg.event == "click":
             for cap in self.capabilities:
                 if msg.event_key in cap.menu_keys:
-                    return self._enter(cap, msg, ctx, state)
+                    return self._enter(cap, msg, ctx)
         if msg.scene:
             for cap in self.capabilities:
                 if cap.matches_scene(msg.scene):
-                    return self._enter(cap, msg, ctx, state)
+                    return self._enter(cap, msg, ctx)
         kind = msg.event or ("location" if msg.is_location else msg.msg_type)
         for cap in self.capabilities:
             handler = cap.events.get(kind)
             if handler is not None and cap.allows(ctx.roles):
                 ctx.data = {}
-                reply = self._run(cap, handler, msg, ctx, state, owns_state=False)
+                reply = self._run(cap, handler, msg, ctx, owns_state=False)
                 if reply is not None:
                     return reply
         return self._fallback(msg, ctx)

@@ -15,14 +15,14 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import String, bindparam, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.engine import Context, Engine, Incoming
-from bot.outbox import Outbox
-from models import Binding, ConversationState, InboundMessage, utcnow
+from bot.engine import Context, Engine, Incoming, load_sender
+from models import Binding, InboundMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,15 @@ def _fit(column: str, value: str) -> str:
 
 _INSERT = insert(InboundMessage).returning(InboundMessage.id)
 _UPDATE = update(InboundMessage).where(InboundMessage.id == bindparam("row_id"))
+_REPLY = select(InboundMessage.reply).where(InboundMessage.dedup_key == bindparam("key"))
+_FOLLOWING = (update(Binding).where(Binding.openid == bindparam("key"))
+              .values(subscribed=True, reachable=True))
 
 
 class Inbox:
-    def __init__(self, factory: sessionmaker[Session], engine: Engine, settings: Settings,
+    def __init__(self, db_engine: SqlEngine, factory: sessionmaker[Session], engine: Engine, settings: Settings,
                  clock: Callable[[], datetime] = utcnow) -> None:
+        self.db_engine = db_engine
         self.factory = factory
         self.engine = engine
         self.settings = settings
@@ -53,14 +57,13 @@ class Inbox:
         now = self.clock()
         stored = False
         try:
-            with self.factory() as db, db.begin():
-                # Core statements for our own row: the ORM's unit of work costs more than the rest
-                # of the transaction's SQL together. A retry of a stored message fails here, on the
-                # unique key, and waits for the first copy's reply.
-                conn = db.connection()
+            # Core statements on one connection: the ORM session is opened only if a step asks for
+            # it. A retry of a stored message fails on the unique key and waits for the first
+            # copy's reply.
+            with self.db_engine.begin() as conn:
                 row_id = conn.execute(_INSERT, self._row(msg, now)).scalar_one()
                 stored = True
-                text = self._dispatch(db, msg, now)
+                text = self._dispatch(conn, msg, now)
                 conn.execute(_UPDATE, {"row_id": row_id, "status": "handled", "reply": text, "error": None,
                                        "handled_at": self.clock()})
                 return text
@@ -82,37 +85,42 @@ class Inbox:
         log.exception("handler failed for %s from %s", msg.dedup_key, msg.openid)
         error = traceback.format_exc(limit=20)
         try:
-            with self.factory() as db, db.begin():
-                db.connection().execute(insert(InboundMessage), {
+            with self.db_engine.begin() as conn:
+                conn.execute(insert(InboundMessage), {
                     **self._row(msg, now), "status": "failed", "reply": APOLOGY, "error": error,
                     "handled_at": self.clock()})
         except IntegrityError:  # a retry got in meanwhile: it has the answer
             return self._earlier_reply(msg.dedup_key)
         return APOLOGY
 
-    def _dispatch(self, db: Session, msg: Incoming, now: datetime) -> str:
-        # the sender's binding (with the person) and conversation state in one round trip
-        key = select(literal(msg.openid, String).label("openid")).subquery()
-        binding, state = db.execute(
-            select(Binding, ConversationState).select_from(key)
-            .outerjoin(Binding, Binding.openid == key.c.openid)
-            .outerjoin(ConversationState, ConversationState.openid == key.c.openid)
-            .options(joinedload(Binding.person))
-        ).one()
-        if binding is not None and msg.event != "unsubscribe" and not (binding.subscribed and binding.reachable):
-            binding.subscribed = binding.reachable = True  # they are writing to us, so they follow us
-        ctx = Context(db=db, openid=msg.openid, binding=binding, now=now, settings=self.settings,
-                      outbox=Outbox(db, self.settings, now))
-        return self.engine.dispatch(msg, ctx, state).text
+    def _dispatch(self, conn: Connection, msg: Incoming, now: datetime) -> str:
+        sender = load_sender(conn, msg.openid, now)
+        if sender.known and not sender.following and msg.event != "unsubscribe":
+            conn.execute(_FOLLOWING, {"key": msg.openid})  # they are writing to us, so they follow us
+        sessions: list[Session] = []
+
+        def open_session() -> Session:  # joins this transaction; commit and rollback stay ours
+            sessions.append(self.factory(bind=conn, join_transaction_mode="rollback_only"))
+            return sessions[0]
+
+        ctx = Context(conn=conn, sender=sender, now=now, settings=self.settings, open_session=open_session)
+        try:
+            text = self.engine.dispatch(msg, ctx).text
+            for session in sessions:
+                session.flush()
+            return text
+        finally:
+            for session in sessions:
+                session.close()
 
     def _earlier_reply(self, key: str) -> str:
         """The reply the first copy got; waits briefly if it is still being handled elsewhere."""
         deadline = time.monotonic() + self.settings.retry_wait_seconds
         while True:
-            with self.factory() as db:
-                row = db.scalar(select(InboundMessage).where(InboundMessage.dedup_key == key))
-                if row is not None and row.reply is not None:
-                    return row.reply
+            with self.db_engine.connect() as conn:
+                reply = conn.scalar(_REPLY, {"key": key})
+            if reply is not None:
+                return reply
             if time.monotonic() >= deadline:
                 return ""
             time.sleep(0.05)

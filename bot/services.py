@@ -52,7 +52,7 @@ class Services:
 
     @cached_property
     def inbox(self) -> Inbox:
-        return Inbox(self.factory, self.engine, self.settings, clock=self.now)
+        return Inbox(self.db_engine, self.factory, self.engine, self.settings, clock=self.now)
 
     @cached_property
     def token_store(self) -> TokenStore:

@@ -133,7 +133,7 @@ def use_capabilities(services: Services, *extra: Conversation) -> None:
     """Serve the project's capabilities plus test-only ones (the app reads services.inbox per request)."""
     engine = Engine([*CAPABILITIES, *extra])
     services.__dict__["engine"] = engine
-    services.__dict__["inbox"] = Inbox(services.factory, engine, services.settings, clock=services.now)
+    services.__dict__["inbox"] = Inbox(services.db_engine, services.factory, engine, services.settings, clock=services.now)
 
 
 @contextmanager
