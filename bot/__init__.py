@@ -5,10 +5,26 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import text as sql_text
 
 from bot.config import Settings, settings_from_environment
 from bot.services import Services
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions (the console's), with the signing serializer made once per key
+    instead of on every request: Flask opens a session for each webhook call too."""
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple[object, ...], URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        key = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if key not in self._serializers:
+            self._serializers[key] = super().get_signing_serializer(app)
+        return self._serializers[key]
 
 
 def create_app(config: Settings | None = None, services: Services | None = None) -> Flask:
@@ -22,6 +38,7 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     settings = services.settings
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=None)
+    app.session_interface = _SessionInterface()
     app.extensions["houqin"] = services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -111,7 +111,7 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
             dbapi_conn = conn.connection.dbapi_connection
             dbapi_conn.queue_for_write()
             try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                dbapi_conn.execute("BEGIN IMMEDIATE")  # on the driver: nothing to log or convert
             except BaseException:
                 dbapi_conn.leave_queue()
                 raise

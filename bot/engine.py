@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, String, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, String, bindparam, delete, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from bot.outbox import Outbox
@@ -168,8 +168,8 @@ class State:
 
 @dataclass
 class Sender:
-    """Who wrote, read with the message in one query (`load_sender`): enough to route and check
-    roles without loading the binding and person as ORM objects, which most messages never need."""
+    """Who wrote, read as the message is stored (`SENDER_COLUMNS`): enough to route and check roles
+    without loading the binding and person as ORM objects, which most messages never need."""
 
     openid: str
     known: bool = False  # a bindings row exists
@@ -179,33 +179,44 @@ class Sender:
     state: State | None = None  # a live conversation
     state_stored: bool = False  # a conversation_states row exists (live or expired)
 
+    @classmethod
+    def from_row(cls, openid: str, row: Any, now: datetime) -> Sender:
+        """From a row carrying SENDER_COLUMNS."""
+        known = row.sender_subscribed is not None
+        sender = cls(openid, known=known, person_id=row.sender_person_id,
+                     roles=frozenset((row.sender_roles or "").split()),
+                     following=bool(row.sender_subscribed and row.sender_reachable) if known else True,
+                     state_stored=row.sender_conversation is not None)
+        if row.sender_conversation is not None and row.sender_expires_at > now:
+            sender.state = State(row.sender_conversation, row.sender_step, dict(row.sender_data or {}),
+                                 row.sender_expires_at)
+        return sender
 
-_KEY = select(bindparam("openid", type_=String).label("openid")).subquery()
+
 _BINDINGS, _ROLES, _STATES = Binding.__table__, PersonRole.__table__, ConversationState.__table__
-_SENDER = (
-    select(_BINDINGS.c.openid, _BINDINGS.c.person_id, _BINDINGS.c.subscribed, _BINDINGS.c.reachable,
-           _ROLES.c.role, _STATES.c.conversation, _STATES.c.step, _STATES.c.data, _STATES.c.expires_at)
-    .select_from(_KEY)
-    .outerjoin(_BINDINGS, _BINDINGS.c.openid == _KEY.c.openid)
-    .outerjoin(_ROLES, _ROLES.c.person_id == _BINDINGS.c.person_id)
-    .outerjoin(_STATES, _STATES.c.openid == _KEY.c.openid)
+_SENDER = bindparam("sender", type_=String)
+
+
+def _of_sender(column: Any) -> Any:
+    """`column` of the sender's row in its table (bindings or conversation_states), as a scalar subquery."""
+    return select(column).where(column.table.c.openid == _SENDER).scalar_subquery().label("sender_" + column.name)
+
+
+# The sender's binding, roles and conversation state as scalar subqueries on the bind parameter
+# "sender": the inbox returns them from the INSERT that stores the message, so that storing and
+# knowing who wrote is one statement (RETURNING takes subqueries on SQLite and PostgreSQL alike).
+SENDER_COLUMNS = (
+    _of_sender(_BINDINGS.c.person_id), _of_sender(_BINDINGS.c.subscribed), _of_sender(_BINDINGS.c.reachable),
+    # the separator as literal SQL: a str would be a parameter rendered anew on every execution
+    select(func.aggregate_strings(_ROLES.c.role, literal_column("' '")))  # type: ignore[arg-type]
+    .where(_ROLES.c.person_id == select(_BINDINGS.c.person_id).where(_BINDINGS.c.openid == _SENDER).scalar_subquery())
+    .scalar_subquery().label("sender_roles"),
+    _of_sender(_STATES.c.conversation), _of_sender(_STATES.c.step), _of_sender(_STATES.c.data),
+    _of_sender(_STATES.c.expires_at),
 )
 _INSERT_STATE = insert(ConversationState)
 _UPDATE_STATE = update(ConversationState).where(ConversationState.openid == bindparam("key"))
 _DELETE_STATE = delete(ConversationState).where(ConversationState.openid == bindparam("key"))
-
-
-def load_sender(conn: Connection, openid: str, now: datetime) -> Sender:
-    """The sender's binding, roles and conversation state: one round trip, a row per role."""
-    rows = conn.execute(_SENDER, {"openid": openid}).all()
-    first = rows[0]
-    sender = Sender(openid, known=first.openid is not None, person_id=first.person_id,
-                    roles=frozenset(r.role for r in rows if r.role is not None),
-                    following=bool(first.subscribed and first.reachable) if first.openid is not None else True,
-                    state_stored=first.conversation is not None)
-    if first.conversation is not None and first.expires_at > now:
-        sender.state = State(first.conversation, first.step, dict(first.data or {}), first.expires_at)
-    return sender
 
 
 @dataclass
@@ -213,7 +224,7 @@ class Context:
     """What a step may use: the request's session, the sender, the clock, the outbox.
 
     The session, the sender's binding (with the person) and the outbox are made when a step first
-    asks for them: answering 帮助 or routing a keyword needs only what `load_sender` read.
+    asks for them: answering 帮助 or routing a keyword needs only what the Sender holds.
     """
 
     conn: Connection  # the request's transaction; `db` joins it
@@ -383,12 +394,14 @@ class Engine:
         """The sender's roles allow the capability, or its `permits` admits them."""
         return cap.allows(ctx.roles) or (cap.permits is not None and ctx.bound and cap.permits(ctx))
 
-    def help_text(self, roles: set[str], bound: bool, ctx: Context | None = None) -> str:
-        """The help of every capability the sender may use (with `ctx`, `permits` counts too)."""
+    def help_text(self, ctx: Context) -> str:
+        """The help of every capability the sender may use (`permitted`, read once per sender)."""
+        roles, bound = ctx.roles, ctx.bound
         lines = [HELP_HEADER]
         for cap in self.capabilities:
-            allowed = self.permitted(cap, ctx) if ctx is not None else cap.allows(roles)
-            if cap.help and allowed and (bound or not cap.roles):
+            if not cap.help or not (bound or not cap.roles):
+                continue
+            if cap.allows(roles) or (bound and cap.permits is not None and cap.permits(ctx)):
                 lines.append(cap.help)
         if not bound:
             lines.append(HELP_UNBOUND)
@@ -464,7 +477,7 @@ class Engine:
             self._clear_state(ctx)
             return Reply.end(CANCELLED.format(title=cap.title if cap else state.conversation))
         if (text and text.lower() in HELP_WORDS) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
-            return Reply(self.help_text(ctx.roles, ctx.bound, ctx))
+            return Reply(self.help_text(ctx))
 
         # a conversation in progress gets the next text, image or location
         if state is not None and msg.msg_type in ("text", "voice", "image", "location"):

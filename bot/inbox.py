@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.engine import Context, Engine, Incoming, load_sender
+from bot.engine import SENDER_COLUMNS, Context, Engine, Incoming, Sender
 from models import Binding, InboundMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,17 @@ log = logging.getLogger(__name__)
 APOLOGY = "抱歉，系统出了点问题，你的消息已记录，后勤处会尽快处理。请稍后再试。"
 
 
+_LENGTHS: dict[str, int] = {c.name: getattr(c.type, "length", None) or 0 for c in InboundMessage.__table__.c}
+
+
 def _fit(column: str, value: str) -> str:
     """`value` cut to its column's length (an unknown future event may have a long name; the payload
     keeps it whole), so that storing a message never fails."""
-    length = getattr(InboundMessage.__table__.c[column].type, "length", None)
+    length = _LENGTHS.get(column)
     return value[:length] if length else value
 
 
-_INSERT = insert(InboundMessage).returning(InboundMessage.id)
+_INSERT = insert(InboundMessage).returning(InboundMessage.id, *SENDER_COLUMNS)
 _UPDATE = update(InboundMessage).where(InboundMessage.id == bindparam("row_id"))
 _REPLY = select(InboundMessage.reply).where(InboundMessage.dedup_key == bindparam("key"))
 _FOLLOWING = (update(Binding).where(Binding.openid == bindparam("key"))
@@ -61,10 +64,10 @@ class Inbox:
             # it. A retry of a stored message fails on the unique key and waits for the first
             # copy's reply.
             with self.db_engine.begin() as conn:
-                row_id = conn.execute(_INSERT, self._row(msg, now)).scalar_one()
+                row = conn.execute(_INSERT, {**self._row(msg, now), "sender": msg.openid}).one()
                 stored = True
-                text = self._dispatch(conn, msg, now)
-                conn.execute(_UPDATE, {"row_id": row_id, "status": "handled", "reply": text, "error": None,
+                text = self._dispatch(conn, msg, Sender.from_row(msg.openid, row, now), now)
+                conn.execute(_UPDATE, {"row_id": row.id, "status": "handled", "reply": text, "error": None,
                                        "handled_at": self.clock()})
                 return text
         except IntegrityError:
@@ -93,8 +96,7 @@ class Inbox:
             return self._earlier_reply(msg.dedup_key)
         return APOLOGY
 
-    def _dispatch(self, conn: Connection, msg: Incoming, now: datetime) -> str:
-        sender = load_sender(conn, msg.openid, now)
+    def _dispatch(self, conn: Connection, msg: Incoming, sender: Sender, now: datetime) -> str:
         if sender.known and not sender.following and msg.event != "unsubscribe":
             conn.execute(_FOLLOWING, {"key": msg.openid})  # they are writing to us, so they follow us
         sessions: list[Session] = []
