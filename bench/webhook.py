@@ -11,7 +11,8 @@ says otherwise):
 - the echo app, `bench.echo_app:create_app()`: verify, decrypt, parse, echo, encrypt — nothing else.
 
 Each (app, concurrency) run happens in a separate load-generator process: it pre-builds signed,
-encrypted safe-mode text messages from --users distinct openids (each with its own MsgId, stamped
+encrypted safe-mode text messages from --users distinct openids (followers not yet bound, or with
+`--senders teachers` bound teachers, whose 帮助 is longer and checks more; each with its own MsgId, stamped
 just before the run), warms up, then keeps `concurrency` requests in flight for `duration`
 seconds with asyncio and raw HTTP/1.1 (pre-serialised requests, keep-alive when the server offers
 it — gunicorn's sync workers do not). After the timed window it checks every 200 reply — the
@@ -55,9 +56,10 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import text as sql_text  # noqa: E402
 
-from bot.db import make_engine, upgrade  # noqa: E402
+from bot.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from bot.gateway import Crypto, parse_xml, signature  # noqa: E402
 from bot.simulator import WeChatUser  # noqa: E402
+from models import Binding, Person, PersonRole  # noqa: E402
 
 HOST = "127.0.0.1"
 PG_URL = "postgresql://127.0.0.1:5432/test"
@@ -148,7 +150,7 @@ class RunResult:
 def build_requests(spec: RunSpec, count: int) -> tuple[list[bytes], list[tuple[str, str]]]:
     """`count` pre-serialised HTTP requests, each a text message with its own MsgId, plus (openid, text)."""
     s = spec.secrets
-    users = [WeChatUser(f"o_bench_{i:05d}_{secrets.token_hex(4)}", token=s.token, appid=s.appid,
+    users = [WeChatUser(bench_openid(s, i), token=s.token, appid=s.appid,
                         aes_key=s.aes_key, transport=_no_transport, mode="safe") for i in range(spec.users)]
     msg_ids = itertools.count(random.randint(10**15, 10**16 - 10**9))
     now = int(time.time())
@@ -162,6 +164,22 @@ def build_requests(spec: RunSpec, count: int) -> tuple[list[bytes], list[tuple[s
                     f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
         expect.append((user.openid, text))
     return raw, expect
+
+
+def bench_openid(keys: Secrets, i: int) -> str:
+    return f"o_bench_{i:05d}_{keys.token[-8:]}"
+
+
+def bind_teachers(url: str, keys: Secrets, users: int) -> None:
+    """Make each benchmark openid a bound teacher (`--senders teachers`)."""
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as db, db.begin():
+            for i in range(users):
+                person = Person(name=f"教师{i:05d}", phone=f"139{i:08d}", roles=[PersonRole(role="teacher")])
+                db.add_all([person, Binding(openid=bench_openid(keys, i), person=person)])
+    finally:
+        engine.dispose()
 
 
 def _no_transport(url: str, body: bytes) -> tuple[int, bytes]:
@@ -583,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL", PG_URL),
                         help=f"PostgreSQL database to create a throw-away schema in (default {PG_URL})")
     parser.add_argument("--users", type=int, default=1000, help="distinct openids (default 1000)")
+    parser.add_argument("--senders", choices=["strangers", "teachers"], default="strangers",
+                        help="who the openids are: followers not yet bound (default), or bound teachers")
     parser.add_argument("--max-requests", type=int, default=40000,
                         help="messages pre-built per run; a run stops early if they run out (default 40000)")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each run")
@@ -603,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: the machine is already {idle_load:.0%} busy before the benchmark; figures will be low",
               flush=True)
     print(f"gunicorn -w 2 {' '.join(extra)} | {os.cpu_count()} CPUs | {args.duration:g} s per run | "
-          f"concurrency {args.concurrency} | {args.users} openids | message {MESSAGE!r}", flush=True)
+          f"concurrency {args.concurrency} | {args.users} openids ({args.senders}) | message {MESSAGE!r}", flush=True)
 
     results: list[tuple[str, RunResult, RunResult]] = []
     failures: list[str] = []
@@ -611,6 +631,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix=f"houqin-bench-{backend}-") as tmp:
             workdir = Path(tmp)
             with database(backend, workdir, args.pg_url) as url:
+                if args.senders == "teachers":
+                    bind_teachers(url, keys, args.users)
                 env = keys.env(url, workdir / "instance")
                 servers: list[Server] = []
                 answered = 0

@@ -271,9 +271,16 @@ class Context:
         return self.binding.person if self.binding is not None else None
 
     @property
+    def person_id(self) -> int | None:
+        """The sender's person's id (read without loading the binding, until a step has)."""
+        if self._binding is NOT_LOADED:
+            return self.sender.person_id
+        return self.person.id if self.person is not None else None
+
+    @property
     def bound(self) -> bool:
         """The sender is bound to a person (read without loading the binding, until a step has)."""
-        return self.sender.person_id is not None if self._binding is NOT_LOADED else self.person is not None
+        return self.person_id is not None
 
     @property
     def roles(self) -> set[str]:

@@ -83,7 +83,7 @@ COUNT_PATTERN = re.compile(r"^(?:校车\s*)?(?P<route>.+?)\s*(?P<dir>上车|下�
 
 bus = Conversation("bus", title="校车点名", keywords=["校车"], roles={"bus_monitor", "admin"}, help=HELP_COUNT)
 ack = Conversation("bus_ack", title="确认校车警报", keywords=["确认"], roles={"admin"}, help=HELP_ACK,
-                   permits=lambda ctx: is_bus_manager(ctx.db, ctx.person), refusal=ACK_REFUSED)
+                   permits=lambda ctx: is_bus_manager(ctx.db, ctx.person_id), refusal=ACK_REFUSED)
 leave = Conversation("bus_leave", title="校车请假", keywords=["请假", "销假"], roles={"parent", "teacher", "admin"},
                      help=HELP_LEAVE)
 subscription = Conversation("bus_subscribe", title="校车到校通知", keywords=["订阅", "退订"], roles={"parent"},
@@ -132,9 +132,9 @@ def bus_manager(db: Session) -> Person | None:
     return db.scalar(select(Person).where(Person.name == name)) if name else None
 
 
-def is_bus_manager(db: Session, person: Person | None) -> bool:
-    manager = bus_manager(db)
-    return person is not None and manager is not None and manager.id == person.id
+def is_bus_manager(db: Session, person_id: int | None) -> bool:
+    name = get_setting(db, "bus_manager")
+    return bool(name) and person_id is not None and db.scalar(select(Person.id).where(Person.name == name)) == person_id
 
 
 def bus_responsible(db: Session) -> list[Person]:
