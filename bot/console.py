@@ -1,6 +1,7 @@
-"""The admin console under /admin: sign-in, today's overview, repairs with their photos, the bus,
-duty, the outbox and people. Read-only views over what the bot records; changes go through the bot
-and the CLI. Only admins with a console password (`houqin console-password NAME`) may sign in."""
+"""The admin console under /admin: sign-in, today's overview, repairs with their photos, canteen
+feedback photos, the bus, duty, the outbox and people. Read-only views over what the bot records;
+changes go through the bot and the CLI. Only admins with a console password (`houqin console-password
+NAME`) may sign in."""
 
 from __future__ import annotations
 
@@ -32,7 +33,18 @@ from bot.services import Services
 from bot.text import day_label
 from handlers.identity import outstanding_codes
 from handlers.repair import describe
-from models import BusTrip, Delivery, DutyShift, InboundMessage, Person, PersonRole, RepairTicket, TicketPhoto
+from models import (
+    BusTrip,
+    Delivery,
+    DownloadedPhoto,
+    DutyShift,
+    FeedbackPhoto,
+    InboundMessage,
+    Person,
+    PersonRole,
+    RepairTicket,
+    TicketPhoto,
+)
 from models.console import ConsoleAccount
 from models.identity import ROLE_NAMES
 from models.outbox import FAILED, UNDELIVERABLE
@@ -187,8 +199,19 @@ def ticket(code: str) -> str:
 @bp.get("/photos/<int:photo_id>")
 @login_required
 def photo(photo_id: int) -> Response:
+    return _send_photo(TicketPhoto, photo_id)
+
+
+@bp.get("/canteen-photos/<int:photo_id>")
+@login_required
+def canteen_photo(photo_id: int) -> Response:
+    return _send_photo(FeedbackPhoto, photo_id)
+
+
+def _send_photo(model: type[DownloadedPhoto], photo_id: int) -> Response:
+    """A downloaded photo's file, if it is saved and inside the storage folder."""
     with _db() as db:
-        row = db.get(TicketPhoto, photo_id)
+        row = db.get(model, photo_id)
         if row is None or not row.path:
             abort(404)
         root = _services().settings.storage_dir.resolve()

@@ -1,5 +1,6 @@
-"""The media worker: downloads the photos attached to tickets at once (WeChat keeps media 3 days)
-into the storage folder, and records where each one went.
+"""The media worker: downloads photos at once (WeChat keeps media 3 days) into the storage folder,
+and records where each one went: repair photos (repairs/R<n>/) and canteen feedback photos
+(canteen/F<n>/), one list of `SOURCES`.
 
 Photo rows are claimed with a lease, like deliveries, so any number of workers share them; a
 transient failure (time-out, HTTP error, WeChat busy) is retried with backoff, a refused media id
@@ -8,23 +9,24 @@ is recorded as failed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bot.config import Settings
 from bot.gateway import ApiError, WeChatApi
 from bot.worker import drain_rounds
-from models import RepairTicket, TicketPhoto, utcnow
-from models.repair import PHOTO_DOWNLOADING, PHOTO_FAILED, PHOTO_PENDING, PHOTO_SAVED
+from models import CanteenFeedback, DownloadedPhoto, FeedbackPhoto, RepairTicket, TicketPhoto, utcnow
+from models.media import PHOTO_DOWNLOADING, PHOTO_FAILED, PHOTO_PENDING, PHOTO_SAVED
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -33,56 +35,85 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = {"image/jpeg": ".jpg", "image/jpg": ".jpg", "image/png": ".png", "image/gif": ".gif",
               "image/webp": ".webp", "image/bmp": ".bmp"}
-FOLDER = "repairs"
+
+
+def ticket_file(photo: TicketPhoto, number: int) -> str:
+    return f"repairs/R{number}/{photo.id}-{photo.kind}"
+
+
+def feedback_file(photo: FeedbackPhoto, number: int) -> str:
+    """A replacement photo keeps the row but not the file name: the first file stays, and a late
+    download of the replaced media cannot overwrite the new one."""
+    digest = hashlib.sha256(photo.media_id.encode()).hexdigest()[:8]
+    return f"canteen/F{number}/{photo.id}-{digest}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind of photo the worker downloads: its rows, the number of what each belongs to (joined
+    in), and where its file goes: (row, number) → its path under the storage folder, less the extension."""
+
+    model: type[DownloadedPhoto]
+    number: InstrumentedAttribute[int]
+    file: Callable[[Any, int], str]
+
+
+SOURCES = (Source(TicketPhoto, RepairTicket.number, ticket_file),
+           Source(FeedbackPhoto, CanteenFeedback.number, feedback_file))
 
 
 @dataclass
 class Claimed:
     photo_id: int
     media_id: str
-    kind: str
     attempts: int
     claim: str
-    ticket_code: str
+    file: str  # under the storage folder, less the extension
 
 
 class MediaWorker:
     def __init__(self, factory: sessionmaker[Session], settings: Settings, api: WeChatApi,
                  clock: Callable[[], datetime] = utcnow, batch_size: int = 8, lease_seconds: float = 120.0,
-                 max_attempts: int = 8, backoff_seconds: float = 10.0) -> None:
+                 max_attempts: int = 8, backoff_seconds: float = 10.0, sources: Sequence[Source] = SOURCES) -> None:
         self.factory = factory
         self.settings = settings
         self.api = api
         self.clock = clock
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # per source and round
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
+        self.sources = tuple(sources)
         self.worker_id = uuid.uuid4().hex[:12]
 
     def claim(self) -> list[Claimed]:
+        """Lease a batch of due photos of every source."""
+        return [job for source in self.sources for job in self._claim(source)]
+
+    def _claim(self, source: Source) -> list[Claimed]:
         now = self.clock()
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
+        photo = source.model
         with self.factory() as db, db.begin():
-            due = (select(TicketPhoto.id)
-                   .where(or_(and_(TicketPhoto.status == PHOTO_PENDING, TicketPhoto.next_attempt_at <= now),
-                              and_(TicketPhoto.status == PHOTO_DOWNLOADING, TicketPhoto.lease_until < now)))
-                   .order_by(TicketPhoto.next_attempt_at, TicketPhoto.id).limit(self.batch_size))
+            due = (select(photo.id)
+                   .where(or_(and_(photo.status == PHOTO_PENDING, photo.next_attempt_at <= now),
+                              and_(photo.status == PHOTO_DOWNLOADING, photo.lease_until < now)))
+                   .order_by(photo.next_attempt_at, photo.id).limit(self.batch_size))
             if db.get_bind().dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
             ids = list(db.scalars(due))
             if not ids:
                 return []
-            db.execute(update(TicketPhoto).where(TicketPhoto.id.in_(ids)).values(
-                status=PHOTO_DOWNLOADING, claim=token, attempts=TicketPhoto.attempts + 1, lease_until=now + self.lease))
-            rows = db.execute(select(TicketPhoto, RepairTicket.number).join(RepairTicket)
-                              .where(TicketPhoto.claim == token).order_by(TicketPhoto.id)).all()
-            return [Claimed(p.id, p.media_id, p.kind, p.attempts, token, f"R{number}") for p, number in rows]
+            db.execute(update(photo).where(photo.id.in_(ids)).values(
+                status=PHOTO_DOWNLOADING, claim=token, attempts=photo.attempts + 1, lease_until=now + self.lease))
+            rows = db.execute(select(photo, source.number).join(source.number.class_)
+                              .where(photo.claim == token).order_by(photo.id)).all()
+            return [Claimed(p.id, p.media_id, p.attempts, token, source.file(p, number)) for p, number in rows]
 
     def _save(self, job: Claimed, content: bytes, content_type: str) -> str:
-        """Write the file under storage/repairs/R<n>/ and return its path relative to the storage folder."""
+        """Write the file under the storage folder and return its path relative to it."""
         mime = content_type.split(";")[0].strip().lower()
-        relative = Path(FOLDER) / job.ticket_code / f"{job.photo_id}-{job.kind}{EXTENSIONS.get(mime, '.bin')}"
+        relative = Path(job.file + EXTENSIONS.get(mime, ".bin"))
         target = self.settings.storage_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(target.suffix + ".part")
@@ -102,7 +133,7 @@ class MediaWorker:
                 return {"status": PHOTO_FAILED, "last_error": str(exc)}
             error = str(exc)
         except OSError as exc:
-            log.exception("cannot store photo %s", job.photo_id)
+            log.exception("cannot store photo %s", job.file)
             error = f"{type(exc).__name__}: {exc}"
         if job.attempts >= self.max_attempts:
             return {"status": PHOTO_FAILED, "last_error": f"{error} (gave up after {job.attempts} attempts)"}
@@ -110,14 +141,19 @@ class MediaWorker:
         return {"status": PHOTO_PENDING, "last_error": error, "next_attempt_at": self.clock() + timedelta(seconds=backoff)}
 
     def run_once(self) -> int:
-        """Claim a batch, download each photo, record the outcomes. Returns how many were handled."""
-        batch = self.claim()
-        for job in batch:
-            values = self._download(job)
-            with self.factory() as db, db.begin():
-                db.execute(update(TicketPhoto).where(TicketPhoto.id == job.photo_id, TicketPhoto.claim == job.claim)
-                           .values(**values, claim=None, lease_until=None))
-        return len(batch)
+        """For each source: claim a batch, download each photo, record the outcomes (only while the
+        claim is still the row's). Returns how many were handled."""
+        handled = 0
+        for source in self.sources:
+            batch = self._claim(source)
+            photo = source.model
+            for job in batch:
+                values = self._download(job)
+                with self.factory() as db, db.begin():
+                    db.execute(update(photo).where(photo.id == job.photo_id, photo.claim == job.claim)
+                               .values(**values, claim=None, lease_until=None))
+            handled += len(batch)
+        return handled
 
     def drain(self, timeout: float = 30.0) -> int:
         """Download everything due now (tests, operators); returns how many were handled."""

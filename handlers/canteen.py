@@ -42,10 +42,12 @@ from models.canteen import (
     AccompaniedMeal,
     CanteenFeedback,
     CanteenReply,
+    FeedbackPhoto,
     MenuItem,
     MenuWeek,
     SurveyResponse,
 )
+from models.media import PHOTO_FAILED, PHOTO_SAVED
 
 FEEDBACK_ROLES = ("teacher", "staff", "parent")  # in this order they name the giver's group
 CANTEEN_SIDE = {"canteen", "admin"}
@@ -106,6 +108,11 @@ PHOTO_HINT = "如有照片，10分钟内直接发送即可附在评价上。"
 ALERTED = "你的反馈涉及食品安全，已立即通知食堂负责人和管理员。"
 PHOTO_ATTACHED = "照片已附在食堂评价 {code} 上。"
 PHOTO_REPLACED = "照片已更换（食堂评价 {code}）。"
+# -- the ledger's 照片 column: where the downloaded file is under the storage folder, or why it is not
+PHOTO_STORED = "已保存 {path}"
+PHOTO_FETCHING = "下载中"
+PHOTO_RETRYING = "下载中（上次失败：{error}）"
+PHOTO_LOST = "下载失败：{error}"
 ALERT_CANTEEN = ("【食品安全反馈】{code} {day} {group}评价 {rating} 分：{comment}（关键词：{words}）。"
                  "请立即核查，并发送「回复 {code} 内容」答复反馈人。")
 ALERT_ADMIN = "【食品安全反馈】{code} {day} {name}（{group}）评价 {rating} 分：{comment}（关键词：{words}）。已同时通知食堂负责人。"
@@ -478,12 +485,14 @@ def photo_after_rating(msg: Incoming, ctx: Context) -> Reply | None:
         return None
     feedback = ctx.db.scalar(select(CanteenFeedback).where(
         CanteenFeedback.person_id == person.id, CanteenFeedback.given_at >= ctx.now - PHOTO_WINDOW)
-        .order_by(CanteenFeedback.given_at.desc()).limit(1))
+        .order_by(CanteenFeedback.given_at.desc()).limit(1).with_for_update())
     if feedback is None or repair_since(ctx.db, person, feedback.given_at):
         return None
-    template = PHOTO_REPLACED if feedback.photo_media_id else PHOTO_ATTACHED
-    feedback.photo_media_id = msg.media_id[:200]
-    return Reply.end(template.format(code=feedback.code))
+    if feedback.photo is not None:  # the row starts over with the new media id; the first file stays
+        feedback.photo.replace_media(msg.media_id, ctx.now)
+        return Reply.end(PHOTO_REPLACED.format(code=feedback.code))
+    feedback.photo = FeedbackPhoto(media_id=msg.media_id[:200], next_attempt_at=ctx.now, created_at=ctx.now)
+    return Reply.end(PHOTO_ATTACHED.format(code=feedback.code))
 
 
 def repair_since(db: Session, person: Person, moment: datetime) -> bool:
@@ -549,7 +558,7 @@ def feedback_line(row: CanteenFeedback, names: bool, several_days: bool = False)
     who = f"{row.person.name}（{group}）" if names and row.person else group
     if several_days:
         who = f"{row.day.month}/{row.day.day} {who}"
-    flags = ("【食品安全】" if row.alert_words else "") + ("【有照片】" if row.photo_media_id else "")
+    flags = ("【食品安全】" if row.alert_words else "") + ("【有照片】" if row.photo is not None else "")
     flags += "【已回复】" if row.replies else ""
     return VIEW_ROW.format(code=row.code, who=who, rating=row.rating,
                            comment=f"：{row.comment}" if row.comment else "", flags=flags)
@@ -835,6 +844,17 @@ class CanteenReport:
     meals: list[list[Any]]
 
 
+def photo_state(photo: FeedbackPhoto | None) -> str:
+    """The ledger's 照片 column: the saved file's path under the storage folder, or why there is none."""
+    if photo is None:
+        return ""
+    if photo.status == PHOTO_SAVED:
+        return PHOTO_STORED.format(path=photo.path)
+    if photo.status == PHOTO_FAILED:
+        return PHOTO_LOST.format(error=photo.last_error or "")
+    return PHOTO_RETRYING.format(error=photo.last_error) if photo.last_error else PHOTO_FETCHING
+
+
 def complaint_words(texts: Iterable[str], top: int = TOP_WORDS) -> list[list[Any]]:
     """The most frequent words (jieba) in complaints, less a small stop-word list and punctuation."""
     import logging
@@ -863,7 +883,7 @@ def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
     rows = list(db.scalars(select(CanteenFeedback).where(CanteenFeedback.day >= first, CanteenFeedback.day < after)
                            .order_by(CanteenFeedback.day, CanteenFeedback.number)))
     feedback = [[r.code, r.day, when(r.given_at), ROLE_NAMES.get(r.role, r.role), r.person.name if r.person else "",
-                 r.rating, r.comment, r.alert_words, "有" if r.photo_media_id else "",
+                 r.rating, r.comment, r.alert_words, photo_state(r.photo),
                  "；".join(x.text for x in r.replies)] for r in rows]
     daily = []
     for day in sorted({r.day for r in rows}):

@@ -6,6 +6,7 @@ from models.canteen import (
     AccompaniedMeal,
     CanteenFeedback,
     CanteenReply,
+    FeedbackPhoto,
     MenuItem,
     MenuWeek,
     SurveyResponse,
@@ -26,12 +27,13 @@ from models.identity import (
     Student,
 )
 from models.inbound import InboundMessage
+from models.media import DownloadedPhoto
 from models.outbox import AccessToken, Delivery, Push
 from models.repair import Asset, RepairCategory, RepairTicket, Room, TicketFollower, TicketPhoto
 from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
 
 __all__ = [
-    "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConsoleAccount", "ConversationState", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
-    "CalendarDay", "Delivery", "Drill", "FireCheck", "InboundMessage", "JobRun", "ParentLink", "Person", "PersonRole", "Push", "RepairCategory", "RepairTicket", "Room", "SafetyTopic", "SchoolSetting", "Student", "TicketFollower", "TicketPhoto", "utcnow",
+    "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConsoleAccount", "ConversationState", "DownloadedPhoto", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
+    "CalendarDay", "Delivery", "Drill", "FeedbackPhoto", "FireCheck", "InboundMessage", "JobRun", "ParentLink", "Person", "PersonRole", "Push", "RepairCategory", "RepairTicket", "Room", "SafetyTopic", "SchoolSetting", "Student", "TicketFollower", "TicketPhoto", "utcnow",
 ]

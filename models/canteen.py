@@ -1,15 +1,16 @@
-"""Canteen (食堂): the weekly menu (a draft until published), feedback F<n> and the canteen's replies,
-satisfaction surveys (每月一次小调查，学期大调查), and leaders' accompanied meals (陪餐)."""
+"""Canteen (食堂): the weekly menu (a draft until published), feedback F<n> with its photo and the
+canteen's replies, satisfaction surveys (每月一次小调查，学期大调查), and leaders' accompanied meals (陪餐)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 from models.identity import Person
+from models.media import DownloadedPhoto
 
 BREAKFAST, LUNCH, SNACK = "早餐", "午餐", "点心"
 MEALS = (BREAKFAST, LUNCH, SNACK)
@@ -87,17 +88,30 @@ class CanteenFeedback(Base):
     rating: Mapped[int] = mapped_column()
     comment: Mapped[str] = mapped_column(Text, default="")
     alert_words: Mapped[str] = mapped_column(String(200), default="")  # food-safety words found
-    photo_media_id: Mapped[str] = mapped_column(String(200), default="")
     given_at: Mapped[datetime] = mapped_column(default=utcnow)  # the latest rating (a replacement resets it)
     replaced: Mapped[int] = mapped_column(default=0)
 
     person: Mapped[Person | None] = relationship()
     replies: Mapped[list[CanteenReply]] = relationship(back_populates="feedback", cascade="all, delete-orphan",
                                                        order_by="CanteenReply.at")
+    photo: Mapped[FeedbackPhoto | None] = relationship(back_populates="feedback", cascade="all, delete-orphan",
+                                                       lazy="selectin")
 
     @property
     def code(self) -> str:
         return f"F{self.number}"
+
+
+class FeedbackPhoto(DownloadedPhoto, Base):
+    """The photo sent within 10 minutes of a rating (one per feedback: a second replaces it). The media
+    worker downloads it at once into the storage folder, as canteen/F<n>/<id>-<media digest>.jpg."""
+
+    __tablename__ = "feedback_photos"
+    __table_args__ = (Index("ix_feedback_photos_due", "status", "next_attempt_at"),)
+
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("canteen_feedback.id", ondelete="CASCADE"), unique=True)
+
+    feedback: Mapped[CanteenFeedback] = relationship(back_populates="photo")
 
 
 class CanteenReply(Base):

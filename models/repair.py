@@ -10,13 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 from models.identity import Person
+from models.media import DownloadedPhoto
 
 OPEN, ACCEPTED, DONE, CLOSED = "open", "accepted", "done", "closed"
 ACTIVE = (OPEN, ACCEPTED)  # a ticket someone still has to work on
 STATUS_NAMES = {OPEN: "待接单", ACCEPTED: "维修中", DONE: "已完成待评价", CLOSED: "已关闭"}
 
 REPORT, COMPLETION = "report", "completion"
-PHOTO_PENDING, PHOTO_DOWNLOADING, PHOTO_SAVED, PHOTO_FAILED = "pending", "downloading", "saved", "failed"
 
 
 class Room(Base):
@@ -134,28 +134,15 @@ class TicketFollower(Base):
     person: Mapped[Person] = relationship(lazy="joined")
 
 
-class TicketPhoto(Base):
+class TicketPhoto(DownloadedPhoto, Base):
     """A photo sent with a report or a completion; the media worker downloads it at once (WeChat keeps
-    media for 3 days) into the storage folder. Rows are leased like deliveries."""
+    media for 3 days) into the storage folder, as repairs/R<n>/<id>-<kind>.jpg."""
 
     __tablename__ = "ticket_photos"
     __table_args__ = (Index("ix_ticket_photos_due", "status", "next_attempt_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("repair_tickets.id", ondelete="CASCADE"), index=True)
     sender_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(16), default=REPORT)  # report | completion
-    media_id: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default=PHOTO_PENDING)
-    path: Mapped[str] = mapped_column(String(300), default="")  # relative to the storage folder
-    content_type: Mapped[str] = mapped_column(String(64), default="")
-    size: Mapped[int] = mapped_column(default=0)
-    attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
-    claim: Mapped[str | None] = mapped_column(String(40))
-    lease_until: Mapped[datetime | None] = mapped_column()
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    saved_at: Mapped[datetime | None] = mapped_column()
 
     ticket: Mapped[RepairTicket] = relationship(back_populates="photos")

@@ -1,6 +1,6 @@
-"""The media worker: photos sent with reports are downloaded from (fake) WeChat into the storage
-folder at once; transient failures are retried with backoff, refused media ids are given up, and a
-worker that dies mid-download leaves its lease to another."""
+"""The media worker: photos sent with reports and with canteen feedback are downloaded from (fake)
+WeChat into the storage folder at once; transient failures are retried with backoff, refused media
+ids are given up, and a worker that dies mid-download leaves its lease to another."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.fake_wechat import fake_jpeg
 from bot.media import MediaWorker, media_worker
 from bot.services import Services
-from models import TicketPhoto
+from models import FeedbackPhoto, TicketPhoto
 
 
 @pytest.fixture
@@ -90,3 +90,41 @@ def test_a_dead_workers_lease_is_taken_over(photographed, services: Services, cl
     assert other.run_once() == 1
     (row,) = photo_rows(services)
     assert row.status == "saved" and (settings.storage_dir / row.path).is_file()
+
+
+def feedback_photos(services: Services) -> list[FeedbackPhoto]:
+    with services.factory() as s:
+        return list(s.scalars(select(FeedbackPhoto).order_by(FeedbackPhoto.id)))
+
+
+def test_one_worker_downloads_repair_and_canteen_photos_each_into_its_folder(
+        photographed, wechat_user, people, clock, services: Services, settings, fetch_media) -> None:
+    photographed("media_ground")
+    people.add("王强", "teacher")
+    clock.set("2026-11-23 12:10")  # a Monday, a school day
+    teacher = wechat_user("王强")
+    assert "F1" in teacher.say("食堂 4 米饭有点硬").text
+    assert teacher.image(media_id="media_rice").text == "照片已附在食堂评价 F1 上。"
+    assert fetch_media() == 2
+    (repair,) = photo_rows(services)
+    (canteen,) = feedback_photos(services)
+    assert repair.path.startswith("repairs/R1/") and canteen.path.startswith("canteen/F1/")
+    assert (settings.storage_dir / canteen.path).read_bytes() == fake_jpeg("media_rice")
+    assert (settings.storage_dir / repair.path).read_bytes() == fake_jpeg("media_ground")
+
+
+def test_a_replaced_feedback_photo_does_not_wait_for_the_old_lease(people, wechat_user, clock, services: Services,
+                                                                   settings) -> None:
+    clock.set("2026-11-23 12:10")
+    people.add("王强", "teacher")
+    teacher = wechat_user("王强")
+    teacher.say("食堂 2 菜是凉的")
+    teacher.image(media_id="media_cold")
+    dead = media_worker(services)
+    assert len(dead.claim()) == 1  # claimed the first photo, then the process died
+    assert teacher.image(media_id="media_colder").text == "照片已更换（食堂评价 F1）。"
+    other = media_worker(services)
+    assert other.run_once() == 1  # the replacement is due at once, not after the old lease
+    (photo,) = feedback_photos(services)
+    assert (photo.media_id, photo.status, photo.attempts) == ("media_colder", "saved", 1)
+    assert (settings.storage_dir / photo.path).read_bytes() == fake_jpeg("media_colder")

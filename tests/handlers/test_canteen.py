@@ -1,18 +1,28 @@
 """Canteen: menus (import, drafts, 发布菜单, 菜单/下周菜单/今天吃什么), the Thursday job and its two
-fallbacks, feedback (one a day, photos, who sees what), food-safety alerts, 回复 F<n>, the survey push
+fallbacks, feedback (one a day, photos downloaded into storage, who sees what), food-safety alerts, 回复 F<n>, the survey push
 and the questionnaire, 陪餐, the digest section and the monthly report."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask.testing import FlaskClient
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import Integer, String, column, func, select, table, text, update
+from sqlalchemy.orm import Session
 
+from bot.db import alembic_config, make_engine, upgrade
 from bot.engine import IMAGE_UNUSED
+from bot.fake_wechat import fake_jpeg
+from bot.media import media_worker
 from bot.school import set_setting
 from bot.services import Services
 from handlers.canteen import (
@@ -22,7 +32,17 @@ from handlers.canteen import (
     SURVEY_HEADER,
     import_menu,
 )
-from models import AccompaniedMeal, CanteenFeedback, ConversationState, MenuItem, MenuWeek, SurveyResponse
+from models import (
+    AccompaniedMeal,
+    Base,
+    CanteenFeedback,
+    ConversationState,
+    FeedbackPhoto,
+    MenuItem,
+    MenuWeek,
+    SurveyResponse,
+)
+from models.base import UTCDateTime
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # 2026-W48 is Monday 23 to Sunday 29 November; 26 November is a Thursday. W49 starts 30 November.
@@ -232,7 +252,8 @@ def test_an_image_within_ten_minutes_attaches_to_the_rating(school, wechat_user,
     assert parent.image(media_id="media_soup2").text == "照片已更换（食堂评价 F1）。"
     clock.advance(minutes=2)  # 11 minutes after the rating
     assert parent.image(media_id="media_late").text == IMAGE_UNUSED
-    assert feedback_rows(services)[0].photo_media_id == "media_soup2"
+    (feedback,) = feedback_rows(services)
+    assert feedback.photo is not None and (feedback.photo.media_id, feedback.photo.status) == ("media_soup2", "pending")
 
 
 def test_an_image_after_a_newer_repair_goes_to_the_repair(school, wechat_user, clock, services: Services) -> None:
@@ -241,7 +262,87 @@ def test_an_image_after_a_newer_repair_goes_to_the_repair(school, wechat_user, c
     clock.advance(minutes=1)
     assert "R1" in teacher.say("报修 三(2)班 投影仪不亮").text
     assert "照片已附在 R1 上" in teacher.image(media_id="media_projector").text
-    assert feedback_rows(services)[0].photo_media_id == ""
+    assert feedback_rows(services)[0].photo is None
+
+
+def feedback_photo(services: Services) -> FeedbackPhoto:
+    with services.factory() as s:
+        (photo,) = s.scalars(select(FeedbackPhoto))
+        return photo
+
+
+def ledger_photo(houqin, tmp_path: Path, code: str = "F1") -> str:
+    """The 照片 column of the monthly report (食堂台账) for one feedback."""
+    out = tmp_path / "ledger.xlsx"
+    result = houqin("export", "canteen", "--month", "2026-11", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = {r[0]: r for r in load_workbook(out)["评价明细"].iter_rows(min_row=2, values_only=True)}
+    return str(rows[code][FEEDBACK_HEADER.index("照片")] or "")
+
+
+def test_a_feedback_photo_is_downloaded_into_storage_and_the_ledger_says_where(
+        school, wechat_user, clock, services: Services, settings, fetch_media, houqin, tmp_path: Path) -> None:
+    teacher = wechat_user("张丽")
+    teacher.say("食堂 2 汤里有头发")
+    clock.advance(minutes=3)
+    assert teacher.image(media_id="media_hair").text == "照片已附在食堂评价 F1 上。"
+    assert ledger_photo(houqin, tmp_path) == "下载中"
+    assert fetch_media() == 1
+    first = feedback_photo(services)
+    assert first.status == "saved" and first.path.startswith("canteen/F1/") and first.path.endswith(".jpg")
+    assert first.size == len(fake_jpeg("media_hair"))
+    assert (settings.storage_dir / first.path).read_bytes() == fake_jpeg("media_hair")
+    assert ledger_photo(houqin, tmp_path) == f"已保存 {first.path}"
+    assert "F1 教师 2分：汤里有头发【食品安全】【有照片】" in wechat_user("宦欢").say("食堂评价").text
+
+    clock.advance(minutes=2)
+    assert teacher.image(media_id="media_hair_closer").text == "照片已更换（食堂评价 F1）。"
+    again = feedback_photo(services)
+    assert (again.id, again.media_id, again.status, again.path, again.attempts) == (
+        first.id, "media_hair_closer", "pending", "", 0)
+    assert fetch_media() == 1
+    again = feedback_photo(services)
+    assert again.status == "saved" and again.path.startswith("canteen/F1/") and again.path != first.path
+    assert (settings.storage_dir / again.path).read_bytes() == fake_jpeg("media_hair_closer")
+    assert (settings.storage_dir / first.path).read_bytes() == fake_jpeg("media_hair")  # the first file stays
+    assert ledger_photo(houqin, tmp_path) == f"已保存 {again.path}"
+    assert fetch_media() == 0
+
+
+def test_a_refused_feedback_photo_is_marked_failed_with_the_reason(
+        school, wechat_user, clock, services: Services, fetch_media, houqin, tmp_path: Path) -> None:
+    parent = wechat_user("陈建国")
+    parent.say("食堂 3")
+    clock.advance(minutes=1)
+    parent.image(media_id="expired-long-ago")  # the fake answers 40007 invalid media_id
+    assert fetch_media() == 1
+    photo = feedback_photo(services)
+    assert (photo.status, photo.attempts, photo.path) == ("failed", 1, "") and "40007" in (photo.last_error or "")
+    assert ledger_photo(houqin, tmp_path) == "下载失败：40007: invalid media_id"
+    assert fetch_media() == 0
+
+
+def test_the_admin_console_shows_a_saved_feedback_photo(school, wechat_user, clock, services: Services, fetch_media,
+                                                        houqin, client: FlaskClient) -> None:
+    parent = wechat_user("陈建国")
+    parent.say("食堂 4")
+    parent.image(media_id="media_console_soup")
+    url = f"/admin/canteen-photos/{feedback_photo(services).id}"
+    assert client.get(url).status_code == 302  # sign in first
+    password = "后勤2026secret"
+    assert houqin("console-password", "周春明", "--password", password).exit_code == 0
+    login = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").get_data(as_text=True))
+    assert login is not None
+    signed = client.post("/admin/login", data={"csrf": login.group(1), "name": "周春明", "password": password})
+    assert signed.status_code == 302 and signed.headers["Location"].endswith("/admin/")
+    assert client.get(url).status_code == 404  # not downloaded yet
+    fetch_media()
+    image = client.get(url)
+    assert image.status_code == 200 and image.mimetype == "image/jpeg" and image.data == fake_jpeg("media_console_soup")
+    assert client.get("/admin/canteen-photos/999").status_code == 404
+    with services.factory() as s, s.begin():
+        s.execute(update(FeedbackPhoto).values(path="../../houqin.db"))
+    assert client.get(url).status_code == 404  # never a file outside the storage folder
 
 
 def test_canteen_sees_roles_not_names_and_admin_sees_names(school, wechat_user, clock) -> None:
@@ -439,3 +540,68 @@ def test_demo_has_this_weeks_menu_published_and_next_weeks_as_a_draft(services: 
         assert weeks == {"2026-W48": ("published", 15), "2026-W49": ("draft", 15)}
         first = s.scalar(select(MenuItem).order_by(MenuItem.day, MenuItem.position))
         assert first.day == date(2026, 11, 23) and first.meal == "早餐"
+
+
+# -- the 0008 migration -----------------------------------------------------------------------------
+OLD_FEEDBACK = table("canteen_feedback", column("id", Integer), column("number", Integer), column("role", String),
+                     column("day"), column("rating", Integer), column("comment", String),
+                     column("alert_words", String), column("photo_media_id", String),
+                     column("given_at", UTCDateTime()), column("replaced", Integer))
+OLD_REPLIES = table("canteen_replies", column("feedback_id", Integer), column("text", String),
+                    column("at", UTCDateTime()))
+
+
+def on_schema(url: str, statement: str) -> None:
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(statement))
+    admin.dispose()
+
+
+def test_migration_0008_moves_media_ids_into_photos_and_keeps_the_replies(backend, settings, fake_wechat,
+                                                                         tmp_path: Path) -> None:
+    """Feedback given before 0008 keeps its replies; its media id becomes a pending photo that the
+    worker downloads; the schema then matches the models; the downgrade puts the media id back."""
+    schema = None
+    if backend.name == "sqlite":
+        url = f"sqlite:///{tmp_path / 'before-0008.db'}"
+    else:
+        url, schema = backend.url, "houqin_0008_" + uuid.uuid4().hex[:8]
+        on_schema(url, f'CREATE SCHEMA "{schema}"')
+    engine = make_engine(url, schema=schema)
+    try:
+        upgrade(engine, "0007")
+        given = at("2026-11-26 12:10")
+        with engine.begin() as conn:
+            conn.execute(OLD_FEEDBACK.insert(), [
+                {"id": 1, "number": 1, "role": "parent", "day": date(2026, 11, 26), "rating": 1, "comment": "有头发",
+                 "alert_words": "头发", "photo_media_id": "media_before_0008", "given_at": given, "replaced": 0},
+                {"id": 2, "number": 2, "role": "teacher", "day": date(2026, 11, 26), "rating": 5, "comment": "",
+                 "alert_words": "", "photo_media_id": "", "given_at": given, "replaced": 0}])
+            conn.execute(OLD_REPLIES.insert(), {"feedback_id": 1, "text": "已核查", "at": given})
+
+        upgrade(engine)
+        with Session(engine) as s:
+            with_photo, without = s.get(CanteenFeedback, 1), s.get(CanteenFeedback, 2)
+            assert with_photo is not None and without is not None
+            assert [r.text for r in with_photo.replies] == ["已核查"] and without.photo is None
+            assert with_photo.photo is not None
+            assert (with_photo.photo.media_id, with_photo.photo.status) == ("media_before_0008", "pending")
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+        services = Services(settings.with_overrides(database_url=url), engine, schema)
+        assert media_worker(services).drain() == 1
+        with Session(engine) as s:
+            (photo,) = s.scalars(select(FeedbackPhoto))
+            assert photo.status == "saved" and photo.path.startswith("canteen/F1/")
+            assert (settings.storage_dir / photo.path).read_bytes() == fake_jpeg("media_before_0008")
+
+        command.downgrade(alembic_config(engine), "0007")
+        with engine.connect() as conn:
+            assert dict(conn.execute(select(OLD_FEEDBACK.c.id, OLD_FEEDBACK.c.photo_media_id)).all()) == {
+                1: "media_before_0008", 2: ""}
+            assert conn.scalar(select(func.count()).select_from(OLD_REPLIES)) == 1
+    finally:
+        engine.dispose()
+        if schema is not None:
+            on_schema(url, f'DROP SCHEMA "{schema}" CASCADE')
