@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bot.services import Services
-from bot.text import day_label
+from bot.text import day_bounds, day_label
 from handlers.identity import outstanding_codes
 from handlers.repair import describe
 from models import (
@@ -143,17 +143,12 @@ def logout() -> Response:
     return redirect(url_for("console.login"))  # type: ignore[return-value]
 
 
-def _today_bounds() -> tuple[Any, datetime, datetime]:
-    services = _services()
-    local = services.now().astimezone(services.settings.tz)
-    start = datetime.combine(local.date(), time(0), tzinfo=services.settings.tz).astimezone(UTC)
-    return local.date(), start, start + timedelta(days=1)
-
-
 @bp.get("/")
 @login_required
 def overview() -> str:
-    day, start, end = _today_bounds()
+    services = _services()
+    day = services.now().astimezone(services.settings.tz).date()
+    start, end = day_bounds(day, services.settings.tz)
     with _db() as db:
         active = list(db.scalars(select(RepairTicket).where(RepairTicket.status.in_(ACTIVE))
                                  .order_by(RepairTicket.urgent.desc(), RepairTicket.filed_at)))

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bot.tables import TableError, read_table
+from bot.text import month_span
 from models import CalendarDay, Person, PersonRole, SchoolSetting
 from models.school import DAY_KINDS, HOLIDAY, TERM_END, TERM_START, WORKDAY
 
@@ -187,9 +188,8 @@ class Calendar:
         return total
 
     def month_school_days(self, day: date) -> list[date]:
-        first = day.replace(day=1)
-        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-        return self.school_days(first, last)
+        first, after = month_span(day)
+        return self.school_days(first, after - timedelta(days=1))
 
 
 def _parse_day(text: str) -> date:

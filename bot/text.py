@@ -1,10 +1,11 @@
-"""Input normalisation, in one place: full-width/half-width forms, spaces, Chinese numerals."""
+"""Input normalisation, in one place: full-width/half-width forms, spaces, Chinese numerals; and the
+school-local calendar arithmetic every capability shares (days, months, ledger times)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 _SPACES = re.compile(r"\s+")
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -86,6 +87,38 @@ def parse_day(word: str, today: date) -> date | None:
     if m[1] is None and day < today - timedelta(days=180):
         day = day.replace(year=day.year + 1)
     return day
+
+
+def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """A school-local day as UTC moments [its midnight, the next day's midnight), for `at >= start,
+    at < end` queries. Both ends are local midnights, so a daylight-saving change day is 23 or 25 hours."""
+    start = datetime.combine(day, time(0), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def month_key(day: date) -> str:
+    """2026-11: how monthly rows (surveys, fire checks) name the month `day` falls in."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_span(day: date) -> tuple[date, date]:
+    """The first day of the month `day` falls in and the first day of the next month, for
+    `first <= d < after` queries: 2026-12-15 → (2026-12-01, 2027-01-01)."""
+    first = day.replace(day=1)
+    return first, date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+
+
+def month_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The school-local month `day` falls in as UTC moments [its first midnight, the next month's)."""
+    first, after = month_span(day)
+    return day_bounds(first, tz)[0], day_bounds(after, tz)[0]
+
+
+def local_naive(moment: datetime | None, tz: tzinfo) -> datetime | None:
+    """A stored moment as school-local wall-clock time without a zone, for ledger cells (openpyxl
+    cannot store aware datetimes); None stays None."""
+    return moment.astimezone(tz).replace(tzinfo=None) if moment else None
 
 
 def route_key(text: str) -> str:

@@ -8,7 +8,7 @@ after it for the afternoon trip (放学). Expected = the route's students less t
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from sqlalchemy import select
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.school import admins, get_setting
 from bot.tables import TableError, read_table
-from bot.text import day_label, parse_day, parse_number, route_key, split_list
+from bot.text import day_label, local_naive, month_span, parse_day, parse_number, route_key, split_list
 from models import ParentLink, Person, Student
 from models.bus import (
     AFTERNOON,
@@ -396,26 +396,23 @@ TRIP_HEADER = ["日期", "线路", "趟次", "应到", "上车", "下车", "上�
 LEAVE_HEADER = ["日期", "学生", "班级", "线路", "趟次", "申请人", "申请时间", "状态"]
 
 
-def bus_ledger(db: Session, first: date, tz: object) -> tuple[list[list[object]], list[list[object]]]:
+def bus_ledger(db: Session, first: date, tz: tzinfo) -> tuple[list[list[object]], list[list[object]]]:
     """The month's 校车台账: a row per trip, and the leave records."""
-    last = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
-
-    def local(value: datetime | None) -> datetime | None:
-        return value.astimezone(tz).replace(tzinfo=None) if value else None  # type: ignore[arg-type]
-
+    _, after = month_span(first)
     trips = []
-    for t in db.scalars(select(BusTrip).where(BusTrip.day >= first, BusTrip.day < last)
+    for t in db.scalars(select(BusTrip).where(BusTrip.day >= first, BusTrip.day < after)
                         .order_by(BusTrip.day, BusTrip.route_id, BusTrip.trip)):
         reporters = "、".join(dict.fromkeys(p.name for p in (t.boarded_by, t.alighted_by) if p))
-        alarms = "；".join(f"{local(a.raised_at):%H:%M} 少{a.missing}人，提醒{a.pushes}次" for a in t.alarms)
-        acks = "；".join(f"{a.acknowledged_by.name if a.acknowledged_by else '他人'} {local(a.acknowledged_at):%H:%M}"
-                        for a in t.alarms if a.acknowledged_at)
+        alarms = "；".join(f"{local_naive(a.raised_at, tz):%H:%M} 少{a.missing}人，提醒{a.pushes}次" for a in t.alarms)
+        acks = "；".join(f"{a.acknowledged_by.name if a.acknowledged_by else '他人'} "
+                        f"{local_naive(a.acknowledged_at, tz):%H:%M}" for a in t.alarms if a.acknowledged_at)
         trips.append([t.day, t.route.label, TRIP_NAMES[t.trip], t.expected, t.boarded, t.alighted,
-                      local(t.boarded_at), local(t.alighted_at), reporters, alarms, acks, t.data_error])
+                      local_naive(t.boarded_at, tz), local_naive(t.alighted_at, tz), reporters, alarms, acks,
+                      t.data_error])
     leaves = []
-    for lv in db.scalars(select(BusLeave).where(BusLeave.day >= first, BusLeave.day < last)
+    for lv in db.scalars(select(BusLeave).where(BusLeave.day >= first, BusLeave.day < after)
                          .order_by(BusLeave.day, BusLeave.id)):
         leaves.append([lv.day, lv.student.name, lv.student.class_name, lv.student.route, TRIP_LABEL[lv.trips],
-                       lv.requested_by.name if lv.requested_by else "", local(lv.created_at),
+                       lv.requested_by.name if lv.requested_by else "", local_naive(lv.created_at, tz),
                        "已销假" if lv.cancelled_at else "有效"])
     return trips, leaves

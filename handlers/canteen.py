@@ -28,7 +28,16 @@ from bot.engine import Context, Conversation, Incoming, Reply
 from bot.outbox import Outbox
 from bot.school import Calendar, admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
-from bot.text import WEEKDAYS, day_label, parse_day
+from bot.text import (
+    WEEKDAYS,
+    day_bounds,
+    day_label,
+    local_naive,
+    month_bounds,
+    month_key,
+    month_span,
+    parse_day,
+)
 from models import ROLE_NAMES, ConversationState, Person, RepairTicket
 from models.canteen import (
     BREAKFAST,
@@ -232,10 +241,6 @@ def term_key(day: date) -> str:
     return f"{day.year - 1}秋" if day.month == 1 else f"{day.year}春"
 
 
-def month_key(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
 # -- menu text ----------------------------------------------------------------------------------------
 def item_line(item: MenuItem, allergens: bool = True) -> str:
     line = f"{item.meal}：{'、'.join(item.dish_list)}"
@@ -353,7 +358,7 @@ def publish_week(db: Session, found: MenuWeek, by: Person | None, now: datetime,
         return ALREADY_PUBLISHED.format(**fields, at=f"{month_day(at.date())} {at:%H:%M}")
     found.status, found.published_at, found.published_by = PUBLISHED, now, by
     moment = push_moment(found, settings.tz)
-    week_end = datetime.combine(week_monday(found.year, found.week) + timedelta(days=7), time(0), tzinfo=settings.tz)
+    week_end, _ = day_bounds(week_monday(found.year, found.week) + timedelta(days=7), settings.tz)
     if now < moment:
         local = moment.astimezone(settings.tz)
         return PUBLISHED_LATER.format(**fields, when=f"{day_label(local.date())} {local:%H:%M}")
@@ -713,8 +718,7 @@ def record_accompanied(msg: Incoming, ctx: Context) -> Reply:
 
 
 def accompanied_count(db: Session, day: date) -> int:
-    first = day.replace(day=1)
-    after = (first + timedelta(days=32)).replace(day=1)
+    first, after = month_span(day)
     return int(db.scalar(select(func.count()).select_from(AccompaniedMeal).where(
         AccompaniedMeal.day >= first, AccompaniedMeal.day < after)) or 0)
 
@@ -872,18 +876,12 @@ def complaint_words(texts: Iterable[str], top: int = TOP_WORDS) -> list[list[Any
 
 
 def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
-    first = month.replace(day=1)
-    after = (first + timedelta(days=32)).replace(day=1)
-    start = datetime.combine(first, time(0), tzinfo=tz)
-    end = datetime.combine(after, time(0), tzinfo=tz)
-
-    def when(moment: datetime | None) -> datetime | None:
-        return moment.astimezone(tz).replace(tzinfo=None) if moment else None
-
+    first, after = month_span(month)
+    start, end = month_bounds(month, tz)
     rows = list(db.scalars(select(CanteenFeedback).where(CanteenFeedback.day >= first, CanteenFeedback.day < after)
                            .order_by(CanteenFeedback.day, CanteenFeedback.number)))
-    feedback = [[r.code, r.day, when(r.given_at), ROLE_NAMES.get(r.role, r.role), r.person.name if r.person else "",
-                 r.rating, r.comment, r.alert_words, photo_state(r.photo),
+    feedback = [[r.code, r.day, local_naive(r.given_at, tz), ROLE_NAMES.get(r.role, r.role),
+                 r.person.name if r.person else "", r.rating, r.comment, r.alert_words, photo_state(r.photo),
                  "；".join(x.text for x in r.replies)] for r in rows]
     daily = []
     for day in sorted({r.day for r in rows}):
@@ -895,14 +893,14 @@ def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
               for g, v in group_ratings(rows).items()]
     surveys = list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
                               .order_by(SurveyResponse.at)))
-    survey_rows = [[when(s.at), KIND_NAMES.get(s.kind, s.kind), s.period, ROLE_NAMES.get(s.role, s.role),
+    survey_rows = [[local_naive(s.at, tz), KIND_NAMES.get(s.kind, s.kind), s.period, ROLE_NAMES.get(s.role, s.role),
                     s.person.name if s.person else "", s.overall, s.taste, s.hygiene, s.portion, s.service, s.comment,
                     s.alert_words] for s in surveys]
     complaints = [r.comment for r in rows if r.comment and (r.rating <= COMPLAINT_AT_MOST or r.alert_words)]
     complaints += [s.comment for s in surveys if s.comment and (s.alert_words or min(
         (v for v in (s.overall, s.taste, s.hygiene, s.portion, s.service) if v is not None), default=5)
         <= COMPLAINT_AT_MOST)]
-    meals = [[m.day, m.meal, m.person.name if m.person else "", m.note, when(m.at)]
+    meals = [[m.day, m.meal, m.person.name if m.person else "", m.note, local_naive(m.at, tz)]
              for m in db.scalars(select(AccompaniedMeal).where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after)
                                  .order_by(AccompaniedMeal.day, AccompaniedMeal.meal))]
     return CanteenReport(feedback, daily, groups, complaint_words(complaints), survey_rows, meals)

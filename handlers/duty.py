@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.school import Calendar, Slot, duty_slots, get_setting
 from bot.tables import TableError, read_table
-from bot.text import WEEKDAYS, day_label, parse_day
+from bot.text import WEEKDAYS, day_label, local_naive, month_span, parse_day
 from models import Person, PersonRole
 from models.duty import (
     LOCATION,
@@ -399,22 +399,22 @@ TEACHER_HEADER = ["姓名", "应值日", "按时", "迟到", "缺岗", "被代�
 ON_TIME, LATE_STATUS, MISSED, STOOD_IN = "按时", "迟到", "缺岗", "代班"
 
 
-def shift_status(shift: DutyShift, slots: dict[str, Slot], tz: object) -> tuple[str, DutyCheckin | None]:
+def shift_status(shift: DutyShift, slots: dict[str, Slot], tz: tzinfo) -> tuple[str, DutyCheckin | None]:
     first = shift.checkins[0] if shift.checkins else None
     if first is None:
         return MISSED, None
     if first.stand_in:
         return STOOD_IN, first
     slot = slots.get(shift.slot)
-    local = first.at.astimezone(tz)  # type: ignore[arg-type]
+    local = first.at.astimezone(tz)
     return (ON_TIME if slot is None or local.time() <= slot.start else LATE_STATUS), first
 
 
-def duty_ledger(db: Session, first: date, tz: object) -> tuple[list[list[object]], list[list[object]]]:
-    last = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+def duty_ledger(db: Session, first: date, tz: tzinfo) -> tuple[list[list[object]], list[list[object]]]:
+    _, after = month_span(first)
     slots = {s.name: s for s in duty_slots(db)}
     order = {name: i for i, name in enumerate(slots)}
-    shifts = sorted(db.scalars(select(DutyShift).where(DutyShift.day >= first, DutyShift.day < last)),
+    shifts = sorted(db.scalars(select(DutyShift).where(DutyShift.day >= first, DutyShift.day < after)),
                     key=lambda s: (s.day, order.get(s.slot, 99), s.post.name))
     rows: list[list[object]] = []
     summary: dict[str, list[int]] = {}
@@ -424,7 +424,7 @@ def duty_ledger(db: Session, first: date, tz: object) -> tuple[list[list[object]
         how = ""
         if check is not None:
             how = METHOD_NAMES[check.method] + ("" if check.verified else "（未验证）")
-        at = check.at.astimezone(tz).replace(tzinfo=None) if check else None  # type: ignore[arg-type]
+        at = local_naive(check.at, tz) if check else None
         rows.append([shift.day, shift.post.name, slots[shift.slot].label if shift.slot in slots else shift.slot,
                      rostered, check.person.name if check else "", how, at,
                      f"{STOOD_IN}（{check.person.name}）" if status == STOOD_IN and check else status, shift.note])

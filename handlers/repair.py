@@ -23,6 +23,7 @@ from bot.engine import Context, Conversation, Incoming, Reply
 from bot.places import find_asset, find_room, place_key, split_place
 from bot.school import admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
+from bot.text import local_naive, month_bounds
 from models import Asset, Person, RepairCategory, RepairTicket, Room, TicketFollower, TicketPhoto
 from models.repair import ACCEPTED, ACTIVE, CLOSED, COMPLETION, DONE, OPEN, REPORT, STATUS_NAMES
 
@@ -730,26 +731,15 @@ def hours_to_fix(ticket: RepairTicket) -> float | None:
     return round((ticket.done_at - ticket.filed_at).total_seconds() / 3600, 1)
 
 
-def month_bounds(month: date, tz: tzinfo) -> tuple[datetime, datetime]:
-    first = month.replace(day=1)
-    after = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
-    midnight = datetime.min.time()
-    return datetime.combine(first, midnight, tzinfo=tz), datetime.combine(after, midnight, tzinfo=tz)
-
-
 def repair_ledger(db: Session, month: date, tz: tzinfo) -> Ledger:
     """The 报修台账 of tickets filed in `month`, the 巡查隐患 among them, and the per-staff summary."""
     start, end = month_bounds(month, tz)
     tickets = list(db.scalars(select(RepairTicket).where(RepairTicket.filed_at >= start, RepairTicket.filed_at < end)
                               .order_by(RepairTicket.number)))
-
-    def when(moment: datetime | None) -> datetime | None:
-        return moment.astimezone(tz).replace(tzinfo=None) if moment else None
-
-    rows = [[t.code, when(t.filed_at), t.reporter.name if t.reporter else "", t.place,
+    rows = [[t.code, local_naive(t.filed_at, tz), t.reporter.name if t.reporter else "", t.place,
              f"{t.asset.name}（{t.asset.code}）" if t.asset else "", t.category, t.description,
-             t.assignee.name if t.assignee else "", when(t.accepted_at), when(t.done_at), hours_to_fix(t),
-             t.rating, t.note, "巡查隐患" if t.hazard else "报修", STATUS_NAMES.get(t.status, t.status)]
+             t.assignee.name if t.assignee else "", local_naive(t.accepted_at, tz), local_naive(t.done_at, tz),
+             hours_to_fix(t), t.rating, t.note, "巡查隐患" if t.hazard else "报修", STATUS_NAMES.get(t.status, t.status)]
             for t in tickets]
     by_staff: dict[str, list[RepairTicket]] = {}
     for t in tickets:

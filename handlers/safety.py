@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.tables import TableError, read_table
-from bot.text import chinese_to_int, day_label
+from bot.text import chinese_to_int, day_label, month_key, month_span
 from models import Drill, FireCheck, SafetyTopic
 
 MONTHS_CN = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10,
@@ -50,19 +50,14 @@ fire_check = Conversation("fire_check", title="消防自检", keywords=["消防�
                           help=HELP_FIRE)
 
 
-def month_key(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
 def month_topic(db: Session, month: int) -> tuple[str, str]:
     row = db.get(SafetyTopic, month)
     return (row.topics, row.activities) if row is not None else DEFAULT_TOPICS.get(month, ("", ""))
 
 
 def drills_in_month(db: Session, day: date) -> list[Drill]:
-    first = day.replace(day=1)
-    last = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
-    return list(db.scalars(select(Drill).where(Drill.day >= first, Drill.day < last).order_by(Drill.day, Drill.at)))
+    first, after = month_span(day)
+    return list(db.scalars(select(Drill).where(Drill.day >= first, Drill.day < after).order_by(Drill.day, Drill.at)))
 
 
 # -- 演练 完成 --------------------------------------------------------------------------------

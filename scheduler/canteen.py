@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from bot.school import admins, get_setting, people_with_role
+from bot.text import day_bounds, month_key
 from handlers.canteen import (
     MONTHLY_PUSH,
     TERM_PUSH,
@@ -19,7 +20,6 @@ from handlers.canteen import (
     find_week,
     group_ratings,
     month_day,
-    month_key,
     next_week_of,
     open_survey,
     push_menu,
@@ -122,9 +122,9 @@ def digest_section(ctx: JobContext, day: date) -> str | None:
         lines.append(DIGEST_TODAY.format(count=len(rows), avg=average([r.rating for r in rows]), groups=groups))
     lines += [DIGEST_ALERT.format(code=r.code, group=ROLE_NAMES.get(r.role, r.role), rating=r.rating,
                                   comment=r.comment) for r in rows if r.alert_words]
-    start = datetime.combine(day, datetime.min.time(), tzinfo=ctx.settings.tz)
+    start, end = day_bounds(day, ctx.settings.tz)
     surveys = ctx.db.scalars(select(SurveyResponse).where(
-        SurveyResponse.at >= start, SurveyResponse.at < start + timedelta(days=1), SurveyResponse.alert_words != ""))
+        SurveyResponse.at >= start, SurveyResponse.at < end, SurveyResponse.alert_words != ""))
     lines += [DIGEST_SURVEY_ALERT.format(group=ROLE_NAMES.get(s.role, s.role), comment=s.comment) for s in surveys]
     meals = accompanied_count(ctx.db, day)
     if not lines and not meals:

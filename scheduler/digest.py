@@ -4,12 +4,12 @@ one small interface: a function `(ctx, day) -> str | None` listed in SECTIONS wi
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 
 from bot.school import admins
-from bot.text import day_label
+from bot.text import day_bounds, day_label
 from models import Binding, Delivery, InboundMessage
 from models.outbox import FAILED, SENT, UNDELIVERABLE
 from scheduler import JobContext, bus, canteen, duty, repair, safety
@@ -19,13 +19,8 @@ DIGEST_TITLE = "【后勤日报】{day}"
 NOTHING = "今日无异常。"
 
 
-def _day_bounds(ctx: JobContext, day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(0), tzinfo=ctx.settings.tz).astimezone(UTC)
-    return start, start + timedelta(days=1)
-
-
 def messages_section(ctx: JobContext, day: date) -> str | None:
-    start, end = _day_bounds(ctx, day)
+    start, end = day_bounds(day, ctx.settings.tz)
     received = ctx.db.scalar(select(func.count()).select_from(InboundMessage).where(
         InboundMessage.received_at >= start, InboundMessage.received_at < end)) or 0
     failed = ctx.db.scalar(select(func.count()).select_from(InboundMessage).where(
@@ -39,7 +34,7 @@ def messages_section(ctx: JobContext, day: date) -> str | None:
 
 
 def pushes_section(ctx: JobContext, day: date) -> str | None:
-    start, end = _day_bounds(ctx, day)
+    start, end = day_bounds(day, ctx.settings.tz)
     rows = dict(ctx.db.execute(select(Delivery.status, func.count()).where(
         Delivery.next_attempt_at >= start, Delivery.next_attempt_at < end).group_by(Delivery.status)).all())
     if not rows:

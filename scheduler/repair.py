@@ -5,12 +5,12 @@ digest: today's numbers, late tickets, and assets that keep failing (3 times in 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
 from bot.school import admins, get_setting
-from bot.text import clock_time
+from bot.text import clock_time, day_bounds
 from handlers.repair import local_label, names_of, responsible
 from models import RepairTicket
 from models.repair import ACTIVE, OPEN, STATUS_NAMES
@@ -89,7 +89,7 @@ def escalate_overdue_repairs(ctx: JobContext, now: datetime) -> str:
 
 def repeat_failures(ctx: JobContext, day: date) -> list[tuple[str, int]]:
     """Assets that failed at least 3 times (tickets and reopenings) in the 90 days up to `day`."""
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=ctx.settings.tz).astimezone(UTC)
+    _, end = day_bounds(day, ctx.settings.tz)
     tickets = ctx.db.scalars(select(RepairTicket).where(RepairTicket.asset_id.is_not(None),
                                                         RepairTicket.filed_at >= end - REPEAT_WINDOW,
                                                         RepairTicket.filed_at < end))
@@ -104,8 +104,7 @@ def repeat_failures(ctx: JobContext, day: date) -> list[tuple[str, int]]:
 
 def digest_section(ctx: JobContext, day: date) -> str | None:
     """Today's repairs, the late ones, and assets that keep failing."""
-    start = datetime.combine(day, time(0), tzinfo=ctx.settings.tz).astimezone(UTC)
-    end = start + timedelta(days=1)
+    start, end = day_bounds(day, ctx.settings.tz)
     filed = list(ctx.db.scalars(select(RepairTicket).where(RepairTicket.filed_at >= start,
                                                            RepairTicket.filed_at < end)))
     done = list(ctx.db.scalars(select(RepairTicket).where(RepairTicket.done_at >= start, RepairTicket.done_at < end)))

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from bot.school import admins, get_setting, people_with_role
-from bot.text import day_label
-from handlers.safety import drills_in_month, month_key, month_topic
+from bot.text import day_label, month_key
+from handlers.safety import drills_in_month, month_topic
 from models import Drill, FireCheck, Person
 from scheduler import JobContext
 

@@ -104,3 +104,67 @@ def test_parse_day_reads_relative_and_written_dates() -> None:
     assert parse_day("1月5日", today) == date(2027, 1, 5)  # said in December: next January
     assert parse_day("2月30日", today) is None
     assert parse_day("下周", today) is None
+
+
+def test_day_bounds_are_local_midnights_in_utc() -> None:
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.text import day_bounds
+
+    start, end = day_bounds(date(2026, 11, 23), ZoneInfo("Asia/Shanghai"))
+    assert (start, end) == (datetime(2026, 11, 22, 16, tzinfo=UTC), datetime(2026, 11, 23, 16, tzinfo=UTC))
+    assert start.tzinfo is UTC and end.tzinfo is UTC
+
+
+def test_day_bounds_on_daylight_saving_change_days() -> None:
+    from datetime import UTC, date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from bot.text import day_bounds
+
+    berlin = ZoneInfo("Europe/Berlin")
+    spring = day_bounds(date(2026, 3, 29), berlin)  # clocks go forward: 23 hours
+    assert spring == (datetime(2026, 3, 28, 23, tzinfo=UTC), datetime(2026, 3, 29, 22, tzinfo=UTC))
+    assert spring[1] - spring[0] == timedelta(hours=23)
+    autumn = day_bounds(date(2026, 10, 25), berlin)  # clocks go back: 25 hours
+    assert autumn == (datetime(2026, 10, 24, 22, tzinfo=UTC), datetime(2026, 10, 25, 23, tzinfo=UTC))
+    assert autumn[1] - autumn[0] == timedelta(hours=25)
+    assert day_bounds(date(2026, 3, 30), berlin)[0] == spring[1]  # consecutive days meet
+
+
+def test_month_key_and_month_span() -> None:
+    from datetime import date
+
+    from bot.text import month_key, month_span
+
+    assert month_key(date(2026, 3, 9)) == "2026-03"
+    assert month_span(date(2026, 12, 15)) == (date(2026, 12, 1), date(2027, 1, 1))
+    assert month_span(date(2026, 2, 28)) == (date(2026, 2, 1), date(2026, 3, 1))
+    assert month_span(date(2028, 2, 29)) == (date(2028, 2, 1), date(2028, 3, 1))  # leap year
+    assert month_span(date(2026, 1, 1)) == (date(2026, 1, 1), date(2026, 2, 1))
+
+
+def test_month_bounds_span_local_midnights() -> None:
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.text import month_bounds
+
+    assert month_bounds(date(2026, 12, 15), ZoneInfo("Asia/Shanghai")) == (
+        datetime(2026, 11, 30, 16, tzinfo=UTC), datetime(2026, 12, 31, 16, tzinfo=UTC))
+    assert month_bounds(date(2026, 3, 9), ZoneInfo("Europe/Berlin")) == (  # CET in, CEST out
+        datetime(2026, 2, 28, 23, tzinfo=UTC), datetime(2026, 3, 31, 22, tzinfo=UTC))
+
+
+def test_local_naive_is_school_wall_clock_time() -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.text import local_naive
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    moment = local_naive(datetime(2026, 11, 23, 23, 30, tzinfo=UTC), shanghai)
+    assert moment == datetime(2026, 11, 24, 7, 30)  # the next morning in Shanghai
+    assert moment is not None and moment.tzinfo is None  # what openpyxl can store
+    assert local_naive(None, shanghai) is None
