@@ -232,7 +232,6 @@ class Context:
     now: datetime
     settings: Settings
     open_session: Callable[[], Session]
-    capabilities: Sequence[Conversation] = ()
     data: dict[str, Any] = field(default_factory=dict)
     _session: Session | None = field(default=None, init=False, repr=False)
     _binding: Binding | None | object = field(default=NOT_LOADED, init=False, repr=False)
@@ -321,6 +320,7 @@ class Conversation:
         timeout: timedelta = CONVERSATION_TIMEOUT,
         permits: Callable[[Context], bool] | None = None,
         refusal: str = "",
+        gives_way: bool = False,
     ) -> None:
         self.name = name
         self.title = title
@@ -333,6 +333,9 @@ class Conversation:
         self.timeout = timeout
         self.permits = permits  # admits someone the roles do not (e.g. the bus manager named in settings)
         self.refusal = refusal  # the polite refusal, when the roles alone do not say who may
+        # in progress, a text that is some capability's command goes to that capability, not to the
+        # step (a survey pushed to parents must not swallow their 菜单)
+        self.gives_way = gives_way
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}
         self.events: dict[str, Handler] = {}
@@ -395,6 +398,11 @@ class Engine:
 
     def by_name(self, name: str) -> Conversation | None:
         return next((c for c in self.capabilities if c.name == name), None)
+
+    def is_command(self, text: str) -> bool:
+        """`text` starts with some capability's keyword (as a word)."""
+        return bool(text) and any(c.match_text(text) is not None for c in self.capabilities
+                                  if c.entry_handler is not None)
 
     @staticmethod
     def permitted(cap: Conversation, ctx: Context) -> bool:
@@ -472,7 +480,6 @@ class Engine:
     # -- dispatch ------------------------------------------------------------------------------
     def dispatch(self, msg: Incoming, ctx: Context) -> Reply:
         """Answer `msg` from `ctx.sender`, in `ctx.conn`'s transaction."""
-        ctx.capabilities = self.capabilities
         if ctx.sender.state is None and ctx.sender.state_stored:
             self._clear_state(ctx)  # expired
         state = ctx.sender.state
@@ -490,7 +497,7 @@ class Engine:
         if state is not None and msg.msg_type in ("text", "voice", "image", "location"):
             cap = self.by_name(state.conversation)
             step = cap.steps.get(state.step) if cap else None
-            if cap is not None and step is not None:
+            if cap is not None and step is not None and not (cap.gives_way and self.is_command(text)):
                 ctx.data = dict(state.data)
                 reply = self._run(cap, step, msg, ctx, owns_state=True)
                 if reply is not None:

@@ -175,9 +175,9 @@ publish = Conversation("menu_publish", title="发布菜单", keywords=["发布�
 view = Conversation("canteen_view", title="食堂评价汇总", keywords=["食堂评价", "评价汇总"], roles=CANTEEN_SIDE,
                     help=HELP_VIEW)
 rating = Conversation("canteen", title="食堂", keywords=["食堂", "评价食堂"], menu_keys=["CANTEEN"],
-                      roles=FEEDBACK_ROLES, help=HELP_RATE)
+                      roles=FEEDBACK_ROLES, help=HELP_RATE, gives_way=True)
 survey = Conversation("canteen_survey", title="食堂问卷", keywords=["食堂问卷", "满意度调查"], roles=FEEDBACK_ROLES,
-                      help=HELP_SURVEY)
+                      help=HELP_SURVEY, gives_way=True)
 reply = Conversation("canteen_reply", title="回复食堂反馈", keywords=["回复"], roles=CANTEEN_SIDE, help=HELP_REPLY)
 accompany = Conversation("accompanied_meal", title="陪餐", keywords=["陪餐"], roles={"admin"}, help=HELP_ACCOMPANY)
 
@@ -399,12 +399,6 @@ def parse_score(text: str) -> int | None:
     return SCORE_WORDS.get(match.group(1)) or int(match.group(1))
 
 
-def is_other_command(msg: Incoming, ctx: Context) -> bool:
-    """A step gives way to a message that is some capability's command."""
-    return bool(msg.text) and any(c.match_text(msg.text) is not None for c in ctx.capabilities
-                                  if c.entry_handler is not None)
-
-
 def giver_role(person: Person) -> str:
     return next((r for r in FEEDBACK_ROLES if r in person.role_set), "teacher")
 
@@ -430,7 +424,7 @@ def rate_entry(msg: Incoming, ctx: Context) -> Reply:
 
 @rating.on(Step.SCORE)
 def rate_step(msg: Incoming, ctx: Context) -> Reply | None:
-    if not msg.text or is_other_command(msg, ctx):
+    if not msg.text:
         return None
     parsed = parse_rating(msg.text)
     if parsed is None:
@@ -602,7 +596,7 @@ def start_survey(msg: Incoming, ctx: Context) -> Reply:
 
 @survey.on(Step.QUESTION)
 def got_score(msg: Incoming, ctx: Context) -> Reply | None:
-    if not msg.text or is_other_command(msg, ctx):
+    if not msg.text:
         return None
     index = int(ctx.data.get("q", 0))
     score = parse_score(msg.text)
@@ -616,7 +610,7 @@ def got_score(msg: Incoming, ctx: Context) -> Reply | None:
 
 @survey.on(Step.COMMENT)
 def got_comment(msg: Incoming, ctx: Context) -> Reply | None:
-    if msg.msg_type == "image" or (msg.text and is_other_command(msg, ctx)):
+    if msg.msg_type == "image":
         return None
     if not msg.text:
         return Reply(ASK_COMMENT_TEXT, next=Step.COMMENT)
@@ -632,7 +626,7 @@ def got_comment(msg: Incoming, ctx: Context) -> Reply | None:
 
 @survey.on(Step.MONTHLY)
 def got_monthly(msg: Incoming, ctx: Context) -> Reply | None:
-    if not msg.text or is_other_command(msg, ctx):
+    if not msg.text:
         return None
     parsed = parse_rating(msg.text)
     if parsed is None:
