@@ -114,24 +114,19 @@ class PushWorker:
 
     # -- choosing a channel --------------------------------------------------------------------
     def _windows(self, session: Session, openids: list[str]) -> dict[str, tuple[datetime | None, int]]:
-        """Per openid: the last time the user wrote to us, and custom messages sent since."""
+        """Per openid: the last time the user wrote to us, and custom messages sent since (one query)."""
         now = self.clock()
-        last = dict(session.execute(
-            select(InboundMessage.openid, func.max(InboundMessage.received_at))
-            .where(InboundMessage.openid.in_(openids), InboundMessage.received_at > now - WINDOW,
-                   or_(InboundMessage.msg_type != "event", InboundMessage.event.in_(WINDOW_EVENTS)))
-            .group_by(InboundMessage.openid)
-        ).all())
-        result: dict[str, tuple[datetime | None, int]] = {}
-        for openid in openids:
-            since = last.get(openid)
-            if since is None:
-                result[openid] = (None, 0)
-                continue
-            sent = session.scalar(select(func.count()).select_from(Delivery).where(
-                Delivery.openid == openid, Delivery.channel == "custom", Delivery.status == SENT,
-                Delivery.sent_at >= since))
-            result[openid] = (since, int(sent or 0))
+        last = (select(InboundMessage.openid, func.max(InboundMessage.received_at).label("since"))
+                .where(InboundMessage.openid.in_(openids), InboundMessage.received_at > now - WINDOW,
+                       or_(InboundMessage.msg_type != "event", InboundMessage.event.in_(WINDOW_EVENTS)))
+                .group_by(InboundMessage.openid).subquery())
+        rows = session.execute(
+            select(last.c.openid, last.c.since, func.count(Delivery.id))
+            .outerjoin(Delivery, and_(Delivery.openid == last.c.openid, Delivery.channel == "custom",
+                                      Delivery.status == SENT, Delivery.sent_at >= last.c.since))
+            .group_by(last.c.openid, last.c.since))
+        result: dict[str, tuple[datetime | None, int]] = dict.fromkeys(openids, (None, 0))
+        result.update({openid: (since, int(sent)) for openid, since, sent in rows})
         return result
 
     def _send(self, delivery: Delivery, window: tuple[datetime | None, int], reachable: bool) -> Outcome:
