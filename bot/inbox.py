@@ -1,11 +1,10 @@
 """Every inbound message: stored, de-duplicated, dispatched, answered, in one transaction.
 
-The message row is written first and the handler's work joins its transaction; a handler bug rolls
-the whole transaction back, and the message is stored again, with the apology it got and the
-traceback, in a fresh one. The row's
+The message row is written first, by an INSERT that also returns who sent it (`SENDER_COLUMNS`),
+and the handler's work joins its transaction. A handler bug rolls the whole transaction back, and
+the message is stored again, with the apology it got and the traceback, in a fresh one. The row's
 unique de-duplication key makes WeChat's retries — even concurrent ones on other workers — wait
-for the first copy and get the same reply, handled exactly once.
-"""
+for the first copy and get the same reply, handled exactly once."""
 
 from __future__ import annotations
 
