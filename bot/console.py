@@ -1,14 +1,14 @@
-"""The admin console under /admin: sign-in, today's overview, repairs with their photos, canteen
-feedback photos, the bus, duty, the outbox and people. Read-only views over what the bot records;
-changes go through the bot and the CLI. Only admins with a console password (`houqin console-password
-NAME`) may sign in."""
+"""The admin console under /admin: sign-in, today's overview, repairs with their photos, the assets'
+repair history, a month's canteen feedback with its photos, the bus, duty, the outbox and people.
+Read-only views over what the bot records; changes go through the bot and the CLI. Only admins with a
+console password (`houqin console-password NAME`) may sign in."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,17 @@ from flask import (
     url_for,
 )
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bot.places import find_asset
 from bot.services import Services
-from bot.text import day_bounds, day_label
+from bot.text import day_bounds, day_label, local_naive, month_key, month_span
+from handlers.canteen import average, month_feedback, photo_state
 from handlers.identity import outstanding_codes
 from handlers.repair import describe
 from models import (
+    Asset,
     BusTrip,
     Delivery,
     DownloadedPhoto,
@@ -104,6 +107,13 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 @bp.app_context_processor
 def _template_helpers() -> dict[str, Any]:
     return {"csrf_token": _csrf_token, "status_names": STATUS_NAMES, "role_names": ROLE_NAMES}
+
+
+@bp.app_template_filter("local")
+def _local_time(moment: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
+    """A stored UTC moment as the school's wall-clock time; nothing for None."""
+    local = local_naive(moment, _services().settings.tz)
+    return local.strftime(fmt) if local else ""
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -189,6 +199,58 @@ def ticket(code: str) -> str:
         if found is None:
             abort(404)
         return render_template("admin/ticket.html", ticket=found, text=describe(found, _services().settings.tz))
+
+
+@bp.get("/assets")
+@login_required
+def assets() -> str:
+    """Every registered asset with how often it was repaired and when last, most-repaired first."""
+    repaired = (select(RepairTicket.asset_id, func.count().label("tickets"),
+                       func.max(RepairTicket.filed_at).label("last_filed"))
+                .group_by(RepairTicket.asset_id).subquery())
+    tickets = func.coalesce(repaired.c.tickets, 0)
+    with _db() as db:
+        rows = db.execute(select(Asset, tickets, repaired.c.last_filed)
+                          .outerjoin(repaired, repaired.c.asset_id == Asset.id).options(joinedload(Asset.room))
+                          .order_by(tickets.desc(), repaired.c.last_filed.desc(), Asset.code)).all()
+        return render_template("admin/assets.html", rows=rows)
+
+
+@bp.get("/assets/<path:code>")
+@login_required
+def asset(code: str) -> str:
+    with _db() as db:
+        found = find_asset(db, code)
+        if found is None:
+            abort(404)
+        tickets = list(db.scalars(select(RepairTicket).where(RepairTicket.asset_id == found.id)
+                                  .order_by(RepairTicket.number.desc())))
+        return render_template("admin/asset.html", asset=found, tickets=tickets)
+
+
+@bp.get("/canteen")
+@login_required
+def canteen() -> str:
+    """A month's canteen feedback, newest first, with its photos, food-safety words and replies."""
+    services = _services()
+    month = _month_asked(request.args.get("month", ""), services.now().astimezone(services.settings.tz).date())
+    first, after = month_span(month)
+    with _db() as db:
+        rows = month_feedback(db, month)[::-1]
+        return render_template("admin/canteen.html", month=month, rows=rows, photo_state=photo_state,
+                               average=average([r.rating for r in rows]),
+                               alerts=sum(1 for r in rows if r.alert_words),
+                               earlier=month_key(first - timedelta(days=1)), later=month_key(after))
+
+
+def _month_asked(text: str, today: date) -> date:
+    """?month=YYYY-MM as its first day; this month without one; 400 for anything else."""
+    if not text:
+        return month_span(today)[0]
+    try:
+        return datetime.strptime(text, "%Y-%m").date()
+    except ValueError:
+        abort(400)
 
 
 @bp.get("/photos/<int:photo_id>")

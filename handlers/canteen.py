@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.config import Settings
 from bot.engine import Context, Conversation, Incoming, Reply
@@ -869,11 +869,20 @@ def complaint_words(texts: Iterable[str], top: int = TOP_WORDS) -> list[list[Any
     return [[w, n] for w, n in counts.most_common(top)]
 
 
+def month_feedback(db: Session, month: date) -> list[CanteenFeedback]:
+    """The feedback on the meals of the month `month` falls in, by day and number, with the givers and
+    the replies: the report's 评价明细 and the console's 食堂评价 page."""
+    first, after = month_span(month)
+    return list(db.scalars(select(CanteenFeedback).where(CanteenFeedback.day >= first, CanteenFeedback.day < after)
+                           .options(joinedload(CanteenFeedback.person),
+                                    selectinload(CanteenFeedback.replies).joinedload(CanteenReply.person))
+                           .order_by(CanteenFeedback.day, CanteenFeedback.number)))
+
+
 def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
     first, after = month_span(month)
     start, end = month_bounds(month, tz)
-    rows = list(db.scalars(select(CanteenFeedback).where(CanteenFeedback.day >= first, CanteenFeedback.day < after)
-                           .order_by(CanteenFeedback.day, CanteenFeedback.number)))
+    rows = month_feedback(db, month)
     feedback = [[r.code, r.day, local_naive(r.given_at, tz), ROLE_NAMES.get(r.role, r.role),
                  r.person.name if r.person else "", r.rating, r.comment, r.alert_words, photo_state(r.photo),
                  "；".join(x.text for x in r.replies)] for r in rows]

@@ -1,14 +1,20 @@
 """The admin console: sign-in (password, CSRF, lockout), today's overview, repairs with photos,
-the outbox and people — through the real Flask app."""
+the assets' repair history, a month's canteen feedback, the outbox and people — through the real
+Flask app, with the data arriving through the webhook."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from bot.console import BAD_LOGIN, LOCKED
+from bot.fake_wechat import fake_jpeg
+from bot.services import Services
+from models import Asset
 
 PASSWORD = "后勤2026secret"
 
@@ -43,7 +49,8 @@ def sign_in(client: FlaskClient, name: str = "周春明", password: str = PASSWO
 
 def test_console_needs_sign_in(client: FlaskClient) -> None:
     for path in ("/admin/", "/admin/repairs", "/admin/repairs/R1", "/admin/outbox", "/admin/people",
-                 "/admin/photos/1"):
+                 "/admin/photos/1", "/admin/canteen", "/admin/canteen?month=2026-11", "/admin/canteen-photos/1",
+                 "/admin/assets", "/admin/assets/DJ-0302"):
         res = client.get(path)
         assert res.status_code == 302 and "/admin/login" in res.headers["Location"], path
 
@@ -98,3 +105,87 @@ def test_logout_ends_the_session(office, client: FlaskClient) -> None:
     token = csrf(client, "/admin/")
     assert client.post("/admin/logout", data={"csrf": token}).status_code == 302
     assert client.get("/admin/").status_code == 302
+
+
+def rows_of(page: str) -> list[str]:
+    """A page's table rows, as text without tags, top to bottom."""
+    rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)[1:]
+    return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]
+
+
+def test_canteen_feedback_of_a_month_newest_first(office, wechat_user, clock, fetch_media,
+                                                  client: FlaskClient) -> None:
+    office.add("王强", "teacher")
+    office.add("陈建国", "parent")
+    parent, teacher = wechat_user("陈建国"), wechat_user("王强")
+    clock.set("2026-10-30 12:30")
+    assert "F1" in parent.say("食堂 5").text  # October: not on November's page
+    clock.set("2026-11-25 12:30")
+    assert "F2" in teacher.say("食堂 4 米饭有点硬").text
+    assert teacher.image(media_id="media_rice").text == "照片已附在食堂评价 F2 上。"
+    clock.set("2026-11-26 12:30")
+    assert "F3" in parent.say("食堂 1 饭里有头发").text
+    assert parent.image(media_id="expired-long-ago").text == "照片已附在食堂评价 F3 上。"  # the fake refuses it
+    assert "F3" in wechat_user("周春明").say("回复 F3 已核查").text
+    assert fetch_media() == 2
+    clock.set("2026-11-27 09:00")
+    sign_in(client)
+
+    page = client.get("/admin/canteen").get_data(as_text=True)
+    assert "2026年11月" in page and "共 2 条评价，平均 2.5 分；" in page and "食品安全 1 条" in page
+    newest, older = rows_of(page)
+    assert newest.startswith("F3 11月26日 陈建国（家长） 1 饭里有头发 【食品安全】头发 下载失败：40007: invalid media_id")
+    assert newest.endswith("周春明 11-26 12:30：已核查")  # school time, not UTC
+    assert older.startswith("F2 11月25日 王强（教师） 4 米饭有点硬")
+    link = re.search(r'<a href="(/admin/canteen-photos/\d+)"><img class="thumb"[^>]* src="\1"', page)
+    assert link, page
+    image = client.get(link.group(1))
+    assert image.status_code == 200 and image.data == fake_jpeg("media_rice")
+
+    october = client.get("/admin/canteen?month=2026-10").get_data(as_text=True)
+    assert "共 1 条评价，平均 5.0 分；" in october and "F1" in october and "F2" not in october
+    assert "食品安全 0 条" in october and "?month=2026-09" in october and "?month=2026-11" in october
+    assert "还没有食堂评价" in client.get("/admin/canteen?month=2026-12").get_data(as_text=True)
+    assert client.get("/admin/canteen?month=November").status_code == 400
+
+
+ROOMS = "楼栋,楼层,房间\n教学楼,3,三(2)班\n教学楼,4,四(1)班\n"
+ASSETS = "编号,名称,类别,房间\nDJ-0302,投影仪,电教,三(2)班\nSD-0302,空调,水电,三(2)班\nDJ-0401,投影仪,电教,四(1)班\n"
+
+
+def test_assets_with_their_repair_history(office, houqin, wechat_user, clock, services: Services, tmp_path: Path,
+                                          client: FlaskClient) -> None:
+    (tmp_path / "rooms.csv").write_text(ROOMS, encoding="utf-8")
+    (tmp_path / "assets.csv").write_text(ASSETS, encoding="utf-8")
+    assert houqin("rooms", "import", str(tmp_path / "rooms.csv")).exit_code == 0
+    assert houqin("assets", "import", str(tmp_path / "assets.csv")).exit_code == 0
+    office.add("王强", "teacher")
+    with services.factory() as s:
+        projector = s.scalar(select(Asset.id).where(Asset.code == "DJ-0302"))
+    teacher, staff = wechat_user("张丽"), wechat_user("殷奇")
+    clock.set("2026-11-23 08:10")
+    assert "三(2)班 投影仪" in teacher.scan(f"asset:{projector}").text  # the QR code on the projector
+    assert "R2" in teacher.say("没有声音").text
+    teacher.say("跳过")
+    clock.set("2026-11-23 10:00")
+    staff.say("完成 R2 换了音频线")
+    assert "R2 评分 5 分" in teacher.say("5").text
+    clock.set("2026-11-24 09:00")
+    assert "R3" in teacher.say("报修 dj-0302 画面发黄").text  # naming the asset by its code
+    clock.set("2026-11-24 11:00")
+    assert "R4" in wechat_user("王强").say("报修 SD-0302 不制冷").text
+    sign_in(client)
+
+    listing = rows_of(client.get("/admin/assets").get_data(as_text=True))
+    assert listing == ["DJ-0302 投影仪 电教 三(2)班 2 11-24 09:00", "SD-0302 空调 水电 三(2)班 1 11-24 11:00",
+                       "DJ-0401 投影仪 电教 四(1)班 0"]
+
+    page = client.get("/admin/assets/DJ-0302").get_data(as_text=True)
+    assert "DJ-0302 投影仪" in page and "房间：三(2)班（教学楼 3楼）" in page and "报修 2 次" in page
+    assert rows_of(page) == ["R3 11-24 09:00 待接单 画面发黄", "R2 11-23 08:10 已关闭 没有声音 殷奇 11-23 10:00 5"]
+    assert '<a href="/admin/repairs/R3">R3</a>' in page and "R1" not in page and "R4" not in page
+    assert "这台设备还没有报修" in client.get("/admin/assets/dj-0401").get_data(as_text=True)
+    assert client.get("/admin/assets/NOPE-1").status_code == 404
+    ticket = client.get("/admin/repairs/R3").get_data(as_text=True)
+    assert '<a href="/admin/assets/DJ-0302">DJ-0302</a>' in ticket
+    assert "/admin/assets/" not in client.get("/admin/repairs/R1").get_data(as_text=True)  # no asset named
