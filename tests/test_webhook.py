@@ -56,19 +56,26 @@ def inbound(services: Services, openid: str) -> list[InboundMessage]:
 
 
 @contextmanager
-def no_database(services: Services) -> Iterator[None]:
-    """Fails unless the block leaves the database alone: no statement run, no inbound row added."""
-    before = count(services, InboundMessage)
+def statements_run(services: Services) -> Iterator[list[str]]:
+    """The SQL statements the block runs (BEGIN and COMMIT are the driver's and not listed)."""
     statements: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+        statements.append(" ".join(statement.split())[:80])
 
     event.listen(services.db_engine, "before_cursor_execute", record)
     try:
-        yield
+        yield statements
     finally:
         event.remove(services.db_engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def no_database(services: Services) -> Iterator[None]:
+    """Fails unless the block leaves the database alone: no statement run, no inbound row added."""
+    before = count(services, InboundMessage)
+    with statements_run(services) as statements:
+        yield
     assert statements == [], f"the request ran SQL: {statements}"
     assert count(services, InboundMessage) == before
 
@@ -843,3 +850,21 @@ def test_handler_bug_in_safe_mode_still_answers_encrypted(wechat_user: Any, serv
     user: WeChatUser = wechat_user("路人", bind=False, mode="safe")
     reply = user.say("故障")
     assert reply.text == APOLOGY and "<Encrypt>" in reply.body
+
+
+def test_a_message_is_stored_and_its_sender_read_in_one_statement(wechat_user: Any, people: Any,
+                                                                  services: Services) -> None:
+    """The hot path: the INSERT that stores a message returns the sender's binding, roles and
+    conversation state; the reply is stored by one UPDATE. A bound teacher's 帮助 adds only the
+    check whether she is the bus manager (the setting, read through the ORM session)."""
+    stranger = wechat_user("路人", bind=False)
+    with statements_run(services) as statements:
+        assert "你还没有绑定身份" in stranger.say("帮助").text
+    assert [s.split()[0] for s in statements] == ["INSERT", "UPDATE"], statements
+
+    people.add("张丽", "teacher")
+    teacher = wechat_user("张丽")
+    with statements_run(services) as statements:
+        help_text = teacher.say("帮助").text
+    assert "报修" in help_text and "你还没有绑定身份" not in help_text
+    assert [s.split()[0] for s in statements] == ["INSERT", "SELECT", "UPDATE"], statements
