@@ -428,9 +428,8 @@ class Engine:
     def _save_state(ctx: Context, state: State) -> None:
         values = {"conversation": state.conversation, "step": state.step, "data": state.data,
                   "expires_at": state.expires_at}
-        if ctx.sender.state_stored:
-            ctx.conn.execute(_UPDATE_STATE, {"key": ctx.openid, **values})
-        else:
+        # the row read with the message may have gone since (another message of theirs ended it)
+        if not ctx.sender.state_stored or ctx.conn.execute(_UPDATE_STATE, {"key": ctx.openid, **values}).rowcount == 0:
             ctx.conn.execute(_INSERT_STATE, {"openid": ctx.openid, **values})
             ctx.sender.state_stored = True
         ctx.sender.state = state

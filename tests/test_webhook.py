@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 from werkzeug.serving import make_server
 
 from bot import create_app
@@ -32,7 +32,7 @@ from bot.services import Services
 from bot.simulator import SimReply, WeChatUser, http_transport, to_xml
 from handlers import CAPABILITIES
 from handlers.identity import BAD_CODE, NOT_BOUND_YET, WELCOME
-from models import BindAttempt, Binding, InboundMessage, Person
+from models import BindAttempt, Binding, ConversationState, InboundMessage, Person
 
 Post = Callable[[str, bytes], tuple[int, bytes]]
 LIMIT = 64 * 1024
@@ -868,3 +868,27 @@ def test_a_message_is_stored_and_its_sender_read_in_one_statement(wechat_user: A
         help_text = teacher.say("帮助").text
     assert "报修" in help_text and "你还没有绑定身份" not in help_text
     assert [s.split()[0] for s in statements] == ["INSERT", "SELECT", "UPDATE"], statements
+
+
+def test_conversation_state_survives_its_row_going_mid_message(wechat_user: Any, services: Services) -> None:
+    """The state read with the message can be gone by the time a step moves on (another message of
+    the sender's ended the conversation meanwhile): the next step is stored all the same."""
+    relay = Conversation("relay_test", title="接力测试", keywords=["接力测试"])
+
+    @relay.entry
+    def start(msg: Incoming, ctx: Context) -> Reply:
+        return Reply("第1棒", next="leg")
+
+    @relay.on("leg")
+    def leg(msg: Incoming, ctx: Context) -> Reply:
+        ctx.db.execute(delete(ConversationState).where(ConversationState.openid == ctx.openid))  # as if ended
+        return Reply(f"第{int(ctx.data.get('n', 1)) + 1}棒", next="leg", data={"n": int(ctx.data.get("n", 1)) + 1})
+
+    use_capabilities(services, relay)
+    runner: WeChatUser = wechat_user("跑者", bind=False)
+    assert runner.say("接力测试").text == "第1棒"
+    assert runner.say("跑").text == "第2棒"
+    assert runner.say("跑").text == "第3棒"  # the state was stored again, so the conversation went on
+    with services.factory() as s:
+        state = s.get(ConversationState, runner.openid)
+        assert state is not None and (state.conversation, state.step, state.data) == ("relay_test", "leg", {"n": 3})
