@@ -35,8 +35,17 @@ def _settings(embedded: bool | None = None) -> Settings:
         raise click.ClickException(f"configuration: {exc}") from exc
 
 
+def _clock() -> Any:
+    """The clock a caller handed the command group (`main(obj={"clock": …})`: tests fix "now" this
+    way, the same clock their app uses); otherwise the real one."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return (obj or {}).get("clock") or utcnow
+
+
 def _services(embedded: bool | None = None, upgrade: bool = False) -> Services:
     services = Services.from_settings(_settings(embedded))
+    services.clock = _clock()
     if upgrade:
         from bot.db import upgrade as run_upgrade
 
@@ -79,6 +88,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     settings = _settings(embedded=True)
     overrides.setdefault("public_url", env.get("HOUQIN_PUBLIC_URL") or f"http://{host}:{port}")
     services = Services.from_settings(settings.with_overrides(**overrides))
+    services.clock = _clock()
     from bot.db import upgrade
 
     upgrade(services.db_engine)
@@ -87,7 +97,7 @@ def serve(host: str, port: int, demo: bool) -> None:
 
         with services.factory() as db, db.begin():
             if is_empty(db):
-                load_demo(db, utcnow())
+                load_demo(db, services.now())
                 click.echo("已载入演示学校数据。")
     app = create_app(services=services)
     stop = threading.Event()

@@ -13,6 +13,7 @@ import base64
 import os
 import secrets
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,19 +55,39 @@ def _postgres_url() -> tuple[str | None, str]:
 PG_URL, PG_WHY = _postgres_url()
 
 
+# Where a test's clock starts when the test does not set it: a school day in term, mid-morning.
+# `HOUQIN_TEST_NOW="2026-12-26 23:30" pytest` runs the suite from another instant, to find a test
+# that silently depends on the day or the hour (it should set its clock); the machine's own date
+# and time never reach the app under test.
+TEST_NOW = os.environ.get("HOUQIN_TEST_NOW") or "2026-11-24 10:00"
+
+
 @dataclass
 class Clock:
-    """A settable clock for the app: `clock.set("2026-11-23 08:00")` (school time) or `advance(minutes=5)`."""
+    """A settable clock for the app: `clock.set("2026-11-23 08:00")` (school time) or `advance(minutes=5)`.
+    Until set, it ticks in real time from TEST_NOW, so the machine's date never matters."""
 
     fixed: datetime | None = None
+    started: float = field(default_factory=time.monotonic)
+    anchor: datetime | None = None
 
-    def __call__(self) -> datetime:
-        return self.fixed if self.fixed is not None else datetime.now(UTC)
+    def __post_init__(self) -> None:
+        self.anchor = self._parse(TEST_NOW, "Asia/Shanghai")
 
-    def set(self, local: str, tz: str = "Asia/Shanghai") -> datetime:
+    @staticmethod
+    def _parse(local: str, tz: str) -> datetime:
         from zoneinfo import ZoneInfo
 
-        self.fixed = datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+        return datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+    def __call__(self) -> datetime:
+        if self.fixed is not None:
+            return self.fixed
+        assert self.anchor is not None
+        return self.anchor + timedelta(seconds=time.monotonic() - self.started)
+
+    def set(self, local: str, tz: str = "Asia/Shanghai") -> datetime:
+        self.fixed = self._parse(local, tz)
         return self.fixed
 
     def advance(self, **delta: float) -> datetime:
@@ -346,6 +367,6 @@ def houqin(services: Services, tmp_path: Path) -> Callable[..., Any]:
            "WECHAT_API_BASE": s.wechat_api_base, "HOUQIN_INSTANCE": str(tmp_path / "instance"), "REDIS_URL": ""}
 
     def run(*args: str) -> Any:
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False, obj={"clock": services.clock})
 
     return run
