@@ -20,8 +20,9 @@ PASSWORD = "后勤2026secret"
 
 
 @pytest.fixture
-def office(people, houqin, wechat_user, fetch_media, deliver):
+def office(people, houqin, wechat_user, fetch_media, deliver, clock):
     """An admin with a console password, and a repair ticket R1 with a downloaded photo."""
+    clock.set("2026-11-20 08:00")  # bind codes are issued now and last 14 days
     people.add("周春明", "admin")
     people.add("殷奇", "staff", categories="电教")
     people.add("张丽", "teacher")

@@ -95,6 +95,7 @@ def test_a_sheet_of_nothing_is_refused(houqin, services, tmp_path: Path) -> None
 
 # -- the ledger ---------------------------------------------------------------------------------------
 def test_monthly_ledger_and_staff_sheet(registered, houqin, people, wechat_user, clock, tmp_path: Path) -> None:
+    clock.set("2026-10-30 07:00")  # bind codes are issued now and last 14 days
     people.add("周春明", "admin")
     people.add("程财宝", "staff", categories="水电;门窗;桌椅;消防;安全;其他")
     people.add("殷奇", "staff", categories="电教")

@@ -38,6 +38,7 @@ def at(local: str) -> datetime:
 @pytest.fixture
 def school(people, services: Services, tmp_path: Path, clock):
     """The 分工 of seeds/001: 程财宝 looks after 水电 门窗 桌椅 消防 安全 其他, 殷奇 电教; 周春明 is admin."""
+    clock.set("2026-11-23 08:00")  # a Monday; bind codes are issued now and last 14 days
     people.add("周春明", "admin")
     people.add("程财宝", "staff", categories="水电;门窗;桌椅;消防;安全;其他", phone="13800000002")
     people.add("殷奇", "staff", categories="电教")
