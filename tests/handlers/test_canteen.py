@@ -208,17 +208,75 @@ def test_publish_refusals(menus, wechat_user) -> None:
 
 
 # -- feedback --------------------------------------------------------------------------------------
-def test_one_rating_per_person_per_day_a_second_replaces_the_first(school, wechat_user, services: Services) -> None:
+def test_a_second_rating_the_same_day_is_kept_beside_the_first(school, wechat_user, services: Services) -> None:
     parent = wechat_user("陈建国")
     reply = parent.say("食堂 4 米饭有点硬").text
     assert reply.startswith("谢谢评价！已记录今天（11月26日（周四））的食堂评分 4 分，意见：米饭有点硬，编号 F1。")
     assert "10分钟内直接发送即可附在评价上" in reply
     again = parent.say("食堂 2分，菜太咸").text
-    assert again.startswith("已更新你今天（11月26日（周四））的评价 F1：之前 4 分，现在 2 分，意见：菜太咸。")
+    assert again.startswith("谢谢评价！已记录今天（11月26日（周四））的食堂评分 2 分，意见：菜太咸，编号 F2。"
+                            "你今天之前的评价 F1 仍保留，平均分按你最新的评分计算。")
     assert "食堂评分 5 分" in wechat_user("张丽").say("食堂5").text  # glued to the keyword
+    assert "之前的评价 F1、F2 仍保留" in parent.say("食堂 3").text
     rows = feedback_rows(services)
-    assert [(r.code, r.role, r.rating, r.comment, r.replaced) for r in rows] == [
-        ("F1", "parent", 2, "菜太咸", 1), ("F2", "teacher", 5, "", 0)]
+    assert [(r.code, r.role, r.rating, r.comment) for r in rows] == [
+        ("F1", "parent", 4, "米饭有点硬"), ("F2", "parent", 2, "菜太咸"), ("F3", "teacher", 5, ""),
+        ("F4", "parent", 3, "")]
+    assert [r.superseded_by_id for r in rows] == [rows[1].id, rows[3].id, None, None]  # each by the next
+
+
+def test_a_food_safety_feedback_keeps_its_text_reply_and_alert_after_a_later_rating(
+        school, wechat_user, clock, queued, deliver, fake_wechat, runner, houqin, client: FlaskClient,
+        tmp_path: Path) -> None:
+    """A parent's 头发 complaint, answered, then the same parent's 汤太咸 the same day: both texts stay in
+    the 食堂评价 summary, the console's month and the ledger; only the later score counts in the average;
+    the apology stays on F1 and the digest still lists F1 as food safety."""
+    parent, canteen, admin = wechat_user("陈建国"), wechat_user("宦欢"), wechat_user("周春明")
+    clock.set("2026-11-26 12:10")
+    assert "编号 F1" in parent.say("食堂 1 饭里有头发").text
+    clock.set("2026-11-26 12:20")
+    assert canteen.say("回复 F1 已核查 向您致歉").text == "已将回复发送给 F1 的反馈人（家长）。"
+    clock.set("2026-11-26 12:40")
+    assert "编号 F2" in parent.say("食堂 3 汤太咸").text
+    assert "编号 F3" in wechat_user("张丽").say("食堂 5").text
+    assert canteen.say("回复 F2 明天少放盐").text == "已将回复发送给 F2 的反馈人（家长）。"
+    deliver()
+    pushed = sorted(c.text for c in fake_wechat.sent_to("陈建国") if "【食堂回复】" in c.text)
+    assert pushed == ["【食堂回复】你11月26日（周四）的食堂评价 F1（1分：饭里有头发）：已核查 向您致歉",
+                      "【食堂回复】你11月26日（周四）的食堂评价 F2（3分：汤太咸）：明天少放盐"]
+
+    view = admin.say("食堂评价").text
+    assert view.startswith("今天（11月26日（周四））食堂评价：3 条，平均 4.0 分（1 条的评分已被同一人当天的新评分取代，"
+                           "不计入平均）\n教师 1 条 5.0 分；家长 1 条 3.0 分\n")
+    assert "F1 陈建国（家长） 1分：饭里有头发【食品安全】【已回复】【评分已由F2更新，不计入平均】\n" in view
+    assert "F2 陈建国（家长） 3分：汤太咸【已回复】\n" in view
+    assert "F1 家长 1分：饭里有头发【食品安全】" in canteen.say("食堂评价").text
+
+    runner.run_now("send_daily_digest", at("2026-11-26 17:00"))
+    digest = queued("daily_digest")[0].text
+    assert "今日评价 3 条，平均 4.0 分（教师 1 条 5.0 分，家长 1 条 3.0 分）" in digest
+    assert "食品安全：F1 家长 1分：饭里有头发" in digest
+
+    out = tmp_path / "ledger.xlsx"
+    assert houqin("export", "canteen", "--month", "2026-11", "--out", str(out)).exit_code == 0
+    book = load_workbook(out)
+    ledger = {r[0]: dict(zip(FEEDBACK_HEADER, r, strict=True))
+              for r in book["评价明细"].iter_rows(min_row=2, values_only=True)}
+    assert [(c, r["评分"], r["意见"], r["食品安全"], r["食堂回复"], r["计入平均"]) for c, r in ledger.items()] == [
+        ("F1", 1, "饭里有头发", "头发", "已核查 向您致歉", "否（评分已由F2更新）"),
+        ("F2", 3, "汤太咸", None, "明天少放盐", "是"), ("F3", 5, None, None, None, "是")]
+    assert list(book["每日平均"].iter_rows(min_row=2, values_only=True)) == [(datetime(2026, 11, 26), 2, 4.0, 5.0, 3.0, None)]
+
+    assert houqin("console-password", "周春明", "--password", "后勤2026secret").exit_code == 0
+    login = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").get_data(as_text=True))
+    assert login is not None
+    client.post("/admin/login", data={"csrf": login.group(1), "name": "周春明", "password": "后勤2026secret"})
+    page = client.get("/admin/canteen?month=2026-11").get_data(as_text=True)
+    assert "共 3 条评价，平均 4.0 分（1 条的评分已被同一人当天的新评分取代，不计入平均）" in page
+    console = {code: re.sub(r"<[^>]+>|\s+", " ", row)
+               for code, row in re.findall(r"<tr>\s*<td>(F\d+)</td>(.*?)</tr>", page, re.S)}
+    assert "饭里有头发" in console["F1"] and "已由 F2 更新，不计入平均" in console["F1"] and "已核查 向您致歉" in console["F1"]
+    assert "汤太咸" in console["F2"] and "明天少放盐" in console["F2"] and "已核查" not in console["F2"]
 
 
 def test_rating_dialog_from_the_menu_button(school, wechat_user, services: Services) -> None:
