@@ -23,6 +23,7 @@ from bot.db import alembic_config, make_engine, upgrade
 from bot.engine import IMAGE_UNUSED
 from bot.fake_wechat import fake_jpeg
 from bot.media import media_worker
+from bot.numbering import allocate_number
 from bot.school import set_setting
 from bot.services import Services
 from handlers.canteen import (
@@ -36,10 +37,12 @@ from models import (
     AccompaniedMeal,
     Base,
     CanteenFeedback,
+    CanteenReply,
     ConversationState,
     FeedbackPhoto,
     MenuItem,
     MenuWeek,
+    NumberSeries,
     SurveyResponse,
 )
 from models.base import UTCDateTime
@@ -659,6 +662,68 @@ def test_migration_0008_moves_media_ids_into_photos_and_keeps_the_replies(backen
             assert dict(conn.execute(select(OLD_FEEDBACK.c.id, OLD_FEEDBACK.c.photo_media_id)).all()) == {
                 1: "media_before_0008", 2: ""}
             assert conn.scalar(select(func.count()).select_from(OLD_REPLIES)) == 1
+    finally:
+        engine.dispose()
+        if schema is not None:
+            on_schema(url, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# -- the 0010 migration -----------------------------------------------------------------------------
+FEEDBACK_0008 = table("canteen_feedback", column("id", Integer), column("number", Integer), column("person_id", Integer),
+                      column("role", String), column("day"), column("rating", Integer), column("comment", String),
+                      column("alert_words", String), column("given_at", UTCDateTime()), column("replaced", Integer))
+PEOPLE = table("people", column("id", Integer), column("name", String), column("phone", String),
+               column("class_name", String), column("route", String), column("categories", String),
+               column("created_at", UTCDateTime()))
+
+
+def test_migration_0010_keeps_replies_and_photos_and_starts_the_counters_after_the_numbers_given(
+        backend, tmp_path: Path) -> None:
+    """Feedback given before 0010 keeps its replies and photo through the rebuild (SQLite would delete
+    them by cascade); F<n> continues after the largest number. The downgrade refuses while someone has
+    two feedback on a day, and works once they do not."""
+    schema = None
+    if backend.name == "sqlite":
+        url = f"sqlite:///{tmp_path / 'before-0010.db'}"
+    else:
+        url, schema = backend.url, "houqin_0010_" + uuid.uuid4().hex[:8]
+        on_schema(url, f'CREATE SCHEMA "{schema}"')
+    engine = make_engine(url, schema=schema)
+    try:
+        upgrade(engine, "0008")
+        given = at("2026-11-26 12:10")
+        with engine.begin() as conn:
+            conn.execute(PEOPLE.insert(), {"id": 1, "name": "陈建国", "phone": "", "class_name": "", "route": "",
+                                           "categories": "", "created_at": given})
+            conn.execute(FEEDBACK_0008.insert(), [
+                {"id": 1, "number": 7, "person_id": 1, "role": "parent", "day": date(2026, 11, 26), "rating": 1,
+                 "comment": "有头发", "alert_words": "头发", "given_at": given, "replaced": 0},
+                {"id": 2, "number": 9, "person_id": None, "role": "teacher", "day": date(2026, 11, 26), "rating": 5,
+                 "comment": "", "alert_words": "", "given_at": given, "replaced": 0}])
+            conn.execute(CanteenReply.__table__.insert(), {"feedback_id": 1, "text": "已核查", "at": given})
+            conn.execute(FeedbackPhoto.__table__.insert(), {"feedback_id": 1, "media_id": "media_hair"})
+
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+        with Session(engine) as s, s.begin():
+            first = s.get(CanteenFeedback, 1)
+            assert first is not None and first.counted and [r.text for r in first.replies] == ["已核查"]
+            assert first.photo is not None and first.photo.media_id == "media_hair"
+            assert dict(s.execute(select(NumberSeries.series, NumberSeries.last)).all()) == {
+                "canteen_feedback": 9, "repair_tickets": 0}
+            assert allocate_number(s, CanteenFeedback.number) == 10
+            s.add(CanteenFeedback(id=3, number=10, person_id=1, role="parent", day=date(2026, 11, 26), rating=3,
+                                  comment="汤太咸", given_at=given))
+        config = alembic_config(engine)
+        with pytest.raises(RuntimeError, match="more than one canteen feedback on a day"):
+            command.downgrade(config, "0008")
+        with engine.begin() as conn:
+            conn.execute(FEEDBACK_0008.delete().where(FEEDBACK_0008.c.number == 10))
+        command.downgrade(config, "0008")
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(CanteenReply.__table__)) == 1
+            assert conn.scalar(select(func.count()).select_from(FeedbackPhoto.__table__)) == 1
     finally:
         engine.dispose()
         if schema is not None:
