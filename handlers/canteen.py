@@ -443,10 +443,13 @@ def record_feedback(ctx: Context, score: int, comment: str) -> Reply:
     today = ctx.local_now.date()
     if not Calendar(ctx.db).is_school_day(today):
         return Reply.end(NOT_SCHOOL_DAY)
+    # The number first: its counter row stays locked until this request commits, so the same person's
+    # rating sent twice at once is read below as "earlier" by whichever comes second.
+    number = allocate_number(ctx.db, CanteenFeedback.number)
     earlier = list(ctx.db.scalars(select(CanteenFeedback).where(
         CanteenFeedback.person_id == person.id, CanteenFeedback.day == today)
         .order_by(CanteenFeedback.number).with_for_update()))
-    feedback = CanteenFeedback(number=allocate_number(ctx.db, CanteenFeedback.number), person=person, day=today,
+    feedback = CanteenFeedback(number=number, person=person, day=today,
                                role=giver_role(person), rating=score, comment=comment, given_at=ctx.now,
                                alert_words="、".join(alert_words_in(ctx.db, comment)))
     ctx.db.add(feedback)

@@ -89,3 +89,17 @@ def test_simultaneous_repairs_and_ratings_get_distinct_numbers_and_real_replies(
     # each sender was told the number their ticket or feedback got
     assert sorted(int(m) for r in filed for m in re.findall(r"^已提交报修 R(\d+)：", r)) == tickets
     assert sorted(int(m) for r in rated for m in re.findall(r"编号 F(\d+)。", r)) == feedback
+
+
+def test_one_persons_two_ratings_at_once_are_both_kept_and_one_score_counts(
+        app: Flask, people, wechat_user: Callable[..., WeChatUser], clock, services: Services) -> None:
+    clock.set("2026-11-24 12:10")
+    people.add("陈建国", "parent")
+    parent = wechat_user("陈建国")
+    replies = at_once(app, [parent, parent], ["食堂 2 汤太咸", "食堂 4 米饭不错"])
+    assert all(r.startswith("谢谢评价！") for r in replies), replies
+    assert sum("之前的评价" in r for r in replies) == 1  # whichever came second saw the first
+    with services.factory() as s:
+        rows = list(s.scalars(select(CanteenFeedback).order_by(CanteenFeedback.number)))
+    assert sorted(r.comment for r in rows) == ["汤太咸", "米饭不错"]
+    assert [r.counted for r in rows] == [False, True] and rows[0].superseded_by_id == rows[1].id
