@@ -32,7 +32,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from bot.places import find_asset
 from bot.services import Services
 from bot.text import day_bounds, day_label, local_naive, month_key, month_span
-from handlers.canteen import average, month_feedback, photo_state
+from handlers.canteen import average, counted_ratings, month_feedback, photo_state, superseded_code
 from handlers.identity import outstanding_codes
 from handlers.repair import describe
 from models import (
@@ -237,8 +237,10 @@ def canteen() -> str:
     first, after = month_span(month)
     with _db() as db:
         rows = month_feedback(db, month)[::-1]
+        codes = {r.id: r.code for r in rows}
         return render_template("admin/canteen.html", month=month, rows=rows, photo_state=photo_state,
-                               average=average([r.rating for r in rows]),
+                               average=average(counted_ratings(rows)),
+                               superseded={r.id: superseded_code(r, codes) for r in rows if not r.counted},
                                alerts=sum(1 for r in rows if r.alert_words),
                                earlier=month_key(first - timedelta(days=1)), later=month_key(after))
 

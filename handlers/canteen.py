@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.config import Settings
 from bot.engine import Context, Conversation, Incoming, Reply
+from bot.numbering import allocate_number
 from bot.outbox import Outbox
 from bot.school import Calendar, admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
@@ -111,7 +112,7 @@ ASK_RATING = "请为今天的饭菜打分：回复 1-5（5 分最满意），可
 BAD_RATING = "没有看懂评分。"
 NOT_SCHOOL_DAY = "今天不是上课日，食堂不开餐，无需评价。"
 RATED = "谢谢评价！已记录今天（{day}）的食堂评分 {rating} 分{comment}，编号 {code}。"
-RE_RATED = "已更新你今天（{day}）的评价 {code}：之前 {before} 分，现在 {rating} 分{comment}。每人每天只保留一条评价。"
+RATED_AGAIN = "你今天之前的评价 {earlier} 仍保留，平均分按你最新的评分计算。"
 WITH_COMMENT = "，意见：{comment}"
 PHOTO_HINT = "如有照片，10分钟内直接发送即可附在评价上。"
 ALERTED = "你的反馈涉及食品安全，已立即通知食堂负责人和管理员。"
@@ -128,9 +129,11 @@ ALERT_ADMIN = "【食品安全反馈】{code} {day} {name}（{group}）评价 {r
 ALERT_SURVEY = "【食品安全反馈】满意度调查 {day} {who}：{comment}（关键词：{words}）。请立即核查。"
 # -- views
 VIEW_HEADING = "{label}食堂评价：{count} 条，平均 {avg} 分"
+VIEW_SUPERSEDED = "（{n} 条的评分已被同一人当天的新评分取代，不计入平均）"
 VIEW_GROUPS = "{group} {count} 条 {avg} 分"
 VIEW_NONE = "{label}还没有食堂评价。"
 VIEW_ROW = "{code} {who} {rating}分{comment}{flags}"
+FLAG_SUPERSEDED = "【评分已由{code}更新，不计入平均】"
 VIEW_FOOTER = "答复反馈人请发送：回复 F编号 内容"
 VIEW_BAD = "「{word}」不是日期。可以发送：食堂评价 今天 / 昨天 / 本周 / 上周 / 11月23日"
 MORE = "……另有{n}条"
@@ -432,29 +435,32 @@ def rate_step(msg: Incoming, ctx: Context) -> Reply | None:
     return record_feedback(ctx, *parsed)
 
 
-def next_feedback_number(db: Session) -> int:
-    return int(db.scalar(select(func.max(CanteenFeedback.number))) or 0) + 1
-
-
 def record_feedback(ctx: Context, score: int, comment: str) -> Reply:
+    """A new feedback F<n>, always: the giver's earlier ones today keep their text, food-safety words,
+    photo and replies, and only their score stops counting in the averages (this one's counts)."""
     person = ctx.person
     assert person is not None  # the conversation is for bound roles only
     today = ctx.local_now.date()
     if not Calendar(ctx.db).is_school_day(today):
         return Reply.end(NOT_SCHOOL_DAY)
-    feedback = ctx.db.scalar(select(CanteenFeedback).where(CanteenFeedback.person_id == person.id,
-                                                           CanteenFeedback.day == today).with_for_update())
-    before = feedback.rating if feedback is not None else None
-    if feedback is None:
-        feedback = CanteenFeedback(number=next_feedback_number(ctx.db), person=person, day=today)
-        ctx.db.add(feedback)
-    else:
-        feedback.replaced += 1
-    feedback.role, feedback.rating, feedback.comment, feedback.given_at = giver_role(person), score, comment, ctx.now
-    feedback.alert_words = "、".join(alert_words_in(ctx.db, comment))
+    # The number first: its counter row stays locked until this request commits, so the same person's
+    # rating sent twice at once is read below as "earlier" by whichever comes second.
+    number = allocate_number(ctx.db, CanteenFeedback.number)
+    earlier = list(ctx.db.scalars(select(CanteenFeedback).where(
+        CanteenFeedback.person_id == person.id, CanteenFeedback.day == today)
+        .order_by(CanteenFeedback.number).with_for_update()))
+    feedback = CanteenFeedback(number=number, person=person, day=today,
+                               role=giver_role(person), rating=score, comment=comment, given_at=ctx.now,
+                               alert_words="、".join(alert_words_in(ctx.db, comment)))
+    ctx.db.add(feedback)
     ctx.db.flush()
+    for row in earlier:
+        if row.counted:
+            row.superseded_by = feedback
     fields = {"day": day_label(today), "rating": score, "comment": with_comment(comment), "code": feedback.code}
-    text = RE_RATED.format(**fields, before=before) if before is not None else RATED.format(**fields)
+    text = RATED.format(**fields)
+    if earlier:
+        text += RATED_AGAIN.format(earlier="、".join(r.code for r in earlier))
     if feedback.alert_words:
         alert_feedback(ctx, feedback)
         text += ALERTED
@@ -535,30 +541,49 @@ def show_feedback(msg: Incoming, ctx: Context) -> Reply:
     if not rows:
         return Reply.end(VIEW_NONE.format(label=label))
     names = ctx.has_role("admin")
-    lines = [VIEW_HEADING.format(label=label, count=len(rows), avg=average([r.rating for r in rows])),
+    codes = {r.id: r.code for r in rows}
+    superseded = sum(1 for r in rows if not r.counted)
+    lines = [VIEW_HEADING.format(label=label, count=len(rows), avg=average(counted_ratings(rows)))
+             + (VIEW_SUPERSEDED.format(n=superseded) if superseded else ""),
              "；".join(VIEW_GROUPS.format(group=ROLE_NAMES[g], count=len(v), avg=average(v))
                       for g, v in group_ratings(rows).items())]
-    lines += [feedback_line(r, names, several_days=first != last) for r in rows[-VIEW_LIMIT:]]
+    lines += [feedback_line(r, names, codes, several_days=first != last) for r in rows[-VIEW_LIMIT:]]
     if len(rows) > VIEW_LIMIT:
         lines.append(MORE.format(n=len(rows) - VIEW_LIMIT))
     lines.append(VIEW_FOOTER)
     return Reply.end("\n".join(lines))
 
 
+def counted_ratings(rows: Iterable[CanteenFeedback]) -> list[int]:
+    """The scores that count in an average: a person's latest rating of a day, not the ones it superseded."""
+    return [r.rating for r in rows if r.counted]
+
+
 def group_ratings(rows: Iterable[CanteenFeedback]) -> dict[str, list[int]]:
+    """The counted scores by the givers' group."""
     groups: dict[str, list[int]] = {g: [] for g in ("teacher", "parent", "staff")}
     for row in rows:
-        groups.setdefault(row.role, []).append(row.rating)
+        if row.counted:
+            groups.setdefault(row.role, []).append(row.rating)
     return {g: v for g, v in groups.items() if v}
 
 
-def feedback_line(row: CanteenFeedback, names: bool, several_days: bool = False) -> str:
+def superseded_code(row: CanteenFeedback, codes: dict[int, str]) -> str:
+    """The code of the giver's later rating whose score counts instead of this one's, or "" (counted).
+    `codes` maps the ids of the rows at hand (the later rating is the same day's) to their codes."""
+    if row.superseded_by_id is None:
+        return ""
+    return codes.get(row.superseded_by_id) or (row.superseded_by.code if row.superseded_by else "?")
+
+
+def feedback_line(row: CanteenFeedback, names: bool, codes: dict[int, str], several_days: bool = False) -> str:
     group = ROLE_NAMES.get(row.role, row.role)
     who = f"{row.person.name}（{group}）" if names and row.person else group
     if several_days:
         who = f"{row.day.month}/{row.day.day} {who}"
     flags = ("【食品安全】" if row.alert_words else "") + ("【有照片】" if row.photo is not None else "")
     flags += "【已回复】" if row.replies else ""
+    flags += FLAG_SUPERSEDED.format(code=superseded_code(row, codes)) if not row.counted else ""
     return VIEW_ROW.format(code=row.code, who=who, rating=row.rating,
                            comment=f"：{row.comment}" if row.comment else "", flags=flags)
 
@@ -814,7 +839,8 @@ def save_menu(db: Session, rows: Iterable[MealRow], storage: Path | None = None)
 
 
 # -- the monthly report ----------------------------------------------------------------------------
-FEEDBACK_HEADER = ["编号", "日期", "评价时间", "身份", "姓名", "评分", "意见", "食品安全", "照片", "食堂回复"]
+FEEDBACK_HEADER = ["编号", "日期", "评价时间", "身份", "姓名", "评分", "意见", "食品安全", "照片", "食堂回复", "计入平均"]
+COUNTED, SUPERSEDED_BY = "是", "否（评分已由{code}更新）"
 DAILY_HEADER = ["日期", "评价数", "平均分", "教师平均", "家长平均", "后勤平均"]
 GROUP_HEADER = ["身份", "评价数", "平均分", "1-2分", "3分", "4-5分"]
 WORDS_HEADER = ["词语", "次数"]
@@ -883,14 +909,18 @@ def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
     first, after = month_span(month)
     start, end = month_bounds(month, tz)
     rows = month_feedback(db, month)
+    codes = {r.id: r.code for r in rows}
     feedback = [[r.code, r.day, local_naive(r.given_at, tz), ROLE_NAMES.get(r.role, r.role),
                  r.person.name if r.person else "", r.rating, r.comment, r.alert_words, photo_state(r.photo),
-                 "；".join(x.text for x in r.replies)] for r in rows]
+                 "；".join(x.text for x in r.replies),
+                 COUNTED if r.counted else SUPERSEDED_BY.format(code=superseded_code(r, codes))]
+                for r in rows]
     daily = []
     for day in sorted({r.day for r in rows}):
         today = [r for r in rows if r.day == day]
         by_group = group_ratings(today)
-        daily.append([day, len(today), average([r.rating for r in today]),
+        scores = counted_ratings(today)
+        daily.append([day, len(scores), average(scores),
                       *(average(by_group.get(g, [])) for g in ("teacher", "parent", "staff"))])
     groups = [[ROLE_NAMES[g], len(v), average(v), sum(1 for x in v if x <= 2), v.count(3), sum(1 for x in v if x >= 4)]
               for g, v in group_ratings(rows).items()]

@@ -16,10 +16,11 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
+from bot.numbering import allocate_number
 from bot.places import find_asset, find_room, place_key, split_place
 from bot.school import admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
@@ -240,7 +241,7 @@ def find_duplicate(db: Session, place: Place, category: str) -> RepairTicket | N
 
 
 def next_number(db: Session) -> int:
-    return int(db.scalar(select(func.max(RepairTicket.number))) or 0) + 1
+    return allocate_number(db, RepairTicket.number)
 
 
 def file_ticket(ctx: Context, place: Place, description: str, *, hazard: bool = False,

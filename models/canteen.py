@@ -75,10 +75,12 @@ class MenuItem(Base):
 
 
 class CanteenFeedback(Base):
-    """`食堂 <1-5> [意见]`: one per person per day (a second replaces the first), numbered F<n>."""
+    """`食堂 <1-5> [意见]`, numbered F<n>. Every feedback is kept: a person's later rating the same day
+    gets its own F<n> and only supersedes the earlier one's score in the averages (`superseded_by`);
+    the earlier text, its food-safety words, photo and replies stay with it."""
 
     __tablename__ = "canteen_feedback"
-    __table_args__ = (UniqueConstraint("person_id", "day"),)
+    __table_args__ = (Index("ix_canteen_feedback_person_day", "person_id", "day"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[int] = mapped_column(unique=True)
@@ -88,14 +90,22 @@ class CanteenFeedback(Base):
     rating: Mapped[int] = mapped_column()
     comment: Mapped[str] = mapped_column(Text, default="")
     alert_words: Mapped[str] = mapped_column(String(200), default="")  # food-safety words found
-    given_at: Mapped[datetime] = mapped_column(default=utcnow)  # the latest rating (a replacement resets it)
-    replaced: Mapped[int] = mapped_column(default=0)
+    given_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replaced: Mapped[int] = mapped_column(default=0)  # before 0010 a second rating overwrote the row: how often
+    # the same person's later rating that day, whose score counts in the averages instead of this one's
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("canteen_feedback.id", ondelete="SET NULL"))
 
     person: Mapped[Person | None] = relationship()
+    superseded_by: Mapped[CanteenFeedback | None] = relationship(remote_side=[id])
     replies: Mapped[list[CanteenReply]] = relationship(back_populates="feedback", cascade="all, delete-orphan",
                                                        order_by="CanteenReply.at")
     photo: Mapped[FeedbackPhoto | None] = relationship(back_populates="feedback", cascade="all, delete-orphan",
                                                        lazy="selectin")
+
+    @property
+    def counted(self) -> bool:
+        """Whether the score counts in averages: not superseded by the giver's later rating that day."""
+        return self.superseded_by_id is None
 
     @property
     def code(self) -> str:

@@ -17,6 +17,7 @@ from handlers.canteen import (
     TERM_PUSH,
     accompanied_count,
     average,
+    counted_ratings,
     find_week,
     group_ratings,
     month_day,
@@ -113,13 +114,14 @@ def push_canteen_survey(ctx: JobContext, now: datetime) -> str:
 
 
 def digest_section(ctx: JobContext, day: date) -> str | None:
-    """Today's ratings (average, count, by group), food-safety feedback, this month's 陪餐 count."""
+    """Today's ratings (every feedback counted; the average of each giver's latest score, by group), every
+    food-safety feedback (a later rating never hides one), this month's 陪餐 count."""
     rows = list(ctx.db.scalars(select(CanteenFeedback).where(CanteenFeedback.day == day)
                                .order_by(CanteenFeedback.number)))
     lines = []
     if rows:
         groups = "，".join(f"{ROLE_NAMES[g]} {len(v)} 条 {average(v)} 分" for g, v in group_ratings(rows).items())
-        lines.append(DIGEST_TODAY.format(count=len(rows), avg=average([r.rating for r in rows]), groups=groups))
+        lines.append(DIGEST_TODAY.format(count=len(rows), avg=average(counted_ratings(rows)), groups=groups))
     lines += [DIGEST_ALERT.format(code=r.code, group=ROLE_NAMES.get(r.role, r.role), rating=r.rating,
                                   comment=r.comment) for r in rows if r.alert_words]
     start, end = day_bounds(day, ctx.settings.tz)

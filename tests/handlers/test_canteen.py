@@ -23,6 +23,7 @@ from bot.db import alembic_config, make_engine, upgrade
 from bot.engine import IMAGE_UNUSED
 from bot.fake_wechat import fake_jpeg
 from bot.media import media_worker
+from bot.numbering import allocate_number
 from bot.school import set_setting
 from bot.services import Services
 from handlers.canteen import (
@@ -36,10 +37,12 @@ from models import (
     AccompaniedMeal,
     Base,
     CanteenFeedback,
+    CanteenReply,
     ConversationState,
     FeedbackPhoto,
     MenuItem,
     MenuWeek,
+    NumberSeries,
     SurveyResponse,
 )
 from models.base import UTCDateTime
@@ -208,17 +211,75 @@ def test_publish_refusals(menus, wechat_user) -> None:
 
 
 # -- feedback --------------------------------------------------------------------------------------
-def test_one_rating_per_person_per_day_a_second_replaces_the_first(school, wechat_user, services: Services) -> None:
+def test_a_second_rating_the_same_day_is_kept_beside_the_first(school, wechat_user, services: Services) -> None:
     parent = wechat_user("陈建国")
     reply = parent.say("食堂 4 米饭有点硬").text
     assert reply.startswith("谢谢评价！已记录今天（11月26日（周四））的食堂评分 4 分，意见：米饭有点硬，编号 F1。")
     assert "10分钟内直接发送即可附在评价上" in reply
     again = parent.say("食堂 2分，菜太咸").text
-    assert again.startswith("已更新你今天（11月26日（周四））的评价 F1：之前 4 分，现在 2 分，意见：菜太咸。")
+    assert again.startswith("谢谢评价！已记录今天（11月26日（周四））的食堂评分 2 分，意见：菜太咸，编号 F2。"
+                            "你今天之前的评价 F1 仍保留，平均分按你最新的评分计算。")
     assert "食堂评分 5 分" in wechat_user("张丽").say("食堂5").text  # glued to the keyword
+    assert "之前的评价 F1、F2 仍保留" in parent.say("食堂 3").text
     rows = feedback_rows(services)
-    assert [(r.code, r.role, r.rating, r.comment, r.replaced) for r in rows] == [
-        ("F1", "parent", 2, "菜太咸", 1), ("F2", "teacher", 5, "", 0)]
+    assert [(r.code, r.role, r.rating, r.comment) for r in rows] == [
+        ("F1", "parent", 4, "米饭有点硬"), ("F2", "parent", 2, "菜太咸"), ("F3", "teacher", 5, ""),
+        ("F4", "parent", 3, "")]
+    assert [r.superseded_by_id for r in rows] == [rows[1].id, rows[3].id, None, None]  # each by the next
+
+
+def test_a_food_safety_feedback_keeps_its_text_reply_and_alert_after_a_later_rating(
+        school, wechat_user, clock, queued, deliver, fake_wechat, runner, houqin, client: FlaskClient,
+        tmp_path: Path) -> None:
+    """A parent's 头发 complaint, answered, then the same parent's 汤太咸 the same day: both texts stay in
+    the 食堂评价 summary, the console's month and the ledger; only the later score counts in the average;
+    the apology stays on F1 and the digest still lists F1 as food safety."""
+    parent, canteen, admin = wechat_user("陈建国"), wechat_user("宦欢"), wechat_user("周春明")
+    clock.set("2026-11-26 12:10")
+    assert "编号 F1" in parent.say("食堂 1 饭里有头发").text
+    clock.set("2026-11-26 12:20")
+    assert canteen.say("回复 F1 已核查 向您致歉").text == "已将回复发送给 F1 的反馈人（家长）。"
+    clock.set("2026-11-26 12:40")
+    assert "编号 F2" in parent.say("食堂 3 汤太咸").text
+    assert "编号 F3" in wechat_user("张丽").say("食堂 5").text
+    assert canteen.say("回复 F2 明天少放盐").text == "已将回复发送给 F2 的反馈人（家长）。"
+    deliver()
+    pushed = sorted(c.text for c in fake_wechat.sent_to("陈建国") if "【食堂回复】" in c.text)
+    assert pushed == ["【食堂回复】你11月26日（周四）的食堂评价 F1（1分：饭里有头发）：已核查 向您致歉",
+                      "【食堂回复】你11月26日（周四）的食堂评价 F2（3分：汤太咸）：明天少放盐"]
+
+    view = admin.say("食堂评价").text
+    assert view.startswith("今天（11月26日（周四））食堂评价：3 条，平均 4.0 分（1 条的评分已被同一人当天的新评分取代，"
+                           "不计入平均）\n教师 1 条 5.0 分；家长 1 条 3.0 分\n")
+    assert "F1 陈建国（家长） 1分：饭里有头发【食品安全】【已回复】【评分已由F2更新，不计入平均】\n" in view
+    assert "F2 陈建国（家长） 3分：汤太咸【已回复】\n" in view
+    assert "F1 家长 1分：饭里有头发【食品安全】" in canteen.say("食堂评价").text
+
+    runner.run_now("send_daily_digest", at("2026-11-26 17:00"))
+    digest = queued("daily_digest")[0].text
+    assert "今日评价 3 条，平均 4.0 分（教师 1 条 5.0 分，家长 1 条 3.0 分）" in digest
+    assert "食品安全：F1 家长 1分：饭里有头发" in digest
+
+    out = tmp_path / "ledger.xlsx"
+    assert houqin("export", "canteen", "--month", "2026-11", "--out", str(out)).exit_code == 0
+    book = load_workbook(out)
+    ledger = {r[0]: dict(zip(FEEDBACK_HEADER, r, strict=True))
+              for r in book["评价明细"].iter_rows(min_row=2, values_only=True)}
+    assert [(c, r["评分"], r["意见"], r["食品安全"], r["食堂回复"], r["计入平均"]) for c, r in ledger.items()] == [
+        ("F1", 1, "饭里有头发", "头发", "已核查 向您致歉", "否（评分已由F2更新）"),
+        ("F2", 3, "汤太咸", None, "明天少放盐", "是"), ("F3", 5, None, None, None, "是")]
+    assert list(book["每日平均"].iter_rows(min_row=2, values_only=True)) == [(datetime(2026, 11, 26), 2, 4.0, 5.0, 3.0, None)]
+
+    assert houqin("console-password", "周春明", "--password", "后勤2026secret").exit_code == 0
+    login = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").get_data(as_text=True))
+    assert login is not None
+    client.post("/admin/login", data={"csrf": login.group(1), "name": "周春明", "password": "后勤2026secret"})
+    page = client.get("/admin/canteen?month=2026-11").get_data(as_text=True)
+    assert "共 3 条评价，平均 4.0 分（1 条的评分已被同一人当天的新评分取代，不计入平均）" in page
+    console = {code: re.sub(r"<[^>]+>|\s+", " ", row)
+               for code, row in re.findall(r"<tr>\s*<td>(F\d+)</td>(.*?)</tr>", page, re.S)}
+    assert "饭里有头发" in console["F1"] and "已由 F2 更新，不计入平均" in console["F1"] and "已核查 向您致歉" in console["F1"]
+    assert "汤太咸" in console["F2"] and "明天少放盐" in console["F2"] and "已核查" not in console["F2"]
 
 
 def test_rating_dialog_from_the_menu_button(school, wechat_user, services: Services) -> None:
@@ -601,6 +662,68 @@ def test_migration_0008_moves_media_ids_into_photos_and_keeps_the_replies(backen
             assert dict(conn.execute(select(OLD_FEEDBACK.c.id, OLD_FEEDBACK.c.photo_media_id)).all()) == {
                 1: "media_before_0008", 2: ""}
             assert conn.scalar(select(func.count()).select_from(OLD_REPLIES)) == 1
+    finally:
+        engine.dispose()
+        if schema is not None:
+            on_schema(url, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# -- the 0010 migration -----------------------------------------------------------------------------
+FEEDBACK_0008 = table("canteen_feedback", column("id", Integer), column("number", Integer), column("person_id", Integer),
+                      column("role", String), column("day"), column("rating", Integer), column("comment", String),
+                      column("alert_words", String), column("given_at", UTCDateTime()), column("replaced", Integer))
+PEOPLE = table("people", column("id", Integer), column("name", String), column("phone", String),
+               column("class_name", String), column("route", String), column("categories", String),
+               column("created_at", UTCDateTime()))
+
+
+def test_migration_0010_keeps_replies_and_photos_and_starts_the_counters_after_the_numbers_given(
+        backend, tmp_path: Path) -> None:
+    """Feedback given before 0010 keeps its replies and photo through the rebuild (SQLite would delete
+    them by cascade); F<n> continues after the largest number. The downgrade refuses while someone has
+    two feedback on a day, and works once they do not."""
+    schema = None
+    if backend.name == "sqlite":
+        url = f"sqlite:///{tmp_path / 'before-0010.db'}"
+    else:
+        url, schema = backend.url, "houqin_0010_" + uuid.uuid4().hex[:8]
+        on_schema(url, f'CREATE SCHEMA "{schema}"')
+    engine = make_engine(url, schema=schema)
+    try:
+        upgrade(engine, "0008")
+        given = at("2026-11-26 12:10")
+        with engine.begin() as conn:
+            conn.execute(PEOPLE.insert(), {"id": 1, "name": "陈建国", "phone": "", "class_name": "", "route": "",
+                                           "categories": "", "created_at": given})
+            conn.execute(FEEDBACK_0008.insert(), [
+                {"id": 1, "number": 7, "person_id": 1, "role": "parent", "day": date(2026, 11, 26), "rating": 1,
+                 "comment": "有头发", "alert_words": "头发", "given_at": given, "replaced": 0},
+                {"id": 2, "number": 9, "person_id": None, "role": "teacher", "day": date(2026, 11, 26), "rating": 5,
+                 "comment": "", "alert_words": "", "given_at": given, "replaced": 0}])
+            conn.execute(CanteenReply.__table__.insert(), {"feedback_id": 1, "text": "已核查", "at": given})
+            conn.execute(FeedbackPhoto.__table__.insert(), {"feedback_id": 1, "media_id": "media_hair"})
+
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+        with Session(engine) as s, s.begin():
+            first = s.get(CanteenFeedback, 1)
+            assert first is not None and first.counted and [r.text for r in first.replies] == ["已核查"]
+            assert first.photo is not None and first.photo.media_id == "media_hair"
+            assert dict(s.execute(select(NumberSeries.series, NumberSeries.last)).all()) == {
+                "canteen_feedback": 9, "repair_tickets": 0}
+            assert allocate_number(s, CanteenFeedback.number) == 10
+            s.add(CanteenFeedback(id=3, number=10, person_id=1, role="parent", day=date(2026, 11, 26), rating=3,
+                                  comment="汤太咸", given_at=given))
+        config = alembic_config(engine)
+        with pytest.raises(RuntimeError, match="more than one canteen feedback on a day"):
+            command.downgrade(config, "0008")
+        with engine.begin() as conn:
+            conn.execute(FEEDBACK_0008.delete().where(FEEDBACK_0008.c.number == 10))
+        command.downgrade(config, "0008")
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(CanteenReply.__table__)) == 1
+            assert conn.scalar(select(func.count()).select_from(FeedbackPhoto.__table__)) == 1
     finally:
         engine.dispose()
         if schema is not None:
