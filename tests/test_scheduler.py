@@ -195,4 +195,4 @@ def test_jobs_run_cli_against_the_demo(tmp_path: Path) -> None:
     assert listing.returncode == 0, listing.stderr
     assert "send_daily_digest" in listing.stdout and "remind_drill_eve" in listing.stdout
     bad = subprocess.run([*cli, "jobs", "run", "no_such_job"], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert bad.returncode != 0 and "no job" in bad.stderr
+    assert bad.returncode != 0 and "没有任务 no_such_job" in bad.stderr
