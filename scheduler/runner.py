@@ -61,6 +61,7 @@ STILL_RUNNING = "{job} 在 {occurrence} 的这一次正在运行（{owner}，租
 PREVIEW_HEAD = "{job} 演练（--dry-run）：按 {as_of} 运行，未推送、未记录任何内容。"
 PREVIEW_OCCURRENCE = "这一次{state}"
 PREVIEW_NOT_RUN = "尚未运行；真实运行会占用这一次，定时任务不再重复。"
+PREVIEW_RUNNING = "正在由 {owner} 运行。"
 PREVIEW_RAN = "已经运行过（{status}）；真实运行需加 --force 才会再发。"
 RAN_OCCURRENCE = "已运行 {occurrence} 这一次（第 {attempt} 次），定时任务不会再运行它。"
 PREVIEW_NOTHING = "不会推送任何消息。"
@@ -388,7 +389,10 @@ class Runner:
         lines = [PREVIEW_HEAD.format(job=preview.job.id, as_of=self.local(preview.as_of))]
         if preview.occurrence is not None:
             last = preview.last_run
-            state = PREVIEW_RAN.format(status=last.status) if last is not None and last.status == DONE else PREVIEW_NOT_RUN
+            status = last.status if last is not None else ""
+            state = (PREVIEW_RAN.format(status=status) if status == DONE else
+                     PREVIEW_RUNNING.format(owner=last.owner) if last is not None and status == RUNNING else
+                     PREVIEW_NOT_RUN)
             lines.append(PREVIEW_OCCURRENCE.format(state=state))
         lines.append(PREVIEW_COUNT.format(count=len(preview.pushes)) if preview.pushes else PREVIEW_NOTHING)
         for push in preview.pushes:

@@ -136,3 +136,31 @@ def test_jobs_run_rejects_a_bad_time_and_changes_nothing(services, houqin, clock
     out = houqin("jobs", "run", "send_daily_digest", "--at", "明天下午", "--dry-run")
     assert out.exit_code == 2 and '时间请写成 "YYYY-MM-DD HH:MM"（学校时间）' in out.output
     assert count(services, JobRun) == 0
+
+
+def test_a_manual_run_leaves_a_running_claim_alone_until_its_lease_expires(services, people, wechat_user, houqin,
+                                                                           queued, clock) -> None:
+    """A scheduler is running the digest (its claim's lease is live): a run by hand is refused, even
+    forced; once the lease has expired (the scheduler was killed) the run by hand takes it over."""
+    clock.set("2026-11-24 16:50")
+    people.add("周春明", "admin")
+    wechat_user("周春明")
+    with services.factory() as s, s.begin():
+        s.add(JobRun(job_id="send_daily_digest", occurrence=at("2026-11-24 17:00"), as_of=at("2026-11-24 17:00"),
+                     status="running", owner="scheduler-1a2b3c4d", started_at=at("2026-11-24 17:00"),
+                     lease_until=at("2026-11-24 17:02")))
+    clock.set("2026-11-24 17:01")
+    for flags in ([], ["--force"]):
+        out = houqin("jobs", "run", "send_daily_digest", *flags)
+        assert out.exit_code == 1
+        assert ("send_daily_digest 在 2026-11-24 17:00 的这一次正在运行（scheduler-1a2b3c4d，租约到 2026-11-24 17:02），"
+                "未重复运行。") in out.output
+    assert "这一次正在由 scheduler-1a2b3c4d 运行。" in houqin("jobs", "run", "send_daily_digest", "--dry-run").output
+    assert queued() == [] and digest_runs(services) == [(1, "running", False)]
+
+    clock.set("2026-11-24 17:05")
+    out = houqin("jobs", "run", "send_daily_digest")
+    assert out.exit_code == 0, out.output
+    assert "已运行 2026-11-24 17:00 这一次（第 2 次）" in out.output
+    assert len(queued("daily_digest")) == 1
+    assert digest_runs(services) == [(1, "failed", False), (2, "done", True)]
