@@ -327,8 +327,7 @@ class Runner:
         Raises OccurrenceTaken if that occurrence already ran (unless `force`) or is running."""
         job = self.jobs[job_id]
         now = self.services.now()
-        occurrence = self.occurrence_at(job, as_of or now)
-        as_of = occurrence or as_of or now
+        occurrence, as_of = self._by_hand(job, as_of or now)
         run = self._claim(job, occurrence, now, as_of=as_of, manual=True)
         while run is None:  # the occurrence has a row: run it again only if that is safe or forced
             assert occurrence is not None
@@ -340,6 +339,11 @@ class Runner:
                 raise OccurrenceTaken(latest, refusal)
             run = self._take_over(job, latest, now, as_of=as_of, manual=True)
         return self._execute(job, run, as_of)
+
+    def _by_hand(self, job: Job, moment: datetime) -> tuple[datetime | None, datetime]:
+        """A run by hand at `moment`: the occurrence it stands for, and the time it runs as of."""
+        occurrence = self.occurrence_at(job, moment)
+        return occurrence, occurrence or moment
 
     def _refusal(self, job: Job, latest: JobRun, now: datetime, force: bool) -> str:
         """Why the occurrence of `latest` must not run again now ("" if it may)."""
@@ -356,8 +360,7 @@ class Runner:
         """`houqin jobs run ID --dry-run`: run the job as `run_now` would, collect the pushes it queues,
         and roll everything back — nothing is queued, claimed or changed."""
         job = self.jobs[job_id]
-        occurrence = self.occurrence_at(job, as_of or self.services.now())
-        as_of = occurrence or as_of or self.services.now()
+        occurrence, as_of = self._by_hand(job, as_of or self.services.now())
         queued: list[Push] = []
         with self.services.factory() as db:
             event.listen(db, "transient_to_pending", lambda _s, obj: queued.append(obj) if isinstance(obj, Push) else None)
