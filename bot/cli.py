@@ -22,6 +22,8 @@ from models import Delivery, Person, utcnow
 from models.outbox import DELIVERY_STATES, PENDING
 
 RUNTIME = "runtime.json"
+NO_SUCH_JOB = "没有任务 {job}（见 houqin jobs list）"
+BAD_JOB_TIME = '时间请写成 "YYYY-MM-DD HH:MM"（学校时间）'
 
 
 def _settings(embedded: bool | None = None) -> Settings:
@@ -362,24 +364,35 @@ def jobs_list() -> None:
 @jobs.command("run")
 @click.argument("job_id")
 @click.option("--at", "at", help='run as if at this school time, "YYYY-MM-DD HH:MM"')
-def jobs_run(job_id: str, at: str | None) -> None:
-    """Run one job now (to re-send, or to check what it would do at a given time)."""
+@click.option("--dry-run", is_flag=True, help="only show what it would send, to whom; send and change nothing")
+@click.option("--force", is_flag=True, help="run even if this occurrence already ran (sends again)")
+def jobs_run(job_id: str, at: str | None, dry_run: bool, force: bool) -> None:
+    """Run one job's occurrence by hand (the scheduler will not repeat it); check one with --dry-run."""
     from datetime import datetime
 
-    from scheduler.runner import Runner
+    from scheduler.runner import RAN_OCCURRENCE, OccurrenceTaken, Runner
 
     services = _services(upgrade=True)
     runner = Runner(services)
     if job_id not in runner.jobs:
-        raise click.ClickException(f"no job {job_id!r}; see `houqin jobs list`")
+        raise click.ClickException(NO_SUCH_JOB.format(job=job_id))
     as_of = None
     if at:
         try:
             as_of = datetime.strptime(at, "%Y-%m-%d %H:%M").replace(tzinfo=services.settings.tz)
         except ValueError as exc:
-            raise click.BadParameter('use "YYYY-MM-DD HH:MM"', param_hint="--at") from exc
-    run = runner.run_now(job_id, as_of)
+            raise click.BadParameter(BAD_JOB_TIME, param_hint="--at") from exc
+    if dry_run:
+        click.echo("\n".join(runner.preview_lines(runner.preview(job_id, as_of))))
+        return
+    try:
+        run = runner.run_now(job_id, as_of, force=force)
+    except OccurrenceTaken as taken:
+        click.echo(str(taken), err=True)
+        sys.exit(1)
     click.echo(f"{job_id}: {run.status} — {run.result or ''}")
+    if run.occurrence is not None and run.status == "done":
+        click.echo(RAN_OCCURRENCE.format(occurrence=runner.local(run.occurrence), attempt=run.attempt))
     if run.error:
         click.echo(run.error, err=True)
         sys.exit(1)

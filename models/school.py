@@ -36,20 +36,29 @@ class CalendarDay(Base):
 
 
 class JobRun(Base):
-    """One run of a scheduled job. A scheduled occurrence is claimed by inserting its row: the unique
-    (job_id, occurrence) means two schedulers never run it twice. Manual runs have no occurrence."""
+    """One attempt at a job's occurrence. An occurrence is claimed by inserting its first attempt: the
+    unique (job_id, occurrence, attempt) means two schedulers never run it twice. A `running` claim
+    holds a lease (`lease_until`, renewed while the job runs); once it expires (the process was
+    killed) the next scheduler closes that attempt and claims the next one. Runs of a job without a
+    schedule have no occurrence."""
 
     __tablename__ = "job_runs"
-    __table_args__ = (UniqueConstraint("job_id", "occurrence"), Index("ix_job_runs_job_started", "job_id", "started_at"))
+    __table_args__ = (
+        UniqueConstraint("job_id", "occurrence", "attempt"),
+        Index("ix_job_runs_job_started", "job_id", "started_at"),
+        Index("ix_job_runs_status_lease", "status", "lease_until"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[str] = mapped_column(String(64))
     occurrence: Mapped[datetime | None] = mapped_column()
+    attempt: Mapped[int] = mapped_column(default=1)
     as_of: Mapped[datetime] = mapped_column()
     manual: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed | skipped
     owner: Mapped[str] = mapped_column(String(64), default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     result: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text)

@@ -195,4 +195,167 @@ def test_jobs_run_cli_against_the_demo(tmp_path: Path) -> None:
     assert listing.returncode == 0, listing.stderr
     assert "send_daily_digest" in listing.stdout and "remind_drill_eve" in listing.stdout
     bad = subprocess.run([*cli, "jobs", "run", "no_such_job"], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert bad.returncode != 0 and "no job" in bad.stderr
+    assert bad.returncode != 0 and "没有任务 no_such_job" in bad.stderr
+
+
+# -- a killed scheduler loses nothing ------------------------------------------------------------
+def left_running(services: Services, job_id: str, occurrence: datetime, lease_until: datetime) -> None:
+    """The row a scheduler leaves when it is killed (SIGKILL) in the middle of a job: its claim, still
+    `running`; the job's own transaction died with the process, so it queued nothing."""
+    with services.factory() as s, s.begin():
+        s.add(JobRun(job_id=job_id, occurrence=occurrence, as_of=occurrence, status="running",
+                     owner="scheduler-killed", started_at=occurrence, lease_until=lease_until))
+
+
+def attempts(services: Services, job_id: str) -> list[tuple[int, str, str | None]]:
+    return [(r.attempt, r.status, r.error) for r in runs(services, job_id)]
+
+
+def test_a_killed_schedulers_claim_is_taken_over_after_its_lease_and_sends_once(services, people, wechat_user,
+                                                                               runner, queued, deliver,
+                                                                               fake_wechat, clock) -> None:
+    clock.set("2026-11-24 16:00")
+    people.add("周春明", "admin")
+    wechat_user("周春明")
+    left_running(services, "send_daily_digest", at("2026-11-24 17:00"), lease_until=at("2026-11-24 17:02"))
+
+    clock.set("2026-11-24 17:01")  # still within the lease: the claim may be alive, it is not taken
+    assert "send_daily_digest" not in [r.job_id for r in runner.tick()]
+    assert queued("daily_digest") == [] and attempts(services, "send_daily_digest") == [(1, "running", None)]
+
+    clock.set("2026-11-24 17:03")  # the lease has expired: the next tick takes the occurrence over
+    (digest,) = [r for r in runner.tick() if r.job_id == "send_daily_digest"]
+    assert (digest.attempt, digest.status, digest.occurrence) == (2, "done", at("2026-11-24 17:00"))
+    recorded = attempts(services, "send_daily_digest")
+    assert recorded[0][:2] == (1, "failed") and f"由 {runner.owner} 接管重跑" in (recorded[0][2] or "")
+    assert recorded[1] == (2, "done", None)
+
+    # later ticks, by this scheduler or another, and a manual run do not send it again
+    clock.set("2026-11-24 17:04")
+    runner.tick()
+    Runner(services).tick()
+    assert len(queued("daily_digest")) == 1
+    deliver()
+    (sent,) = [c for c in fake_wechat.sent_to("周春明") if c.mentions("【后勤日报】11月24日（周二）")]
+    assert sent
+
+
+def test_an_expired_claim_past_the_jobs_grace_is_recorded_as_skipped(services, people, runner, queued,
+                                                                     clock) -> None:
+    people.add("周春明", "admin")
+    left_running(services, "send_daily_digest", at("2026-11-24 17:00"), lease_until=at("2026-11-24 17:02"))
+    clock.set("2026-11-24 18:30")  # restarted after the digest's 1-hour grace
+    runner.tick()
+    assert [a[:2] for a in attempts(services, "send_daily_digest")] == [(1, "failed"), (2, "skipped")]
+    assert runs(services, "send_daily_digest")[1].result == "租约已过期，且已超过宽限期，未重跑"
+    assert queued("daily_digest") == []
+
+
+def test_a_claim_taken_over_while_its_job_still_runs_commits_nothing(services, backend, people, queued) -> None:
+    """A stalled (not dead) scheduler outlives its lease and another takes over: the stalled attempt
+    finds its claim gone when it finishes, and rolls back what it queued."""
+    if backend.name == "sqlite":
+        pytest.skip("SQLite runs one transaction at a time: no claim can be taken over while its job runs")
+    from bot.school import admins
+
+    people.add("周春明", "admin")
+    calls: list[datetime] = []
+
+    def notify_admin(ctx: JobContext, now: datetime) -> str:
+        calls.append(now)
+        ctx.outbox.notify(admins(ctx.db), "notice", f"第 {len(calls)} 次")
+        ctx.db.flush()
+        if len(calls) == 1:  # the first attempt stalls past its lease; another scheduler ticks meanwhile
+            other.tick(at("2026-11-24 17:05"))
+        return f"ran {len(calls)}"
+
+    job = Job("notify_admin", notify_admin, {"hour": "17", "minute": "0"})
+    other = Runner(services, [job])
+    (stalled,) = Runner(services, [job]).tick(at("2026-11-24 17:00"))
+    assert stalled.status == "failed" and "已被其他进程接管" in (stalled.error or "")
+    assert [(q.kind, q.text) for q in queued()] == [("notice", "第 2 次")]
+    assert [a[:2] for a in attempts(services, "notify_admin")] == [(1, "failed"), (2, "done")]
+
+
+def test_a_manual_run_claims_a_later_occurrence_without_hiding_earlier_ones(services, clock) -> None:
+    """`houqin jobs run --at` a future time claims that occurrence; the scheduler still runs today's."""
+    clock.set("2026-11-23 16:00")
+    calls: list[datetime] = []
+    runner = Runner(services, [counting_job(calls)])
+    runner.tick(at("2026-11-22 17:00"))
+    runner.run_now("count_things", at("2026-11-26 17:00"))  # Thursday's, ahead of time
+    runner.tick(at("2026-11-23 17:00"))
+    runner.tick(at("2026-11-26 17:00"))
+    assert calls == [at("2026-11-22 17:00"), at("2026-11-26 17:00"), at("2026-11-23 17:00")]
+
+
+KILLED_SCHEDULER = """
+import pickle, sys, time
+from datetime import datetime
+from pathlib import Path
+
+from bot.school import admins
+from bot.services import Services
+from scheduler import Job
+from scheduler.runner import Runner
+
+folder, schema, now = Path(sys.argv[1]), sys.argv[2] or None, datetime.fromisoformat(sys.argv[3])
+services = Services.from_settings(pickle.loads((folder / "settings.pickle").read_bytes()), schema=schema)
+services.clock = lambda: now
+
+
+def send_digest(ctx, at):
+    ctx.outbox.notify(admins(ctx.db), "notice", "日报")
+    ctx.db.flush()
+    (folder / "job-started").write_text("queued, not committed")
+    time.sleep(120)  # SIGKILL arrives here
+    return "ran"
+
+
+Runner(services, [Job("send_digest", send_digest, {"hour": "17", "minute": "0"})]).tick(now)
+"""
+
+
+def test_a_scheduler_process_killed_mid_job_is_taken_over_and_sends_once(services, people, queued,
+                                                                         tmp_path: Path) -> None:
+    """A real process, killed with SIGKILL while its job runs (after it queued a push, before it committed)."""
+    import os
+    import pickle
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bot.school import admins
+
+    people.add("周春明", "admin")
+    (tmp_path / "settings.pickle").write_bytes(pickle.dumps(services.settings))
+    started = tmp_path / "job-started"
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SCHEDULER, str(tmp_path), services.schema or "",
+                             at("2026-11-24 17:00").isoformat()], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the scheduler process never started its job"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=15) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=15)
+    assert attempts(services, "send_digest") == [(1, "running", None)] and queued() == []
+
+    def send_digest(ctx: JobContext, now: datetime) -> str:
+        ctx.outbox.notify(admins(ctx.db), "notice", "日报")
+        return "ran"
+
+    runner = Runner(services, [Job("send_digest", send_digest, {"hour": "17", "minute": "0"})])
+    assert runner.tick(at("2026-11-24 17:01")) == []  # within the dead claim's lease
+    (run,) = runner.tick(at("2026-11-24 17:03"))
+    assert (run.attempt, run.status) == (2, "done")
+    runner.tick(at("2026-11-24 17:04"))
+    assert [(q.kind, q.name, q.text) for q in queued()] == [("notice", "周春明", "日报")]

@@ -172,7 +172,8 @@ def test_canteen_publishes_next_week_and_the_thursday_job_sends_it(menus, wechat
     clock.set("2026-11-26 16:01")
     deliver()
     assert fake_wechat.sent_to("陈建国")[-1].mentions("【下周菜单】", "香菇滑鸡", "http://127.0.0.1:5000/menu/2026-W49")
-    assert "已推送过" in runner.run_now("push_weekly_menu", at("2026-11-26 16:00")).result
+    # even a forced re-run of the occurrence (`houqin jobs run --force`) does not send the week twice
+    assert "已推送过" in runner.run_now("push_weekly_menu", at("2026-11-26 16:00"), force=True).result
     assert len(queued("weekly_menu")) == 3
 
 
