@@ -8,9 +8,14 @@ from flask import Flask, Response, jsonify
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings, settings_from_environment
+from bot.inbox import REPLAY_BUDGET_SECONDS
 from bot.services import Services
+from bot.spool import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -52,11 +57,16 @@ def create_app(config: Settings | None = None, services: Services | None = None)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
+        """200 when the database answers, else 503 (the cause is logged, not shown). Messages kept
+        in the spool are replayed here too, so a web worker that gets health checks drains it."""
+        inbox = services.inbox
         try:
+            inbox.spool.replay(inbox.replayed, budget=REPLAY_BUDGET_SECONDS)
             with services.db_engine.connect() as conn:
                 conn.execute(sql_text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - report, don't crash
-            return jsonify(status="error", database=str(exc)), 503
-        return jsonify(status="ok", database="ok"), 200
+        except (DatabaseUnavailable, SQLAlchemyError) as exc:
+            log.warning("health check: database unreachable: %s", exc)
+            return jsonify(status="error", database="unreachable", spooled=len(inbox.spool.files())), 503
+        return jsonify(status="ok", database="ok", spooled=len(inbox.spool.files())), 200
 
     return app
