@@ -1,0 +1,228 @@
+"""The database down loses nothing: the webhook answers a signed apology, the message waits in
+instance/spool/, and the next replayer (a request, a health check, the serve/worker tick, or
+`houqin spool replay`) files it once, in arrival order, and pushes the real reply."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from bot import create_app
+from bot.engine import Incoming
+from bot.inbox import BUSY
+from bot.services import Services
+from bot.simulator import WeChatUser
+from models import Delivery, InboundMessage, Push, RepairTicket
+
+
+@contextmanager
+def database_down(services: Services) -> Iterator[None]:
+    """The database stops answering, as a stopped server does: pooled connections are dropped and
+    every new connection is refused by the driver."""
+    engine = services.db_engine
+    refused = engine.dialect.loaded_dbapi.OperationalError
+
+    def refuse(*_: Any) -> None:
+        raise refused("connection refused")
+
+    engine.dispose()
+    event.listen(engine, "do_connect", refuse)
+    try:
+        yield
+    finally:
+        event.remove(engine, "do_connect", refuse)
+
+
+def spooled(services: Services) -> list[Path]:
+    return services.spool.files()
+
+
+def count(services: Services, model: type[Any], *where: Any) -> int:
+    with services.factory() as s:
+        return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def tickets(services: Services) -> list[tuple[int, str]]:
+    with services.factory() as s:
+        return [(t.number, t.description) for t in s.scalars(select(RepairTicket).order_by(RepairTicket.id))]
+
+
+@pytest.fixture
+def staffed(people: Any) -> Any:
+    people.add("张丽", "teacher", class_name="三(2)班")
+    people.add("殷奇", "staff", categories="电教")
+    people.add("周春明", "admin")
+    return people
+
+
+def test_database_down_apologises_spools_and_replay_files_it_once(wechat_user: Any, staffed: Any, services: Services,
+                                                                  houqin: Any, deliver: Any, fake_wechat: Any) -> None:
+    wechat_user("殷奇")
+    teacher = wechat_user("张丽")
+    with database_down(services):
+        reply = teacher.say("报修 三(2)班 投影仪不亮")
+        assert reply.status == 200 and "<Encrypt>" in reply.body  # signed and encrypted like any reply
+        assert reply.text == BUSY
+        [path] = spooled(services)
+        assert path.parent == services.settings.instance_dir / "spool"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        assert kept["openid"] == teacher.openid and kept["message"]["Content"] == "报修 三(2)班 投影仪不亮"
+    assert count(services, InboundMessage, InboundMessage.content == "报修 三(2)班 投影仪不亮") == 0
+
+    result = houqin("spool", "replay")
+    assert "已重放 1 条消息" in result.output
+    assert spooled(services) == []
+    assert tickets(services) == [(1, "投影仪不亮")]
+    assert count(services, InboundMessage, InboundMessage.content == "报修 三(2)班 投影仪不亮") == 1
+    deliver()
+    [pushed] = fake_wechat.sent_to("张丽")
+    assert pushed.mentions("R1") and pushed.endpoint.endswith("custom/send")
+    assert fake_wechat.sent_to("殷奇")[-1].mentions("R1", "投影仪不亮")
+
+
+def test_wechat_retrying_while_the_database_is_down_is_spooled_once(wechat_user: Any, staffed: Any,
+                                                                    services: Services) -> None:
+    teacher = wechat_user("张丽")
+    request = teacher.request(teacher.message("text", Content="报修 三(2)班 投影仪不亮"))
+    with database_down(services):
+        assert [teacher.post(*request).text for _ in range(3)] == [BUSY] * 3
+        assert len(spooled(services)) == 1
+    assert services.inbox.replay() == 1
+    assert tickets(services) == [(1, "投影仪不亮")]
+    assert teacher.post(*request).text.startswith("已提交报修 R1")  # the retry now gets the real reply
+
+
+def test_a_replay_repeated_after_a_crash_handles_nothing_twice(wechat_user: Any, staffed: Any, services: Services,
+                                                               tmp_path: Path, deliver: Any, fake_wechat: Any) -> None:
+    teacher = wechat_user("张丽")
+    with database_down(services):
+        teacher.say("报修 三(2)班 投影仪不亮")
+    [path] = spooled(services)
+    copy = shutil.copy(path, tmp_path / "copy.json")
+    assert services.inbox.replay() == 1
+    shutil.copy(copy, path)  # as if the replayer died between the commit and deleting the file
+    assert services.inbox.replay() == 1
+    assert spooled(services) == []
+    assert tickets(services) == [(1, "投影仪不亮")]
+    assert count(services, InboundMessage, InboundMessage.content == "报修 三(2)班 投影仪不亮") == 1
+    deliver()
+    assert len(fake_wechat.sent_to("张丽")) == 1
+
+
+def test_a_second_replayer_leaves_the_spool_to_the_first(wechat_user: Any, staffed: Any, services: Services) -> None:
+    teacher = wechat_user("张丽")
+    with database_down(services):
+        teacher.say("报修 三(2)班 投影仪不亮")
+        teacher.say("报修 三(2)班 空调漏水")
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(msg: Incoming, received_at: datetime) -> str:
+        inside.set()
+        release.wait(10)
+        return services.inbox.replayed(msg, received_at)
+
+    first = threading.Thread(target=services.spool.replay, args=(slow,))
+    first.start()
+    try:
+        assert inside.wait(10)
+        other = Services.from_settings(services.settings, schema=services.schema)  # another process's view
+        assert other.inbox.replay() == 0
+        assert len(spooled(services)) == 2
+    finally:
+        release.set()
+        first.join(10)
+        other.db_engine.dispose()
+    assert spooled(services) == []
+    assert tickets(services) == [(1, "投影仪不亮"), (2, "空调漏水")]  # arrival order
+
+
+def test_the_next_request_replays_the_spool_before_its_own_message(wechat_user: Any, staffed: Any,
+                                                                   services: Services, deliver: Any,
+                                                                   fake_wechat: Any) -> None:
+    teacher = wechat_user("张丽")
+    with database_down(services):
+        assert teacher.say("报修").text == BUSY
+    reply = teacher.say("三(2)班")  # the answer to the question the spooled 报修 asks
+    assert "描述" in reply.text, reply.text
+    assert spooled(services) == []
+    deliver()
+    assert "地点" in fake_wechat.sent_to("张丽")[-1].text  # the reply 报修 got, pushed
+
+
+def test_healthz_is_503_without_details_while_the_database_is_down(client: Any, wechat_user: Any, staffed: Any,
+                                                                   services: Services) -> None:
+    teacher = wechat_user("张丽")
+    with database_down(services):
+        teacher.say("报修 三(2)班 投影仪不亮")
+        res = client.get("/healthz")
+        assert res.status_code == 503
+        assert res.get_json() == {"status": "error", "database": "unreachable", "spooled": 1}
+        assert len(spooled(services)) == 1
+    res = client.get("/healthz")  # a health check replays the spool too
+    assert res.status_code == 200 and res.get_json() == {"status": "ok", "database": "ok", "spooled": 0}
+    assert tickets(services) == [(1, "投影仪不亮")]
+
+
+def test_a_really_unreachable_database_is_recognised(backend: Any, staffed: Any, services: Services,
+                                                     tmp_path: Path) -> None:
+    """The driver's own failure, not a simulated one: PostgreSQL on a closed loopback port, or a
+    SQLite file whose folder is gone."""
+    people = staffed
+    if backend.name == "postgresql":
+        url = "postgresql://127.0.0.1:1/test"
+    else:
+        url = f"sqlite:///{tmp_path / 'gone' / 'houqin.db'}"
+    down = Services.from_settings(services.settings.with_overrides(database_url=url))
+    shutil.rmtree(tmp_path / "gone", ignore_errors=True)
+    client = create_app(services=down).test_client()
+    s = services.settings
+    user = WeChatUser("o_unreachable_test", token=s.wechat_token, appid=s.wechat_appid, aes_key=s.wechat_aes_key,
+                      transport=lambda url, body: (lambda r: (r.status_code, r.data))(
+                          client.post(url, data=body, content_type="text/xml")))
+    assert user.say(f"绑定 {people.code_of('张丽')}").text == BUSY
+    res = client.get("/healthz")
+    assert res.status_code == 503 and res.get_json()["database"] == "unreachable"
+    assert "127.0.0.1" not in res.get_data(as_text=True) and "sqlite" not in res.get_data(as_text=True)
+    assert services.inbox.replay() == 1  # the machine's other process, on the database that works
+    with services.factory() as db:
+        reply = db.scalar(select(Push.text).join(Delivery).where(Delivery.openid == "o_unreachable_test"))
+    assert reply is not None and "绑定成功" in reply
+
+
+def test_the_background_tick_replays(wechat_user: Any, staffed: Any, services: Services) -> None:
+    teacher = wechat_user("张丽")
+    with database_down(services):
+        teacher.say("报修 三(2)班 投影仪不亮")
+    stop = threading.Event()
+    tick = threading.Thread(target=services.spool.replay_forever, args=(services.inbox.replayed, stop, 0.01))
+    tick.start()
+    try:
+        for _ in range(1000):
+            if not spooled(services):
+                break
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        tick.join(10)
+    assert spooled(services) == []
+    assert tickets(services) == [(1, "投影仪不亮")]
+
+
+def test_houqin_spool_lists_what_waits(wechat_user: Any, staffed: Any, services: Services, houqin: Any) -> None:
+    teacher = wechat_user("张丽")
+    with database_down(services):
+        teacher.say("报修 三(2)班 投影仪不亮")
+    [path] = spooled(services)
+    result = houqin("spool")
+    assert "1 条消息待重放" in result.output and path.name in result.output
