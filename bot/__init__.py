@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.config import Settings, settings_from_environment
 from bot.inbox import REPLAY_BUDGET_SECONDS
 from bot.services import Services
-from bot.spool import DatabaseUnavailable
+from bot.spool import DatabaseUnavailable, Spool
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,12 @@ class _SessionInterface(SecureCookieSessionInterface):
         if key not in self._serializers:
             self._serializers[key] = super().get_signing_serializer(app)
         return self._serializers[key]
+
+
+def _spooled(spool: Spool) -> dict[str, int]:
+    """For /healthz: how many messages wait in the spool, when any do."""
+    count = len(spool.files())
+    return {"spooled": count} if count else {}
 
 
 def create_app(config: Settings | None = None, services: Services | None = None) -> Flask:
@@ -57,8 +63,9 @@ def create_app(config: Settings | None = None, services: Services | None = None)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
-        """200 when the database answers, else 503 (the cause is logged, not shown). Messages kept
-        in the spool are replayed here too, so a web worker that gets health checks drains it."""
+        """200 when the database answers, else 503 (the cause is logged, not shown); `spooled` counts
+        messages waiting in the spool, which are replayed here too, so a web worker that gets health
+        checks drains it."""
         inbox = services.inbox
         try:
             inbox.spool.replay(inbox.replayed, budget=REPLAY_BUDGET_SECONDS)
@@ -66,7 +73,7 @@ def create_app(config: Settings | None = None, services: Services | None = None)
                 conn.execute(sql_text("SELECT 1"))
         except (DatabaseUnavailable, SQLAlchemyError) as exc:
             log.warning("health check: database unreachable: %s", exc)
-            return jsonify(status="error", database="unreachable", spooled=len(inbox.spool.files())), 503
-        return jsonify(status="ok", database="ok", spooled=len(inbox.spool.files())), 200
+            return jsonify(status="error", database="unreachable", **_spooled(inbox.spool)), 503
+        return jsonify(status="ok", database="ok", **_spooled(inbox.spool)), 200
 
     return app

@@ -7,8 +7,9 @@ unique de-duplication key makes WeChat's retries — even concurrent ones on oth
 for the first copy and get the same reply, handled exactly once.
 
 When the database cannot be reached the message is kept in the spool (bot.spool) and gets `BUSY`;
-each request first replays what the spool holds (for a moment at most), so a sender's messages are
-handled in the order they came, and a replayed message's reply is pushed to its sender."""
+each request first replays what the spool holds (for a moment at most), and a message whose sender
+still has one waiting there is spooled behind it, so a sender's messages are handled in the order
+they came. A replayed message's reply is pushed to its sender."""
 
 from __future__ import annotations
 
@@ -73,11 +74,23 @@ class Inbox:
         unreachable the message is kept in the spool and gets `BUSY`."""
         now = self.clock()
         try:
-            self.spool.replay(self.replayed, budget=REPLAY_BUDGET_SECONDS)
-            return self.process(msg, now)
+            if self._replay_first(msg):
+                return self.process(msg, now)
         except DatabaseUnavailable:
-            self.spool.keep(msg, now)
-            return BUSY
+            pass
+        self.spool.keep(msg, now)
+        return BUSY
+
+    def _replay_first(self, msg: Incoming) -> bool:
+        """Replay the spool for a moment; False if the sender's earlier messages still wait in it
+        (another process is replaying them), so this one must queue behind them."""
+        try:
+            self.spool.replay(self.replayed, budget=REPLAY_BUDGET_SECONDS)
+        except DatabaseUnavailable:
+            raise
+        except Exception:  # noqa: BLE001 - a spool fault must not stop the webhook answering
+            log.exception("replaying the spool failed")
+        return not self.spool.holds(msg.openid)
 
     def replayed(self, msg: Incoming, received_at: datetime) -> str:
         """Handle a message from the spool as of its arrival; its reply is pushed to the sender."""

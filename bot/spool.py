@@ -3,8 +3,9 @@
 When the inbox cannot store a message (`DatabaseUnavailable`), the webhook answers a fixed apology
 and the message is written here, one file per message in `instance/spool/`: written to a temporary
 file, fsync'd, renamed into place and the folder fsync'd, mode 0600. A file's name starts with a
-sequence number, so the names sort in arrival order, and carries a digest of the message's
-de-duplication key, so WeChat retrying a message while the database is down keeps one file.
+sequence number, so the names sort in arrival order, then carries a digest of the message's
+de-duplication key, so WeChat retrying a message while the database is down keeps one file, and
+one of its sender, so a sender's next message can wait behind it (`holds`).
 
 Whichever process on this machine next gets to it — the next webhook request, the background
 tick of `houqin serve` / `houqin worker`, or `houqin spool replay` — hands the files, oldest first,
@@ -32,7 +33,7 @@ from bot.engine import Incoming
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^(\d{20})-([0-9a-f]{20})\.json$")
+_NAME = re.compile(r"^(\d{20})-([0-9a-f]{20})-([0-9a-f]{12})\.json$")
 _WRITE_LOCK, _REPLAY_LOCK = ".write.lock", ".replay.lock"
 
 
@@ -40,8 +41,8 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached (connect, begin or store failed): keep the message here."""
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+def _digest(key: str, size: int = 20) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:size]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -67,7 +68,7 @@ class Spool:
                 if _NAME.match(path.name)[2] == digest:  # type: ignore[index]
                     return path
             last = int(files[-1].name[:20]) if files else 0
-            path = self.folder / f"{max(time.time_ns(), last + 1):020d}-{digest}.json"
+            path = self.folder / f"{max(time.time_ns(), last + 1):020d}-{digest}-{_digest(msg.openid, 12)}.json"
             body = json.dumps({"dedup_key": msg.dedup_key, "openid": msg.openid,
                                "received_at": received_at.isoformat(), "message": msg.raw},
                               ensure_ascii=False, default=str).encode("utf-8")
@@ -90,6 +91,11 @@ class Spool:
         except FileNotFoundError:
             return []
         return [self.folder / name for name in sorted(names)]
+
+    def holds(self, openid: str) -> bool:
+        """Whether a message from `openid` still waits here (then their next one must wait too)."""
+        sender = _digest(openid, 12)
+        return any(_NAME.match(path.name)[3] == sender for path in self.files())  # type: ignore[index]
 
     # -- replaying -------------------------------------------------------------------------------
     def replay(self, handle: Callable[[Incoming, datetime], str], budget: float | None = None) -> int:
