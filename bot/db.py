@@ -14,6 +14,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -112,12 +113,19 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # Take the write lock at the start so concurrent writers queue instead of failing
             # with "database is locked" when a read transaction tries to upgrade.
+            # Raised here, outside SQLAlchemy's own handling, a driver error would arrive unwrapped:
+            # wrap it, so callers see the OperationalError ("database is locked") they expect.
             dbapi_conn = conn.connection.dbapi_connection
-            dbapi_conn.queue_for_write(conn.get_execution_options().get("houqin_write_wait", SQLITE_BUSY_SECONDS))
+            try:
+                dbapi_conn.queue_for_write(conn.get_execution_options().get("houqin_write_wait", SQLITE_BUSY_SECONDS))
+            except sqlite3.OperationalError as exc:
+                raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
             try:
                 dbapi_conn.execute("BEGIN IMMEDIATE")  # on the driver: nothing to log or convert
-            except BaseException:
+            except BaseException as exc:
                 dbapi_conn.leave_queue()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
                 raise
 
         return engine

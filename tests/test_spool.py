@@ -292,3 +292,16 @@ def test_houqin_worker_replays_the_spool(tmp_path: Path) -> None:
         queued = conn.scalar(select(Push.text).join(Delivery).where(Delivery.openid == "oSpoolWorker"))
     assert stored == [("帮助", "handled")] and queued is not None and "绑定" in queued
     engine.dispose()
+
+
+def test_a_webhook_that_cannot_get_its_turn_to_write_spools(backend: Any, wechat_user: Any, staffed: Any,
+                                                             services: Services) -> None:
+    """SQLite: the webhook waits `webhook_db_wait_seconds` in the writer queue, not SQLite's 30 s."""
+    if backend.name != "sqlite":
+        pytest.skip("the writer queue is SQLite's; PostgreSQL writers do not queue for the whole database")
+    teacher = wechat_user("张丽")
+    with services.db_engine.begin():  # another writer holds the database
+        assert teacher.say("报修 三(2)班 投影仪不亮").text == BUSY
+    assert len(spooled(services)) == 1
+    assert teacher.say("我的报修").text.count("R1") == 1  # replayed before it
+    assert tickets(services) == [(1, "投影仪不亮")]
