@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import event, func, select
 
 from bot import create_app
-from bot.engine import Incoming
-from bot.inbox import BUSY
+from bot.engine import Context, Conversation, Incoming, Reply
+from bot.inbox import APOLOGY, BUSY
 from bot.outbox import REPLY_KIND
 from bot.services import Services
 from bot.simulator import WeChatUser
@@ -305,3 +305,24 @@ def test_a_webhook_that_cannot_get_its_turn_to_write_spools(backend: Any, wechat
     assert len(spooled(services)) == 1
     assert teacher.say("我的报修").text.count("R1") == 1  # replayed before it
     assert tickets(services) == [(1, "投影仪不亮")]
+
+
+def test_a_replayed_message_that_hits_a_bug_gets_the_apology_pushed(wechat_user: Any, staffed: Any,
+                                                                    services: Services, queued: Any) -> None:
+    from test_webhook import use_capabilities
+
+    boom = Conversation("boom_test", title="故障", keywords=["故障"])
+
+    @boom.entry
+    def explode(msg: Incoming, ctx: Context) -> Reply:
+        raise RuntimeError("deliberate failure in a test handler")
+
+    use_capabilities(services, boom)
+    teacher = wechat_user("张丽")
+    with database_down(services):
+        assert teacher.say("故障 请处理").text == BUSY
+    assert services.inbox.replay() == 1
+    with services.factory() as db:
+        status = db.scalar(select(InboundMessage.status).where(InboundMessage.content == "故障 请处理"))
+    assert status == "failed"
+    assert [push.text for push in queued(kind=REPLY_KIND)] == [APOLOGY]  # the promised answer, honest
