@@ -8,9 +8,14 @@ from flask import Flask, Response, jsonify
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings, settings_from_environment
+from bot.inbox import REPLAY_BUDGET_SECONDS
 from bot.services import Services
+from bot.spool import DatabaseUnavailable, Spool
+
+log = logging.getLogger(__name__)
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -25,6 +30,12 @@ class _SessionInterface(SecureCookieSessionInterface):
         if key not in self._serializers:
             self._serializers[key] = super().get_signing_serializer(app)
         return self._serializers[key]
+
+
+def _spooled(spool: Spool) -> dict[str, int]:
+    """For /healthz: how many messages wait in the spool, when any do."""
+    count = len(spool.files())
+    return {"spooled": count} if count else {}
 
 
 def create_app(config: Settings | None = None, services: Services | None = None) -> Flask:
@@ -52,11 +63,17 @@ def create_app(config: Settings | None = None, services: Services | None = None)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
+        """200 when the database answers, else 503 (the cause is logged, not shown); `spooled` counts
+        messages waiting in the spool, which are replayed here too, so a web worker that gets health
+        checks drains it."""
+        inbox = services.inbox
         try:
+            inbox.spool.replay(inbox.replayed, budget=REPLAY_BUDGET_SECONDS)
             with services.db_engine.connect() as conn:
                 conn.execute(sql_text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - report, don't crash
-            return jsonify(status="error", database=str(exc)), 503
-        return jsonify(status="ok", database="ok"), 200
+        except (DatabaseUnavailable, SQLAlchemyError) as exc:
+            log.warning("health check: database unreachable: %s", exc)
+            return jsonify(status="error", database="unreachable", **_spooled(inbox.spool)), 503
+        return jsonify(status="ok", database="ok", **_spooled(inbox.spool)), 200
 
     return app

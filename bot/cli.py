@@ -108,6 +108,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     from bot.media import media_worker
 
     threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
+    _replay_spool_in_background(services, stop)
     from scheduler.runner import Runner
 
     runner = Runner(services)
@@ -149,10 +150,41 @@ def worker() -> None:
     from bot.media import media_worker
 
     threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
+    _replay_spool_in_background(services, stop)
     try:
         services.worker().run_forever(stop)
     except KeyboardInterrupt:
         stop.set()
+
+
+def _replay_spool_in_background(services: Services, stop: threading.Event) -> None:
+    """Messages this machine kept while the database was unreachable go in as soon as it is back."""
+    inbox = services.inbox
+    threading.Thread(target=inbox.spool.replay_forever, args=(inbox.replayed, stop), name="spool-replay",
+                     daemon=True).start()
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def spool(ctx: click.Context) -> None:
+    """Messages kept on this machine while the database was unreachable (instance/spool/)."""
+    if ctx.invoked_subcommand is None:
+        files = Services.from_settings(_settings()).spool.files()
+        click.echo(f"{len(files)} 条消息待重放" + "".join(f"\n  {path.name}" for path in files))
+
+
+@spool.command("replay")
+def spool_replay() -> None:
+    """Store and handle the kept messages now, oldest first; each reply is pushed to its sender."""
+    from bot.spool import DatabaseUnavailable
+
+    services = _services()
+    try:
+        count = services.inbox.replay()
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(f"数据库仍无法连接，消息保留在 {services.spool.folder}") from exc
+    left = len(services.spool.files())
+    click.echo(f"已重放 {count} 条消息" + (f"，另有 {left} 条正由其他进程重放" if left else ""))
 
 
 @main.group()

@@ -57,6 +57,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     timestamp_tolerance_seconds: int = 300
     retry_wait_seconds: float = 4.0
+    # how long the webhook waits for its turn to write on SQLite; longer, and the message is spooled
+    webhook_db_wait_seconds: float = 1.0
     # school
     quiet_start: str = "21:00"
     quiet_end: str = "07:00"

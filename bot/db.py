@@ -14,10 +14,14 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_SECONDS = 30.0
+# PostgreSQL: give up connecting after this long (libpq's minimum), so that a request finds out
+# quickly that the database is unreachable; `?connect_timeout=N` in DATABASE_URL overrides it.
+PG_CONNECT_TIMEOUT = 2
 
 
 class _QueuedSQLiteConnection(sqlite3.Connection):
@@ -34,10 +38,10 @@ class _QueuedSQLiteConnection(sqlite3.Connection):
     writer_lock: int | None = None  # file descriptor, set on connect
     holds_lock = False
 
-    def queue_for_write(self) -> None:
+    def queue_for_write(self, wait: float = SQLITE_BUSY_SECONDS) -> None:
         if self.writer_lock is None:
             return
-        deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+        deadline = time.monotonic() + wait
         delay = 0.00005
         while True:
             try:
@@ -79,8 +83,9 @@ class _QueuedSQLiteConnection(sqlite3.Connection):
 def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
     """An engine with the settings each backend needs for many concurrent writers.
 
-    SQLite: WAL, a busy timeout and foreign keys. PostgreSQL: an optional schema on the search path
-    (tests use a schema of their own per run).
+    SQLite: WAL, a busy timeout and foreign keys; a connection with the execution option
+    `houqin_write_wait` (seconds) waits at most that long in the writer queue. PostgreSQL: a short
+    connect timeout and an optional schema on the search path (tests use a schema of their own per run).
     """
     if url.startswith("sqlite"):
         lock_file: Path | None = None
@@ -108,18 +113,27 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # Take the write lock at the start so concurrent writers queue instead of failing
             # with "database is locked" when a read transaction tries to upgrade.
+            # Raised here, outside SQLAlchemy's own handling, a driver error would arrive unwrapped:
+            # wrap it, so callers see the OperationalError ("database is locked") they expect.
             dbapi_conn = conn.connection.dbapi_connection
-            dbapi_conn.queue_for_write()
+            try:
+                dbapi_conn.queue_for_write(conn.get_execution_options().get("houqin_write_wait", SQLITE_BUSY_SECONDS))
+            except sqlite3.OperationalError as exc:
+                raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
             try:
                 dbapi_conn.execute("BEGIN IMMEDIATE")  # on the driver: nothing to log or convert
-            except BaseException:
+            except BaseException as exc:
                 dbapi_conn.leave_queue()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
                 raise
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     connect_args: dict[str, Any] = {}
+    if "connect_timeout=" not in url:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT
     if schema:
         connect_args["options"] = f"-csearch_path={schema}"
     # No ping per checkout (a round trip per request): after a database restart the first request

@@ -4,7 +4,12 @@ The message row is written first, by an INSERT that also returns who sent it (`S
 and the handler's work joins its transaction. A handler bug rolls the whole transaction back, and
 the message is stored again, with the apology it got and the traceback, in a fresh one. The row's
 unique de-duplication key makes WeChat's retries — even concurrent ones on other workers — wait
-for the first copy and get the same reply, handled exactly once."""
+for the first copy and get the same reply, handled exactly once.
+
+When the database cannot be reached the message is kept in the spool (bot.spool) and gets `BUSY`;
+each request first replays what the spool holds (for a moment at most), and a message whose sender
+still has one waiting there is spooled behind it, so a sender's messages are handled in the order
+they came. A replayed message's reply is pushed to its sender."""
 
 from __future__ import annotations
 
@@ -16,16 +21,23 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.engine import SENDER_COLUMNS, Context, Engine, Incoming, Sender
+from bot.outbox import queue_reply
+from bot.spool import DatabaseUnavailable, Spool
 from models import Binding, InboundMessage, utcnow
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "抱歉，系统出了点问题，你的消息已记录，后勤处会尽快处理。请稍后再试。"
+BUSY = "系统繁忙，你的消息已收到，稍后处理并回复你。"
+
+UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)  # the database, not the message, is at fault
+REPLAY_BUDGET_SECONDS = 0.5  # a request replays the spool at most this long before its own message
 
 
 _LENGTHS: dict[str, int] = {c.name: getattr(c.type, "length", None) or 0 for c in InboundMessage.__table__.c}
@@ -47,52 +59,97 @@ _FOLLOWING = (update(Binding).where(Binding.openid == bindparam("key"))
 
 class Inbox:
     def __init__(self, db_engine: SqlEngine, factory: sessionmaker[Session], engine: Engine, settings: Settings,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, spool: Spool | None = None) -> None:
         self.db_engine = db_engine
+        # the webhook's own writes wait briefly for SQLite's writer queue (a request must be answered)
+        self.writer = db_engine.execution_options(houqin_write_wait=settings.webhook_db_wait_seconds)
         self.factory = factory
         self.engine = engine
         self.settings = settings
         self.clock = clock
+        self.spool = spool or Spool(settings.instance_dir / "spool")
 
     def handle(self, msg: Incoming) -> str:
-        """Store and answer one message; a retry gets the first copy's reply."""
+        """Store and answer one message; a retry gets the first copy's reply. With the database
+        unreachable the message is kept in the spool and gets `BUSY`."""
         now = self.clock()
+        try:
+            if self._replay_first(msg):
+                return self.process(msg, now)
+        except DatabaseUnavailable:
+            pass
+        self.spool.keep(msg, now)
+        return BUSY
+
+    def _replay_first(self, msg: Incoming) -> bool:
+        """Replay the spool for a moment; False if the sender's earlier messages still wait in it
+        (another process is replaying them), so this one must queue behind them."""
+        try:
+            self.spool.replay(self.replayed, budget=REPLAY_BUDGET_SECONDS)
+        except DatabaseUnavailable:
+            raise
+        except Exception:  # noqa: BLE001 - a spool fault must not stop the webhook answering
+            log.exception("replaying the spool failed")
+        return not self.spool.holds(msg.openid)
+
+    def replayed(self, msg: Incoming, received_at: datetime) -> str:
+        """Handle a message from the spool as of its arrival; its reply is pushed to the sender."""
+        return self.process(msg, received_at, push_reply=True)
+
+    def replay(self) -> int:
+        """Replay everything the spool holds (`houqin spool replay`, the background tick)."""
+        return self.spool.replay(self.replayed)
+
+    def process(self, msg: Incoming, now: datetime, *, push_reply: bool = False) -> str:
+        """Store and handle `msg` as received at `now`; raises DatabaseUnavailable if it could not
+        be stored. `push_reply`: also queue the reply (unless empty) in the same transaction."""
         stored = False
         try:
             # Core statements on one connection: the ORM session is opened only if a step asks for
             # it. A retry of a stored message fails on the unique key and waits for the first
             # copy's reply.
-            with self.db_engine.begin() as conn:
+            with self.writer.begin() as conn:
                 row = conn.execute(_INSERT, {**self._row(msg, now), "sender": msg.openid}).one()
                 stored = True
                 text = self._dispatch(conn, msg, Sender.from_row(msg.openid, row, now), now)
                 conn.execute(_UPDATE, {"row_id": row.id, "status": "handled", "reply": text, "error": None,
                                        "handled_at": self.clock()})
+                if push_reply and text:
+                    queue_reply(conn, msg.openid, text, self.clock())
                 return text
         except IntegrityError:
             if not stored:
                 return self._earlier_reply(msg.dedup_key)
-            return self._failed(msg, now)
+            return self._failed(msg, now, push_reply)
+        except UNREACHABLE as exc:
+            if not stored:
+                raise DatabaseUnavailable(str(exc)) from exc
+            return self._failed(msg, now, push_reply)
         except Exception:  # noqa: BLE001 - a handler bug: its work is rolled back, the message is kept
-            return self._failed(msg, now)
+            return self._failed(msg, now, push_reply)
 
     def _row(self, msg: Incoming, now: datetime) -> dict[str, object]:
         return {"dedup_key": msg.dedup_key, "openid": _fit("openid", msg.openid),
                 "msg_type": _fit("msg_type", msg.msg_type), "event": _fit("event", msg.event),
                 "content": msg.text, "payload": msg.raw, "received_at": now}
 
-    def _failed(self, msg: Incoming, now: datetime) -> str:
+    def _failed(self, msg: Incoming, now: datetime, push_reply: bool = False) -> str:
         """After a handler bug rolled everything back: store the message again with the apology it
-        gets and the traceback (a fresh transaction, so nothing of the handler's work survives)."""
+        gets and the traceback (a fresh transaction, so nothing of the handler's work survives).
+        If the database went away meanwhile, DatabaseUnavailable: the message goes to the spool."""
         log.exception("handler failed for %s from %s", msg.dedup_key, msg.openid)
         error = traceback.format_exc(limit=20)
         try:
-            with self.db_engine.begin() as conn:
+            with self.writer.begin() as conn:
                 conn.execute(insert(InboundMessage), {
                     **self._row(msg, now), "status": "failed", "reply": APOLOGY, "error": error,
                     "handled_at": self.clock()})
+                if push_reply:
+                    queue_reply(conn, msg.openid, APOLOGY, self.clock())
         except IntegrityError:  # a retry got in meanwhile: it has the answer
             return self._earlier_reply(msg.dedup_key)
+        except UNREACHABLE as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
         return APOLOGY
 
     def _dispatch(self, conn: Connection, msg: Incoming, sender: Sender, now: datetime) -> str:

@@ -10,10 +10,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from bot.text import clock_time
-from models import Delivery, Person, Push
+from models import Binding, Delivery, Person, Push
 from models.outbox import UNDELIVERABLE
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 NOT_BOUND = "未绑定微信"
 NOT_FOLLOWING = "已取消关注公众号"
+REPLY_KIND = "reply"  # a reply pushed because it could not be the webhook's answer
 
 
 def quiet_until(now: datetime, settings: Settings) -> datetime | None:
@@ -78,3 +80,14 @@ class Outbox:
             for openid in openids:
                 push.deliveries.append(Delivery(person_id=person.id, openid=openid, next_attempt_at=due))
         return push
+
+
+def queue_reply(conn: Connection, openid: str, text: str, now: datetime) -> None:
+    """Queue `text` for the follower `openid`, in the caller's transaction: the reply to a message
+    that was answered with an apology (replayed from the spool). It answers what they wrote, so it
+    goes at once, quiet hours or not, as a customer-service message (unless `reply` has a template)."""
+    push_id = conn.execute(insert(Push).returning(Push.id),
+                           {"kind": REPLY_KIND, "text": text, "created_at": now}).scalar_one()
+    person_id = conn.scalar(select(Binding.person_id).where(Binding.openid == openid))
+    conn.execute(insert(Delivery), {"push_id": push_id, "person_id": person_id, "openid": openid,
+                                    "next_attempt_at": now})

@@ -15,6 +15,7 @@ from bot.db import make_engine, make_sessionmaker
 from bot.engine import Engine
 from bot.gateway import Codec, TokenStore, WeChatApi
 from bot.inbox import Inbox
+from bot.spool import Spool
 from bot.tokens import DatabaseTokenStore, RedisTokenStore
 from bot.worker import PushWorker
 from models import utcnow
@@ -51,8 +52,12 @@ class Services:
                      s.timestamp_tolerance_seconds)
 
     @cached_property
+    def spool(self) -> Spool:
+        return Spool(self.settings.instance_dir / "spool")
+
+    @cached_property
     def inbox(self) -> Inbox:
-        return Inbox(self.db_engine, self.factory, self.engine, self.settings, clock=self.now)
+        return Inbox(self.db_engine, self.factory, self.engine, self.settings, clock=self.now, spool=self.spool)
 
     @cached_property
     def token_store(self) -> TokenStore:
