@@ -27,7 +27,7 @@ from bot.text import (
     route_key,
     split_list,
 )
-from models import Delivery, ParentLink, Person, Student
+from models import Delivery, ParentLink, Person, Push, Student
 from models.bus import (
     AFTERNOON,
     BOARD,
@@ -41,6 +41,7 @@ from models.bus import (
     BusSubscription,
     BusTrip,
 )
+from models.outbox import UNDELIVERABLE
 
 MAX_COUNT = 200
 NOON = time(12, 0)
@@ -66,7 +67,9 @@ MISMATCH_ALERT = ("【校车人数不符】{route} {trip}趟上车 {count} 人�
                   "应乘车学生：{names}{leave}")
 MISMATCH_UNCHANGED = "与上次报告的差异相同，不再重复通知。"
 CORRECTED = "【校车人数更正】{route} {trip}趟上车 {count} 人，应到 {expected} 人。已更正：人数相符。报告人：{who}。"
-CORRECTION_TOLD = "已向之前收到人数不符提醒的{names}发送更正。"
+CORRECTION_TOLD = "之前的人数不符提醒已更正：{told}"
+TOLD_REACHED = "已告知{names}"
+TOLD_UNREACHED = "{names}无法送达（未绑定或已取消关注）"
 ALARM_TEXT = ("【校车警报】{route} {trip}趟下车 {alighted} 人，少于上车 {boarded} 人：可能有 {missing} 名学生仍在车上！"
               "请立即检查车厢。车牌 {plate}，司机 {driver}，跟车老师 {monitors}。"
               "处理后发送「确认 {number}号线 情况」。")
@@ -88,7 +91,6 @@ ACK_WHICH_AGAIN = "请回复上面列出的线路（{choices}），或发送「�
 ACK_DONE = "已确认{route}警报（{count}条），确认人：{who}，时间 {at}。{found}{told}"
 ACK_FOUND = "情况：{note}。"
 ACK_NO_NOTE = "未填写情况（可写在线路后，例如：确认 {number}号线 后排发现学生睡着了，已送回家）。"
-ACK_TOLD_NAMES = "已告知{names}。"
 ACK_TOLD = "【校车警报已确认】{route} {trip}趟警报已由{who}于 {at} 确认。{found}"
 ACK_TOLD_NO_NOTE = "（未填写情况）"
 ACK_REFUSED = "抱歉，「确认」仅限管理员和校车管理负责人使用。"
@@ -244,7 +246,7 @@ def _after_boarding(ctx: Context, trip: BusTrip, expected: list[Student], away: 
     if diff == 0:
         alerted = _told_of_mismatch(ctx.db, trip)
         push = ctx.outbox.notify(alerted, "bus_mismatch", CORRECTED.format(**fields), safety=True)
-        reply = CORRECTION_TOLD.format(names="、".join(p.name for p in alerted)) if alerted else ""
+        reply = CORRECTION_TOLD.format(told=told_by(ctx.db, push)) if push is not None else ""
     else:
         leave = f"\n今日请假：{'、'.join(s.name for s in away)}" if away else ""
         push = ctx.outbox.notify(bus_responsible(ctx.db), "bus_mismatch", MISMATCH_ALERT.format(
@@ -255,6 +257,17 @@ def _after_boarding(ctx: Context, trip: BusTrip, expected: list[Student], away: 
     ctx.db.add(BusCountNotice(trip=trip, boarded=trip.boarded, expected=trip.expected, diff=diff, push=push,
                               sent_at=ctx.now))
     return reply
+
+
+def told_by(db: Session, push: Push) -> str:
+    """Who `push` can reach, and who it cannot: what a reply may claim."""
+    reached = {d.person_id for d in push.deliveries if d.status != UNDELIVERABLE}
+    ids = {d.person_id for d in push.deliveries}
+    people = list(db.scalars(select(Person).where(Person.id.in_(ids)).order_by(Person.id))) if ids else []
+    parts = [TOLD_REACHED.format(names="、".join(p.name for p in people if p.id in reached))] if reached else []
+    if ids - reached:
+        parts.append(TOLD_UNREACHED.format(names="、".join(p.name for p in people if p.id not in reached)))
+    return "；".join(parts) + "。"
 
 
 def _told_of_mismatch(db: Session, trip: BusTrip) -> list[Person]:
@@ -393,12 +406,12 @@ def _acknowledge(ctx: Context, route: BusRoute, note: str) -> str:
     others = [p for p in {p.id: p for p in raisers + bus_responsible(ctx.db)}.values()
               if ctx.person is None or p.id != ctx.person.id]
     trips = "、".join(dict.fromkeys(TRIP_NAMES[a.trip.trip] for a in alarms))
-    ctx.outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
+    push = ctx.outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
         route=route.label, trip=trips, who=who, at=at,
         found=ACK_FOUND.format(note=note) if note else ACK_TOLD_NO_NOTE), safety=True)
     return ACK_DONE.format(route=route.label, count=len(alarms), who=who, at=at,
                            found=ACK_FOUND.format(note=note) if note else ACK_NO_NOTE.format(number=route.number),
-                           told=ACK_TOLD_NAMES.format(names="、".join(p.name for p in others)) if others else "")
+                           told=told_by(ctx.db, push) if push is not None else "")
 
 
 # -- 请假 / 销假 -------------------------------------------------------------------------------
