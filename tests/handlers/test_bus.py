@@ -213,6 +213,15 @@ def test_digest_has_a_bus_section(monitor, runner, queued, clock) -> None:
     assert "■ 校车" in text and "1号线放学：下车少 1 人的警报，提醒 1 次，未确认！" in text
 
 
+def test_digest_shows_what_the_acknowledger_found(monitor, runner, queued, clock, wechat_user) -> None:
+    clock.set("2026-11-23 16:35")
+    monitor.say("校车 1号线 上车 3")
+    monitor.say("校车 1号线 下车 2")
+    wechat_user("宦欢").say("确认 1号线 车厢已查，无人滞留")
+    runner.run_now("send_daily_digest", at("2026-11-23 17:00"))
+    assert "1号线放学：下车少 1 人的警报，提醒 1 次，已由宦欢确认（车厢已查，无人滞留）" in queued("daily_digest")[0].text
+
+
 def test_bus_ledger_export(monitor, wechat_user, services: Services, tmp_path: Path, backend, clock) -> None:
     from bot.export import Sheet, write_workbook
     from handlers.bus import LEAVE_HEADER, TRIP_HEADER, bus_ledger
