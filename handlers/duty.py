@@ -78,8 +78,8 @@ SWAP_NO_MATCH = "没有找到「{choice}」对应的代班请求。"
 checkin = Conversation("duty", title="值日签到", keywords=["签到", "打卡"], menu_keys=["CHECKIN"], scenes=["post"],
                        roles=DUTY_ROLES, help=HELP_CHECKIN, gives_way=True)
 swap = Conversation("duty_swap", title="代班", keywords=["代班"], roles=DUTY_ROLES, help=HELP_SWAP)
-agree = Conversation("duty_agree", title="答复代班", keywords=["同意", "不同意"], roles=DUTY_ROLES, gives_way=True)
 ACCEPT, DECLINE = "同意", "不同意"
+agree = Conversation("duty_agree", title="答复代班", keywords=[ACCEPT, DECLINE], roles=DUTY_ROLES, gives_way=True)
 
 
 class CheckinStep:
@@ -265,8 +265,8 @@ def _not_a_stand_in(ctx: Context, shift: DutyShift, rostered: DutyCheckin, slot:
     assert person is not None and shift.person is not None
     told = NOT_STAND_IN.format(who=shift.person.name, at=f"{rostered.at.astimezone(ctx.settings.tz):%H:%M}",
                                post=shift.post.name, slot=slot.label)
-    done = {c.shift.post_id for c in ctx.db.scalars(select(DutyCheckin).join(DutyShift).where(
-        DutyCheckin.person_id == person.id, DutyShift.day == shift.day, DutyShift.slot == slot.name))}
+    done = set(ctx.db.scalars(select(DutyShift.post_id).join(DutyCheckin).where(
+        DutyCheckin.person_id == person.id, DutyShift.day == shift.day, DutyShift.slot == slot.name)))
     own = [r.post for r in rostered_on(ctx.db, shift.day)
            if r.slot == slot.name and r.person.id == person.id and r.post.id not in done]
     if len(own) == 1:
@@ -348,9 +348,8 @@ def answer_swap(msg: Incoming, ctx: Context) -> Reply:
 
 @agree.on(AgreeStep.WHICH)
 def answer_which_swap(msg: Incoming, ctx: Context) -> Reply:
-    """The answer to "which request?": "2" or "张丽" (or the whole "同意 2")."""
-    verb, choice = (msg.command, " ".join(msg.args)) if msg.command in (ACCEPT, DECLINE) else (ctx.data["verb"], msg.text)
-    return _answer(ctx, verb, choice)
+    """The answer to "which request?": "2" or "张丽" ("同意 2" is a command of its own)."""
+    return _answer(ctx, str(ctx.data["verb"]), msg.text)
 
 
 def _answer(ctx: Context, verb: str, choice: str) -> Reply:
