@@ -357,4 +357,9 @@ def test_bare_acknowledge_takes_the_one_open_alarm_or_asks_which(monitor, wechat
         open_routes = [a.trip.route.number for a in s.scalars(select(BusAlarm).where(BusAlarm.acknowledged_at.is_(None)))]
     assert open_routes == ["1"]
     assert "没有找到线路「9号线」" in admin.say("确认 9号线").text
-    assert admin.say("确认 1号线").text.startswith("已确认1号线警报（1条）")
+    wang.say("校车 2号线 下车 1")
+    wang.say("校车 2号线 下车 0")  # a new alarm on route 2: two routes are open again
+    assert admin.say("确认 又查了一遍").text.startswith("有 2 条线路的警报未确认")
+    assert "情况：又查了一遍。" in admin.say("确认 1号线").text  # the answer as a command keeps the 情况
+    assert admin.say("确认 2号线").text.startswith("已确认2号线警报（1条）")
+    assert admin.say("确认").text == ACK_NOTHING_OPEN
