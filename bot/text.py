@@ -66,6 +66,17 @@ _DATE = re.compile(r"(?:(\d{4})[-/年.])?(\d{1,2})[-/月.](\d{1,2})[日号]?")
 _RELATIVE = {"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
 
 
+def original_tail(original: str, tail: str) -> str:
+    """The end of what the user wrote whose normalised form is `tail` (the end of a normalised copy):
+    their own characters to store and echo ("已送回家，谢谢" keeps its full-width comma); `tail` if none is."""
+    if not tail:
+        return ""
+    for start in range(len(original)):
+        if normalize(original[start:]) == tail:
+            return original[start:].strip()
+    return tail
+
+
 def day_label(day: date) -> str:
     """11月23日（周一）: how every reply and push names a day."""
     return f"{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"

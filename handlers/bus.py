@@ -17,49 +17,82 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.school import admins, get_setting
 from bot.tables import TableError, read_table
-from bot.text import day_label, local_naive, month_span, parse_day, parse_number, route_key, split_list
-from models import ParentLink, Person, Student
+from bot.text import (
+    day_label,
+    local_naive,
+    month_span,
+    original_tail,
+    parse_day,
+    parse_number,
+    route_key,
+    split_list,
+)
+from models import Delivery, ParentLink, Person, Push, Student
 from models.bus import (
     AFTERNOON,
     BOARD,
     MORNING,
     TRIP_NAMES,
     BusAlarm,
+    BusCountNotice,
     BusLeave,
     BusRoute,
     BusStop,
     BusSubscription,
     BusTrip,
 )
+from models.outbox import UNDELIVERABLE
 
 MAX_COUNT = 200
 NOON = time(12, 0)
 LEAVE_HORIZON = timedelta(days=31)
 
 HELP_COUNT = "校车 线路 上车|下车 人数 — 报告本趟校车人数（也可语音：三号线上车四十二人）"
-HELP_ACK = "确认 线路 — 确认校车警报（管理员、校车管理）"
+HELP_ACK = "确认 [线路] [情况] — 确认校车警报并记录检查情况（管理员、校车管理）"
 HELP_LEAVE = "请假 孩子姓名 [今天|明天|日期] [上学|放学|全天] — 孩子不坐校车；销假 孩子姓名 [日期] — 撤销"
 HELP_SUBSCRIBE = "订阅 校车 / 退订 校车 — 孩子的上学校车到校时通知我"
 
 COUNT_USAGE = "请按格式发送：校车 线路 上车|下车 人数，例如：校车 3号线 上车 42"
 UNKNOWN_ROUTE = "没有找到线路「{route}」。现有线路：{routes}。"
 BAD_COUNT = "人数「{value}」不对：请填写 0 到 200 之间的整数。"
-COUNT_REPLY = "{route} {trip}趟 {direction}：应到 {expected} 人，实到 {count} 人，{diff}。{extra}"
+COUNT_REPLY = "{route} {trip}趟 上车：应到 {expected} 人，实到 {count} 人，{diff}。{extra}"
+ALIGHT_REPLY = "{route} {trip}趟 下车：上车 {boarded} 人，下车 {count} 人，{diff}。{extra}"
+ALIGHT_ONLY_REPLY = "{route} {trip}趟 下车：实到 {count} 人。{extra}"
 REPLACED = "（已更新，之前报告为 {old} 人）"
 DIFF_NONE = "人数相符"
+DIFF_FEWER = "少 {n} 人"
+DIFF_MORE = "多 {n} 人"
 MISMATCH_TOLD = "已通知校车管理和管理员核对名单。"
 MISMATCH_ALERT = ("【校车人数不符】{route} {trip}趟上车 {count} 人，应到 {expected} 人（{diff}）。报告人：{who}。\n"
                   "应乘车学生：{names}{leave}")
+MISMATCH_UNCHANGED = "与上次报告的差异相同，不再重复通知。"
+CORRECTED = "【校车人数更正】{route} {trip}趟上车 {count} 人，应到 {expected} 人。已更正：人数相符。报告人：{who}。"
+CORRECTION_TOLD = "之前的人数不符提醒已更正：{told}"
+TOLD_REACHED = "已告知{names}"
+TOLD_UNREACHED = "{names}无法送达（未绑定或已取消关注）"
 ALARM_TEXT = ("【校车警报】{route} {trip}趟下车 {alighted} 人，少于上车 {boarded} 人：可能有 {missing} 名学生仍在车上！"
-              "请立即检查车厢。车牌 {plate}，跟车老师 {who}。处理后发送「确认 {number}号线」。")
+              "请立即检查车厢。车牌 {plate}，司机 {driver}，跟车老师 {monitors}。"
+              "处理后发送「确认 {number}号线 情况」。")
+CONTACT = "{name} {phone}"
+CONTACT_NO_PHONE = "{name}（电话未登记）"
+NOT_REGISTERED = "未登记"
+ALARM_STILL_OPEN = "本趟下车少 {missing} 人的警报仍未确认，每5分钟继续提醒（不重复新建警报）。"
+ALARM_OPEN_AFTER_MATCH = "本趟之前的警报仍待确认：请管理员或校车管理检查车厢后发送「确认 {number}号线 情况」。"
 ALARM_REPEAT = "【校车警报·第{n}次提醒】"
 ALARM_TOLD = "⚠ 下车人数少于上车人数！请立即检查车厢每一排座位。已通知校车管理和管理员，每5分钟提醒直到确认。"
 DATA_ERROR = "下车人数多于上车人数（{alighted} > {boarded}），请核对后重新报告。"
 NO_BOARD_YET = "本趟还没有上车人数，请补报：校车 {number}号线 上车 人数。"
-ACK_USAGE = "请按格式发送：确认 线路，例如：确认 3号线"
 ACK_NONE = "{route}目前没有未确认的警报。"
-ACK_DONE = "已确认{route}警报（{count}条），确认人：{who}，时间 {at}。"
-ACK_TOLD = "【校车警报已确认】{route} {trip}趟警报已由{who}于 {at} 确认。"
+ACK_NOTHING_OPEN = "目前没有未确认的校车警报。"
+ACK_WHICH = "有 {count} 条线路的警报未确认：\n{listing}\n请回复要确认的线路，例如：{example}。"
+ACK_WHICH_LINE = "{route}（{alarms}）"
+ACK_WHICH_ALARM = "{trip}趟 {at} 少{missing}人"
+ACK_WHICH_AGAIN = "请回复上面列出的线路（{choices}），或发送「取消」。"
+ACK_DONE = "已确认{route}警报（{count}条），确认人：{who}，时间 {at}。{found}{told}"
+ACK_FOUND = "情况：{note}。"
+ACK_NO_NOTE = "未填写情况（可写在线路后，例如：确认 {number}号线 后排发现学生睡着了，已送回家）。"
+ACK_TOLD = "【校车警报已确认】{route} {trip}趟警报已由{who}于 {at} 确认。{found}"
+ACK_TOLD_NO_NOTE = "（未填写情况）"
 ACK_REFUSED = "抱歉，「确认」仅限管理员和校车管理负责人使用。"
 ARRIVAL = "【到校通知】{student}乘坐的{route}校车已于 {at} 到校。"
 LEAVE_USAGE = "请按格式发送：请假 孩子姓名 [今天|明天|日期] [上学|放学|全天]，例如：请假 陈小明 明天 上学"
@@ -83,7 +116,7 @@ COUNT_PATTERN = re.compile(r"^(?:校车\s*)?(?P<route>.+?)\s*(?P<dir>上车|下�
 
 bus = Conversation("bus", title="校车点名", keywords=["校车"], roles={"bus_monitor", "admin"}, help=HELP_COUNT)
 ack = Conversation("bus_ack", title="确认校车警报", keywords=["确认"], roles={"admin"}, help=HELP_ACK,
-                   permits=lambda ctx: is_bus_manager(ctx.db, ctx.person_id), refusal=ACK_REFUSED)
+                   permits=lambda ctx: is_bus_manager(ctx.db, ctx.person_id), refusal=ACK_REFUSED, gives_way=True)
 leave = Conversation("bus_leave", title="校车请假", keywords=["请假", "销假"], roles={"parent", "teacher", "admin"},
                      help=HELP_LEAVE)
 subscription = Conversation("bus_subscribe", title="校车到校通知", keywords=["订阅", "退订"], roles={"parent"},
@@ -178,35 +211,77 @@ def record(ctx: Context, match: re.Match[str]) -> Reply | None:
     trip = trip_row(ctx.db, route, local.date(), trip_of(local))
     expected, away = riders(ctx.db, route, trip.day, trip.trip)
     trip.expected = len(expected)
-    direction = match["dir"]
-    if direction == BOARD:
+    fields = {"route": route.label, "trip": TRIP_NAMES[trip.trip], "count": count}
+    if match["dir"] == BOARD:
         old, trip.boarded, trip.boarded_at, trip.boarded_by = trip.boarded, count, ctx.now, ctx.person
         extra = _after_boarding(ctx, trip, expected, away)
+        text = COUNT_REPLY.format(expected=trip.expected, diff=difference(count, trip.expected), extra=extra, **fields)
     else:
         old, trip.alighted, trip.alighted_at, trip.alighted_by = trip.alighted, count, ctx.now, ctx.person
         extra = _after_alighting(ctx, trip, expected)
-    reference = trip.expected if direction == BOARD or trip.boarded is None else trip.boarded
-    diff = count - reference
-    text = COUNT_REPLY.format(route=route.label, trip=TRIP_NAMES[trip.trip], direction=direction,
-                              expected=trip.expected, count=count,
-                              diff=DIFF_NONE if diff == 0 else f"差 {diff:+d} 人", extra=extra)
+        text = (ALIGHT_ONLY_REPLY.format(extra=extra, **fields) if trip.boarded is None else
+                ALIGHT_REPLY.format(boarded=trip.boarded, diff=difference(count, trip.boarded), extra=extra, **fields))
     if old is not None:
         text += REPLACED.format(old=old)
     return Reply.end(text)
 
 
+def difference(count: int, reference: int) -> str:
+    """少 1 人 / 多 2 人 / 人数相符: `count` against `reference`, as the reply's other figures show."""
+    if count == reference:
+        return DIFF_NONE
+    return (DIFF_FEWER if count < reference else DIFF_MORE).format(n=abs(count - reference))
+
+
 def _after_boarding(ctx: Context, trip: BusTrip, expected: list[Student], away: list[Student]) -> str:
-    assert trip.boarded is not None
-    if trip.boarded == trip.expected:
-        return ""
+    """Tell the office of a mismatch once per difference, and of its correction to those who were told."""
+    assert trip.boarded is not None and trip.expected is not None
+    diff = trip.boarded - trip.expected
+    told = trip.count_notices[-1].diff if trip.count_notices else 0  # what the office believes now
+    if diff == told:
+        return MISMATCH_UNCHANGED if diff else ""
     who = ctx.person.name if ctx.person else "未知"
-    leave = f"\n今日请假：{'、'.join(s.name for s in away)}" if away else ""
-    ctx.outbox.notify(bus_responsible(ctx.db), "bus_mismatch", MISMATCH_ALERT.format(
-        route=trip.route.label, trip=TRIP_NAMES[trip.trip], count=trip.boarded, expected=trip.expected,
-        diff=f"{trip.boarded - (trip.expected or 0):+d}", who=who,
-        names="、".join(f"{s.name}（{s.stop or s.class_name}）" for s in expected) or "无", leave=leave), safety=True)
-    trip.mismatch_alerted_at = ctx.now
-    return MISMATCH_TOLD
+    fields = {"route": trip.route.label, "trip": TRIP_NAMES[trip.trip], "count": trip.boarded,
+              "expected": trip.expected, "who": who}
+    if diff == 0:
+        alerted = _told_of_mismatch(ctx.db, trip)
+        push = ctx.outbox.notify(alerted, "bus_mismatch", CORRECTED.format(**fields), safety=True)
+        reply = CORRECTION_TOLD.format(told=told_by(ctx.db, push)) if push is not None else ""
+    else:
+        leave = f"\n今日请假：{'、'.join(s.name for s in away)}" if away else ""
+        push = ctx.outbox.notify(bus_responsible(ctx.db), "bus_mismatch", MISMATCH_ALERT.format(
+            diff=difference(trip.boarded, trip.expected), leave=leave,
+            names="、".join(f"{s.name}（{s.stop or s.class_name}）" for s in expected) or "无", **fields), safety=True)
+        trip.mismatch_alerted_at = ctx.now
+        reply = MISMATCH_TOLD
+    ctx.db.add(BusCountNotice(trip=trip, boarded=trip.boarded, expected=trip.expected, diff=diff, push=push,
+                              sent_at=ctx.now))
+    return reply
+
+
+def told_by(db: Session, push: Push) -> str:
+    """Who `push` can reach, and who it cannot: what a reply may claim."""
+    reached = {d.person_id for d in push.deliveries if d.status != UNDELIVERABLE}
+    ids = {d.person_id for d in push.deliveries}
+    people = list(db.scalars(select(Person).where(Person.id.in_(ids)).order_by(Person.id))) if ids else []
+    parts = [TOLD_REACHED.format(names="、".join(p.name for p in people if p.id in reached))] if reached else []
+    if ids - reached:
+        parts.append(TOLD_UNREACHED.format(names="、".join(p.name for p in people if p.id not in reached)))
+    return "；".join(parts) + "。"
+
+
+def _told_of_mismatch(db: Session, trip: BusTrip) -> list[Person]:
+    """Who got the trip's mismatch alerts since the office last heard the count was right."""
+    push_ids: list[int] = []
+    for notice in trip.count_notices:
+        if notice.diff == 0:
+            push_ids.clear()
+        elif notice.push_id is not None:
+            push_ids.append(notice.push_id)
+    if not push_ids:
+        return []
+    person_ids = select(Delivery.person_id).where(Delivery.push_id.in_(push_ids))
+    return list(db.scalars(select(Person).where(Person.id.in_(person_ids)).order_by(Person.id)))
 
 
 def _after_alighting(ctx: Context, trip: BusTrip, expected: list[Student]) -> str:
@@ -217,22 +292,35 @@ def _after_alighting(ctx: Context, trip: BusTrip, expected: list[Student]) -> st
         trip.data_error = DATA_ERROR.format(alighted=trip.alighted, boarded=trip.boarded)
         return trip.data_error
     trip.data_error = ""
+    still_open = [a for a in trip.alarms if a.acknowledged_at is None]
     if trip.alighted < trip.boarded:
-        alarm = BusAlarm(trip=trip, missing=trip.boarded - trip.alighted, raised_at=ctx.now, last_pushed_at=ctx.now)
+        missing = trip.boarded - trip.alighted
+        if any(a.missing == missing for a in still_open):  # the same report again: the alarm already repeats
+            return ALARM_STILL_OPEN.format(missing=missing)
+        alarm = BusAlarm(trip=trip, missing=missing, raised_at=ctx.now, last_pushed_at=ctx.now)
         ctx.db.add(alarm)
         ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True)
         return ALARM_TOLD
     if trip.trip == MORNING and trip.arrival_notified_at is None:
         _notify_arrival(ctx, trip, expected)
-    return ""
+    return ALARM_OPEN_AFTER_MATCH.format(number=trip.route.number) if still_open else ""
+
+
+def contact(name: str, phone: str) -> str:
+    return (CONTACT if phone else CONTACT_NO_PHONE).format(name=name, phone=phone)
 
 
 def alarm_text(db: Session, alarm: BusAlarm) -> str:
+    """The left-on-bus alarm, naming whom to call: the driver and the monitors, with their phones."""
     trip = alarm.trip
-    monitors = "、".join(p.name for p in monitors_of(db, trip.route)) or "未登记"
-    text = ALARM_TEXT.format(route=trip.route.label, trip=TRIP_NAMES[trip.trip], alighted=trip.alighted,
-                             boarded=trip.boarded, missing=alarm.missing, plate=trip.route.plate or "未登记",
-                             who=monitors, number=trip.route.number)
+    route = trip.route
+    registered = {p.name: p for p in monitors_of(db, route)}
+    monitors = "、".join(contact(name, registered[name].phone if name in registered else "")
+                         for name in route.monitor_names) or NOT_REGISTERED
+    driver = contact(route.driver, route.driver_phone) if route.driver else NOT_REGISTERED
+    text = ALARM_TEXT.format(route=route.label, trip=TRIP_NAMES[trip.trip], alighted=trip.alighted,
+                             boarded=trip.boarded, missing=alarm.missing, plate=route.plate or NOT_REGISTERED,
+                             driver=driver, monitors=monitors, number=route.number)
     return (ALARM_REPEAT.format(n=alarm.pushes) + text) if alarm.pushes > 1 else text
 
 
@@ -245,27 +333,85 @@ def _notify_arrival(ctx: Context, trip: BusTrip, expected: list[Student]) -> Non
         ctx.outbox.notify(parents, "bus_arrival", ARRIVAL.format(student=student.name, route=trip.route.label, at=at))
 
 
-# -- 确认 <线路> --------------------------------------------------------------------------------
+# -- 确认 [线路] [情况] ------------------------------------------------------------------------
+class AckStep:
+    WHICH = "which"
+
+
+def open_alarms(db: Session) -> list[BusAlarm]:
+    return list(db.scalars(select(BusAlarm).where(BusAlarm.acknowledged_at.is_(None)).order_by(BusAlarm.id)))
+
+
 @ack.entry
 def acknowledge(msg: Incoming, ctx: Context) -> Reply:
-    if not msg.args:
-        return Reply.end(ACK_USAGE)
-    route = find_route(ctx.db, " ".join(msg.args))
-    if route is None:
+    """确认 1号线 [情况]; 确认 [情况] when one route has open alarms (with several, asks which)."""
+    args = msg.args
+    route = find_route(ctx.db, args[0]) if args else None
+    if args and route is None and route_key(args[0]).isdigit():
         names = "、".join(r.label for r in all_routes(ctx.db)) or "（尚未导入）"
-        return Reply.end(UNKNOWN_ROUTE.format(route=" ".join(msg.args), routes=names))
-    alarms = list(ctx.db.scalars(select(BusAlarm).join(BusTrip).where(
-        BusTrip.route_id == route.id, BusAlarm.acknowledged_at.is_(None)).order_by(BusAlarm.id)))
+        return Reply.end(UNKNOWN_ROUTE.format(route=args[0], routes=names))
+    note = _note(msg, args[1:] if route is not None else args)
+    asked = ctx.sender.state
+    if not note and asked is not None and asked.conversation == ack.name:  # "确认 2号线" answering which
+        note = str(asked.data.get("note", ""))
+    if route is not None:
+        return Reply.end(_acknowledge(ctx, route, note))
+    routes = list({a.trip.route.id: a.trip.route for a in open_alarms(ctx.db)}.values())
+    if not routes:
+        return Reply.end(ACK_NOTHING_OPEN)
+    if len(routes) == 1:
+        return Reply.end(_acknowledge(ctx, routes[0], note))
+    return Reply(_which_alarm(ctx, routes), next=AckStep.WHICH, data={"note": note, "routes": [r.id for r in routes]})
+
+
+@ack.on(AckStep.WHICH)
+def acknowledge_which(msg: Incoming, ctx: Context) -> Reply:
+    """The answer to "which route?": one of the listed routes, optionally followed by the 情况."""
+    words = msg.text.split(" ")
+    listed = [r for r in (ctx.db.get(BusRoute, i) for i in ctx.data["routes"]) if r is not None]
+    chosen = find_route(ctx.db, words[0]) if words[0] else None
+    route = next((r for r in listed if r is chosen), None)
+    if route is None:
+        return Reply(ACK_WHICH_AGAIN.format(choices="、".join(r.label for r in listed)), next=AckStep.WHICH)
+    return Reply.end(_acknowledge(ctx, route, _note(msg, words[1:]) or str(ctx.data.get("note", ""))))
+
+
+def _note(msg: Incoming, words: list[str]) -> str:
+    """What the acknowledger found, in their own characters."""
+    original = str(msg.raw.get("Content") or msg.text) if msg.msg_type == "text" else msg.text
+    return original_tail(original, " ".join(words))
+
+
+def _which_alarm(ctx: Context, routes: list[BusRoute]) -> str:
+    lines = []
+    for route in routes:
+        alarms = [a for a in open_alarms(ctx.db) if a.trip.route_id == route.id]
+        lines.append(ACK_WHICH_LINE.format(route=route.label, alarms="；".join(ACK_WHICH_ALARM.format(
+            trip=TRIP_NAMES[a.trip.trip], at=f"{a.raised_at.astimezone(ctx.settings.tz):%H:%M}", missing=a.missing)
+            for a in alarms)))
+    return ACK_WHICH.format(count=len(routes), listing="\n".join(lines), example=routes[0].label)
+
+
+def _acknowledge(ctx: Context, route: BusRoute, note: str) -> str:
+    """Acknowledge the route's open alarms with what was found; tell the monitors who raised them and
+    everyone else the alarm went to."""
+    alarms = [a for a in open_alarms(ctx.db) if a.trip.route_id == route.id]
     if not alarms:
-        return Reply.end(ACK_NONE.format(route=route.label))
+        return ACK_NONE.format(route=route.label)
     who = ctx.person.name if ctx.person else "未知"
     at = f"{ctx.local_now:%H:%M}"
+    raisers = [a.trip.alighted_by for a in alarms if a.trip.alighted_by is not None]
     for alarm in alarms:
-        alarm.acknowledged_at, alarm.acknowledged_by = ctx.now, ctx.person
-        others = [p for p in bus_responsible(ctx.db) if ctx.person is None or p.id != ctx.person.id]
-        ctx.outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
-            route=route.label, trip=TRIP_NAMES[alarm.trip.trip], who=who, at=at), safety=True)
-    return Reply.end(ACK_DONE.format(route=route.label, count=len(alarms), who=who, at=at))
+        alarm.acknowledged_at, alarm.acknowledged_by, alarm.note = ctx.now, ctx.person, note
+    others = [p for p in {p.id: p for p in raisers + bus_responsible(ctx.db)}.values()
+              if ctx.person is None or p.id != ctx.person.id]
+    trips = "、".join(dict.fromkeys(TRIP_NAMES[a.trip.trip] for a in alarms))
+    push = ctx.outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
+        route=route.label, trip=trips, who=who, at=at,
+        found=ACK_FOUND.format(note=note) if note else ACK_TOLD_NO_NOTE), safety=True)
+    return ACK_DONE.format(route=route.label, count=len(alarms), who=who, at=at,
+                           found=ACK_FOUND.format(note=note) if note else ACK_NO_NOTE.format(number=route.number),
+                           told=told_by(ctx.db, push) if push is not None else "")
 
 
 # -- 请假 / 销假 -------------------------------------------------------------------------------
@@ -405,7 +551,8 @@ def bus_ledger(db: Session, first: date, tz: tzinfo) -> tuple[list[list[object]]
         reporters = "、".join(dict.fromkeys(p.name for p in (t.boarded_by, t.alighted_by) if p))
         alarms = "；".join(f"{local_naive(a.raised_at, tz):%H:%M} 少{a.missing}人，提醒{a.pushes}次" for a in t.alarms)
         acks = "；".join(f"{a.acknowledged_by.name if a.acknowledged_by else '他人'} "
-                        f"{local_naive(a.acknowledged_at, tz):%H:%M}" for a in t.alarms if a.acknowledged_at)
+                        f"{local_naive(a.acknowledged_at, tz):%H:%M}" + (f" 情况：{a.note}" if a.note else "")
+                        for a in t.alarms if a.acknowledged_at)
         trips.append([t.day, t.route.label, TRIP_NAMES[t.trip], t.expected, t.boarded, t.alighted,
                       local_naive(t.boarded_at, tz), local_naive(t.alighted_at, tz), reporters, alarms, acks,
                       t.data_error])

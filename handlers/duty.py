@@ -37,7 +37,7 @@ EARLY = timedelta(minutes=10)
 DUTY_ROLES = {"teacher", "staff", "admin"}
 
 HELP_CHECKIN = "签到 [岗位] — 值日签到（扫岗位二维码或发送位置可验证）"
-HELP_SWAP = "代班 姓名 [日期] [时段] — 请同事代班；同意 — 接受同事的代班请求"
+HELP_SWAP = "代班 姓名 [日期] [时段] — 请同事代班；同意 / 不同意 [姓名] — 答复同事的代班请求"
 NOT_SCHOOL_DAY = "今天不是上课日，没有值日安排。"
 OUTSIDE_WINDOW = "现在不在值日签到时间。值日时段：{slots}（开始前10分钟起可签到）。"
 WHICH_POST = "你在{slot}没有排班。请发送「签到 岗位名」或扫描岗位二维码。岗位：{posts}"
@@ -53,6 +53,11 @@ VERIFIED = "已验证（{method}）"
 UNVERIFIED = "文字签到，未验证位置（扫描岗位二维码或发送位置可验证）"
 STAND_IN_NOTE = "你不在该时段该岗位的排班上，已记为代班（原排班：{who}）。"
 STAND_IN_TOLD = "【代班记录】{who}于 {at} 在{post}为你值日（{slot}）。"
+NOT_STAND_IN = "{who}已于 {at} 在{post}签到（{slot}），你不是代班，本次没有记录签到。"
+OWN_POST_ASK = "你本时段的岗位是「{own}」，是要在那里签到吗？回复「是」签到（文字签到），或扫描该岗位二维码。"
+OWN_POSTS_LIST = "你本时段的岗位：{own}。请发送「签到 岗位名」或扫描岗位二维码。"
+OWN_POST_NOT_TAKEN = "好的，没有签到。需要时请发送「签到 岗位名」或扫描岗位二维码。"
+YES_WORDS = {"是", "是的", "对", "对的", "好", "好的", "嗯", "确定", "yes", "y"}
 SWAP_USAGE = "请按格式发送：代班 同事姓名 [日期] [时段]，例如：代班 王强 明天 课间"
 SWAP_NO_PERSON = "没有找到同事「{name}」。"
 SWAP_SELF = "不能请自己代班。"
@@ -60,15 +65,29 @@ SWAP_NO_SHIFT = "你在{day}{slot}没有值日安排。"
 SWAP_WHICH = "你在{day}有多个值日：{shifts}。请写明时段，例如：代班 {name} {day_short} {example}"
 SWAP_BAD = "「{value}」不是日期或时段。日期如：今天、明天、11月24日；时段：{slots}"
 SWAP_ASKED = "已向{name}发出代班请求：{day} {slot} {post}。对方回复「同意」后生效。"
-SWAP_REQUEST = "【代班请求】{who}请你代班：{day} {slot} {post}。回复「同意」接受。"
+SWAP_REQUEST = "【代班请求】{who}请你代班：{day} {slot} {post}。回复「同意」接受，「不同意」拒绝。"
 SWAP_NONE = "目前没有待你同意的代班请求。"
 SWAP_ACCEPTED = "已接受代班：{day} {slot} {post}（原排班：{who}）。请准时到岗签到。"
 SWAP_TOLD = "【代班已同意】{who}将代你值日：{day} {slot} {post}。"
+SWAP_DECLINED = "已拒绝{who}的代班请求：{day} {slot} {post}。"
+SWAP_DECLINED_TOLD = "【代班未同意】{who}不能代你值日：{day} {slot} {post}。请另请同事代班，或按原排班到岗。"
+SWAP_WHICH_REQUEST = "你有 {count} 个待答复的代班请求：\n{listing}\n请回复「{verb} 序号」或「{verb} 姓名」，例如：{verb} 1"
+SWAP_LISTING = "{n}. {who}：{day} {slot} {post}"
+SWAP_NO_MATCH = "没有找到「{choice}」对应的代班请求。"
 
 checkin = Conversation("duty", title="值日签到", keywords=["签到", "打卡"], menu_keys=["CHECKIN"], scenes=["post"],
-                       roles=DUTY_ROLES, help=HELP_CHECKIN)
+                       roles=DUTY_ROLES, help=HELP_CHECKIN, gives_way=True)
 swap = Conversation("duty_swap", title="代班", keywords=["代班"], roles=DUTY_ROLES, help=HELP_SWAP)
-agree = Conversation("duty_agree", title="同意代班", keywords=["同意"], roles=DUTY_ROLES)
+ACCEPT, DECLINE = "同意", "不同意"
+agree = Conversation("duty_agree", title="答复代班", keywords=[ACCEPT, DECLINE], roles=DUTY_ROLES, gives_way=True)
+
+
+class CheckinStep:
+    OWN_POST = "own_post"
+
+
+class AgreeStep:
+    WHICH = "which"
 
 
 # -- roster -----------------------------------------------------------------------------------
@@ -224,6 +243,9 @@ def check_in(ctx: Context, post: DutyPost | None, method: str, distance: float |
         return Reply.end(ALREADY.format(at=f"{earlier.at.astimezone(ctx.settings.tz):%H:%M}", post=post.name,
                                         slot=slot.label))
     stand_in = shift.person_id is not None and shift.person_id != person.id
+    rostered_checkin = next((c for c in shift.checkins if c.person_id == shift.person_id), None)
+    if stand_in and rostered_checkin is not None and shift.person is not None:
+        return _not_a_stand_in(ctx, shift, rostered_checkin, slot)
     ctx.db.add(DutyCheckin(shift=shift, person=person, at=ctx.now, method=method, verified=method != TEXT,
                            stand_in=stand_in, distance=distance))
     extra = ""
@@ -235,6 +257,32 @@ def check_in(ctx: Context, post: DutyPost | None, method: str, distance: float |
     late = LATE if local.time() > slot.start else ""
     return Reply.end(CHECKED_IN.format(post=post.name, slot=slot.label, at=f"{local:%H:%M}", late=late, how=how,
                                        extra=extra).rstrip())
+
+
+def _not_a_stand_in(ctx: Context, shift: DutyShift, rostered: DutyCheckin, slot: Slot) -> Reply:
+    """The rostered teacher is at this post already: nothing is recorded; perhaps they meant their own."""
+    person = ctx.person
+    assert person is not None and shift.person is not None
+    told = NOT_STAND_IN.format(who=shift.person.name, at=f"{rostered.at.astimezone(ctx.settings.tz):%H:%M}",
+                               post=shift.post.name, slot=slot.label)
+    done = set(ctx.db.scalars(select(DutyShift.post_id).join(DutyCheckin).where(
+        DutyCheckin.person_id == person.id, DutyShift.day == shift.day, DutyShift.slot == slot.name)))
+    own = [r.post for r in rostered_on(ctx.db, shift.day)
+           if r.slot == slot.name and r.person.id == person.id and r.post.id not in done]
+    if len(own) == 1:
+        return Reply(told + OWN_POST_ASK.format(own=own[0].name), next=CheckinStep.OWN_POST,
+                     data={"post": own[0].id})
+    if own:
+        return Reply.end(told + OWN_POSTS_LIST.format(own="、".join(p.name for p in own)))
+    return Reply.end(told)
+
+
+@checkin.on(CheckinStep.OWN_POST)
+def check_in_at_own_post(msg: Incoming, ctx: Context) -> Reply:
+    post = ctx.db.get(DutyPost, int(ctx.data["post"]))
+    if post is None or msg.text.lower() not in YES_WORDS:
+        return Reply.end(OWN_POST_NOT_TAKEN)
+    return check_in(ctx, post, TEXT)
 
 
 # -- 代班 / 同意 --------------------------------------------------------------------------------
@@ -277,15 +325,54 @@ def request_swap(msg: Incoming, ctx: Context) -> Reply:
     return Reply.end(SWAP_ASKED.format(name=colleague.name, day=day_label(day), slot=slot_label, post=shift.post.name))
 
 
-@agree.entry
-def accept_swap(msg: Incoming, ctx: Context) -> Reply:
+def pending_swaps(ctx: Context) -> list[DutySwap]:
+    """The 代班 requests waiting for the sender's answer, oldest first (the order they are listed in)."""
     person = ctx.person
     assert person is not None
-    pending = ctx.db.scalar(select(DutySwap).where(
-        DutySwap.to_id == person.id, DutySwap.accepted_at.is_(None), DutySwap.day >= ctx.local_now.date())
-        .order_by(DutySwap.requested_at))
-    if pending is None:
+    return list(ctx.db.scalars(select(DutySwap).where(
+        DutySwap.to_id == person.id, DutySwap.accepted_at.is_(None), DutySwap.declined_at.is_(None),
+        DutySwap.day >= ctx.local_now.date()).order_by(DutySwap.requested_at, DutySwap.id)))
+
+
+def _swap_fields(ctx: Context, swap: DutySwap) -> dict[str, str]:
+    slots = {s.name: s for s in duty_slots(ctx.db)}
+    return {"day": day_label(swap.day), "slot": slots[swap.slot].label if swap.slot in slots else swap.slot,
+            "post": swap.post.name}
+
+
+@agree.entry
+def answer_swap(msg: Incoming, ctx: Context) -> Reply:
+    """同意 / 不同意, optionally naming the request by its number in the list or the asker's name."""
+    return _answer(ctx, msg.command, " ".join(msg.args))
+
+
+@agree.on(AgreeStep.WHICH)
+def answer_which_swap(msg: Incoming, ctx: Context) -> Reply:
+    """The answer to "which request?": "2" or "张丽" ("同意 2" is a command of its own)."""
+    return _answer(ctx, str(ctx.data["verb"]), msg.text)
+
+
+def _answer(ctx: Context, verb: str, choice: str) -> Reply:
+    pending = pending_swaps(ctx)
+    if not pending:
         return Reply.end(SWAP_NONE)
+    chosen = pending
+    if choice.isdigit():
+        chosen = pending[int(choice) - 1:int(choice)] if int(choice) >= 1 else []
+    elif choice:
+        chosen = [p for p in pending if p.from_person.name == choice]
+    if len(chosen) == 1:
+        return Reply.end(_accept(ctx, chosen[0]) if verb == ACCEPT else _decline(ctx, chosen[0]))
+    listing = "\n".join(SWAP_LISTING.format(n=n, who=p.from_person.name, **_swap_fields(ctx, p))
+                        for n, p in enumerate(pending, 1))
+    asked = SWAP_WHICH_REQUEST.format(count=len(pending), listing=listing, verb=verb)
+    return Reply((SWAP_NO_MATCH.format(choice=choice) if not chosen else "") + asked, next=AgreeStep.WHICH,
+                 data={"verb": verb})
+
+
+def _accept(ctx: Context, pending: DutySwap) -> str:
+    person = ctx.person
+    assert person is not None
     pending.accepted_at = ctx.now
     note = f"代班：{pending.from_person.name}→{person.name}"
     over = ctx.db.scalar(select(DutyOverride).where(DutyOverride.day == pending.day, DutyOverride.slot == pending.slot,
@@ -298,11 +385,18 @@ def accept_swap(msg: Incoming, ctx: Context) -> Reply:
                                                   DutyShift.post_id == pending.post_id))
     if shift is not None:
         shift.person, shift.note = person, note
-    slots = {s.name: s for s in duty_slots(ctx.db)}
-    slot_label = slots[pending.slot].label if pending.slot in slots else pending.slot
-    fields = {"day": day_label(pending.day), "slot": slot_label, "post": pending.post.name}
+    fields = _swap_fields(ctx, pending)
     ctx.outbox.notify(pending.from_person, "duty_swap_accepted", SWAP_TOLD.format(who=person.name, **fields))
-    return Reply.end(SWAP_ACCEPTED.format(who=pending.from_person.name, **fields))
+    return SWAP_ACCEPTED.format(who=pending.from_person.name, **fields)
+
+
+def _decline(ctx: Context, pending: DutySwap) -> str:
+    person = ctx.person
+    assert person is not None
+    pending.declined_at = ctx.now
+    fields = _swap_fields(ctx, pending)
+    ctx.outbox.notify(pending.from_person, "duty_swap_declined", SWAP_DECLINED_TOLD.format(who=person.name, **fields))
+    return SWAP_DECLINED.format(who=pending.from_person.name, **fields)
 
 
 # -- imports ----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """All models, imported here so that metadata (and Alembic) sees every table."""
 
 from models.base import Base, utcnow
-from models.bus import BusAlarm, BusLeave, BusRoute, BusStop, BusSubscription, BusTrip
+from models.bus import BusAlarm, BusCountNotice, BusLeave, BusRoute, BusStop, BusSubscription, BusTrip
 from models.canteen import (
     AccompaniedMeal,
     CanteenFeedback,
@@ -35,6 +35,6 @@ from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
 
 __all__ = [
-    "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConsoleAccount", "ConversationState", "DownloadedPhoto", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
+    "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusCountNotice", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConsoleAccount", "ConversationState", "DownloadedPhoto", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
     "CalendarDay", "Delivery", "Drill", "FeedbackPhoto", "FireCheck", "InboundMessage", "JobRun", "NumberSeries", "ParentLink", "Person", "PersonRole", "Push", "RepairCategory", "RepairTicket", "Room", "SafetyTopic", "SchoolSetting", "Student", "TicketFollower", "TicketPhoto", "utcnow",
 ]

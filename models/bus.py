@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 from models.identity import Person, Student
+from models.outbox import Push
 
 MORNING, AFTERNOON = "am", "pm"
 TRIP_NAMES = {MORNING: "上学", AFTERNOON: "放学"}
@@ -80,6 +81,26 @@ class BusTrip(Base):
     boarded_by: Mapped[Person | None] = relationship(foreign_keys=[boarded_by_id])
     alighted_by: Mapped[Person | None] = relationship(foreign_keys=[alighted_by_id])
     alarms: Mapped[list[BusAlarm]] = relationship(back_populates="trip", order_by="BusAlarm.id")
+    count_notices: Mapped[list[BusCountNotice]] = relationship(back_populates="trip",
+                                                               order_by="BusCountNotice.id")
+
+
+class BusCountNotice(Base):
+    """What the office was told about a trip's 上车 count: a mismatch (diff ≠ 0) or its correction
+    (diff = 0), with the push that told them. The latest row says what they believe now."""
+
+    __tablename__ = "bus_count_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trip_id: Mapped[int] = mapped_column(ForeignKey("bus_trips.id", ondelete="CASCADE"), index=True)
+    boarded: Mapped[int] = mapped_column()
+    expected: Mapped[int] = mapped_column()
+    diff: Mapped[int] = mapped_column()  # boarded - expected
+    push_id: Mapped[int | None] = mapped_column(ForeignKey("pushes.id", ondelete="SET NULL"))
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    trip: Mapped[BusTrip] = relationship(back_populates="count_notices")
+    push: Mapped[Push | None] = relationship()
 
 
 class BusAlarm(Base):

@@ -98,7 +98,7 @@ class DutyCheckin(Base):
 
 
 class DutySwap(Base):
-    """代班: a teacher asks a colleague to take a shift; accepted with 同意."""
+    """代班: a teacher asks a colleague to take a shift; accepted with 同意, declined with 不同意."""
 
     __tablename__ = "duty_swaps"
 
@@ -110,6 +110,7 @@ class DutySwap(Base):
     to_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     accepted_at: Mapped[datetime | None] = mapped_column()
+    declined_at: Mapped[datetime | None] = mapped_column()  # 不同意
 
     post: Mapped[DutyPost] = relationship()
     from_person: Mapped[Person] = relationship(foreign_keys=[from_id])

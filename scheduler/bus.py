@@ -76,6 +76,6 @@ def digest_section(ctx: JobContext, day: date) -> str | None:
             lines.append(f"{label}：数据有误，{trip.data_error}")
         for alarm in trip.alarms:
             state = (f"已由{alarm.acknowledged_by.name if alarm.acknowledged_by else '他人'}确认"
-                     if alarm.acknowledged_at else "未确认！")
+                     + (f"（{alarm.note}）" if alarm.note else "") if alarm.acknowledged_at else "未确认！")
             lines.append(f"{label}：下车少 {alarm.missing} 人的警报，提醒 {alarm.pushes} 次，{state}")
     return "\n".join(lines) if lines else None

@@ -1,7 +1,7 @@
 """job leases: a claimed occurrence holds a lease, and a taken-over claim is a new attempt row
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-11-30 15:20:00.000000
 
 A scheduler killed mid-job left its occurrence `running` for ever. Now a `running` row has a
@@ -19,7 +19,7 @@ from alembic import op
 import models.base
 
 revision = '0013'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.school import set_setting
 from bot.services import Services
-from handlers.bus import ACK_REFUSED, ALARM_TOLD, import_routes
+from handlers.bus import ACK_NOTHING_OPEN, ACK_REFUSED, ALARM_TOLD, MISMATCH_UNCHANGED, import_routes
 from models.bus import BusAlarm, BusLeave, BusTrip
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -30,12 +30,12 @@ def at(local: str) -> datetime:
 
 @pytest.fixture
 def school(people, services: Services, tmp_path: Path, clock):
-    """Route 1 (monitor 李娜) carries 陈小明, 刘欣怡, 赵子轩; route 2 carries 孙悦. 宦欢 (canteen) is the
+    """Route 1 (driver 钱师傅, monitor 李娜) carries 陈小明, 刘欣怡, 赵子轩; route 2 carries 孙悦. 宦欢 (canteen) is the
     bus manager; 周春明 the admin; 陈建国 is 陈小明's parent."""
     clock.set("2026-11-23 07:00")  # a Monday
     people.add("周春明", "admin")
     people.add("宦欢", "canteen")
-    people.add("李娜", "bus_monitor", "teacher", route="1")
+    people.add("李娜", "bus_monitor", "teacher", route="1", phone="13800000002")
     people.add("王芳", "bus_monitor", route="2")
     people.add("张丽", "teacher")
     people.add("陈建国", "parent")
@@ -77,10 +77,11 @@ def test_boarding_mismatch_alerts_bus_manager_and_admin_with_names(monitor, queu
                                                                    wechat_user) -> None:
     manager = wechat_user("宦欢")  # writes to the bot, so a customer-service message can reach her
     reply = monitor.say("校车 一号线 上车 2")
-    assert "应到 3 人，实到 2 人，差 -1 人" in reply.text and "已通知校车管理和管理员" in reply.text
+    assert "应到 3 人，实到 2 人，少 1 人" in reply.text and "已通知校车管理和管理员" in reply.text
     alerts = queued("bus_mismatch")
     assert {r.name for r in alerts} == {"宦欢", "周春明"}
     assert all(r.safety for r in alerts)
+    assert "上车 2 人，应到 3 人（少 1 人）" in alerts[0].text
     assert "陈小明（龙城花园）" in alerts[0].text and "赵子轩（青龙路口）" in alerts[0].text
     assert "报告人：李娜" in alerts[0].text
     deliver()
@@ -125,11 +126,12 @@ def test_fewer_off_than_on_raises_the_alarm_repeated_until_acknowledged(monitor,
     clock.set("2026-11-23 16:35")
     monitor.say("校车 1号线 上车 3")
     reply = monitor.say("校车 1号线 下车 2")
-    assert "1号线 放学趟 下车：应到 3 人，实到 2 人，差 -1 人" in reply.text and ALARM_TOLD in reply.text
+    assert "1号线 放学趟 下车：上车 3 人，下车 2 人，少 1 人。" in reply.text and ALARM_TOLD in reply.text
     first = queued("bus_alarm")
     assert {r.name for r in first} == {"宦欢", "周春明"}
     assert all(r.safety and r.due == at("2026-11-23 16:35") for r in first)
     assert "可能有 1 名学生仍在车上" in first[0].text and "苏D·12345" in first[0].text
+    assert "司机 钱师傅 13900000001，跟车老师 李娜 13800000002" in first[0].text
     assert runner.run_now("repeat_bus_alarms", at("2026-11-23 16:38")).result == "没有未确认的警报"
     runner.run_now("repeat_bus_alarms", at("2026-11-23 16:40"))
     repeated = queued("bus_alarm")[len(first):]
@@ -138,9 +140,10 @@ def test_fewer_off_than_on_raises_the_alarm_repeated_until_acknowledged(monitor,
     assert wechat_user("张丽").say("确认 1号线").text == ACK_REFUSED
     clock.set("2026-11-23 16:42")
     ack = wechat_user("宦欢").say("确认 1号线")
-    assert ack.text == "已确认1号线警报（1条），确认人：宦欢，时间 16:42。"
+    assert ack.text.startswith("已确认1号线警报（1条），确认人：宦欢，时间 16:42。未填写情况")
+    assert ack.text.endswith("已告知李娜；周春明无法送达（未绑定或已取消关注）。")
     told = queued("bus_alarm_ack")
-    assert [r.name for r in told] == ["周春明"] and "宦欢" in told[0].text
+    assert {r.name for r in told} == {"李娜", "周春明"} and "宦欢" in told[0].text and "未填写情况" in told[0].text
     assert runner.run_now("repeat_bus_alarms", at("2026-11-23 16:50")).result == "没有未确认的警报"
     with services.factory() as s:
         alarm = s.scalar(select(BusAlarm))
@@ -158,7 +161,7 @@ def test_more_off_than_on_is_a_data_error_not_an_alarm(monitor, queued, services
 
 def test_voice_and_glued_reports(monitor, services: Services) -> None:
     assert "1号线 上学趟 上车：应到 3 人，实到 3 人" in monitor.voice("一号线上车三人。").text
-    assert "下车：应到 3 人，实到 3 人" in monitor.say("1号线下车3").text
+    assert "下车：上车 3 人，下车 3 人，人数相符" in monitor.say("1号线下车3").text
     assert trips(services)[0].alighted == 3
 
 
@@ -210,6 +213,15 @@ def test_digest_has_a_bus_section(monitor, runner, queued, clock) -> None:
     assert "■ 校车" in text and "1号线放学：下车少 1 人的警报，提醒 1 次，未确认！" in text
 
 
+def test_digest_shows_what_the_acknowledger_found(monitor, runner, queued, clock, wechat_user) -> None:
+    clock.set("2026-11-23 16:35")
+    monitor.say("校车 1号线 上车 3")
+    monitor.say("校车 1号线 下车 2")
+    wechat_user("宦欢").say("确认 1号线 车厢已查，无人滞留")
+    runner.run_now("send_daily_digest", at("2026-11-23 17:00"))
+    assert "1号线放学：下车少 1 人的警报，提醒 1 次，已由宦欢确认（车厢已查，无人滞留）" in queued("daily_digest")[0].text
+
+
 def test_bus_ledger_export(monitor, wechat_user, services: Services, tmp_path: Path, backend, clock) -> None:
     from bot.export import Sheet, write_workbook
     from handlers.bus import LEAVE_HEADER, TRIP_HEADER, bus_ledger
@@ -218,7 +230,7 @@ def test_bus_ledger_export(monitor, wechat_user, services: Services, tmp_path: P
     clock.set("2026-11-23 16:35")
     monitor.say("校车 1号线 上车 3")
     monitor.say("校车 1号线 下车 2")
-    wechat_user("宦欢").say("确认 1号线")
+    wechat_user("宦欢").say("确认 1号线 后排发现赵子轩睡着了，已送回家")
     out = tmp_path / "bus.xlsx"
     if backend.name == "sqlite":  # the real command, on the test's database file
         env = {"WECHAT_TOKEN": "busToken1", "WECHAT_APPID": "wxbus", "WECHAT_SECRET": "s", "WECHAT_AES_KEY": "",
@@ -236,7 +248,7 @@ def test_bus_ledger_export(monitor, wechat_user, services: Services, tmp_path: P
     assert rows[0][:6] == ("日期", "线路", "趟次", "应到", "上车", "下车")
     (trip,) = rows[1:]
     assert trip[1:6] == ("1号线", "放学", 3, 3, 2)
-    assert "少1人" in trip[9] and trip[10].startswith("宦欢 16:35")
+    assert "少1人" in trip[9] and trip[10] == "宦欢 16:35 情况：后排发现赵子轩睡着了，已送回家"
     leaves = list(book["请假记录"].iter_rows(values_only=True))
     assert leaves[1][1:5] == ("孙悦", "四(1)班", "2", "上学") and leaves[1][5] == "张丽"
 
@@ -253,3 +265,101 @@ def test_students_route_written_any_way_rides_that_bus(school, services: Service
         import_students(s, tmp_path / "kids.csv", services.now())
         import_routes(s, tmp_path / "route3.csv")
     assert "3号线 上学趟 上车：应到 3 人，实到 3 人，人数相符" in wechat_user("李娜").say("校车 三号线 上车 3").text
+
+
+def test_corrected_boarding_count_tells_those_alerted_and_repeats_are_not_realerted(
+        monitor, queued, services: Services, wechat_user) -> None:
+    wechat_user("宦欢")  # bound; the admin 周春明 is not
+    assert "少 1 人。已通知校车管理和管理员" in monitor.say("校车 1号线 上车 2").text
+    assert len(queued("bus_mismatch")) == 2
+    # the same count again: the office already knows this difference
+    reply = monitor.say("校车 1号线 上车 2")
+    assert reply.text.endswith(f"少 1 人。{MISMATCH_UNCHANGED}（已更新，之前报告为 2 人）")
+    assert len(queued("bus_mismatch")) == 2
+    # the bus manager changes meanwhile: the correction still goes to those who got the alert
+    with services.factory() as s, s.begin():
+        set_setting(s, "bus_manager", "王芳")
+    reply = monitor.say("校车 1号线 上车 3")
+    assert ("应到 3 人，实到 3 人，人数相符。之前的人数不符提醒已更正：已告知宦欢；周春明无法送达（未绑定或已取消关注）。"
+            in reply.text)
+    corrections = queued("bus_mismatch")[2:]
+    assert {r.name for r in corrections} == {"周春明", "宦欢"}
+    assert all(r.safety and "已更正：人数相符" in r.text and "上车 3 人" in r.text for r in corrections)
+    assert monitor.say("校车 1号线 上车 3").text.startswith("1号线 上学趟 上车：应到 3 人，实到 3 人，人数相符。（")
+    # a new difference is a new full alert, to whoever is responsible now
+    assert "多 1 人。已通知" in monitor.say("校车 1号线 上车 4").text
+    again = queued("bus_mismatch")[4:]
+    assert {r.name for r in again} == {"周春明", "王芳"} and "（多 1 人）" in again[0].text
+
+
+def test_reporting_fewer_off_again_does_not_raise_a_second_alarm(monitor, queued, clock, services: Services) -> None:
+    clock.set("2026-11-23 16:35")
+    monitor.say("校车 1号线 上车 3")
+    monitor.say("校车 1号线 下车 2")
+    reply = monitor.say("校车 1号线 下车 2")
+    assert "本趟下车少 1 人的警报仍未确认" in reply.text
+    assert len(queued("bus_alarm")) == 2
+    reply = monitor.say("校车 1号线 下车 3")
+    assert "上车 3 人，下车 3 人，人数相符" in reply.text and "之前的警报仍待确认" in reply.text
+    assert "确认 1号线 情况" in reply.text
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(BusAlarm)) == 1
+
+
+def test_off_count_reply_adds_up_against_the_on_count(parent, monitor) -> None:
+    reply = monitor.say("校车 1号线 上车 2")
+    assert "应到 3 人，实到 2 人，少 1 人" in reply.text
+    assert "下车：上车 2 人，下车 2 人，人数相符。" in monitor.say("校车 1号线 下车 2").text
+    assert "下车：上车 2 人，下车 3 人，多 1 人。下车人数多于上车人数（3 > 2）" in monitor.say("校车 1号线 下车 3").text
+
+
+def test_acknowledging_records_what_was_found_and_tells_the_monitor(monitor, queued, clock, services: Services,
+                                                                   wechat_user, deliver, fake_wechat) -> None:
+    clock.set("2026-11-23 16:35")
+    monitor.say("校车 1号线 上车 3")
+    monitor.say("校车 1号线 下车 2")
+    manager = wechat_user("宦欢")
+    clock.set("2026-11-23 16:41")
+    reply = manager.say("确认 1号线 后排发现赵子轩睡着了，已送回家")
+    assert reply.text == ("已确认1号线警报（1条），确认人：宦欢，时间 16:41。情况：后排发现赵子轩睡着了，已送回家。"
+                          "已告知李娜；周春明无法送达（未绑定或已取消关注）。")
+    told = queued("bus_alarm_ack")
+    assert {r.name for r in told} == {"李娜", "周春明"} and all(r.safety for r in told)
+    assert "情况：后排发现赵子轩睡着了，已送回家" in told[0].text
+    deliver()
+    assert fake_wechat.sent_to("李娜")[-1].mentions("已由宦欢于 16:41 确认", "赵子轩睡着了")
+    with services.factory() as s:
+        assert s.scalar(select(BusAlarm.note)) == "后排发现赵子轩睡着了，已送回家"  # the user's own comma
+
+
+def test_bare_acknowledge_takes_the_one_open_alarm_or_asks_which(monitor, wechat_user, queued, clock,
+                                                                 services: Services) -> None:
+    admin = wechat_user("周春明")
+    assert admin.say("确认").text == ACK_NOTHING_OPEN
+    clock.set("2026-11-23 16:35")
+    monitor.say("校车 1号线 上车 3")
+    monitor.say("校车 1号线 下车 2")
+    assert admin.say("确认 车厢已查，无人").text.startswith("已确认1号线警报（1条），确认人：周春明，时间 16:35。情况：车厢已查，无人。")
+    clock.set("2026-11-23 16:50")
+    monitor.say("校车 1号线 下车 1")
+    wang = wechat_user("王芳")
+    wang.say("校车 2号线 上车 1")
+    wang.say("校车 2号线 下车 0")
+    assert "司机 吴师傅（电话未登记），跟车老师 王芳（电话未登记）" in queued("bus_alarm")[-1].text
+    asked = admin.say("确认 都查过了")
+    assert asked.text == ("有 2 条线路的警报未确认：\n1号线（放学趟 16:50 少2人）\n2号线（放学趟 16:50 少1人）\n"
+                          "请回复要确认的线路，例如：1号线。")
+    assert "请回复上面列出的线路（1号线、2号线）" in admin.say("5号线").text
+    done = admin.say("2号线")
+    assert done.text.startswith("已确认2号线警报（1条），确认人：周春明，时间 16:50。情况：都查过了。")
+    assert "已告知王芳；宦欢无法送达" in done.text
+    with services.factory() as s:
+        open_routes = [a.trip.route.number for a in s.scalars(select(BusAlarm).where(BusAlarm.acknowledged_at.is_(None)))]
+    assert open_routes == ["1"]
+    assert "没有找到线路「9号线」" in admin.say("确认 9号线").text
+    wang.say("校车 2号线 下车 1")
+    wang.say("校车 2号线 下车 0")  # a new alarm on route 2: two routes are open again
+    assert admin.say("确认 又查了一遍").text.startswith("有 2 条线路的警报未确认")
+    assert "情况：又查了一遍。" in admin.say("确认 1号线").text  # the answer as a command keeps the 情况
+    assert admin.say("确认 2号线").text.startswith("已确认2号线警报（1条）")
+    assert admin.say("确认").text == ACK_NOTHING_OPEN

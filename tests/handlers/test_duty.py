@@ -251,3 +251,82 @@ def test_a_staff_patrol_round_checks_in_at_each_checkpoint(school, people, wecha
     runner.run_now("record_missed_duty", at("2026-11-23 16:10"))
     (missed,) = queued("duty_missed")
     assert "校门口" in missed.text  # the checkpoint he did not reach
+
+
+def test_checking_in_where_the_rostered_teacher_already_is_is_not_a_stand_in(school, wechat_user, services: Services,
+                                                                            queued, tmp_path: Path) -> None:
+    (tmp_path / "wang.csv").write_text("星期,时段,岗位,教师\n周一,课间,校门口,王强\n", encoding="utf-8")
+    with services.factory() as s, s.begin():
+        import_roster(s, tmp_path / "wang.csv")
+    zhang, wang = wechat_user("张丽"), wechat_user("王强")
+    zhang.say("签到")
+    reply = wang.scan(f"post:{post_id(services, '一楼东楼梯')}")
+    assert reply.text == ("张丽已于 09:35 在一楼东楼梯签到（课间（09:40–10:00）），你不是代班，本次没有记录签到。"
+                          "你本时段的岗位是「校门口」，是要在那里签到吗？回复「是」签到（文字签到），或扫描该岗位二维码。")
+    assert queued("duty_stand_in") == []
+    assert len(checkins(services)) == 1
+    answer = wang.say("是")
+    assert answer.text.startswith("已签到：校门口 课间（09:40–10:00），09:35") and "代班" not in answer.text
+    rows = checkins(services)
+    assert len(rows) == 2 and not rows[1].stand_in and rows[1].method == "text"
+    # his own post is done now: nothing to offer, nothing recorded
+    assert wang.say("签到 东楼梯").text.endswith("你不是代班，本次没有记录签到。")
+    assert len(checkins(services)) == 2
+
+
+def test_declining_the_own_post_question_records_nothing(school, wechat_user, services: Services,
+                                                         tmp_path: Path) -> None:
+    (tmp_path / "wang.csv").write_text("星期,时段,岗位,教师\n周一,课间,校门口,王强\n", encoding="utf-8")
+    with services.factory() as s, s.begin():
+        import_roster(s, tmp_path / "wang.csv")
+    wechat_user("张丽").say("签到")
+    wang = wechat_user("王强")
+    assert "是要在那里签到吗" in wang.say("签到 东楼梯").text
+    assert wang.say("不是").text == "好的，没有签到。需要时请发送「签到 岗位名」或扫描岗位二维码。"
+    assert len(checkins(services)) == 1
+
+
+def test_unrostered_teacher_where_the_rostered_one_checked_in_is_told_so(school, people, wechat_user,
+                                                                         services: Services, queued) -> None:
+    people.add("刘洋", "teacher")
+    wechat_user("张丽").say("签到")
+    reply = wechat_user("刘洋").say("签到 东楼梯")
+    assert reply.text == "张丽已于 09:35 在一楼东楼梯签到（课间（09:40–10:00）），你不是代班，本次没有记录签到。"
+    assert len(checkins(services)) == 1 and queued("duty_stand_in") == []
+
+
+def test_declining_a_handover_tells_the_asker(school, wechat_user, queued, services: Services, clock) -> None:
+    from models.duty import DutySwap
+
+    clock.set("2026-11-23 08:00")
+    zhang, wang = wechat_user("张丽"), wechat_user("王强")
+    zhang.say("代班 王强 今天 课间")
+    assert "「不同意」拒绝" in queued("duty_swap_request")[0].text
+    assert wang.say("不同意").text == "已拒绝张丽的代班请求：11月23日（周一） 课间（09:40–10:00） 一楼东楼梯。"
+    (told,) = queued("duty_swap_declined")
+    assert told.name == "张丽" and "王强不能代你值日：11月23日（周一） 课间（09:40–10:00） 一楼东楼梯" in told.text
+    assert wang.say("同意").text == "目前没有待你同意的代班请求。"
+    with services.factory() as s:
+        swap = s.scalar(select(DutySwap))
+        assert swap.declined_at is not None and swap.accepted_at is None
+        assert s.scalar(select(func.count()).select_from(DutyShift)) == 0  # the roster is unchanged
+
+
+def test_with_two_requests_the_answer_asks_which(school, people, wechat_user, queued, services: Services,
+                                                 clock) -> None:
+    people.add("刘洋", "teacher")
+    clock.set("2026-11-23 08:00")
+    zhang, wang, liu = wechat_user("张丽"), wechat_user("王强"), wechat_user("刘洋")
+    zhang.say("代班 刘洋 今天 课间")
+    wang.say("代班 刘洋 今天 午间")
+    asked = liu.say("同意")
+    assert asked.text == ("你有 2 个待答复的代班请求：\n1. 张丽：11月23日（周一） 课间（09:40–10:00） 一楼东楼梯\n"
+                          "2. 王强：11月23日（周一） 午间（12:00–12:40） 校门口\n请回复「同意 序号」或「同意 姓名」，例如：同意 1")
+    assert queued("duty_swap_accepted") == []
+    assert "没有找到「李四」对应的代班请求" in liu.say("李四").text
+    assert "没有找到「5」对应的代班请求" in liu.say("同意 5").text
+    assert liu.say("2").text.startswith("已接受代班：11月23日（周一） 午间")
+    assert [r.name for r in queued("duty_swap_accepted")] == ["王强"]
+    assert liu.say("不同意 张丽").text.startswith("已拒绝张丽的代班请求")
+    assert [r.name for r in queued("duty_swap_declined")] == ["张丽"]
+    assert liu.say("不同意").text == "目前没有待你同意的代班请求。"
