@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.school import admins, get_setting
 from bot.text import clock_time, day_bounds
-from handlers.repair import local_label, names_of, responsible
+from handlers.repair import local_label, names_of, workers_of
 from models import RepairTicket
 from models.repair import ACTIVE, OPEN, STATUS_NAMES
 from scheduler import JobContext
@@ -66,7 +66,7 @@ def escalate_unaccepted_repairs(ctx: JobContext, now: datetime) -> str:
     late = [t for t in tickets if is_unaccepted_late(ctx, t)]
     for ticket in late:
         ticket.unaccepted_escalated_at = ctx.now
-        notified = [ticket.assignee] if ticket.assignee else responsible(ctx.db, ticket.category)
+        notified = workers_of(ctx.db, ticket)
         text = UNACCEPTED.format(**_fields(ctx, ticket), limit=f"{accept_limit(ctx):g}", notified=names_of(notified))
         ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent)
     return ESCALATED.format(n=len(late), codes="、".join(t.code for t in late)) if late else NONE_UNACCEPTED

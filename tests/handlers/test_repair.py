@@ -230,13 +230,106 @@ def test_a_duplicate_follows_the_open_ticket_and_hears_its_progress(school, wech
     assert "R1" in wang.say("我的报修").text
 
 
-def test_a_worse_duplicate_makes_the_ticket_urgent(school, wechat_user, queued, services) -> None:
-    wechat_user("张丽").say("报修 三(2)班 灯不亮")
+def test_urgent_words_in_a_followers_report_alert_at_once(school, wechat_user, queued, services, clock) -> None:
+    clock.set("2026-11-23 22:30")  # late: safety pushes are never held
+    wechat_user("张丽").say("报修 三(2)班 插座没电")
     assert queued("repair_urgent") == []
-    reply = wechat_user("王强").say("报修 三(2)班 开关漏电了")
-    assert "R1" in reply.text and ticket_count(services) == 1
+    reply = wechat_user("王强").say("报修 三(2)班 插座冒火花了")
+    assert "R1" in reply.text and "紧急" in reply.text and ticket_count(services) == 1
     assert ticket(services, 1).urgent
+    alerts = queued("repair_urgent")
+    assert names(alerts) == {"程财宝", "周春明"} and all(a.safety for a in alerts)
+    assert all("插座冒火花了" in a.text and "王强" in a.text for a in alerts)
+    wechat_user("张丽").say("报修 三(2)班 插座打火")  # the ticket is urgent already: still alerted
+    assert len(queued("repair_urgent")) == 4
+
+
+@pytest.mark.parametrize("words", ["火花", "打火", "冒火", "烧焦味", "冒烟", "焦糊味"])
+def test_sparks_and_burning_smells_are_urgent_by_default(school, wechat_user, services, words) -> None:
+    assert "紧急报修 R1" in wechat_user("张丽").say(f"报修 三(2)班 插座{words}").text
+
+
+# -- the same fault, or another -------------------------------------------------------------------------
+@pytest.mark.parametrize(("first", "second", "same"), [
+    ("空调漏水", "空调在漏水", True),
+    ("投影仪不亮", "投影仪没画面", True),
+    ("灯管不亮", "灯不亮了", True),
+    ("空调漏水", "插座冒火花", False),
+    ("空调漏水", "灯管闪烁", False),
+    ("天花板漏水", "水管漏水", False),  # sharing only how it is broken is not the same fault
+    ("窗户关不上", "门关不上", False),
+])
+def test_a_report_is_a_duplicate_only_of_the_same_fault(school, wechat_user, services, first, second,
+                                                        same) -> None:
+    wechat_user("张丽").say(f"报修 三(2)班 {first}")
+    reply = wechat_user("王强").say(f"报修 三年级2班 {second}")
+    if same:
+        assert "已有报修 R1" in reply.text and f"「{second}」已补充到 R1" in reply.text
+        assert ticket_count(services) == 1 and ticket(services, 1).followers == ["王强"]
+    else:
+        assert "已提交" in reply.text and "R2" in reply.text and "R1" not in reply.text
+        assert ticket_count(services) == 2 and ticket(services, 1).followers == []
+        assert ticket(services, 2).description == second
+
+
+def test_a_different_fault_in_the_same_room_is_never_swallowed(school, wechat_user, fake_wechat, deliver, queued,
+                                                               services) -> None:
+    """三(2)班: 插座冒火花 was merged into 空调漏水 (no ticket, no push, and later "R1 已修好");
+    灯管闪烁 from the same reporter got "你已报修过"."""
+    zhang, wang, cheng = wechat_user("张丽"), wechat_user("王强"), wechat_user("程财宝")
+    zhang.say("报修 三(2)班 空调漏水")
+    assert "紧急报修 R2" in wang.say("报修 三(2)班 插座冒火花").text
     assert names(queued("repair_urgent")) == {"程财宝", "周春明"}
+    assert "已提交报修 R3" in zhang.say("报修 三(2)班 灯管闪烁").text
+    assert [ticket(services, n).description for n in (1, 2, 3)] == ["空调漏水", "插座冒火花", "灯管闪烁"]
+    cheng.say("完成 R1 换了排水管")
+    deliver()
+    assert heard(fake_wechat, "张丽", "R1", "已修好")
+    assert not heard(fake_wechat, "王强", "R1")
+
+
+def test_the_same_asset_is_the_same_fault_and_another_asset_is_not(school, wechat_user, services) -> None:
+    zhang, wang = wechat_user("张丽"), wechat_user("王强")
+    zhang.scan(f"asset:{asset_id(services, 'DJ-0302')}")
+    zhang.say("没有声音")
+    assert "已有报修 R1" in wang.say("报修 DJ-0302 遥控器没反应").text  # the same projector
+    assert "已有报修 R1" in wang.say("报修 三(2)班 投影仪一直闪").text  # the room, naming the asset's thing
+    assert "已提交报修 R2" in wang.say("报修 SD-0302 不制冷").text  # the air conditioner
+    assert ticket_count(services) == 2
+
+
+def test_a_followers_words_and_photos_are_kept_and_the_worker_is_told(school, wechat_user, fake_wechat, deliver,
+                                                                      services, clock, houqin,
+                                                                      tmp_path: Path) -> None:
+    zhang, wang, yin = wechat_user("张丽"), wechat_user("王强"), wechat_user("殷奇")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    clock.advance(minutes=5)
+    wang.dialog([("报修", "地点"), ("三年级2班", "描述"), ("投影仪没画面，只有蓝屏", "照片")])
+    assert "照片已附在 R1 上" in wang.image(media_id="media_wang").text
+    deliver()
+    assert heard(fake_wechat, "殷奇", "【报修补充】R1", "王强", "投影仪没画面，只有蓝屏", "接单 R1")
+    view = zhang.say("R1").text
+    assert "补充：王强 11月23日 08:05「投影仪没画面，只有蓝屏」（照片 1 张）" in view
+    assert ticket(services, 1).photos[0][:2] == ("report", "pending")
+
+    yin.say("接单 R1")
+    wechat_user("程财宝")
+    deliver()
+    clock.advance(minutes=5)
+    zhang.say("报修 3-2 投影仪还是不亮，今天有公开课")  # the reporter again: kept too, told to 殷奇 alone
+    deliver()
+    assert heard(fake_wechat, "殷奇", "R1", "张丽", "投影仪还是不亮，今天有公开课")
+    assert fake_wechat.sent_to("程财宝") == []
+    assert "今天有公开课" in wang.say("R1").text
+
+    out = tmp_path / "ledger.xlsx"
+    assert houqin("export", "repairs", "--month", "2026-11", "--out", str(out)).exit_code == 0
+    from openpyxl import load_workbook
+
+    rows = [list(r) for r in load_workbook(out)["报修台账"].iter_rows(values_only=True)]
+    follow_ups = rows[1][rows[0].index("补充报告")]
+    assert "王强 11月23日 08:05「投影仪没画面，只有蓝屏」（照片 1 张）" in follow_ups
+    assert "张丽 11月23日 08:10「投影仪还是不亮，今天有公开课」" in follow_ups
 
 
 # -- the lifecycle ----------------------------------------------------------------------------------
