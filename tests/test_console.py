@@ -92,6 +92,26 @@ def test_overview_repairs_and_photo(office, client: FlaskClient) -> None:
     assert client.get("/admin/photos/999").status_code == 404
 
 
+def test_ticket_page_shows_later_reports_with_their_photos_and_the_withdrawal(office, wechat_user, fetch_media,
+                                                                             client: FlaskClient) -> None:
+    office.add("王强", "teacher")
+    wang = wechat_user("王强")
+    assert "已补充到 R1" in wang.say("报修 三(2)班 投影仪没画面，只有蓝屏").text
+    assert "照片已附在 R1 上" in wang.image(media_id="media_follower").text
+    assert fetch_media() == 1
+    sign_in(client)
+    page = client.get("/admin/repairs/R1").get_data(as_text=True)
+    assert "补充：王强" in page and "「投影仪没画面，只有蓝屏」（照片 1 张）" in page
+    assert "报修照片（张丽）" in page and "报修照片（王强）" in page
+    assert "已撤销 R1" in wechat_user("周春明").say("撤销 R1 已换新投影仪").text
+    page = client.get("/admin/repairs/R1").get_data(as_text=True)
+    assert "状态：已撤销" in page and "撤销：周春明" in page and "理由：已换新投影仪" in page
+    assert not any(r.startswith("R1") for r in rows_of(client.get("/admin/repairs").get_data(as_text=True)))
+    assert "R1" not in client.get("/admin/").get_data(as_text=True)
+    withdrawn = rows_of(client.get("/admin/repairs?status=withdrawn").get_data(as_text=True))
+    assert len(withdrawn) == 1 and withdrawn[0].startswith("R1") and "已撤销" in withdrawn[0]
+
+
 def test_outbox_and_people_pages(office, client: FlaskClient) -> None:
     sign_in(client)
     outbox = client.get("/admin/outbox").get_data(as_text=True)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
 from bot.fake_wechat import fake_jpeg
 from bot.services import Services
-from handlers.repair import import_assets, import_categories, import_rooms
+from handlers.repair import HELP_REPAIR, NO_OPEN, import_assets, import_categories, import_rooms
 from models import Asset, RepairTicket, Room, TicketFollower, TicketPhoto
 from scheduler.runner import NOT_SCHOOL_DAY, Runner
 
@@ -96,6 +96,9 @@ def room_id(services: Services, name: str) -> int:
 def asset_id(services: Services, code: str) -> int:
     with services.factory() as s:
         return int(s.scalar(select(Asset.id).where(Asset.code == code)))
+
+
+FALLBACK = NOT_UNDERSTOOD.split("「")[0]  # 没有听懂
 
 
 def names(rows) -> set[str]:
@@ -330,6 +333,119 @@ def test_a_followers_words_and_photos_are_kept_and_the_worker_is_told(school, we
     follow_ups = rows[1][rows[0].index("补充报告")]
     assert "王强 11月23日 08:05「投影仪没画面，只有蓝屏」（照片 1 张）" in follow_ups
     assert "张丽 11月23日 08:10「投影仪还是不亮，今天有公开课」" in follow_ups
+
+
+# -- changing one's mind -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("words", ["算了", "不报了", "不用了", "取消"])
+def test_giving_up_mid_dialog_ends_it_at_any_step(school, wechat_user, services, words) -> None:
+    teacher = wechat_user("张丽")
+    teacher.dialog([("报修", "地点"), (words, "已取消「报修」")])
+    teacher.dialog([("报修", "地点"), ("三(2)班", "描述"), (words, "已取消「报修」")])
+    assert FALLBACK in teacher.say("投影仪不亮").text  # not taken as the description
+    assert ticket_count(services) == 0
+    assert FALLBACK in teacher.say("不报了").text  # with no dialog it means nothing special
+
+
+def test_global_words_mid_dialog_are_answered_not_taken_as_place_or_description(school, wechat_user,
+                                                                              services) -> None:
+    teacher = wechat_user("张丽")
+    teacher.dialog([("报修", "地点"), ("帮助", HELP_REPAIR), ("三(2)班", "描述")])  # help keeps the dialog
+    assert NO_OPEN in teacher.say("我的报修").text
+    assert FALLBACK in teacher.say("投影仪不亮").text  # the dialog gave way
+    teacher.dialog([("报修", "地点"), ("我的报修", NO_OPEN)])
+    teacher.dialog([("报修 三(2)班", "描述"), ("菜单", "菜单")])
+    assert ticket_count(services) == 0
+
+
+def test_cancelling_at_the_photo_step_does_not_pretend_the_ticket_is_gone(school, wechat_user, services) -> None:
+    teacher = wechat_user("张丽")
+    teacher.dialog([("报修 三(2)班", "描述"), ("桌子晃", "照片")])
+    reply = teacher.say("算了")
+    assert "R1 已经提交" in reply.text and "撤销 R1" in reply.text and "已取消" not in reply.text
+    assert ticket(services, 1).status == "open"
+
+
+def test_the_reporter_withdraws_before_it_is_accepted(school, wechat_user, fake_wechat, deliver, services,
+                                                      runner: Runner, queued, clock, houqin, tmp_path: Path) -> None:
+    zhang, wang, cheng = wechat_user("张丽"), wechat_user("王强"), wechat_user("程财宝")
+    zhang.say("报修 三(2)班 空调漏水")
+    wang.say("报修 三(2)班 空调在漏水")  # a follower
+    deliver()
+    clock.advance(minutes=20)
+    reply = zhang.say("撤销 R1 其实是窗户渗水，已经擦干了")
+    assert "已撤销 R1" in reply.text and "（理由：其实是窗户渗水，已经擦干了）" in reply.text and "程财宝" in reply.text
+    assert ticket(services, 1).status == "withdrawn"
+    deliver()
+    assert heard(fake_wechat, "程财宝", "【报修撤销】R1", "张丽已撤销", "其实是窗户渗水，已经擦干了")
+    assert heard(fake_wechat, "王强", "【报修撤销】R1")
+    assert not heard(fake_wechat, "张丽", "【报修撤销】")
+
+    # it leaves the open lists and the jobs, and stays on the record as 已撤销 with its reason
+    assert NO_OPEN in zhang.say("我的报修").text and NO_OPEN in wang.say("我的报修").text
+    assert "R1" not in cheng.say("我的报修").text
+    assert runner.run_now("escalate_unaccepted_repairs", at("2026-11-27 10:00")).result == "没有超时未接单的报修"
+    assert runner.run_now("escalate_overdue_repairs", at("2026-11-27 10:00")).result == "没有逾期未完成的报修"
+    assert queued("repair_escalation") == []
+    view = zhang.say("R1").text
+    assert "状态：已撤销" in view and "撤销：张丽 11月23日 08:20，理由：其实是窗户渗水，已经擦干了" in view
+    assert "R1 已撤销，无需再操作" in cheng.say("接单 R1").text
+    assert "R1 已撤销，不能重新打开" in zhang.say("未修好 R1").text
+    assert "R1 已撤销，无需再操作" in zhang.say("撤销 R1").text
+    assert ticket(services, 1).status == "withdrawn"
+
+    out = tmp_path / "ledger.xlsx"
+    assert houqin("export", "repairs", "--month", "2026-11", "--out", str(out)).exit_code == 0
+    from openpyxl import load_workbook
+
+    rows = [list(r) for r in load_workbook(out)["报修台账"].iter_rows(values_only=True)]
+    assert rows[1][rows[0].index("状态")] == "已撤销"
+    assert rows[1][rows[0].index("撤销")] == "张丽 11月23日 08:20，理由：其实是窗户渗水，已经擦干了"
+
+
+def test_only_the_reporter_before_acceptance_or_admin_may_withdraw(school, wechat_user, fake_wechat, deliver,
+                                                                   services) -> None:
+    zhang, wang, yin, admin = wechat_user("张丽"), wechat_user("王强"), wechat_user("殷奇"), wechat_user("周春明")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    assert "R1 不是你提交的报修" in wang.say("撤销 R1").text
+    assert "R1 不是你提交的报修" in yin.say("撤销 R1 不用修").text
+    yin.say("接单 R1")
+    assert "R1 已由殷奇接单，不能再撤销" in zhang.say("撤销 R1 好了").text
+    assert ticket(services, 1).status == "accepted"
+    assert "请按格式发送：撤销 R编号" in zhang.say("撤销").text
+    assert "没有找到报修单 R9" in zhang.say("撤销 R9").text
+    assert "请按格式发送：撤销 R编号" in zhang.say("撤销 三(2)班").text
+    assert "抱歉，「撤销报修」仅限" in wechat_user("陈建国").say("撤销 R1").text
+    assert ticket(services, 1).status == "accepted"
+
+    assert "已撤销 R1" in admin.say("撤销 R1 重复报修").text  # admin, any time
+    deliver()
+    assert heard(fake_wechat, "殷奇", "【报修撤销】R1", "周春明已撤销", "重复报修")
+    assert heard(fake_wechat, "张丽", "【报修撤销】R1")
+    zhang.say("报修 三(2)班 投影仪不亮")  # R1 withdrawn: a new report is a new ticket
+    assert ticket_count(services) == 2 and ticket(services, 2).status == "open"
+
+
+# -- the user's own characters -----------------------------------------------------------------------------
+@pytest.mark.parametrize("said", ["报修 三(2)班 投影仪不亮了，开机后一直黑屏",
+                                  "报修　三（2）班　投影仪不亮了，开机后一直黑屏",
+                                  "报修三（2）班投影仪不亮了，开机后一直黑屏"])
+def test_the_description_is_kept_as_written(school, wechat_user, fake_wechat, deliver, services, said) -> None:
+    wechat_user("殷奇")
+    reply = wechat_user("张丽").say(said)
+    assert "已提交报修 R1：三(2)班 · 电教 · 投影仪不亮了，开机后一直黑屏" in reply.text
+    assert ticket(services, 1).description == "投影仪不亮了，开机后一直黑屏"
+    deliver()
+    assert heard(fake_wechat, "殷奇", "投影仪不亮了，开机后一直黑屏")
+
+
+def test_place_and_notes_are_kept_as_written_too(school, wechat_user, services) -> None:
+    zhang, cheng = wechat_user("张丽"), wechat_user("程财宝")
+    zhang.dialog([("报修", "地点"), ("操场东北角（靠近旗杆）", "描述"), ("地砖松动！", "R1")])
+    assert (ticket(services, 1).place, ticket(services, 1).description) == ("操场东北角（靠近旗杆）", "地砖松动！")
+    cheng.say("完成 R1 已更换地砖，注意养护（24小时）")
+    assert ticket(services, 1).note == "已更换地砖，注意养护（24小时）"
+    wechat_user("王强").say("巡查 二楼东楼梯 扶手松动，有尖角！")
+    assert ticket(services, 2).description == "扶手松动，有尖角！"
 
 
 # -- the lifecycle ----------------------------------------------------------------------------------
