@@ -13,7 +13,7 @@ from bot.school import admins, get_setting
 from bot.text import clock_time, day_bounds
 from handlers.repair import local_label, names_of, workers_of
 from models import RepairTicket
-from models.repair import ACTIVE, OPEN, STATUS_NAMES
+from models.repair import ACTIVE, OPEN, STATUS_NAMES, WITHDRAWN
 from scheduler import JobContext
 
 UNACCEPTED = "【报修超时未接单】{code} {place} · {category}：{description}（报修人：{reporter}，{when}报修）已超过{limit}个工作小时无人接单。已通知：{notified}。"
@@ -88,9 +88,10 @@ def escalate_overdue_repairs(ctx: JobContext, now: datetime) -> str:
 
 
 def repeat_failures(ctx: JobContext, day: date) -> list[tuple[str, int]]:
-    """Assets that failed at least 3 times (tickets and reopenings) in the 90 days up to `day`."""
+    """Assets that failed at least 3 times (tickets and reopenings, not withdrawn ones) in the 90 days up to `day`."""
     _, end = day_bounds(day, ctx.settings.tz)
     tickets = ctx.db.scalars(select(RepairTicket).where(RepairTicket.asset_id.is_not(None),
+                                                        RepairTicket.status != WITHDRAWN,
                                                         RepairTicket.filed_at >= end - REPEAT_WINDOW,
                                                         RepairTicket.filed_at < end))
     counts: Counter[int] = Counter()

@@ -1,6 +1,6 @@
 """Repairs and hazards through the webhook and the fake WeChat: filing (dialog, one-shot, QR), places,
 routing, urgency, duplicates, photos, the lifecycle with its notifications and wrong-role / bad-input
-answers, 我的报修, 巡查, escalation jobs and the digest section."""
+answers, 我的报修, 巡查, 撤销 and giving up, text kept as written, escalation jobs and the digest section."""
 
 from __future__ import annotations
 
@@ -710,6 +710,17 @@ def test_digest_section_shows_late_tickets_and_repeat_failures(school, wechat_us
     assert "逾期：R3 三(2)班 投影仪 · 投影仪闪烁" in row.text
     assert "重复故障：三(2)班 投影仪（DJ-0302） 90天内报修 3 次" in row.text
     assert ticket(services, 3).asset == "DJ-0302"
+
+
+def test_withdrawn_reports_are_not_repeat_failures(school, wechat_user, runner: Runner, queued, clock) -> None:
+    zhang = wechat_user("张丽")
+    for n, day in enumerate(("2026-11-02", "2026-11-09", "2026-11-16"), start=1):
+        clock.set(f"{day} 09:00")
+        zhang.say("报修 DJ-0302 投影仪不亮")
+        assert f"已撤销 R{n}" in zhang.say(f"撤销 R{n} 是遥控器没电了").text
+    runner.run_now("send_daily_digest", at("2026-11-24 17:00"))
+    (row,) = queued("daily_digest")
+    assert "重复故障" not in row.text
 
 
 def test_digest_has_no_repairs_section_when_there_are_none(school, runner: Runner, queued) -> None:
