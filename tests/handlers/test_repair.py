@@ -438,6 +438,12 @@ def test_the_description_is_kept_as_written(school, wechat_user, fake_wechat, de
     assert heard(fake_wechat, "殷奇", "投影仪不亮了，开机后一直黑屏")
 
 
+def test_voice_keeps_its_punctuation_less_what_recognition_appends(school, wechat_user, services) -> None:
+    reply = wechat_user("张丽").voice("报修三年级二班投影仪不亮了，一直黑屏。")
+    assert "已提交报修 R1：三(2)班 · 电教 · 投影仪不亮了，一直黑屏。" in reply.text
+    assert ticket(services, 1).description == "投影仪不亮了，一直黑屏"
+
+
 def test_place_and_notes_are_kept_as_written_too(school, wechat_user, services) -> None:
     zhang, cheng = wechat_user("张丽"), wechat_user("程财宝")
     zhang.dialog([("报修", "地点"), ("操场东北角（靠近旗杆）", "描述"), ("地砖松动！", "R1")])
