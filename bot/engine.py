@@ -18,7 +18,7 @@ from sqlalchemy import Connection, String, bindparam, delete, func, insert, lite
 from sqlalchemy.orm import Session, joinedload
 
 from bot.outbox import Outbox
-from bot.text import normalize, split_command
+from bot.text import normalize, split_command, split_kept, tidy
 from models import ROLE_NAMES, Binding, ConversationState, Person, PersonRole
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ NOT_LOADED = object()  # a Context's binding before a step asks for it
 CONVERSATION_TIMEOUT = timedelta(minutes=10)
 
 VOICE_TRAILING = "。.!?,"  # what speech recognition appends, after normalize() (！→!, ？→?, ，→,)
+VOICE_TRAILING_KEPT = VOICE_TRAILING + "！？，"  # the same, as written
 CANCEL_WORDS = {"取消", "cancel", "退出"}
 HELP_WORDS = {"帮助", "?", "help", "菜单帮助"}
 HELP_MENU_KEY = "HELP"
@@ -54,7 +55,8 @@ class Incoming:
     msg_type: str  # text, image, voice, video, shortvideo, location, link, file, event, ...
     create_time: int
     event: str = ""  # lower-case event name for msg_type == "event"
-    text: str = ""  # normalised text (voice: the recognition)
+    text: str = ""  # normalised text (voice: the recognition), for matching
+    original: str = ""  # the same text as the user wrote it (white space tidied); see `kept_text`
     event_key: str = ""
     scene: str = ""  # parametric QR scene, e.g. "room:12"
     msg_id: str = ""
@@ -99,6 +101,7 @@ class Incoming:
             create_time=create_time,
             event=event,
             text=normalize(text).rstrip(VOICE_TRAILING) if msg_type == "voice" else normalize(text),
+            original=tidy(text).rstrip(VOICE_TRAILING_KEPT) if msg_type == "voice" else tidy(text),
             event_key=key,
             scene=scene,
             msg_id=str(data.get("MsgId", "") or data.get("MsgID", "") or ""),
@@ -130,6 +133,29 @@ class Incoming:
     @property
     def args(self) -> list[str]:
         return split_command(self.text)[1] if self.text else []
+
+    @property
+    def kept_text(self) -> str:
+        """The text in the user's own characters (full-width punctuation and all): what a step stores,
+        echoes, pushes or exports. Match on `text`, keep `kept_text`."""
+        return self.original or self.text
+
+    @property
+    def kept_args(self) -> list[str]:
+        """`args` in the user's own characters (`args` itself, should the two ever split differently)."""
+        args = self.args
+        kept = split_kept(self.kept_text)[1] if self.text else []
+        return kept if len(kept) == len(args) else args
+
+    def split_glued(self, matched: str) -> None:
+        """Take `matched`, the text with its glued keyword split off ("报修 三(2)班"), splitting the
+        original alike."""
+        keyword = matched.split(" ", 1)[0]
+        for end in range(1, len(self.original) + 1):
+            if normalize(self.original[:end]).lower() == keyword:
+                self.original = f"{self.original[:end]} {self.original[end:].strip()}"
+                break
+        self.text = matched
 
 
 def _float(value: Any) -> float | None:
@@ -321,6 +347,7 @@ class Conversation:
         permits: Callable[[Context], bool] | None = None,
         refusal: str = "",
         gives_way: bool = False,
+        cancel_words: Iterable[str] = (),
     ) -> None:
         self.name = name
         self.title = title
@@ -336,6 +363,9 @@ class Conversation:
         # in progress, a text that is some capability's command goes to that capability, not to the
         # step (a survey pushed to parents must not swallow their 菜单)
         self.gives_way = gives_way
+        # in progress, these end it like 取消 ("算了", "不报了"); elsewhere they mean nothing special
+        self.cancel_words = frozenset(normalize(w).lower() for w in cancel_words)
+        self.cancel_answers: dict[str, Handler] = {}
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}
         self.events: dict[str, Handler] = {}
@@ -351,6 +381,16 @@ class Conversation:
     def on(self, step: str) -> Callable[[H], H]:
         def register(fn: H) -> H:
             self.steps[str(step)] = fn
+            return fn
+
+        return register
+
+    def on_cancel(self, step: str) -> Callable[[H], H]:
+        """What to answer when the conversation is cancelled at `step`, instead of CANCELLED (say, when
+        something was already done there). The conversation ends either way."""
+
+        def register(fn: H) -> H:
+            self.cancel_answers[str(step)] = fn
             return fn
 
         return register
@@ -483,12 +523,11 @@ class Engine:
             self._clear_state(ctx)  # expired
         state = ctx.sender.state
         text = msg.text
-        if text and text.lower() in CANCEL_WORDS:
+        current = self.by_name(state.conversation) if state is not None else None
+        if text and (text.lower() in CANCEL_WORDS or (current is not None and text.lower() in current.cancel_words)):
             if state is None:
                 return Reply.end(NOTHING_TO_CANCEL)
-            cap = self.by_name(state.conversation)
-            self._clear_state(ctx)
-            return Reply.end(CANCELLED.format(title=cap.title if cap else state.conversation))
+            return self._cancel(current, state, msg, ctx)
         if (text and text.lower() in HELP_WORDS) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
             return Reply(self.help_text(ctx))
 
@@ -507,7 +546,7 @@ class Engine:
                 for cap in self.capabilities:
                     matched = cap.match_text(text, glued) if cap.entry_handler is not None else None
                     if matched is not None:
-                        msg.text = matched
+                        msg.split_glued(matched)
                         return self._enter(cap, msg, ctx)
         if msg.event == "click":
             for cap in self.capabilities:
@@ -526,6 +565,16 @@ class Engine:
                 if reply is not None:
                     return reply
         return self._fallback(msg, ctx)
+
+    def _cancel(self, cap: Conversation | None, state: State, msg: Incoming, ctx: Context) -> Reply:
+        self._clear_state(ctx)
+        answer = cap.cancel_answers.get(state.step) if cap is not None else None
+        if answer is not None:
+            ctx.data = dict(state.data)
+            reply = answer(msg, ctx)
+            if reply is not None:
+                return Reply.end(reply.text)
+        return Reply.end(CANCELLED.format(title=cap.title if cap else state.conversation))
 
     @staticmethod
     def _fallback(msg: Incoming, ctx: Context) -> Reply:

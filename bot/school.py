@@ -34,7 +34,8 @@ DEFAULT_SETTINGS = {
     "repair_accept_hours": "2",  # working hours a new repair may wait for 接单 before admin is told
     "repair_done_days": "3",  # days a repair may take before admin is told
     "repair_urgent_done_hours": "4",  # hours an urgent repair may take
-    "repair_urgent_words": "漏电;冒烟;漏水;玻璃碎;着火;起火;火灾;触电;烧焦;焦味;煤气;燃气;坍塌;掉落;砸伤;跑水",
+    "repair_urgent_words": "漏电;冒烟;漏水;玻璃碎;着火;起火;火灾;触电;烧焦;焦味;煤气;燃气;坍塌;掉落;砸伤;跑水;"
+                           "火花;打火;冒火;烧焦味;焦糊;糊味",
     "canteen_survey_day": "20",  # day of the month the canteen survey goes to parents and teachers (每月一次小调查)
     "canteen_term_survey_months": "1;6",  # months whose survey is the term questionnaire (学期大调查)
     "canteen_alert_words": "异物;头发;虫;变质;发霉;霉变;拉肚子;腹泻;呕吐;吐了;过敏;肚子疼;肚子痛;食物中毒;馊;"

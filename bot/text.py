@@ -13,10 +13,16 @@ _UNITS = {"十": 10, "百": 100, "千": 1000}
 _NUMBER = re.compile(r"[0-9]+|[零〇一二两三四五六七八九十百千]+")
 
 
+def tidy(text: str) -> str:
+    """Runs of white space (the ideographic space too) become one space; every other character is
+    kept as written. What is stored, echoed, pushed and exported goes through this, not `normalize`."""
+    return _SPACES.sub(" ", text).strip()
+
+
 def normalize(text: str) -> str:
-    """NFKC folds full-width letters, digits, punctuation and the ideographic space to half-width;
-    runs of white space become one space."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+    """For matching only: NFKC folds full-width letters, digits, punctuation and the ideographic space
+    to half-width; runs of white space become one space."""
+    return tidy(unicodedata.normalize("NFKC", text))
 
 
 def chinese_to_int(word: str) -> int | None:
@@ -58,6 +64,12 @@ def numbers_in(text: str) -> list[int]:
 def split_command(text: str) -> tuple[str, list[str]]:
     """The first word and the rest: "报修 三(2)班 投影仪不亮" → ("报修", ["三(2)班", "投影仪不亮"])."""
     words = normalize(text).split(" ")
+    return words[0], [w for w in words[1:] if w]
+
+
+def split_kept(text: str) -> tuple[str, list[str]]:
+    """`split_command` keeping the user's characters: "报修　三（2）班 坏了，快修" → ("报修", ["三（2）班", "坏了，快修"])."""
+    words = tidy(text).split(" ")
     return words[0], [w for w in words[1:] if w]
 
 

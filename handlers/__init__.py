@@ -26,6 +26,7 @@ CAPABILITIES: list[Conversation] = [
     repair.finish,
     repair.transfer,
     repair.reopen,
+    repair.withdraw,
     repair.patrol,
     repair.ticket_view,
     bus.bus,

@@ -718,7 +718,7 @@ def record_accompanied(msg: Incoming, ctx: Context) -> Reply:
     person = ctx.person
     assert person is not None
     today = ctx.local_now.date()
-    note = " ".join(msg.args[1:])[:MAX_COMMENT]
+    note = " ".join(msg.kept_args[1:])[:MAX_COMMENT]
     record = ctx.db.scalar(select(AccompaniedMeal).where(AccompaniedMeal.person_id == person.id,
                                                          AccompaniedMeal.day == today, AccompaniedMeal.meal == meal))
     again = record is not None

@@ -1,10 +1,13 @@
 """Repairs and hazards: 报修 (multi-turn, one-shot, or by scanning a room or asset QR code), photos,
-duplicates, 接单 / 完成 / 转派, the reporter's rating or 未修好, R<n>, 我的报修 and 巡查; and the
+duplicates, 接单 / 完成 / 转派, the reporter's rating or 未修好, 撤销, R<n>, 我的报修 and 巡查; and the
 rooms, assets and category imports and the monthly ledger (报修台账).
 
 A ticket's category comes from its asset, or from the description through the keyword map the school
 edits; it goes to the staff whose categories include it, else to admin. Urgent words alert staff and
-admin at once. The escalation jobs and the digest section are in scheduler/repair.py.
+admin at once. A report is a duplicate only of an active ticket for the same fault: the same asset, or
+the same place and a thing in common (see `same_fault`); its reporter's words and photos join the
+ticket's history and whoever works on it is told. The escalation jobs and the digest section are in
+scheduler/repair.py.
 """
 
 from __future__ import annotations
@@ -24,9 +27,21 @@ from bot.numbering import allocate_number
 from bot.places import find_asset, find_room, place_key, split_place
 from bot.school import admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
-from bot.text import local_naive, month_bounds
-from models import Asset, Person, RepairCategory, RepairTicket, Room, TicketFollower, TicketPhoto
-from models.repair import ACCEPTED, ACTIVE, CLOSED, COMPLETION, DONE, OPEN, REPORT, STATUS_NAMES
+from bot.text import local_naive, month_bounds, normalize
+from models import Asset, Person, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
+from models.repair import (
+    ACCEPTED,
+    ACTIVE,
+    CLOSED,
+    COMPLETION,
+    DONE,
+    FOLLOW_UP,
+    OPEN,
+    REPORT,
+    STATUS_NAMES,
+    WITHDRAWAL,
+    WITHDRAWN,
+)
 
 HAZARD_CATEGORY = "安全"
 OTHER_CATEGORY = "其他"
@@ -52,6 +67,11 @@ CODE_RE = re.compile(r"[Rr](\d{1,9})")
 RATING_RE = re.compile(r"([1-5一二三四五])[分星]?")
 RATING_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 SEPARATORS = re.compile(r"[;；、，,]+")
+# Words that say how something is broken, or name nothing in particular: two reports sharing only
+# these are not about the same thing (the urgent words are added to them: 漏水, 冒烟, 火花 ...)
+NOT_THINGS = {"漏水", "跑水", "渗水", "漏电", "跳闸", "停电", "没电", "断电", "堵", "松动", "脱落", "裂缝", "着火",
+              "起火", "冒烟", "火花", "黑屏", "花屏", "画面", "声音", "隐患", "问题", "故障", "毛病", "东西", "情况",
+              "地方", "时候", "现在", "今天", "开机", "教室", "老师", "同学", "学生", "我们", "大家"}
 
 
 class Step:
@@ -67,7 +87,9 @@ HELP_FINISH = "完成 R编号 [备注] — 报修已修好（可再发完成照�
 HELP_TRANSFER = "转派 R编号 姓名 — 转给他人处理"
 HELP_REOPEN = "未修好 R编号 — 完成后仍未修好，重新打开"
 HELP_PATROL = "巡查 地点 问题 — 登记安全隐患"
+HELP_WITHDRAW = "撤销 R编号 [理由] — 撤销自己尚未被接单的报修"
 
+CANCEL_WORDS = ("算了", "不报了", "不用了", "不修了")  # mid-dialog, like 取消
 ASK_PLACE = "请告诉我报修地点（如：三(2)班、科学室、二楼东厕所）。发送「取消」可结束。"
 ASK_PLACE_TEXT = "请用文字告诉我报修地点（如：三(2)班）。"
 ASK_DETAIL = "地点：{place}。请描述问题（如：投影仪不亮）。"
@@ -83,13 +105,22 @@ PHOTO_ATTACHED = "照片已附在 {code} 上（第{n}张）。"
 COMPLETION_PHOTO_ATTACHED = "完成照片已附在 {code} 上（第{n}张）。"
 TOO_MANY_PHOTOS = "{code} 的照片已达{n}张，不再添加。"
 SKIPPED = "好的，{code} 已提交，处理进展会通知你。"
-DUPLICATE = "{place}的{category}问题已有报修 {code}（{status}），不再重复提交。你已关注 {code}，处理进展会通知你。"
-DUPLICATE_MINE = "你已报修过 {code}（{status}）：{place} · {description}。处理进展会通知你。"
+CANCELLED_AFTER_FILING = "{code} 已经提交，不再等待照片。如不需要维修了，请发送「撤销 {code} 理由」。"
+DUPLICATE = ("这个问题已有报修 {code}（{status}）：{place} · {description}。你的描述「{said}」已补充到 {code}，"
+             "并已通知{names}。你已关注 {code}，处理进展会通知你。")
+DUPLICATE_MINE = "你已报修过 {code}（{status}）：{place} · {description}。这次的描述「{said}」已补充到 {code}，并已通知{names}。"
+DUPLICATE_URGENT = "这次的描述有紧急情况，已同时通知后勤和管理员。"
 USAGE_PATROL = "请按格式发送：巡查 地点 问题，例如：巡查 二楼东楼梯 扶手松动"
 USAGE_ACCEPT = "请按格式发送：接单 R编号，例如：接单 R12"
 USAGE_FINISH = "请按格式发送：完成 R编号 [备注]，例如：完成 R12 已更换灯管"
 USAGE_TRANSFER = "请按格式发送：转派 R编号 姓名，例如：转派 R12 殷奇"
 USAGE_REOPEN = "请按格式发送：未修好 R编号 [情况]，例如：未修好 R12 灯还是不亮"
+USAGE_WITHDRAW = "请按格式发送：撤销 R编号 [理由]，例如：撤销 R12 已经自己修好了"
+NOT_REPORTER = "{code} 不是你提交的报修。只有报修人（接单前）或管理员可以撤销。"
+WITHDRAW_TOO_LATE = "{code} 已由{name}接单，不能再撤销。如已不需要维修，请联系{name}或管理员。"
+WITHDRAW_AFTER_DONE = "{code} {status}，不能再撤销。"
+WITHDRAWN_REPLY = "已撤销 {code}：{place} · {description}{reason}。已通知{names}。"
+WITHDRAWN_NO_REOPEN = "{code} 已撤销，不能重新打开。如问题仍在，请重新发送「报修 地点 描述」。"
 UNKNOWN_TICKET = "没有找到报修单 {code}，请核对编号（发送「我的报修」查看你的报修）。"
 NOT_YOURS = "{code} 不是你提交或关注的报修，无法查看或操作。"
 ACCEPTED_REPLY = "已接单 {code}：{place} · {description}（报修人：{reporter}）。修好后请发送「完成 {code} [备注]」。"
@@ -112,7 +143,9 @@ MORE = "……另有{n}条"
 NOTIFY_NEW = "【新报修】{code} {place} · {category}：{description}（报修人：{reporter}）。接单请发送「接单 {code}」。"
 NOTIFY_URGENT = "【紧急报修】{code} {place} · {category}：{description}（报修人：{reporter}）。请立即处理，接单请发送「接单 {code}」。"
 NOTIFY_HAZARD = "【安全隐患】{code} {place}：{description}（巡查人：{reporter}）。接单请发送「接单 {code}」。"
-NOTIFY_NOW_URGENT = "【紧急报修】{code} {place}：{reporter}补充报告「{description}」，已升为紧急，请立即处理。"
+NOTIFY_FOLLOW_UP = "【报修补充】{code} {place} · {description}：{reporter}也报告了「{said}」。"
+NOTIFY_FOLLOW_UP_URGENT = "【紧急报修】{code} {place} · {description}：{reporter}补充报告「{said}」，请立即处理。"
+NOTIFY_ACCEPT_HINT = "接单请发送「接单 {code}」。"
 NOTIFY_ACCEPTED = "【报修进度】{code} {place} · {description}：{name}已接单，正在处理。"
 NOTIFY_DONE = "【报修完成】{code} {place} · {description}：{name}已修好{note}。"
 NOTIFY_RATE = "请直接回复 1-5 为这次维修打分；如仍未修好，请发送「未修好 {code}」。"
@@ -121,9 +154,12 @@ NOTIFY_TRANSFER = "【转派报修】{code} {place} · {category}：{description
 NOTIFY_TRANSFERRED = "【报修进度】{code} {place} · {description}：已转交{name}处理。"
 NOTIFY_REOPENED = "【报修返修】{code} {place} · {description}：{reporter}反映仍未修好{reason}（第{n}次返修），请再次处理。"
 NOTIFY_RATED = "【报修评价】{code} {place} · {description}：{reporter}评分 {rating} 分。"
+NOTIFY_WITHDRAWN = "【报修撤销】{code} {place} · {description}：{by}已撤销{reason}，无需再处理。"
+REASON = "（理由：{reason}）"
 
+# gives_way: mid-dialog, 我的报修, 菜单 ... are answered, not taken for the place or the description
 repair = Conversation("repair", title="报修", keywords=["报修"], menu_keys=["REPAIR"], scenes=["room", "asset"],
-                      roles=REPAIR_ROLES, help=HELP_REPAIR)
+                      roles=REPAIR_ROLES, help=HELP_REPAIR, gives_way=True, cancel_words=CANCEL_WORDS)
 my_repairs = Conversation("my_repairs", title="我的报修", keywords=["我的报修"], menu_keys=["MY_REPAIRS"],
                           roles=REPAIR_ROLES, help=HELP_MY)
 accept = Conversation("repair_accept", title="接单", keywords=["接单"], roles=WORK_ROLES, help=HELP_ACCEPT)
@@ -132,6 +168,7 @@ transfer = Conversation("repair_transfer", title="转派", keywords=["转派"], 
 reopen = Conversation("repair_reopen", title="未修好", keywords=["未修好", "没修好"], roles=REPAIR_ROLES,
                       help=HELP_REOPEN)
 patrol = Conversation("patrol", title="巡查", keywords=["巡查"], roles=REPAIR_ROLES, help=HELP_PATROL)
+withdraw = Conversation("repair_withdraw", title="撤销报修", keywords=["撤销"], roles=REPAIR_ROLES, help=HELP_WITHDRAW)
 ticket_view = Conversation("repair_ticket", title="报修单", roles=REPAIR_ROLES)  # R<n>, and a bare 1-5 rating
 
 
@@ -230,14 +267,50 @@ def follow(db: Session, ticket: RepairTicket, person: Person) -> None:
         db.flush()
 
 
-def find_duplicate(db: Session, place: Place, category: str) -> RepairTicket | None:
-    """An active ticket for the same room (or the same place as typed) and category."""
-    query = select(RepairTicket).where(RepairTicket.status.in_(ACTIVE), RepairTicket.category == category)
+def things(db: Session, text: str) -> set[str]:
+    """What a description says is broken: its nouns (jieba), each reduced to the longest category keyword
+    it contains (灯管 → 灯, 投影仪 → 投影), less NOT_THINGS and the urgent words. 空调在漏水 → {空调}."""
+    import logging
+
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    skip = NOT_THINGS | set(split_words(get_setting(db, "repair_urgent_words")))
+    keywords = sorted({w.lower() for _, words in category_map(db) for w in words} - skip, key=len, reverse=True)
+    found = set()
+    for token in jieba.posseg.cut(normalize(text).lower()):
+        word = token.word.strip()
+        keyword = next((k for k in keywords if k in word), None)
+        if keyword is not None:
+            found.add(keyword)
+        elif token.flag.startswith("n") and len(word) >= 2 and word not in skip:
+            found.add(word)
+    return found
+
+
+def same_fault(db: Session, ticket: RepairTicket, place: Place, description: str) -> bool:
+    """Whether a report at the ticket's place describes the ticket's fault: the same asset; else a thing
+    in common (the assets' names count: 没有声音 scanned on the projector is about 投影); else the same
+    words. Two assets, or two things, are two faults: 插座冒火花 is not 空调漏水."""
+    if place.asset is not None and ticket.asset is not None:
+        return place.asset.id == ticket.asset.id
+    mine = things(db, f"{place.asset.name if place.asset else ''} {description}")
+    theirs = things(db, f"{ticket.asset.name if ticket.asset else ''} {ticket.description}")
+    if mine or theirs:
+        return bool(mine & theirs)
+    return normalize(description).replace(" ", "") == normalize(ticket.description).replace(" ", "")
+
+
+def find_duplicate(db: Session, place: Place, description: str) -> RepairTicket | None:
+    """The first active ticket for the same room (or the same place as typed) and the same fault."""
+    query = select(RepairTicket).where(RepairTicket.status.in_(ACTIVE)).order_by(RepairTicket.number)
     if place.room is not None:
-        return db.scalar(query.where(RepairTicket.room_id == place.room.id).order_by(RepairTicket.number))
-    key = place_key(place.text)
-    candidates = db.scalars(query.where(RepairTicket.room_id.is_(None)).order_by(RepairTicket.number))
-    return next((t for t in candidates if place_key(t.place) == key), None)
+        candidates = list(db.scalars(query.where(RepairTicket.room_id == place.room.id)))
+    else:
+        key = place_key(place.text)
+        candidates = [t for t in db.scalars(query.where(RepairTicket.room_id.is_(None))) if place_key(t.place) == key]
+    return next((t for t in candidates if same_fault(db, t, place, description)), None)
 
 
 def next_number(db: Session) -> int:
@@ -257,9 +330,9 @@ def file_ticket(ctx: Context, place: Place, description: str, *, hazard: bool = 
     else:
         category = categorize(ctx.db, description)
     urgent = is_urgent(ctx.db, description)
-    existing = find_duplicate(ctx.db, place, category)
+    existing = find_duplicate(ctx.db, place, description)
     if existing is not None:
-        return _duplicate(ctx, existing, person, description, urgent)
+        return _duplicate(ctx, existing, person, description, urgent, ask_photo)
     ticket = RepairTicket(number=next_number(ctx.db), reporter=person, room=place.room, asset=place.asset,
                           place=place.text[:MAX_PLACE], category=category, description=description, urgent=urgent,
                           hazard=hazard, status=OPEN, filed_at=ctx.now)
@@ -279,17 +352,33 @@ def file_ticket(ctx: Context, place: Place, description: str, *, hazard: bool = 
     return Reply.end(f"{text}\n{PHOTO_LATER.format(code=ticket.code)}")
 
 
-def _duplicate(ctx: Context, ticket: RepairTicket, person: Person, description: str, urgent: bool) -> Reply:
-    fields = ticket_fields(ticket)
-    mine = ticket.reporter_id == person.id
+def workers_of(db: Session, ticket: RepairTicket) -> list[Person]:
+    """Who works on the ticket: its assignee, else the staff of its category (else admin)."""
+    return [ticket.assignee] if ticket.assignee else responsible(db, ticket.category)
+
+
+def _duplicate(ctx: Context, ticket: RepairTicket, person: Person, description: str, urgent: bool,
+               ask_photo: bool) -> Reply:
+    """Another report of the ticket's fault: kept in its history in the reporter's words, who then
+    follows the ticket; whoever works on it is told (urgent words: at once, with admin, as safety)."""
+    ticket.events.append(TicketEvent(kind=FOLLOW_UP, person=person, text=description, urgent=urgent,
+                                     created_at=ctx.now))
     follow(ctx.db, ticket, person)
-    if urgent and not ticket.urgent:  # a worse report of the same problem: alert at once
+    fields = {**ticket_fields(ticket), "said": description}
+    workers = workers_of(ctx.db, ticket)
+    told = {**fields, "reporter": person.name}
+    if urgent:
         ticket.urgent = True
-        recipients = [ticket.assignee] if ticket.assignee else responsible(ctx.db, ticket.category)
-        ctx.outbox.notify([*recipients, *admins(ctx.db)], "repair_urgent",
-                          NOTIFY_NOW_URGENT.format(**{**fields, "reporter": person.name, "description": description}),
+        ctx.outbox.notify([*workers, *admins(ctx.db)], "repair_urgent", NOTIFY_FOLLOW_UP_URGENT.format(**told),
                           safety=True)
-    return Reply.end((DUPLICATE_MINE if mine else DUPLICATE).format(**fields))
+    else:
+        hint = NOTIFY_ACCEPT_HINT.format(**fields) if ticket.assignee is None else ""
+        ctx.outbox.notify(workers, "repair_follow_up", NOTIFY_FOLLOW_UP.format(**told) + hint)
+    template = DUPLICATE_MINE if ticket.reporter_id == person.id else DUPLICATE
+    text = template.format(**fields, names=names_of(workers)) + (DUPLICATE_URGENT if urgent else "")
+    if ask_photo:
+        return Reply(f"{text}\n{ASK_PHOTO}", next=Step.PHOTO, data={"ticket": ticket.number})
+    return Reply.end(f"{text}\n{PHOTO_LATER.format(code=ticket.code)}")
 
 
 def ticket_fields(ticket: RepairTicket) -> dict[str, Any]:
@@ -313,7 +402,7 @@ def start(msg: Incoming, ctx: Context) -> Reply:
         return _from_scene(msg.scene, ctx)
     if not msg.args:
         return Reply(ASK_PLACE, next=Step.PLACE)
-    return _place_given(ctx, msg.args)
+    return _place_given(ctx, msg.kept_args)
 
 
 def _from_scene(scene: str, ctx: Context) -> Reply:
@@ -341,7 +430,7 @@ def _place_given(ctx: Context, words: list[str]) -> Reply:
 
 @repair.on(Step.PLACE)
 def got_place(msg: Incoming, ctx: Context) -> Reply:
-    words = msg.text.split(" ") if msg.text else []
+    words = msg.kept_text.split(" ") if msg.text else []
     if not words:
         return Reply(ASK_PLACE_TEXT, next=Step.PLACE)
     return _place_given(ctx, words)
@@ -351,7 +440,7 @@ def got_place(msg: Incoming, ctx: Context) -> Reply:
 def got_detail(msg: Incoming, ctx: Context) -> Reply:
     if not msg.text:
         return Reply(ASK_DETAIL_TEXT, next=Step.DETAIL)
-    return file_ticket(ctx, place_from_data(ctx.db, ctx.data), msg.text, ask_photo=True)
+    return file_ticket(ctx, place_from_data(ctx.db, ctx.data), msg.kept_text, ask_photo=True)
 
 
 @repair.on(Step.PHOTO)
@@ -366,21 +455,32 @@ def got_photo(msg: Incoming, ctx: Context) -> Reply | None:
     return None  # anything else is a new message: the engine routes it
 
 
+@repair.on_cancel(Step.PHOTO)
+def cancelled_after_filing(msg: Incoming, ctx: Context) -> Reply:
+    """取消 at the photo step: the ticket stands; say so, and how to withdraw it."""
+    return Reply.end(CANCELLED_AFTER_FILING.format(code=f"R{ctx.data.get('ticket')}"))
+
+
 @repair.on_event("image")
 def image_after_filing(msg: Incoming, ctx: Context) -> Reply | None:
-    """An image within 10 minutes of filing (or of 完成, from the one who finished) joins that ticket."""
+    """An image within 10 minutes of filing or of reporting the same fault again (or of 完成, from the one
+    who finished) joins that ticket."""
     person = ctx.person
     if person is None or not msg.media_id:
         return None
     since = ctx.now - PHOTO_WINDOW
     filed = ctx.db.scalar(select(RepairTicket).where(RepairTicket.reporter_id == person.id,
-                                                     RepairTicket.filed_at >= since)
+                                                     RepairTicket.filed_at >= since, RepairTicket.status != WITHDRAWN)
                           .order_by(RepairTicket.filed_at.desc()).limit(1))
+    added = ctx.db.scalar(select(TicketEvent).where(TicketEvent.person_id == person.id, TicketEvent.kind == FOLLOW_UP,
+                                                    TicketEvent.created_at >= since)
+                          .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc()).limit(1))
     done = ctx.db.scalar(select(RepairTicket).where(RepairTicket.assignee_id == person.id,
                                                     RepairTicket.status.in_((DONE, CLOSED)),
                                                     RepairTicket.done_at >= since)
                          .order_by(RepairTicket.done_at.desc()).limit(1))
     candidates = [(t.filed_at, t, REPORT) for t in [filed] if t is not None]
+    candidates += [(e.created_at, e.ticket, REPORT) for e in [added] if e is not None and e.ticket.status in ACTIVE]
     candidates += [(t.done_at, t, COMPLETION) for t in [done] if t is not None and t.done_at is not None]
     if not candidates:
         return None
@@ -405,7 +505,7 @@ def attach_photo(ctx: Context, ticket: RepairTicket, media_id: str, kind: str) -
 def record_hazard(msg: Incoming, ctx: Context) -> Reply:
     if len(msg.args) < 2:
         return Reply.end(USAGE_PATROL)
-    return file_ticket(ctx, resolve_place(ctx.db, msg.args[0]), " ".join(msg.args[1:]), hazard=True)
+    return file_ticket(ctx, resolve_place(ctx.db, msg.kept_args[0]), " ".join(msg.kept_args[1:]), hazard=True)
 
 
 # -- 接单 / 完成 / 转派 -----------------------------------------------------------------------------
@@ -448,7 +548,7 @@ def finish_ticket(msg: Incoming, ctx: Context) -> Reply:
     assert me is not None
     if ticket.assignee is not None and ticket.assignee_id != me.id and "admin" not in ctx.roles:
         return Reply.end(NOT_ASSIGNED_TO_YOU.format(**ticket_fields(ticket)))
-    note = " ".join(msg.args[1:])[:MAX_DESCRIPTION]
+    note = " ".join(msg.kept_args[1:])[:MAX_DESCRIPTION]
     ticket.assignee = ticket.assignee or me
     ticket.accepted_at = ticket.accepted_at or ctx.now
     ticket.status, ticket.done_at, ticket.note = DONE, ctx.now, note
@@ -479,6 +579,40 @@ def transfer_ticket(msg: Incoming, ctx: Context) -> Reply:
     return Reply.end(TRANSFERRED.format(code=ticket.code, name=target.name))
 
 
+# -- 撤销 ----------------------------------------------------------------------------------------
+@withdraw.entry
+def withdraw_ticket(msg: Incoming, ctx: Context) -> Reply:
+    """The reporter before it is accepted, or admin at any time: the ticket leaves the open lists and
+    stays in the ledger as 已撤销 with the reason; whoever works on it, and its followers, are told."""
+    if not msg.args:
+        return Reply.end(USAGE_WITHDRAW)
+    ticket = ticket_by_code(ctx.db, msg.args[0], lock=True)
+    if ticket is None:
+        return Reply.end(UNKNOWN_TICKET.format(code=shown_code(msg.args[0])) if re.fullmatch(r"[Rr]?\d+", msg.args[0])
+                         else USAGE_WITHDRAW)
+    me = ctx.person
+    assert me is not None
+    fields = ticket_fields(ticket)
+    if ticket.status == WITHDRAWN:
+        return Reply.end(ALREADY_DONE.format(**fields))
+    if "admin" not in ctx.roles:
+        if ticket.reporter_id != me.id:
+            return Reply.end(NOT_REPORTER.format(**fields))
+        if ticket.status == ACCEPTED:
+            return Reply.end(WITHDRAW_TOO_LATE.format(**fields))
+        if ticket.status != OPEN:
+            return Reply.end(WITHDRAW_AFTER_DONE.format(**fields))
+    said = " ".join(msg.kept_args[1:])[:MAX_DESCRIPTION]
+    reason = REASON.format(reason=said) if said else ""
+    workers = workers_of(ctx.db, ticket)
+    ticket.status = WITHDRAWN
+    ticket.events.append(TicketEvent(kind=WITHDRAWAL, person=me, text=said, created_at=ctx.now))
+    told = NOTIFY_WITHDRAWN.format(**fields, by=me.name, reason=reason)
+    ctx.outbox.notify(workers, "repair_withdrawn", told, safety=ticket.urgent)
+    ctx.outbox.notify([p for p in parties(ticket) if p.id != me.id], "repair_progress", told)
+    return Reply.end(WITHDRAWN_REPLY.format(**fields, reason=reason, names=names_of(workers)))
+
+
 # -- 未修好, rating, R<n>, 我的报修 ---------------------------------------------------------------------
 @reopen.entry
 def reopen_ticket(msg: Incoming, ctx: Context) -> Reply:
@@ -495,11 +629,13 @@ def reopen_ticket(msg: Incoming, ctx: Context) -> Reply:
         return Reply.end(NOT_YOURS.format(**fields))
     if ticket.status in ACTIVE:
         return Reply.end(STILL_OPEN.format(**fields))
+    if ticket.status == WITHDRAWN:
+        return Reply.end(WITHDRAWN_NO_REOPEN.format(**fields))
     ticket.status = ACCEPTED if ticket.assignee else OPEN
     ticket.done_at = ticket.closed_at = ticket.rating = None
     ticket.reopen_count += 1
-    reason = " ".join(msg.args[1:])
-    workers = [ticket.assignee] if ticket.assignee else responsible(ctx.db, ticket.category)
+    reason = " ".join(msg.kept_args[1:])
+    workers = workers_of(ctx.db, ticket)
     ctx.outbox.notify(workers, "repair_reopened", NOTIFY_REOPENED.format(
         **{**fields, "reporter": me.name}, reason=f"：{reason}" if reason else "", n=ticket.reopen_count),
         safety=ticket.urgent)
@@ -570,9 +706,27 @@ def describe(ticket: RepairTicket, tz: tzinfo) -> str:
         done = len(ticket.photos) - report
         saved = sum(1 for p in ticket.photos if p.path)
         lines.append(f"照片：报修 {report} 张，完成 {done} 张（已保存 {saved} 张）")
+    lines += [f"补充：{line}" for line in follow_up_lines(ticket, tz)]
+    if (withdrawal := ticket.withdrawal) is not None:
+        lines.append(f"撤销：{withdrawal_line(withdrawal, tz)}")
     if ticket.followers:
         lines.append(f"关注：{names_of(ticket.follower_people)}")
     return "\n".join(lines)
+
+
+def follow_up_lines(ticket: RepairTicket, tz: tzinfo) -> list[str]:
+    """The later reports of the ticket's fault, in their reporters' words, with the photos each sent."""
+    lines = []
+    for event in ticket.follow_ups:
+        photos = sum(1 for p in ticket.photos if p.kind == REPORT and p.sender_id == event.person_id
+                     and event.person_id != ticket.reporter_id)
+        lines.append(f"{event.who} {local_label(tz, event.created_at)}「{event.text}」"
+                     + ("【紧急】" if event.urgent else "") + (f"（照片 {photos} 张）" if photos else ""))
+    return lines
+
+
+def withdrawal_line(event: TicketEvent, tz: tzinfo) -> str:
+    return f"{event.who} {local_label(tz, event.created_at)}" + (f"，理由：{event.text}" if event.text else "")
 
 
 MY_LIMIT = 10
@@ -715,7 +869,7 @@ def import_categories(db: Session, path: str | Path) -> int:
 
 # -- the monthly ledger ----------------------------------------------------------------------------
 LEDGER_HEADER = ["编号", "报修时间", "报修人", "地点", "设备", "类别", "问题描述", "维修人", "接单时间", "完成时间",
-                 "维修用时(小时)", "评分", "备注", "类型", "状态"]
+                 "维修用时(小时)", "评分", "备注", "类型", "状态", "补充报告", "撤销"]
 STAFF_HEADER = ["维修人", "报修单数", "已完成", "维修用时中位数(小时)", "平均评分"]
 
 
@@ -740,7 +894,8 @@ def repair_ledger(db: Session, month: date, tz: tzinfo) -> Ledger:
     rows = [[t.code, local_naive(t.filed_at, tz), t.reporter.name if t.reporter else "", t.place,
              f"{t.asset.name}（{t.asset.code}）" if t.asset else "", t.category, t.description,
              t.assignee.name if t.assignee else "", local_naive(t.accepted_at, tz), local_naive(t.done_at, tz),
-             hours_to_fix(t), t.rating, t.note, "巡查隐患" if t.hazard else "报修", STATUS_NAMES.get(t.status, t.status)]
+             hours_to_fix(t), t.rating, t.note, "巡查隐患" if t.hazard else "报修", STATUS_NAMES.get(t.status, t.status),
+             "\n".join(follow_up_lines(t, tz)), withdrawal_line(t.withdrawal, tz) if t.withdrawal else ""]
             for t in tickets]
     by_staff: dict[str, list[RepairTicket]] = {}
     for t in tickets:
@@ -756,4 +911,4 @@ def repair_ledger(db: Session, month: date, tz: tzinfo) -> Ledger:
 
 
 __all__ = ["accept", "finish", "import_assets", "import_categories", "import_rooms", "my_repairs", "patrol",
-           "reopen", "repair", "repair_ledger", "ticket_view", "transfer"]
+           "reopen", "repair", "repair_ledger", "ticket_view", "transfer", "withdraw"]

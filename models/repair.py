@@ -1,5 +1,6 @@
-"""Repairs and hazards: rooms and assets (with their QR codes), tickets R<n>, their followers and
-photos, and the category keyword map the school can edit."""
+"""Repairs and hazards: rooms and assets (with their QR codes), tickets R<n>, their followers, photos
+and history (later reports of the same fault, the withdrawal), and the category keyword map the school
+can edit."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from models.base import Base, utcnow
 from models.identity import Person
 from models.media import DownloadedPhoto
 
-OPEN, ACCEPTED, DONE, CLOSED = "open", "accepted", "done", "closed"
+OPEN, ACCEPTED, DONE, CLOSED, WITHDRAWN = "open", "accepted", "done", "closed", "withdrawn"
 ACTIVE = (OPEN, ACCEPTED)  # a ticket someone still has to work on
-STATUS_NAMES = {OPEN: "待接单", ACCEPTED: "维修中", DONE: "已完成待评价", CLOSED: "已关闭"}
+STATUS_NAMES = {OPEN: "待接单", ACCEPTED: "维修中", DONE: "已完成待评价", CLOSED: "已关闭", WITHDRAWN: "已撤销"}
 
-REPORT, COMPLETION = "report", "completion"
+REPORT, COMPLETION = "report", "completion"  # photo kinds
+FOLLOW_UP, WITHDRAWAL = "follow_up", "withdrawal"  # event kinds
 
 
 class Room(Base):
@@ -109,6 +111,8 @@ class RepairTicket(Base):
                                                            lazy="selectin")
     photos: Mapped[list[TicketPhoto]] = relationship(back_populates="ticket", cascade="all, delete-orphan",
                                                      lazy="selectin", order_by="TicketPhoto.id")
+    events: Mapped[list[TicketEvent]] = relationship(back_populates="ticket", cascade="all, delete-orphan",
+                                                     lazy="selectin", order_by="TicketEvent.id")
 
     @property
     def code(self) -> str:
@@ -117,6 +121,14 @@ class RepairTicket(Base):
     @property
     def follower_people(self) -> list[Person]:
         return [f.person for f in self.followers]
+
+    @property
+    def follow_ups(self) -> list[TicketEvent]:
+        return [e for e in self.events if e.kind == FOLLOW_UP]
+
+    @property
+    def withdrawal(self) -> TicketEvent | None:
+        return next((e for e in reversed(self.events) if e.kind == WITHDRAWAL), None)
 
 
 class TicketFollower(Base):
@@ -134,6 +146,30 @@ class TicketFollower(Base):
     person: Mapped[Person] = relationship(lazy="joined")
 
 
+class TicketEvent(Base):
+    """A ticket's history after filing, never overwritten: another report of the same fault in its
+    reporter's own words (FOLLOW_UP, with `urgent` if it had urgent words), or the withdrawal with
+    its reason (WITHDRAWAL)."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_person_created", "person_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("repair_tickets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    urgent: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[RepairTicket] = relationship(back_populates="events")
+    person: Mapped[Person | None] = relationship(lazy="joined")
+
+    @property
+    def who(self) -> str:
+        return self.person.name if self.person else "（已删除）"
+
+
 class TicketPhoto(DownloadedPhoto, Base):
     """A photo sent with a report or a completion; the media worker downloads it at once (WeChat keeps
     media for 3 days) into the storage folder, as repairs/R<n>/<id>-<kind>.jpg."""
@@ -146,3 +182,4 @@ class TicketPhoto(DownloadedPhoto, Base):
     kind: Mapped[str] = mapped_column(String(16), default=REPORT)  # report | completion
 
     ticket: Mapped[RepairTicket] = relationship(back_populates="photos")
+    sender: Mapped[Person | None] = relationship(lazy="joined")

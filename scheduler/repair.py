@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from bot.school import admins, get_setting
 from bot.text import clock_time, day_bounds
-from handlers.repair import local_label, names_of, responsible
+from handlers.repair import local_label, names_of, workers_of
 from models import RepairTicket
-from models.repair import ACTIVE, OPEN, STATUS_NAMES
+from models.repair import ACTIVE, OPEN, STATUS_NAMES, WITHDRAWN
 from scheduler import JobContext
 
 UNACCEPTED = "【报修超时未接单】{code} {place} · {category}：{description}（报修人：{reporter}，{when}报修）已超过{limit}个工作小时无人接单。已通知：{notified}。"
@@ -66,7 +66,7 @@ def escalate_unaccepted_repairs(ctx: JobContext, now: datetime) -> str:
     late = [t for t in tickets if is_unaccepted_late(ctx, t)]
     for ticket in late:
         ticket.unaccepted_escalated_at = ctx.now
-        notified = [ticket.assignee] if ticket.assignee else responsible(ctx.db, ticket.category)
+        notified = workers_of(ctx.db, ticket)
         text = UNACCEPTED.format(**_fields(ctx, ticket), limit=f"{accept_limit(ctx):g}", notified=names_of(notified))
         ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent)
     return ESCALATED.format(n=len(late), codes="、".join(t.code for t in late)) if late else NONE_UNACCEPTED
@@ -88,9 +88,10 @@ def escalate_overdue_repairs(ctx: JobContext, now: datetime) -> str:
 
 
 def repeat_failures(ctx: JobContext, day: date) -> list[tuple[str, int]]:
-    """Assets that failed at least 3 times (tickets and reopenings) in the 90 days up to `day`."""
+    """Assets that failed at least 3 times (tickets and reopenings, not withdrawn ones) in the 90 days up to `day`."""
     _, end = day_bounds(day, ctx.settings.tz)
     tickets = ctx.db.scalars(select(RepairTicket).where(RepairTicket.asset_id.is_not(None),
+                                                        RepairTicket.status != WITHDRAWN,
                                                         RepairTicket.filed_at >= end - REPEAT_WINDOW,
                                                         RepairTicket.filed_at < end))
     counts: Counter[int] = Counter()

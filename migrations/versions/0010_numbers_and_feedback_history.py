@@ -1,7 +1,7 @@
 """numbers and feedback history: numbers from one counter row per series; every canteen feedback kept
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-30 15:30:00.000000
 
 `counters` holds the last number given in each series (R<n>: repair_tickets, F<n>: canteen_feedback),
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

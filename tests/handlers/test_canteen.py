@@ -523,7 +523,7 @@ def test_accompanied_meal_is_recorded_and_counted_in_the_digest(school, wechat_u
                                                                 services: Services) -> None:
     admin = wechat_user("周春明")
     assert admin.say("陪餐 午餐 菜品偏咸，米饭软硬适中").text == (
-        "已记录11月26日（周四）午餐陪餐，意见：菜品偏咸,米饭软硬适中。本月全校已陪餐 1 次。")
+        "已记录11月26日（周四）午餐陪餐，意见：菜品偏咸，米饭软硬适中。本月全校已陪餐 1 次。")
     (note,) = queued("canteen_accompanied")
     assert note.name == "宦欢" and "【陪餐意见】周春明 11月26日（周四）午餐：菜品偏咸" in note.text
     assert "已更新11月26日（周四）午餐的陪餐记录" in admin.say("陪餐 午饭").text

@@ -1,6 +1,6 @@
 """Repairs and hazards through the webhook and the fake WeChat: filing (dialog, one-shot, QR), places,
 routing, urgency, duplicates, photos, the lifecycle with its notifications and wrong-role / bad-input
-answers, 我的报修, 巡查, escalation jobs and the digest section."""
+answers, 我的报修, 巡查, 撤销 and giving up, text kept as written, escalation jobs and the digest section."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
 from bot.fake_wechat import fake_jpeg
 from bot.services import Services
-from handlers.repair import import_assets, import_categories, import_rooms
+from handlers.repair import HELP_REPAIR, NO_OPEN, import_assets, import_categories, import_rooms
 from models import Asset, RepairTicket, Room, TicketFollower, TicketPhoto
 from scheduler.runner import NOT_SCHOOL_DAY, Runner
 
@@ -97,6 +97,9 @@ def room_id(services: Services, name: str) -> int:
 def asset_id(services: Services, code: str) -> int:
     with services.factory() as s:
         return int(s.scalar(select(Asset.id).where(Asset.code == code)))
+
+
+FALLBACK = NOT_UNDERSTOOD.split("「")[0]  # 没有听懂
 
 
 def names(rows) -> set[str]:
@@ -231,13 +234,225 @@ def test_a_duplicate_follows_the_open_ticket_and_hears_its_progress(school, wech
     assert "R1" in wang.say("我的报修").text
 
 
-def test_a_worse_duplicate_makes_the_ticket_urgent(school, wechat_user, queued, services) -> None:
-    wechat_user("张丽").say("报修 三(2)班 灯不亮")
+def test_urgent_words_in_a_followers_report_alert_at_once(school, wechat_user, queued, services, clock) -> None:
+    clock.set("2026-11-23 22:30")  # late: safety pushes are never held
+    wechat_user("张丽").say("报修 三(2)班 插座没电")
     assert queued("repair_urgent") == []
-    reply = wechat_user("王强").say("报修 三(2)班 开关漏电了")
-    assert "R1" in reply.text and ticket_count(services) == 1
+    reply = wechat_user("王强").say("报修 三(2)班 插座冒火花了")
+    assert "R1" in reply.text and "紧急" in reply.text and ticket_count(services) == 1
     assert ticket(services, 1).urgent
+    alerts = queued("repair_urgent")
+    assert names(alerts) == {"程财宝", "周春明"} and all(a.safety for a in alerts)
+    assert all("插座冒火花了" in a.text and "王强" in a.text for a in alerts)
+    wechat_user("张丽").say("报修 三(2)班 插座打火")  # the ticket is urgent already: still alerted
+    assert len(queued("repair_urgent")) == 4
+
+
+@pytest.mark.parametrize("words", ["火花", "打火", "冒火", "烧焦味", "冒烟", "焦糊味"])
+def test_sparks_and_burning_smells_are_urgent_by_default(school, wechat_user, services, words) -> None:
+    assert "紧急报修 R1" in wechat_user("张丽").say(f"报修 三(2)班 插座{words}").text
+
+
+# -- the same fault, or another -------------------------------------------------------------------------
+@pytest.mark.parametrize(("first", "second", "same"), [
+    ("空调漏水", "空调在漏水", True),
+    ("投影仪不亮", "投影仪没画面", True),
+    ("灯管不亮", "灯不亮了", True),
+    ("空调漏水", "插座冒火花", False),
+    ("空调漏水", "灯管闪烁", False),
+    ("天花板漏水", "水管漏水", False),  # sharing only how it is broken is not the same fault
+    ("窗户关不上", "门关不上", False),
+])
+def test_a_report_is_a_duplicate_only_of_the_same_fault(school, wechat_user, services, first, second,
+                                                        same) -> None:
+    wechat_user("张丽").say(f"报修 三(2)班 {first}")
+    reply = wechat_user("王强").say(f"报修 三年级2班 {second}")
+    if same:
+        assert "已有报修 R1" in reply.text and f"「{second}」已补充到 R1" in reply.text
+        assert ticket_count(services) == 1 and ticket(services, 1).followers == ["王强"]
+    else:
+        assert "已提交" in reply.text and "R2" in reply.text and "R1" not in reply.text
+        assert ticket_count(services) == 2 and ticket(services, 1).followers == []
+        assert ticket(services, 2).description == second
+
+
+def test_a_different_fault_in_the_same_room_is_never_swallowed(school, wechat_user, fake_wechat, deliver, queued,
+                                                               services) -> None:
+    """三(2)班: 插座冒火花 was merged into 空调漏水 (no ticket, no push, and later "R1 已修好");
+    灯管闪烁 from the same reporter got "你已报修过"."""
+    zhang, wang, cheng = wechat_user("张丽"), wechat_user("王强"), wechat_user("程财宝")
+    zhang.say("报修 三(2)班 空调漏水")
+    assert "紧急报修 R2" in wang.say("报修 三(2)班 插座冒火花").text
     assert names(queued("repair_urgent")) == {"程财宝", "周春明"}
+    assert "已提交报修 R3" in zhang.say("报修 三(2)班 灯管闪烁").text
+    assert [ticket(services, n).description for n in (1, 2, 3)] == ["空调漏水", "插座冒火花", "灯管闪烁"]
+    cheng.say("完成 R1 换了排水管")
+    deliver()
+    assert heard(fake_wechat, "张丽", "R1", "已修好")
+    assert not heard(fake_wechat, "王强", "R1")
+
+
+def test_the_same_asset_is_the_same_fault_and_another_asset_is_not(school, wechat_user, services) -> None:
+    zhang, wang = wechat_user("张丽"), wechat_user("王强")
+    zhang.scan(f"asset:{asset_id(services, 'DJ-0302')}")
+    zhang.say("没有声音")
+    assert "已有报修 R1" in wang.say("报修 DJ-0302 遥控器没反应").text  # the same projector
+    assert "已有报修 R1" in wang.say("报修 三(2)班 投影仪一直闪").text  # the room, naming the asset's thing
+    assert "已提交报修 R2" in wang.say("报修 SD-0302 不制冷").text  # the air conditioner
+    assert ticket_count(services) == 2
+
+
+def test_a_followers_words_and_photos_are_kept_and_the_worker_is_told(school, wechat_user, fake_wechat, deliver,
+                                                                      services, clock, houqin,
+                                                                      tmp_path: Path) -> None:
+    zhang, wang, yin = wechat_user("张丽"), wechat_user("王强"), wechat_user("殷奇")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    clock.advance(minutes=5)
+    wang.dialog([("报修", "地点"), ("三年级2班", "描述"), ("投影仪没画面，只有蓝屏", "照片")])
+    assert "照片已附在 R1 上" in wang.image(media_id="media_wang").text
+    deliver()
+    assert heard(fake_wechat, "殷奇", "【报修补充】R1", "王强", "投影仪没画面，只有蓝屏", "接单 R1")
+    view = zhang.say("R1").text
+    assert "补充：王强 11月23日 08:05「投影仪没画面，只有蓝屏」（照片 1 张）" in view
+    assert ticket(services, 1).photos[0][:2] == ("report", "pending")
+
+    yin.say("接单 R1")
+    wechat_user("程财宝")
+    deliver()
+    clock.advance(minutes=5)
+    zhang.say("报修 3-2 投影仪还是不亮，今天有公开课")  # the reporter again: kept too, told to 殷奇 alone
+    deliver()
+    assert heard(fake_wechat, "殷奇", "R1", "张丽", "投影仪还是不亮，今天有公开课")
+    assert fake_wechat.sent_to("程财宝") == []
+    assert "今天有公开课" in wang.say("R1").text
+
+    out = tmp_path / "ledger.xlsx"
+    assert houqin("export", "repairs", "--month", "2026-11", "--out", str(out)).exit_code == 0
+    from openpyxl import load_workbook
+
+    rows = [list(r) for r in load_workbook(out)["报修台账"].iter_rows(values_only=True)]
+    follow_ups = rows[1][rows[0].index("补充报告")]
+    assert "王强 11月23日 08:05「投影仪没画面，只有蓝屏」（照片 1 张）" in follow_ups
+    assert "张丽 11月23日 08:10「投影仪还是不亮，今天有公开课」" in follow_ups
+
+
+# -- changing one's mind -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("words", ["算了", "不报了", "不用了", "取消"])
+def test_giving_up_mid_dialog_ends_it_at_any_step(school, wechat_user, services, words) -> None:
+    teacher = wechat_user("张丽")
+    teacher.dialog([("报修", "地点"), (words, "已取消「报修」")])
+    teacher.dialog([("报修", "地点"), ("三(2)班", "描述"), (words, "已取消「报修」")])
+    assert FALLBACK in teacher.say("投影仪不亮").text  # not taken as the description
+    assert ticket_count(services) == 0
+    assert FALLBACK in teacher.say("不报了").text  # with no dialog it means nothing special
+
+
+def test_global_words_mid_dialog_are_answered_not_taken_as_place_or_description(school, wechat_user,
+                                                                              services) -> None:
+    teacher = wechat_user("张丽")
+    teacher.dialog([("报修", "地点"), ("帮助", HELP_REPAIR), ("三(2)班", "描述")])  # help keeps the dialog
+    assert NO_OPEN in teacher.say("我的报修").text
+    assert FALLBACK in teacher.say("投影仪不亮").text  # the dialog gave way
+    teacher.dialog([("报修", "地点"), ("我的报修", NO_OPEN)])
+    teacher.dialog([("报修 三(2)班", "描述"), ("菜单", "菜单")])
+    assert ticket_count(services) == 0
+
+
+def test_cancelling_at_the_photo_step_does_not_pretend_the_ticket_is_gone(school, wechat_user, services) -> None:
+    teacher = wechat_user("张丽")
+    teacher.dialog([("报修 三(2)班", "描述"), ("桌子晃", "照片")])
+    reply = teacher.say("算了")
+    assert "R1 已经提交" in reply.text and "撤销 R1" in reply.text and "已取消" not in reply.text
+    assert ticket(services, 1).status == "open"
+
+
+def test_the_reporter_withdraws_before_it_is_accepted(school, wechat_user, fake_wechat, deliver, services,
+                                                      runner: Runner, queued, clock, houqin, tmp_path: Path) -> None:
+    zhang, wang, cheng = wechat_user("张丽"), wechat_user("王强"), wechat_user("程财宝")
+    zhang.say("报修 三(2)班 空调漏水")
+    wang.say("报修 三(2)班 空调在漏水")  # a follower
+    deliver()
+    clock.advance(minutes=20)
+    reply = zhang.say("撤销 R1 其实是窗户渗水，已经擦干了")
+    assert "已撤销 R1" in reply.text and "（理由：其实是窗户渗水，已经擦干了）" in reply.text and "程财宝" in reply.text
+    assert ticket(services, 1).status == "withdrawn"
+    deliver()
+    assert heard(fake_wechat, "程财宝", "【报修撤销】R1", "张丽已撤销", "其实是窗户渗水，已经擦干了")
+    assert heard(fake_wechat, "王强", "【报修撤销】R1")
+    assert not heard(fake_wechat, "张丽", "【报修撤销】")
+
+    # it leaves the open lists and the jobs, and stays on the record as 已撤销 with its reason
+    assert NO_OPEN in zhang.say("我的报修").text and NO_OPEN in wang.say("我的报修").text
+    assert "R1" not in cheng.say("我的报修").text
+    assert runner.run_now("escalate_unaccepted_repairs", at("2026-11-27 10:00")).result == "没有超时未接单的报修"
+    assert runner.run_now("escalate_overdue_repairs", at("2026-11-27 10:00")).result == "没有逾期未完成的报修"
+    assert queued("repair_escalation") == []
+    view = zhang.say("R1").text
+    assert "状态：已撤销" in view and "撤销：张丽 11月23日 08:20，理由：其实是窗户渗水，已经擦干了" in view
+    assert "R1 已撤销，无需再操作" in cheng.say("接单 R1").text
+    assert "R1 已撤销，不能重新打开" in zhang.say("未修好 R1").text
+    assert "R1 已撤销，无需再操作" in zhang.say("撤销 R1").text
+    assert ticket(services, 1).status == "withdrawn"
+
+    out = tmp_path / "ledger.xlsx"
+    assert houqin("export", "repairs", "--month", "2026-11", "--out", str(out)).exit_code == 0
+    from openpyxl import load_workbook
+
+    rows = [list(r) for r in load_workbook(out)["报修台账"].iter_rows(values_only=True)]
+    assert rows[1][rows[0].index("状态")] == "已撤销"
+    assert rows[1][rows[0].index("撤销")] == "张丽 11月23日 08:20，理由：其实是窗户渗水，已经擦干了"
+
+
+def test_only_the_reporter_before_acceptance_or_admin_may_withdraw(school, wechat_user, fake_wechat, deliver,
+                                                                   services) -> None:
+    zhang, wang, yin, admin = wechat_user("张丽"), wechat_user("王强"), wechat_user("殷奇"), wechat_user("周春明")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    assert "R1 不是你提交的报修" in wang.say("撤销 R1").text
+    assert "R1 不是你提交的报修" in yin.say("撤销 R1 不用修").text
+    yin.say("接单 R1")
+    assert "R1 已由殷奇接单，不能再撤销" in zhang.say("撤销 R1 好了").text
+    assert ticket(services, 1).status == "accepted"
+    assert "请按格式发送：撤销 R编号" in zhang.say("撤销").text
+    assert "没有找到报修单 R9" in zhang.say("撤销 R9").text
+    assert "请按格式发送：撤销 R编号" in zhang.say("撤销 三(2)班").text
+    assert "抱歉，「撤销报修」仅限" in wechat_user("陈建国").say("撤销 R1").text
+    assert ticket(services, 1).status == "accepted"
+
+    assert "已撤销 R1" in admin.say("撤销 R1 重复报修").text  # admin, any time
+    deliver()
+    assert heard(fake_wechat, "殷奇", "【报修撤销】R1", "周春明已撤销", "重复报修")
+    assert heard(fake_wechat, "张丽", "【报修撤销】R1")
+    zhang.say("报修 三(2)班 投影仪不亮")  # R1 withdrawn: a new report is a new ticket
+    assert ticket_count(services) == 2 and ticket(services, 2).status == "open"
+
+
+# -- the user's own characters -----------------------------------------------------------------------------
+@pytest.mark.parametrize("said", ["报修 三(2)班 投影仪不亮了，开机后一直黑屏",
+                                  "报修　三（2）班　投影仪不亮了，开机后一直黑屏",
+                                  "报修三（2）班投影仪不亮了，开机后一直黑屏"])
+def test_the_description_is_kept_as_written(school, wechat_user, fake_wechat, deliver, services, said) -> None:
+    wechat_user("殷奇")
+    reply = wechat_user("张丽").say(said)
+    assert "已提交报修 R1：三(2)班 · 电教 · 投影仪不亮了，开机后一直黑屏" in reply.text
+    assert ticket(services, 1).description == "投影仪不亮了，开机后一直黑屏"
+    deliver()
+    assert heard(fake_wechat, "殷奇", "投影仪不亮了，开机后一直黑屏")
+
+
+def test_voice_keeps_its_punctuation_less_what_recognition_appends(school, wechat_user, services) -> None:
+    reply = wechat_user("张丽").voice("报修三年级二班投影仪不亮了，一直黑屏。")
+    assert "已提交报修 R1：三(2)班 · 电教 · 投影仪不亮了，一直黑屏。" in reply.text
+    assert ticket(services, 1).description == "投影仪不亮了，一直黑屏"
+
+
+def test_place_and_notes_are_kept_as_written_too(school, wechat_user, services) -> None:
+    zhang, cheng = wechat_user("张丽"), wechat_user("程财宝")
+    zhang.dialog([("报修", "地点"), ("操场东北角（靠近旗杆）", "描述"), ("地砖松动！", "R1")])
+    assert (ticket(services, 1).place, ticket(services, 1).description) == ("操场东北角（靠近旗杆）", "地砖松动！")
+    cheng.say("完成 R1 已更换地砖，注意养护（24小时）")
+    assert ticket(services, 1).note == "已更换地砖，注意养护（24小时）"
+    wechat_user("王强").say("巡查 二楼东楼梯 扶手松动，有尖角！")
+    assert ticket(services, 2).description == "扶手松动，有尖角！"
 
 
 # -- the lifecycle ----------------------------------------------------------------------------------
@@ -502,6 +717,17 @@ def test_digest_section_shows_late_tickets_and_repeat_failures(school, wechat_us
     assert "逾期：R3 三(2)班 投影仪 · 投影仪闪烁" in row.text
     assert "重复故障：三(2)班 投影仪（DJ-0302） 90天内报修 3 次" in row.text
     assert ticket(services, 3).asset == "DJ-0302"
+
+
+def test_withdrawn_reports_are_not_repeat_failures(school, wechat_user, runner: Runner, queued, clock) -> None:
+    zhang = wechat_user("张丽")
+    for n, day in enumerate(("2026-11-02", "2026-11-09", "2026-11-16"), start=1):
+        clock.set(f"{day} 09:00")
+        zhang.say("报修 DJ-0302 投影仪不亮")
+        assert f"已撤销 R{n}" in zhang.say(f"撤销 R{n} 是遥控器没电了").text
+    runner.run_now("send_daily_digest", at("2026-11-24 17:00"))
+    (row,) = queued("daily_digest")
+    assert "重复故障" not in row.text
 
 
 def test_digest_has_no_repairs_section_when_there_are_none(school, runner: Runner, queued) -> None:
