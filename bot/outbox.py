@@ -50,7 +50,7 @@ ESCALATION_KIND = "delivery_alert"
 TOLD = "已通知{names}"
 TOLD_HELD = "（将在 {at} 后送达）"
 UNREACHED = "{names}暂时无法送达（{reason}）"
-OFFICE_TOLD = "已告知管理员"
+OFFICE_TOLD = "已告知{names}"
 OFFICE_CONSOLE = "已在后勤控制台标红提醒"
 NOBODY = "暂无可通知的人"
 ESCALATION = "【推送未送达】{what}未能送达{names}（{reasons}），请电话或当面转告。\n原文：{text}"
@@ -204,7 +204,8 @@ def told(*notices: Notice, settings: Settings | None = None) -> str:
     unreached = "，".join(UNREACHED.format(names="、".join(names), reason=reason)
                          for reason, names in by_reason.items())
     if unreached and notice.escalated:
-        unreached += "，" + (OFFICE_TOLD if notice.office else OFFICE_CONSOLE)
+        unreached += "，" + (OFFICE_TOLD.format(names="、".join(p.name for p in notice.office)) if notice.office
+                              else OFFICE_CONSOLE)
     if unreached:
         parts.append(unreached)
     return "；".join(parts) + "。"

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
+from bot.outbox import told
 from bot.school import admins, get_setting
 from bot.tables import TableError, read_table
 from bot.text import day_label, local_naive, month_span, parse_day, parse_number, route_key, split_list
@@ -47,13 +48,13 @@ BAD_COUNT = "人数「{value}」不对：请填写 0 到 200 之间的整数。"
 COUNT_REPLY = "{route} {trip}趟 {direction}：应到 {expected} 人，实到 {count} 人，{diff}。{extra}"
 REPLACED = "（已更新，之前报告为 {old} 人）"
 DIFF_NONE = "人数相符"
-MISMATCH_TOLD = "已通知校车管理和管理员核对名单。"
+MISMATCH_TOLD = "请校车管理和管理员核对名单：{told}"
 MISMATCH_ALERT = ("【校车人数不符】{route} {trip}趟上车 {count} 人，应到 {expected} 人（{diff}）。报告人：{who}。\n"
                   "应乘车学生：{names}{leave}")
 ALARM_TEXT = ("【校车警报】{route} {trip}趟下车 {alighted} 人，少于上车 {boarded} 人：可能有 {missing} 名学生仍在车上！"
               "请立即检查车厢。车牌 {plate}，跟车老师 {who}。处理后发送「确认 {number}号线」。")
 ALARM_REPEAT = "【校车警报·第{n}次提醒】"
-ALARM_TOLD = "⚠ 下车人数少于上车人数！请立即检查车厢每一排座位。已通知校车管理和管理员，每5分钟提醒直到确认。"
+ALARM_TOLD = "⚠ 下车人数少于上车人数！请立即检查车厢每一排座位。{told}每5分钟提醒直到确认。"
 DATA_ERROR = "下车人数多于上车人数（{alighted} > {boarded}），请核对后重新报告。"
 NO_BOARD_YET = "本趟还没有上车人数，请补报：校车 {number}号线 上车 人数。"
 ACK_USAGE = "请按格式发送：确认 线路，例如：确认 3号线"
@@ -201,12 +202,12 @@ def _after_boarding(ctx: Context, trip: BusTrip, expected: list[Student], away: 
         return ""
     who = ctx.person.name if ctx.person else "未知"
     leave = f"\n今日请假：{'、'.join(s.name for s in away)}" if away else ""
-    ctx.outbox.notify(bus_responsible(ctx.db), "bus_mismatch", MISMATCH_ALERT.format(
+    notice = ctx.outbox.notify(bus_responsible(ctx.db), "bus_mismatch", MISMATCH_ALERT.format(
         route=trip.route.label, trip=TRIP_NAMES[trip.trip], count=trip.boarded, expected=trip.expected,
         diff=f"{trip.boarded - (trip.expected or 0):+d}", who=who,
         names="、".join(f"{s.name}（{s.stop or s.class_name}）" for s in expected) or "无", leave=leave), safety=True)
     trip.mismatch_alerted_at = ctx.now
-    return MISMATCH_TOLD
+    return MISMATCH_TOLD.format(told=told(notice))
 
 
 def _after_alighting(ctx: Context, trip: BusTrip, expected: list[Student]) -> str:
@@ -220,8 +221,8 @@ def _after_alighting(ctx: Context, trip: BusTrip, expected: list[Student]) -> st
     if trip.alighted < trip.boarded:
         alarm = BusAlarm(trip=trip, missing=trip.boarded - trip.alighted, raised_at=ctx.now, last_pushed_at=ctx.now)
         ctx.db.add(alarm)
-        ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True)
-        return ALARM_TOLD
+        notice = ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True)
+        return ALARM_TOLD.format(told=told(notice))
     if trip.trip == MORNING and trip.arrival_notified_at is None:
         _notify_arrival(ctx, trip, expected)
     return ""

@@ -20,6 +20,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
+from bot.outbox import told
 from bot.places import find_asset, find_room, place_key, split_place
 from bot.school import admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
@@ -73,9 +74,8 @@ ASK_DETAIL = "地点：{place}。请描述问题（如：投影仪不亮）。"
 ASK_DETAIL_TEXT = "请先用文字描述问题（如：投影仪不亮），照片可在提交后发送。"
 QR_UNKNOWN = "这个二维码对应的地点已不在登记表中。"
 FILED = "已提交报修 {code}：{place} · {category} · {description}。{routed}"
-FILED_URGENT = "已提交紧急报修 {code}：{place} · {category} · {description}。已同时通知后勤和管理员。"
+FILED_URGENT = "已提交紧急报修 {code}：{place} · {category} · {description}。{told}"
 FILED_HAZARD = "已登记安全隐患 {code}：{place} · {description}。{routed}"
-ROUTED = "已通知{names}处理。"
 ASK_PHOTO = "如有照片请现在发送（10分钟内有效），没有请发送「跳过」。"
 PHOTO_LATER = "如有照片，10分钟内直接发送即可附在 {code} 上。"
 PHOTO_ATTACHED = "照片已附在 {code} 上（第{n}张）。"
@@ -96,12 +96,12 @@ ALREADY_MINE = "你已接单 {code}，修好后请发送「完成 {code} [备注
 TAKEN = "{code} 已由{name}接单。如需转交，请发送「转派 {code} 姓名」。"
 ALREADY_DONE = "{code} {status}，无需再操作。"
 NOT_ASSIGNED_TO_YOU = "{code} 由{name}负责，请由其完成，或先发送「转派 {code} 姓名」。"
-FINISHED = "已完成 {code}：{place} · {description}。已通知报修人。如有完成照片，10分钟内直接发送即可。"
+FINISHED = "已完成 {code}：{place} · {description}。报修人：{told}如有完成照片，10分钟内直接发送即可。"
 NO_SUCH_WORKER = "没有找到名为「{name}」的后勤或管理员，无法转派 {code}。"
 SAME_WORKER = "{code} 已由{name}负责，无需转派。"
 TRANSFERRED = "已将 {code} 转派给{name}。"
 STILL_OPEN = "{code} 还在处理中（{status}），无需重新打开。"
-REOPENED = "已重新打开 {code}，并通知{names}再次处理。"
+REOPENED = "已重新打开 {code}，请再次处理：{told}"
 RATED = "谢谢评价！{code} 评分 {rating} 分。"
 NO_OPEN = "你目前没有未完成的报修。发送「报修」可提交新的报修。"
 MY_HEADER = "你的报修："
@@ -267,12 +267,13 @@ def file_ticket(ctx: Context, place: Place, description: str, *, hazard: bool = 
     fields = ticket_fields(ticket)
     staff = responsible(ctx.db, category)
     if urgent:
-        ctx.outbox.notify([*staff, *admins(ctx.db)], "repair_urgent", NOTIFY_URGENT.format(**fields), safety=True)
-        text = FILED_URGENT.format(**fields)
+        notice = ctx.outbox.notify([*staff, *admins(ctx.db)], "repair_urgent", NOTIFY_URGENT.format(**fields),
+                                   safety=True)
+        text = FILED_URGENT.format(**fields, told=told(notice))
     else:
         template = NOTIFY_HAZARD if hazard else NOTIFY_NEW
-        ctx.outbox.notify(staff, "repair_new", template.format(**fields))
-        text = (FILED_HAZARD if hazard else FILED).format(**fields, routed=ROUTED.format(names=names_of(staff)))
+        notice = ctx.outbox.notify(staff, "repair_new", template.format(**fields), safety=hazard, escalate=True)
+        text = (FILED_HAZARD if hazard else FILED).format(**fields, routed=told(notice))
     if ask_photo:
         return Reply(f"{text}\n{ASK_PHOTO}", next=Step.PHOTO, data={"ticket": ticket.number})
     return Reply.end(f"{text}\n{PHOTO_LATER.format(code=ticket.code)}")
@@ -453,9 +454,10 @@ def finish_ticket(msg: Incoming, ctx: Context) -> Reply:
     ticket.status, ticket.done_at, ticket.note = DONE, ctx.now, note
     fields = {**ticket_fields(ticket), "note": f"（备注：{note}）" if note else ""}
     done = NOTIFY_DONE.format(**fields)
-    ctx.outbox.notify(ticket.reporter, "repair_done", f"{done}\n{NOTIFY_RATE.format(**fields)}")
+    notice = ctx.outbox.notify(ticket.reporter, "repair_done", f"{done}\n{NOTIFY_RATE.format(**fields)}",
+                               escalate=True)
     ctx.outbox.notify(ticket.follower_people, "repair_done", f"{done}\n{NOTIFY_NOT_FIXED.format(**fields)}")
-    return Reply.end(FINISHED.format(**fields))
+    return Reply.end(FINISHED.format(**fields, told=told(notice)))
 
 
 @transfer.entry
@@ -499,10 +501,10 @@ def reopen_ticket(msg: Incoming, ctx: Context) -> Reply:
     ticket.reopen_count += 1
     reason = " ".join(msg.args[1:])
     workers = [ticket.assignee] if ticket.assignee else responsible(ctx.db, ticket.category)
-    ctx.outbox.notify(workers, "repair_reopened", NOTIFY_REOPENED.format(
+    notice = ctx.outbox.notify(workers, "repair_reopened", NOTIFY_REOPENED.format(
         **{**fields, "reporter": me.name}, reason=f"：{reason}" if reason else "", n=ticket.reopen_count),
-        safety=ticket.urgent)
-    return Reply.end(REOPENED.format(code=ticket.code, names=names_of(workers)))
+        safety=ticket.urgent, escalate=True)
+    return Reply.end(REOPENED.format(code=ticket.code, told=told(notice)))
 
 
 @ticket_view.on_event("text", "voice")
