@@ -48,7 +48,6 @@ WINDOW_EVENTS = ("subscribe", "scan", "click", "scancode_push", "scancode_waitms
 ESCALATION_KIND = "delivery_alert"
 # -- how a reply says what happened (told())
 TOLD = "已通知{names}"
-TOLD_HELD = "（将在 {at} 后送达）"
 UNREACHED = "{names}暂时无法送达（{reason}）"
 OFFICE_TOLD = "已告知{names}"
 OFFICE_CONSOLE = "已在后勤控制台标红提醒"
@@ -185,7 +184,7 @@ class Notice:
         return bool(self.reached or self.unreached)
 
 
-def told(*notices: Notice, settings: Settings | None = None) -> str:
+def told(*notices: Notice) -> str:
     """A reply's sentence for what was done: "已通知 X；Y暂时无法送达（…），已告知管理员。"."""
     notice = Notice()
     for each in notices:
@@ -194,10 +193,7 @@ def told(*notices: Notice, settings: Settings | None = None) -> str:
         return NOBODY + "。"
     parts = []
     if notice.reached:
-        text = TOLD.format(names="、".join(p.name for p in notice.reached))
-        if notice.held_until is not None and settings is not None:
-            text += TOLD_HELD.format(at=f"{notice.held_until.astimezone(settings.tz):%H:%M}")
-        parts.append(text)
+        parts.append(TOLD.format(names="、".join(p.name for p in notice.reached)))
     by_reason: dict[str, list[str]] = {}
     for person, reason in notice.unreached:
         by_reason.setdefault(short_reason(reason), []).append(person.name)
