@@ -146,7 +146,7 @@ def queue_push(settings: Settings, db: Database) -> Queued:
         started = time.perf_counter()
         with factory() as s, s.begin():
             parents = list(s.scalars(select(Person).join(PersonRole).where(PersonRole.role == "parent")))
-            push = Outbox(s, settings, datetime.now(UTC)).notify(parents, KIND, TEXT)
+            push = Outbox(s, settings, datetime.now(UTC)).notify(parents, KIND, TEXT).push
             assert push is not None
             queued = len(push.deliveries)
         committed, committed_wall = time.perf_counter(), time.time()

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bot.outbox import kind_name, short_reason, template_warning
 from bot.places import find_asset
 from bot.services import Services
 from bot.text import day_bounds, day_label, local_naive, month_key, month_span
@@ -50,7 +51,7 @@ from models import (
 )
 from models.console import ConsoleAccount
 from models.identity import ROLE_NAMES
-from models.outbox import FAILED, UNDELIVERABLE
+from models.outbox import FAILED, UNDELIVERABLE, DeliveryAlert
 from models.repair import ACTIVE, STATUS_NAMES
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates")
@@ -60,6 +61,7 @@ LOCK_FOR = timedelta(minutes=15)
 BAD_LOGIN = "姓名或密码不对。"
 LOCKED = "登录失败次数过多，请 15 分钟后再试。"
 NOT_ADMIN = "只有管理员可以登录控制台。"
+ALERTS_SHOWN = 50
 
 
 def _services() -> Services:
@@ -170,8 +172,32 @@ def overview() -> str:
             InboundMessage.received_at >= start, InboundMessage.received_at < end)) or 0
         failed = db.scalar(select(func.count()).select_from(InboundMessage).where(
             InboundMessage.received_at >= start, InboundMessage.status == "failed")) or 0
+        alerts = list(db.scalars(select(DeliveryAlert).where(DeliveryAlert.acknowledged_at.is_(None))
+                                 .order_by(DeliveryAlert.safety.desc(), DeliveryAlert.raised_at.desc())
+                                 .limit(ALERTS_SHOWN)))
+        unacknowledged = db.scalar(select(func.count()).select_from(DeliveryAlert)
+                                   .where(DeliveryAlert.acknowledged_at.is_(None))) or 0
         return render_template("admin/overview.html", day=day_label(day), active=active, trips=trips, shifts=shifts,
-                               problems=problems, received=received, failed=failed)
+                               problems=problems, received=received, failed=failed, alerts=alerts,
+                               unacknowledged=unacknowledged, kind_name=kind_name, short_reason=short_reason,
+                               template_warning=template_warning(services.settings))
+
+
+@bp.post("/alerts/acknowledge")
+@login_required
+def acknowledge_alerts() -> Response:
+    """An admin has seen who could not be reached (one alert, or all of them): the banner drops them."""
+    _check_csrf()
+    wanted = request.form.get("alert", "")
+    if wanted and not wanted.isdigit():
+        abort(400)
+    with _db() as db, db.begin():
+        query = select(DeliveryAlert).where(DeliveryAlert.acknowledged_at.is_(None))
+        if wanted:
+            query = query.where(DeliveryAlert.id == int(wanted))
+        for alert in db.scalars(query):
+            alert.acknowledged_at, alert.acknowledged_by = _services().now(), str(session.get("name", ""))
+    return redirect(url_for("console.overview"))  # type: ignore[return-value]
 
 
 @bp.get("/repairs")

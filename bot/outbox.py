@@ -2,27 +2,121 @@
 
 Nothing here talks to WeChat; bot.worker delivers. Parents' pushes that are not safety alerts
 wait out the quiet hours (default 21:00-07:00, school time) and go when they end.
+
+`Outbox.notify` also says who the push can reach: a bound, following person, by a template when
+the push's kind has one, else by a customer-service message while their 48-hour window is open.
+Whoever cannot be reached is recorded as undeliverable at once; for safety pushes (and whenever
+the caller asks) the office is told another way: a push to the other admins (and the bus manager
+or the canteen head, as fitting) and a DeliveryAlert row, shown on the console until acknowledged.
+`told()` phrases a Notice for a reply, so a reply says only what happened.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from bot.school import admins, get_setting, people_with_role
 from bot.text import clock_time
-from models import Binding, Delivery, Person, Push
-from models.outbox import UNDELIVERABLE
+from models import Binding, Delivery, DeliveryAlert, InboundMessage, Person, Push
+from models.outbox import PENDING, SENT, UNDELIVERABLE
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from bot.config import Settings
 
 NOT_BOUND = "未绑定微信"
 NOT_FOLLOWING = "已取消关注公众号"
 REPLY_KIND = "reply"  # a reply pushed because it could not be the webhook's answer
+REPLY_KIND = "reply"  # a reply pushed because it could not be the webhook's answer
+UNSUBSCRIBED = "用户已取消关注或拒收"
+WINDOW_CLOSED = "客服消息窗口已关闭（48小时内无互动或已达5条上限），且该类推送未配置模板"
+# the same reasons, short enough for a reply
+SHORT_REASONS = {WINDOW_CLOSED: "48小时内未与公众号互动，且该类推送未配置模板", UNSUBSCRIBED: "已取消关注或拒收消息"}
+
+WINDOW = timedelta(hours=48)
+WINDOW_BUDGET = 5
+# What opens the 48-hour window, as WeChat lists it: any message from the user, following, scanning
+# a QR code, and the click / scan-code menu events. Not VIEW, LOCATION reports, unsubscribing or
+# WeChat's own TEMPLATESENDJOBFINISH notices, which also arrive "from" the user.
+WINDOW_EVENTS = ("subscribe", "scan", "click", "scancode_push", "scancode_waitmsg")
+
+ESCALATION_KIND = "delivery_alert"
+# -- how a reply says what happened (told())
+TOLD = "已通知{names}"
+UNREACHED = "{names}暂时无法送达（{reason}）"
+OFFICE_TOLD = "已告知{names}"
+OFFICE_CONSOLE = "已在后勤控制台标红提醒"
+NOBODY = "暂无可通知的人"
+ESCALATION = "【推送未送达】{what}未能送达{names}（{reasons}），请电话或当面转告。\n原文：{text}"
+NO_TEMPLATES = ("未配置模板消息（HOUQIN_TEMPLATES）：48小时内没有给公众号发过消息的人，收不到以下推送："
+                "{kinds}。请在公众号后台申请模板并配置。")
+
+# Every push kind, by its Chinese name (the console, `houqin serve` and escalations name them).
+SAFETY_KINDS = {
+    "canteen_alert": "食品安全反馈",
+    "repair_urgent": "紧急报修",
+    "bus_alarm": "校车警报（学生可能留在车上）",
+    "bus_mismatch": "校车人数不符",
+    "bus_alarm_ack": "校车警报已确认",
+}
+KIND_NAMES = {
+    **SAFETY_KINDS,
+    "repair_new": "新报修 / 安全隐患",
+    "repair_progress": "报修进度",
+    "repair_done": "报修完成",
+    "repair_reopened": "报修返修",
+    "repair_rated": "报修评价",
+    "repair_follow_up": "报修补充",
+    "repair_withdrawn": "报修撤销",
+    "repair_escalation": "报修超时督办",
+    "bus_arrival": "校车到校",
+    "bus_report_missing": "校车人数未报",
+    "canteen_reply": "食堂回复",
+    "canteen_accompanied": "陪餐意见",
+    "canteen_survey": "食堂满意度调查",
+    "weekly_menu": "下周菜单",
+    "menu_reminder": "菜单提醒",
+    "menu_unpublished": "菜单未发布",
+    "duty_reminder": "值日提醒",
+    "duty_missed": "值日缺岗",
+    "duty_stand_in": "代班记录",
+    "duty_swap_request": "代班请求",
+    "duty_swap_accepted": "代班已同意",
+    "duty_swap_declined": "代班被拒绝",
+    "drill_reminder": "演练提醒（教师）",
+    "drill_notice": "演练通知（家长）",
+    "drill_escalation": "演练未登记",
+    "safety_topic": "安全教育专题",
+    "friday_talk": "周五夕会提醒",
+    "fire_check_reminder": "消防自检提醒",
+    "fire_check_escalation": "消防自检督办",
+    "daily_digest": "后勤日报",
+    ESCALATION_KIND: "推送未送达提醒",
+}
+
+
+def kind_name(kind: str) -> str:
+    return KIND_NAMES.get(kind, kind)
+
+
+def kinds_without_template(templates: Mapping[str, object]) -> list[str]:
+    """The known push kinds that have no template, safety pushes first."""
+    return [k for k in KIND_NAMES if k not in templates]
+
+
+def template_warning(settings: Settings) -> str | None:
+    """What `houqin serve` and the console say when push kinds lack a template; None when all have one."""
+    missing = kinds_without_template(settings.templates)
+    if not missing:
+        return None
+    return NO_TEMPLATES.format(kinds="、".join(kind_name(k) for k in missing))
 
 
 def quiet_until(now: datetime, settings: Settings) -> datetime | None:
@@ -43,6 +137,93 @@ def held_for_quiet_hours(person: Person) -> bool:
     return "parent" in roles and roles <= {"parent"}
 
 
+def windows(db: Session, openids: list[str], now: datetime) -> dict[str, tuple[datetime | None, int]]:
+    """Per openid: the last time the user wrote to us within 48 hours, and the customer-service
+    messages sent since (one query). The worker and the outbox judge the window the same way."""
+    result: dict[str, tuple[datetime | None, int]] = dict.fromkeys(openids, (None, 0))
+    for chunk in chunks(openids):
+        last = (select(InboundMessage.openid, func.max(InboundMessage.received_at).label("since"))
+                .where(InboundMessage.openid.in_(chunk), InboundMessage.received_at > now - WINDOW,
+                       or_(InboundMessage.msg_type != "event", InboundMessage.event.in_(WINDOW_EVENTS)))
+                .group_by(InboundMessage.openid).subquery())
+        rows = db.execute(
+            select(last.c.openid, last.c.since, func.count(Delivery.id))
+            .outerjoin(Delivery, and_(Delivery.openid == last.c.openid, Delivery.channel == "custom",
+                                      Delivery.status == SENT, Delivery.sent_at >= last.c.since))
+            .group_by(last.c.openid, last.c.since))
+        result.update({openid: (since, int(sent)) for openid, since, sent in rows})
+    return result
+
+
+def chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    """`items` in slices small enough for one IN (...) on every backend."""
+    return (items[i:i + size] for i in range(0, len(items), size))
+
+
+def short_reason(reason: str) -> str:
+    return SHORT_REASONS.get(reason, reason)
+
+
+@dataclass
+class Notice:
+    """What one or more `notify` calls did: who a channel reaches, who it cannot (and why), and
+    whether the office was told of the latter."""
+
+    push: Push | None = None
+    reached: list[Person] = field(default_factory=list)
+    unreached: list[tuple[Person, str]] = field(default_factory=list)
+    held_until: datetime | None = None  # quiet hours hold the push to a reached recipient until then
+    escalated: bool = False  # the unreached were recorded for the office (console banner, digest)
+    office: list[Person] = field(default_factory=list)  # whom the escalation push reaches
+
+    def __add__(self, other: Notice) -> Notice:
+        seen = {p.id for p in self.reached} | {p.id for p, _ in self.unreached}
+        return Notice(self.push or other.push,
+                      self.reached + [p for p in other.reached if p.id not in seen],
+                      self.unreached + [(p, r) for p, r in other.unreached if p.id not in seen],
+                      self.held_until or other.held_until, self.escalated or other.escalated,
+                      self.office + [p for p in other.office if p not in self.office])
+
+    @property
+    def anybody(self) -> bool:
+        return bool(self.reached or self.unreached)
+
+
+def told(*notices: Notice) -> str:
+    """A reply's sentence for what was done: "已通知 X；Y暂时无法送达（…），已告知管理员。"."""
+    notice = Notice()
+    for each in notices:
+        notice += each
+    if not notice.anybody:
+        return NOBODY + "。"
+    parts = []
+    if notice.reached:
+        parts.append(TOLD.format(names="、".join(p.name for p in notice.reached)))
+    by_reason: dict[str, list[str]] = {}
+    for person, reason in notice.unreached:
+        by_reason.setdefault(short_reason(reason), []).append(person.name)
+    unreached = "，".join(UNREACHED.format(names="、".join(names), reason=reason)
+                         for reason, names in by_reason.items())
+    if unreached and notice.escalated:
+        unreached += "，" + (OFFICE_TOLD.format(names="、".join(p.name for p in notice.office)) if notice.office
+                              else OFFICE_CONSOLE)
+    if unreached:
+        parts.append(unreached)
+    return "；".join(parts) + "。"
+
+
+def office_for(db: Session, kind: str, unreached: Iterable[Person]) -> list[Person]:
+    """Who hears that a push did not reach someone: every admin, and the bus manager for the bus's
+    pushes or the canteen head for the canteen's, less those who could not be reached."""
+    people = admins(db)
+    if kind.startswith("bus_") and (name := get_setting(db, "bus_manager")):
+        people += list(db.scalars(select(Person).where(Person.name == name)))
+    if kind.startswith("canteen_"):
+        people += people_with_role(db, "canteen")
+    skip = {p.id for p in unreached}
+    return [p for p in {p.id: p for p in people}.values() if p.id not in skip]
+
+
 class Outbox:
     def __init__(self, db: Session, settings: Settings, now: datetime) -> None:
         self.db = db
@@ -57,29 +238,76 @@ class Outbox:
         *,
         url: str = "",
         safety: bool = False,
-    ) -> Push | None:
+        escalate: bool | None = None,
+    ) -> Notice:
         """Queue `text` for each recipient's WeChat. `kind` names the push for template mapping;
-        `safety` pushes skip quiet hours. Returns the Push, or None when there is nobody to tell."""
+        `safety` pushes skip quiet hours. Recipients no channel can reach are recorded as
+        undeliverable now; with `escalate` (default: `safety`) the office is told of them too.
+        Returns the Notice (its push is None when there is nobody to tell)."""
         if recipients is None:
-            return None
+            return Notice()
         people = [recipients] if isinstance(recipients, Person) else list(recipients)
         unique = list({p.id: p for p in people}.values())
         if not unique:
-            return None
+            return Notice()
         push = Push(kind=kind, text=text, url=url, safety=safety)
         self.db.add(push)
+        notice = Notice(push)
         quiet = None if safety else quiet_until(self.now, self.settings)
+        custom = kind not in self.settings.templates
+        reachable = self._reachable([o for p in unique for o in p.openids])
+        open_at = windows(self.db, [o for p in unique for o in p.openids], self.now) if custom else {}
         for person in unique:
-            openids = person.openids
-            if not openids:
+            due = quiet if quiet is not None and held_for_quiet_hours(person) else self.now
+            reasons = []
+            for openid in person.openids:
+                reason = (UNSUBSCRIBED if not reachable.get(openid, True)
+                          else WINDOW_CLOSED if custom and not self._window_open(open_at.get(openid), due) else None)
+                reasons.append(reason)
+                push.deliveries.append(Delivery(person_id=person.id, openid=openid, next_attempt_at=due,
+                                                status=UNDELIVERABLE if reason else PENDING, last_error=reason))
+            if not person.openids:
                 reason = NOT_FOLLOWING if person.bindings else NOT_BOUND
+                reasons.append(reason)
                 push.deliveries.append(Delivery(person_id=person.id, openid=f"person:{person.id}",
                                                 status=UNDELIVERABLE, last_error=reason, next_attempt_at=self.now))
-                continue
-            due = quiet if quiet is not None and held_for_quiet_hours(person) else self.now
-            for openid in openids:
-                push.deliveries.append(Delivery(person_id=person.id, openid=openid, next_attempt_at=due))
-        return push
+            if None in reasons:
+                notice.reached.append(person)
+                if due != self.now:
+                    notice.held_until = due
+            else:
+                notice.unreached.append((person, next(r for r in reasons if r)))
+        if notice.unreached and (safety if escalate is None else escalate):
+            office = self.escalate(push, notice.unreached)
+            notice.escalated, notice.office = True, office.reached
+        return notice
+
+    def _reachable(self, openids: list[str]) -> dict[str, bool]:
+        found: dict[str, bool] = {}
+        for chunk in chunks(openids):
+            found.update({openid: ok for openid, ok in self.db.execute(
+                select(Binding.openid, Binding.reachable).where(Binding.openid.in_(chunk)))})
+        return found
+
+    @staticmethod
+    def _window_open(window: tuple[datetime | None, int] | None, due: datetime) -> bool:
+        since, used = window or (None, 0)
+        return since is not None and since + WINDOW > due and used < WINDOW_BUDGET
+
+    def escalate(self, push: Push, unreached: list[tuple[Person, str]]) -> Notice:
+        """Record who `push` could not reach (the console shows it until acknowledged) and tell the
+        office at once. Returns the escalation push's Notice (who of the office it reaches)."""
+        for person, reason in unreached:
+            self.db.add(DeliveryAlert(push=push, person_id=person.id, name=person.name, reason=reason,
+                                      safety=push.safety, raised_at=self.now))
+        if push.kind == ESCALATION_KIND:
+            return Notice()
+        people = [p for p, _ in unreached]
+        text = ESCALATION.format(what=kind_name(push.kind), names="、".join(p.name for p in people),
+                                 reasons="；".join(dict.fromkeys(short_reason(r) for _, r in unreached)),
+                                 text=push.text)
+        return self.notify(office_for(self.db, push.kind, people), ESCALATION_KIND, text, url=push.url,
+                           safety=push.safety, escalate=False)
 
 
 def queue_reply(conn: Connection, openid: str, text: str, now: datetime) -> None:

@@ -20,24 +20,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi
-from models import Binding, Delivery, InboundMessage, utcnow
+from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox
+from bot.outbox import windows as open_windows
+from models import Binding, Delivery, DeliveryAlert, Person, Push, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
 log = logging.getLogger(__name__)
 
-WINDOW = timedelta(hours=48)
-WINDOW_BUDGET = 5
-# What opens the 48-hour window, as WeChat lists it: any message from the user, following, scanning
-# a QR code, and the click / scan-code menu events. Not VIEW, LOCATION reports, unsubscribing or
-# WeChat's own TEMPLATESENDJOBFINISH notices, which also arrive "from" the user.
-WINDOW_EVENTS = ("subscribe", "scan", "click", "scancode_push", "scancode_waitmsg")
-WINDOW_CLOSED = "客服消息窗口已关闭（48小时内无互动或已达5条上限），且该类推送未配置模板"
-UNSUBSCRIBED = "用户已取消关注或拒收"
 RECORD_EVERY = 0.1  # seconds: run_forever writes finished sends at least this often
 
 
@@ -113,22 +108,6 @@ class PushWorker:
                                         .order_by(Delivery.next_attempt_at, Delivery.id)).unique())
 
     # -- choosing a channel --------------------------------------------------------------------
-    def _windows(self, session: Session, openids: list[str]) -> dict[str, tuple[datetime | None, int]]:
-        """Per openid: the last time the user wrote to us, and custom messages sent since (one query)."""
-        now = self.clock()
-        last = (select(InboundMessage.openid, func.max(InboundMessage.received_at).label("since"))
-                .where(InboundMessage.openid.in_(openids), InboundMessage.received_at > now - WINDOW,
-                       or_(InboundMessage.msg_type != "event", InboundMessage.event.in_(WINDOW_EVENTS)))
-                .group_by(InboundMessage.openid).subquery())
-        rows = session.execute(
-            select(last.c.openid, last.c.since, func.count(Delivery.id))
-            .outerjoin(Delivery, and_(Delivery.openid == last.c.openid, Delivery.channel == "custom",
-                                      Delivery.status == SENT, Delivery.sent_at >= last.c.since))
-            .group_by(last.c.openid, last.c.since))
-        result: dict[str, tuple[datetime | None, int]] = dict.fromkeys(openids, (None, 0))
-        result.update({openid: (since, int(sent)) for openid, since, sent in rows})
-        return result
-
     def _send(self, delivery: Delivery, window: tuple[datetime | None, int], reachable: bool) -> Outcome:
         if not reachable:
             return Outcome(UNDELIVERABLE, error=UNSUBSCRIBED)
@@ -188,7 +167,7 @@ class PushWorker:
         # only customer-service messages depend on the 48-hour window; a template needs none
         custom = sorted({d.openid for d in batch if d.push.kind not in self.settings.templates})
         with self.factory() as session:
-            windows = self._windows(session, custom) if custom else {}
+            windows = open_windows(session, custom, self.clock()) if custom else {}
             reachable = {openid: subscribed and ok for openid, subscribed, ok in session.execute(
                 select(Binding.openid, Binding.subscribed, Binding.reachable).where(Binding.openid.in_(openids)))}
         for openid, (since, used) in windows.items():  # still being sent by this process: spent too
@@ -236,6 +215,40 @@ class PushWorker:
             if unreachable:
                 session.execute(update(Binding).where(Binding.openid.in_(sorted(set(unreachable))))
                                 .values(reachable=False))
+            given_up = [d.id for d, o in zip(batch, outcomes, strict=True) if o.status in (FAILED, UNDELIVERABLE)]
+            if given_up:
+                self._escalate(session, given_up, now)
+
+    def _escalate(self, session: Session, ids: list[int], now: datetime) -> None:
+        """A safety push that failed for good or could not be delivered tells the office at once
+        (bot.outbox.Outbox.escalate), unless its person got it on another WeChat or was already reported."""
+        rows = session.execute(
+            select(Delivery.push_id, Delivery.person_id, Delivery.last_error)
+            .join(Push, Push.id == Delivery.push_id)
+            .where(Delivery.id.in_(ids), Delivery.status.in_((FAILED, UNDELIVERABLE)), Push.safety.is_(True),
+                   Push.kind != ESCALATION_KIND, Delivery.person_id.is_not(None))
+            .order_by(Delivery.id)).all()
+        by_push: dict[int, dict[int, str]] = {}
+        for push_id, person_id, error in rows:
+            if person_id is not None:
+                by_push.setdefault(push_id, {}).setdefault(person_id, error or "")
+        outbox = Outbox(session, self.settings, now)
+        for push_id, reasons in by_push.items():
+            done = set(session.scalars(select(Delivery.person_id).where(
+                Delivery.push_id == push_id, Delivery.person_id.in_(reasons), Delivery.status == SENT)))
+            done |= set(session.scalars(select(DeliveryAlert.person_id).where(
+                DeliveryAlert.push_id == push_id, DeliveryAlert.person_id.in_(reasons))))
+            people = {p.id: p for p in session.scalars(select(Person).where(
+                Person.id.in_([i for i in reasons if i not in done])))}
+            if not people:
+                continue
+            push = session.get(Push, push_id)
+            assert push is not None
+            try:
+                with session.begin_nested():  # another worker may report the same person first
+                    outbox.escalate(push, [(people[i], reasons[i]) for i in sorted(people)])
+            except IntegrityError:
+                log.info("push %s: its failure was already reported", push_id)
 
     def drain(self, timeout: float = 30.0) -> int:
         """Deliver everything due now (tests, operators); returns how many were handled."""

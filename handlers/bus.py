@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
+from bot.outbox import told
 from bot.school import admins, get_setting
 from bot.tables import TableError, read_table
 from bot.text import (
@@ -27,7 +28,7 @@ from bot.text import (
     route_key,
     split_list,
 )
-from models import Delivery, ParentLink, Person, Push, Student
+from models import Delivery, ParentLink, Person, Student
 from models.bus import (
     AFTERNOON,
     BOARD,
@@ -41,7 +42,6 @@ from models.bus import (
     BusSubscription,
     BusTrip,
 )
-from models.outbox import UNDELIVERABLE
 
 MAX_COUNT = 200
 NOON = time(12, 0)
@@ -62,14 +62,12 @@ REPLACED = "（已更新，之前报告为 {old} 人）"
 DIFF_NONE = "人数相符"
 DIFF_FEWER = "少 {n} 人"
 DIFF_MORE = "多 {n} 人"
-MISMATCH_TOLD = "已通知校车管理和管理员核对名单。"
+MISMATCH_TOLD = "请校车管理和管理员核对名单：{told}"
 MISMATCH_ALERT = ("【校车人数不符】{route} {trip}趟上车 {count} 人，应到 {expected} 人（{diff}）。报告人：{who}。\n"
                   "应乘车学生：{names}{leave}")
 MISMATCH_UNCHANGED = "与上次报告的差异相同，不再重复通知。"
 CORRECTED = "【校车人数更正】{route} {trip}趟上车 {count} 人，应到 {expected} 人。已更正：人数相符。报告人：{who}。"
 CORRECTION_TOLD = "之前的人数不符提醒已更正：{told}"
-TOLD_REACHED = "已告知{names}"
-TOLD_UNREACHED = "{names}无法送达（未绑定或已取消关注）"
 ALARM_TEXT = ("【校车警报】{route} {trip}趟下车 {alighted} 人，少于上车 {boarded} 人：可能有 {missing} 名学生仍在车上！"
               "请立即检查车厢。车牌 {plate}，司机 {driver}，跟车老师 {monitors}。"
               "处理后发送「确认 {number}号线 情况」。")
@@ -79,7 +77,7 @@ NOT_REGISTERED = "未登记"
 ALARM_STILL_OPEN = "本趟下车少 {missing} 人的警报仍未确认，每5分钟继续提醒（不重复新建警报）。"
 ALARM_OPEN_AFTER_MATCH = "本趟之前的警报仍待确认：请管理员或校车管理检查车厢后发送「确认 {number}号线 情况」。"
 ALARM_REPEAT = "【校车警报·第{n}次提醒】"
-ALARM_TOLD = "⚠ 下车人数少于上车人数！请立即检查车厢每一排座位。已通知校车管理和管理员，每5分钟提醒直到确认。"
+ALARM_TOLD = "⚠ 下车人数少于上车人数！请立即检查车厢每一排座位。{told}每5分钟提醒直到确认。"
 DATA_ERROR = "下车人数多于上车人数（{alighted} > {boarded}），请核对后重新报告。"
 NO_BOARD_YET = "本趟还没有上车人数，请补报：校车 {number}号线 上车 人数。"
 ACK_NONE = "{route}目前没有未确认的警报。"
@@ -237,37 +235,26 @@ def _after_boarding(ctx: Context, trip: BusTrip, expected: list[Student], away: 
     """Tell the office of a mismatch once per difference, and of its correction to those who were told."""
     assert trip.boarded is not None and trip.expected is not None
     diff = trip.boarded - trip.expected
-    told = trip.count_notices[-1].diff if trip.count_notices else 0  # what the office believes now
-    if diff == told:
+    believed = trip.count_notices[-1].diff if trip.count_notices else 0  # what the office believes now
+    if diff == believed:
         return MISMATCH_UNCHANGED if diff else ""
     who = ctx.person.name if ctx.person else "未知"
     fields = {"route": trip.route.label, "trip": TRIP_NAMES[trip.trip], "count": trip.boarded,
               "expected": trip.expected, "who": who}
     if diff == 0:
         alerted = _told_of_mismatch(ctx.db, trip)
-        push = ctx.outbox.notify(alerted, "bus_mismatch", CORRECTED.format(**fields), safety=True)
-        reply = CORRECTION_TOLD.format(told=told_by(ctx.db, push)) if push is not None else ""
+        notice = ctx.outbox.notify(alerted, "bus_mismatch", CORRECTED.format(**fields), safety=True)
+        reply = CORRECTION_TOLD.format(told=told(notice)) if notice.anybody else ""
     else:
         leave = f"\n今日请假：{'、'.join(s.name for s in away)}" if away else ""
-        push = ctx.outbox.notify(bus_responsible(ctx.db), "bus_mismatch", MISMATCH_ALERT.format(
+        notice = ctx.outbox.notify(bus_responsible(ctx.db), "bus_mismatch", MISMATCH_ALERT.format(
             diff=difference(trip.boarded, trip.expected), leave=leave,
             names="、".join(f"{s.name}（{s.stop or s.class_name}）" for s in expected) or "无", **fields), safety=True)
         trip.mismatch_alerted_at = ctx.now
-        reply = MISMATCH_TOLD
-    ctx.db.add(BusCountNotice(trip=trip, boarded=trip.boarded, expected=trip.expected, diff=diff, push=push,
+        reply = MISMATCH_TOLD.format(told=told(notice))
+    ctx.db.add(BusCountNotice(trip=trip, boarded=trip.boarded, expected=trip.expected, diff=diff, push=notice.push,
                               sent_at=ctx.now))
     return reply
-
-
-def told_by(db: Session, push: Push) -> str:
-    """Who `push` can reach, and who it cannot: what a reply may claim."""
-    reached = {d.person_id for d in push.deliveries if d.status != UNDELIVERABLE}
-    ids = {d.person_id for d in push.deliveries}
-    people = list(db.scalars(select(Person).where(Person.id.in_(ids)).order_by(Person.id))) if ids else []
-    parts = [TOLD_REACHED.format(names="、".join(p.name for p in people if p.id in reached))] if reached else []
-    if ids - reached:
-        parts.append(TOLD_UNREACHED.format(names="、".join(p.name for p in people if p.id not in reached)))
-    return "；".join(parts) + "。"
 
 
 def _told_of_mismatch(db: Session, trip: BusTrip) -> list[Person]:
@@ -299,8 +286,8 @@ def _after_alighting(ctx: Context, trip: BusTrip, expected: list[Student]) -> st
             return ALARM_STILL_OPEN.format(missing=missing)
         alarm = BusAlarm(trip=trip, missing=missing, raised_at=ctx.now, last_pushed_at=ctx.now)
         ctx.db.add(alarm)
-        ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True)
-        return ALARM_TOLD
+        notice = ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True)
+        return ALARM_TOLD.format(told=told(notice))
     if trip.trip == MORNING and trip.arrival_notified_at is None:
         _notify_arrival(ctx, trip, expected)
     return ALARM_OPEN_AFTER_MATCH.format(number=trip.route.number) if still_open else ""
@@ -406,12 +393,12 @@ def _acknowledge(ctx: Context, route: BusRoute, note: str) -> str:
     others = [p for p in {p.id: p for p in raisers + bus_responsible(ctx.db)}.values()
               if ctx.person is None or p.id != ctx.person.id]
     trips = "、".join(dict.fromkeys(TRIP_NAMES[a.trip.trip] for a in alarms))
-    push = ctx.outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
+    notice = ctx.outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
         route=route.label, trip=trips, who=who, at=at,
         found=ACK_FOUND.format(note=note) if note else ACK_TOLD_NO_NOTE), safety=True)
     return ACK_DONE.format(route=route.label, count=len(alarms), who=who, at=at,
                            found=ACK_FOUND.format(note=note) if note else ACK_NO_NOTE.format(number=route.number),
-                           told=told_by(ctx.db, push) if push is not None else "")
+                           told=told(notice) if notice.anybody else "")
 
 
 # -- 请假 / 销假 -------------------------------------------------------------------------------

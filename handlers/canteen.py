@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from bot.config import Settings
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
-from bot.outbox import Outbox
+from bot.outbox import NOT_BOUND, Notice, Outbox, short_reason, told
 from bot.school import Calendar, admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
 from bot.text import (
@@ -115,7 +115,7 @@ RATED = "谢谢评价！已记录今天（{day}）的食堂评分 {rating} 分{c
 RATED_AGAIN = "你今天之前的评价 {earlier} 仍保留，平均分按你最新的评分计算。"
 WITH_COMMENT = "，意见：{comment}"
 PHOTO_HINT = "如有照片，10分钟内直接发送即可附在评价上。"
-ALERTED = "你的反馈涉及食品安全，已立即通知食堂负责人和管理员。"
+ALERTED = "你的反馈涉及食品安全，{told}"
 PHOTO_ATTACHED = "照片已附在食堂评价 {code} 上。"
 PHOTO_REPLACED = "照片已更换（食堂评价 {code}）。"
 # -- the ledger's 照片 column: where the downloaded file is under the storage folder, or why it is not
@@ -125,7 +125,7 @@ PHOTO_RETRYING = "下载中（上次失败：{error}）"
 PHOTO_LOST = "下载失败：{error}"
 ALERT_CANTEEN = ("【食品安全反馈】{code} {day} {group}评价 {rating} 分：{comment}（关键词：{words}）。"
                  "请立即核查，并发送「回复 {code} 内容」答复反馈人。")
-ALERT_ADMIN = "【食品安全反馈】{code} {day} {name}（{group}）评价 {rating} 分：{comment}（关键词：{words}）。已同时通知食堂负责人。"
+ALERT_ADMIN = "【食品安全反馈】{code} {day} {name}（{group}）评价 {rating} 分：{comment}（关键词：{words}）。食堂负责人：{canteen}"
 ALERT_SURVEY = "【食品安全反馈】满意度调查 {day} {who}：{comment}（关键词：{words}）。请立即核查。"
 # -- views
 VIEW_HEADING = "{label}食堂评价：{count} 条，平均 {avg} 分"
@@ -142,6 +142,9 @@ REPLY_USAGE = "请按格式发送：回复 F编号 内容，例如：回复 F3 �
 REPLY_UNKNOWN = "没有找到食堂评价 {code}。"
 REPLIED = "已将回复发送给 {code} 的反馈人（{group}）。"
 REPLIED_NOBODY = "{code} 的反馈人已不在名单中，回复已记录。"
+REPLIED_HELD = "回复已记录，将在 {at} 后送达 {code} 的反馈人（{group}）（夜间免打扰）。"
+REPLIED_UNBOUND = "回复已记录。{code} 的反馈人（{group}）：对方已解绑，无法送达。"
+REPLIED_UNREACHED = "回复已记录。{code} 的反馈人（{group}）：对方暂时无法送达（{reason}）。"
 REPLY_PUSH = "【食堂回复】你{day}的食堂评价 {code}（{rating}分{comment}）：{text}"
 # -- publishing
 PUBLISH_NONE = "{which}的菜单还没有导入，无法发布。"
@@ -462,8 +465,7 @@ def record_feedback(ctx: Context, score: int, comment: str) -> Reply:
     if earlier:
         text += RATED_AGAIN.format(earlier="、".join(r.code for r in earlier))
     if feedback.alert_words:
-        alert_feedback(ctx, feedback)
-        text += ALERTED
+        text += ALERTED.format(told=told(alert_feedback(ctx, feedback)))
     return Reply.end(f"{text}\n{PHOTO_HINT}")
 
 
@@ -472,13 +474,16 @@ def canteen_staff(db: Session) -> list[Person]:
     return [p for p in people_with_role(db, "canteen") if "admin" not in p.role_set]
 
 
-def alert_feedback(ctx: Context, feedback: CanteenFeedback) -> None:
-    """Food-safety words: the canteen (the giver's role only) and admin (with the name) at once."""
+def alert_feedback(ctx: Context, feedback: CanteenFeedback) -> Notice:
+    """Food-safety words: the canteen (the giver's role only) and admin (with the name) at once.
+    Returns who was reached; whoever was not is escalated by the outbox."""
     fields = {"code": feedback.code, "day": day_label(feedback.day), "group": ROLE_NAMES[feedback.role],
               "rating": feedback.rating, "comment": feedback.comment, "words": feedback.alert_words,
               "name": feedback.person.name if feedback.person else "（已删除）"}
-    ctx.outbox.notify(canteen_staff(ctx.db), "canteen_alert", ALERT_CANTEEN.format(**fields), safety=True)
-    ctx.outbox.notify(admins(ctx.db), "canteen_alert", ALERT_ADMIN.format(**fields), safety=True)
+    canteen = ctx.outbox.notify(canteen_staff(ctx.db), "canteen_alert", ALERT_CANTEEN.format(**fields), safety=True)
+    office = ctx.outbox.notify(admins(ctx.db), "canteen_alert",
+                               ALERT_ADMIN.format(**fields, canteen=told(canteen)), safety=True)
+    return canteen + office
 
 
 @rating.on_event("image")
@@ -601,10 +606,18 @@ def answer_feedback(msg: Incoming, ctx: Context) -> Reply:
     feedback.replies.append(CanteenReply(person=ctx.person, text=text, at=ctx.now))
     if feedback.person is None:
         return Reply.end(REPLIED_NOBODY.format(code=feedback.code))
-    ctx.outbox.notify(feedback.person, "canteen_reply", REPLY_PUSH.format(
+    notice = ctx.outbox.notify(feedback.person, "canteen_reply", REPLY_PUSH.format(
         day=day_label(feedback.day), code=feedback.code, rating=feedback.rating,
         comment=f"：{feedback.comment}" if feedback.comment else "", text=text))
-    return Reply.end(REPLIED.format(code=feedback.code, group=ROLE_NAMES.get(feedback.role, feedback.role)))
+    fields = {"code": feedback.code, "group": ROLE_NAMES.get(feedback.role, feedback.role)}
+    if notice.unreached:  # the giver stays anonymous to the canteen: no name, and no escalation
+        reason = notice.unreached[0][1]
+        if reason == NOT_BOUND:
+            return Reply.end(REPLIED_UNBOUND.format(**fields))
+        return Reply.end(REPLIED_UNREACHED.format(**fields, reason=short_reason(reason)))
+    if notice.held_until is not None:
+        return Reply.end(REPLIED_HELD.format(**fields, at=f"{notice.held_until.astimezone(ctx.settings.tz):%H:%M}"))
+    return Reply.end(REPLIED.format(**fields))
 
 
 # -- surveys ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
+from bot.outbox import told
 from bot.school import Calendar, Slot, duty_slots, get_setting
 from bot.tables import TableError, read_table
 from bot.text import WEEKDAYS, day_label, local_naive, month_span, parse_day
@@ -65,6 +66,7 @@ SWAP_NO_SHIFT = "你在{day}{slot}没有值日安排。"
 SWAP_WHICH = "你在{day}有多个值日：{shifts}。请写明时段，例如：代班 {name} {day_short} {example}"
 SWAP_BAD = "「{value}」不是日期或时段。日期如：今天、明天、11月24日；时段：{slots}"
 SWAP_ASKED = "已向{name}发出代班请求：{day} {slot} {post}。对方回复「同意」后生效。"
+SWAP_NOT_SENT = "已记录代班请求：{day} {slot} {post}，但{told}请当面告知{name}，对方回复「同意」后生效。"
 SWAP_REQUEST = "【代班请求】{who}请你代班：{day} {slot} {post}。回复「同意」接受，「不同意」拒绝。"
 SWAP_NONE = "目前没有待你同意的代班请求。"
 SWAP_ACCEPTED = "已接受代班：{day} {slot} {post}（原排班：{who}）。请准时到岗签到。"
@@ -320,9 +322,12 @@ def request_swap(msg: Incoming, ctx: Context) -> Reply:
     slot_label = slots[shift.slot].label if shift.slot in slots else shift.slot
     ctx.db.add(DutySwap(day=day, slot=shift.slot, post=shift.post, from_person=person, to_person=colleague,
                         requested_at=ctx.now))
-    ctx.outbox.notify(colleague, "duty_swap_request", SWAP_REQUEST.format(
+    notice = ctx.outbox.notify(colleague, "duty_swap_request", SWAP_REQUEST.format(
         who=person.name, day=day_label(day), slot=slot_label, post=shift.post.name))
-    return Reply.end(SWAP_ASKED.format(name=colleague.name, day=day_label(day), slot=slot_label, post=shift.post.name))
+    fields = {"name": colleague.name, "day": day_label(day), "slot": slot_label, "post": shift.post.name}
+    if notice.unreached:
+        return Reply.end(SWAP_NOT_SENT.format(**fields, told=told(notice)))
+    return Reply.end(SWAP_ASKED.format(**fields))
 
 
 def pending_swaps(ctx: Context) -> list[DutySwap]:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
+from bot.outbox import told
 from bot.places import find_asset, find_room, place_key, split_place
 from bot.school import admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
@@ -96,9 +97,8 @@ ASK_DETAIL = "地点：{place}。请描述问题（如：投影仪不亮）。"
 ASK_DETAIL_TEXT = "请先用文字描述问题（如：投影仪不亮），照片可在提交后发送。"
 QR_UNKNOWN = "这个二维码对应的地点已不在登记表中。"
 FILED = "已提交报修 {code}：{place} · {category} · {description}。{routed}"
-FILED_URGENT = "已提交紧急报修 {code}：{place} · {category} · {description}。已同时通知后勤和管理员。"
+FILED_URGENT = "已提交紧急报修 {code}：{place} · {category} · {description}。{told}"
 FILED_HAZARD = "已登记安全隐患 {code}：{place} · {description}。{routed}"
-ROUTED = "已通知{names}处理。"
 ASK_PHOTO = "如有照片请现在发送（10分钟内有效），没有请发送「跳过」。"
 PHOTO_LATER = "如有照片，10分钟内直接发送即可附在 {code} 上。"
 PHOTO_ATTACHED = "照片已附在 {code} 上（第{n}张）。"
@@ -107,9 +107,9 @@ TOO_MANY_PHOTOS = "{code} 的照片已达{n}张，不再添加。"
 SKIPPED = "好的，{code} 已提交，处理进展会通知你。"
 CANCELLED_AFTER_FILING = "{code} 已经提交，不再等待照片。如不需要维修了，请发送「撤销 {code} 理由」。"
 DUPLICATE = ("这个问题已有报修 {code}（{status}）：{place} · {description}。你的描述「{said}」已补充到 {code}，"
-             "并已通知{names}。你已关注 {code}，处理进展会通知你。")
-DUPLICATE_MINE = "你已报修过 {code}（{status}）：{place} · {description}。这次的描述「{said}」已补充到 {code}，并已通知{names}。"
-DUPLICATE_URGENT = "这次的描述有紧急情况，已同时通知后勤和管理员。"
+             "{told}你已关注 {code}，处理进展会通知你。")
+DUPLICATE_MINE = "你已报修过 {code}（{status}）：{place} · {description}。这次的描述「{said}」已补充到 {code}，{told}"
+DUPLICATE_URGENT = "这次的描述有紧急情况，{code} 已按紧急处理。"
 USAGE_PATROL = "请按格式发送：巡查 地点 问题，例如：巡查 二楼东楼梯 扶手松动"
 USAGE_ACCEPT = "请按格式发送：接单 R编号，例如：接单 R12"
 USAGE_FINISH = "请按格式发送：完成 R编号 [备注]，例如：完成 R12 已更换灯管"
@@ -119,7 +119,7 @@ USAGE_WITHDRAW = "请按格式发送：撤销 R编号 [理由]，例如：撤销
 NOT_REPORTER = "{code} 不是你提交的报修。只有报修人（接单前）或管理员可以撤销。"
 WITHDRAW_TOO_LATE = "{code} 已由{name}接单，不能再撤销。如已不需要维修，请联系{name}或管理员。"
 WITHDRAW_AFTER_DONE = "{code} {status}，不能再撤销。"
-WITHDRAWN_REPLY = "已撤销 {code}：{place} · {description}{reason}。已通知{names}。"
+WITHDRAWN_REPLY = "已撤销 {code}：{place} · {description}{reason}。{told}"
 WITHDRAWN_NO_REOPEN = "{code} 已撤销，不能重新打开。如问题仍在，请重新发送「报修 地点 描述」。"
 UNKNOWN_TICKET = "没有找到报修单 {code}，请核对编号（发送「我的报修」查看你的报修）。"
 NOT_YOURS = "{code} 不是你提交或关注的报修，无法查看或操作。"
@@ -128,12 +128,12 @@ ALREADY_MINE = "你已接单 {code}，修好后请发送「完成 {code} [备注
 TAKEN = "{code} 已由{name}接单。如需转交，请发送「转派 {code} 姓名」。"
 ALREADY_DONE = "{code} {status}，无需再操作。"
 NOT_ASSIGNED_TO_YOU = "{code} 由{name}负责，请由其完成，或先发送「转派 {code} 姓名」。"
-FINISHED = "已完成 {code}：{place} · {description}。已通知报修人。如有完成照片，10分钟内直接发送即可。"
+FINISHED = "已完成 {code}：{place} · {description}。报修人：{told}如有完成照片，10分钟内直接发送即可。"
 NO_SUCH_WORKER = "没有找到名为「{name}」的后勤或管理员，无法转派 {code}。"
 SAME_WORKER = "{code} 已由{name}负责，无需转派。"
 TRANSFERRED = "已将 {code} 转派给{name}。"
 STILL_OPEN = "{code} 还在处理中（{status}），无需重新打开。"
-REOPENED = "已重新打开 {code}，并通知{names}再次处理。"
+REOPENED = "已重新打开 {code}，请再次处理：{told}"
 RATED = "谢谢评价！{code} 评分 {rating} 分。"
 NO_OPEN = "你目前没有未完成的报修。发送「报修」可提交新的报修。"
 MY_HEADER = "你的报修："
@@ -341,12 +341,13 @@ def file_ticket(ctx: Context, place: Place, description: str, *, hazard: bool = 
     fields = ticket_fields(ticket)
     staff = responsible(ctx.db, category)
     if urgent:
-        ctx.outbox.notify([*staff, *admins(ctx.db)], "repair_urgent", NOTIFY_URGENT.format(**fields), safety=True)
-        text = FILED_URGENT.format(**fields)
+        notice = ctx.outbox.notify([*staff, *admins(ctx.db)], "repair_urgent", NOTIFY_URGENT.format(**fields),
+                                   safety=True)
+        text = FILED_URGENT.format(**fields, told=told(notice))
     else:
         template = NOTIFY_HAZARD if hazard else NOTIFY_NEW
-        ctx.outbox.notify(staff, "repair_new", template.format(**fields))
-        text = (FILED_HAZARD if hazard else FILED).format(**fields, routed=ROUTED.format(names=names_of(staff)))
+        notice = ctx.outbox.notify(staff, "repair_new", template.format(**fields), safety=hazard, escalate=True)
+        text = (FILED_HAZARD if hazard else FILED).format(**fields, routed=told(notice))
     if ask_photo:
         return Reply(f"{text}\n{ASK_PHOTO}", next=Step.PHOTO, data={"ticket": ticket.number})
     return Reply.end(f"{text}\n{PHOTO_LATER.format(code=ticket.code)}")
@@ -366,16 +367,17 @@ def _duplicate(ctx: Context, ticket: RepairTicket, person: Person, description: 
     follow(ctx.db, ticket, person)
     fields = {**ticket_fields(ticket), "said": description}
     workers = workers_of(ctx.db, ticket)
-    told = {**fields, "reporter": person.name}
+    words = {**fields, "reporter": person.name}
     if urgent:
         ticket.urgent = True
-        ctx.outbox.notify([*workers, *admins(ctx.db)], "repair_urgent", NOTIFY_FOLLOW_UP_URGENT.format(**told),
-                          safety=True)
+        notice = ctx.outbox.notify([*workers, *admins(ctx.db)], "repair_urgent",
+                                   NOTIFY_FOLLOW_UP_URGENT.format(**words), safety=True)
     else:
         hint = NOTIFY_ACCEPT_HINT.format(**fields) if ticket.assignee is None else ""
-        ctx.outbox.notify(workers, "repair_follow_up", NOTIFY_FOLLOW_UP.format(**told) + hint)
+        notice = ctx.outbox.notify(workers, "repair_follow_up", NOTIFY_FOLLOW_UP.format(**words) + hint,
+                                   escalate=True)
     template = DUPLICATE_MINE if ticket.reporter_id == person.id else DUPLICATE
-    text = template.format(**fields, names=names_of(workers)) + (DUPLICATE_URGENT if urgent else "")
+    text = template.format(**fields, told=told(notice)) + (DUPLICATE_URGENT.format(**fields) if urgent else "")
     if ask_photo:
         return Reply(f"{text}\n{ASK_PHOTO}", next=Step.PHOTO, data={"ticket": ticket.number})
     return Reply.end(f"{text}\n{PHOTO_LATER.format(code=ticket.code)}")
@@ -554,9 +556,10 @@ def finish_ticket(msg: Incoming, ctx: Context) -> Reply:
     ticket.status, ticket.done_at, ticket.note = DONE, ctx.now, note
     fields = {**ticket_fields(ticket), "note": f"（备注：{note}）" if note else ""}
     done = NOTIFY_DONE.format(**fields)
-    ctx.outbox.notify(ticket.reporter, "repair_done", f"{done}\n{NOTIFY_RATE.format(**fields)}")
+    notice = ctx.outbox.notify(ticket.reporter, "repair_done", f"{done}\n{NOTIFY_RATE.format(**fields)}",
+                               escalate=True)
     ctx.outbox.notify(ticket.follower_people, "repair_done", f"{done}\n{NOTIFY_NOT_FIXED.format(**fields)}")
-    return Reply.end(FINISHED.format(**fields))
+    return Reply.end(FINISHED.format(**fields, told=told(notice)))
 
 
 @transfer.entry
@@ -607,10 +610,10 @@ def withdraw_ticket(msg: Incoming, ctx: Context) -> Reply:
     workers = workers_of(ctx.db, ticket)
     ticket.status = WITHDRAWN
     ticket.events.append(TicketEvent(kind=WITHDRAWAL, person=me, text=said, created_at=ctx.now))
-    told = NOTIFY_WITHDRAWN.format(**fields, by=me.name, reason=reason)
-    ctx.outbox.notify(workers, "repair_withdrawn", told, safety=ticket.urgent)
-    ctx.outbox.notify([p for p in parties(ticket) if p.id != me.id], "repair_progress", told)
-    return Reply.end(WITHDRAWN_REPLY.format(**fields, reason=reason, names=names_of(workers)))
+    news = NOTIFY_WITHDRAWN.format(**fields, by=me.name, reason=reason)
+    notice = ctx.outbox.notify(workers, "repair_withdrawn", news, safety=ticket.urgent)
+    others = ctx.outbox.notify([p for p in parties(ticket) if p.id != me.id], "repair_progress", news)
+    return Reply.end(WITHDRAWN_REPLY.format(**fields, reason=reason, told=told(notice, others)))
 
 
 # -- 未修好, rating, R<n>, 我的报修 ---------------------------------------------------------------------
@@ -636,10 +639,10 @@ def reopen_ticket(msg: Incoming, ctx: Context) -> Reply:
     ticket.reopen_count += 1
     reason = " ".join(msg.kept_args[1:])
     workers = workers_of(ctx.db, ticket)
-    ctx.outbox.notify(workers, "repair_reopened", NOTIFY_REOPENED.format(
+    notice = ctx.outbox.notify(workers, "repair_reopened", NOTIFY_REOPENED.format(
         **{**fields, "reporter": me.name}, reason=f"：{reason}" if reason else "", n=ticket.reopen_count),
-        safety=ticket.urgent)
-    return Reply.end(REOPENED.format(code=ticket.code, names=names_of(workers)))
+        safety=ticket.urgent, escalate=True)
+    return Reply.end(REOPENED.format(code=ticket.code, told=told(notice)))
 
 
 @ticket_view.on_event("text", "voice")

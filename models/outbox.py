@@ -50,6 +50,29 @@ class Delivery(Base):
     push: Mapped[Push] = relationship(back_populates="deliveries", lazy="joined")
 
 
+class DeliveryAlert(Base):
+    """Someone a push could not reach, and whether the office has seen it: a red banner on the console
+    overview until an admin acknowledges it. One row per push and person; never updated but to acknowledge."""
+
+    __tablename__ = "delivery_alerts"
+    __table_args__ = (
+        UniqueConstraint("push_id", "person_id"),
+        Index("ix_delivery_alerts_open", "acknowledged_at", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    push_id: Mapped[int] = mapped_column(ForeignKey("pushes.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(64))  # who could not be reached, kept if the person goes
+    reason: Mapped[str] = mapped_column(Text)
+    safety: Mapped[bool] = mapped_column(default=False)
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    acknowledged_by: Mapped[str] = mapped_column(String(64), default="")
+
+    push: Mapped[Push] = relationship(lazy="joined")
+
+
 class AccessToken(Base):
     """The one access token every process shares; `refreshing_until` is the refresh lock."""
 

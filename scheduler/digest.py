@@ -8,15 +8,20 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 
+from bot.outbox import kind_name, short_reason
 from bot.school import admins
 from bot.text import day_bounds, day_label
-from models import Binding, Delivery, InboundMessage
+from models import Binding, Delivery, DeliveryAlert, InboundMessage
 from models.outbox import FAILED, SENT, UNDELIVERABLE
 from scheduler import JobContext, bus, canteen, duty, repair, safety
 
 Section = Callable[[JobContext, date], str | None]
 DIGEST_TITLE = "【后勤日报】{day}"
 NOTHING = "今日无异常。"
+UNDELIVERED_LINE = "{safety}{name}未收到{what}（{reason}）：{text}"
+UNDELIVERED_MORE = "……另有 {n} 条"
+UNDELIVERED_OPEN = "共 {n} 条未确认，请电话或当面转告，并在后勤控制台（/admin）点「已处理」。"
+UNDELIVERED_SHOWN = 10
 
 
 def messages_section(ctx: JobContext, day: date) -> str | None:
@@ -44,7 +49,24 @@ def pushes_section(ctx: JobContext, day: date) -> str | None:
     return line + (f"，未送达 {problems} 条（houqin outbox --status undeliverable 查看）" if problems else "")
 
 
+def undelivered_section(ctx: JobContext, day: date) -> str | None:
+    """Whom a notice could not reach and the office has not yet acknowledged (any day), safety first."""
+    open_ = DeliveryAlert.acknowledged_at.is_(None)
+    total = ctx.db.scalar(select(func.count()).select_from(DeliveryAlert).where(open_)) or 0
+    if not total:
+        return None
+    alerts = ctx.db.scalars(select(DeliveryAlert).where(open_).order_by(
+        DeliveryAlert.safety.desc(), DeliveryAlert.raised_at).limit(UNDELIVERED_SHOWN))
+    lines = [UNDELIVERED_LINE.format(safety="⚠" if a.safety else "", name=a.name, what=kind_name(a.push.kind),
+                                     reason=short_reason(a.reason), text=a.push.text.splitlines()[0])
+             for a in alerts]
+    if total > len(lines):
+        lines.append(UNDELIVERED_MORE.format(n=total - len(lines)))
+    return "\n".join([*lines, UNDELIVERED_OPEN.format(n=total)])
+
+
 SECTIONS: list[tuple[str, Section]] = [
+    ("未送达通知", undelivered_section),
     ("安全", safety.digest_section),
     ("报修", repair.digest_section),
     ("校车", bus.digest_section),

@@ -73,7 +73,7 @@ def push_safety_topic(ctx: JobContext, now: datetime) -> str:
         return f"{today.month}月没有安全教育专题"
     text = SAFETY_TOPIC.format(month=f"{today.month}月", topics=topics,
                                activities=SAFETY_ACTIVITIES.format(activities=activities) if activities else "")
-    push = ctx.outbox.notify(people_with_role(ctx.db, "parent"), "safety_topic", text)
+    push = ctx.outbox.notify(people_with_role(ctx.db, "parent"), "safety_topic", text).push
     return f"已推送{today.month}月安全教育专题给 {len(push.deliveries) if push else 0} 位家长"
 
 

@@ -23,7 +23,7 @@ def settings(settings: Settings) -> Settings:
 def queue(services: Services, name: str, text: str) -> int:
     with services.factory() as s, s.begin():
         person = s.scalar(select(Person).where(Person.name == name))
-        push = Outbox(s, services.settings, services.now()).notify(person, "notice", text)
+        push = Outbox(s, services.settings, services.now()).notify(person, "notice", text).push
         assert push is not None
         s.flush()
         return push.deliveries[0].id

@@ -63,7 +63,7 @@ def queue(services: Services, names: str | list[str], text: str, kind: str = "no
     with services.factory() as s, s.begin():
         recipients = list(s.scalars(select(Person).where(Person.name.in_(wanted))))
         assert len(recipients) == len(wanted), f"unknown people in {wanted}"
-        push = Outbox(s, services.settings, services.now()).notify(recipients, kind, text, **options)
+        push = Outbox(s, services.settings, services.now()).notify(recipients, kind, text, **options).push
         assert push is not None
         s.flush()
         return push.id
@@ -136,10 +136,10 @@ def test_push_is_written_in_the_same_transaction_as_the_change(services, people)
 def test_notify_without_recipients_queues_nothing_and_deduplicates(services, people, teacher):
     with services.factory() as s, s.begin():
         outbox = Outbox(s, services.settings, services.now())
-        assert outbox.notify(None, "notice", "无人") is None
-        assert outbox.notify([], "notice", "无人") is None
+        assert outbox.notify(None, "notice", "无人").push is None
+        assert outbox.notify([], "notice", "无人").push is None
         person = s.scalar(select(Person).where(Person.name == "张丽"))
-        push = outbox.notify([person, person], "notice", "一次")
+        push = outbox.notify([person, person], "notice", "一次").push
         assert push is not None
         s.flush()
         push_id = push.id

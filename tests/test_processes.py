@@ -86,6 +86,19 @@ def test_newcomer_serves_the_demo_and_chats_as_a_teacher(served, tmp_path: Path)
     assert secrets_file.exists() and oct(secrets_file.stat().st_mode)[-3:] == "600"
 
 
+def test_serve_says_which_pushes_cannot_arrive_without_templates(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([*HOUQIN, "serve", "--port", str(port), "--no-demo"], env=clean_env(tmp_path),
+                            cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        assert stop(proc) in (0, -signal.SIGTERM)
+    said = proc.stdout.read() if proc.stdout else ""
+    assert "未配置模板消息（HOUQIN_TEMPLATES）：48小时内没有给公众号发过消息的人，收不到以下推送" in said, said
+    assert "食品安全反馈、紧急报修、校车警报（学生可能留在车上）" in said
+
+
 def test_gunicorn_serves_the_wsgi_app(tmp_path: Path) -> None:
     from bot.gateway import signature
     from bot.simulator import WeChatUser, http_transport
@@ -153,6 +166,8 @@ def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path
             assert stop(worker) == 0
             assert stop(scheduler) == 0
         assert "scheduler started" in (scheduler.stdout.read() if scheduler.stdout else "")
+        started = worker.stdout.read() if worker.stdout else ""
+        assert "未配置模板消息" in started and "食品安全反馈" in started  # only "notice" has a template
         with factory() as s:
             from models import Delivery
 

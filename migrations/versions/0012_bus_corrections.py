@@ -2,7 +2,7 @@
 (bus_count_notices), and when a 代班 request was declined (duty_swaps.declined_at)
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-30 15:10:00.000000
 
 The column is added and dropped in place (SQLite 3.35+ can), not by rebuilding duty_swaps.
@@ -16,7 +16,7 @@ from alembic import op
 import models.base
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

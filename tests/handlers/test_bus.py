@@ -77,7 +77,9 @@ def test_boarding_mismatch_alerts_bus_manager_and_admin_with_names(monitor, queu
                                                                    wechat_user) -> None:
     manager = wechat_user("宦欢")  # writes to the bot, so a customer-service message can reach her
     reply = monitor.say("校车 一号线 上车 2")
-    assert "应到 3 人，实到 2 人，少 1 人" in reply.text and "已通知校车管理和管理员" in reply.text
+    assert "应到 3 人，实到 2 人，少 1 人" in reply.text
+    # 周春明 (admin) has not bound: the reply says so, and the bus manager is told of it
+    assert "核对名单：已通知宦欢；周春明暂时无法送达（未绑定微信），已告知宦欢。" in reply.text
     alerts = queued("bus_mismatch")
     assert {r.name for r in alerts} == {"宦欢", "周春明"}
     assert all(r.safety for r in alerts)
@@ -126,7 +128,9 @@ def test_fewer_off_than_on_raises_the_alarm_repeated_until_acknowledged(monitor,
     clock.set("2026-11-23 16:35")
     monitor.say("校车 1号线 上车 3")
     reply = monitor.say("校车 1号线 下车 2")
-    assert "1号线 放学趟 下车：上车 3 人，下车 2 人，少 1 人。" in reply.text and ALARM_TOLD in reply.text
+    assert "1号线 放学趟 下车：上车 3 人，下车 2 人，少 1 人。" in reply.text
+    # nobody responsible has bound: the reply must not claim they were told
+    assert ALARM_TOLD.format(told="宦欢、周春明暂时无法送达（未绑定微信），已在后勤控制台标红提醒。") in reply.text
     first = queued("bus_alarm")
     assert {r.name for r in first} == {"宦欢", "周春明"}
     assert all(r.safety and r.due == at("2026-11-23 16:35") for r in first)

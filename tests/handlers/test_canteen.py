@@ -430,7 +430,8 @@ def test_food_safety_words_alert_the_canteen_and_admin_at_once(school, wechat_us
     clock.set("2026-11-26 21:30")  # quiet hours do not hold a safety alert
     reply = wechat_user("陈建国").say("食堂 1 饭里有头发，孩子吃完拉肚子").text
     assert "编号 F1" in reply
-    assert "你的反馈涉及食品安全，已立即通知食堂负责人和管理员。" in reply
+    # neither has bound: nobody can be reached, and the reply says so instead of claiming it
+    assert "你的反馈涉及食品安全，宦欢、周春明暂时无法送达（未绑定微信），已在后勤控制台标红提醒。" in reply
     alerts = {r.name: r for r in queued("canteen_alert")}
     assert set(alerts) == {"宦欢", "周春明"}
     assert all(r.safety and r.due <= at("2026-11-26 21:30") for r in alerts.values())

@@ -183,6 +183,14 @@ def test_handover_with_daiban_and_tongyi(school, wechat_user, runner, queued, se
         assert shift.note == "代班：张丽→王强"
 
 
+def test_handover_to_a_colleague_who_cannot_be_reached_says_so(school, wechat_user, clock) -> None:
+    clock.set("2026-11-23 08:00")
+    reply = wechat_user("张丽").say("代班 王强 今天 课间").text  # 王强 has not bound
+    assert "已向王强发出代班请求" not in reply
+    assert reply == ("已记录代班请求：11月23日（周一） 课间（09:40–10:00） 一楼东楼梯，但王强暂时无法送达（未绑定微信）。"
+                     "请当面告知王强，对方回复「同意」后生效。")
+
+
 def test_handover_bad_input(school, wechat_user, services: Services) -> None:
     zhang = wechat_user("张丽")
     assert "没有找到同事「李四」" in zhang.say("代班 李四").text
