@@ -145,7 +145,7 @@ def test_fewer_off_than_on_raises_the_alarm_repeated_until_acknowledged(monitor,
     clock.set("2026-11-23 16:42")
     ack = wechat_user("宦欢").say("确认 1号线")
     assert ack.text.startswith("已确认1号线警报（1条），确认人：宦欢，时间 16:42。未填写情况")
-    assert ack.text.endswith("已告知李娜；周春明无法送达（未绑定或已取消关注）。")
+    assert ack.text.endswith("已通知李娜；周春明暂时无法送达（未绑定微信），已告知宦欢。")
     told = queued("bus_alarm_ack")
     assert {r.name for r in told} == {"李娜", "周春明"} and "宦欢" in told[0].text and "未填写情况" in told[0].text
     assert runner.run_now("repeat_bus_alarms", at("2026-11-23 16:50")).result == "没有未确认的警报"
@@ -274,7 +274,8 @@ def test_students_route_written_any_way_rides_that_bus(school, services: Service
 def test_corrected_boarding_count_tells_those_alerted_and_repeats_are_not_realerted(
         monitor, queued, services: Services, wechat_user) -> None:
     wechat_user("宦欢")  # bound; the admin 周春明 is not
-    assert "少 1 人。已通知校车管理和管理员" in monitor.say("校车 1号线 上车 2").text
+    assert ("少 1 人。请校车管理和管理员核对名单：已通知宦欢；周春明暂时无法送达（未绑定微信），已告知宦欢。"
+            in monitor.say("校车 1号线 上车 2").text)
     assert len(queued("bus_mismatch")) == 2
     # the same count again: the office already knows this difference
     reply = monitor.say("校车 1号线 上车 2")
@@ -284,14 +285,15 @@ def test_corrected_boarding_count_tells_those_alerted_and_repeats_are_not_realer
     with services.factory() as s, s.begin():
         set_setting(s, "bus_manager", "王芳")
     reply = monitor.say("校车 1号线 上车 3")
-    assert ("应到 3 人，实到 3 人，人数相符。之前的人数不符提醒已更正：已告知宦欢；周春明无法送达（未绑定或已取消关注）。"
+    assert ("应到 3 人，实到 3 人，人数相符。之前的人数不符提醒已更正：已通知宦欢；周春明暂时无法送达（未绑定微信），"
+            "已在后勤控制台标红提醒。"  # the bus manager is now 王芳, who has not bound either
             in reply.text)
     corrections = queued("bus_mismatch")[2:]
     assert {r.name for r in corrections} == {"周春明", "宦欢"}
     assert all(r.safety and "已更正：人数相符" in r.text and "上车 3 人" in r.text for r in corrections)
     assert monitor.say("校车 1号线 上车 3").text.startswith("1号线 上学趟 上车：应到 3 人，实到 3 人，人数相符。（")
     # a new difference is a new full alert, to whoever is responsible now
-    assert "多 1 人。已通知" in monitor.say("校车 1号线 上车 4").text
+    assert "多 1 人。请校车管理和管理员核对名单：" in monitor.say("校车 1号线 上车 4").text
     again = queued("bus_mismatch")[4:]
     assert {r.name for r in again} == {"周春明", "王芳"} and "（多 1 人）" in again[0].text
 
@@ -326,7 +328,7 @@ def test_acknowledging_records_what_was_found_and_tells_the_monitor(monitor, que
     clock.set("2026-11-23 16:41")
     reply = manager.say("确认 1号线 后排发现赵子轩睡着了，已送回家")
     assert reply.text == ("已确认1号线警报（1条），确认人：宦欢，时间 16:41。情况：后排发现赵子轩睡着了，已送回家。"
-                          "已告知李娜；周春明无法送达（未绑定或已取消关注）。")
+                          "已通知李娜；周春明暂时无法送达（未绑定微信），已告知宦欢。")
     told = queued("bus_alarm_ack")
     assert {r.name for r in told} == {"李娜", "周春明"} and all(r.safety for r in told)
     assert "情况：后排发现赵子轩睡着了，已送回家" in told[0].text
@@ -356,7 +358,7 @@ def test_bare_acknowledge_takes_the_one_open_alarm_or_asks_which(monitor, wechat
     assert "请回复上面列出的线路（1号线、2号线）" in admin.say("5号线").text
     done = admin.say("2号线")
     assert done.text.startswith("已确认2号线警报（1条），确认人：周春明，时间 16:50。情况：都查过了。")
-    assert "已告知王芳；宦欢无法送达" in done.text
+    assert "已通知王芳；宦欢暂时无法送达（未绑定微信）" in done.text
     with services.factory() as s:
         open_routes = [a.trip.route.number for a in s.scalars(select(BusAlarm).where(BusAlarm.acknowledged_at.is_(None)))]
     assert open_routes == ["1"]
