@@ -510,10 +510,11 @@ def test_the_questionnaire_dialog_with_bad_answers_and_cancel(school, wechat_use
     teacher.dialog([("满意度调查", "第1题"), ("5", "第2题"), ("5", "第3题"), ("4", "第4题"), ("5", "第5题"),
                     ("米饭偏硬", "意见：米饭偏硬")])
     again = teacher.dialog([("食堂问卷", "第1题"), ("4", ""), ("4", ""), ("4", ""), ("4", ""), ("没有", "")])[-1]
-    assert again.text.endswith("（已替换你本学期之前填写的问卷）")
+    assert again.text.endswith("（你本学期之前填写的问卷仍保留，统计按这份最新的问卷计算）")
     with services.factory() as s:
-        (row,) = s.scalars(select(SurveyResponse))
-        assert (row.taste, row.comment, row.role) == (4, "", "teacher")
+        first, second = s.scalars(select(SurveyResponse).order_by(SurveyResponse.id))
+        assert (first.taste, first.comment, first.counted, first.superseded_by_id) == (5, "米饭偏硬", False, second.id)
+        assert (second.taste, second.comment, second.role, second.counted) == (4, "", "teacher", True)
     assert "仅限" in wechat_user("周春明").say("食堂问卷").text
 
 
@@ -525,7 +526,9 @@ def test_accompanied_meal_is_recorded_and_counted_in_the_digest(school, wechat_u
         "已记录11月26日（周四）午餐陪餐，意见：菜品偏咸,米饭软硬适中。本月全校已陪餐 1 次。")
     (note,) = queued("canteen_accompanied")
     assert note.name == "宦欢" and "【陪餐意见】周春明 11月26日（周四）午餐：菜品偏咸" in note.text
-    assert "已更新11月26日（周四）午餐的陪餐记录" in admin.say("陪餐 午饭").text
+    assert admin.say("陪餐 午饭").text == (
+        "已记录11月26日（周四）午餐陪餐。这是你这一餐的第 2 条陪餐记录，之前的记录仍保留（同一餐只计一次）。"
+        "本月全校已陪餐 1 次。")
     assert "本月全校已陪餐 2 次" in admin.say("陪餐 早餐").text
     assert admin.say("陪餐").text.startswith("请按格式发送：陪餐 早餐|午餐")
     assert admin.say("陪餐 点心").text.startswith("请按格式发送")
@@ -538,7 +541,7 @@ def test_accompanied_meal_is_recorded_and_counted_in_the_digest(school, wechat_u
     assert "食品安全：F1 家长 1分：菜里有虫" in digest
     assert "本月陪餐 2 次" in digest and "下周菜单尚未发布" in digest
     with services.factory() as s:
-        assert s.scalar(select(func.count()).select_from(AccompaniedMeal)) == 2
+        assert s.scalar(select(func.count()).select_from(AccompaniedMeal)) == 3  # the 午餐 twice, kept
 
 
 def test_no_canteen_activity_no_digest_section(school, runner, queued) -> None:
