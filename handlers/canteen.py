@@ -80,7 +80,8 @@ ONLY_SCORE_RE = re.compile(r"([1-5一二三四五])\s*[分星]?[。.!！]?")
 CODE_RE = re.compile(r"[Ff](\d{1,9})(?!\d)\s*[:：,，]?\s*(\S.*)", re.S)  # 回复 F3 内容
 WEEK_RE = re.compile(r"(\d{4})-?[Ww](\d{1,2})")
 QUESTIONS = (("taste", "饭菜口味"), ("hygiene", "卫生状况"), ("portion", "饭菜分量"), ("service", "服务态度"))
-SURVEY_SCORES = ("overall", *(key for key, _ in QUESTIONS))
+SCORE_NAMES = {"overall": "总评", "taste": "口味", "hygiene": "卫生", "portion": "分量", "service": "服务"}  # a survey's
+SURVEY_SCORES = tuple(SCORE_NAMES)
 
 
 class Step:
@@ -850,8 +851,7 @@ COUNTED, SUPERSEDED_BY = "是", "否（评分已由{code}更新）"
 DAILY_HEADER = ["日期", "评价数", "平均分", "教师平均", "家长平均", "后勤平均"]
 GROUP_HEADER = ["身份", "评价数", "平均分", "1-2分", "3分", "4-5分"]
 WORDS_HEADER = ["词语", "次数"]
-SURVEY_HEADER = ["填写时间", "类型", "期次", "身份", "姓名", "总评", "口味", "卫生", "分量", "服务", "意见", "食品安全",
-                 "计入统计"]
+SURVEY_HEADER = ["填写时间", "类型", "期次", "身份", "姓名", *SCORE_NAMES.values(), "意见", "食品安全", "计入统计"]
 SURVEY_SUPERSEDED_BY = "否（评分已由 {at} 的答卷更新）"
 MEALS_HEADER = ["日期", "餐次", "陪餐人", "意见", "记录时间"]
 KIND_NAMES = {MONTHLY: "月度调查", TERM: "学期问卷"}
@@ -915,8 +915,6 @@ def month_feedback(db: Session, month: date) -> list[CanteenFeedback]:
 
 
 def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
-    first, after = month_span(month)
-    start, end = month_bounds(month, tz)
     rows = month_feedback(db, month)
     codes = {r.id: r.code for r in rows}
     feedback = [[r.code, r.day, local_naive(r.given_at, tz), ROLE_NAMES.get(r.role, r.role),
@@ -933,20 +931,40 @@ def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
                       *(average(by_group.get(g, [])) for g in ("teacher", "parent", "staff"))])
     groups = [[ROLE_NAMES[g], len(v), average(v), sum(1 for x in v if x <= 2), v.count(3), sum(1 for x in v if x >= 4)]
               for g, v in group_ratings(rows).items()]
-    surveys = list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
-                              .order_by(SurveyResponse.at)))
+    surveys = month_surveys(db, month, tz)
     survey_rows = [[local_naive(s.at, tz), KIND_NAMES.get(s.kind, s.kind), s.period, ROLE_NAMES.get(s.role, s.role),
-                    s.person.name if s.person else "", s.overall, s.taste, s.hygiene, s.portion, s.service, s.comment,
+                    s.person.name if s.person else "", *(getattr(s, k) for k in SURVEY_SCORES), s.comment,
                     s.alert_words, survey_counted(s, tz)] for s in surveys]
     complaints = [r.comment for r in rows if r.comment and (r.rating <= COMPLAINT_AT_MOST or r.alert_words)]
     complaints += [s.comment for s in surveys if s.comment and (s.alert_words or min(
-        (v for v in (s.overall, s.taste, s.hygiene, s.portion, s.service) if v is not None), default=5)
-        <= COMPLAINT_AT_MOST)]
+        (v for k in SURVEY_SCORES if (v := getattr(s, k)) is not None), default=5) <= COMPLAINT_AT_MOST)]
     meals = [[m.day, m.meal, m.person.name if m.person else "", m.note, local_naive(m.at, tz)]
-             for m in db.scalars(select(AccompaniedMeal).where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after)
-                                 .order_by(AccompaniedMeal.day, AccompaniedMeal.meal, AccompaniedMeal.at))]
+             for m in month_meals(db, month)]
     return CanteenReport(feedback, daily, groups, complaint_words(complaints), survey_rows, meals,
-                         accompanied_count(db, first))
+                         accompanied_count(db, month))
+
+
+def month_surveys(db: Session, month: date, tz: tzinfo) -> list[SurveyResponse]:
+    """Every survey answer given in the month `month` falls in, superseded ones too, oldest first: the
+    report's 满意度调查 and the console's."""
+    start, end = month_bounds(month, tz)
+    return list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
+                           .options(joinedload(SurveyResponse.person), joinedload(SurveyResponse.superseded_by))
+                           .order_by(SurveyResponse.at, SurveyResponse.id)))
+
+
+def survey_averages(answers: Iterable[SurveyResponse]) -> dict[str, float | None]:
+    """Each score's average over the answers that count (not superseded by the person's later answer)."""
+    counted = [a for a in answers if a.counted]
+    return {key: average([v for a in counted if (v := getattr(a, key)) is not None]) for key in SURVEY_SCORES}
+
+
+def month_meals(db: Session, month: date) -> list[AccompaniedMeal]:
+    """Every 陪餐 record of the month `month` falls in, by day, meal and time."""
+    first, after = month_span(month)
+    return list(db.scalars(select(AccompaniedMeal).where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after)
+                           .options(joinedload(AccompaniedMeal.person))
+                           .order_by(AccompaniedMeal.day, AccompaniedMeal.meal, AccompaniedMeal.at)))
 
 
 def survey_counted(answer: SurveyResponse, tz: tzinfo) -> str:
