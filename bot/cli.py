@@ -809,7 +809,7 @@ def export_canteen(month: str, out: str) -> None:
                                 Sheet("满意度调查", SURVEY_HEADER, report.surveys),
                                 Sheet("陪餐记录", MEALS_HEADER, report.meals)])
     add_daily_chart(path, "每日平均", len(report.daily))
-    click.echo(f"{month} 食堂评价 {len(report.feedback)} 条，调查 {len(report.surveys)} 份，陪餐 {len(report.meals)} 次：{out}")
+    click.echo(f"{month} 食堂评价 {len(report.feedback)} 条，调查 {len(report.surveys)} 份，陪餐 {report.meal_count} 次：{out}")
 
 
 @main.command("console-password")

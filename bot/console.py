@@ -33,7 +33,19 @@ from bot.outbox import kind_name, short_reason, template_warning
 from bot.places import find_asset
 from bot.services import Services
 from bot.text import day_bounds, day_label, local_naive, month_key, month_span
-from handlers.canteen import average, counted_ratings, month_feedback, photo_state, superseded_code
+from handlers.canteen import (
+    KIND_NAMES,
+    SCORE_NAMES,
+    average,
+    counted_ratings,
+    month_feedback,
+    month_meals,
+    month_surveys,
+    photo_state,
+    superseded_code,
+    survey_averages,
+    survey_counted,
+)
 from handlers.identity import outstanding_codes
 from handlers.repair import describe
 from models import (
@@ -257,14 +269,20 @@ def asset(code: str) -> str:
 @bp.get("/canteen")
 @login_required
 def canteen() -> str:
-    """A month's canteen feedback, newest first, with its photos, food-safety words and replies."""
+    """A month's canteen feedback, newest first, with its photos, food-safety words and replies; the
+    month's survey answers (every one, with the averages of those that count) and 陪餐 records."""
     services = _services()
     month = _month_asked(request.args.get("month", ""), services.now().astimezone(services.settings.tz).date())
     first, after = month_span(month)
+    tz = services.settings.tz
     with _db() as db:
         rows = month_feedback(db, month)[::-1]
         codes = {r.id: r.code for r in rows}
+        surveys = month_surveys(db, month, tz)
         return render_template("admin/canteen.html", month=month, rows=rows, photo_state=photo_state,
+                               surveys=surveys, survey_averages=survey_averages(surveys), score_names=SCORE_NAMES,
+                               kind_names=KIND_NAMES, survey_counted=lambda a: survey_counted(a, tz),
+                               meals=month_meals(db, month),
                                average=average(counted_ratings(rows)),
                                superseded={r.id: superseded_code(r, codes) for r in rows if not r.counted},
                                alerts=sum(1 for r in rows if r.alert_words),

@@ -80,6 +80,8 @@ ONLY_SCORE_RE = re.compile(r"([1-5一二三四五])\s*[分星]?[。.!！]?")
 CODE_RE = re.compile(r"[Ff](\d{1,9})(?!\d)\s*[:：,，]?\s*(\S.*)", re.S)  # 回复 F3 内容
 WEEK_RE = re.compile(r"(\d{4})-?[Ww](\d{1,2})")
 QUESTIONS = (("taste", "饭菜口味"), ("hygiene", "卫生状况"), ("portion", "饭菜分量"), ("service", "服务态度"))
+SCORE_NAMES = {"overall": "总评", "taste": "口味", "hygiene": "卫生", "portion": "分量", "service": "服务"}  # a survey's
+SURVEY_SCORES = tuple(SCORE_NAMES)
 
 
 class Step:
@@ -161,9 +163,9 @@ BAD_SCORE = "请回复 1 到 5 之间的一个数字。"
 ASK_COMMENT = "第5题：对食堂还有什么意见或建议？没有请回复「无」。"
 ASK_COMMENT_TEXT = "请用文字回答：对食堂还有什么意见或建议？没有请回复「无」。"
 SURVEY_DONE = "问卷已提交，谢谢！口味 {taste}、卫生 {hygiene}、分量 {portion}、服务 {service} 分{comment}。"
-SURVEY_REDONE = "（已替换你本学期之前填写的问卷）"
+SURVEY_REDONE = "（你本学期之前填写的问卷仍保留，统计按这份最新的问卷计算）"
 MONTHLY_DONE = "谢谢参与{month}食堂满意度调查！评分 {rating} 分{comment}。"
-MONTHLY_REDONE = "（已替换你本月之前的评分）"
+MONTHLY_REDONE = "（你本月之前的评分仍保留，统计按最新的评分计算）"
 ASK_MONTHLY = "请回复 1-5 为本月食堂打分（5 分最满意），可附意见，例如：4 菜品可以再丰富些。"
 MONTHLY_PUSH = "【食堂满意度调查】请为{month}的食堂饭菜打分：直接回复 1-5（5 分最满意），可附意见，例如：4 菜品可以再丰富些。"
 TERM_PUSH = ("【食堂学期满意度问卷】共5题，直接回复即可作答（发送「取消」可退出，之后可随时发送「食堂问卷」重新填写）。\n"
@@ -171,7 +173,8 @@ TERM_PUSH = ("【食堂学期满意度问卷】共5题，直接回复即可作�
 # -- 陪餐
 ACCOMPANY_USAGE = "请按格式发送：陪餐 早餐|午餐 [意见]，例如：陪餐 午餐 菜品偏咸，米饭软硬适中"
 ACCOMPANIED = "已记录{day}{meal}陪餐{note}。本月全校已陪餐 {count} 次。"
-ACCOMPANIED_AGAIN = "已更新{day}{meal}的陪餐记录{note}。本月全校已陪餐 {count} 次。"
+ACCOMPANIED_AGAIN = ("已记录{day}{meal}陪餐{note}。这是你这一餐的第 {n} 条陪餐记录，之前的记录仍保留（同一餐只计一次）。"
+                     "本月全校已陪餐 {count} 次。")
 ACCOMPANY_NOTE = "【陪餐意见】{name} {day}{meal}：{note}"
 
 menu = Conversation("canteen_menu", title="菜单",
@@ -657,7 +660,7 @@ def got_comment(msg: Incoming, ctx: Context) -> Reply | None:
     if set(answers) != {k for k, _ in QUESTIONS}:  # an old state without every answer: start again
         return start_survey(msg, ctx)
     _, again = save_survey(ctx, TERM, str(ctx.data.get("period") or term_key(ctx.local_now.date())),
-                                  comment, **answers)
+                           comment, **answers)
     text = SURVEY_DONE.format(**answers, comment=f"，意见：{comment}" if comment else "")
     return Reply.end(text + (SURVEY_REDONE if again else ""))
 
@@ -678,19 +681,25 @@ def got_monthly(msg: Incoming, ctx: Context) -> Reply | None:
 
 
 def save_survey(ctx: Context, kind: str, period: str, comment: str, **scores: int) -> tuple[SurveyResponse, bool]:
-    """One response per person, kind and period: a new one replaces the old. Food-safety words alert."""
+    """A new answer, always: the person's earlier answers of this kind and period keep their comment and
+    food-safety words, and only their scores stop counting in the results (this one's count). Food-safety
+    words alert. Returns the answer and whether there was an earlier one."""
     person = ctx.person
     assert person is not None
-    response = ctx.db.scalar(select(SurveyResponse).where(
-        SurveyResponse.person_id == person.id, SurveyResponse.kind == kind, SurveyResponse.period == period))
-    again = response is not None
-    if response is None:
-        response = SurveyResponse(person=person, kind=kind, period=period)
-        ctx.db.add(response)
-    response.role, response.comment, response.at = giver_role(person), comment, ctx.now
-    for key in ("overall", "taste", "hygiene", "portion", "service"):
-        setattr(response, key, scores.get(key))
-    response.alert_words = "、".join(alert_words_in(ctx.db, comment))
+    # The person's row locked until this request commits: two answers sent at once are taken one after
+    # the other, so the second sees the first as earlier and exactly one answer's scores count.
+    ctx.db.execute(select(Person.id).where(Person.id == person.id).with_for_update())
+    earlier = list(ctx.db.scalars(select(SurveyResponse).where(
+        SurveyResponse.person_id == person.id, SurveyResponse.kind == kind, SurveyResponse.period == period)
+        .order_by(SurveyResponse.id)))
+    response = SurveyResponse(person=person, kind=kind, period=period, role=giver_role(person), comment=comment,
+                              at=ctx.now, alert_words="、".join(alert_words_in(ctx.db, comment)),
+                              **{key: scores.get(key) for key in SURVEY_SCORES})
+    ctx.db.add(response)
+    ctx.db.flush()
+    for row in earlier:
+        if row.counted:
+            row.superseded_by = response
     if response.alert_words:
         fields = {"day": day_label(ctx.local_now.date()), "comment": comment, "words": response.alert_words}
         ctx.outbox.notify(canteen_staff(ctx.db), "canteen_alert",
@@ -699,7 +708,7 @@ def save_survey(ctx: Context, kind: str, period: str, comment: str, **scores: in
                           ALERT_SURVEY.format(**fields, who=f"{person.name}（{ROLE_NAMES[response.role]}）"),
                           safety=True)
     ctx.db.flush()
-    return response, again
+    return response, bool(earlier)
 
 
 def open_survey(db: Session, people: Iterable[Person], kind: str, period: str, now: datetime) -> int:
@@ -732,27 +741,25 @@ def record_accompanied(msg: Incoming, ctx: Context) -> Reply:
     assert person is not None
     today = ctx.local_now.date()
     note = " ".join(msg.kept_args[1:])[:MAX_COMMENT]
-    record = ctx.db.scalar(select(AccompaniedMeal).where(AccompaniedMeal.person_id == person.id,
-                                                         AccompaniedMeal.day == today, AccompaniedMeal.meal == meal))
-    again = record is not None
-    if record is None:
-        record = AccompaniedMeal(person=person, day=today, meal=meal)
-        ctx.db.add(record)
-    record.note, record.at = note, ctx.now
+    ctx.db.add(AccompaniedMeal(person=person, day=today, meal=meal, note=note, at=ctx.now))
     ctx.db.flush()
+    records = int(ctx.db.scalar(select(func.count()).select_from(AccompaniedMeal).where(
+        AccompaniedMeal.person_id == person.id, AccompaniedMeal.day == today, AccompaniedMeal.meal == meal)) or 0)
     if note:
-        told = [p for p in people_with_role(ctx.db, "canteen") if p.id != person.id]
-        ctx.outbox.notify(told, "canteen_accompanied", ACCOMPANY_NOTE.format(
+        canteen = [p for p in people_with_role(ctx.db, "canteen") if p.id != person.id]
+        ctx.outbox.notify(canteen, "canteen_accompanied", ACCOMPANY_NOTE.format(
             name=person.name, day=day_label(today), meal=meal, note=note))
-    template = ACCOMPANIED_AGAIN if again else ACCOMPANIED
+    template = ACCOMPANIED_AGAIN if records > 1 else ACCOMPANIED
     return Reply.end(template.format(day=day_label(today), meal=meal, note=f"，意见：{note}" if note else "",
-                                     count=accompanied_count(ctx.db, today)))
+                                     n=records, count=accompanied_count(ctx.db, today)))
 
 
 def accompanied_count(db: Session, day: date) -> int:
+    """The meals accompanied in `day`'s month: a person's several records of one meal count once."""
     first, after = month_span(day)
-    return int(db.scalar(select(func.count()).select_from(AccompaniedMeal).where(
-        AccompaniedMeal.day >= first, AccompaniedMeal.day < after)) or 0)
+    eaten = (select(AccompaniedMeal.person_id, AccompaniedMeal.day, AccompaniedMeal.meal).distinct()
+             .where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after).subquery())
+    return int(db.scalar(select(func.count()).select_from(eaten)) or 0)
 
 
 # -- the menu import ---------------------------------------------------------------------------------
@@ -857,7 +864,8 @@ COUNTED, SUPERSEDED_BY = "是", "否（评分已由{code}更新）"
 DAILY_HEADER = ["日期", "评价数", "平均分", "教师平均", "家长平均", "后勤平均"]
 GROUP_HEADER = ["身份", "评价数", "平均分", "1-2分", "3分", "4-5分"]
 WORDS_HEADER = ["词语", "次数"]
-SURVEY_HEADER = ["填写时间", "类型", "期次", "身份", "姓名", "总评", "口味", "卫生", "分量", "服务", "意见", "食品安全"]
+SURVEY_HEADER = ["填写时间", "类型", "期次", "身份", "姓名", *SCORE_NAMES.values(), "意见", "食品安全", "计入统计"]
+SURVEY_SUPERSEDED_BY = "否（评分已由 {at} 的答卷更新）"
 MEALS_HEADER = ["日期", "餐次", "陪餐人", "意见", "记录时间"]
 KIND_NAMES = {MONTHLY: "月度调查", TERM: "学期问卷"}
 COMPLAINT_AT_MOST = 3  # a rating at or below this makes its comment a complaint
@@ -878,7 +886,8 @@ class CanteenReport:
     groups: list[list[Any]]
     words: list[list[Any]]
     surveys: list[list[Any]]
-    meals: list[list[Any]]
+    meals: list[list[Any]]  # every 陪餐 record
+    meal_count: int  # the meals accompanied (a person's several records of one meal count once)
 
 
 def photo_state(photo: FeedbackPhoto | None) -> str:
@@ -919,8 +928,6 @@ def month_feedback(db: Session, month: date) -> list[CanteenFeedback]:
 
 
 def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
-    first, after = month_span(month)
-    start, end = month_bounds(month, tz)
     rows = month_feedback(db, month)
     codes = {r.id: r.code for r in rows}
     feedback = [[r.code, r.day, local_naive(r.given_at, tz), ROLE_NAMES.get(r.role, r.role),
@@ -937,19 +944,48 @@ def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
                       *(average(by_group.get(g, [])) for g in ("teacher", "parent", "staff"))])
     groups = [[ROLE_NAMES[g], len(v), average(v), sum(1 for x in v if x <= 2), v.count(3), sum(1 for x in v if x >= 4)]
               for g, v in group_ratings(rows).items()]
-    surveys = list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
-                              .order_by(SurveyResponse.at)))
+    surveys = month_surveys(db, month, tz)
     survey_rows = [[local_naive(s.at, tz), KIND_NAMES.get(s.kind, s.kind), s.period, ROLE_NAMES.get(s.role, s.role),
-                    s.person.name if s.person else "", s.overall, s.taste, s.hygiene, s.portion, s.service, s.comment,
-                    s.alert_words] for s in surveys]
+                    s.person.name if s.person else "", *(getattr(s, k) for k in SURVEY_SCORES), s.comment,
+                    s.alert_words, survey_counted(s, tz)] for s in surveys]
     complaints = [r.comment for r in rows if r.comment and (r.rating <= COMPLAINT_AT_MOST or r.alert_words)]
     complaints += [s.comment for s in surveys if s.comment and (s.alert_words or min(
-        (v for v in (s.overall, s.taste, s.hygiene, s.portion, s.service) if v is not None), default=5)
-        <= COMPLAINT_AT_MOST)]
+        (v for k in SURVEY_SCORES if (v := getattr(s, k)) is not None), default=5) <= COMPLAINT_AT_MOST)]
     meals = [[m.day, m.meal, m.person.name if m.person else "", m.note, local_naive(m.at, tz)]
-             for m in db.scalars(select(AccompaniedMeal).where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after)
-                                 .order_by(AccompaniedMeal.day, AccompaniedMeal.meal))]
-    return CanteenReport(feedback, daily, groups, complaint_words(complaints), survey_rows, meals)
+             for m in month_meals(db, month)]
+    return CanteenReport(feedback, daily, groups, complaint_words(complaints), survey_rows, meals,
+                         accompanied_count(db, month))
+
+
+def month_surveys(db: Session, month: date, tz: tzinfo) -> list[SurveyResponse]:
+    """Every survey answer given in the month `month` falls in, superseded ones too, oldest first: the
+    report's 满意度调查 and the console's."""
+    start, end = month_bounds(month, tz)
+    return list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
+                           .options(joinedload(SurveyResponse.person), joinedload(SurveyResponse.superseded_by))
+                           .order_by(SurveyResponse.at, SurveyResponse.id)))
+
+
+def survey_averages(answers: Iterable[SurveyResponse]) -> dict[str, float | None]:
+    """Each score's average over the answers that count (not superseded by the person's later answer)."""
+    counted = [a for a in answers if a.counted]
+    return {key: average([v for a in counted if (v := getattr(a, key)) is not None]) for key in SURVEY_SCORES}
+
+
+def month_meals(db: Session, month: date) -> list[AccompaniedMeal]:
+    """Every 陪餐 record of the month `month` falls in, by day, meal and time."""
+    first, after = month_span(month)
+    return list(db.scalars(select(AccompaniedMeal).where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after)
+                           .options(joinedload(AccompaniedMeal.person))
+                           .order_by(AccompaniedMeal.day, AccompaniedMeal.meal, AccompaniedMeal.at)))
+
+
+def survey_counted(answer: SurveyResponse, tz: tzinfo) -> str:
+    """The ledger's 计入统计: 是, or when the person's later answer that counts instead was given."""
+    later = answer.superseded_by
+    if later is None:
+        return COUNTED
+    return SURVEY_SUPERSEDED_BY.format(at=f"{local_naive(later.at, tz):%Y-%m-%d %H:%M}")
 
 
 def add_daily_chart(path: Path, sheet: str, days: int) -> None:

@@ -141,10 +141,12 @@ class CanteenReply(Base):
 
 class SurveyResponse(Base):
     """A satisfaction survey answer: the monthly one (overall 1-5) or the term questionnaire
-    (taste, hygiene, portion, service). One per person per kind and period; a new one replaces it."""
+    (taste, hygiene, portion, service). Every answer is kept: a person's later answer of the same kind
+    and period is a row of its own and only supersedes the earlier one's scores in the results
+    (`superseded_by`); the earlier comment and its food-safety words stay with it."""
 
     __tablename__ = "canteen_surveys"
-    __table_args__ = (UniqueConstraint("person_id", "kind", "period"),)
+    __table_args__ = (Index("ix_canteen_surveys_person_period", "person_id", "kind", "period"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
@@ -159,8 +161,16 @@ class SurveyResponse(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     alert_words: Mapped[str] = mapped_column(String(200), default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the same person's later answer of this kind and period, whose scores count instead of this one's
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("canteen_surveys.id", ondelete="SET NULL"))
 
     person: Mapped[Person | None] = relationship()
+    superseded_by: Mapped[SurveyResponse | None] = relationship(remote_side=[id])
+
+    @property
+    def counted(self) -> bool:
+        """Whether the scores count in the results: not superseded by the person's later answer."""
+        return self.superseded_by_id is None
 
 
 class SurveyRound(Base):
@@ -175,10 +185,11 @@ class SurveyRound(Base):
 
 
 class AccompaniedMeal(Base):
-    """陪餐: a school leader ate with the pupils, with an optional note."""
+    """陪餐: a school leader ate with the pupils, with an optional note. Every record is kept: a second
+    record of the same meal is a row of its own (the meal still counts once)."""
 
     __tablename__ = "accompanied_meals"
-    __table_args__ = (UniqueConstraint("person_id", "day", "meal"),)
+    __table_args__ = (Index("ix_accompanied_meals_person_day", "person_id", "day", "meal"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))

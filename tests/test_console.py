@@ -173,6 +173,30 @@ def test_canteen_feedback_of_a_month_newest_first(office, wechat_user, clock, fe
     assert client.get("/admin/canteen?month=November").status_code == 400
 
 
+def test_canteen_page_keeps_every_survey_answer_and_陪餐_record(office, wechat_user, clock,
+                                                                client: FlaskClient) -> None:
+    """A later questionnaire's scores count instead of the earlier one's; the earlier comment, with its
+    food-safety words, is still on the page. Both records of one 陪餐 are listed."""
+    teacher, admin = wechat_user("张丽"), wechat_user("周春明")
+    clock.set("2026-11-26 12:40")
+    teacher.dialog([("食堂问卷", "第1题"), ("2", ""), ("1", ""), ("3", ""), ("3", ""), ("饭里有头发", "问卷已提交")])
+    admin.say("陪餐 午餐 菜品偏咸")
+    clock.set("2026-11-26 13:05")
+    teacher.dialog([("食堂问卷", "第1题"), ("4", ""), ("4", ""), ("5", ""), ("4", ""), ("无", "仍保留")])
+    admin.say("陪餐 午餐 米饭偏硬")
+    sign_in(client)
+
+    page = client.get("/admin/canteen?month=2026-11").get_data(as_text=True)
+    assert "共 2 份答卷，计入统计 1 份" in page and "平均：口味 4.0 · 卫生 4.0 · 分量 5.0 · 服务 4.0" in page
+    earlier, later, meals_header, *meals = rows_of(page)  # no feedback: the survey table is first
+    assert earlier == ("11-26 12:40 学期问卷 2026秋 张丽（教师） 2 1 3 3 饭里有头发 【食品安全】头发 "
+                       "否（评分已由 2026-11-26 13:05 的答卷更新）")
+    assert later == "11-26 13:05 学期问卷 2026秋 张丽（教师） 4 4 5 4 是"
+    assert meals_header == "日期 餐次 陪餐人 意见 记录时间"
+    assert meals == ["11月26日 午餐 周春明 菜品偏咸 11-26 12:40", "11月26日 午餐 周春明 米饭偏硬 11-26 13:05"]
+    assert "本月没有满意度调查答卷" in client.get("/admin/canteen?month=2026-12").get_data(as_text=True)
+
+
 ROOMS = "楼栋,楼层,房间\n教学楼,3,三(2)班\n教学楼,4,四(1)班\n"
 ASSETS = "编号,名称,类别,房间\nDJ-0302,投影仪,电教,三(2)班\nSD-0302,空调,水电,三(2)班\nDJ-0401,投影仪,电教,四(1)班\n"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from flask import Flask
 from sqlalchemy import select
@@ -18,7 +19,8 @@ from sqlalchemy import select
 from bot.inbox import APOLOGY
 from bot.services import Services
 from bot.simulator import WeChatUser
-from models import CanteenFeedback, InboundMessage, RepairTicket
+from handlers.identity import issue_code
+from models import CanteenFeedback, InboundMessage, Person, RepairTicket, SurveyResponse
 
 TEACHERS = ["张丽", "王强", "李娜", "赵敏"]
 PARENTS = ["陈建国", "刘芳", "周杰", "吴霞"]
@@ -97,9 +99,35 @@ def test_one_persons_two_ratings_at_once_are_both_kept_and_one_score_counts(
     people.add("陈建国", "parent")
     parent = wechat_user("陈建国")
     replies = at_once(app, [parent, parent], ["食堂 2 汤太咸", "食堂 4 米饭不错"])
-    assert all(r.startswith("谢谢评价！") for r in replies), replies
-    assert sum("之前的评价" in r for r in replies) == 1  # whichever came second saw the first
     with services.factory() as s:
         rows = list(s.scalars(select(CanteenFeedback).order_by(CanteenFeedback.number)))
+    one_of_two_counts(replies, "谢谢评价！", "之前的评价", rows)
+
+
+def one_of_two_counts(replies: list[str], done: str, earlier: str, rows: list[CanteenFeedback] | list[SurveyResponse]
+                      ) -> None:
+    """One person's "汤太咸" and "米饭不错" sent at once: both answered and kept; whichever came second
+    saw the first (its reply says `earlier`), and only its score counts."""
+    assert all(r.startswith(done) for r in replies), replies
+    assert sum(earlier in r for r in replies) == 1
     assert sorted(r.comment for r in rows) == ["汤太咸", "米饭不错"]
     assert [r.counted for r in rows] == [False, True] and rows[0].superseded_by_id == rows[1].id
+
+
+def test_one_persons_two_survey_answers_at_once_are_both_kept_and_one_counts(
+        app: Flask, people, wechat_user: Callable[..., WeChatUser], clock, runner, services: Services) -> None:
+    """A parent on two WeChats answers the monthly survey from both at once: the person's row is locked
+    while an answer is saved, so whichever comes second supersedes the first's score."""
+    clock.set("2026-11-20 16:00")
+    people.add("陈建国", "parent")
+    first = wechat_user("陈建国")
+    with services.factory() as s, s.begin():  # a code for his second WeChat
+        issue_code(s, services.now(), person=s.scalar(select(Person).where(Person.name == "陈建国")))
+    phones = [first, wechat_user("陈建国", openid="o" + "2" * 27)]
+    pushed = runner.run_now("push_canteen_survey", datetime(2026, 11, 20, 8, 30, tzinfo=UTC)).result
+    assert pushed == "已推送月度调查给 1 人（2 个微信可直接回复作答）"
+    clock.set("2026-11-20 17:00")
+    replies = at_once(app, phones, ["2 汤太咸", "4 米饭不错"])
+    with services.factory() as s:
+        rows = list(s.scalars(select(SurveyResponse).order_by(SurveyResponse.id)))
+    one_of_two_counts(replies, "谢谢参与11月食堂满意度调查！", "之前的评分仍保留", rows)

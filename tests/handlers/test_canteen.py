@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
-from sqlalchemy import Integer, String, column, func, select, table, text, update
+from sqlalchemy import Engine, Integer, String, column, func, select, table, text, update
 from sqlalchemy.orm import Session
 
 from bot.db import alembic_config, make_engine, upgrade
@@ -512,14 +514,63 @@ def test_the_questionnaire_dialog_with_bad_answers_and_cancel(school, wechat_use
     teacher.dialog([("满意度调查", "第1题"), ("5", "第2题"), ("5", "第3题"), ("4", "第4题"), ("5", "第5题"),
                     ("米饭偏硬", "意见：米饭偏硬")])
     again = teacher.dialog([("食堂问卷", "第1题"), ("4", ""), ("4", ""), ("4", ""), ("4", ""), ("没有", "")])[-1]
-    assert again.text.endswith("（已替换你本学期之前填写的问卷）")
+    assert again.text.endswith("（你本学期之前填写的问卷仍保留，统计按这份最新的问卷计算）")
     with services.factory() as s:
-        (row,) = s.scalars(select(SurveyResponse))
-        assert (row.taste, row.comment, row.role) == (4, "", "teacher")
+        first, second = s.scalars(select(SurveyResponse).order_by(SurveyResponse.id))
+        assert (first.taste, first.comment, first.counted, first.superseded_by_id) == (5, "米饭偏硬", False, second.id)
+        assert (second.taste, second.comment, second.role, second.counted) == (4, "", "teacher", True)
     assert "仅限" in wechat_user("周春明").say("食堂问卷").text
 
 
+def test_a_later_survey_answer_supersedes_only_the_scores_and_a_food_safety_comment_stays(
+        school, wechat_user, queued, runner, clock, houqin, tmp_path: Path) -> None:
+    """The second questionnaire's scores count instead; the first's comment still alerted, stays in the
+    digest and in the ledger, marked as not counted and by which answer."""
+    teacher = wechat_user("张丽")
+    clock.set("2026-11-26 12:40")
+    first = teacher.dialog([("食堂问卷", "第1题"), ("2", ""), ("1", ""), ("3", ""), ("3", ""),
+                            ("汤里有虫子", "问卷已提交")])[-1]
+    assert first.text == "问卷已提交，谢谢！口味 2、卫生 1、分量 3、服务 3 分，意见：汤里有虫子。"
+    alerts = queued("canteen_alert")
+    assert names(alerts) == {"宦欢", "周春明"} and all(a.safety for a in alerts)
+    assert all("汤里有虫子" in a.text and "（关键词：虫）" in a.text for a in alerts)
+    clock.set("2026-11-26 13:05")
+    again = teacher.dialog([("食堂问卷", "第1题"), ("4", ""), ("4", ""), ("5", ""), ("4", ""), ("无", "")])[-1]
+    assert again.text == ("问卷已提交，谢谢！口味 4、卫生 4、分量 5、服务 4 分。"
+                          "（你本学期之前填写的问卷仍保留，统计按这份最新的问卷计算）")
+    assert len(queued("canteen_alert")) == 2  # the first answer's alert stands; the second has no words
+    runner.run_now("send_daily_digest", at("2026-11-26 17:00"))
+    assert "汤里有虫子" in queued("daily_digest")[0].text
+    out = tmp_path / "canteen.xlsx"
+    result = houqin("export", "canteen", "--month", "2026-11", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "调查 2 份" in result.output
+    rows = list(load_workbook(out)["满意度调查"].iter_rows(values_only=True))
+    assert rows[0] == tuple(SURVEY_HEADER) and rows[0][-1] == "计入统计" and len(rows) == 3
+    assert rows[1][0] == datetime(2026, 11, 26, 12, 40)
+    assert rows[1][6:] == (2, 1, 3, 3, "汤里有虫子", "虫", "否（评分已由 2026-11-26 13:05 的答卷更新）")
+    assert rows[2][6:] == (4, 4, 5, 4, None, None, "是")  # openpyxl reads empty strings back as None
+
+
 # -- 陪餐, digest ------------------------------------------------------------------------------------
+def test_a_second_陪餐_record_of_a_meal_is_kept_and_the_ledger_shows_both(
+        school, wechat_user, queued, clock, houqin, tmp_path: Path) -> None:
+    admin = wechat_user("周春明")
+    clock.set("2026-11-26 12:20")
+    admin.say("陪餐 午餐 菜品偏咸")
+    clock.set("2026-11-26 12:50")
+    assert "第 2 条陪餐记录，之前的记录仍保留" in admin.say("陪餐 午餐 米饭偏硬").text
+    assert [n.text.split("：", 1)[1] for n in queued("canteen_accompanied")] == ["菜品偏咸", "米饭偏硬"]
+    out = tmp_path / "canteen.xlsx"
+    result = houqin("export", "canteen", "--month", "2026-11", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "陪餐 1 次" in result.output  # one meal, recorded twice
+    meals = list(load_workbook(out)["陪餐记录"].iter_rows(values_only=True))
+    assert meals[1:] == [
+        (datetime(2026, 11, 26), "午餐", "周春明", "菜品偏咸", datetime(2026, 11, 26, 12, 20)),
+        (datetime(2026, 11, 26), "午餐", "周春明", "米饭偏硬", datetime(2026, 11, 26, 12, 50))]
+
+
 def test_accompanied_meal_is_recorded_and_counted_in_the_digest(school, wechat_user, queued, runner,
                                                                 services: Services) -> None:
     admin = wechat_user("周春明")
@@ -527,7 +578,9 @@ def test_accompanied_meal_is_recorded_and_counted_in_the_digest(school, wechat_u
         "已记录11月26日（周四）午餐陪餐，意见：菜品偏咸，米饭软硬适中。本月全校已陪餐 1 次。")
     (note,) = queued("canteen_accompanied")
     assert note.name == "宦欢" and "【陪餐意见】周春明 11月26日（周四）午餐：菜品偏咸" in note.text
-    assert "已更新11月26日（周四）午餐的陪餐记录" in admin.say("陪餐 午饭").text
+    assert admin.say("陪餐 午饭").text == (
+        "已记录11月26日（周四）午餐陪餐。这是你这一餐的第 2 条陪餐记录，之前的记录仍保留（同一餐只计一次）。"
+        "本月全校已陪餐 1 次。")
     assert "本月全校已陪餐 2 次" in admin.say("陪餐 早餐").text
     assert admin.say("陪餐").text.startswith("请按格式发送：陪餐 早餐|午餐")
     assert admin.say("陪餐 点心").text.startswith("请按格式发送")
@@ -540,7 +593,7 @@ def test_accompanied_meal_is_recorded_and_counted_in_the_digest(school, wechat_u
     assert "食品安全：F1 家长 1分：菜里有虫" in digest
     assert "本月陪餐 2 次" in digest and "下周菜单尚未发布" in digest
     with services.factory() as s:
-        assert s.scalar(select(func.count()).select_from(AccompaniedMeal)) == 2
+        assert s.scalar(select(func.count()).select_from(AccompaniedMeal)) == 3  # the 午餐 twice, kept
 
 
 def test_no_canteen_activity_no_digest_section(school, runner, queued) -> None:
@@ -621,19 +674,31 @@ def on_schema(url: str, statement: str) -> None:
     admin.dispose()
 
 
+@contextmanager
+def database_at(backend, tmp_path: Path, revision: str) -> Iterator[tuple[Engine, str, str | None]]:
+    """An engine on a database of its own migrated up to `revision` (PostgreSQL: a schema of its own),
+    with its URL and schema."""
+    schema = None
+    if backend.name == "sqlite":
+        url = f"sqlite:///{tmp_path / f'before-{revision}.db'}"
+    else:
+        url, schema = backend.url, f"houqin_{revision}_" + uuid.uuid4().hex[:8]
+        on_schema(url, f'CREATE SCHEMA "{schema}"')
+    engine = make_engine(url, schema=schema)
+    try:
+        upgrade(engine, revision)
+        yield engine, url, schema
+    finally:
+        engine.dispose()
+        if schema is not None:
+            on_schema(url, f'DROP SCHEMA "{schema}" CASCADE')
+
+
 def test_migration_0008_moves_media_ids_into_photos_and_keeps_the_replies(backend, settings, fake_wechat,
                                                                          tmp_path: Path) -> None:
     """Feedback given before 0008 keeps its replies; its media id becomes a pending photo that the
     worker downloads; the schema then matches the models; the downgrade puts the media id back."""
-    schema = None
-    if backend.name == "sqlite":
-        url = f"sqlite:///{tmp_path / 'before-0008.db'}"
-    else:
-        url, schema = backend.url, "houqin_0008_" + uuid.uuid4().hex[:8]
-        on_schema(url, f'CREATE SCHEMA "{schema}"')
-    engine = make_engine(url, schema=schema)
-    try:
-        upgrade(engine, "0007")
+    with database_at(backend, tmp_path, "0007") as (engine, url, schema):
         given = at("2026-11-26 12:10")
         with engine.begin() as conn:
             conn.execute(OLD_FEEDBACK.insert(), [
@@ -664,10 +729,6 @@ def test_migration_0008_moves_media_ids_into_photos_and_keeps_the_replies(backen
             assert dict(conn.execute(select(OLD_FEEDBACK.c.id, OLD_FEEDBACK.c.photo_media_id)).all()) == {
                 1: "media_before_0008", 2: ""}
             assert conn.scalar(select(func.count()).select_from(OLD_REPLIES)) == 1
-    finally:
-        engine.dispose()
-        if schema is not None:
-            on_schema(url, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 # -- the 0010 migration -----------------------------------------------------------------------------
@@ -684,15 +745,7 @@ def test_migration_0010_keeps_replies_and_photos_and_starts_the_counters_after_t
     """Feedback given before 0010 keeps its replies and photo through the rebuild (SQLite would delete
     them by cascade); F<n> continues after the largest number. The downgrade refuses while someone has
     two feedback on a day, and works once they do not."""
-    schema = None
-    if backend.name == "sqlite":
-        url = f"sqlite:///{tmp_path / 'before-0010.db'}"
-    else:
-        url, schema = backend.url, "houqin_0010_" + uuid.uuid4().hex[:8]
-        on_schema(url, f'CREATE SCHEMA "{schema}"')
-    engine = make_engine(url, schema=schema)
-    try:
-        upgrade(engine, "0008")
+    with database_at(backend, tmp_path, "0008") as (engine, _, _):
         given = at("2026-11-26 12:10")
         with engine.begin() as conn:
             conn.execute(PEOPLE.insert(), {"id": 1, "name": "陈建国", "phone": "", "class_name": "", "route": "",
@@ -726,7 +779,48 @@ def test_migration_0010_keeps_replies_and_photos_and_starts_the_counters_after_t
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(CanteenReply.__table__)) == 1
             assert conn.scalar(select(func.count()).select_from(FeedbackPhoto.__table__)) == 1
-    finally:
-        engine.dispose()
-        if schema is not None:
-            on_schema(url, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# -- the 0015 migration -----------------------------------------------------------------------------
+SURVEYS_0010 = table("canteen_surveys", column("id", Integer), column("person_id", Integer), column("role", String),
+                     column("kind", String), column("period", String), column("overall", Integer),
+                     column("comment", String), column("alert_words", String), column("at", UTCDateTime()))
+MEALS_0010 = table("accompanied_meals", column("id", Integer), column("person_id", Integer), column("day"),
+                   column("meal", String), column("note", String), column("at", UTCDateTime()))
+
+
+def test_migration_0015_keeps_every_survey_answer_and_陪餐_record(backend, tmp_path: Path) -> None:
+    """Answers and records made before 0015 come through the rebuild and count; afterwards a person may
+    have several. The downgrade refuses while someone does, and works (keeping the rows) once not."""
+    with database_at(backend, tmp_path, "0010") as (engine, _, _):
+        given = at("2026-11-26 12:10")
+        with engine.begin() as conn:
+            conn.execute(PEOPLE.insert(), {"id": 1, "name": "周春明", "phone": "", "class_name": "", "route": "",
+                                           "categories": "", "created_at": given})
+            conn.execute(SURVEYS_0010.insert(), {"id": 1, "person_id": 1, "role": "teacher", "kind": "monthly",
+                                                 "period": "2026-11", "overall": 1, "comment": "有头发",
+                                                 "alert_words": "头发", "at": given})
+            conn.execute(MEALS_0010.insert(), {"id": 1, "person_id": 1, "day": date(2026, 11, 26), "meal": "午餐",
+                                               "note": "偏咸", "at": given})
+
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+        with Session(engine) as s, s.begin():
+            answer, meal = s.get(SurveyResponse, 1), s.get(AccompaniedMeal, 1)
+            assert answer is not None and (answer.comment, answer.alert_words, answer.counted) == ("有头发", "头发", True)
+            assert meal is not None and meal.note == "偏咸"
+            later = SurveyResponse(id=2, person_id=1, role="teacher", kind="monthly", period="2026-11", overall=4,
+                                   at=given)
+            answer.superseded_by = later
+            s.add_all([later, AccompaniedMeal(id=2, person_id=1, day=meal.day, meal="午餐", note="米饭偏硬", at=given)])
+        config = alembic_config(engine)
+        with pytest.raises(RuntimeError, match="answered a survey more than once"):
+            command.downgrade(config, "0010")
+        with engine.begin() as conn:
+            conn.execute(SURVEYS_0010.delete().where(SURVEYS_0010.c.id == 2))
+            conn.execute(MEALS_0010.delete().where(MEALS_0010.c.id == 2))
+        command.downgrade(config, "0010")
+        with engine.connect() as conn:
+            assert conn.execute(select(SURVEYS_0010.c.comment)).scalars().all() == ["有头发"]
+            assert conn.execute(select(MEALS_0010.c.note)).scalars().all() == ["偏咸"]
