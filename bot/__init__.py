@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from flask import Flask, Response, jsonify
 from flask.sessions import SecureCookieSessionInterface
@@ -14,6 +15,7 @@ from bot.config import Settings, settings_from_environment
 from bot.inbox import REPLAY_BUDGET_SECONDS
 from bot.services import Services
 from bot.spool import DatabaseUnavailable, Spool
+from bot.text import warm_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     app.session_interface = _SessionInterface()
     app.extensions["houqin"] = services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    threading.Thread(target=warm_segmenter, name="warm-segmenter", daemon=True).start()
 
     from bot import menu_page, webhook
 

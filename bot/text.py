@@ -25,6 +25,26 @@ def normalize(text: str) -> str:
     return tidy(unicodedata.normalize("NFKC", text))
 
 
+def segment(text: str) -> list[tuple[str, str]]:
+    """The words of `text` with their part of speech (jieba: "n…" for nouns), e.g. 空调在漏水 →
+    [("空调", "n"), ("在", "p"), ("漏水", "v")]."""
+    import jieba.posseg
+
+    return [(token.word, token.flag) for token in jieba.posseg.cut(text)]
+
+
+def warm_segmenter() -> None:
+    """Load jieba's dictionaries now. Loading takes a second or more (several on a busy machine), so a
+    web process does it at start, in the background, rather than in the first webhook call that
+    segments (a report checked for duplicates), which WeChat gives 5 seconds."""
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    segment("空调漏水")
+
+
 def chinese_to_int(word: str) -> int | None:
     """四十二 → 42, 十 → 10, 一百零五 → 105, 两 → 2, 三〇 → 30; None if it is not a numeral."""
     if not word or any(ch not in _DIGITS and ch not in _UNITS for ch in word):

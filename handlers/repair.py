@@ -28,7 +28,7 @@ from bot.outbox import told
 from bot.places import find_asset, find_room, place_key, split_place
 from bot.school import admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
-from bot.text import local_naive, month_bounds, normalize
+from bot.text import local_naive, month_bounds, normalize, segment
 from models import Asset, Person, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.repair import (
     ACCEPTED,
@@ -270,21 +270,15 @@ def follow(db: Session, ticket: RepairTicket, person: Person) -> None:
 def things(db: Session, text: str) -> set[str]:
     """What a description says is broken: its nouns (jieba), each reduced to the longest category keyword
     it contains (灯管 → 灯, 投影仪 → 投影), less NOT_THINGS and the urgent words. 空调在漏水 → {空调}."""
-    import logging
-
-    import jieba
-    import jieba.posseg
-
-    jieba.setLogLevel(logging.WARNING)
     skip = NOT_THINGS | set(split_words(get_setting(db, "repair_urgent_words")))
     keywords = sorted({w.lower() for _, words in category_map(db) for w in words} - skip, key=len, reverse=True)
     found = set()
-    for token in jieba.posseg.cut(normalize(text).lower()):
-        word = token.word.strip()
+    for token, flag in segment(normalize(text).lower()):
+        word = token.strip()
         keyword = next((k for k in keywords if k in word), None)
         if keyword is not None:
             found.add(keyword)
-        elif token.flag.startswith("n") and len(word) >= 2 and word not in skip:
+        elif flag.startswith("n") and len(word) >= 2 and word not in skip:
             found.add(word)
     return found
 

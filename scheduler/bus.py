@@ -59,7 +59,10 @@ def repeat_bus_alarms(ctx: JobContext, now: datetime) -> str:
     for alarm in alarms:
         alarm.pushes += 1
         alarm.last_pushed_at = ctx.now
-        ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True)
+        # who could not be reached was put before the office when the alarm was raised, and stays
+        # there until acknowledged: a repeat every 5 minutes does not raise it again
+        ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True,
+                          escalate=False)
     return f"重复警报 {len(alarms)} 条" if alarms else "没有未确认的警报"
 
 

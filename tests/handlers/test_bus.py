@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from bot.school import set_setting
 from bot.services import Services
 from handlers.bus import ACK_NOTHING_OPEN, ACK_REFUSED, ALARM_TOLD, MISMATCH_UNCHANGED, import_routes
+from models import DeliveryAlert
 from models.bus import BusAlarm, BusLeave, BusTrip
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -140,6 +141,10 @@ def test_fewer_off_than_on_raises_the_alarm_repeated_until_acknowledged(monitor,
     runner.run_now("repeat_bus_alarms", at("2026-11-23 16:40"))
     repeated = queued("bus_alarm")[len(first):]
     assert {r.name for r in repeated} == {"宦欢", "周春明"} and "第2次提醒" in repeated[0].text
+    # the office was told once, when the alarm was raised, that neither could be reached; the repeat
+    # does not raise that again
+    with services.factory() as s:
+        assert sorted(s.scalars(select(DeliveryAlert.name))) == sorted(["周春明", "宦欢"])
     # a teacher may not acknowledge; the bus manager (not an admin) may
     assert wechat_user("张丽").say("确认 1号线").text == ACK_REFUSED
     clock.set("2026-11-23 16:42")
