@@ -68,6 +68,23 @@ def test_repair_push_page_shows_text_time_and_the_tickets_status_now(school, wec
     assert "【报修完成】R1" in client.get(page_of(services, "repair_done")).get_data(as_text=True)
 
 
+def test_repair_page_history_has_follow_ups_the_withdrawal_and_photo_count(school, people, wechat_user, services,
+                                                                           client, clock) -> None:
+    people.add("王强", "teacher")
+    zhang, wang = wechat_user("张丽"), wechat_user("王强")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    assert "第1张" in zhang.image(media_id="media_first").text
+    clock.set("2026-11-24 10:05")
+    assert "R1" in wang.say("报修 三(2)班 投影仪还是不亮").text
+    clock.set("2026-11-24 10:20")
+    assert zhang.say("撤销 R1 自己修好了").text.startswith("已撤销 R1")
+    html = client.get(page_of(services, "repair_new")).get_data(as_text=True)
+    assert "报修单 R1 · 已撤销" in html and "报修照片 1 张" in html
+    steps = re.findall(r"<li><time>([^<]+)</time>([^<]+)</li>", html)
+    assert steps == [("11月24日 10:00", "张丽报修"), ("11月24日 10:05", "王强补充：投影仪还是不亮"),
+                     ("11月24日 10:20", "张丽撤销（自己修好了）")]
+
+
 def test_page_is_private_unguessable_and_kept_out_of_indexes(school, wechat_user, services, client) -> None:
     wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
     wechat_user("张丽").say("报修 四(1)班 门锁坏了")
