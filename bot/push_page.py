@@ -37,6 +37,7 @@ DONE = "已修好{note}"
 CLOSED = "已关闭{rating}"
 RATED = "（评分 {rating} 分）"
 EVENTS = {FOLLOW_UP: "{who}补充：{text}", WITHDRAWAL: "{who}撤销{text}"}
+OTHER_EVENT = "{who}：{text}"
 PHOTOS = {REPORT: "报修照片 {n} 张", COMPLETION: "完成照片 {n} 张"}
 SOMEONE = "（未知）"
 
@@ -77,7 +78,7 @@ def history(ticket: RepairTicket) -> list[Step]:
         steps.append(Step(ticket.closed_at, CLOSED.format(rating=rating)))
     for event in ticket.events:
         text = event.text if event.kind == FOLLOW_UP else f"（{event.text}）" if event.text else ""
-        steps.append(Step(event.created_at, EVENTS.get(event.kind, "{who}：{text}").format(who=event.who, text=text)))
+        steps.append(Step(event.created_at, EVENTS.get(event.kind, OTHER_EVENT).format(who=event.who, text=text)))
     return sorted(steps, key=lambda s: s.at)
 
 
