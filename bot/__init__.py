@@ -56,13 +56,14 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=warm_segmenter, name="warm-segmenter", daemon=True).start()
 
-    from bot import menu_page, webhook
+    from bot import menu_page, push_page, webhook
 
     app.register_blueprint(webhook.bp)
     from bot import console
 
     app.register_blueprint(console.bp)
     app.register_blueprint(menu_page.bp)
+    app.register_blueprint(push_page.bp)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

@@ -40,6 +40,17 @@ def _published(db: Session, year: int, week: int) -> bool:
     return found is not None and found.published
 
 
+def week_view(found: MenuWeek, today: date) -> tuple[str, list[DayView], list[str]]:
+    """A week with items as the page shows it (here and on a menu push's page): its title, its days
+    and every allergen in it."""
+    days = [DayView(day, f"周{WEEKDAYS[day.weekday()]} {day.month}月{day.day}日", items, day == today)
+            for day, items in by_day(found.items).items()]
+    allergens = sorted({a for item in found.items for a in item.allergen_list})
+    title = TITLE.format(first=f"{days[0].day.month}月{days[0].day.day}日",
+                         last=f"{days[-1].day.month}月{days[-1].day.day}日")
+    return title, days, allergens
+
+
 @bp.get("/menu")
 @bp.get("/menu/")
 def this_week() -> ResponseReturnValue:
@@ -59,15 +70,11 @@ def show_week(key: str) -> ResponseReturnValue:
         found = find_week(db, *parsed)
         if found is None or not found.published or not found.items:
             abort(404)
-        days = [DayView(day, f"周{WEEKDAYS[day.weekday()]} {day.month}月{day.day}日", items, day == today)
-                for day, items in by_day(found.items).items()]
-        allergens = sorted({a for item in found.items for a in item.allergen_list})
+        title, days, allergens = week_view(found, today)
         monday = week_monday(*parsed)
         neighbours = {label: week_key(*iso_week(monday + timedelta(days=shift)))
                       for label, shift in (("上一周", -7), ("下一周", 7))
                       if _published(db, *iso_week(monday + timedelta(days=shift)))}
-        title = TITLE.format(first=f"{days[0].day.month}月{days[0].day.day}日",
-                             last=f"{days[-1].day.month}月{days[-1].day.day}日")
         return render_template("menu.html", title=title, week=found, days=days, allergens=allergens,
                                neighbours=neighbours)
 

@@ -13,6 +13,7 @@ or the canteen head, as fitting) and a DeliveryAlert row, shown on the console u
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from bot.school import admins, get_setting, people_with_role
 from bot.text import clock_time
-from models import Binding, Delivery, DeliveryAlert, InboundMessage, Person, Push
+from models import Binding, Delivery, DeliveryAlert, InboundMessage, MenuWeek, Person, Push, RepairTicket
 from models.outbox import PENDING, SENT, UNDELIVERABLE
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ WINDOW_BUDGET = 5
 WINDOW_EVENTS = ("subscribe", "scan", "click", "scancode_push", "scancode_waitmsg")
 
 ESCALATION_KIND = "delivery_alert"
+PAGE_PATH = "/p/"  # a push's detail page: bot.push_page
+REPAIR_SUBJECT, MENU_SUBJECT = "repair", "menu"  # what a push's page shows beside its text
 # -- how a reply says what happened (told())
 TOLD = "已通知{names}"
 UNREACHED = "{names}暂时无法送达（{reason}）"
@@ -224,6 +227,25 @@ def office_for(db: Session, kind: str, unreached: Iterable[Person]) -> list[Pers
     return [p for p in {p.id: p for p in people}.values() if p.id not in skip]
 
 
+def new_page_token() -> str:
+    """An unguessable address for a push's page: 192 random bits, URL-safe (32 characters)."""
+    return secrets.token_urlsafe(24)
+
+
+def page_url(settings: Settings, push: Push) -> str:
+    """The absolute address of `push`'s detail page, for links in pushes; "" if it has none."""
+    return f"{settings.public_url}{PAGE_PATH}{push.token}" if push.token else ""
+
+
+def subject_of(db: Session, thing: RepairTicket | MenuWeek | None) -> tuple[str | None, int | None]:
+    """The (subject, subject_id) a push about `thing` records for its page."""
+    if thing is None:
+        return None, None
+    if thing.id is None:
+        db.flush()
+    return (REPAIR_SUBJECT if isinstance(thing, RepairTicket) else MENU_SUBJECT), thing.id
+
+
 class Outbox:
     def __init__(self, db: Session, settings: Settings, now: datetime) -> None:
         self.db = db
@@ -239,10 +261,12 @@ class Outbox:
         url: str = "",
         safety: bool = False,
         escalate: bool | None = None,
+        about: RepairTicket | MenuWeek | None = None,
     ) -> Notice:
         """Queue `text` for each recipient's WeChat. `kind` names the push for template mapping;
         `safety` pushes skip quiet hours. Recipients no channel can reach are recorded as
         undeliverable now; with `escalate` (default: `safety`) the office is told of them too.
+        `about` names the repair ticket or menu week the push is about, shown on its page.
         Returns the Notice (its push is None when there is nobody to tell)."""
         if recipients is None:
             return Notice()
@@ -250,7 +274,9 @@ class Outbox:
         unique = list({p.id: p for p in people}.values())
         if not unique:
             return Notice()
-        push = Push(kind=kind, text=text, url=url, safety=safety)
+        subject, subject_id = subject_of(self.db, about)
+        push = Push(kind=kind, text=text, url=url, safety=safety, token=new_page_token(), subject=subject,
+                    subject_id=subject_id, created_at=self.now)
         self.db.add(push)
         notice = Notice(push)
         quiet = None if safety else quiet_until(self.now, self.settings)
@@ -306,8 +332,11 @@ class Outbox:
         text = ESCALATION.format(what=kind_name(push.kind), names="、".join(p.name for p in people),
                                  reasons="；".join(dict.fromkeys(short_reason(r) for _, r in unreached)),
                                  text=push.text)
-        return self.notify(office_for(self.db, push.kind, people), ESCALATION_KIND, text, url=push.url,
-                           safety=push.safety, escalate=False)
+        notice = self.notify(office_for(self.db, push.kind, people), ESCALATION_KIND, text, url=push.url,
+                             safety=push.safety, escalate=False)
+        if notice.push is not None:
+            notice.push.subject, notice.push.subject_id = push.subject, push.subject_id
+        return notice
 
 
 def queue_reply(conn: Connection, openid: str, text: str, now: datetime) -> None:
@@ -315,7 +344,8 @@ def queue_reply(conn: Connection, openid: str, text: str, now: datetime) -> None
     that was answered with an apology (replayed from the spool). It answers what they wrote, so it
     goes at once, quiet hours or not, as a customer-service message (unless `reply` has a template)."""
     push_id = conn.execute(insert(Push).returning(Push.id),
-                           {"kind": REPLY_KIND, "text": text, "created_at": now}).scalar_one()
+                           {"kind": REPLY_KIND, "text": text, "created_at": now,
+                            "token": new_page_token()}).scalar_one()
     person_id = conn.scalar(select(Binding.person_id).where(Binding.openid == openid))
     conn.execute(insert(Delivery), {"push_id": push_id, "person_id": person_id, "openid": openid,
                                     "next_attempt_at": now})

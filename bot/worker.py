@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi
-from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox
+from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
 from models import Binding, Delivery, DeliveryAlert, Person, Push, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
@@ -34,6 +34,10 @@ from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 log = logging.getLogger(__name__)
 
 RECORD_EVERY = 0.1  # seconds: run_forever writes finished sends at least this often
+# A customer-service message longer than this many characters ends with its page's link: a phone shows
+# a long chat bubble folded, and the page keeps the text (and the ticket's or menu's state) one tap away.
+LONG_TEXT = 300
+FULL_TEXT = "查看全文：{url}"
 
 
 @dataclass
@@ -119,7 +123,7 @@ class PushWorker:
         self.limiter.wait()
         try:
             if use_custom:
-                text = push.text + (f"\n{push.url}" if push.url else "")
+                text = custom_text(push, self.settings)
                 try:
                     self.api.send_text(delivery.openid, text)
                     return Outcome(SENT, "custom")
@@ -305,6 +309,14 @@ class PushWorker:
                               len(finished))
                     break
         self.pool.shutdown(wait=True)
+
+
+def custom_text(push: Push, settings: Settings) -> str:
+    """A push as a customer-service message: its text, its link, and its page's link when it is long."""
+    text = push.text + (f"\n{push.url}" if push.url else "")
+    if len(push.text) > LONG_TEXT and (url := page_url(settings, push)):
+        text += "\n" + FULL_TEXT.format(url=url)
+    return text
 
 
 def template_data(kind: str, text: str) -> dict[str, dict[str, str]]:

@@ -386,7 +386,8 @@ def menu_summary(found: MenuWeek) -> str:
 def push_menu(db: Session, found: MenuWeek, now: datetime, settings: Settings, outbox: Outbox) -> int:
     """The week's lunches and the page link to every parent and teacher; returns how many."""
     people = people_with_role(db, "parent", "teacher")
-    outbox.notify(people, "weekly_menu", menu_summary(found), url=menu_url(settings, found.year, found.week))
+    outbox.notify(people, "weekly_menu", menu_summary(found), url=menu_url(settings, found.year, found.week),
+                  about=found)
     found.pushed_at = now
     return len(people)
 

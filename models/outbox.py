@@ -15,6 +15,7 @@ DELIVERY_STATES = (PENDING, SENDING, SENT, FAILED, UNDELIVERABLE)
 
 class Push(Base):
     __tablename__ = "pushes"
+    __table_args__ = (Index("ix_pushes_token", "token", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(48))
@@ -22,6 +23,11 @@ class Push(Base):
     url: Mapped[str] = mapped_column(String(500), default="")
     safety: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the push's detail page /p/<token> (bot.push_page); None for pushes queued before it existed
+    token: Mapped[str | None] = mapped_column(String(64))
+    # what the page shows beside the text: a repair ticket (subject "repair") or a menu week ("menu")
+    subject: Mapped[str | None] = mapped_column(String(16))
+    subject_id: Mapped[int | None] = mapped_column()
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="push", cascade="all, delete-orphan")
 

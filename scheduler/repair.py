@@ -68,7 +68,7 @@ def escalate_unaccepted_repairs(ctx: JobContext, now: datetime) -> str:
         ticket.unaccepted_escalated_at = ctx.now
         notified = workers_of(ctx.db, ticket)
         text = UNACCEPTED.format(**_fields(ctx, ticket), limit=f"{accept_limit(ctx):g}", notified=names_of(notified))
-        ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent)
+        ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent, about=ticket)
     return ESCALATED.format(n=len(late), codes="、".join(t.code for t in late)) if late else NONE_UNACCEPTED
 
 
@@ -83,7 +83,7 @@ def escalate_overdue_repairs(ctx: JobContext, now: datetime) -> str:
         who = f"，负责人：{ticket.assignee.name}" if ticket.assignee else ""
         state = OVERDUE_STATE.format(status=STATUS_NAMES[ticket.status], who=who)
         text = OVERDUE.format(**_fields(ctx, ticket), limit=done_limit(ctx, ticket)[1], state=state)
-        ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent)
+        ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent, about=ticket)
     return ESCALATED.format(n=len(late), codes="、".join(t.code for t in late)) if late else NONE_OVERDUE
 
 
