@@ -64,7 +64,7 @@ def run_processes(fake: Any, env: dict[str, str], schema: str | None = None) -> 
     appid = env["WECHAT_APPID"]
 
     def fetches() -> int:
-        return len([c for c in fake.calls if c.endpoint == "token" and c.params.get("appid") == appid])
+        return len([c for c in fake.calls if c.endpoint == "stable_token" and c.body.get("appid") == appid])
 
     # fresh interpreters, forked from a server that has imported the project once (fast to start)
     ctx = multiprocessing.get_context("forkserver")
@@ -183,9 +183,11 @@ class Fetcher:
 
     def __init__(self) -> None:
         self.count = 0
+        self.forced = 0
 
-    def __call__(self) -> tuple[str, int]:
+    def __call__(self, force: bool) -> tuple[str, int]:
         self.count += 1
+        self.forced += force
         return f"T{self.count}", 7200
 
 
@@ -216,7 +218,7 @@ def test_redis_store_protocol(appid, redis_keys):
 def test_failed_fetch_releases_the_refresh_lock(services, appid):
     store = DatabaseTokenStore(services.factory, appid)
 
-    def broken() -> tuple[str, int]:
+    def broken(force: bool) -> tuple[str, int]:
         raise RuntimeError("WeChat is down")
 
     with pytest.raises(RuntimeError):
