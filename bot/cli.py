@@ -342,11 +342,12 @@ def outbox_retry(delivery_id: int) -> None:
 @click.option("--port", default=8900, show_default=True, type=int)
 @click.option("--latency", default=0.0, show_default=True, help="seconds added to every call")
 @click.option("--error-rate", default=0.0, show_default=True, help="share of calls answering -1")
-def fake_wechat(port: int, latency: float, error_rate: float) -> None:
+@click.option("--refuse-ip", default="", help="answer every call 40164 (IP not whitelisted), naming this IP")
+def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str) -> None:
     """A local fake of the WeChat API (loopback only), recording every call."""
     from bot.fake_wechat import serve as serve_fake
 
-    serve_fake(port, latency=latency, error_rate=error_rate)
+    serve_fake(port, latency=latency, error_rate=error_rate, refused_ip=refuse_ip)
 
 
 @main.command()

@@ -326,9 +326,9 @@ class FakeWeChat:
             self.state.refused_ip = ""
 
 
-def serve(port: int, latency: float = 0.0, error_rate: float = 0.0) -> None:
+def serve(port: int, latency: float = 0.0, error_rate: float = 0.0, refused_ip: str = "") -> None:
     """`houqin fake-wechat --port P`: run in the foreground until interrupted."""
-    fake = FakeWeChat(port, latency=latency, error_rate=error_rate)
+    fake = FakeWeChat(port, latency=latency, error_rate=error_rate, refused_ip=refused_ip)
     print(f"fake WeChat API on {fake.base_url} (set WECHAT_API_BASE={fake.base_url})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         fake.server.serve_forever()
