@@ -27,6 +27,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 LOOPBACK = "127.0.0.1"
 TOKEN_ENDPOINTS = {"token", "stable_token"}
 SECRET_IN_URL = 48001
+RENEW_BEFORE = 300  # stable_token answers a new token in an old one's last 5 minutes (both work until then)
+FORCE_INTERVAL = 30  # a force_refresh within 30 s of the last one refreshes nothing
+FORCE_PER_DAY = 20
 
 
 @dataclass
@@ -63,6 +66,7 @@ class FakeState:
     calls: list[Call] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (epoch)
     stable: dict[str, str] = field(default_factory=dict)  # appid -> its current stable token
+    forced: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # appid -> force times
     token_fetches: int = 0
     refused_ip: str = ""  # when set, every call answers 40164 naming this IP
     scripts: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
@@ -149,8 +153,8 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
 
     @app.post("/cgi-bin/stable_token")
     def stable_token() -> Response:
-        """getStableAccessToken: the account's current token until it expires; `force_refresh`
-        replaces it (the old one stops working at once)."""
+        """getStableAccessToken: the account's current token, a new one in its last 5 minutes (the old
+        one works until it expires); `force_refresh` replaces it at once, at most every 30 s, 20 times."""
         call, error = record("stable_token")
         if call.body.get("grant_type") != "client_credential":
             return _err(40002, "invalid grant_type")
@@ -162,9 +166,14 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         now = time.time()
         with state.lock:
             value = state.stable.get(appid, "")
+            forced = state.forced[appid]
             if call.body.get("force_refresh") is True:
-                state.tokens.pop(value, None)
-            if state.tokens.get(value, 0) <= now:
+                if len(forced) >= FORCE_PER_DAY:
+                    return _err(45009, "reach max api daily quota limit")
+                if not forced or forced[-1] <= now - FORCE_INTERVAL:  # else: WeChat refreshes nothing
+                    forced.append(now)
+                    state.tokens.pop(value, None)
+            if state.tokens.get(value, 0) - RENEW_BEFORE <= now:
                 value = "FAKE_TOKEN_" + secrets.token_hex(12)
                 state.stable[appid] = value
                 state.tokens[value] = now + state.token_lifetime
@@ -302,6 +311,12 @@ class FakeWeChat:
         with self.state.lock:
             self.state.tokens.clear()
 
+    def force_window_passed(self) -> None:
+        """As if 30 s had passed since every account's last force_refresh."""
+        with self.state.lock:
+            for times in self.state.forced.values():
+                times[:] = [t - FORCE_INTERVAL for t in times]
+
     def refuse_ip(self, ip: str) -> None:
         """Every call answers 40164 naming `ip`, as WeChat does for a server not on the IP whitelist
         ("" lifts it)."""
@@ -324,6 +339,7 @@ class FakeWeChat:
             self.state.latency = 0.0
             self.state.error_rate = 0.0
             self.state.refused_ip = ""
+            self.state.forced.clear()  # each test starts the account's force_refresh budget afresh
 
 
 def serve(port: int, latency: float = 0.0, error_rate: float = 0.0, refused_ip: str = "") -> None:

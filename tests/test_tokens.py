@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 
 from bot.config import Settings, load_settings
 from bot.db import make_engine, upgrade
-from bot.fake_wechat import SECRET_IN_URL, FakeWeChat
+from bot.fake_wechat import RENEW_BEFORE, SECRET_IN_URL, FakeWeChat
 from bot.gateway import WeChatApi
 from bot.services import Services
 from bot.tokens import FORCE_SECONDS, DatabaseTokenStore, RedisTokenStore
@@ -293,6 +293,12 @@ def test_fake_stable_token_keeps_its_token_until_forced(fake_wechat, appid):
     forced = fetch(True)["access_token"]
     assert forced != first and fetch(False)["access_token"] == forced
     assert (send(first), send(forced)) == (40001, 0)  # forcing ended the old token at once
+    assert fetch(True)["access_token"] == forced  # within 30 s of the last force: nothing refreshed
+
+    fake_wechat.state.tokens[forced] = time.time() + RENEW_BEFORE  # its last 5 minutes
+    renewed = fetch(False)
+    assert renewed["access_token"] != forced and renewed["expires_in"] > RENEW_BEFORE
+    assert send(forced) == send(renewed["access_token"]) == 0  # both work during the hand-over
 
 
 def test_refused_token_is_force_refreshed_once_per_30_seconds(services, teacher, fake_wechat, deliver):
@@ -319,11 +325,13 @@ def test_refused_token_is_force_refreshed_once_per_30_seconds(services, teacher,
     with services.factory() as s, s.begin():  # 30 s later
         s.execute(update(AccessToken).where(AccessToken.appid == appid)
                   .values(forced_at=utcnow() - timedelta(seconds=FORCE_SECONDS)))
+    fake_wechat.force_window_passed()
     fake_wechat.script(CUSTOM, 40001)
     third = queue_push(services, "张丽", "三十秒后被拒")
     deliver()
     assert only(services, third).status == SENT
     assert len(fake_wechat.forced_refreshes(appid)) == 2
+    assert services.api.token() not in (warm, forced)
     assert fake_wechat.secret_in_url() == []
 
 
