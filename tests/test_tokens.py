@@ -140,7 +140,7 @@ def redis_keys(appid: str) -> Iterator[None]:
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
-    keys = [f"houqin:access_token:{appid}{suffix}" for suffix in ("", ":lock", ":fetches")]
+    keys = [f"houqin:access_token:{appid}{suffix}" for suffix in ("", ":lock", ":fetches", ":forced")]
     client.delete(*keys)
     yield
     client.delete(*keys)
