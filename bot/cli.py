@@ -124,6 +124,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     if demo:
         click.echo(f"Try it:  houqin chat --as {DEMO_TEACHER}     (bind codes: houqin codes)")
     _warn_without_templates(services.settings)
+    _check_token(services)
 
     def shutdown(*_: Any) -> None:
         stop.set()
@@ -149,6 +150,7 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo(f"push worker started (database {services.db_engine.url.render_as_string(hide_password=True)})")
     _warn_without_templates(services.settings)
+    _check_token(services)
     from bot.media import media_worker
 
     threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
@@ -187,6 +189,13 @@ def spool_replay() -> None:
         raise click.ClickException(f"数据库仍无法连接，消息保留在 {services.spool.folder}") from exc
     left = len(services.spool.files())
     click.echo(f"已重放 {count} 条消息" + (f"，另有 {left} 条正由其他进程重放" if left else ""))
+def _check_token(services: Services) -> None:
+    """Ask WeChat for the token once at start-up, so a missing IP whitelist entry is seen at once."""
+    from bot.tokens import check_token
+
+    click.echo(check_token(services.api))
+
+
 def _warn_without_templates(settings: Settings) -> None:
     """Say plainly which pushes cannot reach someone who has not written within 48 hours."""
     from bot.outbox import template_warning
@@ -333,11 +342,12 @@ def outbox_retry(delivery_id: int) -> None:
 @click.option("--port", default=8900, show_default=True, type=int)
 @click.option("--latency", default=0.0, show_default=True, help="seconds added to every call")
 @click.option("--error-rate", default=0.0, show_default=True, help="share of calls answering -1")
-def fake_wechat(port: int, latency: float, error_rate: float) -> None:
+@click.option("--refuse-ip", default="", help="answer every call 40164 (IP not whitelisted), naming this IP")
+def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str) -> None:
     """A local fake of the WeChat API (loopback only), recording every call."""
     from bot.fake_wechat import serve as serve_fake
 
-    serve_fake(port, latency=latency, error_rate=error_rate)
+    serve_fake(port, latency=latency, error_rate=error_rate, refused_ip=refuse_ip)
 
 
 @main.command()

@@ -1,7 +1,10 @@
 """A local fake of the WeChat API endpoints Houqin calls, on loopback only.
 
-It issues access tokens, accepts customer-service and template messages, serves and stores media,
-creates QR codes and menus, answers user info, and records every call. Latency and errors can be
+It issues access tokens the way WeChat now wants them (`POST /cgi-bin/stable_token`: the same token
+until it expires, a new one on `force_refresh`; `GET /cgi-bin/token`, the AppSecret in the URL, is
+refused and recorded), accepts customer-service and template messages, serves and stores media,
+creates QR codes and menus, answers user info, and records every call. It can refuse the caller's IP
+(40164) the way WeChat does for a server not on the account's IP whitelist. Latency and errors can be
 injected: a random share of calls answering an error code, or a scripted sequence per endpoint.
 `/_fake/calls` lets `houqin chat` (and anyone) see what was sent.
 """
@@ -22,6 +25,11 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
 LOOPBACK = "127.0.0.1"
+TOKEN_ENDPOINTS = {"token", "stable_token"}
+SECRET_IN_URL = 48001
+RENEW_BEFORE = 300  # stable_token answers a new token in an old one's last 5 minutes (both work until then)
+FORCE_INTERVAL = 30  # a force_refresh within 30 s of the last one refreshes nothing
+FORCE_PER_DAY = 20
 
 
 @dataclass
@@ -57,7 +65,10 @@ class FakeState:
     seed: int | None = None
     calls: list[Call] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (epoch)
+    stable: dict[str, str] = field(default_factory=dict)  # appid -> its current stable token
+    forced: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # appid -> force times
     token_fetches: int = 0
+    refused_ip: str = ""  # when set, every call answers 40164 naming this IP
     scripts: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
     unfollowed: set[str] = field(default_factory=set)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
@@ -75,6 +86,11 @@ def _ok(**extra: Any) -> Response:
 
 def _err(code: int, msg: str = "") -> Response:
     return jsonify({"errcode": code, "errmsg": msg or f"fake error {code}"})
+
+
+def not_whitelisted(ip: str) -> str:
+    """WeChat's 40164 message, word for word but for the request id."""
+    return f"invalid ip {ip} ipv6 ::ffff:{ip}, not in whitelist rid: {secrets.token_hex(4)}-{secrets.token_hex(6)}"
 
 
 def create_fake_app(state: FakeState | None = None) -> Flask:
@@ -99,7 +115,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         call = Call(endpoint, request.args.to_dict(), body(), time.time())
         with state.lock:
             error: int | None = None
-            if endpoint != "token":
+            if state.refused_ip:
+                error = 40164
+            elif endpoint not in TOKEN_ENDPOINTS:
                 token = request.args.get("access_token", "")
                 expiry = state.tokens.get(token)
                 if expiry is None:
@@ -121,20 +139,47 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             return None
         if 500 <= error < 600:  # scripted HTTP failure; 43004, 45015 ... are WeChat errcodes
             return Response("fake server error", status=error)
+        if error == 40164:
+            return _err(error, not_whitelisted(state.refused_ip or str(request.remote_addr)))
         return _err(error)
 
     @app.get("/cgi-bin/token")
     def token() -> Response:
-        _, error = record("token")
-        if request.args.get("grant_type") != "client_credential" or not request.args.get("appid"):
+        """The retired way: the AppSecret in the URL ends up in proxies' and servers' logs. Refused."""
+        with state.lock:
+            state.calls.append(Call("token", request.args.to_dict(), {}, time.time(), SECRET_IN_URL))
+        return _err(SECRET_IN_URL, "fake WeChat: the AppSecret must not travel in a URL; "
+                                   "POST /cgi-bin/stable_token with a JSON body")
+
+    @app.post("/cgi-bin/stable_token")
+    def stable_token() -> Response:
+        """getStableAccessToken: the account's current token, a new one in its last 5 minutes (the old
+        one works until it expires); `force_refresh` replaces it at once, at most every 30 s, 20 times."""
+        call, error = record("stable_token")
+        if call.body.get("grant_type") != "client_credential":
             return _err(40002, "invalid grant_type")
+        appid, secret = str(call.body.get("appid") or ""), str(call.body.get("secret") or "")
+        if not appid or not secret:
+            return _err(41002 if not appid else 41004, "appid missing" if not appid else "appsecret missing")
         if (bad := failed(error)) is not None:
             return bad
-        value = "FAKE_TOKEN_" + secrets.token_hex(12)
+        now = time.time()
         with state.lock:
+            value = state.stable.get(appid, "")
+            forced = state.forced[appid]
+            if call.body.get("force_refresh") is True:
+                if len(forced) >= FORCE_PER_DAY:
+                    return _err(45009, "reach max api daily quota limit")
+                if not forced or forced[-1] <= now - FORCE_INTERVAL:  # else: WeChat refreshes nothing
+                    forced.append(now)
+                    state.tokens.pop(value, None)
+            if state.tokens.get(value, 0) - RENEW_BEFORE <= now:
+                value = "FAKE_TOKEN_" + secrets.token_hex(12)
+                state.stable[appid] = value
+                state.tokens[value] = now + state.token_lifetime
             state.token_fetches += 1
-            state.tokens[value] = time.time() + state.token_lifetime
-        return jsonify({"access_token": value, "expires_in": state.token_lifetime})
+            expires_in = int(state.tokens[value] - now)
+        return jsonify({"access_token": value, "expires_in": expires_in})
 
     @app.post("/cgi-bin/message/custom/send")
     def custom_send() -> Response:
@@ -266,6 +311,26 @@ class FakeWeChat:
         with self.state.lock:
             self.state.tokens.clear()
 
+    def force_window_passed(self) -> None:
+        """As if 30 s had passed since every account's last force_refresh."""
+        with self.state.lock:
+            for times in self.state.forced.values():
+                times[:] = [t - FORCE_INTERVAL for t in times]
+
+    def refuse_ip(self, ip: str) -> None:
+        """Every call answers 40164 naming `ip`, as WeChat does for a server not on the IP whitelist
+        ("" lifts it)."""
+        with self.state.lock:
+            self.state.refused_ip = ip
+
+    def forced_refreshes(self, appid: str = "") -> list[Call]:
+        return [c for c in self.state.calls if c.endpoint == "stable_token" and c.body.get("force_refresh") is True
+                and (not appid or c.body.get("appid") == appid)]
+
+    def secret_in_url(self) -> list[Call]:
+        """Calls that carried the AppSecret in their URL (there should be none)."""
+        return [c for c in self.state.calls if any("secret" in key.lower() for key in c.params)]
+
     def reset(self) -> None:
         with self.state.lock:
             self.state.calls.clear()
@@ -273,11 +338,13 @@ class FakeWeChat:
             self.state.unfollowed.clear()
             self.state.latency = 0.0
             self.state.error_rate = 0.0
+            self.state.refused_ip = ""
+            self.state.forced.clear()  # each test starts the account's force_refresh budget afresh
 
 
-def serve(port: int, latency: float = 0.0, error_rate: float = 0.0) -> None:
+def serve(port: int, latency: float = 0.0, error_rate: float = 0.0, refused_ip: str = "") -> None:
     """`houqin fake-wechat --port P`: run in the foreground until interrupted."""
-    fake = FakeWeChat(port, latency=latency, error_rate=error_rate)
+    fake = FakeWeChat(port, latency=latency, error_rate=error_rate, refused_ip=refused_ip)
     print(f"fake WeChat API on {fake.base_url} (set WECHAT_API_BASE={fake.base_url})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         fake.server.serve_forever()

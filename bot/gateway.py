@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -126,8 +127,15 @@ def render_text(to_user: str, from_account: str, text: str) -> str:
 # Outbound API
 
 
-TRANSIENT = {-1, 45009, 45011}
+NOT_WHITELISTED = 40164
+# the server's IP is not on the account's whitelist: nothing is wrong with the push, so it waits (and
+# is retried) while the office adds the IP in 设置与开发 → 基本配置 → IP白名单
+TRANSIENT = {-1, 45009, 45011, NOT_WHITELISTED}
 TOKEN_ERRORS = {40001, 40014, 42001}
+IP_NOT_WHITELISTED = "服务器IP未加入公众号白名单（微信看到的IP：{ip}）"
+UNKNOWN_IP = "未知"
+_SEEN_IP = re.compile(r"invalid ip ([0-9A-Fa-f.:]+)")
+_SECRETS_IN_TEXT = re.compile(r"((?:access_token|secret|appsecret)=)[^&\s'\"]+", re.IGNORECASE)
 UNREACHABLE = {43004, 43101}
 WINDOW_ERRORS = {45015, 45047}
 
@@ -140,6 +148,8 @@ class ApiError(Exception):
     errmsg: str
 
     def __str__(self) -> str:
+        if self.errcode == NOT_WHITELISTED:  # already says what to do; the office does not need the code
+            return self.errmsg
         return f"{self.errcode if self.errcode is not None else 'http'}: {self.errmsg}"
 
     @property
@@ -151,13 +161,30 @@ class ApiError(Exception):
         return self.errcode in TOKEN_ERRORS
 
 
+def redact(text: str) -> str:
+    """`text` without the values of any access_token= or secret= it quotes (a requests error names its URL)."""
+    return _SECRETS_IN_TEXT.sub(r"\1***", text)
+
+
+def api_error(errcode: int | None, errmsg: str) -> ApiError:
+    """The ApiError for WeChat's answer, redacted; 40164 reads as the office's to-do, with the IP WeChat saw."""
+    if errcode == NOT_WHITELISTED:
+        seen = _SEEN_IP.search(errmsg)
+        return ApiError(errcode, IP_NOT_WHITELISTED.format(ip=seen.group(1) if seen else UNKNOWN_IP))
+    return ApiError(errcode, redact(errmsg))
+
+
+Fetch = Callable[[bool], tuple[str, int]]  # fetch(force_refresh) -> (token, expires_in)
+
+
 class TokenStore:
     """Where the one shared access token lives; see bot.tokens for the database and Redis stores."""
 
     def get(self) -> str | None:
         raise NotImplementedError
 
-    def refresh(self, fetch: Callable[[], tuple[str, int]], stale: str | None = None) -> str:
+    def refresh(self, fetch: Fetch, stale: str | None = None) -> str:
+        """A token other than `stale`, fetched (`fetch(force)`) only if no process has a newer one."""
         raise NotImplementedError
 
 
@@ -190,19 +217,22 @@ class WeChatApi:
         self._client = _Client(self, timeout, connections)
 
     # -- token ---------------------------------------------------------------------------------
-    def _fetch_token(self) -> tuple[str, int]:
+    def _fetch_token(self, force: bool) -> tuple[str, int]:
+        """WeChat's stable token: the AppSecret travels in the body, never in a URL. Without `force`
+        WeChat answers the token it already issued (until it expires); `force` replaces it (20 a day)."""
         try:
-            res = requests.get(
-                self.base + "/cgi-bin/token",
-                params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+            res = requests.post(
+                self.base + "/cgi-bin/stable_token",
+                json={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret,
+                      "force_refresh": force},
                 timeout=self.timeout,
             )
             res.raise_for_status()
             data = res.json()
         except (requests.RequestException, ValueError) as exc:
-            raise ApiError(None, f"token fetch failed: {exc}") from exc
+            raise ApiError(None, redact(f"token fetch failed: {type(exc).__name__}: {exc}")) from exc
         if data.get("errcode"):
-            raise ApiError(int(data["errcode"]), str(data.get("errmsg", "")))
+            raise api_error(int(data["errcode"]), str(data.get("errmsg", "")))
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
     def token(self) -> str:
@@ -224,12 +254,12 @@ class WeChatApi:
                 if exc.errcode is None:
                     status = getattr(exc.response, "status_code", "?")
                     raise ApiError(None, f"HTTP {status}") from exc
-                error = ApiError(int(exc.errcode), str(exc.errmsg))
+                error = api_error(int(exc.errcode), str(exc.errmsg))
                 if not error.token_expired or attempt == 2:
                     raise error from exc
                 self.refresh_token(stale=token)
             except requests.RequestException as exc:
-                raise ApiError(None, f"{type(exc).__name__}: {exc}") from exc
+                raise ApiError(None, redact(f"{type(exc).__name__}: {exc}")) from exc
         raise AssertionError("unreachable")
 
     def send_text(self, openid: str, text: str) -> None:
@@ -244,7 +274,7 @@ class WeChatApi:
     def download_media(self, media_id: str) -> tuple[bytes, str]:
         res = self._call("get", "media/get", params={"media_id": media_id})
         if isinstance(res, dict):
-            raise ApiError(int(res.get("errcode", -1)), str(res.get("errmsg", "not media")))
+            raise api_error(int(res.get("errcode", -1)), str(res.get("errmsg", "not media")))
         return res.content, res.headers.get("Content-Type", "application/octet-stream")
 
     def upload_media(self, media_type: str, filename: str, content: bytes) -> str:

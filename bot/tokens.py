@@ -3,24 +3,33 @@
 The database store works on SQLite and PostgreSQL (a conditional UPDATE is the lock); the Redis
 store is used when REDIS_URL is set. Either way, however many processes run, one fetch per token
 lifetime: a process that finds a fresh token written by another uses it instead of fetching.
+
+Tokens come from WeChat's stable_token. When WeChat refuses a token that its stable_token still
+answers (40001 with nothing newer to fetch), the refresh asks WeChat to replace it (`force_refresh`),
+which WeChat allows 20 times a day: across all processes at most once per FORCE_SECONDS. Inside that
+window a refused token is kept and the call fails; the push worker retries it later.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.gateway import ApiError, TokenStore
+from bot.gateway import NOT_WHITELISTED, ApiError, Fetch, TokenStore, WeChatApi
 from models import AccessToken, utcnow
+
+TOKEN_OK = "微信接口可用：已取得 access token。"
+TOKEN_FAILED = "⚠ 无法取得微信 access token：{error}"
+WHITELIST_HINT = "请在公众号后台「设置与开发 → 基本配置 → IP白名单」加入这个IP；在此之前推送排队，稍后重试。"
 
 MARGIN_SECONDS = 300  # treat a token as expired this long before WeChat does
 LOCK_SECONDS = 30
 WAIT_SECONDS = 20
+FORCE_SECONDS = 30  # at most one force_refresh per this many seconds, across processes
 
 
 class _LockingStore(TokenStore):
@@ -41,6 +50,17 @@ class _LockingStore(TokenStore):
     def _unlock(self) -> None:
         raise NotImplementedError
 
+    def _claim_force(self) -> bool:
+        """True for the one caller (in any process) allowed a force_refresh now."""
+        raise NotImplementedError
+
+    def _fetch(self, fetch: Fetch, stale: str | None) -> tuple[str, int]:
+        """Under the lock: WeChat's current token; replaced by force if it is the one WeChat refused."""
+        token, expires_in = fetch(False)
+        if stale is not None and token == stale and self._claim_force():
+            token, expires_in = fetch(True)
+        return token, expires_in
+
     def get(self) -> str | None:
         if self._cached and self._cached[1] > time.time():
             return self._cached[0]
@@ -48,7 +68,7 @@ class _LockingStore(TokenStore):
         self._cached = found
         return found[0] if found else None
 
-    def refresh(self, fetch: Callable[[], tuple[str, int]], stale: str | None = None) -> str:
+    def refresh(self, fetch: Fetch, stale: str | None = None) -> str:
         deadline = time.monotonic() + WAIT_SECONDS
         self._cached = None
         while time.monotonic() < deadline:
@@ -62,7 +82,7 @@ class _LockingStore(TokenStore):
                     if found and found[0] != stale:
                         self._cached = found
                         return found[0]
-                    token, expires_in = fetch()
+                    token, expires_in = self._fetch(fetch, stale)
                     self._write(token, expires_in)
                     self._cached = (token, time.time() + expires_in - MARGIN_SECONDS)
                     return token
@@ -120,6 +140,18 @@ class DatabaseTokenStore(_LockingStore):
         with self.factory() as session, session.begin():
             session.execute(update(AccessToken).where(AccessToken.appid == self.appid).values(refreshing_until=None))
 
+    def _claim_force(self) -> bool:
+        now = utcnow()
+        with self.factory() as session, session.begin():
+            result = session.execute(
+                update(AccessToken)
+                .where(AccessToken.appid == self.appid)
+                .where(or_(AccessToken.forced_at.is_(None),
+                           AccessToken.forced_at <= now - timedelta(seconds=FORCE_SECONDS)))
+                .values(forced_at=now)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
 
 class RedisTokenStore(_LockingStore):
     def __init__(self, url: str, appid: str) -> None:
@@ -130,6 +162,7 @@ class RedisTokenStore(_LockingStore):
         self.key = f"houqin:access_token:{appid}"
         self.lock_key = self.key + ":lock"
         self.fetches_key = self.key + ":fetches"
+        self.force_key = self.key + ":forced"
 
     def _read(self) -> tuple[str, float] | None:
         pipe = self.redis.pipeline()
@@ -149,3 +182,16 @@ class RedisTokenStore(_LockingStore):
 
     def _unlock(self) -> None:
         self.redis.delete(self.lock_key)
+
+    def _claim_force(self) -> bool:
+        return bool(self.redis.set(self.force_key, "1", nx=True, ex=FORCE_SECONDS))
+
+
+def check_token(api: WeChatApi) -> str:
+    """What `houqin serve` and `houqin worker` say at start-up: whether WeChat gives this server a token."""
+    try:
+        api.token()
+    except ApiError as exc:
+        hint = f"\n{WHITELIST_HINT}" if exc.errcode == NOT_WHITELISTED else ""
+        return TOKEN_FAILED.format(error=exc) + hint
+    return TOKEN_OK

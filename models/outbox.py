@@ -89,3 +89,4 @@ class AccessToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column()
     refreshing_until: Mapped[datetime | None] = mapped_column()
     fetches: Mapped[int] = mapped_column(default=0)
+    forced_at: Mapped[datetime | None] = mapped_column()  # the last force_refresh (at most one per 30 s)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bot.config import Settings
 from bot.fake_wechat import FakeWeChat
 
 HOUQIN = [sys.executable, "-m", "bot.cli"]
@@ -33,6 +34,13 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
            if not k.startswith(("WECHAT_", "HOUQIN_", "DATABASE_URL", "REDIS_URL"))}
     env.update(HOUQIN_INSTANCE=str(tmp_path / "instance"), PYTHONPATH=str(ROOT), **extra)
     return env
+
+
+def worker_env(tmp_path: Path, settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `houqin worker` process configured like `settings`."""
+    return clean_env(tmp_path, WECHAT_TOKEN=settings.wechat_token, WECHAT_APPID=settings.wechat_appid,
+                     WECHAT_SECRET=settings.wechat_secret, HOUQIN_SECRET_KEY=settings.secret_key,
+                     DATABASE_URL=settings.database_url, WECHAT_API_BASE=settings.wechat_api_base, **extra)
 
 
 def wait_for(url: str, seconds: float = 30.0) -> requests.Response:
@@ -148,10 +156,7 @@ def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path
             s.add_all([person, Binding(openid="oWorker", person=person)])
             s.flush()
             Outbox(s, settings, utcnow()).notify(person, "notice", "工人进程送达测试")
-        env = clean_env(tmp_path, WECHAT_TOKEN=settings.wechat_token, WECHAT_APPID=settings.wechat_appid,
-                        WECHAT_SECRET=settings.wechat_secret, HOUQIN_SECRET_KEY=settings.secret_key,
-                        DATABASE_URL=settings.database_url, WECHAT_API_BASE=fake.base_url,
-                        HOUQIN_TEMPLATES=json.dumps({"notice": "TPL_1"}))
+        env = worker_env(tmp_path, settings, HOUQIN_TEMPLATES=json.dumps({"notice": "TPL_1"}))
         worker = subprocess.Popen([*HOUQIN, "worker"], env=env, cwd=tmp_path, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         scheduler = subprocess.Popen([*HOUQIN, "scheduler", "--interval", "1"], env=env, cwd=tmp_path, text=True,

@@ -264,7 +264,7 @@ def test_houqin_worker_replays_the_spool(tmp_path: Path) -> None:
     import time
 
     from conftest import make_settings
-    from test_processes import HOUQIN, clean_env, stop
+    from test_processes import HOUQIN, stop, worker_env
 
     from bot.db import make_engine, upgrade
     from bot.spool import Spool
@@ -276,9 +276,7 @@ def test_houqin_worker_replays_the_spool(tmp_path: Path) -> None:
                       transport=lambda url, body: (500, b""))
     spool = Spool(tmp_path / "instance" / "spool")
     spool.keep(Incoming.from_wechat(user.message("text", Content="帮助")), datetime(2026, 11, 24, 2, 0, tzinfo=UTC))
-    env = clean_env(tmp_path, WECHAT_TOKEN=settings.wechat_token, WECHAT_APPID=settings.wechat_appid,
-                    WECHAT_SECRET=settings.wechat_secret, HOUQIN_SECRET_KEY=settings.secret_key,
-                    DATABASE_URL=settings.database_url, WECHAT_API_BASE=settings.wechat_api_base)
+    env = worker_env(tmp_path, settings)
     worker = subprocess.Popen([*HOUQIN, "worker"], env=env, cwd=tmp_path, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

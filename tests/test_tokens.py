@@ -10,17 +10,30 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+import requests
+from sqlalchemy import select, update
 
 from bot.config import Settings, load_settings
+from bot.db import make_engine, upgrade
+from bot.fake_wechat import RENEW_BEFORE, SECRET_IN_URL, FakeWeChat
+from bot.gateway import WeChatApi
 from bot.services import Services
-from bot.tokens import DatabaseTokenStore, RedisTokenStore
-from models import AccessToken
+from bot.tokens import FORCE_SECONDS, DatabaseTokenStore, RedisTokenStore
+from models import AccessToken, utcnow
+from models.outbox import FAILED, SENT
+from tests.conftest import make_settings
+from tests.test_outbox import only
+from tests.test_outbox import queue as queue_push
+from tests.test_processes import HOUQIN, stop, worker_env
 
 PROCESSES = 4
 CALLS = 5
@@ -64,7 +77,7 @@ def run_processes(fake: Any, env: dict[str, str], schema: str | None = None) -> 
     appid = env["WECHAT_APPID"]
 
     def fetches() -> int:
-        return len([c for c in fake.calls if c.endpoint == "token" and c.params.get("appid") == appid])
+        return len([c for c in fake.calls if c.endpoint == "stable_token" and c.body.get("appid") == appid])
 
     # fresh interpreters, forked from a server that has imported the project once (fast to start)
     ctx = multiprocessing.get_context("forkserver")
@@ -127,7 +140,7 @@ def redis_keys(appid: str) -> Iterator[None]:
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
-    keys = [f"houqin:access_token:{appid}{suffix}" for suffix in ("", ":lock", ":fetches")]
+    keys = [f"houqin:access_token:{appid}{suffix}" for suffix in ("", ":lock", ":fetches", ":forced")]
     client.delete(*keys)
     yield
     client.delete(*keys)
@@ -183,9 +196,11 @@ class Fetcher:
 
     def __init__(self) -> None:
         self.count = 0
+        self.forced = 0
 
-    def __call__(self) -> tuple[str, int]:
+    def __call__(self, force: bool) -> tuple[str, int]:
         self.count += 1
+        self.forced += force
         return f"T{self.count}", 7200
 
 
@@ -216,9 +231,192 @@ def test_redis_store_protocol(appid, redis_keys):
 def test_failed_fetch_releases_the_refresh_lock(services, appid):
     store = DatabaseTokenStore(services.factory, appid)
 
-    def broken() -> tuple[str, int]:
+    def broken(force: bool) -> tuple[str, int]:
         raise RuntimeError("WeChat is down")
 
     with pytest.raises(RuntimeError):
         store.refresh(broken)
     assert store.refresh(Fetcher()) == "T1"  # not stuck behind its own lock
+
+
+# -- stable_token, force_refresh and the IP whitelist (issue 12, section 3) ---------------------------
+CUSTOM = "message/custom/send"
+WHITELIST_IP = "203.0.113.7"
+
+
+@pytest.fixture
+def teacher(people: Any, wechat_user: Any, clock: Any) -> Any:
+    """张丽, bound through the webhook just now: her 48-hour window is open for customer-service pushes."""
+    clock.set("2026-11-24 10:00")
+    people.add("张丽", "teacher")
+    return wechat_user("张丽")
+
+
+def stable_calls(fake: Any, appid: str) -> list[Any]:
+    return [c for c in fake.calls if c.endpoint == "stable_token" and c.body.get("appid") == appid]
+
+
+def test_token_comes_from_stable_token_with_the_secret_in_the_body(services, teacher, fake_wechat, deliver):
+    push = queue_push(services, "张丽", "稳定令牌送达")
+    deliver()
+
+    assert only(services, push).status == SENT
+    (fetch,) = stable_calls(fake_wechat, services.settings.wechat_appid)
+    assert fetch.body == {"grant_type": "client_credential", "appid": services.settings.wechat_appid,
+                          "secret": services.settings.wechat_secret, "force_refresh": False}
+    assert fetch.params == {}
+    assert not [c for c in fake_wechat.calls if c.endpoint == "token"]
+    assert fake_wechat.secret_in_url() == []
+
+
+def test_fake_refuses_the_secret_in_a_url_and_records_it(fake_wechat):
+    res = requests.get(fake_wechat.base_url + "/cgi-bin/token",
+                       params={"grant_type": "client_credential", "appid": "wxold", "secret": "s3cr3t"}, timeout=5)
+
+    assert res.json()["errcode"] == SECRET_IN_URL and "access_token" not in res.json()
+    (call,) = fake_wechat.secret_in_url()
+    assert call.endpoint == "token" and call.params["appid"] == "wxold"
+
+
+def test_fake_stable_token_keeps_its_token_until_forced(fake_wechat, appid):
+    def fetch(force: bool) -> dict[str, Any]:
+        body = {"grant_type": "client_credential", "appid": appid, "secret": "s", "force_refresh": force}
+        return dict(requests.post(fake_wechat.base_url + "/cgi-bin/stable_token", json=body, timeout=5).json())
+
+    def send(token: str) -> int:
+        return int(requests.post(fake_wechat.base_url + "/cgi-bin/" + CUSTOM, params={"access_token": token},
+                                 json={"touser": "o_probe", "msgtype": "text", "text": {"content": "x"}},
+                                 timeout=5).json()["errcode"])
+
+    first = fetch(False)["access_token"]
+    assert fetch(False)["access_token"] == first
+    forced = fetch(True)["access_token"]
+    assert forced != first and fetch(False)["access_token"] == forced
+    assert (send(first), send(forced)) == (40001, 0)  # forcing ended the old token at once
+    assert fetch(True)["access_token"] == forced  # within 30 s of the last force: nothing refreshed
+
+    fake_wechat.state.tokens[forced] = time.time() + RENEW_BEFORE  # its last 5 minutes
+    renewed = fetch(False)
+    assert renewed["access_token"] != forced and renewed["expires_in"] > RENEW_BEFORE
+    assert send(forced) == send(renewed["access_token"]) == 0  # both work during the hand-over
+
+
+def test_refused_token_is_force_refreshed_once_per_30_seconds(services, teacher, fake_wechat, deliver):
+    appid = services.settings.wechat_appid
+    queue_push(services, "张丽", "预热")
+    deliver()
+    warm = services.api.token()
+
+    fake_wechat.script(CUSTOM, 40001)  # WeChat refuses a token its stable_token still answers
+    first = queue_push(services, "张丽", "第一次被拒")
+    deliver()
+    fake_wechat.script(CUSTOM, 40001)  # and again, within 30 s of the force
+    second = queue_push(services, "张丽", "又一次被拒")
+    deliver()
+
+    assert only(services, first).status == only(services, second).status == SENT
+    assert len(fake_wechat.forced_refreshes(appid)) == 1
+    forced = services.api.token()
+    assert forced != warm
+    refused, retried = [c for c in fake_wechat.calls if c.endpoint == CUSTOM][-2:]
+    assert refused.errcode == 40001 and retried.errcode == 0
+    assert refused.params["access_token"] == retried.params["access_token"] == forced  # kept, not forced again
+
+    with services.factory() as s, s.begin():  # 30 s later
+        s.execute(update(AccessToken).where(AccessToken.appid == appid)
+                  .values(forced_at=utcnow() - timedelta(seconds=FORCE_SECONDS)))
+    fake_wechat.force_window_passed()
+    fake_wechat.script(CUSTOM, 40001)
+    third = queue_push(services, "张丽", "三十秒后被拒")
+    deliver()
+    assert only(services, third).status == SENT
+    assert len(fake_wechat.forced_refreshes(appid)) == 2
+    assert services.api.token() not in (warm, forced)
+    assert fake_wechat.secret_in_url() == []
+
+
+def check_one_force_across_processes(fake: Any, apis: list[WeChatApi]) -> None:
+    """Each api stands for another process; WeChat refuses each one's token once."""
+    for api in apis:
+        fake.script(CUSTOM, 40001)
+        api.send_text("o_force_probe", "refused once")
+    assert len(fake.forced_refreshes(apis[0].appid)) == 1
+    assert len({api.token() for api in apis}) == 1
+    sends = [c for c in fake.calls if c.endpoint == CUSTOM and c.openid == "o_force_probe"]
+    assert [c.errcode for c in sends] == [40001, 0] * len(apis)
+
+
+def api_for(settings: Settings, appid: str, store: Any) -> WeChatApi:
+    return WeChatApi(settings.wechat_api_base, appid, settings.wechat_secret, store)
+
+
+def test_processes_force_refresh_once_through_the_database(services, fake_wechat, appid):
+    check_one_force_across_processes(fake_wechat, [
+        api_for(services.settings, appid, DatabaseTokenStore(services.factory, appid)) for _ in range(3)])
+
+
+def test_processes_force_refresh_once_through_redis(settings, fake_wechat, appid, redis_keys):
+    check_one_force_across_processes(fake_wechat, [
+        api_for(settings, appid, RedisTokenStore(REDIS_URL, appid)) for _ in range(3)])
+
+
+def test_ip_not_whitelisted_is_shown_in_the_outbox(services, teacher, fake_wechat, deliver, houqin):
+    fake_wechat.refuse_ip(WHITELIST_IP)
+    push = queue_push(services, "张丽", "白名单之外")
+    deliver()
+
+    row = only(services, push)  # retried like a transient error (the tests' backoff is 0), then given up
+    message = f"服务器IP未加入公众号白名单（微信看到的IP：{WHITELIST_IP}）"
+    assert row.attempts == services.settings.push_max_attempts
+    assert (row.status, row.last_error) == (FAILED, f"{message} (gave up after {row.attempts} attempts)")
+    assert message in houqin("outbox").output
+    assert not [c for c in fake_wechat.calls if c.endpoint == CUSTOM]  # no token, so nothing was sent
+
+    fake_wechat.refuse_ip("")  # the office added the IP
+    assert houqin("outbox", "retry", str(row.id)).exit_code == 0
+    deliver()
+    assert only(services, push).status == SENT
+
+
+def test_upstream_errors_are_stored_without_token_or_secret(services, settings, teacher, fake_wechat, clock):
+    store = DatabaseTokenStore(services.factory, settings.wechat_appid)
+    store.refresh(lambda force: ("TOKEN_THAT_MUST_NOT_LEAK", 7200))
+    with socket.socket() as sock:  # a port nothing listens on: requests names the URL it failed on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    cut_off = Services.from_settings(settings.with_overrides(wechat_api_base=dead, database_url=services.settings.database_url),
+                                     schema=services.schema)
+    cut_off.clock = clock
+    push = queue_push(services, "张丽", "连不上微信")
+    worker = cut_off.worker()
+    worker.drain()
+    worker.pool.shutdown(wait=True)
+
+    error = only(services, push).last_error or ""
+    assert "ConnectionError" in error and "access_token=***" in error
+    assert "TOKEN_THAT_MUST_NOT_LEAK" not in error and settings.wechat_secret not in error
+    cut_off.db_engine.dispose()
+
+
+def test_start_up_reports_an_ip_not_on_the_whitelist(tmp_path):
+    fake = FakeWeChat(0, refused_ip=WHITELIST_IP).start()
+    try:
+        settings = make_settings(tmp_path, fake)
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        engine.dispose()
+        worker = subprocess.Popen([*HOUQIN, "worker"], env=worker_env(tmp_path, settings), cwd=tmp_path, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while not fake.calls and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            assert stop(worker) == 0
+        started = worker.stdout.read() if worker.stdout else ""
+    finally:
+        fake.stop()
+    assert f"无法取得微信 access token：服务器IP未加入公众号白名单（微信看到的IP：{WHITELIST_IP}）" in started
+    assert "IP白名单" in started.split("微信看到的IP")[1]
+    assert settings.wechat_secret not in started
+    assert [c.endpoint for c in fake.calls] == ["stable_token"]
