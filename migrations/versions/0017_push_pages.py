@@ -1,7 +1,7 @@
 """push detail pages: each push gets an unguessable token for its page /p/<token>, and what it is about
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-11-30 16:10:00.000000
 
 pushes gains `token` (unique; the page's address, minted by bot.outbox for every new push) and a
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0017'
-down_revision = '0015'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
