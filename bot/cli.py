@@ -517,6 +517,54 @@ def setting(key: str | None, value: str | None) -> None:
         click.echo(f"{key} = {get_setting(session, key)!r}")
 
 
+@main.group()
+def templates() -> None:
+    """Template messages: each push kind's fields, and the HOUQIN_TEMPLATES mapping checked."""
+
+
+@templates.command("list")
+def templates_list() -> None:
+    """Every push kind with its named fields and an example, for writing HOUQIN_TEMPLATES."""
+    from bot.push_kinds import PUSH_KINDS, example_fields
+
+    for kind, declared in PUSH_KINDS.items():
+        click.echo(f"{kind}  {declared.name}")
+        click.echo(f"  fields: {', '.join(declared.all_fields)}")
+        example = example_fields(kind)
+        click.echo("  example: " + json.dumps({k: example[k] for k in declared.all_fields if k != "text"},
+                                              ensure_ascii=False))
+
+
+@templates.command("check")
+@click.option("--sample", default=50, show_default=True, help="recent pushes per kind to measure lengths on")
+def templates_check(sample: int) -> None:
+    """Check HOUQIN_TEMPLATES against the account's templates; exits 1 on any problem."""
+    from sqlalchemy import select
+
+    from bot.gateway import ApiError
+    from bot.push_kinds import check_templates
+    from models import Push
+
+    services = _services(upgrade=True)
+    mapping = services.settings.templates
+    if not mapping:
+        raise click.ClickException("HOUQIN_TEMPLATES 为空：没有可检查的模板（见 houqin templates list）")
+    try:
+        library = services.api.private_templates()
+    except ApiError as exc:
+        raise click.ClickException(f"无法获取公众号的模板列表：{exc}") from exc
+    with services.factory() as s:
+        samples = {kind: [p for p in s.scalars(select(Push.fields).where(Push.kind == kind, Push.fields.is_not(None))
+                                                .order_by(Push.id.desc()).limit(sample)) if p]
+                   for kind in mapping}
+    problems = check_templates(mapping, library, samples)
+    for problem in problems:
+        click.echo(f"✗ {problem}")
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"✓ {len(mapping)} 类推送的模板均已核对")
+
+
 @main.command("wechat-menu")
 @click.option("--upload", is_flag=True, help="create it on the official account (WECHAT_API_BASE)")
 def wechat_menu(upload: bool) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import secrets
 import threading
 import time
@@ -22,6 +23,22 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
 LOOPBACK = "127.0.0.1"
+# WeChat's rules for template keywords since 2023-05-04, as the fake enforces them (kept apart from
+# bot.push_kinds on purpose: the fake is WeChat's side, and checks what Houqin sends)
+KEYWORD_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
+                  "time": 20, "date": 20}
+RETIRED = ("first", "remark")
+KEYWORD = re.compile(r"\{\{(\w+)\.DATA\}\}")
+# the default library: the category templates the deploy guide maps (id -> title, content)
+TEMPLATE_LIBRARY = {
+    "TPL_REPAIR": ("报修通知", "工单编号：{{character_string1.DATA}}\n报修地点：{{thing2.DATA}}\n"
+                               "报修内容：{{thing3.DATA}}\n报修时间：{{time4.DATA}}"),
+    "TPL_PROGRESS": ("工单进度通知", "工单编号：{{character_string1.DATA}}\n工单状态：{{phrase2.DATA}}\n"
+                                 "处理人：{{name3.DATA}}\n更新时间：{{time4.DATA}}"),
+    "TPL_ALARM": ("安全预警通知", "预警内容：{{thing1.DATA}}\n车牌号：{{car_number2.DATA}}\n预警时间：{{time3.DATA}}"),
+    "TPL_MENU": ("食谱发布通知", "食谱周期：{{thing1.DATA}}\n食谱内容：{{thing2.DATA}}"),
+    "TPL_NOTICE": ("校园通知", "通知内容：{{thing1.DATA}}\n通知时间：{{time2.DATA}}"),
+}
 
 
 @dataclass
@@ -31,6 +48,8 @@ class Call:
     body: dict[str, Any]
     at: float
     errcode: int = 0
+    # what WeChat would cut or drop from a template send: unknown keyword, over-length, first/remark, line break
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def openid(self) -> str:
@@ -63,6 +82,8 @@ class FakeState:
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     qrcodes: dict[str, str] = field(default_factory=dict)  # scene -> ticket
     menus: list[dict[str, Any]] = field(default_factory=list)
+    templates: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(TEMPLATE_LIBRARY))
+    msgids: int = 1_000_000_000
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -146,9 +167,24 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         call, error = record("message/template/send")
         if (bad := failed(error)) is not None:
             return bad
-        if not call.body.get("template_id"):
+        template = state.templates.get(str(call.body.get("template_id") or ""))
+        if template is None:
+            call.errcode = 40037
             return _err(40037, "invalid template_id")
-        return _ok(msgid=int(time.time() * 1000) % 10**12)
+        call.warnings.extend(template_warnings(template[1], call.body.get("data") or {}))
+        with state.lock:
+            state.msgids += 1
+            msgid = state.msgids
+        return _ok(msgid=msgid)
+
+    @app.get("/cgi-bin/template/get_all_private_template")
+    def all_private_templates() -> Response:
+        _, error = record("template/get_all_private_template")
+        if (bad := failed(error)) is not None:
+            return bad
+        return jsonify({"template_list": [
+            {"template_id": tid, "title": title, "primary_industry": "教育", "deputy_industry": "培训",
+             "content": content, "example": ""} for tid, (title, content) in state.templates.items()]})
 
     @app.get("/cgi-bin/media/get")
     def media_get() -> Response:
@@ -212,11 +248,30 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
     def calls() -> Response:
         openid = request.args.get("openid")
         since = float(request.args.get("since", "0"))
-        rows = [{"endpoint": c.endpoint, "openid": c.openid, "text": c.text, "at": c.at, "errcode": c.errcode}
+        rows = [{"endpoint": c.endpoint, "openid": c.openid, "text": c.text, "at": c.at, "errcode": c.errcode,
+                 "warnings": c.warnings}
                 for c in list(state.calls) if c.at > since and (not openid or c.openid == openid)]
         return jsonify(rows)
 
     return app
+
+
+def template_warnings(content: str, data: dict[str, Any]) -> list[str]:
+    """Every field of a template send that WeChat would cut or drop, one sentence each."""
+    keywords = set(KEYWORD.findall(content))
+    warnings = []
+    for keyword, entry in data.items():
+        value = str(entry.get("value", "")) if isinstance(entry, dict) else str(entry)
+        kind = keyword.rstrip("0123456789")
+        if keyword in RETIRED:
+            warnings.append(f"{keyword}: dropped (WeChat no longer shows first/remark)")
+        elif keyword not in keywords:
+            warnings.append(f"{keyword}: dropped (not a keyword of this template)")
+        elif len(value) > KEYWORD_LIMITS.get(kind, 20):
+            warnings.append(f"{keyword}: cut ({len(value)} characters, {kind} allows {KEYWORD_LIMITS.get(kind, 20)})")
+        if "\n" in value or "\r" in value:
+            warnings.append(f"{keyword}: line break (WeChat shows one line)")
+    return warnings
 
 
 def fake_jpeg(seed: str) -> bytes:
@@ -262,6 +317,15 @@ class FakeWeChat:
         with self.state.lock:
             self.state.scripts[endpoint].extend(errcodes)
 
+    def add_template(self, template_id: str, title: str, content: str) -> None:
+        """Put a template into the account's library (`content` with {{keyword.DATA}} placeholders)."""
+        with self.state.lock:
+            self.state.templates[template_id] = (title, content)
+
+    def remove_template(self, template_id: str) -> None:
+        with self.state.lock:
+            self.state.templates.pop(template_id, None)
+
     def expire_tokens(self) -> None:
         with self.state.lock:
             self.state.tokens.clear()
@@ -273,6 +337,7 @@ class FakeWeChat:
             self.state.unfollowed.clear()
             self.state.latency = 0.0
             self.state.error_rate = 0.0
+            self.state.templates = dict(TEMPLATE_LIBRARY)
 
 
 def serve(port: int, latency: float = 0.0, error_rate: float = 0.0) -> None:

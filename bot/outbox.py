@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from bot.push_kinds import PUSH_KINDS, push_fields
 from bot.school import admins, get_setting, people_with_role
 from bot.text import clock_time
 from models import Binding, Delivery, DeliveryAlert, InboundMessage, Person, Push
@@ -58,48 +59,10 @@ ESCALATION = "【推送未送达】{what}未能送达{names}（{reasons}），�
 NO_TEMPLATES = ("未配置模板消息（HOUQIN_TEMPLATES）：48小时内没有给公众号发过消息的人，收不到以下推送："
                 "{kinds}。请在公众号后台申请模板并配置。")
 
-# Every push kind, by its Chinese name (the console, `houqin serve` and escalations name them).
-SAFETY_KINDS = {
-    "canteen_alert": "食品安全反馈",
-    "repair_urgent": "紧急报修",
-    "bus_alarm": "校车警报（学生可能留在车上）",
-    "bus_mismatch": "校车人数不符",
-    "bus_alarm_ack": "校车警报已确认",
-}
-KIND_NAMES = {
-    **SAFETY_KINDS,
-    "repair_new": "新报修 / 安全隐患",
-    "repair_progress": "报修进度",
-    "repair_done": "报修完成",
-    "repair_reopened": "报修返修",
-    "repair_rated": "报修评价",
-    "repair_follow_up": "报修补充",
-    "repair_withdrawn": "报修撤销",
-    "repair_escalation": "报修超时督办",
-    "bus_arrival": "校车到校",
-    "bus_report_missing": "校车人数未报",
-    "canteen_reply": "食堂回复",
-    "canteen_accompanied": "陪餐意见",
-    "canteen_survey": "食堂满意度调查",
-    "weekly_menu": "下周菜单",
-    "menu_reminder": "菜单提醒",
-    "menu_unpublished": "菜单未发布",
-    "duty_reminder": "值日提醒",
-    "duty_missed": "值日缺岗",
-    "duty_stand_in": "代班记录",
-    "duty_swap_request": "代班请求",
-    "duty_swap_accepted": "代班已同意",
-    "duty_swap_declined": "代班被拒绝",
-    "drill_reminder": "演练提醒（教师）",
-    "drill_notice": "演练通知（家长）",
-    "drill_escalation": "演练未登记",
-    "safety_topic": "安全教育专题",
-    "friday_talk": "周五夕会提醒",
-    "fire_check_reminder": "消防自检提醒",
-    "fire_check_escalation": "消防自检督办",
-    "daily_digest": "后勤日报",
-    ESCALATION_KIND: "推送未送达提醒",
-}
+# Every push kind, by its Chinese name (the console, `houqin serve` and escalations name them);
+# each kind's named fields are declared in bot.push_kinds.
+SAFETY_KINDS = {kind: declared.name for kind, declared in PUSH_KINDS.items() if declared.safety}
+KIND_NAMES = {kind: declared.name for kind, declared in PUSH_KINDS.items()}
 
 
 def kind_name(kind: str) -> str:
@@ -239,18 +202,21 @@ class Outbox:
         url: str = "",
         safety: bool = False,
         escalate: bool | None = None,
+        fields: Mapping[str, object] | None = None,
     ) -> Notice:
         """Queue `text` for each recipient's WeChat. `kind` names the push for template mapping;
         `safety` pushes skip quiet hours. Recipients no channel can reach are recorded as
         undeliverable now; with `escalate` (default: `safety`) the office is told of them too.
-        Returns the Notice (its push is None when there is nobody to tell)."""
+        `fields` are the push's named fields for its template (bot.push_kinds); title and time are
+        derived when not given. Returns the Notice (its push is None when there is nobody to tell)."""
         if recipients is None:
             return Notice()
         people = [recipients] if isinstance(recipients, Person) else list(recipients)
         unique = list({p.id: p for p in people}.values())
         if not unique:
             return Notice()
-        push = Push(kind=kind, text=text, url=url, safety=safety)
+        push = Push(kind=kind, text=text, url=url, safety=safety,
+                    fields=push_fields(kind, text, self.now.astimezone(self.settings.tz), fields))
         self.db.add(push)
         notice = Notice(push)
         quiet = None if safety else quiet_until(self.now, self.settings)

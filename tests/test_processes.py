@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from bot.fake_wechat import FakeWeChat
+from bot.push_kinds import Template
 
 HOUQIN = [sys.executable, "-m", "bot.cli"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +140,7 @@ def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path
 
     fake = FakeWeChat(0).start()
     try:
-        settings = make_settings(tmp_path, fake, templates={"notice": "TPL_1"})
+        settings = make_settings(tmp_path, fake, templates={"notice": Template("TPL_NOTICE", {"thing1": "{title}"})})
         engine = make_engine(settings.database_url)
         upgrade(engine)
         factory = make_sessionmaker(engine)
@@ -151,7 +152,7 @@ def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path
         env = clean_env(tmp_path, WECHAT_TOKEN=settings.wechat_token, WECHAT_APPID=settings.wechat_appid,
                         WECHAT_SECRET=settings.wechat_secret, HOUQIN_SECRET_KEY=settings.secret_key,
                         DATABASE_URL=settings.database_url, WECHAT_API_BASE=fake.base_url,
-                        HOUQIN_TEMPLATES=json.dumps({"notice": "TPL_1"}))
+                        HOUQIN_TEMPLATES=json.dumps({"notice": {"template_id": "TPL_NOTICE", "data": {"thing1": "{title}"}}}))
         worker = subprocess.Popen([*HOUQIN, "worker"], env=env, cwd=tmp_path, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         scheduler = subprocess.Popen([*HOUQIN, "scheduler", "--interval", "1"], env=env, cwd=tmp_path, text=True,
