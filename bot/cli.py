@@ -293,7 +293,7 @@ def demo() -> None:
 @click.option("--limit", default=50, show_default=True)
 @click.pass_context
 def outbox(ctx: click.Context, status: str | None, limit: int) -> None:
-    """List pushes and their deliveries (newest first)."""
+    """List pushes and their deliveries (newest first); ✓: WeChat confirmed the template arrived."""
     if ctx.invoked_subcommand is not None:
         return
     from rich.console import Console
@@ -307,7 +307,8 @@ def outbox(ctx: click.Context, status: str | None, limit: int) -> None:
     with services.factory() as session:
         names = dict(session.execute(select(Person.id, Person.name)).all())
         for d in session.scalars(query).unique():
-            table.add_row(str(d.id), str(d.push_id), d.push.kind, names.get(d.person_id or 0, d.openid), d.status,
+            table.add_row(str(d.id), str(d.push_id), d.push.kind, names.get(d.person_id or 0, d.openid),
+                          d.status + (" ✓" if d.confirmed_at else ""),
                           d.channel, str(d.attempts), (d.last_error or "")[:60], d.push.text.replace("\n", " ")[:40])
     Console(width=200).print(table)
 

@@ -17,10 +17,13 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
+
+if TYPE_CHECKING:
+    from bot.simulator import Transport
 
 LOOPBACK = "127.0.0.1"
 # WeChat's rules for template keywords since 2023-05-04, as the fake enforces them (kept apart from
@@ -84,6 +87,7 @@ class FakeState:
     menus: list[dict[str, Any]] = field(default_factory=list)
     templates: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(TEMPLATE_LIBRARY))
     msgids: int = 1_000_000_000
+    sent_msgids: dict[str, str] = field(default_factory=dict)  # template send's msgid -> openid
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -175,6 +179,7 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         with state.lock:
             state.msgids += 1
             msgid = state.msgids
+            state.sent_msgids[str(msgid)] = call.openid
         return _ok(msgid=msgid)
 
     @app.get("/cgi-bin/template/get_all_private_template")
@@ -279,6 +284,17 @@ def fake_jpeg(seed: str) -> bytes:
     return b"\xff\xd8\xff\xe0" + seed.encode() + b"\x00" * 16 + b"\xff\xd9"
 
 
+@dataclass
+class Webhook:
+    """Where the fake posts WeChat's own events (TEMPLATESENDJOBFINISH): the bot's /wechat, signed and,
+    with a key, encrypted as WeChat does."""
+
+    token: str
+    appid: str
+    transport: Transport
+    aes_key: str = ""
+
+
 class FakeWeChat:
     """The fake running in a background thread; tests use it through the `fake_wechat` fixture."""
 
@@ -288,6 +304,7 @@ class FakeWeChat:
         self.server: BaseWSGIServer = make_server(LOOPBACK, port, self.app, threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name="fake-wechat", daemon=True)
+        self.webhook: Webhook | None = None
 
     @property
     def base_url(self) -> str:
@@ -317,6 +334,18 @@ class FakeWeChat:
         with self.state.lock:
             self.state.scripts[endpoint].extend(errcodes)
 
+    def finish_template_job(self, msgid: str, status: str = "success") -> int:
+        """Post TEMPLATESENDJOBFINISH for the template send `msgid` to the webhook, as WeChat does
+        once it knows: "success", "failed:user block" or "failed: system failed". Returns the HTTP status."""
+        from bot.simulator import WeChatUser
+
+        if self.webhook is None:
+            raise RuntimeError("the fake has no webhook to post to (set FakeWeChat.webhook)")
+        openid = self.state.sent_msgids[str(msgid)]
+        hook = self.webhook
+        user = WeChatUser(openid, token=hook.token, appid=hook.appid, transport=hook.transport, aes_key=hook.aes_key)
+        return user.event("TEMPLATESENDJOBFINISH", MsgID=int(msgid), Status=status).status
+
     def add_template(self, template_id: str, title: str, content: str) -> None:
         """Put a template into the account's library (`content` with {{keyword.DATA}} placeholders)."""
         with self.state.lock:
@@ -338,6 +367,7 @@ class FakeWeChat:
             self.state.latency = 0.0
             self.state.error_rate = 0.0
             self.state.templates = dict(TEMPLATE_LIBRARY)
+        self.webhook = None
 
 
 def serve(port: int, latency: float = 0.0, error_rate: float = 0.0) -> None:

@@ -25,7 +25,7 @@ from bot.push_kinds import PUSH_KINDS, push_fields
 from bot.school import admins, get_setting, people_with_role
 from bot.text import clock_time
 from models import Binding, Delivery, DeliveryAlert, InboundMessage, Person, Push
-from models.outbox import PENDING, SENT, UNDELIVERABLE
+from models.outbox import FAILED, PENDING, SENT, UNDELIVERABLE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -285,3 +285,42 @@ def queue_reply(conn: Connection, openid: str, text: str, now: datetime) -> None
     person_id = conn.scalar(select(Binding.person_id).where(Binding.openid == openid))
     conn.execute(insert(Delivery), {"push_id": push_id, "person_id": person_id, "openid": openid,
                                     "next_attempt_at": now})
+
+
+# -- WeChat's report on a template send (the TEMPLATESENDJOBFINISH event) ------------------------
+JOB_SUCCESS = "success"
+JOB_USER_BLOCK = "failed:user block"
+USER_BLOCKED = "用户已拒收模板消息（failed:user block）"
+JOB_FAILED = "微信未能送达模板消息（{status}）"
+
+
+def settle_template_job(db: Session, settings: Settings, openid: str, msgid: str, status: str,
+                        now: datetime) -> Delivery | None:
+    """Settle the template delivery with `msgid` to `openid` as WeChat reports it: `success` confirms
+    it; `failed:user block` (the recipient blocked template messages) makes it undeliverable, not
+    retried, and a safety push tells the office; any other failure (`failed: system failed`) is
+    retried like a transient error. Returns the delivery, or None for a msgid we never sent."""
+    if not msgid:
+        return None
+    delivery = db.scalar(select(Delivery).where(Delivery.msgid == msgid, Delivery.openid == openid))
+    if delivery is None or delivery.status != SENT:  # unknown, or already settled / being resent
+        return delivery
+    reported = " ".join(status.split()).lower()
+    if reported == JOB_SUCCESS:
+        delivery.confirmed_at = now
+    elif reported.replace(" ", "") == JOB_USER_BLOCK.replace(" ", ""):
+        delivery.status, delivery.last_error = UNDELIVERABLE, USER_BLOCKED
+        person = db.get(Person, delivery.person_id) if delivery.person_id is not None else None
+        alerted = delivery.push_id in set(db.scalars(select(DeliveryAlert.push_id).where(
+            DeliveryAlert.push_id == delivery.push_id, DeliveryAlert.person_id == delivery.person_id)))
+        if delivery.push.safety and person is not None and not alerted:
+            Outbox(db, settings, now).escalate(delivery.push, [(person, USER_BLOCKED)])
+    else:
+        error = JOB_FAILED.format(status=status)
+        if delivery.attempts >= settings.push_max_attempts:
+            delivery.status, delivery.last_error = FAILED, f"{error} (gave up after {delivery.attempts} attempts)"
+        else:
+            delivery.status, delivery.last_error = PENDING, error
+            delivery.next_attempt_at = now + timedelta(seconds=settings.push_backoff_seconds
+                                                       * 2 ** max(delivery.attempts - 1, 0))
+    return delivery

@@ -51,6 +51,7 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     # the msgid WeChat returned for a template send; its TEMPLATESENDJOBFINISH event settles the delivery
     msgid: Mapped[str | None] = mapped_column(String(32), index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column()  # WeChat reported the template delivered
 
     push: Mapped[Push] = relationship(back_populates="deliveries", lazy="joined")
 

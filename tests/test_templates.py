@@ -4,15 +4,20 @@ values fitted to their keyword's type, and a fake that reports what WeChat would
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.fake_wechat import Webhook
+from bot.outbox import USER_BLOCKED
 from bot.push_kinds import Template, fit
 from bot.services import Services
 from handlers.repair import import_rooms
-from models import Push
+from models import Delivery, Push
+from models.outbox import PENDING, SENT, UNDELIVERABLE
 
 TEMPLATE = "message/template/send"
 REPAIR_TEMPLATE = Template("TPL_REPAIR", {"character_string1": "{code}", "thing2": "{place}",
@@ -153,3 +158,63 @@ def test_templates_check_reports_each_problem_and_fails(houqin, monkeypatch, fak
     assert "repair_new：模板 TPL_GONE 不在公众号的模板库中" in result.output
     assert "repair_done：关键词 thing9 不在模板「报修通知」的内容中" in result.output
     assert "repair_progress：phrase1 的值（{description}）常超过 phrase 的 5 字上限" in result.output
+
+
+# -- msgid and TEMPLATESENDJOBFINISH -------------------------------------------------------------------
+@pytest.fixture
+def filed(school_people, wechat_user, fake_wechat, deliver, clock, services: Services, settings: Settings,
+          transport) -> Callable[[], Delivery]:
+    """张丽 files a repair; its template push to 程财宝 is sent; the fake can report on it to the webhook."""
+    fake_wechat.fake.webhook = Webhook(settings.wechat_token, settings.wechat_appid, transport, settings.wechat_aes_key)
+    clock.set("2026-11-24 10:00")
+    wechat_user("程财宝")
+    wechat_user("张丽").dialog([("报修", "地点"), ("三(2)班", "描述"), ("投影仪不亮", "R1")])
+    deliver()
+
+    def row() -> Delivery:
+        with services.factory() as s:
+            return s.scalars(select(Delivery).join(Push).where(Push.kind == "repair_new")).one()
+
+    return row
+
+
+@with_templates(repair_new=REPAIR_TEMPLATE)
+def test_a_template_send_records_the_msgid_and_success_confirms_it(filed, fake_wechat, houqin):
+    sent = filed()
+    assert sent.status == SENT and sent.msgid and sent.confirmed_at is None
+    assert fake_wechat.finish_template_job(sent.msgid, "success") == 200
+    assert filed().confirmed_at is not None and filed().status == SENT
+    assert "sent ✓" in houqin("outbox").output
+
+
+@with_templates(repair_new=REPAIR_TEMPLATE)
+def test_a_user_block_makes_the_delivery_undeliverable_without_retry(filed, fake_wechat, deliver, houqin):
+    sent = filed()
+    fake_wechat.finish_template_job(sent.msgid, "failed:user block")
+    blocked = filed()
+    assert (blocked.status, blocked.last_error) == (UNDELIVERABLE, USER_BLOCKED)
+    sends = len([c for c in fake_wechat.calls if c.endpoint == TEMPLATE])
+    assert deliver() == 0 and len([c for c in fake_wechat.calls if c.endpoint == TEMPLATE]) == sends
+    listed = houqin("outbox", "--status", "undeliverable").output
+    assert "repair_new" in listed and "拒收模板消息" in listed
+
+
+@with_templates(repair_new=REPAIR_TEMPLATE)
+def test_a_system_failure_is_sent_again(filed, fake_wechat, deliver):
+    sent = filed()
+    fake_wechat.finish_template_job(sent.msgid, "failed: system failed")
+    retried = filed()
+    assert retried.status == PENDING and "failed: system failed" in (retried.last_error or "")
+    deliver()
+    again = filed()
+    assert again.status == SENT and again.msgid and again.msgid != sent.msgid and again.attempts == 2
+    assert len(fake_wechat.sent_to("程财宝")) == 2
+
+
+@with_templates(repair_new=REPAIR_TEMPLATE)
+def test_a_report_for_an_unknown_msgid_changes_nothing(filed, fake_wechat, wechat_user):
+    before = filed()
+    reply = wechat_user("程财宝").event("TEMPLATESENDJOBFINISH", MsgID=42, Status="failed:user block")
+    assert reply.status == 200 and reply.text == ""
+    after = filed()
+    assert (after.status, after.msgid, after.confirmed_at) == (before.status, before.msgid, None)
