@@ -16,8 +16,9 @@ from bot.outbox import USER_BLOCKED
 from bot.push_kinds import Template, fit
 from bot.services import Services
 from handlers.repair import import_rooms
-from models import Delivery, Push
+from models import Delivery, DeliveryAlert, Push
 from models.outbox import PENDING, SENT, UNDELIVERABLE
+from tests.test_console import PASSWORD, sign_in
 
 TEMPLATE = "message/template/send"
 REPAIR_TEMPLATE = Template("TPL_REPAIR", {"character_string1": "{code}", "thing2": "{place}",
@@ -188,7 +189,8 @@ def test_a_template_send_records_the_msgid_and_success_confirms_it(filed, fake_w
 
 
 @with_templates(repair_new=REPAIR_TEMPLATE)
-def test_a_user_block_makes_the_delivery_undeliverable_without_retry(filed, fake_wechat, deliver, houqin):
+def test_a_user_block_makes_the_delivery_undeliverable_without_retry(filed, fake_wechat, deliver, houqin,
+                                                                     people, client):
     sent = filed()
     fake_wechat.finish_template_job(sent.msgid, "failed:user block")
     blocked = filed()
@@ -197,6 +199,11 @@ def test_a_user_block_makes_the_delivery_undeliverable_without_retry(filed, fake
     assert deliver() == 0 and len([c for c in fake_wechat.calls if c.endpoint == TEMPLATE]) == sends
     listed = houqin("outbox", "--status", "undeliverable").output
     assert "repair_new" in listed and "拒收模板消息" in listed
+    people.add("周春明", "admin")
+    assert houqin("console-password", "周春明", "--password", PASSWORD).exit_code == 0
+    sign_in(client)
+    page = client.get("/admin/outbox?status=undeliverable").get_data(as_text=True)
+    assert "repair_new" in page and USER_BLOCKED in page
 
 
 @with_templates(repair_new=REPAIR_TEMPLATE)
@@ -218,3 +225,19 @@ def test_a_report_for_an_unknown_msgid_changes_nothing(filed, fake_wechat, wecha
     assert reply.status == 200 and reply.text == ""
     after = filed()
     assert (after.status, after.msgid, after.confirmed_at) == (before.status, before.msgid, None)
+
+
+@with_templates(repair_urgent=REPAIR_TEMPLATE)
+def test_a_blocked_safety_push_is_put_before_the_office(school_people, wechat_user, fake_wechat, deliver, clock,
+                                                       services: Services, settings: Settings, transport):
+    fake_wechat.fake.webhook = Webhook(settings.wechat_token, settings.wechat_appid, transport, settings.wechat_aes_key)
+    clock.set("2026-11-24 10:00")
+    wechat_user("程财宝")
+    wechat_user("张丽").dialog([("报修", "地点"), ("三(2)班", "描述"), ("水管漏水了", "R1")])
+    deliver()
+    with services.factory() as s:
+        sent = s.scalars(select(Delivery).join(Push).where(Push.kind == "repair_urgent")).one()
+    fake_wechat.finish_template_job(sent.msgid or "", "failed:user block")
+    with services.factory() as s:
+        (alert,) = s.scalars(select(DeliveryAlert)).all()
+        assert (alert.name, alert.reason, alert.safety) == ("程财宝", USER_BLOCKED, True)
