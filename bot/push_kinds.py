@@ -27,12 +27,12 @@ RETIRED_KEYWORDS = ("first", "remark")
 # emoji, pictographs, dingbats and the joiners/selectors that build them
 EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D\u20E3]")
 COMMON_FIELDS = ("title", "time", "text")
-OLD_FORM = ("HOUQIN_TEMPLATES uses the retired form {{\"kind\": \"template id\"}} (first/content/remark "
-            "templates, which WeChat no longer shows). Write each kind as {{\"template_id\": \"…\", \"data\": "
+OLD_FORM = ("the retired form {{\"kind\": \"template id\"}} (first/content/remark templates, which WeChat "
+            "no longer shows) is not accepted. Write each kind as {{\"template_id\": \"…\", \"data\": "
             "{{\"<keyword>\": \"<format>\"}}}}, e.g. {example}; `houqin templates list` shows each kind's fields.")
-BAD_SHAPE = "HOUQIN_TEMPLATES[{kind!r}] must be {{\"template_id\": \"…\", \"data\": {{\"<keyword>\": \"<format>\"}}}}"
-UNKNOWN_FIELD = "HOUQIN_TEMPLATES[{kind!r}][{keyword!r}] names {name!r}, not a field of this kind ({fields})"
-BAD_FORMAT = "HOUQIN_TEMPLATES[{kind!r}][{keyword!r}] is not a valid format: {error}"
+BAD_SHAPE = "{kind!r} must be {{\"template_id\": \"…\", \"data\": {{\"<keyword>\": \"<format>\"}}}}"
+UNKNOWN_FIELD = "{kind!r}: {keyword!r} names {name!r}, not a field of this kind ({fields})"
+BAD_FORMAT = "{kind!r}: {keyword!r} is not a valid format: {error}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def push_fields(kind: str, text: str, at: datetime, given: Mapping[str, object] 
 
 def example_fields(kind: str) -> dict[str, str]:
     declared = push_kind(kind)
-    title = f"【{declared.name}】" if declared.name else "通知"
+    title = fit_length(f"【{declared.name}】" if declared.name else "通知", TITLE_LIMIT)
     return {"title": title, "time": "2026-11-24 10:00", **declared.example,
             "text": title + "".join(declared.example.values())}
 
