@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date, time
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from bot.outbox import USER_BLOCKED
 from bot.push_kinds import Template, fit
 from bot.services import Services
 from handlers.repair import import_rooms
-from models import Delivery, DeliveryAlert, Push
+from models import Delivery, DeliveryAlert, Drill, Push
 from models.outbox import PENDING, SENT, UNDELIVERABLE
 from tests.test_console import PASSWORD, sign_in
 
@@ -241,3 +242,19 @@ def test_a_blocked_safety_push_is_put_before_the_office(school_people, wechat_us
     with services.factory() as s:
         (alert,) = s.scalars(select(DeliveryAlert)).all()
         assert (alert.name, alert.reason, alert.safety) == ("程财宝", USER_BLOCKED, True)
+
+
+@with_templates(drill_notice=Template("TPL_NOTICE", {"thing1": "{drill}演练（{scope}）", "time2": "{time}"}))
+def test_a_drill_notice_reaches_a_parent_by_template_with_the_drill_time(people, wechat_user, fake_wechat, deliver,
+                                                                         clock, services: Services, runner):
+    clock.set("2026-11-20 08:00")
+    people.add("陈建国", "parent")
+    wechat_user("陈建国")
+    with services.factory() as s, s.begin():
+        s.add(Drill(day=date(2026, 11, 24), at=time(10, 0), kind="消防疏散", scope="全校"))
+    clock.set("2026-11-23 16:00")  # his 48-hour window closed long ago: only a template reaches him
+    assert runner.run_now("remind_drill_eve", services.now()).status == "done"
+    deliver()
+    (call,) = fake_wechat.sent_to("陈建国")
+    assert call.body["data"] == {"thing1": {"value": "消防疏散演练（全校）"}, "time2": {"value": "2026年11月24日 10:00"}}
+    assert call.warnings == []
