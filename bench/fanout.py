@@ -62,12 +62,13 @@ from bot.config import Settings  # noqa: E402
 from bot.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from bot.fake_wechat import FakeWeChat  # noqa: E402
 from bot.outbox import Outbox  # noqa: E402
-from bot.worker import template_data  # noqa: E402
+from bot.push_kinds import Template, push_fields  # noqa: E402
 from models import Binding, Delivery, Person, PersonRole  # noqa: E402
 from models.outbox import PENDING, SENDING, SENT  # noqa: E402
 
 PG_URL = "postgresql://127.0.0.1:5432/test"
 KIND, TEMPLATE_ID, BASELINE_TEMPLATE_ID = "safety_topic", "TPL_BENCH", "TPL_BASELINE"
+BENCH_TEMPLATE = Template(TEMPLATE_ID, {"thing1": "{title}", "time2": "{time}"})
 TEXT = "十一月安全教育专题：防溺水与交通安全\n请家长与孩子一起阅读本月安全提示，周五夕会将开展专题教育。"
 TEMPLATE_ENDPOINT = "message/template/send"
 AIM_RATE = 300.0
@@ -371,7 +372,7 @@ def bench_settings(args: argparse.Namespace, db: Database, api_base: str, workdi
         database_url=db.url,
         wechat_api_base=api_base,
         instance_dir=workdir / "instance",
-        templates={KIND: TEMPLATE_ID},
+        templates={KIND: BENCH_TEMPLATE},
         push_backoff_seconds=args.backoff,
         push_concurrency=args.concurrency or defaults.push_concurrency,
         push_rate_per_second=defaults.push_rate_per_second if args.rate is None else args.rate,
@@ -413,7 +414,7 @@ def run_baseline(args: argparse.Namespace, fake: FakeWeChat, openids: list[str])
             break
         except WeChatClientException:
             continue
-    data = template_data(KIND, TEXT)
+    data = BENCH_TEMPLATE.render(push_fields(KIND, TEXT, datetime.now(UTC)))
     result = BaselineResult(recipients=len(openids))
     first_call = len(fake.state.calls)
     started = time.perf_counter()

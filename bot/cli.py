@@ -302,7 +302,7 @@ def demo() -> None:
 @click.option("--limit", default=50, show_default=True)
 @click.pass_context
 def outbox(ctx: click.Context, status: str | None, limit: int) -> None:
-    """List pushes and their deliveries (newest first)."""
+    """List pushes and their deliveries (newest first); ✓: WeChat confirmed the template arrived."""
     if ctx.invoked_subcommand is not None:
         return
     from rich.console import Console
@@ -316,7 +316,8 @@ def outbox(ctx: click.Context, status: str | None, limit: int) -> None:
     with services.factory() as session:
         names = dict(session.execute(select(Person.id, Person.name)).all())
         for d in session.scalars(query).unique():
-            table.add_row(str(d.id), str(d.push_id), d.push.kind, names.get(d.person_id or 0, d.openid), d.status,
+            table.add_row(str(d.id), str(d.push_id), d.push.kind, names.get(d.person_id or 0, d.openid),
+                          d.status + (" ✓" if d.confirmed_at else ""),
                           d.channel, str(d.attempts), (d.last_error or "")[:60], d.push.text.replace("\n", " ")[:40])
     Console(width=200).print(table)
 
@@ -525,6 +526,54 @@ def setting(key: str | None, value: str | None) -> None:
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from exc
         click.echo(f"{key} = {get_setting(session, key)!r}")
+
+
+@main.group()
+def templates() -> None:
+    """Template messages: each push kind's fields, and the HOUQIN_TEMPLATES mapping checked."""
+
+
+@templates.command("list")
+def templates_list() -> None:
+    """Every push kind with its named fields and an example, for writing HOUQIN_TEMPLATES."""
+    from bot.push_kinds import PUSH_KINDS, example_fields
+
+    for kind, declared in PUSH_KINDS.items():
+        click.echo(f"{kind}  {declared.name}")
+        click.echo(f"  fields: {', '.join(declared.all_fields)}")
+        example = example_fields(kind)
+        click.echo("  example: " + json.dumps({k: example[k] for k in declared.all_fields if k != "text"},
+                                              ensure_ascii=False))
+
+
+@templates.command("check")
+@click.option("--sample", default=50, show_default=True, help="recent pushes per kind to measure lengths on")
+def templates_check(sample: int) -> None:
+    """Check HOUQIN_TEMPLATES against the account's templates; exits 1 on any problem."""
+    from sqlalchemy import select
+
+    from bot.gateway import ApiError
+    from bot.push_kinds import check_templates
+    from models import Push
+
+    services = _services(upgrade=True)
+    mapping = services.settings.templates
+    if not mapping:
+        raise click.ClickException("HOUQIN_TEMPLATES 为空：没有可检查的模板（见 houqin templates list）")
+    try:
+        library = services.api.private_templates()
+    except ApiError as exc:
+        raise click.ClickException(f"无法获取公众号的模板列表：{exc}") from exc
+    with services.factory() as s:
+        samples = {kind: [p for p in s.scalars(select(Push.fields).where(Push.kind == kind, Push.fields.is_not(None))
+                                                .order_by(Push.id.desc()).limit(sample)) if p]
+                   for kind in mapping}
+    problems = check_templates(mapping, library, samples)
+    for problem in problems:
+        click.echo(f"✗ {problem}")
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"✓ {len(mapping)} 类推送的模板均已核对")
 
 
 @main.command("wechat-menu")

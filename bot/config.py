@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import secrets
 import string
@@ -20,6 +19,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+
+from bot.push_kinds import Template, parse_templates
 
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 INSTANCE_DIR = Path(os.environ.get("HOUQIN_INSTANCE", "instance")).resolve()
@@ -52,7 +53,7 @@ class Settings:
     push_max_attempts: int = 6
     push_backoff_seconds: float = 5.0
     push_lease_seconds: float = 60.0
-    templates: Mapping[str, str] = field(default_factory=dict)
+    templates: Mapping[str, Template] = field(default_factory=dict)  # push kind -> template (HOUQIN_TEMPLATES)
     # webhook
     max_body_bytes: int = 64 * 1024
     timestamp_tolerance_seconds: int = 300
@@ -150,13 +151,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     database_url = env.get("DATABASE_URL", "") or f"sqlite:///{instance_dir / 'houqin.db'}"
     if "://" not in database_url:
         raise ConfigError(f"DATABASE_URL is not a database URL: {database_url!r}")
-    templates_raw = env.get("HOUQIN_TEMPLATES", "")
     try:
-        templates = json.loads(templates_raw) if templates_raw else {}
-        if not isinstance(templates, dict):
-            raise ValueError("not an object")
+        templates = parse_templates(env.get("HOUQIN_TEMPLATES", ""))
     except ValueError as exc:
-        raise ConfigError(f"HOUQIN_TEMPLATES must be a JSON object of push kind → template id: {exc}") from exc
+        raise ConfigError(f"HOUQIN_TEMPLATES: {exc}") from exc
     return Settings(
         wechat_token=token,
         wechat_appid=env["WECHAT_APPID"],
@@ -174,7 +172,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         push_rate_per_second=_float(env, "HOUQIN_PUSH_RATE", 500.0),
         push_max_attempts=_int(env, "HOUQIN_PUSH_MAX_ATTEMPTS", 6),
         push_backoff_seconds=_float(env, "HOUQIN_PUSH_BACKOFF", 5.0),
-        templates={str(k): str(v) for k, v in templates.items()},
+        templates=templates,
     )
 
 

@@ -14,15 +14,19 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import secrets
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
+
+if TYPE_CHECKING:
+    from bot.simulator import Transport
 
 LOOPBACK = "127.0.0.1"
 TOKEN_ENDPOINTS = {"token", "stable_token"}
@@ -30,6 +34,22 @@ SECRET_IN_URL = 48001
 RENEW_BEFORE = 300  # stable_token answers a new token in an old one's last 5 minutes (both work until then)
 FORCE_INTERVAL = 30  # a force_refresh within 30 s of the last one refreshes nothing
 FORCE_PER_DAY = 20
+# WeChat's rules for template keywords since 2023-05-04, as the fake enforces them (kept apart from
+# bot.push_kinds on purpose: the fake is WeChat's side, and checks what Houqin sends)
+KEYWORD_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
+                  "time": 20, "date": 20}
+RETIRED = ("first", "remark")
+KEYWORD = re.compile(r"\{\{(\w+)\.DATA\}\}")
+# the default library: the category templates the deploy guide maps (id -> title, content)
+TEMPLATE_LIBRARY = {
+    "TPL_REPAIR": ("报修通知", "工单编号：{{character_string1.DATA}}\n报修地点：{{thing2.DATA}}\n"
+                               "报修内容：{{thing3.DATA}}\n报修时间：{{time4.DATA}}"),
+    "TPL_PROGRESS": ("工单进度通知", "工单编号：{{character_string1.DATA}}\n工单状态：{{phrase2.DATA}}\n"
+                                 "处理人：{{name3.DATA}}\n更新时间：{{time4.DATA}}"),
+    "TPL_ALARM": ("安全预警通知", "预警内容：{{thing1.DATA}}\n车牌号：{{car_number2.DATA}}\n预警时间：{{time3.DATA}}"),
+    "TPL_MENU": ("食谱发布通知", "食谱周期：{{thing1.DATA}}\n食谱内容：{{thing2.DATA}}"),
+    "TPL_NOTICE": ("校园通知", "通知内容：{{thing1.DATA}}\n通知时间：{{time2.DATA}}"),
+}
 
 
 @dataclass
@@ -39,6 +59,8 @@ class Call:
     body: dict[str, Any]
     at: float
     errcode: int = 0
+    # what WeChat would cut or drop from a template send: unknown keyword, over-length, first/remark, line break
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def openid(self) -> str:
@@ -74,6 +96,9 @@ class FakeState:
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     qrcodes: dict[str, str] = field(default_factory=dict)  # scene -> ticket
     menus: list[dict[str, Any]] = field(default_factory=list)
+    templates: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(TEMPLATE_LIBRARY))
+    msgids: int = 1_000_000_000
+    sent_msgids: dict[str, str] = field(default_factory=dict)  # template send's msgid -> openid
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -191,9 +216,25 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         call, error = record("message/template/send")
         if (bad := failed(error)) is not None:
             return bad
-        if not call.body.get("template_id"):
+        template = state.templates.get(str(call.body.get("template_id") or ""))
+        if template is None:
+            call.errcode = 40037
             return _err(40037, "invalid template_id")
-        return _ok(msgid=int(time.time() * 1000) % 10**12)
+        call.warnings.extend(template_warnings(template[1], call.body.get("data") or {}))
+        with state.lock:
+            state.msgids += 1
+            msgid = state.msgids
+            state.sent_msgids[str(msgid)] = call.openid
+        return _ok(msgid=msgid)
+
+    @app.get("/cgi-bin/template/get_all_private_template")
+    def all_private_templates() -> Response:
+        _, error = record("template/get_all_private_template")
+        if (bad := failed(error)) is not None:
+            return bad
+        return jsonify({"template_list": [
+            {"template_id": tid, "title": title, "primary_industry": "教育", "deputy_industry": "培训",
+             "content": content, "example": ""} for tid, (title, content) in state.templates.items()]})
 
     @app.get("/cgi-bin/media/get")
     def media_get() -> Response:
@@ -257,16 +298,46 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
     def calls() -> Response:
         openid = request.args.get("openid")
         since = float(request.args.get("since", "0"))
-        rows = [{"endpoint": c.endpoint, "openid": c.openid, "text": c.text, "at": c.at, "errcode": c.errcode}
+        rows = [{"endpoint": c.endpoint, "openid": c.openid, "text": c.text, "at": c.at, "errcode": c.errcode,
+                 "warnings": c.warnings}
                 for c in list(state.calls) if c.at > since and (not openid or c.openid == openid)]
         return jsonify(rows)
 
     return app
 
 
+def template_warnings(content: str, data: dict[str, Any]) -> list[str]:
+    """Every field of a template send that WeChat would cut or drop, one sentence each."""
+    keywords = set(KEYWORD.findall(content))
+    warnings = []
+    for keyword, entry in data.items():
+        value = str(entry.get("value", "")) if isinstance(entry, dict) else str(entry)
+        kind = keyword.rstrip("0123456789")
+        if keyword in RETIRED:
+            warnings.append(f"{keyword}: dropped (WeChat no longer shows first/remark)")
+        elif keyword not in keywords:
+            warnings.append(f"{keyword}: dropped (not a keyword of this template)")
+        elif len(value) > KEYWORD_LIMITS.get(kind, 20):
+            warnings.append(f"{keyword}: cut ({len(value)} characters, {kind} allows {KEYWORD_LIMITS.get(kind, 20)})")
+        if "\n" in value or "\r" in value:
+            warnings.append(f"{keyword}: line break (WeChat shows one line)")
+    return warnings
+
+
 def fake_jpeg(seed: str) -> bytes:
     """A tiny valid JPEG-looking payload, different per media id."""
     return b"\xff\xd8\xff\xe0" + seed.encode() + b"\x00" * 16 + b"\xff\xd9"
+
+
+@dataclass
+class Webhook:
+    """Where the fake posts WeChat's own events (TEMPLATESENDJOBFINISH): the bot's /wechat, signed and,
+    with a key, encrypted as WeChat does."""
+
+    token: str
+    appid: str
+    transport: Transport
+    aes_key: str = ""
 
 
 class FakeWeChat:
@@ -278,6 +349,7 @@ class FakeWeChat:
         self.server: BaseWSGIServer = make_server(LOOPBACK, port, self.app, threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name="fake-wechat", daemon=True)
+        self.webhook: Webhook | None = None
 
     @property
     def base_url(self) -> str:
@@ -306,6 +378,27 @@ class FakeWeChat:
         """The next calls to `endpoint` answer these error codes, in order."""
         with self.state.lock:
             self.state.scripts[endpoint].extend(errcodes)
+
+    def finish_template_job(self, msgid: str, status: str = "success") -> int:
+        """Post TEMPLATESENDJOBFINISH for the template send `msgid` to the webhook, as WeChat does
+        once it knows: "success", "failed:user block" or "failed: system failed". Returns the HTTP status."""
+        from bot.simulator import WeChatUser
+
+        if self.webhook is None:
+            raise RuntimeError("the fake has no webhook to post to (set FakeWeChat.webhook)")
+        openid = self.state.sent_msgids[str(msgid)]
+        hook = self.webhook
+        user = WeChatUser(openid, token=hook.token, appid=hook.appid, transport=hook.transport, aes_key=hook.aes_key)
+        return user.event("TEMPLATESENDJOBFINISH", MsgID=int(msgid), Status=status).status
+
+    def add_template(self, template_id: str, title: str, content: str) -> None:
+        """Put a template into the account's library (`content` with {{keyword.DATA}} placeholders)."""
+        with self.state.lock:
+            self.state.templates[template_id] = (title, content)
+
+    def remove_template(self, template_id: str) -> None:
+        with self.state.lock:
+            self.state.templates.pop(template_id, None)
 
     def expire_tokens(self) -> None:
         with self.state.lock:
@@ -340,6 +433,8 @@ class FakeWeChat:
             self.state.error_rate = 0.0
             self.state.refused_ip = ""
             self.state.forced.clear()  # each test starts the account's force_refresh budget afresh
+            self.state.templates = dict(TEMPLATE_LIBRARY)
+        self.webhook = None
 
 
 def serve(port: int, latency: float = 0.0, error_rate: float = 0.0, refused_ip: str = "") -> None:

@@ -265,11 +265,18 @@ class WeChatApi:
     def send_text(self, openid: str, text: str) -> None:
         self._call("post", "message/custom/send", data={"touser": openid, "msgtype": "text", "text": {"content": text}})
 
-    def send_template(self, openid: str, template_id: str, data: dict[str, Any], url: str = "") -> None:
+    def send_template(self, openid: str, template_id: str, data: dict[str, Any], url: str = "") -> str:
+        """Send a template message; returns the msgid WeChat gives it ("" if none)."""
         payload: dict[str, Any] = {"touser": openid, "template_id": template_id, "data": data}
         if url:
             payload["url"] = url
-        self._call("post", "message/template/send", data=payload)
+        res = self._call("post", "message/template/send", data=payload)
+        return str(res.get("msgid") or "") if isinstance(res, dict) else ""
+
+    def private_templates(self) -> list[dict[str, str]]:
+        """The account's templates (id, title, content with {{keyword.DATA}} placeholders)."""
+        res = self._call("get", "template/get_all_private_template")
+        return list(res.get("template_list") or []) if isinstance(res, dict) else []
 
     def download_media(self, media_id: str) -> tuple[bytes, str]:
         res = self._call("get", "media/get", params={"media_id": media_id})

@@ -153,7 +153,7 @@ class Inbox:
         return APOLOGY
 
     def _dispatch(self, conn: Connection, msg: Incoming, sender: Sender, now: datetime) -> str:
-        if sender.known and not sender.following and msg.event != "unsubscribe":
+        if sender.known and not sender.following and msg.event not in ("unsubscribe", "templatesendjobfinish"):
             conn.execute(_FOLLOWING, {"key": msg.openid})  # they are writing to us, so they follow us
         sessions: list[Session] = []
 

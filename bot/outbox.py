@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from bot.push_kinds import PUSH_KINDS, push_fields
 from bot.school import admins, get_setting, people_with_role
 from bot.text import clock_time
 from models import Binding, Delivery, DeliveryAlert, InboundMessage, MenuWeek, Person, Push, RepairTicket
-from models.outbox import PENDING, SENT, UNDELIVERABLE
+from models.outbox import FAILED, PENDING, SENT, UNDELIVERABLE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -61,48 +62,10 @@ ESCALATION = "【推送未送达】{what}未能送达{names}（{reasons}），�
 NO_TEMPLATES = ("未配置模板消息（HOUQIN_TEMPLATES）：48小时内没有给公众号发过消息的人，收不到以下推送："
                 "{kinds}。请在公众号后台申请模板并配置。")
 
-# Every push kind, by its Chinese name (the console, `houqin serve` and escalations name them).
-SAFETY_KINDS = {
-    "canteen_alert": "食品安全反馈",
-    "repair_urgent": "紧急报修",
-    "bus_alarm": "校车警报（学生可能留在车上）",
-    "bus_mismatch": "校车人数不符",
-    "bus_alarm_ack": "校车警报已确认",
-}
-KIND_NAMES = {
-    **SAFETY_KINDS,
-    "repair_new": "新报修 / 安全隐患",
-    "repair_progress": "报修进度",
-    "repair_done": "报修完成",
-    "repair_reopened": "报修返修",
-    "repair_rated": "报修评价",
-    "repair_follow_up": "报修补充",
-    "repair_withdrawn": "报修撤销",
-    "repair_escalation": "报修超时督办",
-    "bus_arrival": "校车到校",
-    "bus_report_missing": "校车人数未报",
-    "canteen_reply": "食堂回复",
-    "canteen_accompanied": "陪餐意见",
-    "canteen_survey": "食堂满意度调查",
-    "weekly_menu": "下周菜单",
-    "menu_reminder": "菜单提醒",
-    "menu_unpublished": "菜单未发布",
-    "duty_reminder": "值日提醒",
-    "duty_missed": "值日缺岗",
-    "duty_stand_in": "代班记录",
-    "duty_swap_request": "代班请求",
-    "duty_swap_accepted": "代班已同意",
-    "duty_swap_declined": "代班被拒绝",
-    "drill_reminder": "演练提醒（教师）",
-    "drill_notice": "演练通知（家长）",
-    "drill_escalation": "演练未登记",
-    "safety_topic": "安全教育专题",
-    "friday_talk": "周五夕会提醒",
-    "fire_check_reminder": "消防自检提醒",
-    "fire_check_escalation": "消防自检督办",
-    "daily_digest": "后勤日报",
-    ESCALATION_KIND: "推送未送达提醒",
-}
+# Every push kind, by its Chinese name (the console, `houqin serve` and escalations name them);
+# each kind's named fields are declared in bot.push_kinds.
+SAFETY_KINDS = {kind: declared.name for kind, declared in PUSH_KINDS.items() if declared.safety}
+KIND_NAMES = {kind: declared.name for kind, declared in PUSH_KINDS.items()}
 
 
 def kind_name(kind: str) -> str:
@@ -262,12 +225,14 @@ class Outbox:
         safety: bool = False,
         escalate: bool | None = None,
         about: RepairTicket | MenuWeek | None = None,
+        fields: Mapping[str, object] | None = None,
     ) -> Notice:
         """Queue `text` for each recipient's WeChat. `kind` names the push for template mapping;
         `safety` pushes skip quiet hours. Recipients no channel can reach are recorded as
         undeliverable now; with `escalate` (default: `safety`) the office is told of them too.
-        `about` names the repair ticket or menu week the push is about, shown on its page.
-        Returns the Notice (its push is None when there is nobody to tell)."""
+        `about` names the repair ticket or menu week the push is about, shown on its page. `fields` are
+        the push's named fields for its template (bot.push_kinds); title and time are derived when not
+        given. Returns the Notice (its push is None when there is nobody to tell)."""
         if recipients is None:
             return Notice()
         people = [recipients] if isinstance(recipients, Person) else list(recipients)
@@ -276,7 +241,8 @@ class Outbox:
             return Notice()
         subject, subject_id = subject_of(self.db, about)
         push = Push(kind=kind, text=text, url=url, safety=safety, token=new_page_token(), subject=subject,
-                    subject_id=subject_id, created_at=self.now)
+                    subject_id=subject_id, created_at=self.now,
+                    fields=push_fields(kind, text, self.now.astimezone(self.settings.tz), fields))
         self.db.add(push)
         notice = Notice(push)
         quiet = None if safety else quiet_until(self.now, self.settings)
@@ -349,3 +315,42 @@ def queue_reply(conn: Connection, openid: str, text: str, now: datetime) -> None
     person_id = conn.scalar(select(Binding.person_id).where(Binding.openid == openid))
     conn.execute(insert(Delivery), {"push_id": push_id, "person_id": person_id, "openid": openid,
                                     "next_attempt_at": now})
+
+
+# -- WeChat's report on a template send (the TEMPLATESENDJOBFINISH event) ------------------------
+JOB_SUCCESS = "success"
+JOB_USER_BLOCK = "failed:user block"
+USER_BLOCKED = "用户已拒收模板消息（failed:user block）"
+JOB_FAILED = "微信未能送达模板消息（{status}）"
+
+
+def settle_template_job(db: Session, settings: Settings, openid: str, msgid: str, status: str,
+                        now: datetime) -> Delivery | None:
+    """Settle the template delivery with `msgid` to `openid` as WeChat reports it: `success` confirms
+    it; `failed:user block` (the recipient blocked template messages) makes it undeliverable, not
+    retried, and a safety push tells the office; any other failure (`failed: system failed`) is
+    retried like a transient error. Returns the delivery, or None for a msgid we never sent."""
+    if not msgid:
+        return None
+    delivery = db.scalar(select(Delivery).where(Delivery.msgid == msgid, Delivery.openid == openid))
+    if delivery is None or delivery.status != SENT:  # unknown, or already settled / being resent
+        return delivery
+    reported = " ".join(status.split()).lower()
+    if reported == JOB_SUCCESS:
+        delivery.confirmed_at = now
+    elif reported.replace(" ", "") == JOB_USER_BLOCK.replace(" ", ""):
+        delivery.status, delivery.last_error = UNDELIVERABLE, USER_BLOCKED
+        person = db.get(Person, delivery.person_id) if delivery.person_id is not None else None
+        alerted = delivery.push_id in set(db.scalars(select(DeliveryAlert.push_id).where(
+            DeliveryAlert.push_id == delivery.push_id, DeliveryAlert.person_id == delivery.person_id)))
+        if delivery.push.safety and person is not None and not alerted:
+            Outbox(db, settings, now).escalate(delivery.push, [(person, USER_BLOCKED)])
+    else:
+        error = JOB_FAILED.format(status=status)
+        if delivery.attempts >= settings.push_max_attempts:
+            delivery.status, delivery.last_error = FAILED, f"{error} (gave up after {delivery.attempts} attempts)"
+        else:
+            delivery.status, delivery.last_error = PENDING, error
+            delivery.next_attempt_at = now + timedelta(seconds=settings.push_backoff_seconds
+                                                       * 2 ** max(delivery.attempts - 1, 0))
+    return delivery

@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi
 from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
+from bot.push_kinds import push_fields
 from models import Binding, Delivery, DeliveryAlert, Person, Push, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
@@ -47,6 +48,7 @@ class Outcome:
     error: str | None = None
     retry_in: float | None = None
     unreachable: bool = False
+    msgid: str | None = None
 
 
 class RateLimiter:
@@ -116,8 +118,8 @@ class PushWorker:
         if not reachable:
             return Outcome(UNDELIVERABLE, error=UNSUBSCRIBED)
         push = delivery.push
-        template_id = self.settings.templates.get(push.kind)
-        use_custom = template_id is None
+        template = self.settings.templates.get(push.kind)
+        use_custom = template is None
         if use_custom and (window[0] is None or window[1] >= WINDOW_BUDGET):
             return Outcome(UNDELIVERABLE, error=WINDOW_CLOSED)
         self.limiter.wait()
@@ -131,9 +133,13 @@ class PushWorker:
                     if exc.errcode not in WINDOW_ERRORS:
                         raise
                     return Outcome(UNDELIVERABLE, "custom", error=f"{exc}; {WINDOW_CLOSED}")
-            assert template_id is not None
-            self.api.send_template(delivery.openid, template_id, template_data(push.kind, push.text), push.url)
-            return Outcome(SENT, "template")
+            assert template is not None
+            data = template.render(push.fields or push_fields(push.kind, push.text,
+                                                              push.created_at.astimezone(self.settings.tz)))
+            # the template shows a few short fields; its link opens the push's whole text (its page)
+            msgid = self.api.send_template(delivery.openid, template.template_id, data,
+                                           page_url(self.settings, push) or push.url)
+            return Outcome(SENT, "template", msgid=msgid or None)
         except ApiError as exc:
             if exc.errcode in UNREACHABLE:
                 return Outcome(UNDELIVERABLE, error=str(exc), unreachable=True)
@@ -201,6 +207,8 @@ class PushWorker:
                 values["channel"] = outcome.channel
             if outcome.status == SENT:
                 values["sent_at"] = now
+            if outcome.msgid:
+                values["msgid"] = outcome.msgid
             if outcome.retry_in is not None:
                 values["next_attempt_at"] = now + timedelta(seconds=outcome.retry_in)
             groups.setdefault(tuple(values), []).append(
@@ -317,13 +325,6 @@ def custom_text(push: Push, settings: Settings) -> str:
     if len(push.text) > LONG_TEXT and (url := page_url(settings, push)):
         text += "\n" + FULL_TEXT.format(url=url)
     return text
-
-
-def template_data(kind: str, text: str) -> dict[str, dict[str, str]]:
-    """Template fields: a title line and the content; operators map each push kind to a template
-    whose body uses {{first.DATA}}, {{content.DATA}} and {{remark.DATA}}."""
-    first, _, rest = text.partition("\n")
-    return {"first": {"value": first}, "content": {"value": rest or first}, "remark": {"value": "后勤助手"}}
 
 
 def drain_rounds(run_once: Callable[[], int], timeout: float) -> int:

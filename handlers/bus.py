@@ -286,7 +286,8 @@ def _after_alighting(ctx: Context, trip: BusTrip, expected: list[Student]) -> st
             return ALARM_STILL_OPEN.format(missing=missing)
         alarm = BusAlarm(trip=trip, missing=missing, raised_at=ctx.now, last_pushed_at=ctx.now)
         ctx.db.add(alarm)
-        notice = ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True)
+        notice = ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True,
+                                   fields=alarm_fields(ctx.db, alarm))
         return ALARM_TOLD.format(told=told(notice))
     if trip.trip == MORNING and trip.arrival_notified_at is None:
         _notify_arrival(ctx, trip, expected)
@@ -309,6 +310,13 @@ def alarm_text(db: Session, alarm: BusAlarm) -> str:
                              boarded=trip.boarded, missing=alarm.missing, plate=route.plate or NOT_REGISTERED,
                              driver=driver, monitors=monitors, number=route.number)
     return (ALARM_REPEAT.format(n=alarm.pushes) + text) if alarm.pushes > 1 else text
+
+
+def alarm_fields(db: Session, alarm: BusAlarm) -> dict[str, str]:
+    """A bus alarm's named fields (bot.push_kinds): the route, plate, how many are missing, whom to call."""
+    route = alarm.trip.route
+    return {"route": route.label, "plate": route.plate or NOT_REGISTERED, "missing": str(alarm.missing),
+            "contact": contact(route.driver, route.driver_phone) if route.driver else NOT_REGISTERED}
 
 
 def _notify_arrival(ctx: Context, trip: BusTrip, expected: list[Student]) -> None:

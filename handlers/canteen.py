@@ -383,11 +383,17 @@ def menu_summary(found: MenuWeek) -> str:
     return MENU_PUSH.format(first=month_day(days[0]), last=month_day(days[-1]), lines="\n".join(lines))
 
 
+def menu_fields(found: MenuWeek) -> dict[str, str]:
+    """The weekly menu push's named fields (bot.push_kinds): the week and its lunches on one line."""
+    days = sorted({i.day for i in found.items})
+    return {"week": f"{month_day(days[0])}-{month_day(days[-1])}", "dishes": "；".join(week_lines(found, (LUNCH,)))}
+
+
 def push_menu(db: Session, found: MenuWeek, now: datetime, settings: Settings, outbox: Outbox) -> int:
     """The week's lunches and the page link to every parent and teacher; returns how many."""
     people = people_with_role(db, "parent", "teacher")
     outbox.notify(people, "weekly_menu", menu_summary(found), url=menu_url(settings, found.year, found.week),
-                  about=found)
+                  about=found, fields=menu_fields(found))
     found.pushed_at = now
     return len(people)
 

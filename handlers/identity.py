@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply, role_names
+from bot.outbox import settle_template_job
 from bot.tables import TableError, read_table
 from bot.text import route_key, split_list
 from models import (
@@ -85,6 +86,13 @@ def subscribed(msg: Incoming, ctx: Context) -> Reply:
 def unsubscribed(msg: Incoming, ctx: Context) -> Reply:
     if ctx.binding is not None:
         ctx.binding.subscribed = False  # no more pushes; the person and their records stay
+    return Reply.silent()
+
+
+@follow.on_event("templatesendjobfinish")
+def template_job_finished(msg: Incoming, ctx: Context) -> Reply:
+    """WeChat's report on a template message we sent this follower (not a message from them)."""
+    settle_template_job(ctx.db, ctx.settings, msg.openid, msg.msg_id, str(msg.raw.get("Status", "")), ctx.now)
     return Reply.silent()
 
 

@@ -336,12 +336,12 @@ def file_ticket(ctx: Context, place: Place, description: str, *, hazard: bool = 
     staff = responsible(ctx.db, category)
     if urgent:
         notice = ctx.outbox.notify([*staff, *admins(ctx.db)], "repair_urgent", NOTIFY_URGENT.format(**fields),
-                                   safety=True, about=ticket)
+                                   safety=True, about=ticket, fields=ticket_push(ticket))
         text = FILED_URGENT.format(**fields, told=told(notice))
     else:
         template = NOTIFY_HAZARD if hazard else NOTIFY_NEW
         notice = ctx.outbox.notify(staff, "repair_new", template.format(**fields), safety=hazard, escalate=True,
-                                   about=ticket)
+                                   about=ticket, fields=ticket_push(ticket))
         text = (FILED_HAZARD if hazard else FILED).format(**fields, routed=told(notice))
     if ask_photo:
         return Reply(f"{text}\n{ASK_PHOTO}", next=Step.PHOTO, data={"ticket": ticket.number})
@@ -366,11 +366,12 @@ def _duplicate(ctx: Context, ticket: RepairTicket, person: Person, description: 
     if urgent:
         ticket.urgent = True
         notice = ctx.outbox.notify([*workers, *admins(ctx.db)], "repair_urgent",
-                                   NOTIFY_FOLLOW_UP_URGENT.format(**words), safety=True, about=ticket)
+                                   NOTIFY_FOLLOW_UP_URGENT.format(**words), safety=True,
+                                   about=ticket, fields=ticket_push(ticket))
     else:
         hint = NOTIFY_ACCEPT_HINT.format(**fields) if ticket.assignee is None else ""
         notice = ctx.outbox.notify(workers, "repair_follow_up", NOTIFY_FOLLOW_UP.format(**words) + hint,
-                                   escalate=True, about=ticket)
+                                   escalate=True, about=ticket, fields=ticket_push(ticket))
     template = DUPLICATE_MINE if ticket.reporter_id == person.id else DUPLICATE
     text = template.format(**fields, told=told(notice)) + (DUPLICATE_URGENT.format(**fields) if urgent else "")
     if ask_photo:
@@ -383,6 +384,13 @@ def ticket_fields(ticket: RepairTicket) -> dict[str, Any]:
             "description": ticket.description, "status": STATUS_NAMES.get(ticket.status, ticket.status),
             "reporter": ticket.reporter.name if ticket.reporter else "（已删除）",
             "name": ticket.assignee.name if ticket.assignee else ""}
+
+
+def ticket_push(ticket: RepairTicket) -> dict[str, str]:
+    """A repair push's named fields (bot.push_kinds): who `person` is, the worker or else the reporter."""
+    fields = ticket_fields(ticket)
+    return {"code": fields["code"], "place": fields["place"], "description": fields["description"],
+            "status": fields["status"], "person": fields["name"] or fields["reporter"]}
 
 
 def local_label(ctx_tz: tzinfo, moment: datetime | None) -> str:
@@ -531,7 +539,7 @@ def accept_ticket(msg: Incoming, ctx: Context) -> Reply:
         return Reply.end((ALREADY_MINE if ticket.assignee_id == me.id else TAKEN).format(**fields))
     ticket.status, ticket.assignee, ticket.accepted_at = ACCEPTED, me, ctx.now
     ctx.outbox.notify(parties(ticket), "repair_progress", NOTIFY_ACCEPTED.format(**{**fields, "name": me.name}),
-                      about=ticket)
+                      about=ticket, fields=ticket_push(ticket))
     reporter = ticket.reporter
     who = f"{reporter.name} {reporter.phone}".strip() if reporter else fields["reporter"]
     return Reply.end(ACCEPTED_REPLY.format(**{**fields, "reporter": who}))
@@ -553,9 +561,9 @@ def finish_ticket(msg: Incoming, ctx: Context) -> Reply:
     fields = {**ticket_fields(ticket), "note": f"（备注：{note}）" if note else ""}
     done = NOTIFY_DONE.format(**fields)
     notice = ctx.outbox.notify(ticket.reporter, "repair_done", f"{done}\n{NOTIFY_RATE.format(**fields)}",
-                               escalate=True, about=ticket)
+                               escalate=True, about=ticket, fields=ticket_push(ticket))
     ctx.outbox.notify(ticket.follower_people, "repair_done", f"{done}\n{NOTIFY_NOT_FIXED.format(**fields)}",
-                      about=ticket)
+                      about=ticket, fields=ticket_push(ticket))
     return Reply.end(FINISHED.format(**fields, told=told(notice)))
 
 
@@ -575,9 +583,9 @@ def transfer_ticket(msg: Incoming, ctx: Context) -> Reply:
         return Reply.end(SAME_WORKER.format(**fields))
     ticket.status, ticket.assignee, ticket.accepted_at = OPEN, target, None
     ctx.outbox.notify(target, "repair_new", NOTIFY_TRANSFER.format(**fields, by=me.name), safety=ticket.urgent,
-                      about=ticket)
-    ctx.outbox.notify(parties(ticket), "repair_progress",
-                      NOTIFY_TRANSFERRED.format(**{**fields, "name": target.name}), about=ticket)
+                      about=ticket, fields=ticket_push(ticket))
+    ctx.outbox.notify(parties(ticket), "repair_progress", NOTIFY_TRANSFERRED.format(**{**fields, "name": target.name}),
+                      about=ticket, fields=ticket_push(ticket))
     return Reply.end(TRANSFERRED.format(code=ticket.code, name=target.name))
 
 
@@ -610,9 +618,10 @@ def withdraw_ticket(msg: Incoming, ctx: Context) -> Reply:
     ticket.status = WITHDRAWN
     ticket.events.append(TicketEvent(kind=WITHDRAWAL, person=me, text=said, created_at=ctx.now))
     news = NOTIFY_WITHDRAWN.format(**fields, by=me.name, reason=reason)
-    notice = ctx.outbox.notify(workers, "repair_withdrawn", news, safety=ticket.urgent, about=ticket)
+    notice = ctx.outbox.notify(workers, "repair_withdrawn", news, safety=ticket.urgent,
+                               about=ticket, fields=ticket_push(ticket))
     others = ctx.outbox.notify([p for p in parties(ticket) if p.id != me.id], "repair_progress", news,
-                               about=ticket)
+                               about=ticket, fields=ticket_push(ticket))
     return Reply.end(WITHDRAWN_REPLY.format(**fields, reason=reason, told=told(notice, others)))
 
 
@@ -641,7 +650,7 @@ def reopen_ticket(msg: Incoming, ctx: Context) -> Reply:
     workers = workers_of(ctx.db, ticket)
     notice = ctx.outbox.notify(workers, "repair_reopened", NOTIFY_REOPENED.format(
         **{**fields, "reporter": me.name}, reason=f"：{reason}" if reason else "", n=ticket.reopen_count),
-        safety=ticket.urgent, escalate=True, about=ticket)
+        safety=ticket.urgent, escalate=True, about=ticket, fields=ticket_push(ticket))
     return Reply.end(REOPENED.format(code=ticket.code, told=told(notice)))
 
 
@@ -665,7 +674,8 @@ def show_or_rate(msg: Incoming, ctx: Context) -> Reply | None:
 def rate(ctx: Context, ticket: RepairTicket, rating: int) -> str:
     ticket.rating, ticket.status, ticket.closed_at = rating, CLOSED, ctx.now
     fields = ticket_fields(ticket)
-    ctx.outbox.notify(ticket.assignee, "repair_rated", NOTIFY_RATED.format(**fields, rating=rating), about=ticket)
+    ctx.outbox.notify(ticket.assignee, "repair_rated", NOTIFY_RATED.format(**fields, rating=rating),
+                      about=ticket, fields=ticket_push(ticket))
     return RATED.format(code=ticket.code, rating=rating)
 
 

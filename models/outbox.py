@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -21,6 +22,8 @@ class Push(Base):
     kind: Mapped[str] = mapped_column(String(48))
     text: Mapped[str] = mapped_column(Text)
     url: Mapped[str] = mapped_column(String(500), default="")
+    # the push's named fields (bot.push_kinds), filled into its template's keywords; None: derived from text
+    fields: Mapped[dict[str, Any] | None] = mapped_column()
     safety: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # the push's detail page /p/<token> (bot.push_page); None for pushes queued before it existed
@@ -52,6 +55,9 @@ class Delivery(Base):
     lease_until: Mapped[datetime | None] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
+    # the msgid WeChat returned for a template send; its TEMPLATESENDJOBFINISH event settles the delivery
+    msgid: Mapped[str | None] = mapped_column(String(32), index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column()  # WeChat reported the template delivered
 
     push: Mapped[Push] = relationship(back_populates="deliveries", lazy="joined")
 

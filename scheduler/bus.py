@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot.school import admins, get_setting
 from bot.text import clock_time
-from handlers.bus import alarm_text, all_routes, bus_responsible, monitors_of, trip_row
+from handlers.bus import alarm_fields, alarm_text, all_routes, bus_responsible, monitors_of, trip_row
 from models.bus import AFTERNOON, MORNING, TRIP_NAMES, BusAlarm, BusTrip
 from scheduler import JobContext
 
@@ -62,7 +62,7 @@ def repeat_bus_alarms(ctx: JobContext, now: datetime) -> str:
         # who could not be reached was put before the office when the alarm was raised, and stays
         # there until acknowledged: a repeat every 5 minutes does not raise it again
         ctx.outbox.notify(bus_responsible(ctx.db), "bus_alarm", alarm_text(ctx.db, alarm), safety=True,
-                          escalate=False)
+                          escalate=False, fields=alarm_fields(ctx.db, alarm))
     return f"重复警报 {len(alarms)} 条" if alarms else "没有未确认的警报"
 
 

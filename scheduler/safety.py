@@ -33,8 +33,11 @@ def remind_drill_eve(ctx: JobContext, now: datetime) -> str:
     drills = list(ctx.db.scalars(select(Drill).where(Drill.day == tomorrow).order_by(Drill.at)))
     for d in drills:
         fields = {"day": day_label(d.day), "time": f"{d.at:%H:%M}", "kind": d.kind, "scope": d.scope}
-        ctx.outbox.notify(people_with_role(ctx.db, "teacher"), "drill_reminder", DRILL_EVE_TEACHERS.format(**fields))
-        ctx.outbox.notify(people_with_role(ctx.db, "parent"), "drill_notice", DRILL_EVE_PARENTS.format(**fields))
+        named = {"drill": d.kind, "scope": d.scope, "time": f"{d.day:%Y-%m-%d} {d.at:%H:%M}"}
+        ctx.outbox.notify(people_with_role(ctx.db, "teacher"), "drill_reminder", DRILL_EVE_TEACHERS.format(**fields),
+                          fields=named)
+        ctx.outbox.notify(people_with_role(ctx.db, "parent"), "drill_notice", DRILL_EVE_PARENTS.format(**fields),
+                          fields=named)
     return f"{len(drills)} 场演练的前一天提醒" if drills else "明天没有演练"
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from bot.config import Settings
 from bot.gateway import WeChatApi
 from bot.outbox import NOT_BOUND, NOT_FOLLOWING, Outbox, quiet_until
+from bot.push_kinds import Template
 from bot.services import Services
 from bot.worker import UNSUBSCRIBED, WINDOW_CLOSED, PushWorker, RateLimiter
 from models import Binding, Delivery, Person, Push
@@ -27,6 +28,7 @@ from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
 CUSTOM = "message/custom/send"
 TEMPLATE = "message/template/send"
+NOTICE_TEMPLATE = Template("TPL_NOTICE", {"thing1": "{title}", "time2": "{time}"})
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -209,7 +211,7 @@ def test_five_message_budget_per_window(services, teacher, fake_wechat, deliver,
     assert only(services, renewed).status == SENT
 
 
-@with_settings(templates={"drill_notice": "TPL_DRILL_01"})
+@with_settings(templates={"drill_notice": NOTICE_TEMPLATE})
 def test_template_when_configured_for_the_kind(services, teacher, fake_wechat, deliver, clock):
     clock.advance(hours=72)  # her window has long closed
     drill = queue(services, "张丽", "应急疏散演练\n周三 10:00 全校", kind="drill_notice", url="http://x/drill")
@@ -219,14 +221,14 @@ def test_template_when_configured_for_the_kind(services, teacher, fake_wechat, d
     row = only(services, drill)
     assert (row.status, row.channel) == (SENT, "template")
     call = calls(fake_wechat, TEMPLATE)[-1]
-    assert call.body["template_id"] == "TPL_DRILL_01"
+    assert call.body["template_id"] == "TPL_NOTICE"
     assert call.body["url"] == "http://x/drill"
-    assert call.mentions("应急疏散演练", "周三 10:00 全校")
+    assert call.body["data"]["thing1"] == {"value": "应急疏散演练"} and call.warnings == []
     assert only(services, other).status == UNDELIVERABLE
     assert calls(fake_wechat, CUSTOM) == []
 
 
-@with_settings(templates={"drill_notice": "TPL_DRILL_01"})
+@with_settings(templates={"drill_notice": NOTICE_TEMPLATE})
 def test_template_pushes_do_not_spend_the_custom_budget(services, teacher, fake_wechat, deliver):
     for i in range(6):
         queue(services, "张丽", f"演练{i}", kind="drill_notice")
@@ -405,7 +407,7 @@ def test_window_refusal_without_template_is_undeliverable(services, teacher, fak
     assert len(calls(fake_wechat, CUSTOM)) == 1
 
 
-@with_settings(templates={"notice": "TPL_NOTICE"})
+@with_settings(templates={"notice": NOTICE_TEMPLATE})
 def test_window_refusal_never_hits_a_kind_with_template(services, teacher, fake_wechat, deliver):
     fake_wechat.script(CUSTOM, 45015, 45047)
     push = queue(services, "张丽", "走模板")

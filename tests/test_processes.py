@@ -18,6 +18,7 @@ import requests
 
 from bot.config import Settings
 from bot.fake_wechat import FakeWeChat
+from bot.push_kinds import Template
 
 HOUQIN = [sys.executable, "-m", "bot.cli"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +148,7 @@ def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path
 
     fake = FakeWeChat(0).start()
     try:
-        settings = make_settings(tmp_path, fake, templates={"notice": "TPL_1"})
+        settings = make_settings(tmp_path, fake, templates={"notice": Template("TPL_NOTICE", {"thing1": "{title}"})})
         engine = make_engine(settings.database_url)
         upgrade(engine)
         factory = make_sessionmaker(engine)
@@ -156,7 +157,8 @@ def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path
             s.add_all([person, Binding(openid="oWorker", person=person)])
             s.flush()
             Outbox(s, settings, utcnow()).notify(person, "notice", "工人进程送达测试")
-        env = worker_env(tmp_path, settings, HOUQIN_TEMPLATES=json.dumps({"notice": "TPL_1"}))
+        env = worker_env(tmp_path, settings, HOUQIN_TEMPLATES=json.dumps(
+            {"notice": {"template_id": "TPL_NOTICE", "data": {"thing1": "{title}"}}}))
         worker = subprocess.Popen([*HOUQIN, "worker"], env=env, cwd=tmp_path, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         scheduler = subprocess.Popen([*HOUQIN, "scheduler", "--interval", "1"], env=env, cwd=tmp_path, text=True,
