@@ -222,7 +222,10 @@ def test_template_when_configured_for_the_kind(services, teacher, fake_wechat, d
     assert (row.status, row.channel) == (SENT, "template")
     call = calls(fake_wechat, TEMPLATE)[-1]
     assert call.body["template_id"] == "TPL_NOTICE"
-    assert call.body["url"] == "http://x/drill"
+    # the template shows a few short fields; its link opens the push's own page with the whole text
+    with services.factory() as s:
+        token = s.scalar(select(Push.token).join(Delivery).where(Delivery.id == drill))
+    assert token and call.body["url"] == f"{services.settings.public_url}/p/{token}"
     assert call.body["data"]["thing1"] == {"value": "应急疏散演练"} and call.warnings == []
     assert only(services, other).status == UNDELIVERABLE
     assert calls(fake_wechat, CUSTOM) == []
