@@ -136,6 +136,15 @@ def user_for(app_settings: Settings, transport: Post, *, aes_key: str | None = N
                       aes_key=app_settings.wechat_aes_key if aes_key is None else aes_key)
 
 
+def plaintext_mode(services: Services, *, accept: bool = False) -> None:
+    """Serve as a bot without an AES key (plaintext mode) or, with `accept`, as one with its key and
+    WECHAT_ACCEPT_PLAINTEXT=1 (the app reads services.codec per request)."""
+    changes: dict[str, Any] = ({"accept_plaintext": True} if accept
+                               else {"wechat_aes_key": "", "wechat_aes_key_previous": ""})
+    services.settings = services.settings.with_overrides(**changes)
+    services.__dict__.pop("codec", None)
+
+
 def use_capabilities(services: Services, *extra: Conversation) -> None:
     """Serve the project's capabilities plus test-only ones (the app reads services.inbox per request)."""
     engine = Engine([*CAPABILITIES, *extra])
@@ -193,6 +202,8 @@ def test_handshake_signature_with_another_token_is_refused(client: FlaskClient) 
 @pytest.mark.parametrize("mode", ["plain", "compat", "safe"])
 def test_each_mode_is_answered_in_kind(wechat_user: Any, people: Any, services: Services, settings: Settings,
                                        mode: str) -> None:
+    if mode == "plain":
+        plaintext_mode(services)
     people.add("郑老师", "teacher")
     user: WeChatUser = wechat_user("郑老师", mode=mode)  # binds through the webhook in this mode
     reply = user.say("我")
@@ -276,6 +287,8 @@ def _tampered(user: WeChatUser, settings: Settings, how: str) -> tuple[str, byte
                                  "not-a-timestamp"])
 def test_bad_signature_or_timestamp_is_403(wechat_user: Any, services: Services, settings: Settings, mode: str,
                                             how: str) -> None:
+    if mode == "plain":
+        plaintext_mode(services)
     user: WeChatUser = wechat_user("路人", bind=False, mode=mode)
     url, body = _tampered(user, settings, how)
     with no_database(services):
@@ -305,7 +318,8 @@ def _padded(user: WeChatUser, size: int) -> tuple[str, bytes]:
     return url, body + b" " * (size - len(body))
 
 
-def test_body_of_exactly_64_kib_is_accepted(wechat_user: Any) -> None:
+def test_body_of_exactly_64_kib_is_accepted(wechat_user: Any, services: Services) -> None:
+    plaintext_mode(services)
     user: WeChatUser = wechat_user("路人", bind=False, mode="plain")
     reply = user.post(*_padded(user, LIMIT))
     assert reply.status == 200 and "没有听懂" in reply.text
@@ -369,6 +383,7 @@ BAD_BODIES = {
 @pytest.mark.parametrize("name", list(BAD_BODIES))
 def test_bad_xml_is_400_in_plaintext(client: FlaskClient, settings: Settings, services: Services,
                                      name: str) -> None:
+    plaintext_mode(services)
     with no_database(services):
         res = post(client, signed_url(settings.wechat_token), BAD_BODIES[name])
     assert res.status_code == 400
@@ -573,6 +588,8 @@ def test_every_message_and_event_type_is_answered_and_stored(wechat_user: Any, s
                                     "MASSSENDJOBFINISH", "future-event"}])
 def test_message_types_in_other_modes(wechat_user: Any, services: Services, mode: str, msg_type: str,
                                       fields: dict[str, Any], expected: str) -> None:
+    if mode == "plain":
+        plaintext_mode(services)
     user: WeChatUser = wechat_user("路人", bind=False, mode=mode)
     message = user.message(msg_type, **fields)
     reply = user.post(*user.request(message))
@@ -723,16 +740,20 @@ def _slow_capability(calls: list[float], delay: float) -> Conversation:
     return slow
 
 
-def _concurrently(app: Flask, settings: Settings, url: str, body: bytes, copies: int) -> list[SimReply]:
-    """Post the same signed body `copies` times at once over real HTTP."""
+def _concurrently(app: Flask, settings: Settings, sender: WeChatUser, message: dict[str, Any],
+                  copies: int) -> list[SimReply]:
+    """Post the same message `copies` times at once over real HTTP, each copy signed afresh (with its
+    own nonce) as WeChat signs each retry."""
     barrier = threading.Barrier(copies)
     replies: list[SimReply] = []
     errors: list[BaseException] = []
 
     def one(base: str) -> None:
         try:
-            user = WeChatUser("o-any", token=settings.wechat_token, appid=settings.wechat_appid,
-                              aes_key=settings.wechat_aes_key, transport=http_transport(base, timeout=20))
+            user = WeChatUser(sender.openid, token=settings.wechat_token, appid=settings.wechat_appid,
+                              aes_key=settings.wechat_aes_key, transport=http_transport(base, timeout=20),
+                              mode=sender.mode)
+            url, body = user.request(message)
             barrier.wait(timeout=10)
             replies.append(user.post(url, body))
         except BaseException as exc:  # noqa: BLE001 - reported by the test below
@@ -752,11 +773,12 @@ def _concurrently(app: Flask, settings: Settings, url: str, body: bytes, copies:
 @pytest.mark.parametrize("mode", ["plain", "safe"])
 def test_concurrent_retries_are_handled_once_with_the_same_reply(app: Flask, services: Services,
                                                                  settings: Settings, mode: str) -> None:
+    if mode == "plain":
+        plaintext_mode(services)
     calls: list[float] = []
     use_capabilities(services, _slow_capability(calls, delay=0.3))
     user = user_for(settings, client_transport(app.test_client()), mode=mode)
-    url, body = user.request(user.message("text", Content="慢慢来"))
-    replies = _concurrently(app, settings, url, body, copies=4)
+    replies = _concurrently(app, settings, user, user.message("text", Content="慢慢来"), copies=4)
     assert [r.status for r in replies] == [200] * 4
     assert [r.text for r in replies] == ["第1次处理"] * 4
     assert len(calls) == 1
@@ -767,8 +789,7 @@ def test_concurrent_retries_are_handled_once_with_the_same_reply(app: Flask, ser
 def test_concurrent_retries_of_a_wrong_bind_code_count_once(app: Flask, services: Services,
                                                             settings: Settings) -> None:
     user = user_for(settings, client_transport(app.test_client()))
-    url, body = user.request(user.message("text", Content="绑定 YYYYY8"))
-    replies = _concurrently(app, settings, url, body, copies=4)
+    replies = _concurrently(app, settings, user, user.message("text", Content="绑定 YYYYY8"), copies=4)
     assert {r.text for r in replies} == {BAD_CODE.format(code="YYYYY8")}
     assert len(inbound(services, user.openid)) == 1
     assert count(services, BindAttempt) == 1
@@ -856,20 +877,24 @@ def test_handler_bug_in_safe_mode_still_answers_encrypted(wechat_user: Any, serv
 
 def test_a_message_is_stored_and_its_sender_read_in_one_statement(wechat_user: Any, people: Any,
                                                                   services: Services) -> None:
-    """The hot path: the INSERT that stores a message returns the sender's binding, roles and
-    conversation state; the reply is stored by one UPDATE. A bound teacher's 帮助 adds only the
-    check whether she is the bus manager (the setting, read through the ORM session)."""
+    """The hot path: one INSERT claims the request's nonce; the INSERT that stores a message returns
+    the sender's binding, roles and conversation state; the reply is stored by one UPDATE. A bound
+    teacher's 帮助 adds only the check whether she is the bus manager (the setting, read through the
+    ORM session). (A process's first request also purges the nonces past the window: done here first.)"""
     stranger = wechat_user("路人", bind=False)
+    stranger.say("你好")
     with statements_run(services) as statements:
         assert "你还没有绑定身份" in stranger.say("帮助").text
-    assert [s.split()[0] for s in statements] == ["INSERT", "UPDATE"], statements
+    assert [" ".join(s.split()[:3]) for s in statements][:2] == ["INSERT INTO seen_nonces",
+                                                                 "INSERT INTO inbound_messages"], statements
+    assert [s.split()[0] for s in statements] == ["INSERT", "INSERT", "UPDATE"], statements
 
     people.add("张丽", "teacher")
     teacher = wechat_user("张丽")
     with statements_run(services) as statements:
         help_text = teacher.say("帮助").text
     assert "报修" in help_text and "你还没有绑定身份" not in help_text
-    assert [s.split()[0] for s in statements] == ["INSERT", "SELECT", "UPDATE"], statements
+    assert [s.split()[0] for s in statements] == ["INSERT", "INSERT", "SELECT", "UPDATE"], statements
 
 
 def test_conversation_state_survives_its_row_going_mid_message(wechat_user: Any, services: Services) -> None:
