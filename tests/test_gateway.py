@@ -87,7 +87,7 @@ def test_codec_opens_with_the_previous_key_and_seals_with_it() -> None:
 
 
 def test_codec_plaintext_reply_and_success() -> None:
-    codec = Codec(TOKEN, APPID, aes_key=key())
+    codec = Codec(TOKEN, APPID)  # plaintext mode
     data, crypto = codec.open(args(), to_xml({"FromUserName": "oUser", "ToUserName": "gh", "MsgType": "text",
                                               "Content": "hi"}).encode())
     assert crypto is None

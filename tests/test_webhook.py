@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 
 from bot import create_app
 from bot.config import Settings
-from bot.engine import NOT_UNDERSTOOD, Context, Conversation, Engine, Incoming, Reply
+from bot.engine import NOT_UNDERSTOOD, UNSUPPORTED, Context, Conversation, Engine, Incoming, Reply
 from bot.gateway import Crypto, parse_xml, signature
 from bot.inbox import APOLOGY, Inbox
 from bot.services import Services
@@ -919,3 +919,178 @@ def test_conversation_state_survives_its_row_going_mid_message(wechat_user: Any,
     with services.factory() as s:
         state = s.get(ConversationState, runner.openid)
         assert state is not None and (state.conversation, state.step, state.data) == ("relay_test", "leg", {"n": 3})
+
+
+# -- honest in every mode: plaintext, compatible mode, replays, refusals logged ---------------------
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "bot.webhook"]
+
+
+def test_plaintext_to_a_bot_with_a_key_is_refused(wechat_user: Any, services: Services,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Its body is not covered by the URL signature: anyone who saw one logged URL could post as anyone."""
+    user: WeChatUser = wechat_user("路人", bind=False, mode="plain")
+    with no_database(services):
+        assert user.say("绑定 ABCDEF").status == 403
+    assert any("plaintext in safe mode" in line for line in refusals(caplog))
+
+
+def test_accept_plaintext_takes_plaintext_with_a_warning_at_start_up_and_for_each_message(
+        services: Services, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    plaintext_mode(services, accept=True)
+    caplog.set_level(logging.INFO)
+    app = create_app(services=services)
+    assert any("WECHAT_ACCEPT_PLAINTEXT" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records if r.name == "bot")
+    transport = client_transport(app.test_client())
+    plain = user_for(settings, transport, mode="plain")
+    caplog.clear()
+    reply = plain.say("你好")
+    assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.gateway"] == [
+        "accepted a plaintext message despite WECHAT_AES_KEY (WECHAT_ACCEPT_PLAINTEXT=1): "
+        "plaintext in safe mode (the URL signature does not cover the body)"]
+    safe = user_for(settings, transport, mode="safe")  # safe mode still works, and is not logged
+    caplog.clear()
+    assert "<Encrypt>" in safe.say("你好").body
+    assert [r for r in caplog.records if r.name == "bot.gateway"] == []
+
+
+def test_compatible_mode_to_a_bot_without_a_key_is_answered_from_the_plaintext(services: Services,
+                                                                                settings: Settings) -> None:
+    app = sibling_app(services, wechat_aes_key="", wechat_aes_key_previous="")
+    user = user_for(settings, client_transport(app.test_client()), mode="compat")  # encrypted with a key we lack
+    reply = user.say("你好")
+    assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
+    assert inbound(services, user.openid)[0].payload["Content"] == "你好"
+
+
+def test_compatible_mode_with_a_wrong_key_is_refused_unless_plaintext_is_accepted(
+        services: Services, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    user = user_for(settings, client_transport(sibling_app(services, wechat_aes_key=new_key()).test_client()),
+                    mode="compat")
+    with no_database(services):
+        assert user.say("你好").status == 403
+    assert any(line.endswith("wrong key: the message does not decrypt with WECHAT_AES_KEY "
+                             "(or WECHAT_AES_KEY_PREVIOUS) (compatible mode)") for line in refusals(caplog))
+    lenient = sibling_app(services, wechat_aes_key=new_key(), accept_plaintext=True)
+    user.transport = client_transport(lenient.test_client())
+    reply = user.say("你好")
+    assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
+
+
+def test_safe_mode_with_a_wrong_key_is_refused_saying_so(wechat_user: Any, services: Services, settings: Settings,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    user: WeChatUser = wechat_user("路人", bind=False)
+    lenient = sibling_app(services, wechat_aes_key=new_key(), accept_plaintext=True)  # no plaintext to fall to
+    user.transport = client_transport(lenient.test_client())
+    with no_database(services):
+        assert user.say("你好").status == 403
+    assert any("wrong key" in line for line in refusals(caplog))
+
+
+def test_the_same_msgid_from_two_senders_is_two_messages(wechat_user: Any, people: Any, services: Services) -> None:
+    """MsgIds are unique per sender only: the second sender must get their own answer, and be stored."""
+    people.add("郑老师", "teacher")
+    people.add("钱老师", "teacher")
+    zheng: WeChatUser = wechat_user("郑老师")
+    qian: WeChatUser = wechat_user("钱老师")
+    assert "郑老师" in zheng.send("text", Content="我", MsgId=7777777777777777).text
+    assert "钱老师" in qian.send("text", Content="我", MsgId=7777777777777777).text
+    assert "钱老师" in (inbound(services, qian.openid)[-1].reply or "")
+    assert "郑老师" in zheng.send("text", Content="我", MsgId=7777777777777777).text  # a retry: the same answer
+    assert len([r for r in inbound(services, zheng.openid) if r.payload.get("MsgId") == "7777777777777777"]) == 1
+
+
+def test_a_replayed_timestamp_and_nonce_is_refused_in_every_process(wechat_user: Any, services: Services,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    user: WeChatUser = wechat_user("路人", bind=False)
+    url, body = user.request(user.message("text", Content="你好"))
+    assert user.post(url, body).status == 200
+    assert user.post(url, body).status == 403
+    other = user_for(services.settings, client_transport(sibling_app(services).test_client()),
+                     openid=user.openid)  # another web process on the same database
+    assert other.post(url, body).status == 403
+    query = dict(parse_qsl(url.partition("?")[2]))
+    again = user.request(user.message("text", Content="你好"), timestamp=int(query["timestamp"]),
+                         nonce=query["nonce"])
+    assert user.post(*again).status == 403  # the same pair with another body: still the same pair
+    assert len(inbound(services, user.openid)) == 1
+    assert refusals(caplog).count("refused POST /wechat (403): replayed nonce "
+                                  "(this timestamp and nonce were used before)") == 3
+
+
+NONCE = "8642097531"
+
+
+def _refused_request(user: WeChatUser, services: Services, how: str) -> tuple[str, bytes]:
+    fields = user.message("text", Content="你好")
+    if how == "replayed nonce":
+        url, body = user.request(fields, nonce=NONCE)
+        assert user.post(url, body).status == 200
+        return url, body
+    if how == "plaintext in safe mode":
+        user.mode = "plain"
+        return user.request(fields, nonce=NONCE)
+    if how == "body too large":
+        return user.request(user.message("text", Content="很长" * 20000), nonce=NONCE)
+    if how == "bad XML":
+        url, _ = user.request(fields, nonce=NONCE)
+        return url, b"<xml><Content>"
+    if how == "wrong key":
+        user.crypto = Crypto(user.token, services.settings.wechat_appid, new_key())
+        return user.request(fields, nonce=NONCE)
+    if how == "stale timestamp":
+        return user.request(fields, nonce=NONCE, timestamp=int(time.time()) - 3600)
+    url, body = user.request(fields, nonce=NONCE)
+    return with_query(url, signature=signature("x", "y", "z")), body
+
+
+@pytest.mark.parametrize(("how", "status"), [
+    ("signature mismatch", 403), ("stale timestamp", 403), ("replayed nonce", 403), ("wrong key", 403),
+    ("plaintext in safe mode", 403), ("body too large", 413), ("bad XML", 400)])
+def test_every_refusal_is_logged_with_its_reason_and_no_secret(wechat_user: Any, services: Services,
+                                                               settings: Settings, caplog: pytest.LogCaptureFixture,
+                                                               how: str, status: int) -> None:
+    caplog.set_level(logging.DEBUG)
+    user: WeChatUser = wechat_user("路人", bind=False)
+    url, body = _refused_request(user, services, how)
+    caplog.clear()
+    assert user.post(url, body).status == status
+    [line] = refusals(caplog)
+    assert line.startswith(f"refused POST /wechat ({status}): {how}")
+    query = dict(parse_qsl(url.partition("?")[2]))
+    logged = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    for secret in (url.partition("?")[2], query["signature"], query.get("msg_signature", "-" * 40), NONCE,
+                   settings.wechat_token, settings.wechat_secret, settings.wechat_aes_key, "signature=", "nonce="):
+        assert secret not in logged
+
+
+def test_a_refused_handshake_is_logged_without_its_query(client: FlaskClient, settings: Settings,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    url = with_query(signed_url(settings.wechat_token, nonce=NONCE, echostr="e"), signature="0" * 40)
+    assert client.get(url).status_code == 403
+    assert refusals(caplog) == ["refused GET /wechat (403): signature mismatch"]
+    assert NONCE not in caplog.text and "0" * 40 not in caplog.text
+
+
+def test_the_reply_nonce_is_cdata_escaped(wechat_user: Any) -> None:
+    """The nonce is the request's own, any characters WeChat (or someone) put in it."""
+    user: WeChatUser = wechat_user("路人", bind=False)
+    reply = user.post(*user.request(user.message("text", Content="你好"), nonce="12]]><x/>34"))
+    assert reply.status == 200 and "没有听懂" in reply.text  # the simulator verified MsgSignature over it
+    assert parse_xml(reply.body)["Nonce"] == "12]]><x/>34"
+
+
+@pytest.mark.parametrize(("msg_type", "fields"), [
+    ("miniprogrampage", {"Title": "小程序", "AppId": "wx1234567890", "PagePath": "pages/index",
+                         "ThumbUrl": "http://mmbiz.qpic.cn/t.jpg", "ThumbMediaId": "thumb_1"}),
+    ("somethingnew", {"Whatever": "x"}),
+    ("video", {"MediaId": "video_1", "ThumbMediaId": "thumb_1"}),
+])
+def test_cards_and_unknown_types_get_the_unsupported_hint(wechat_user: Any, services: Services, msg_type: str,
+                                                          fields: dict[str, Any]) -> None:
+    user: WeChatUser = wechat_user("路人", bind=False)
+    reply = user.send(msg_type, **fields)
+    assert reply.text == UNSUPPORTED
+    assert inbound(services, user.openid)[-1].msg_type == msg_type
