@@ -8,6 +8,7 @@ import logging
 from typing import NoReturn
 
 from flask import Blueprint, Response, abort, current_app, request
+from werkzeug.serving import WSGIRequestHandler
 
 from bot.engine import Incoming
 from bot.gateway import BadMessage, BadSignature
@@ -70,3 +71,19 @@ def _first_use(services: Services, args: dict[str, str]) -> bool:
     except LedgerUnavailable:
         log.warning("the nonce store is unreachable: replay check skipped")
         return True
+
+
+class PathOnlyRequestHandler(WSGIRequestHandler):
+    """werkzeug's request log (`houqin serve`) without the query string: the webhook's carries the
+    signature, timestamp and nonce, and a console link's may carry a token."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        full = getattr(self, "path", None)
+        if full is None:  # a request line too bad to parse: say only that
+            self.log("info", '"(unparsable request line)" %s %s', code, size)
+            return
+        self.path = full.partition("?")[0]
+        try:
+            super().log_request(code, size)
+        finally:
+            self.path = full

@@ -29,6 +29,7 @@ from bot.engine import NOT_UNDERSTOOD, UNSUPPORTED, Context, Conversation, Engin
 from bot.gateway import Crypto, parse_xml, signature
 from bot.inbox import APOLOGY, Inbox
 from bot.services import Services
+from bot.webhook import PathOnlyRequestHandler
 from bot.simulator import SimReply, WeChatUser, http_transport, to_xml
 from handlers import CAPABILITIES
 from handlers.identity import BAD_CODE, NOT_BOUND_YET, WELCOME
@@ -155,7 +156,7 @@ def use_capabilities(services: Services, *extra: Conversation) -> None:
 @contextmanager
 def serving(app: Flask) -> Iterator[str]:
     """The app on a real threaded HTTP server on loopback, like several workers behind one port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=PathOnlyRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -1072,6 +1073,20 @@ def test_a_refused_handshake_is_logged_without_its_query(client: FlaskClient, se
     assert client.get(url).status_code == 403
     assert refusals(caplog) == ["refused GET /wechat (403): signature mismatch"]
     assert NONCE not in caplog.text and "0" * 40 not in caplog.text
+
+
+def test_the_served_request_log_has_no_query_string(app: Flask, settings: Settings,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """`houqin serve`'s server logs each request: the path, never the signature and nonce after it."""
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    with serving(app) as base:
+        user = user_for(settings, http_transport(base))
+        url, body = user.request(user.message("text", Content="你好"), nonce=NONCE)
+        assert user.post(url, body).status == 200
+        assert user.post(with_query(url, signature="0" * 40), body).status == 403
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert len(lines) == 2 and all("POST /wechat HTTP/1.1" in line for line in lines), lines
+    assert not any(NONCE in line or "signature" in line for line in lines)
 
 
 def test_the_reply_nonce_is_cdata_escaped(wechat_user: Any) -> None:
