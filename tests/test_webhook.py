@@ -29,8 +29,8 @@ from bot.engine import NOT_UNDERSTOOD, UNSUPPORTED, Context, Conversation, Engin
 from bot.gateway import Crypto, parse_xml, signature
 from bot.inbox import APOLOGY, Inbox
 from bot.services import Services
-from bot.webhook import PathOnlyRequestHandler
 from bot.simulator import SimReply, WeChatUser, http_transport, to_xml
+from bot.webhook import PathOnlyRequestHandler
 from handlers import CAPABILITIES
 from handlers.identity import BAD_CODE, NOT_BOUND_YET, WELCOME
 from models import BindAttempt, Binding, ConversationState, InboundMessage, Person
