@@ -1021,6 +1021,22 @@ def test_a_replayed_timestamp_and_nonce_is_refused_in_every_process(wechat_user:
                                   "(this timestamp and nonce were used before)") == 3
 
 
+def test_with_redis_a_replay_is_refused_in_every_process(services: Services, settings: Settings) -> None:
+    from tests.test_tokens import REDIS_URL, _redis_why
+
+    if why := _redis_why():
+        pytest.skip(why)
+    first, second = (sibling_app(services, redis_url=REDIS_URL) for _ in range(2))
+    user = user_for(settings, client_transport(first.test_client()))
+    url, body = user.request(user.message("text", Content="你好"))
+    assert user.post(url, body).status == 200
+    user.transport = client_transport(second.test_client())
+    with statements_run(services) as statements:
+        assert user.post(url, body).status == 403
+    assert statements == []  # refused by Redis alone
+    assert len(inbound(services, user.openid)) == 1
+
+
 NONCE = "8642097531"
 
 
