@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -132,6 +133,15 @@ def render_text(to_user: str, from_account: str, text: str) -> str:
 # Outbound API
 
 
+_QUERY = re.compile(r"\?[^\s'\"()]*")
+
+
+def redacted(error: object) -> str:
+    """An upstream error's text without the query strings of the URLs it names (access_token,
+    secret): it is stored, shown and logged."""
+    return _QUERY.sub("?…", str(error))
+
+
 TRANSIENT = {-1, 45009, 45011}
 TOKEN_ERRORS = {40001, 40014, 42001}
 UNREACHABLE = {43004, 43101}
@@ -206,7 +216,7 @@ class WeChatApi:
             res.raise_for_status()
             data = res.json()
         except (requests.RequestException, ValueError) as exc:
-            raise ApiError(None, f"token fetch failed: {exc}") from exc
+            raise ApiError(None, f"token fetch failed: {redacted(exc)}") from exc
         if data.get("errcode"):
             raise ApiError(int(data["errcode"]), str(data.get("errmsg", "")))
         return str(data["access_token"]), int(data.get("expires_in", 7200))
@@ -235,7 +245,7 @@ class WeChatApi:
                     raise error from exc
                 self.refresh_token(stale=token)
             except requests.RequestException as exc:
-                raise ApiError(None, f"{type(exc).__name__}: {exc}") from exc
+                raise ApiError(None, f"{type(exc).__name__}: {redacted(exc)}") from exc
         raise AssertionError("unreachable")
 
     def send_text(self, openid: str, text: str) -> None:
