@@ -54,6 +54,9 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     app.session_interface = _SessionInterface()
     app.extensions["houqin"] = services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.safe_mode and settings.accept_plaintext:
+        log.warning("WECHAT_ACCEPT_PLAINTEXT=1: plaintext messages are accepted although WECHAT_AES_KEY is set; "
+                    "their body is not covered by the signature. Turn it off once the account is in safe mode.")
     threading.Thread(target=warm_segmenter, name="warm-segmenter", daemon=True).start()
 
     from bot import menu_page, push_page, webhook

@@ -80,6 +80,7 @@ def serve(host: str, port: int, demo: bool) -> None:
 
     from bot import create_app
     from bot.fake_wechat import FakeWeChat
+    from bot.webhook import PathOnlyRequestHandler
 
     env = read_environment()
     fake = None
@@ -113,7 +114,7 @@ def serve(host: str, port: int, demo: bool) -> None:
 
     runner = Runner(services)
     runner.start()
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, request_handler=PathOnlyRequestHandler)
     runtime = {"bot_url": f"http://{host}:{server.server_port}", "pid": os.getpid(),
                "fake_wechat_url": fake.base_url if fake else ""}
     (services.settings.instance_dir / RUNTIME).write_text(json.dumps(runtime), encoding="utf-8")

@@ -25,6 +25,7 @@ from bot.push_kinds import Template, parse_templates
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 INSTANCE_DIR = Path(os.environ.get("HOUQIN_INSTANCE", "instance")).resolve()
 EMBEDDED_ENV = "houqin.env"
+_BLANK_MEANS_OFF = ("WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS")
 
 
 class ConfigError(RuntimeError):
@@ -40,6 +41,8 @@ class Settings:
     database_url: str
     wechat_aes_key: str = ""
     wechat_aes_key_previous: str = ""
+    # with a key, a plaintext POST is refused unless this is on (the minutes of a mode switch)
+    accept_plaintext: bool = False
     wechat_api_base: str = DEFAULT_API_BASE
     tz_name: str = "Asia/Shanghai"
     redis_url: str = ""
@@ -112,6 +115,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+
+
 def read_environment(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> dict[str, str]:
     """Merge `.env` (if present) under the real environment: the environment wins."""
     path = dotenv if dotenv is not None else Path(".env")
@@ -163,6 +175,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         database_url=database_url,
         wechat_aes_key=aes_key,
         wechat_aes_key_previous=previous,
+        accept_plaintext=_flag(env, "WECHAT_ACCEPT_PLAINTEXT"),
         wechat_api_base=api_base.rstrip("/"),
         tz_name=tz_name,
         redis_url=env.get("REDIS_URL", ""),
@@ -199,5 +212,8 @@ def settings_from_environment(embedded: bool = False) -> Settings:
     env = read_environment()
     if embedded:
         instance_dir = Path(env.get("HOUQIN_INSTANCE", "") or INSTANCE_DIR).resolve()
-        env = {**embedded_environment(instance_dir), **{k: v for k, v in env.items() if v}}
+        # a blank setting is filled from the instance file, except the AES keys: `WECHAT_AES_KEY=`
+        # says plaintext mode
+        env = {**embedded_environment(instance_dir),
+               **{k: v for k, v in env.items() if v or k in _BLANK_MEANS_OFF}}
     return load_settings(env)

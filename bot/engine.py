@@ -114,10 +114,10 @@ class Incoming:
 
     @property
     def dedup_key(self) -> str:
-        """What makes WeChat's retries of one message recognisable: its MsgId, or for an event the
+        """What makes WeChat's retries of one message recognisable: its sender and MsgId, or for an event the
         sender, CreateTime, event and key (plus the MsgID that job-finished events carry)."""
         if self.msg_id and self.msg_type != "event":
-            key = f"msg:{self.msg_id}"
+            key = f"msg:{self.openid}:{self.msg_id}"  # MsgIds are not unique across senders
         else:
             key = f"evt:{self.openid}:{self.create_time}:{self.event}:{self.msg_id}:{self.event_key}"
         return key if len(key) <= 200 else key[:150] + ":" + hashlib.sha1(key.encode()).hexdigest()
@@ -585,6 +585,6 @@ class Engine:
             return Reply.end(IMAGE_UNUSED)
         if msg.msg_type == "voice":
             return Reply.end(VOICE_UNRECOGNISED)
-        if msg.msg_type in ("video", "shortvideo", "link", "file"):
-            return Reply.end(UNSUPPORTED)
-        return Reply.silent()  # events nobody handles: "success"
+        if msg.msg_type in ("event", "text", "location"):
+            return Reply.silent()  # events nobody handles, an empty text, an unused location: "success"
+        return Reply.end(UNSUPPORTED)  # video, link, file, mini-program card, and types yet to come

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -25,6 +26,11 @@ from wechatpy.crypto import PrpCrypto
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.replies import TextReply
 
+log = logging.getLogger(__name__)
+
+PLAINTEXT_IN_SAFE_MODE = "plaintext in safe mode (the URL signature does not cover the body)"
+WRONG_KEY = "wrong key: the message does not decrypt with WECHAT_AES_KEY (or WECHAT_AES_KEY_PREVIOUS)"
+
 
 class BadMessage(ValueError):
     """The body is not a well-formed, entity-free WeChat XML message (HTTP 400)."""
@@ -39,9 +45,9 @@ def signature(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
-def check_signature(expected_parts: tuple[str, ...], given: str) -> None:
+def check_signature(expected_parts: tuple[str, ...], given: str, what: str = "signature") -> None:
     if not given or not hmac.compare_digest(signature(*expected_parts), given.lower()):
-        raise BadSignature("signature mismatch")
+        raise BadSignature(f"{what} mismatch" if given else f"no {what}")
 
 
 def check_timestamp(timestamp: str, tolerance: int, now: float | None = None) -> None:
@@ -50,7 +56,7 @@ def check_timestamp(timestamp: str, tolerance: int, now: float | None = None) ->
     except (TypeError, ValueError) as exc:
         raise BadSignature("timestamp is not a number") from exc
     if abs((now if now is not None else time.time()) - ts) > tolerance:
-        raise BadSignature("timestamp out of range")
+        raise BadSignature("stale timestamp (outside the window)")
 
 
 def _element_to_value(element: ET.Element) -> Any:
@@ -105,7 +111,7 @@ class Crypto:
         sig = signature(self.token, timestamp, nonce, encrypted)
         return (
             f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt><MsgSignature><![CDATA[{sig}]]></MsgSignature>"
-            f"<TimeStamp>{timestamp}</TimeStamp><Nonce><![CDATA[{nonce}]]></Nonce></xml>"
+            f"<TimeStamp>{timestamp}</TimeStamp><Nonce><![CDATA[{_cdata(nonce)}]]></Nonce></xml>"
         )
 
     def encrypt_payload(self, plain_xml: str) -> str:
@@ -131,6 +137,7 @@ NOT_WHITELISTED = 40164
 # the server's IP is not on the account's whitelist: nothing is wrong with the push, so it waits (and
 # is retried) while the office adds the IP in 设置与开发 → 基本配置 → IP白名单
 TRANSIENT = {-1, 45009, 45011, NOT_WHITELISTED}
+_QUERY = re.compile(r"\?[^\s'\"()]*")
 TOKEN_ERRORS = {40001, 40014, 42001}
 IP_NOT_WHITELISTED = "服务器IP未加入公众号白名单（微信看到的IP：{ip}）"
 UNKNOWN_IP = "未知"
@@ -161,9 +168,11 @@ class ApiError(Exception):
         return self.errcode in TOKEN_ERRORS
 
 
-def redact(text: str) -> str:
-    """`text` without the values of any access_token= or secret= it quotes (a requests error names its URL)."""
-    return _SECRETS_IN_TEXT.sub(r"\1***", text)
+def redact(text: object) -> str:
+    """An upstream error's text as it may be stored, shown and logged: without the query strings of
+    the URLs it names (a requests error names its URL, with access_token or secret), and without the
+    value of any access_token= or secret= quoted elsewhere."""
+    return _SECRETS_IN_TEXT.sub(r"\1***", _QUERY.sub("?…", str(text)))
 
 
 def api_error(errcode: int | None, errmsg: str) -> ApiError:
@@ -306,14 +315,20 @@ class WeChatApi:
 class Codec:
     """Opens WeChat's POSTs (plaintext, compatible or safe mode) and seals our replies the same way.
 
+    With a key configured only an encrypted body is trusted: a plaintext body is not covered by the
+    URL signature, so it is refused unless `accept_plaintext` (WECHAT_ACCEPT_PLAINTEXT, for the
+    minutes of a mode switch), and then logged. Compatible mode (plaintext beside the ciphertext) to
+    a bot without a key is answered from the plaintext.
+
     During a key rotation a message may come encrypted with WECHAT_AES_KEY_PREVIOUS; its reply is
     sealed with that same key, the one the sender can decrypt.
     """
 
     def __init__(self, token: str, appid: str, aes_key: str = "", previous_key: str = "",
-                 tolerance: int = 300) -> None:
+                 tolerance: int = 300, accept_plaintext: bool = False) -> None:
         self.token = token
         self.tolerance = tolerance
+        self.accept_plaintext = accept_plaintext
         self.cryptos = [Crypto(token, appid, key) for key in (aes_key, previous_key) if key] if aes_key else []
 
     def verify(self, args: dict[str, str]) -> None:
@@ -322,27 +337,42 @@ class Codec:
         check_signature((self.token, args.get("timestamp", ""), args.get("nonce", "")), args.get("signature", ""))
 
     def open(self, args: dict[str, str], body: bytes) -> tuple[dict[str, Any], Crypto | None]:
-        """The message as a dict, and the Crypto its reply must be sealed with (None: plaintext)."""
+        """The message as a dict, and the Crypto its reply must be sealed with (None: plaintext).
+        BadSignature (403) and BadMessage (400) say why a request is refused, without its secrets."""
         self.verify(args)
         outer = parse_xml(body)
         if args.get("encrypt_type", "raw").lower() != "aes":
             if "Encrypt" in outer and "MsgType" not in outer:
                 raise BadMessage("encrypted body without encrypt_type=aes")
-            return outer, None
-        if not self.cryptos:
-            raise BadMessage("an encrypted message, but WECHAT_AES_KEY is not set")
+            return self._plaintext(outer, PLAINTEXT_IN_SAFE_MODE), None
         encrypted = outer.get("Encrypt")
         if not isinstance(encrypted, str) or not encrypted:
             raise BadMessage("encrypt_type=aes without an Encrypt element")
         check_signature((self.token, args.get("timestamp", ""), args.get("nonce", ""), encrypted),
-                        args.get("msg_signature", ""))
+                        args.get("msg_signature", ""), what="msg_signature")
+        if not self.cryptos:
+            if "MsgType" in outer:  # compatible mode, and we have no key: the plaintext is the message
+                return outer, None
+            raise BadMessage("an encrypted message, but WECHAT_AES_KEY is not set")
         for crypto in self.cryptos:
             try:
                 plain = crypto.decrypt(encrypted)
             except BadSignature:
                 continue
             return parse_xml(plain), crypto
-        raise BadSignature("cannot decrypt with the configured key(s)")
+        if "MsgType" not in outer:
+            raise BadSignature(WRONG_KEY)
+        return self._plaintext(outer, WRONG_KEY + " (compatible mode)"), None
+
+    def _plaintext(self, message: dict[str, Any], refusal: str) -> dict[str, Any]:
+        """A plaintext message: taken without a key; with one only under WECHAT_ACCEPT_PLAINTEXT, logged."""
+        if not self.cryptos:
+            return message
+        if not self.accept_plaintext:
+            raise BadSignature(refusal)
+        log.warning("accepted a plaintext message despite WECHAT_AES_KEY (WECHAT_ACCEPT_PLAINTEXT=1): %s",
+                    refusal)
+        return message
 
     @staticmethod
     def seal(message: dict[str, Any], text: str, crypto: Crypto | None, nonce: str) -> str:

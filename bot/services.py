@@ -15,6 +15,7 @@ from bot.db import make_engine, make_sessionmaker
 from bot.engine import Engine
 from bot.gateway import Codec, TokenStore, WeChatApi
 from bot.inbox import Inbox
+from bot.nonces import DatabaseNonceLedger, NonceLedger, RedisNonceLedger
 from bot.spool import Spool
 from bot.tokens import DatabaseTokenStore, RedisTokenStore
 from bot.worker import PushWorker
@@ -49,7 +50,14 @@ class Services:
     def codec(self) -> Codec:
         s = self.settings
         return Codec(s.wechat_token, s.wechat_appid, s.wechat_aes_key, s.wechat_aes_key_previous,
-                     s.timestamp_tolerance_seconds)
+                     s.timestamp_tolerance_seconds, accept_plaintext=s.accept_plaintext)
+
+    @cached_property
+    def nonces(self) -> NonceLedger:
+        s = self.settings
+        if s.redis_url:
+            return RedisNonceLedger(s.redis_url, s.wechat_appid, s.timestamp_tolerance_seconds)
+        return DatabaseNonceLedger(self.db_engine, s.timestamp_tolerance_seconds, s.webhook_db_wait_seconds)
 
     @cached_property
     def spool(self) -> Spool:

@@ -1,26 +1,39 @@
-"""`GET/POST /wechat`: verify, decrypt, parse, store-and-dispatch, render. No capability named here."""
+"""`GET/POST /wechat`: verify, decrypt, parse, refuse replays, store-and-dispatch, render.
+No capability named here. Every refusal is logged with its reason, never with the query string,
+signature or nonce."""
 
 from __future__ import annotations
 
+import logging
+from typing import NoReturn
+
 from flask import Blueprint, Response, abort, current_app, request
+from werkzeug.serving import WSGIRequestHandler
 
 from bot.engine import Incoming
 from bot.gateway import BadMessage, BadSignature
+from bot.nonces import LedgerUnavailable
 from bot.services import Services
 
 bp = Blueprint("wechat", __name__)
+log = logging.getLogger(__name__)
 
 
 def _services() -> Services:
     return current_app.extensions["houqin"]  # type: ignore[no-any-return]
 
 
+def _refuse(status: int, reason: object) -> NoReturn:
+    log.warning("refused %s /wechat (%d): %s", request.method, status, reason)
+    abort(status)
+
+
 @bp.get("/wechat")
 def handshake() -> Response:
     try:
         _services().codec.verify(request.args.to_dict())
-    except BadSignature:
-        abort(403)
+    except BadSignature as exc:
+        _refuse(403, exc)
     return Response(request.args.get("echostr", ""), mimetype="text/plain")
 
 
@@ -29,19 +42,48 @@ def receive() -> Response:
     services = _services()
     limit = services.settings.max_body_bytes
     if (request.content_length or 0) > limit:
-        abort(413)
+        _refuse(413, f"body too large (over {limit} bytes)")
     body = request.stream.read(limit + 1)
     if len(body) > limit:
-        abort(413)
+        _refuse(413, f"body too large (over {limit} bytes)")
+    args = request.args.to_dict()
     try:
-        data, crypto = services.codec.open(request.args.to_dict(), body)
-    except BadSignature:
-        abort(403)
-    except BadMessage:
-        abort(400)
+        data, crypto = services.codec.open(args, body)
+    except BadSignature as exc:
+        _refuse(403, exc)
+    except BadMessage as exc:
+        _refuse(400, f"bad XML: {exc}")
     message = Incoming.from_wechat(data)
     if not message.openid or not message.msg_type:
-        abort(400)
+        _refuse(400, "bad XML: no FromUserName or MsgType")
+    if not _first_use(services, args):
+        _refuse(403, "replayed nonce (this timestamp and nonce were used before)")
     text = services.inbox.handle(message)
-    reply = services.codec.seal(data, text, crypto, request.args.get("nonce", ""))
+    reply = services.codec.seal(data, text, crypto, args.get("nonce", ""))
     return Response(reply, mimetype="text/plain" if reply == "success" else "application/xml")
+
+
+def _first_use(services: Services, args: dict[str, str]) -> bool:
+    """Whether the request's (timestamp, nonce) is new; with the store unreachable it is let through
+    (the message is spooled, and its MsgId still guards against doing it twice)."""
+    try:
+        return services.nonces.claim(int(args["timestamp"]), args.get("nonce", ""))
+    except LedgerUnavailable:
+        log.warning("the nonce store is unreachable: replay check skipped")
+        return True
+
+
+class PathOnlyRequestHandler(WSGIRequestHandler):
+    """werkzeug's request log (`houqin serve`) without the query string: the webhook's carries the
+    signature, timestamp and nonce, and a console link's may carry a token."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        full = getattr(self, "path", None)
+        if full is None:  # a request line too bad to parse: say only that
+            self.log("info", '"(unparsable request line)" %s %s', code, size)
+            return
+        self.path = full.partition("?")[0]
+        try:
+            super().log_request(code, size)
+        finally:
+            self.path = full

@@ -26,7 +26,7 @@ from models.identity import (
     PersonRole,
     Student,
 )
-from models.inbound import InboundMessage
+from models.inbound import InboundMessage, SeenNonce
 from models.media import DownloadedPhoto
 from models.numbering import NumberSeries
 from models.outbox import AccessToken, Delivery, DeliveryAlert, Push
@@ -36,5 +36,5 @@ from models.school import CalendarDay, JobRun, SchoolSetting
 
 __all__ = [
     "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusCountNotice", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConsoleAccount", "ConversationState", "DownloadedPhoto", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
-    "CalendarDay", "Delivery", "DeliveryAlert", "Drill", "FeedbackPhoto", "FireCheck", "InboundMessage", "JobRun", "NumberSeries", "ParentLink", "Person", "PersonRole", "Push", "RepairCategory", "RepairTicket", "Room", "SafetyTopic", "SchoolSetting", "Student", "TicketEvent", "TicketFollower", "TicketPhoto", "utcnow",
+    "CalendarDay", "Delivery", "DeliveryAlert", "Drill", "FeedbackPhoto", "FireCheck", "InboundMessage", "JobRun", "NumberSeries", "ParentLink", "Person", "PersonRole", "Push", "RepairCategory", "RepairTicket", "Room", "SafetyTopic", "SchoolSetting", "SeenNonce", "Student", "TicketEvent", "TicketFollower", "TicketPhoto", "utcnow",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import BigInteger, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -28,3 +28,13 @@ class InboundMessage(Base):
     reply: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     handled_at: Mapped[datetime | None] = mapped_column()
+
+
+class SeenNonce(Base):
+    """A (timestamp, nonce) pair a signed request has used: the same pair is refused while its
+    timestamp is inside the window (the webhook inserts one row a request; older rows are purged)."""
+
+    __tablename__ = "seen_nonces"
+
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 REQUIRED = ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_SECRET", "HOUQIN_SECRET_KEY")
 AES_KEY = base64.b64encode(bytes(range(32))).decode()[:43]
 SETTING_NAMES = (*REQUIRED, "WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS", "WECHAT_API_BASE", "DATABASE_URL",
-                 "HOUQIN_TZ", "HOUQIN_INSTANCE", "HOUQIN_TEMPLATES", "REDIS_URL", "HOUQIN_PUBLIC_URL")
+                 "HOUQIN_TZ", "HOUQIN_INSTANCE", "HOUQIN_TEMPLATES", "REDIS_URL", "HOUQIN_PUBLIC_URL",
+                 "WECHAT_ACCEPT_PLAINTEXT")
 
 
 def valid_env(tmp_path: Path, **changes: str) -> dict[str, str]:
@@ -229,6 +230,30 @@ def test_embedded_settings_fill_gaps_and_the_environment_wins(clean_env, tmp_pat
     assert first.secret_key == second.secret_key and first.wechat_secret == second.wechat_secret
     assert first.secret_key == embedded_environment(instance)["HOUQIN_SECRET_KEY"]
     assert first.database_url == f"sqlite:///{instance.resolve() / 'houqin.db'}"
+
+
+def test_a_blank_aes_key_means_plaintext_mode_for_the_embedded_default(clean_env, tmp_path):
+    """`WECHAT_AES_KEY=` (set, empty) is the operator's choice of plaintext mode: `houqin serve` must
+    not fill it from the instance file, as it fills the other blanks."""
+    instance = tmp_path / "instance"
+    clean_env.setenv("HOUQIN_INSTANCE", str(instance))
+    assert settings_from_environment(embedded=True).safe_mode  # unset: the instance file's key
+    clean_env.setenv("WECHAT_AES_KEY", "")
+    clean_env.setenv("WECHAT_SECRET", "")
+    plain = settings_from_environment(embedded=True)
+    assert plain.wechat_aes_key == "" and not plain.safe_mode
+    assert plain.wechat_secret == embedded_environment(instance)["WECHAT_SECRET"]  # other blanks are filled
+
+
+@pytest.mark.parametrize(("value", "accepted"), [("", False), ("0", False), ("1", True), ("true", True)])
+def test_accept_plaintext_is_read(tmp_path, value, accepted):
+    settings = load_settings(valid_env(tmp_path, WECHAT_AES_KEY=AES_KEY, WECHAT_ACCEPT_PLAINTEXT=value))
+    assert settings.accept_plaintext is accepted
+
+
+def test_accept_plaintext_must_be_a_flag(tmp_path):
+    with pytest.raises(ConfigError, match="WECHAT_ACCEPT_PLAINTEXT"):
+        load_settings(valid_env(tmp_path, WECHAT_ACCEPT_PLAINTEXT="maybe"))
 
 
 def test_strict_settings_do_not_fall_back_to_the_embedded_file(clean_env, tmp_path):

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import base64
 import secrets
+import socket
 import time
+from collections.abc import Callable
 
 import pytest
 
 from bot.gateway import (
+    ApiError,
     BadMessage,
     BadSignature,
     Codec,
     Crypto,
+    TokenStore,
+    WeChatApi,
     check_timestamp,
     parse_xml,
     render_text,
@@ -87,9 +92,37 @@ def test_codec_opens_with_the_previous_key_and_seals_with_it() -> None:
 
 
 def test_codec_plaintext_reply_and_success() -> None:
-    codec = Codec(TOKEN, APPID, aes_key=key())
+    codec = Codec(TOKEN, APPID)  # plaintext mode
     data, crypto = codec.open(args(), to_xml({"FromUserName": "oUser", "ToUserName": "gh", "MsgType": "text",
                                               "Content": "hi"}).encode())
     assert crypto is None
     assert codec.seal(data, "", crypto, "42") == "success"
     assert parse_xml(codec.seal(data, "好", crypto, "42"))["Content"] == "好"
+
+
+class _Store(TokenStore):
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+
+    def get(self) -> str | None:
+        return self.token
+
+    def refresh(self, fetch: Callable[[], tuple[str, int]], stale: str | None = None) -> str:
+        return fetch()[0]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("token", [None, "TOKEN_abc123"], ids=["token-fetch", "api-call"])
+def test_an_unreachable_wechat_error_names_no_secret_or_token(token: str | None) -> None:
+    """requests' error names the URL it failed on, query and all: the AppSecret, the access token."""
+    api = WeChatApi(f"http://127.0.0.1:{_closed_port()}", APPID, "AppSecret_0123456789", _Store(token), timeout=2)
+    with pytest.raises(ApiError) as caught:
+        api.send_text("oUser", "你好")
+    assert "Connection" in str(caught.value) and "/cgi-bin/" in str(caught.value)
+    assert "AppSecret_0123456789" not in str(caught.value) and "TOKEN_abc123" not in str(caught.value)
+    assert "secret=" not in str(caught.value) and "access_token=" not in str(caught.value)

@@ -92,6 +92,19 @@ def test_database_down_apologises_spools_and_replay_files_it_once(wechat_user: A
     assert fake_wechat.sent_to("殷奇")[-1].mentions("R1", "投影仪不亮")
 
 
+def test_the_same_msgid_from_two_senders_is_spooled_twice_and_both_handled(wechat_user: Any, staffed: Any,
+                                                                           services: Services) -> None:
+    """MsgIds are unique per sender only: the spool keys on sender and MsgId, as the inbox does."""
+    teacher, staff = wechat_user("张丽"), wechat_user("殷奇")
+    with database_down(services):
+        assert teacher.send("text", Content="报修 三(2)班 投影仪不亮", MsgId=5555).text == BUSY
+        assert staff.send("text", Content="我", MsgId=5555).text == BUSY
+        assert len(spooled(services)) == 2
+    assert services.inbox.replay() == 2
+    assert tickets(services) == [(1, "投影仪不亮")]
+    assert count(services, InboundMessage, InboundMessage.openid == staff.openid, InboundMessage.content == "我") == 1
+
+
 def test_wechat_retrying_while_the_database_is_down_is_spooled_once(wechat_user: Any, staffed: Any,
                                                                     services: Services) -> None:
     teacher = wechat_user("张丽")

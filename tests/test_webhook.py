@@ -25,11 +25,12 @@ from werkzeug.serving import make_server
 
 from bot import create_app
 from bot.config import Settings
-from bot.engine import NOT_UNDERSTOOD, Context, Conversation, Engine, Incoming, Reply
+from bot.engine import NOT_UNDERSTOOD, UNSUPPORTED, Context, Conversation, Engine, Incoming, Reply
 from bot.gateway import Crypto, parse_xml, signature
 from bot.inbox import APOLOGY, Inbox
 from bot.services import Services
 from bot.simulator import SimReply, WeChatUser, http_transport, to_xml
+from bot.webhook import PathOnlyRequestHandler
 from handlers import CAPABILITIES
 from handlers.identity import BAD_CODE, NOT_BOUND_YET, WELCOME
 from models import BindAttempt, Binding, ConversationState, InboundMessage, Person
@@ -136,6 +137,15 @@ def user_for(app_settings: Settings, transport: Post, *, aes_key: str | None = N
                       aes_key=app_settings.wechat_aes_key if aes_key is None else aes_key)
 
 
+def plaintext_mode(services: Services, *, accept: bool = False) -> None:
+    """Serve as a bot without an AES key (plaintext mode) or, with `accept`, as one with its key and
+    WECHAT_ACCEPT_PLAINTEXT=1 (the app reads services.codec per request)."""
+    changes: dict[str, Any] = ({"accept_plaintext": True} if accept
+                               else {"wechat_aes_key": "", "wechat_aes_key_previous": ""})
+    services.settings = services.settings.with_overrides(**changes)
+    services.__dict__.pop("codec", None)
+
+
 def use_capabilities(services: Services, *extra: Conversation) -> None:
     """Serve the project's capabilities plus test-only ones (the app reads services.inbox per request)."""
     engine = Engine([*CAPABILITIES, *extra])
@@ -146,7 +156,7 @@ def use_capabilities(services: Services, *extra: Conversation) -> None:
 @contextmanager
 def serving(app: Flask) -> Iterator[str]:
     """The app on a real threaded HTTP server on loopback, like several workers behind one port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=PathOnlyRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -193,6 +203,8 @@ def test_handshake_signature_with_another_token_is_refused(client: FlaskClient) 
 @pytest.mark.parametrize("mode", ["plain", "compat", "safe"])
 def test_each_mode_is_answered_in_kind(wechat_user: Any, people: Any, services: Services, settings: Settings,
                                        mode: str) -> None:
+    if mode == "plain":
+        plaintext_mode(services)
     people.add("郑老师", "teacher")
     user: WeChatUser = wechat_user("郑老师", mode=mode)  # binds through the webhook in this mode
     reply = user.say("我")
@@ -276,6 +288,8 @@ def _tampered(user: WeChatUser, settings: Settings, how: str) -> tuple[str, byte
                                  "not-a-timestamp"])
 def test_bad_signature_or_timestamp_is_403(wechat_user: Any, services: Services, settings: Settings, mode: str,
                                             how: str) -> None:
+    if mode == "plain":
+        plaintext_mode(services)
     user: WeChatUser = wechat_user("路人", bind=False, mode=mode)
     url, body = _tampered(user, settings, how)
     with no_database(services):
@@ -305,7 +319,8 @@ def _padded(user: WeChatUser, size: int) -> tuple[str, bytes]:
     return url, body + b" " * (size - len(body))
 
 
-def test_body_of_exactly_64_kib_is_accepted(wechat_user: Any) -> None:
+def test_body_of_exactly_64_kib_is_accepted(wechat_user: Any, services: Services) -> None:
+    plaintext_mode(services)
     user: WeChatUser = wechat_user("路人", bind=False, mode="plain")
     reply = user.post(*_padded(user, LIMIT))
     assert reply.status == 200 and "没有听懂" in reply.text
@@ -369,6 +384,7 @@ BAD_BODIES = {
 @pytest.mark.parametrize("name", list(BAD_BODIES))
 def test_bad_xml_is_400_in_plaintext(client: FlaskClient, settings: Settings, services: Services,
                                      name: str) -> None:
+    plaintext_mode(services)
     with no_database(services):
         res = post(client, signed_url(settings.wechat_token), BAD_BODIES[name])
     assert res.status_code == 400
@@ -573,6 +589,8 @@ def test_every_message_and_event_type_is_answered_and_stored(wechat_user: Any, s
                                     "MASSSENDJOBFINISH", "future-event"}])
 def test_message_types_in_other_modes(wechat_user: Any, services: Services, mode: str, msg_type: str,
                                       fields: dict[str, Any], expected: str) -> None:
+    if mode == "plain":
+        plaintext_mode(services)
     user: WeChatUser = wechat_user("路人", bind=False, mode=mode)
     message = user.message(msg_type, **fields)
     reply = user.post(*user.request(message))
@@ -723,16 +741,20 @@ def _slow_capability(calls: list[float], delay: float) -> Conversation:
     return slow
 
 
-def _concurrently(app: Flask, settings: Settings, url: str, body: bytes, copies: int) -> list[SimReply]:
-    """Post the same signed body `copies` times at once over real HTTP."""
+def _concurrently(app: Flask, settings: Settings, sender: WeChatUser, message: dict[str, Any],
+                  copies: int) -> list[SimReply]:
+    """Post the same message `copies` times at once over real HTTP, each copy signed afresh (with its
+    own nonce) as WeChat signs each retry."""
     barrier = threading.Barrier(copies)
     replies: list[SimReply] = []
     errors: list[BaseException] = []
 
     def one(base: str) -> None:
         try:
-            user = WeChatUser("o-any", token=settings.wechat_token, appid=settings.wechat_appid,
-                              aes_key=settings.wechat_aes_key, transport=http_transport(base, timeout=20))
+            user = WeChatUser(sender.openid, token=settings.wechat_token, appid=settings.wechat_appid,
+                              aes_key=settings.wechat_aes_key, transport=http_transport(base, timeout=20),
+                              mode=sender.mode)
+            url, body = user.request(message)
             barrier.wait(timeout=10)
             replies.append(user.post(url, body))
         except BaseException as exc:  # noqa: BLE001 - reported by the test below
@@ -752,11 +774,12 @@ def _concurrently(app: Flask, settings: Settings, url: str, body: bytes, copies:
 @pytest.mark.parametrize("mode", ["plain", "safe"])
 def test_concurrent_retries_are_handled_once_with_the_same_reply(app: Flask, services: Services,
                                                                  settings: Settings, mode: str) -> None:
+    if mode == "plain":
+        plaintext_mode(services)
     calls: list[float] = []
     use_capabilities(services, _slow_capability(calls, delay=0.3))
     user = user_for(settings, client_transport(app.test_client()), mode=mode)
-    url, body = user.request(user.message("text", Content="慢慢来"))
-    replies = _concurrently(app, settings, url, body, copies=4)
+    replies = _concurrently(app, settings, user, user.message("text", Content="慢慢来"), copies=4)
     assert [r.status for r in replies] == [200] * 4
     assert [r.text for r in replies] == ["第1次处理"] * 4
     assert len(calls) == 1
@@ -767,8 +790,7 @@ def test_concurrent_retries_are_handled_once_with_the_same_reply(app: Flask, ser
 def test_concurrent_retries_of_a_wrong_bind_code_count_once(app: Flask, services: Services,
                                                             settings: Settings) -> None:
     user = user_for(settings, client_transport(app.test_client()))
-    url, body = user.request(user.message("text", Content="绑定 YYYYY8"))
-    replies = _concurrently(app, settings, url, body, copies=4)
+    replies = _concurrently(app, settings, user, user.message("text", Content="绑定 YYYYY8"), copies=4)
     assert {r.text for r in replies} == {BAD_CODE.format(code="YYYYY8")}
     assert len(inbound(services, user.openid)) == 1
     assert count(services, BindAttempt) == 1
@@ -856,20 +878,24 @@ def test_handler_bug_in_safe_mode_still_answers_encrypted(wechat_user: Any, serv
 
 def test_a_message_is_stored_and_its_sender_read_in_one_statement(wechat_user: Any, people: Any,
                                                                   services: Services) -> None:
-    """The hot path: the INSERT that stores a message returns the sender's binding, roles and
-    conversation state; the reply is stored by one UPDATE. A bound teacher's 帮助 adds only the
-    check whether she is the bus manager (the setting, read through the ORM session)."""
+    """The hot path: one INSERT claims the request's nonce; the INSERT that stores a message returns
+    the sender's binding, roles and conversation state; the reply is stored by one UPDATE. A bound
+    teacher's 帮助 adds only the check whether she is the bus manager (the setting, read through the
+    ORM session). (A process's first request also purges the nonces past the window: done here first.)"""
     stranger = wechat_user("路人", bind=False)
+    stranger.say("你好")
     with statements_run(services) as statements:
         assert "你还没有绑定身份" in stranger.say("帮助").text
-    assert [s.split()[0] for s in statements] == ["INSERT", "UPDATE"], statements
+    assert [" ".join(s.split()[:3]) for s in statements][:2] == ["INSERT INTO seen_nonces",
+                                                                 "INSERT INTO inbound_messages"], statements
+    assert [s.split()[0] for s in statements] == ["INSERT", "INSERT", "UPDATE"], statements
 
     people.add("张丽", "teacher")
     teacher = wechat_user("张丽")
     with statements_run(services) as statements:
         help_text = teacher.say("帮助").text
     assert "报修" in help_text and "你还没有绑定身份" not in help_text
-    assert [s.split()[0] for s in statements] == ["INSERT", "SELECT", "UPDATE"], statements
+    assert [s.split()[0] for s in statements] == ["INSERT", "INSERT", "SELECT", "UPDATE"], statements
 
 
 def test_conversation_state_survives_its_row_going_mid_message(wechat_user: Any, services: Services) -> None:
@@ -894,3 +920,208 @@ def test_conversation_state_survives_its_row_going_mid_message(wechat_user: Any,
     with services.factory() as s:
         state = s.get(ConversationState, runner.openid)
         assert state is not None and (state.conversation, state.step, state.data) == ("relay_test", "leg", {"n": 3})
+
+
+# -- honest in every mode: plaintext, compatible mode, replays, refusals logged ---------------------
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "bot.webhook"]
+
+
+def test_plaintext_to_a_bot_with_a_key_is_refused(wechat_user: Any, services: Services,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Its body is not covered by the URL signature: anyone who saw one logged URL could post as anyone."""
+    user: WeChatUser = wechat_user("路人", bind=False, mode="plain")
+    with no_database(services):
+        assert user.say("绑定 ABCDEF").status == 403
+    assert any("plaintext in safe mode" in line for line in refusals(caplog))
+
+
+def test_accept_plaintext_takes_plaintext_with_a_warning_at_start_up_and_for_each_message(
+        services: Services, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    plaintext_mode(services, accept=True)
+    caplog.set_level(logging.INFO)
+    app = create_app(services=services)
+    assert any("WECHAT_ACCEPT_PLAINTEXT" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records if r.name == "bot")
+    transport = client_transport(app.test_client())
+    plain = user_for(settings, transport, mode="plain")
+    caplog.clear()
+    reply = plain.say("你好")
+    assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.gateway"] == [
+        "accepted a plaintext message despite WECHAT_AES_KEY (WECHAT_ACCEPT_PLAINTEXT=1): "
+        "plaintext in safe mode (the URL signature does not cover the body)"]
+    safe = user_for(settings, transport, mode="safe")  # safe mode still works, and is not logged
+    caplog.clear()
+    assert "<Encrypt>" in safe.say("你好").body
+    assert [r for r in caplog.records if r.name == "bot.gateway"] == []
+
+
+def test_compatible_mode_to_a_bot_without_a_key_is_answered_from_the_plaintext(services: Services,
+                                                                                settings: Settings) -> None:
+    app = sibling_app(services, wechat_aes_key="", wechat_aes_key_previous="")
+    user = user_for(settings, client_transport(app.test_client()), mode="compat")  # encrypted with a key we lack
+    reply = user.say("你好")
+    assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
+    assert inbound(services, user.openid)[0].payload["Content"] == "你好"
+
+
+def test_compatible_mode_with_a_wrong_key_is_refused_unless_plaintext_is_accepted(
+        services: Services, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    user = user_for(settings, client_transport(sibling_app(services, wechat_aes_key=new_key()).test_client()),
+                    mode="compat")
+    with no_database(services):
+        assert user.say("你好").status == 403
+    assert any(line.endswith("wrong key: the message does not decrypt with WECHAT_AES_KEY "
+                             "(or WECHAT_AES_KEY_PREVIOUS) (compatible mode)") for line in refusals(caplog))
+    lenient = sibling_app(services, wechat_aes_key=new_key(), accept_plaintext=True)
+    user.transport = client_transport(lenient.test_client())
+    reply = user.say("你好")
+    assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
+
+
+def test_safe_mode_with_a_wrong_key_is_refused_saying_so(wechat_user: Any, services: Services, settings: Settings,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    user: WeChatUser = wechat_user("路人", bind=False)
+    lenient = sibling_app(services, wechat_aes_key=new_key(), accept_plaintext=True)  # no plaintext to fall to
+    user.transport = client_transport(lenient.test_client())
+    with no_database(services):
+        assert user.say("你好").status == 403
+    assert any("wrong key" in line for line in refusals(caplog))
+
+
+def test_the_same_msgid_from_two_senders_is_two_messages(wechat_user: Any, people: Any, services: Services) -> None:
+    """MsgIds are unique per sender only: the second sender must get their own answer, and be stored."""
+    people.add("郑老师", "teacher")
+    people.add("钱老师", "teacher")
+    zheng: WeChatUser = wechat_user("郑老师")
+    qian: WeChatUser = wechat_user("钱老师")
+    assert "郑老师" in zheng.send("text", Content="我", MsgId=7777777777777777).text
+    assert "钱老师" in qian.send("text", Content="我", MsgId=7777777777777777).text
+    assert "钱老师" in (inbound(services, qian.openid)[-1].reply or "")
+    assert "郑老师" in zheng.send("text", Content="我", MsgId=7777777777777777).text  # a retry: the same answer
+    assert len([r for r in inbound(services, zheng.openid) if r.payload.get("MsgId") == "7777777777777777"]) == 1
+
+
+def test_a_replayed_timestamp_and_nonce_is_refused_in_every_process(wechat_user: Any, services: Services,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    user: WeChatUser = wechat_user("路人", bind=False)
+    url, body = user.request(user.message("text", Content="你好"))
+    assert user.post(url, body).status == 200
+    assert user.post(url, body).status == 403
+    other = user_for(services.settings, client_transport(sibling_app(services).test_client()),
+                     openid=user.openid)  # another web process on the same database
+    assert other.post(url, body).status == 403
+    query = dict(parse_qsl(url.partition("?")[2]))
+    again = user.request(user.message("text", Content="你好"), timestamp=int(query["timestamp"]),
+                         nonce=query["nonce"])
+    assert user.post(*again).status == 403  # the same pair with another body: still the same pair
+    assert len(inbound(services, user.openid)) == 1
+    assert refusals(caplog).count("refused POST /wechat (403): replayed nonce "
+                                  "(this timestamp and nonce were used before)") == 3
+
+
+def test_with_redis_a_replay_is_refused_in_every_process(services: Services, settings: Settings) -> None:
+    from tests.test_tokens import REDIS_URL, _redis_why
+
+    if why := _redis_why():
+        pytest.skip(why)
+    first, second = (sibling_app(services, redis_url=REDIS_URL) for _ in range(2))
+    user = user_for(settings, client_transport(first.test_client()))
+    url, body = user.request(user.message("text", Content="你好"))
+    assert user.post(url, body).status == 200
+    user.transport = client_transport(second.test_client())
+    with statements_run(services) as statements:
+        assert user.post(url, body).status == 403
+    assert statements == []  # refused by Redis alone
+    assert len(inbound(services, user.openid)) == 1
+
+
+NONCE = "8642097531"
+
+
+def _refused_request(user: WeChatUser, services: Services, how: str) -> tuple[str, bytes]:
+    fields = user.message("text", Content="你好")
+    if how == "replayed nonce":
+        url, body = user.request(fields, nonce=NONCE)
+        assert user.post(url, body).status == 200
+        return url, body
+    if how == "plaintext in safe mode":
+        user.mode = "plain"
+        return user.request(fields, nonce=NONCE)
+    if how == "body too large":
+        return user.request(user.message("text", Content="很长" * 20000), nonce=NONCE)
+    if how == "bad XML":
+        url, _ = user.request(fields, nonce=NONCE)
+        return url, b"<xml><Content>"
+    if how == "wrong key":
+        user.crypto = Crypto(user.token, services.settings.wechat_appid, new_key())
+        return user.request(fields, nonce=NONCE)
+    if how == "stale timestamp":
+        return user.request(fields, nonce=NONCE, timestamp=int(time.time()) - 3600)
+    url, body = user.request(fields, nonce=NONCE)
+    return with_query(url, signature=signature("x", "y", "z")), body
+
+
+@pytest.mark.parametrize(("how", "status"), [
+    ("signature mismatch", 403), ("stale timestamp", 403), ("replayed nonce", 403), ("wrong key", 403),
+    ("plaintext in safe mode", 403), ("body too large", 413), ("bad XML", 400)])
+def test_every_refusal_is_logged_with_its_reason_and_no_secret(wechat_user: Any, services: Services,
+                                                               settings: Settings, caplog: pytest.LogCaptureFixture,
+                                                               how: str, status: int) -> None:
+    caplog.set_level(logging.DEBUG)
+    user: WeChatUser = wechat_user("路人", bind=False)
+    url, body = _refused_request(user, services, how)
+    caplog.clear()
+    assert user.post(url, body).status == status
+    [line] = refusals(caplog)
+    assert line.startswith(f"refused POST /wechat ({status}): {how}")
+    query = dict(parse_qsl(url.partition("?")[2]))
+    logged = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    for secret in (url.partition("?")[2], query["signature"], query.get("msg_signature", "-" * 40), NONCE,
+                   settings.wechat_token, settings.wechat_secret, settings.wechat_aes_key, "signature=", "nonce="):
+        assert secret not in logged
+
+
+def test_a_refused_handshake_is_logged_without_its_query(client: FlaskClient, settings: Settings,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    url = with_query(signed_url(settings.wechat_token, nonce=NONCE, echostr="e"), signature="0" * 40)
+    assert client.get(url).status_code == 403
+    assert refusals(caplog) == ["refused GET /wechat (403): signature mismatch"]
+    assert NONCE not in caplog.text and "0" * 40 not in caplog.text
+
+
+def test_the_served_request_log_has_no_query_string(app: Flask, settings: Settings,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """`houqin serve`'s server logs each request: the path, never the signature and nonce after it."""
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    with serving(app) as base:
+        user = user_for(settings, http_transport(base))
+        url, body = user.request(user.message("text", Content="你好"), nonce=NONCE)
+        assert user.post(url, body).status == 200
+        assert user.post(with_query(url, signature="0" * 40), body).status == 403
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert len(lines) == 2 and all("POST /wechat HTTP/1.1" in line for line in lines), lines
+    assert not any(NONCE in line or "signature" in line for line in lines)
+
+
+def test_the_reply_nonce_is_cdata_escaped(wechat_user: Any) -> None:
+    """The nonce is the request's own, any characters WeChat (or someone) put in it."""
+    user: WeChatUser = wechat_user("路人", bind=False)
+    reply = user.post(*user.request(user.message("text", Content="你好"), nonce="12]]><x/>34"))
+    assert reply.status == 200 and "没有听懂" in reply.text  # the simulator verified MsgSignature over it
+    assert parse_xml(reply.body)["Nonce"] == "12]]><x/>34"
+
+
+@pytest.mark.parametrize(("msg_type", "fields"), [
+    ("miniprogrampage", {"Title": "小程序", "AppId": "wx1234567890", "PagePath": "pages/index",
+                         "ThumbUrl": "http://mmbiz.qpic.cn/t.jpg", "ThumbMediaId": "thumb_1"}),
+    ("somethingnew", {"Whatever": "x"}),
+    ("video", {"MediaId": "video_1", "ThumbMediaId": "thumb_1"}),
+])
+def test_cards_and_unknown_types_get_the_unsupported_hint(wechat_user: Any, services: Services, msg_type: str,
+                                                          fields: dict[str, Any]) -> None:
+    user: WeChatUser = wechat_user("路人", bind=False)
+    reply = user.send(msg_type, **fields)
+    assert reply.text == UNSUPPORTED
+    assert inbound(services, user.openid)[-1].msg_type == msg_type

@@ -1,7 +1,7 @@
 """template pushes: a push's named fields, and the msgid of a template send
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-11-30 16:20:00.000000
 
 Since 2023-05-04 a template shows only typed keywords (no first/remark), so a push keeps its named
@@ -18,7 +18,7 @@ from alembic import op
 import models.base
 
 revision = '0019'
-down_revision = '0017'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
