@@ -107,8 +107,8 @@ class _Store(TokenStore):
     def get(self) -> str | None:
         return self.token
 
-    def refresh(self, fetch: Callable[[], tuple[str, int]], stale: str | None = None) -> str:
-        return fetch()[0]
+    def refresh(self, fetch: Callable[[bool], tuple[str, int]], stale: str | None = None) -> str:
+        return fetch(False)[0]
 
 
 def _closed_port() -> int:
