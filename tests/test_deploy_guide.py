@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings, load_settings
+from bot.services import Services
 from tests.test_templates import LONG, TEMPLATE, school_people  # noqa: F401 (school_people: a fixture)
+from tests.test_webhook import client_transport, sibling_app, user_for
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
 MARKER = "<!-- houqin-templates-example"
@@ -70,3 +72,20 @@ def test_the_guides_template_example_end_to_end(houqin, monkeypatch, fake_wechat
                                  "time4": {"value": "2026年11月26日 08:00"}}
     assert call.body["url"].startswith(f"{PUBLIC_URL}/p/")
     assert call.warnings == []
+
+
+def test_the_guides_mode_switch_answers_every_message_on_the_way(services: Services, settings: Settings):
+    """Section 2: 明文 (no key) → key + WECHAT_ACCEPT_PLAINTEXT=1 → 兼容 → 安全 → the flag removed.
+    At each step the messages WeChat may send in the account's mode at that moment are answered."""
+    key = settings.wechat_aes_key
+    steps = [({"wechat_aes_key": ""}, ["plain"]),
+             ({"accept_plaintext": True}, ["plain", "compat", "safe"]),  # key set, not yet submitted
+             ({}, ["safe"])]  # 安全模式 submitted, the flag removed
+    openid = "oSwitchingTeacher"
+    for overrides, modes in steps:
+        transport = client_transport(sibling_app(services, **overrides).test_client())
+        for mode in modes:
+            reply = user_for(settings, transport, aes_key=key, mode=mode, openid=openid).say("你好")
+            assert reply.status == 200 and "没有听懂" in reply.text, (overrides, mode)
+    transport = client_transport(sibling_app(services).test_client())
+    assert user_for(settings, transport, mode="plain", openid=openid).say("你好").status == 403
