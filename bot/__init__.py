@@ -11,7 +11,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import Settings, settings_from_environment
+from bot.config import Settings, public_url_warning, settings_from_environment
 from bot.inbox import REPLAY_BUDGET_SECONDS
 from bot.services import Services
 from bot.spool import DatabaseUnavailable, Spool
@@ -46,6 +46,7 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     With no arguments the settings come from the environment (and `.env`); a missing one stops
     start-up with a message naming it.
     """
+    from_environment = services is None and config is None
     if services is None:
         services = Services.from_settings(config or settings_from_environment())
     settings = services.settings
@@ -57,6 +58,8 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     if settings.safe_mode and settings.accept_plaintext:
         log.warning("WECHAT_ACCEPT_PLAINTEXT=1: plaintext messages are accepted although WECHAT_AES_KEY is set; "
                     "their body is not covered by the signature. Turn it off once the account is in safe mode.")
+    if from_environment and (warning := public_url_warning(settings)) is not None:
+        log.warning(warning)
     threading.Thread(target=warm_segmenter, name="warm-segmenter", daemon=True).start()
 
     from bot import menu_page, push_page, webhook

@@ -8,14 +8,17 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from datetime import date, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy import select
 
-from bot.config import ConfigError, Settings, read_environment, settings_from_environment
+from bot.config import ConfigError, Settings, public_url_warning, read_environment, settings_from_environment
 from bot.services import Services
 from bot.tables import TableError
 from models import Delivery, Person, utcnow
@@ -24,6 +27,8 @@ from models.outbox import DELIVERY_STATES, PENDING
 RUNTIME = "runtime.json"
 NO_SUCH_JOB = "没有任务 {job}（见 houqin jobs list）"
 BAD_JOB_TIME = '时间请写成 "YYYY-MM-DD HH:MM"（学校时间）'
+START_SERVE_FIRST = ("没有找到正在运行的 houqin serve：未配置公众号时，此命令使用它启动的本地模拟微信。"
+                     "请先在另一个终端运行 houqin serve，再执行此命令")
 
 
 def _settings(embedded: bool | None = None) -> Settings:
@@ -46,13 +51,47 @@ def _clock() -> Any:
 
 
 def _services(embedded: bool | None = None, upgrade: bool = False) -> Services:
+    """The command's services. On the embedded default (no WECHAT_TOKEN, no WECHAT_API_BASE) the
+    WeChat API is the fake the running `houqin serve` started, never the real one with the fake's
+    token; it is looked up when a command first calls WeChat."""
+    env = read_environment()
+    if embedded is None:
+        embedded = not env.get("WECHAT_TOKEN")
     services = Services.from_settings(_settings(embedded))
     services.clock = _clock()
+    if embedded and not env.get("WECHAT_API_BASE"):
+        services.api_base = partial(_served_fake_wechat, services.settings.instance_dir)
     if upgrade:
         from bot.db import upgrade as run_upgrade
 
         run_upgrade(services.db_engine)
     return services
+
+
+def _runtime(instance_dir: Path) -> dict[str, Any]:
+    """What the running `houqin serve` wrote about itself (its URLs and process id), or {}."""
+    try:
+        runtime = json.loads((instance_dir / RUNTIME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return runtime if isinstance(runtime, dict) else {}
+
+
+def _served_fake_wechat(instance_dir: Path) -> str:
+    """The base URL of the fake WeChat of the running `houqin serve`; without one that answers, the
+    command stops before calling anything."""
+    import requests
+
+    runtime = _runtime(instance_dir)
+    base, pid = str(runtime.get("fake_wechat_url") or ""), runtime.get("pid")
+    try:
+        if not base or not isinstance(pid, int) or pid <= 0:
+            raise ValueError("no fake WeChat in the runtime file")
+        os.kill(pid, 0)  # the serve that wrote it is gone: its port may belong to something else now
+        requests.get(f"{base}/_fake/calls", params={"since": time.time() + 3600}, timeout=2).raise_for_status()
+    except (ProcessLookupError, ValueError, requests.RequestException) as exc:
+        raise click.ClickException(START_SERVE_FIRST) from exc
+    return base
 
 
 @click.group()
@@ -139,6 +178,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     finally:
         stop.set()
         runner.stop()
+        (services.settings.instance_dir / RUNTIME).unlink(missing_ok=True)
         if fake:
             fake.stop()
 
@@ -151,6 +191,7 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo(f"push worker started (database {services.db_engine.url.render_as_string(hide_password=True)})")
     _warn_without_templates(services.settings)
+    _warn_public_url(services.settings)
     _check_token(services)
     from bot.media import media_worker
 
@@ -202,6 +243,12 @@ def _warn_without_templates(settings: Settings) -> None:
     from bot.outbox import template_warning
 
     if (warning := template_warning(settings)) is not None:
+        click.echo(f"⚠ {warning}")
+
+
+def _warn_public_url(settings: Settings) -> None:
+    """Links in pushes (/p/<token>) are built on HOUQIN_PUBLIC_URL: a loopback one reaches no phone."""
+    if (warning := public_url_warning(settings)) is not None:
         click.echo(f"⚠ {warning}")
 
 
@@ -364,8 +411,7 @@ def chat(name: str | None, openid: str | None, url: str | None, mode: str) -> No
     if not name and not openid:
         raise click.UsageError("give --as NAME or --openid OPENID")
     services = _services()
-    runtime_file = services.settings.instance_dir / RUNTIME
-    runtime = json.loads(runtime_file.read_text()) if runtime_file.exists() else {}
+    runtime = _runtime(services.settings.instance_dir)
     base = url or runtime.get("bot_url") or "http://127.0.0.1:5000"
     openid = openid or "o" + uuid.uuid5(uuid.NAMESPACE_DNS, f"houqin-chat:{name}").hex[:27]
     run_chat(services, base, runtime.get("fake_wechat_url", ""), openid, name, mode)
@@ -382,6 +428,7 @@ def scheduler(interval: float) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo("scheduler started")
+    _warn_public_url(services.settings)
     try:
         Runner(services).run_forever(stop, interval)
     except KeyboardInterrupt:

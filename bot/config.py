@@ -26,6 +26,9 @@ DEFAULT_API_BASE = "https://api.weixin.qq.com"
 INSTANCE_DIR = Path(os.environ.get("HOUQIN_INSTANCE", "instance")).resolve()
 EMBEDDED_ENV = "houqin.env"
 _BLANK_MEANS_OFF = ("WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+PUBLIC_URL_LOOPBACK = ("HOUQIN_PUBLIC_URL 仍是本机地址 {url}：推送里的链接（{url}/p/…）家长和老师在手机上打不开，"
+                       "请设为公众号用户能访问的学校网址")
 
 
 class ConfigError(RuntimeError):
@@ -187,6 +190,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         push_backoff_seconds=_float(env, "HOUQIN_PUSH_BACKOFF", 5.0),
         templates=templates,
     )
+
+
+def public_url_warning(settings: Settings) -> str | None:
+    """A production process warns when links in pushes would point at this machine's loopback."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(settings.public_url).hostname or ""
+    return PUBLIC_URL_LOOPBACK.format(url=settings.public_url) if host in _LOOPBACK_HOSTS else None
 
 
 def embedded_environment(instance_dir: Path = INSTANCE_DIR) -> dict[str, str]:

@@ -28,6 +28,9 @@ class Services:
     db_engine: SqlEngine
     schema: str | None = field(default=None)
     clock: Callable[[], datetime] = field(default=utcnow)  # tests replace it to fix "now"
+    # where the WeChat API is, asked when the client is first needed (the CLI's embedded lookup
+    # of the fake that `houqin serve` started); None: settings.wechat_api_base
+    api_base: Callable[[], str] | None = field(default=None)
 
     def now(self) -> datetime:
         return self.clock()
@@ -77,7 +80,8 @@ class Services:
     @cached_property
     def api(self) -> WeChatApi:
         s = self.settings
-        return WeChatApi(s.wechat_api_base, s.wechat_appid, s.wechat_secret, self.token_store,
+        base = self.api_base() if self.api_base is not None else s.wechat_api_base
+        return WeChatApi(base, s.wechat_appid, s.wechat_secret, self.token_store,
                          connections=s.push_concurrency)
 
     def worker(self) -> PushWorker:

@@ -106,6 +106,7 @@ def test_serve_says_which_pushes_cannot_arrive_without_templates(tmp_path: Path)
     said = proc.stdout.read() if proc.stdout else ""
     assert "未配置模板消息（HOUQIN_TEMPLATES）：48小时内没有给公众号发过消息的人，收不到以下推送" in said, said
     assert "食品安全反馈、紧急报修、校车警报（学生可能留在车上）" in said
+    assert "HOUQIN_PUBLIC_URL" not in said  # the embedded demo serves its links on this machine on purpose
 
 
 def test_gunicorn_serves_the_wsgi_app(tmp_path: Path) -> None:
@@ -129,6 +130,7 @@ def test_gunicorn_serves_the_wsgi_app(tmp_path: Path) -> None:
         assert "没有听懂" in user.say("你好").text
     finally:
         stop(proc)
+    assert "HOUQIN_PUBLIC_URL 仍是本机地址" in (proc.stdout.read() if proc.stdout else "")
 
 
 def test_gunicorn_app_refuses_to_start_without_settings(tmp_path: Path) -> None:
@@ -172,9 +174,13 @@ def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path
         finally:
             assert stop(worker) == 0
             assert stop(scheduler) == 0
-        assert "scheduler started" in (scheduler.stdout.read() if scheduler.stdout else "")
+        scheduled = scheduler.stdout.read() if scheduler.stdout else ""
+        assert "scheduler started" in scheduled
         started = worker.stdout.read() if worker.stdout else ""
         assert "未配置模板消息" in started and "食品安全反馈" in started  # only "notice" has a template
+        # HOUQIN_PUBLIC_URL left at its default: parents' links would point at this machine
+        assert "HOUQIN_PUBLIC_URL 仍是本机地址 http://127.0.0.1:5000" in started
+        assert "HOUQIN_PUBLIC_URL 仍是本机地址" in scheduled
         with factory() as s:
             from models import Delivery
 
@@ -182,3 +188,47 @@ def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path
         engine.dispose()
     finally:
         fake.stop()
+
+
+def test_commands_reach_the_fake_wechat_of_the_running_serve(served, tmp_path: Path) -> None:
+    env, _ = served
+    fake = json.loads((tmp_path / "instance" / "runtime.json").read_text())["fake_wechat_url"]
+    menu = subprocess.run([*HOUQIN, "wechat-menu", "--upload"], env=env, cwd=tmp_path, text=True,
+                          capture_output=True, timeout=60)
+    assert menu.returncode == 0, menu.stderr
+    assert "菜单已上传" in menu.stdout
+    sheet = subprocess.run([*HOUQIN, "qr", "rooms", "--out", str(tmp_path / "rooms.pdf")], env=env, cwd=tmp_path,
+                           text=True, capture_output=True, timeout=60)
+    assert sheet.returncode == 0, sheet.stderr
+    assert (tmp_path / "rooms.pdf").stat().st_size > 0
+    endpoints = [c["endpoint"] for c in requests.get(f"{fake}/_fake/calls", timeout=5).json()]
+    assert "menu/create" in endpoints and "qrcode/create" in endpoints
+
+
+def test_without_a_running_serve_commands_say_to_start_it_and_call_nothing(tmp_path: Path) -> None:
+    from bot.cli import START_SERVE_FIRST
+
+    env = clean_env(tmp_path)
+    nothing = subprocess.run([*HOUQIN, "wechat-menu", "--upload"], env=env, cwd=tmp_path, text=True,
+                             capture_output=True, timeout=60)
+    assert nothing.returncode == 1 and START_SERVE_FIRST in nothing.stderr
+    assert "菜单已上传" not in nothing.stdout
+    # a runtime file left by a serve that is gone, naming a fake that still answers: not used
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True, capture_output=True,
+                          check=True, timeout=60)
+    fake = FakeWeChat(0).start()
+    try:
+        (tmp_path / "instance" / "runtime.json").write_text(json.dumps(
+            {"bot_url": "http://127.0.0.1:9", "pid": int(gone.stdout), "fake_wechat_url": fake.base_url}))
+        stale = subprocess.run([*HOUQIN, "qr", "rooms", "--out", str(tmp_path / "rooms.pdf")], env=env,
+                               cwd=tmp_path, text=True, capture_output=True, timeout=60)
+        assert stale.returncode == 1 and START_SERVE_FIRST in stale.stderr
+        assert fake.calls == [] and not (tmp_path / "rooms.pdf").exists()
+    finally:
+        fake.stop()
+    # the serve's process is alive but its fake does not answer
+    (tmp_path / "instance" / "runtime.json").write_text(json.dumps(
+        {"bot_url": "http://127.0.0.1:9", "pid": os.getpid(), "fake_wechat_url": f"http://127.0.0.1:{free_port()}"}))
+    silent = subprocess.run([*HOUQIN, "wechat-menu", "--upload"], env=env, cwd=tmp_path, text=True,
+                            capture_output=True, timeout=60)
+    assert silent.returncode == 1 and START_SERVE_FIRST in silent.stderr
