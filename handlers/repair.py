@@ -514,14 +514,24 @@ def record_hazard(msg: Incoming, ctx: Context) -> Reply:
 
 
 # -- 接单 / 完成 / 转派 -----------------------------------------------------------------------------
-def _ticket_or_answer(msg: Incoming, ctx: Context, usage: str, min_args: int = 1
-                      ) -> tuple[RepairTicket | None, str]:
+def _named_ticket(msg: Incoming, ctx: Context, usage: str, min_args: int = 1
+                  ) -> tuple[RepairTicket | None, str]:
+    """The ticket a command names first (locked), or the answer: its usage, or that no such ticket exists."""
     if len(msg.args) < min_args:
         return None, usage
     ticket = ticket_by_code(ctx.db, msg.args[0], lock=True)
     if ticket is None:
         return None, (UNKNOWN_TICKET.format(code=shown_code(msg.args[0])) if re.fullmatch(r"[Rr]?\d+", msg.args[0])
                       else usage)
+    return ticket, ""
+
+
+def _ticket_or_answer(msg: Incoming, ctx: Context, usage: str, min_args: int = 1
+                      ) -> tuple[RepairTicket | None, str]:
+    """The named ticket while it is still being worked on, or the answer."""
+    ticket, answer = _named_ticket(msg, ctx, usage, min_args)
+    if ticket is None:
+        return None, answer
     if ticket.status not in ACTIVE:
         return None, ALREADY_DONE.format(**ticket_fields(ticket))
     return ticket, ""
@@ -594,12 +604,9 @@ def transfer_ticket(msg: Incoming, ctx: Context) -> Reply:
 def withdraw_ticket(msg: Incoming, ctx: Context) -> Reply:
     """The reporter before it is accepted, or admin at any time: the ticket leaves the open lists and
     stays in the ledger as 已撤销 with the reason; whoever works on it, and its followers, are told."""
-    if not msg.args:
-        return Reply.end(USAGE_WITHDRAW)
-    ticket = ticket_by_code(ctx.db, msg.args[0], lock=True)
+    ticket, answer = _named_ticket(msg, ctx, USAGE_WITHDRAW)
     if ticket is None:
-        return Reply.end(UNKNOWN_TICKET.format(code=shown_code(msg.args[0])) if re.fullmatch(r"[Rr]?\d+", msg.args[0])
-                         else USAGE_WITHDRAW)
+        return Reply.end(answer)
     me = ctx.person
     assert me is not None
     fields = ticket_fields(ticket)
@@ -628,12 +635,9 @@ def withdraw_ticket(msg: Incoming, ctx: Context) -> Reply:
 # -- 未修好, rating, R<n>, 我的报修 ---------------------------------------------------------------------
 @reopen.entry
 def reopen_ticket(msg: Incoming, ctx: Context) -> Reply:
-    if not msg.args:
-        return Reply.end(USAGE_REOPEN)
-    ticket = ticket_by_code(ctx.db, msg.args[0], lock=True)
+    ticket, answer = _named_ticket(msg, ctx, USAGE_REOPEN)
     if ticket is None:
-        return Reply.end(UNKNOWN_TICKET.format(code=shown_code(msg.args[0])) if re.fullmatch(r"[Rr]?\d+", msg.args[0])
-                         else USAGE_REOPEN)
+        return Reply.end(answer)
     me = ctx.person
     assert me is not None
     fields = ticket_fields(ticket)
