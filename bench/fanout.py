@@ -3,7 +3,7 @@
     python bench/fanout.py [--parents 10000] [--latency 0.02] [--error-rate 0.01] [--workers 1 2]
                            [--concurrency N] [--rate R] [--backend sqlite|postgresql|both]
 
-The fake WeChat (bot.fake_wechat) runs on 127.0.0.1 in this process: every call answers after
+The fake WeChat (bot.wechat.fake) runs on 127.0.0.1 in this process: every call answers after
 --latency seconds, and a random --error-rate share of calls answer errcode -1 ("system busy").
 
 First, the baseline: a plain sequential loop with wechatpy's own WeChatClient (API_BASE_URL
@@ -60,9 +60,10 @@ from sqlalchemy import text as sql_text  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
-from bot.fake_wechat import FakeWeChat  # noqa: E402
 from bot.outbox import Outbox  # noqa: E402
-from bot.push_kinds import Template, push_fields  # noqa: E402
+from bot.push_kinds import push_fields  # noqa: E402
+from bot.wechat.fake import FakeWeChat  # noqa: E402
+from bot.wechat.templates import Template  # noqa: E402
 from models import Binding, Delivery, Person, PersonRole  # noqa: E402
 from models.outbox import PENDING, SENDING, SENT  # noqa: E402
 

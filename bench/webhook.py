@@ -57,8 +57,8 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import text as sql_text  # noqa: E402
 
 from bot.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
-from bot.gateway import Crypto, parse_xml, signature  # noqa: E402
-from bot.simulator import WeChatUser  # noqa: E402
+from bot.wechat.gateway import Crypto, parse_xml, signature  # noqa: E402
+from bot.wechat.simulator import WeChatUser  # noqa: E402
 from models import Binding, Person, PersonRole  # noqa: E402
 
 HOST = "127.0.0.1"

@@ -62,7 +62,8 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         log.warning(warning)
     threading.Thread(target=warm_segmenter, name="warm-segmenter", daemon=True).start()
 
-    from bot import menu_page, push_page, webhook
+    from bot import menu_page, push_page
+    from bot.wechat import webhook
 
     app.register_blueprint(webhook.bp)
     from bot import console

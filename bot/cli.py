@@ -118,8 +118,8 @@ def serve(host: str, port: int, demo: bool) -> None:
     from werkzeug.serving import make_server
 
     from bot import create_app
-    from bot.fake_wechat import FakeWeChat
-    from bot.webhook import PathOnlyRequestHandler
+    from bot.wechat.fake import FakeWeChat
+    from bot.wechat.webhook import PathOnlyRequestHandler
 
     env = read_environment()
     fake = None
@@ -145,7 +145,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     stop = threading.Event()
     worker = services.worker()
     threading.Thread(target=worker.run_forever, args=(stop,), name="push-worker", daemon=True).start()
-    from bot.media import media_worker
+    from bot.wechat.media import media_worker
 
     threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
     _replay_spool_in_background(services, stop)
@@ -157,6 +157,14 @@ def serve(host: str, port: int, demo: bool) -> None:
     runtime = {"bot_url": f"http://{host}:{server.server_port}", "pid": os.getpid(),
                "fake_wechat_url": fake.base_url if fake else ""}
     (services.settings.instance_dir / RUNTIME).write_text(json.dumps(runtime), encoding="utf-8")
+    if fake:  # like WeChat, the embedded fake reports each template send back to this bot
+        from bot.wechat.fake import Webhook
+        from bot.wechat.simulator import http_transport
+
+        settings = services.settings
+        fake.webhook = Webhook(settings.wechat_token, settings.wechat_appid, http_transport(runtime["bot_url"]),
+                               settings.wechat_aes_key)
+        fake.state.finish = "success"
     click.echo(f"Houqin 后勤助手 on {runtime['bot_url']}  (webhook /wechat, health /healthz)")
     if fake:
         click.echo(f"fake WeChat API on {fake.base_url}: pushes are recorded there")
@@ -193,7 +201,7 @@ def worker() -> None:
     _warn_without_templates(services.settings)
     _warn_public_url(services.settings)
     _check_token(services)
-    from bot.media import media_worker
+    from bot.wechat.media import media_worker
 
     threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
     _replay_spool_in_background(services, stop)
@@ -233,7 +241,7 @@ def spool_replay() -> None:
     click.echo(f"已重放 {count} 条消息" + (f"，另有 {left} 条正由其他进程重放" if left else ""))
 def _check_token(services: Services) -> None:
     """Ask WeChat for the token once at start-up, so a missing IP whitelist entry is seen at once."""
-    from bot.tokens import check_token
+    from bot.wechat.tokens import check_token
 
     click.echo(check_token(services.api))
 
@@ -392,11 +400,30 @@ def outbox_retry(delivery_id: int) -> None:
 @click.option("--latency", default=0.0, show_default=True, help="seconds added to every call")
 @click.option("--error-rate", default=0.0, show_default=True, help="share of calls answering -1")
 @click.option("--refuse-ip", default="", help="answer every call 40164 (IP not whitelisted), naming this IP")
-def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str) -> None:
+@click.option("--webhook", default="", help="the bot's /wechat URL: TEMPLATESENDJOBFINISH is posted there, signed "
+              "with WECHAT_TOKEN/WECHAT_APPID (and WECHAT_AES_KEY) like WeChat's own events")
+@click.option("--finish", default="", help='report every template send with this status ("success", '
+              '"failed:user block", "failed: system failed"); without it, POST /_fake/finish reports one')
+@click.option("--templates", "library", type=click.Path(exists=True, dir_okay=False),
+              help="the account's template library: JSON as get_all_private_template answers it")
+def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str, webhook: str, finish: str,
+                library: str | None) -> None:
     """A local fake of the WeChat API (loopback only), recording every call."""
-    from bot.fake_wechat import serve as serve_fake
+    from bot.wechat.fake import Webhook, load_library
+    from bot.wechat.fake import serve as serve_fake
+    from bot.wechat.simulator import http_transport
 
-    serve_fake(port, latency=latency, error_rate=error_rate, refused_ip=refuse_ip)
+    hook = None
+    if webhook:
+        env = read_environment()
+        if not env.get("WECHAT_TOKEN") or not env.get("WECHAT_APPID"):
+            raise click.UsageError("--webhook needs WECHAT_TOKEN and WECHAT_APPID: the account the bot serves")
+        base = webhook.split("/wechat")[0]
+        hook = Webhook(env["WECHAT_TOKEN"], env["WECHAT_APPID"], http_transport(base), env.get("WECHAT_AES_KEY", ""))
+    elif finish:
+        raise click.UsageError("--finish needs --webhook URL")
+    serve_fake(port, latency=latency, error_rate=error_rate, refused_ip=refuse_ip, webhook=hook, finish=finish,
+               library=load_library(library) if library else None)
 
 
 @main.command()
@@ -406,7 +433,7 @@ def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str) ->
 @click.option("--mode", type=click.Choice(["safe", "compat", "plain"]), default="safe", show_default=True)
 def chat(name: str | None, openid: str | None, url: str | None, mode: str) -> None:
     """Talk to the running bot as a WeChat user would; pushes to you are shown as they arrive."""
-    from bot.chat import run_chat
+    from bot.wechat.chat import run_chat
 
     if not name and not openid:
         raise click.UsageError("give --as NAME or --openid OPENID")
@@ -600,8 +627,8 @@ def templates_check(sample: int) -> None:
     """Check HOUQIN_TEMPLATES against the account's templates; exits 1 on any problem."""
     from sqlalchemy import select
 
-    from bot.gateway import ApiError
-    from bot.push_kinds import check_templates
+    from bot.wechat.gateway import ApiError
+    from bot.wechat.templates import check_templates
     from models import Push
 
     services = _services(upgrade=True)
@@ -628,8 +655,8 @@ def templates_check(sample: int) -> None:
 @click.option("--upload", is_flag=True, help="create it on the official account (WECHAT_API_BASE)")
 def wechat_menu(upload: bool) -> None:
     """Print the official account's menu, or upload it."""
-    from bot.gateway import ApiError
-    from bot.wechat_menu import menu_for
+    from bot.wechat.gateway import ApiError
+    from bot.wechat.menu import menu_for
     from handlers import CAPABILITIES
 
     menu = menu_for(CAPABILITIES)
@@ -702,8 +729,8 @@ def qr() -> None:
 
 
 def _qr_sheet(kind: str, out: str) -> None:
-    from bot.gateway import ApiError
     from bot.qrsheet import asset_card, ensure_codes, post_card, render_sheet, room_card
+    from bot.wechat.gateway import ApiError
     from models import Asset, DutyPost, Room
 
     model, card, heading, hint = {

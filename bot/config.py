@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
-from bot.push_kinds import Template, parse_templates
+from bot.wechat.templates import Template, parse_templates
 
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 INSTANCE_DIR = Path(os.environ.get("HOUQIN_INSTANCE", "instance")).resolve()

@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.gateway import WeChatApi
+from bot.wechat.gateway import WeChatApi
 from models import Asset, DutyPost, Room
 
 FONT = "STSong-Light"

@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.engine import Engine
-from bot.gateway import Codec, TokenStore, WeChatApi
 from bot.inbox import Inbox
-from bot.nonces import DatabaseNonceLedger, NonceLedger, RedisNonceLedger
 from bot.spool import Spool
-from bot.tokens import DatabaseTokenStore, RedisTokenStore
+from bot.wechat.gateway import Codec, TokenStore, WeChatApi
+from bot.wechat.nonces import DatabaseNonceLedger, NonceLedger, RedisNonceLedger
+from bot.wechat.tokens import DatabaseTokenStore, RedisTokenStore
 from bot.worker import PushWorker
 from models import utcnow
 

@@ -25,10 +25,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi
 from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
 from bot.push_kinds import push_fields
+from bot.wechat.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi
 from models import Binding, Delivery, DeliveryAlert, Person, Push, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 

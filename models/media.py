@@ -1,5 +1,5 @@
 """Photos kept from WeChat: the download state every such row shares (repair photos, canteen
-feedback photos). WeChat keeps media 3 days, so the media worker (bot/media.py) downloads each
+feedback photos). WeChat keeps media 3 days, so the media worker (bot/wechat/media.py) downloads each
 row at once into the storage folder, leasing rows like deliveries; see `DownloadedPhoto`."""
 
 from __future__ import annotations

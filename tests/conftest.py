@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 from bot import create_app
 from bot.config import Settings
 from bot.db import make_engine, upgrade
-from bot.fake_wechat import Call, FakeWeChat
 from bot.services import Services
-from bot.simulator import SimReply, WeChatUser
+from bot.wechat.fake import Call, FakeWeChat
+from bot.wechat.simulator import SimReply, WeChatUser
 from handlers.identity import issue_code
 from models import Base, BindCode, Person, PersonRole, Student
 
@@ -343,7 +343,7 @@ def runner(services: Services) -> Any:
 @pytest.fixture
 def fetch_media(services: Services) -> Callable[[], int]:
     """Run the media worker until no photo is due (downloads from the fake WeChat into the storage folder)."""
-    from bot.media import media_worker
+    from bot.wechat.media import media_worker
 
     return media_worker(services).drain
 

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from bot.console import BAD_LOGIN, LOCKED
-from bot.fake_wechat import fake_jpeg
 from bot.services import Services
+from bot.wechat.fake import fake_jpeg
 from models import Asset
 
 PASSWORD = "后勤2026secret"

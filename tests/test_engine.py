@@ -17,8 +17,8 @@ from bot import create_app
 from bot.engine import CONVERSATION_TIMEOUT, NOT_UNDERSTOOD, Context, Conversation, Engine, Incoming, Reply
 from bot.inbox import APOLOGY
 from bot.services import Services
-from bot.simulator import WeChatUser
 from bot.text import parse_number
+from bot.wechat.simulator import WeChatUser
 from handlers import CAPABILITIES
 from models import ROLE_NAMES, ROLES, Base, ConversationState, Push
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.gateway import (
+from bot.wechat.gateway import (
     ApiError,
     BadMessage,
     BadSignature,
@@ -24,7 +24,7 @@ from bot.gateway import (
     render_text,
     signature,
 )
-from bot.simulator import to_xml
+from bot.wechat.simulator import to_xml
 
 TOKEN, APPID = "gatewayToken", "wxgateway000000001"
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.fake_wechat import fake_jpeg
-from bot.media import MediaWorker, media_worker
 from bot.services import Services
+from bot.wechat.fake import fake_jpeg
+from bot.wechat.media import MediaWorker, media_worker
 from models import FeedbackPhoto, TicketPhoto
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from bot.inbox import APOLOGY
 from bot.services import Services
-from bot.simulator import WeChatUser
+from bot.wechat.simulator import WeChatUser
 from handlers.identity import issue_code
 from models import CanteenFeedback, InboundMessage, Person, RepairTicket, SurveyResponse
 

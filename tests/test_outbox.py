@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Settings
-from bot.gateway import WeChatApi
 from bot.outbox import NOT_BOUND, NOT_FOLLOWING, Outbox, quiet_until
-from bot.push_kinds import Template
 from bot.services import Services
+from bot.wechat.gateway import WeChatApi
+from bot.wechat.templates import Template
 from bot.worker import UNSUBSCRIBED, WINDOW_CLOSED, PushWorker, RateLimiter
 from models import Binding, Delivery, Person, Push
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE

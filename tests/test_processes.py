@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from bot.config import Settings
-from bot.fake_wechat import FakeWeChat
-from bot.push_kinds import Template
+from bot.wechat.fake import FakeWeChat
+from bot.wechat.templates import Template
 
 HOUQIN = [sys.executable, "-m", "bot.cli"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,8 +110,8 @@ def test_serve_says_which_pushes_cannot_arrive_without_templates(tmp_path: Path)
 
 
 def test_gunicorn_serves_the_wsgi_app(tmp_path: Path) -> None:
-    from bot.gateway import signature
-    from bot.simulator import WeChatUser, http_transport
+    from bot.wechat.gateway import signature
+    from bot.wechat.simulator import WeChatUser, http_transport
 
     port = free_port()
     env = clean_env(tmp_path, WECHAT_TOKEN="gunicornToken1", WECHAT_APPID="wxgunicorn", WECHAT_SECRET="s",
@@ -203,6 +203,80 @@ def test_commands_reach_the_fake_wechat_of_the_running_serve(served, tmp_path: P
     assert (tmp_path / "rooms.pdf").stat().st_size > 0
     endpoints = [c["endpoint"] for c in requests.get(f"{fake}/_fake/calls", timeout=5).json()]
     assert "menu/create" in endpoints and "qrcode/create" in endpoints
+
+
+def test_templates_check_on_the_embedded_default_asks_the_fake_of_the_running_serve(served, tmp_path: Path) -> None:
+    env, _ = served
+    fake = json.loads((tmp_path / "instance" / "runtime.json").read_text())["fake_wechat_url"]
+    mapping = {"repair_new": {"template_id": "TPL_REPAIR", "data": {"character_string1": "{code}",
+                                                                     "thing2": "{place}", "time4": "{time}"}},
+               "weekly_menu": {"template_id": "TPL_GONE", "data": {"thing1": "{week}"}}}
+    check = subprocess.run([*HOUQIN, "templates", "check"], env={**env, "HOUQIN_TEMPLATES": json.dumps(mapping)},
+                           cwd=tmp_path, text=True, capture_output=True, timeout=60)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "weekly_menu：模板 TPL_GONE 不在公众号的模板库中" in check.stdout
+    assert "repair_new" not in check.stdout.replace("repair_new：", "")  # the good mapping raises nothing
+    endpoints = [c["endpoint"] for c in requests.get(f"{fake}/_fake/calls", timeout=5).json()]
+    assert endpoints.count("template/get_all_private_template") == 1
+
+
+def test_fake_wechat_command_reports_template_sends_back_to_the_webhook(tmp_path: Path) -> None:
+    """`houqin fake-wechat --webhook … --finish "failed:user block"` next to a configured bot: a repair's
+    template push is sent, the fake reports the block to /wechat, and the outbox shows it undeliverable."""
+    from sqlalchemy import create_engine, text
+
+    from bot.wechat.simulator import WeChatUser, http_transport
+
+    fake_port, bot_port = free_port(), free_port()
+    mapping = {"repair_new": {"template_id": "TPL_REPAIR", "data": {"character_string1": "{code}",
+                                                                     "thing2": "{place}", "thing3": "{description}",
+                                                                     "time4": "{time}"}}}
+    account = {"WECHAT_TOKEN": "fakeReport42", "WECHAT_APPID": "wxfakereport", "WECHAT_SECRET": "s" * 32,
+               "WECHAT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
+    env = clean_env(tmp_path, **account, HOUQIN_SECRET_KEY="k" * 32, DATABASE_URL=f"sqlite:///{tmp_path / 'r.db'}",
+                    WECHAT_API_BASE=f"http://127.0.0.1:{fake_port}", HOUQIN_TEMPLATES=json.dumps(mapping),
+                    HOUQIN_PUBLIC_URL="https://houqin.example.edu.cn")
+    fake = subprocess.Popen([*HOUQIN, "fake-wechat", "--port", str(fake_port), "--webhook",
+                             f"http://127.0.0.1:{bot_port}/wechat", "--finish", "failed:user block"],
+                            env=env, cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    bot = subprocess.Popen([*HOUQIN, "serve", "--port", str(bot_port)], env=env, cwd=tmp_path, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{fake_port}/_fake/calls")
+        assert wait_for(f"http://127.0.0.1:{bot_port}/healthz").status_code == 200
+        codes = json.loads(subprocess.run([*HOUQIN, "codes", "--json"], env=env, cwd=tmp_path, text=True,
+                                          capture_output=True, check=True, timeout=60).stdout)
+        users = {}
+        for name in ("程财宝", "张丽"):
+            users[name] = WeChatUser(f"o-{name}", token=account["WECHAT_TOKEN"], appid=account["WECHAT_APPID"],
+                                     transport=http_transport(f"http://127.0.0.1:{bot_port}"),
+                                     aes_key=account["WECHAT_AES_KEY"])
+            code = next(c["code"] for c in codes if c["name"] == name)
+            assert "绑定成功" in users[name].say(f"绑定 {code}").text
+        assert "已提交报修" in users["张丽"].say("报修 三(2)班 窗户关不上").text
+        engine = create_engine(env["DATABASE_URL"])
+        query = text("SELECT d.status, d.last_error FROM deliveries d JOIN pushes p ON p.id = d.push_id "
+                     "WHERE p.kind = 'repair_new' AND d.openid = 'o-程财宝'")
+        deadline, row = time.monotonic() + 30, None
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                row = conn.execute(query).first()
+            if row is not None and row[0] == "undeliverable":
+                break
+            time.sleep(0.2)
+        engine.dispose()
+        assert row is not None and row[0] == "undeliverable", row
+        sends = [c for c in requests.get(f"http://127.0.0.1:{fake_port}/_fake/calls", timeout=5).json()
+                 if c["endpoint"] == "message/template/send"]
+        assert len(sends) == 1 and sends[0]["openid"] == "o-程财宝" and sends[0]["warnings"] == [], (row, sends)
+        listed = subprocess.run([*HOUQIN, "outbox", "--status", "undeliverable"], env=env, cwd=tmp_path, text=True,
+                                capture_output=True, timeout=60).stdout
+        assert "repair_new" in listed and "拒收模板消息" in listed
+    finally:
+        stop(bot)
+        stop(fake)
+    said = fake.stdout.read() if fake.stdout else ""
+    assert "reports template sends to the webhook as 'failed:user block'" in said
 
 
 def test_without_a_running_serve_commands_say_to_start_it_and_call_nothing(tmp_path: Path) -> None:

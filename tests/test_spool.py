@@ -22,7 +22,7 @@ from bot.engine import Context, Conversation, Incoming, Reply
 from bot.inbox import APOLOGY, BUSY
 from bot.outbox import REPLY_KIND
 from bot.services import Services
-from bot.simulator import WeChatUser
+from bot.wechat.simulator import WeChatUser
 from models import Delivery, InboundMessage, Push, RepairTicket
 
 

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.fake_wechat import Webhook
 from bot.outbox import USER_BLOCKED
-from bot.push_kinds import Template, fit
 from bot.services import Services
+from bot.wechat.fake import Webhook
+from bot.wechat.templates import Template, fit
 from handlers.repair import import_rooms
 from models import Delivery, DeliveryAlert, Drill, Push
 from models.outbox import PENDING, SENT, UNDELIVERABLE

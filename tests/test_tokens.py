@@ -24,10 +24,10 @@ from sqlalchemy import select, update
 
 from bot.config import Settings, load_settings
 from bot.db import make_engine, upgrade
-from bot.fake_wechat import RENEW_BEFORE, SECRET_IN_URL, FakeWeChat
-from bot.gateway import WeChatApi
 from bot.services import Services
-from bot.tokens import FORCE_SECONDS, DatabaseTokenStore, RedisTokenStore
+from bot.wechat.fake import RENEW_BEFORE, SECRET_IN_URL, FakeWeChat
+from bot.wechat.gateway import WeChatApi
+from bot.wechat.tokens import FORCE_SECONDS, DatabaseTokenStore, RedisTokenStore
 from models import AccessToken, utcnow
 from models.outbox import FAILED, SENT
 from tests.conftest import make_settings
@@ -81,7 +81,7 @@ def run_processes(fake: Any, env: dict[str, str], schema: str | None = None) -> 
 
     # fresh interpreters, forked from a server that has imported the project once (fast to start)
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["bot.services", "bot.config", "bot.tokens"])
+    ctx.set_forkserver_preload(["bot.services", "bot.config", "bot.wechat.tokens"])
     barrier = ctx.Barrier(PROCESSES + 1)
     results = ctx.Queue()
     procs = [ctx.Process(target=_process_main, args=(env, schema, barrier, results)) for _ in range(PROCESSES)]

@@ -26,11 +26,11 @@ from werkzeug.serving import make_server
 from bot import create_app
 from bot.config import Settings
 from bot.engine import NOT_UNDERSTOOD, UNSUPPORTED, Context, Conversation, Engine, Incoming, Reply
-from bot.gateway import Crypto, parse_xml, signature
 from bot.inbox import APOLOGY, Inbox
 from bot.services import Services
-from bot.simulator import SimReply, WeChatUser, http_transport, to_xml
-from bot.webhook import PathOnlyRequestHandler
+from bot.wechat.gateway import Crypto, parse_xml, signature
+from bot.wechat.simulator import SimReply, WeChatUser, http_transport, to_xml
+from bot.wechat.webhook import PathOnlyRequestHandler
 from handlers import CAPABILITIES
 from handlers.identity import BAD_CODE, NOT_BOUND_YET, WELCOME
 from models import BindAttempt, Binding, ConversationState, InboundMessage, Person
@@ -924,7 +924,7 @@ def test_conversation_state_survives_its_row_going_mid_message(wechat_user: Any,
 
 # -- honest in every mode: plaintext, compatible mode, replays, refusals logged ---------------------
 def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "bot.webhook"]
+    return [r.getMessage() for r in caplog.records if r.name == "bot.wechat.webhook"]
 
 
 def test_plaintext_to_a_bot_with_a_key_is_refused(wechat_user: Any, services: Services,
@@ -948,13 +948,13 @@ def test_accept_plaintext_takes_plaintext_with_a_warning_at_start_up_and_for_eac
     caplog.clear()
     reply = plain.say("你好")
     assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
-    assert [r.getMessage() for r in caplog.records if r.name == "bot.gateway"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.wechat.gateway"] == [
         "accepted a plaintext message despite WECHAT_AES_KEY (WECHAT_ACCEPT_PLAINTEXT=1): "
         "plaintext in safe mode (the URL signature does not cover the body)"]
     safe = user_for(settings, transport, mode="safe")  # safe mode still works, and is not logged
     caplog.clear()
     assert "<Encrypt>" in safe.say("你好").body
-    assert [r for r in caplog.records if r.name == "bot.gateway"] == []
+    assert [r for r in caplog.records if r.name == "bot.wechat.gateway"] == []
 
 
 def test_compatible_mode_to_a_bot_without_a_key_is_answered_from_the_plaintext(services: Services,

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.engine import NOT_UNDERSTOOD
-from bot.wechat_menu import menu_for
+from bot.wechat.menu import menu_for
 from handlers import CAPABILITIES
 
 MENU = menu_for(CAPABILITIES)

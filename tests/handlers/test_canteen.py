@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session
 
 from bot.db import alembic_config, make_engine, upgrade
 from bot.engine import IMAGE_UNUSED
-from bot.fake_wechat import fake_jpeg
-from bot.media import media_worker
 from bot.numbering import allocate_number
 from bot.school import set_setting
 from bot.services import Services
+from bot.wechat.fake import fake_jpeg
+from bot.wechat.media import media_worker
 from handlers.canteen import (
     DAILY_HEADER,
     FEEDBACK_HEADER,

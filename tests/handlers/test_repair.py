@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
-from bot.fake_wechat import fake_jpeg
 from bot.services import Services
+from bot.wechat.fake import fake_jpeg
 from handlers.repair import HELP_REPAIR, NO_OPEN, import_assets, import_categories, import_rooms
 from models import Asset, RepairTicket, Room, TicketFollower, TicketPhoto
 from scheduler.runner import NOT_SCHOOL_DAY, Runner

@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import select
 
 from bot.services import Services
-from bot.simulator import WeChatUser, http_transport
+from bot.wechat.simulator import WeChatUser, http_transport
 from models import BindCode, Binding, Person
 
 INTRO = ("已连接 {url}，以「{who}」的身份聊天（openid {openid}）。\n"

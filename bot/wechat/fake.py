@@ -7,6 +7,12 @@ creates QR codes and menus, answers user info, and records every call. It can re
 (40164) the way WeChat does for a server not on the account's IP whitelist. Latency and errors can be
 injected: a random share of calls answering an error code, or a scripted sequence per endpoint.
 `/_fake/calls` lets `houqin chat` (and anyone) see what was sent.
+
+Like WeChat, the fake reports on each template send to the account's server: given a webhook
+(`houqin fake-wechat --webhook URL`, or `FakeWeChat.webhook` in tests) it posts
+TEMPLATESENDJOBFINISH, signed and encrypted like WeChat's own events, after every send when
+`finish` names a status ("success", "failed:user block", "failed: system failed"), and on demand
+for one msgid (`POST /_fake/finish {"msgid": …, "status": …}`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
 if TYPE_CHECKING:
-    from bot.simulator import Transport
+    from bot.wechat.simulator import Transport
 
 LOOPBACK = "127.0.0.1"
 TOKEN_ENDPOINTS = {"token", "stable_token"}
@@ -99,6 +105,8 @@ class FakeState:
     templates: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(TEMPLATE_LIBRARY))
     msgids: int = 1_000_000_000
     sent_msgids: dict[str, str] = field(default_factory=dict)  # template send's msgid -> openid
+    webhook: Webhook | None = None  # where TEMPLATESENDJOBFINISH goes
+    finish: str = ""  # when set, every template send is reported with this status
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -225,7 +233,20 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             state.msgids += 1
             msgid = state.msgids
             state.sent_msgids[str(msgid)] = call.openid
+        if state.finish and state.webhook is not None:
+            # WeChat reports a moment after it answered the send, never inside it
+            threading.Thread(target=_report_later, args=(state, str(msgid), state.finish), daemon=True).start()
         return _ok(msgid=msgid)
+
+    @app.post("/_fake/finish")
+    def finish() -> Response:
+        asked = body()
+        msgid, status = str(asked.get("msgid", "")), str(asked.get("status") or "success")
+        if state.webhook is None:
+            return _err(-1, "no webhook: start the fake with --webhook URL")
+        if msgid not in state.sent_msgids:
+            return _err(40003, f"no template send with msgid {msgid}")
+        return jsonify({"errcode": 0, "errmsg": "ok", "webhook_status": report(state, msgid, status)})
 
     @app.get("/cgi-bin/template/get_all_private_template")
     def all_private_templates() -> Response:
@@ -329,6 +350,25 @@ def fake_jpeg(seed: str) -> bytes:
     return b"\xff\xd8\xff\xe0" + seed.encode() + b"\x00" * 16 + b"\xff\xd9"
 
 
+def report(state: FakeState, msgid: str, status: str) -> int:
+    """Post TEMPLATESENDJOBFINISH for the template send `msgid` to the webhook, as WeChat does once it
+    knows: "success", "failed:user block" or "failed: system failed". Returns the HTTP status."""
+    from bot.wechat.simulator import WeChatUser
+
+    hook = state.webhook
+    if hook is None:
+        raise RuntimeError("the fake has no webhook to post to (set FakeWeChat.webhook)")
+    user = WeChatUser(state.sent_msgids[msgid], token=hook.token, appid=hook.appid, transport=hook.transport,
+                      aes_key=hook.aes_key)
+    return user.event("TEMPLATESENDJOBFINISH", MsgID=int(msgid), Status=status).status
+
+
+def _report_later(state: FakeState, msgid: str, status: str) -> None:
+    time.sleep(0.05)
+    with contextlib.suppress(Exception):  # a bot that is down misses the report, as with WeChat
+        report(state, msgid, status)
+
+
 @dataclass
 class Webhook:
     """Where the fake posts WeChat's own events (TEMPLATESENDJOBFINISH): the bot's /wechat, signed and,
@@ -349,7 +389,14 @@ class FakeWeChat:
         self.server: BaseWSGIServer = make_server(LOOPBACK, port, self.app, threaded=True)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name="fake-wechat", daemon=True)
-        self.webhook: Webhook | None = None
+
+    @property
+    def webhook(self) -> Webhook | None:
+        return self.state.webhook
+
+    @webhook.setter
+    def webhook(self, hook: Webhook | None) -> None:
+        self.state.webhook = hook
 
     @property
     def base_url(self) -> str:
@@ -380,16 +427,8 @@ class FakeWeChat:
             self.state.scripts[endpoint].extend(errcodes)
 
     def finish_template_job(self, msgid: str, status: str = "success") -> int:
-        """Post TEMPLATESENDJOBFINISH for the template send `msgid` to the webhook, as WeChat does
-        once it knows: "success", "failed:user block" or "failed: system failed". Returns the HTTP status."""
-        from bot.simulator import WeChatUser
-
-        if self.webhook is None:
-            raise RuntimeError("the fake has no webhook to post to (set FakeWeChat.webhook)")
-        openid = self.state.sent_msgids[str(msgid)]
-        hook = self.webhook
-        user = WeChatUser(openid, token=hook.token, appid=hook.appid, transport=hook.transport, aes_key=hook.aes_key)
-        return user.event("TEMPLATESENDJOBFINISH", MsgID=int(msgid), Status=status).status
+        """Report on the template send `msgid` to the webhook now (see `report`)."""
+        return report(self.state, str(msgid), status)
 
     def add_template(self, template_id: str, title: str, content: str) -> None:
         """Put a template into the account's library (`content` with {{keyword.DATA}} placeholders)."""
@@ -434,12 +473,29 @@ class FakeWeChat:
             self.state.refused_ip = ""
             self.state.forced.clear()  # each test starts the account's force_refresh budget afresh
             self.state.templates = dict(TEMPLATE_LIBRARY)
-        self.webhook = None
+            self.state.webhook = None
+            self.state.finish = ""
 
 
-def serve(port: int, latency: float = 0.0, error_rate: float = 0.0, refused_ip: str = "") -> None:
+def load_library(path: str) -> dict[str, tuple[str, str]]:
+    """A template library from a JSON file shaped like WeChat's own answer: `{"template_list": [{"template_id",
+    "title", "content"}, …]}`, or a plain list of those."""
+    with open(path, encoding="utf-8") as f:
+        raw = json.load(f)
+    rows = raw.get("template_list", []) if isinstance(raw, dict) else raw
+    return {str(r["template_id"]): (str(r.get("title", "")), str(r["content"])) for r in rows}
+
+
+def serve(port: int, latency: float = 0.0, error_rate: float = 0.0, refused_ip: str = "",
+          webhook: Webhook | None = None, finish: str = "", library: dict[str, tuple[str, str]] | None = None) -> None:
     """`houqin fake-wechat --port P`: run in the foreground until interrupted."""
-    fake = FakeWeChat(port, latency=latency, error_rate=error_rate, refused_ip=refused_ip)
+    fake = FakeWeChat(port, latency=latency, error_rate=error_rate, refused_ip=refused_ip, finish=finish)
+    fake.webhook = webhook
+    if library is not None:
+        fake.state.templates = dict(library)
     print(f"fake WeChat API on {fake.base_url} (set WECHAT_API_BASE={fake.base_url})", flush=True)
+    if webhook is not None:
+        print(f"reports template sends to the webhook{' as ' + repr(finish) if finish else ' on POST /_fake/finish'}",
+              flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         fake.server.serve_forever()

@@ -19,7 +19,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.gateway import NOT_WHITELISTED, ApiError, Fetch, TokenStore, WeChatApi
+from bot.wechat.gateway import NOT_WHITELISTED, ApiError, Fetch, TokenStore, WeChatApi
 from models import AccessToken, utcnow
 
 TOKEN_OK = "微信接口可用：已取得 access token。"

@@ -187,7 +187,7 @@ Fetch = Callable[[bool], tuple[str, int]]  # fetch(force_refresh) -> (token, exp
 
 
 class TokenStore:
-    """Where the one shared access token lives; see bot.tokens for the database and Redis stores."""
+    """Where the one shared access token lives; see bot.wechat.tokens for the database and Redis stores."""
 
     def get(self) -> str | None:
         raise NotImplementedError

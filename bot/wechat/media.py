@@ -23,7 +23,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bot.config import Settings
-from bot.gateway import ApiError, WeChatApi
+from bot.wechat.gateway import ApiError, WeChatApi
 from bot.worker import drain_rounds
 from models import CanteenFeedback, DownloadedPhoto, FeedbackPhoto, RepairTicket, TicketPhoto, utcnow
 from models.media import PHOTO_DOWNLOADING, PHOTO_FAILED, PHOTO_PENDING, PHOTO_SAVED

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.gateway import Crypto, parse_xml, signature
+from bot.wechat.gateway import Crypto, parse_xml, signature
 
 Transport = Callable[[str, bytes], tuple[int, bytes]]
 _msg_ids = itertools.count(random.randint(10**15, 10**16))

@@ -11,9 +11,9 @@ from flask import Blueprint, Response, abort, current_app, request
 from werkzeug.serving import WSGIRequestHandler
 
 from bot.engine import Incoming
-from bot.gateway import BadMessage, BadSignature
-from bot.nonces import LedgerUnavailable
 from bot.services import Services
+from bot.wechat.gateway import BadMessage, BadSignature
+from bot.wechat.nonces import LedgerUnavailable
 
 bp = Blueprint("wechat", __name__)
 log = logging.getLogger(__name__)
