@@ -154,15 +154,15 @@ def serve(host: str, port: int, demo: bool) -> None:
     runner = Runner(services)
     runner.start()
     server = make_server(host, port, app, threaded=True, request_handler=PathOnlyRequestHandler)
-    runtime = {"bot_url": f"http://{host}:{server.server_port}", "pid": os.getpid(),
-               "fake_wechat_url": fake.base_url if fake else ""}
+    bot_url = f"http://{host}:{server.server_port}"
+    runtime = {"bot_url": bot_url, "pid": os.getpid(), "fake_wechat_url": fake.base_url if fake else ""}
     (services.settings.instance_dir / RUNTIME).write_text(json.dumps(runtime), encoding="utf-8")
     if fake:  # like WeChat, the embedded fake reports each template send back to this bot
         from bot.wechat.fake import Webhook
         from bot.wechat.simulator import http_transport
 
         settings = services.settings
-        fake.webhook = Webhook(settings.wechat_token, settings.wechat_appid, http_transport(runtime["bot_url"]),
+        fake.webhook = Webhook(settings.wechat_token, settings.wechat_appid, http_transport(bot_url),
                                settings.wechat_aes_key)
         fake.state.finish = "success"
     click.echo(f"Houqin 后勤助手 on {runtime['bot_url']}  (webhook /wechat, health /healthz)")
