@@ -38,12 +38,24 @@ REPAIR_EXAMPLE = {"code": "R12", "place": "三(2)班", "description": "投影仪
 BUS = ("route", "plate", "missing", "contact")
 BUS_EXAMPLE = {"route": "1号线", "plate": "苏A12345", "missing": "2", "contact": "王师傅 13800000000"}
 
+BUS_COUNT = ("route", "trip", "count", "expected")
+DUTY = ("post", "slot")
+DUTY_EXAMPLE = {"post": "校门口", "slot": "早岗"}
+SWAP = ("post", "slot", "day", "person")
+SWAP_EXAMPLE = {**DUTY_EXAMPLE, "day": "12月1日（周二）", "person": "王强"}
+FEEDBACK = ("code", "rating", "comment")
+MONTH = ("month",)
+WEEK = ("week",)
+
 PUSH_KINDS: dict[str, PushKind] = {
-    "canteen_alert": PushKind("食品安全反馈", safety=True),
+    "canteen_alert": PushKind("食品安全反馈", ("code", "comment", "words"),
+                              {"code": "F3", "comment": "汤里有异物", "words": "异物"}, safety=True),
     "repair_urgent": PushKind("紧急报修", REPAIR, REPAIR_EXAMPLE, safety=True),
     "bus_alarm": PushKind("校车警报（学生可能留在车上）", BUS, BUS_EXAMPLE, safety=True),
-    "bus_mismatch": PushKind("校车人数不符", safety=True),
-    "bus_alarm_ack": PushKind("校车警报已确认", safety=True),
+    "bus_mismatch": PushKind("校车人数不符", BUS_COUNT,
+                             {"route": "1号线", "trip": "上学", "count": "37", "expected": "38"}, safety=True),
+    "bus_alarm_ack": PushKind("校车警报已确认", ("route", "trip", "person"),
+                              {"route": "1号线", "trip": "放学", "person": "李娜"}, safety=True),
     "repair_new": PushKind("新报修 / 安全隐患", REPAIR, REPAIR_EXAMPLE),
     "repair_progress": PushKind("报修进度", REPAIR, {**REPAIR_EXAMPLE, "status": "维修中"}),
     "repair_done": PushKind("报修完成", REPAIR, {**REPAIR_EXAMPLE, "status": "已完成待评价"}),
@@ -51,29 +63,30 @@ PUSH_KINDS: dict[str, PushKind] = {
     "repair_rated": PushKind("报修评价", REPAIR, {**REPAIR_EXAMPLE, "status": "已关闭"}),
     "repair_follow_up": PushKind("报修补充", REPAIR, REPAIR_EXAMPLE),
     "repair_withdrawn": PushKind("报修撤销", REPAIR, {**REPAIR_EXAMPLE, "status": "已撤销"}),
-    "repair_escalation": PushKind("报修超时督办"),
-    "bus_arrival": PushKind("校车到校"),
-    "bus_report_missing": PushKind("校车人数未报"),
-    "canteen_reply": PushKind("食堂回复"),
+    "repair_escalation": PushKind("报修超时督办", REPAIR, {**REPAIR_EXAMPLE, "status": "待接单"}),
+    "bus_arrival": PushKind("校车到校", ("student", "route"), {"student": "陈小明", "route": "1号线"}),
+    "bus_report_missing": PushKind("校车人数未报", ("route", "trip"), {"route": "1号线", "trip": "上学"}),
+    "canteen_reply": PushKind("食堂回复", (*FEEDBACK, "reply"),
+                              {"code": "F3", "rating": "3", "comment": "汤太咸", "reply": "已调整，谢谢反馈"}),
     "canteen_accompanied": PushKind("陪餐意见"),
-    "canteen_survey": PushKind("食堂满意度调查"),
+    "canteen_survey": PushKind("食堂满意度调查", MONTH, {"month": "11月"}),
     "weekly_menu": PushKind("下周菜单", ("week", "dishes"),
                             {"week": "11月30日-12月4日", "dishes": "周一 红烧鸡腿、番茄炒蛋"}),
-    "menu_reminder": PushKind("菜单提醒"),
-    "menu_unpublished": PushKind("菜单未发布"),
-    "duty_reminder": PushKind("值日提醒"),
-    "duty_missed": PushKind("值日缺岗"),
-    "duty_stand_in": PushKind("代班记录"),
-    "duty_swap_request": PushKind("代班请求"),
-    "duty_swap_accepted": PushKind("代班已同意"),
-    "duty_swap_declined": PushKind("代班被拒绝"),
+    "menu_reminder": PushKind("菜单提醒", WEEK, {"week": "11月30日-12月4日"}),
+    "menu_unpublished": PushKind("菜单未发布", (*WEEK, "status"), {"week": "11月30日-12月4日", "status": "未录入"}),
+    "duty_reminder": PushKind("值日提醒", DUTY, DUTY_EXAMPLE),
+    "duty_missed": PushKind("值日缺岗", DUTY, DUTY_EXAMPLE),
+    "duty_stand_in": PushKind("代班记录", (*DUTY, "person"), {**DUTY_EXAMPLE, "person": "王强"}),
+    "duty_swap_request": PushKind("代班请求", SWAP, SWAP_EXAMPLE),
+    "duty_swap_accepted": PushKind("代班已同意", SWAP, SWAP_EXAMPLE),
+    "duty_swap_declined": PushKind("代班被拒绝", SWAP, SWAP_EXAMPLE),
     "drill_reminder": PushKind("演练提醒（教师）", ("drill", "scope"), {"drill": "消防疏散演练", "scope": "全校"}),
     "drill_notice": PushKind("演练通知（家长）", ("drill", "scope"), {"drill": "消防疏散演练", "scope": "全校"}),
-    "drill_escalation": PushKind("演练未登记"),
-    "safety_topic": PushKind("安全教育专题"),
-    "friday_talk": PushKind("周五夕会提醒"),
-    "fire_check_reminder": PushKind("消防自检提醒"),
-    "fire_check_escalation": PushKind("消防自检督办"),
+    "drill_escalation": PushKind("演练未登记", MONTH, {"month": "11月"}),
+    "safety_topic": PushKind("安全教育专题", (*MONTH, "topic"), {"month": "12月", "topic": "防火、冬季交通安全"}),
+    "friday_talk": PushKind("周五夕会提醒", ("topic",), {"topic": "防火、冬季交通安全"}),
+    "fire_check_reminder": PushKind("消防自检提醒", MONTH, {"month": "11月"}),
+    "fire_check_escalation": PushKind("消防自检督办", (*MONTH, "person"), {"month": "11月", "person": "程财宝"}),
     "daily_digest": PushKind("后勤日报"),
     "delivery_alert": PushKind("推送未送达提醒"),
 }
@@ -90,7 +103,11 @@ def push_fields(kind: str, text: str, at: datetime, given: Mapping[str, object] 
     first = text.strip().split("\n", 1)[0].strip() or push_kind(kind).name or kind
     values = {"title": fit_length(one_line(first), TITLE_LIMIT), "time": at.strftime(FIELD_TIME_FORMAT),
               "text": text}
-    values.update({k: str(v) for k, v in (given or {}).items() if v is not None})
+    named = {k: str(v) for k, v in (given or {}).items() if v is not None}
+    declared = push_kind(kind)
+    if declared.name and (unknown := set(named) - set(declared.all_fields)):
+        raise ValueError(f"{kind}: fields {sorted(unknown)} are not declared in bot.push_kinds")
+    values.update(named)
     return values
 
 

@@ -243,13 +243,15 @@ def _after_boarding(ctx: Context, trip: BusTrip, expected: list[Student], away: 
               "expected": trip.expected, "who": who}
     if diff == 0:
         alerted = _told_of_mismatch(ctx.db, trip)
-        notice = ctx.outbox.notify(alerted, "bus_mismatch", CORRECTED.format(**fields), safety=True)
+        notice = ctx.outbox.notify(alerted, "bus_mismatch", CORRECTED.format(**fields), safety=True,
+                                   fields=count_fields(fields))
         reply = CORRECTION_TOLD.format(told=told(notice)) if notice.anybody else ""
     else:
         leave = f"\n今日请假：{'、'.join(s.name for s in away)}" if away else ""
         notice = ctx.outbox.notify(bus_responsible(ctx.db), "bus_mismatch", MISMATCH_ALERT.format(
             diff=difference(trip.boarded, trip.expected), leave=leave,
-            names="、".join(f"{s.name}（{s.stop or s.class_name}）" for s in expected) or "无", **fields), safety=True)
+            names="、".join(f"{s.name}（{s.stop or s.class_name}）" for s in expected) or "无", **fields), safety=True,
+            fields=count_fields(fields))
         trip.mismatch_alerted_at = ctx.now
         reply = MISMATCH_TOLD.format(told=told(notice))
     ctx.db.add(BusCountNotice(trip=trip, boarded=trip.boarded, expected=trip.expected, diff=diff, push=notice.push,
@@ -319,13 +321,19 @@ def alarm_fields(db: Session, alarm: BusAlarm) -> dict[str, str]:
             "contact": contact(route.driver, route.driver_phone) if route.driver else NOT_REGISTERED}
 
 
+def count_fields(fields: dict[str, object]) -> dict[str, object]:
+    """A headcount push's named fields (bot.push_kinds): route, trip, count and expected."""
+    return {k: fields[k] for k in ("route", "trip", "count", "expected")}
+
+
 def _notify_arrival(ctx: Context, trip: BusTrip, expected: list[Student]) -> None:
     trip.arrival_notified_at = ctx.now
     at = f"{ctx.local_now:%H:%M}"
     subscribed = set(ctx.db.scalars(select(BusSubscription.person_id)))
     for student in expected:
         parents = [link.person for link in student.parents if link.person_id in subscribed]
-        ctx.outbox.notify(parents, "bus_arrival", ARRIVAL.format(student=student.name, route=trip.route.label, at=at))
+        ctx.outbox.notify(parents, "bus_arrival", ARRIVAL.format(student=student.name, route=trip.route.label, at=at),
+                          fields={"student": student.name, "route": trip.route.label})
 
 
 # -- 确认 [线路] [情况] ------------------------------------------------------------------------
@@ -403,7 +411,8 @@ def _acknowledge(ctx: Context, route: BusRoute, note: str) -> str:
     trips = "、".join(dict.fromkeys(TRIP_NAMES[a.trip.trip] for a in alarms))
     notice = ctx.outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
         route=route.label, trip=trips, who=who, at=at,
-        found=ACK_FOUND.format(note=note) if note else ACK_TOLD_NO_NOTE), safety=True)
+        found=ACK_FOUND.format(note=note) if note else ACK_TOLD_NO_NOTE), safety=True,
+        fields={"route": route.label, "trip": trips, "person": who})
     return ACK_DONE.format(route=route.label, count=len(alarms), who=who, at=at,
                            found=ACK_FOUND.format(note=note) if note else ACK_NO_NOTE.format(number=route.number),
                            told=told(notice) if notice.anybody else "")

@@ -490,9 +490,11 @@ def alert_feedback(ctx: Context, feedback: CanteenFeedback) -> Notice:
     fields = {"code": feedback.code, "day": day_label(feedback.day), "group": ROLE_NAMES[feedback.role],
               "rating": feedback.rating, "comment": feedback.comment, "words": feedback.alert_words,
               "name": feedback.person.name if feedback.person else "（已删除）"}
-    canteen = ctx.outbox.notify(canteen_staff(ctx.db), "canteen_alert", ALERT_CANTEEN.format(**fields), safety=True)
+    named = {"code": feedback.code, "comment": feedback.comment, "words": feedback.alert_words}
+    canteen = ctx.outbox.notify(canteen_staff(ctx.db), "canteen_alert", ALERT_CANTEEN.format(**fields), safety=True,
+                                fields=named)
     office = ctx.outbox.notify(admins(ctx.db), "canteen_alert",
-                               ALERT_ADMIN.format(**fields, canteen=told(canteen)), safety=True)
+                               ALERT_ADMIN.format(**fields, canteen=told(canteen)), safety=True, fields=named)
     return canteen + office
 
 
@@ -618,7 +620,8 @@ def answer_feedback(msg: Incoming, ctx: Context) -> Reply:
         return Reply.end(REPLIED_NOBODY.format(code=feedback.code))
     notice = ctx.outbox.notify(feedback.person, "canteen_reply", REPLY_PUSH.format(
         day=day_label(feedback.day), code=feedback.code, rating=feedback.rating,
-        comment=f"：{feedback.comment}" if feedback.comment else "", text=text))
+        comment=f"：{feedback.comment}" if feedback.comment else "", text=text),
+        fields={"code": feedback.code, "rating": feedback.rating, "comment": feedback.comment, "reply": text})
     fields = {"code": feedback.code, "group": ROLE_NAMES.get(feedback.role, feedback.role)}
     if notice.unreached:  # the giver stays anonymous to the canteen: no name, and no escalation
         reason = notice.unreached[0][1]
@@ -709,11 +712,12 @@ def save_survey(ctx: Context, kind: str, period: str, comment: str, **scores: in
             row.superseded_by = response
     if response.alert_words:
         fields = {"day": day_label(ctx.local_now.date()), "comment": comment, "words": response.alert_words}
+        named = {"comment": comment, "words": response.alert_words}
         ctx.outbox.notify(canteen_staff(ctx.db), "canteen_alert",
-                          ALERT_SURVEY.format(**fields, who=ROLE_NAMES[response.role]), safety=True)
+                          ALERT_SURVEY.format(**fields, who=ROLE_NAMES[response.role]), safety=True, fields=named)
         ctx.outbox.notify(admins(ctx.db), "canteen_alert",
                           ALERT_SURVEY.format(**fields, who=f"{person.name}（{ROLE_NAMES[response.role]}）"),
-                          safety=True)
+                          safety=True, fields=named)
     ctx.db.flush()
     return response, bool(earlier)
 

@@ -254,7 +254,8 @@ def check_in(ctx: Context, post: DutyPost | None, method: str, distance: float |
     if stand_in and shift.person is not None:
         extra = STAND_IN_NOTE.format(who=shift.person.name)
         ctx.outbox.notify(shift.person, "duty_stand_in", STAND_IN_TOLD.format(
-            who=person.name, at=f"{local:%H:%M}", post=post.name, slot=slot.label))
+            who=person.name, at=f"{local:%H:%M}", post=post.name, slot=slot.label),
+            fields={"post": post.name, "slot": slot.label, "person": person.name})
     how = VERIFIED.format(method=METHOD_NAMES[method]) if method != TEXT else UNVERIFIED
     late = LATE if local.time() > slot.start else ""
     return Reply.end(CHECKED_IN.format(post=post.name, slot=slot.label, at=f"{local:%H:%M}", late=late, how=how,
@@ -322,9 +323,10 @@ def request_swap(msg: Incoming, ctx: Context) -> Reply:
     slot_label = slots[shift.slot].label if shift.slot in slots else shift.slot
     ctx.db.add(DutySwap(day=day, slot=shift.slot, post=shift.post, from_person=person, to_person=colleague,
                         requested_at=ctx.now))
-    notice = ctx.outbox.notify(colleague, "duty_swap_request", SWAP_REQUEST.format(
-        who=person.name, day=day_label(day), slot=slot_label, post=shift.post.name))
-    fields = {"name": colleague.name, "day": day_label(day), "slot": slot_label, "post": shift.post.name}
+    named = {"day": day_label(day), "slot": slot_label, "post": shift.post.name}
+    notice = ctx.outbox.notify(colleague, "duty_swap_request", SWAP_REQUEST.format(who=person.name, **named),
+                               fields={**named, "person": person.name})
+    fields = {"name": colleague.name, **named}
     if notice.unreached:
         return Reply.end(SWAP_NOT_SENT.format(**fields, told=told(notice)))
     return Reply.end(SWAP_ASKED.format(**fields))
@@ -391,7 +393,8 @@ def _accept(ctx: Context, pending: DutySwap) -> str:
     if shift is not None:
         shift.person, shift.note = person, note
     fields = _swap_fields(ctx, pending)
-    ctx.outbox.notify(pending.from_person, "duty_swap_accepted", SWAP_TOLD.format(who=person.name, **fields))
+    ctx.outbox.notify(pending.from_person, "duty_swap_accepted", SWAP_TOLD.format(who=person.name, **fields),
+                      fields={**fields, "person": person.name})
     return SWAP_ACCEPTED.format(who=pending.from_person.name, **fields)
 
 
@@ -400,7 +403,8 @@ def _decline(ctx: Context, pending: DutySwap) -> str:
     assert person is not None
     pending.declined_at = ctx.now
     fields = _swap_fields(ctx, pending)
-    ctx.outbox.notify(pending.from_person, "duty_swap_declined", SWAP_DECLINED_TOLD.format(who=person.name, **fields))
+    ctx.outbox.notify(pending.from_person, "duty_swap_declined", SWAP_DECLINED_TOLD.format(who=person.name, **fields),
+                      fields={**fields, "person": person.name})
     return SWAP_DECLINED.format(who=pending.from_person.name, **fields)
 
 

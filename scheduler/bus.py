@@ -43,11 +43,13 @@ def watch_bus_reports(ctx: JobContext, now: datetime) -> str:
                       "who": "、".join(route.monitor_names) or "未登记"}
             if trip.reminded_at is None:
                 trip.reminded_at = ctx.now
-                ctx.outbox.notify(monitors_of(ctx.db, route), "bus_report_missing", MISSING_REMINDER.format(**fields))
+                ctx.outbox.notify(monitors_of(ctx.db, route), "bus_report_missing", MISSING_REMINDER.format(**fields),
+                                  fields={"route": route.label, "trip": TRIP_NAMES[trip_kind]})
                 done.append(f"提醒{route.label}{TRIP_NAMES[trip_kind]}")
             if late >= ESCALATE_AFTER and trip.escalated_at is None:
                 trip.escalated_at = ctx.now
-                ctx.outbox.notify(admins(ctx.db), "bus_report_missing", MISSING_ESCALATION.format(**fields))
+                ctx.outbox.notify(admins(ctx.db), "bus_report_missing", MISSING_ESCALATION.format(**fields),
+                                  fields={"route": route.label, "trip": TRIP_NAMES[trip_kind]})
                 done.append(f"上报{route.label}{TRIP_NAMES[trip_kind]}")
     return "；".join(done) or "各趟人数已报告或未到时间"
 

@@ -64,7 +64,8 @@ def remind_menu_publish(ctx: JobContext, now: datetime) -> str:
         return "下周没有上课日"
     template = REMIND_UNPUBLISHED if menu is not None and menu.items else REMIND_MISSING
     people = people_with_role(ctx.db, "canteen") or admins(ctx.db)
-    ctx.outbox.notify(people, "menu_reminder", template.format(first=month_day(first), last=month_day(last)))
+    ctx.outbox.notify(people, "menu_reminder", template.format(first=month_day(first), last=month_day(last)),
+                      fields={"week": f"{month_day(first)}-{month_day(last)}"})
     if menu is not None:
         menu.reminded_at = ctx.now
     return "已提醒：" + "、".join(p.name for p in people)
@@ -83,7 +84,8 @@ def push_weekly_menu(ctx: JobContext, now: datetime) -> str:
     state = STATE_DRAFT if menu is not None and menu.items else STATE_MISSING
     who = "、".join(p.name for p in people_with_role(ctx.db, "canteen")) or "未登记"
     ctx.outbox.notify(admins(ctx.db), "menu_unpublished", ADMIN_UNPUBLISHED.format(
-        first=month_day(first), last=month_day(last), state=state, who=who))
+        first=month_day(first), last=month_day(last), state=state, who=who),
+        fields={"week": f"{month_day(first)}-{month_day(last)}", "status": state})
     if menu is not None:
         menu.late_told_at = ctx.now
     return f"下周菜单{state}：已告知管理员，未推送"
@@ -107,7 +109,7 @@ def push_canteen_survey(ctx: JobContext, now: datetime) -> str:
     people = people_with_role(ctx.db, "parent", "teacher")
     kind, period = (TERM, term_key(today)) if term else (MONTHLY, key)
     text = TERM_PUSH if term else MONTHLY_PUSH.format(month=f"{today.month}月")
-    ctx.outbox.notify(people, "canteen_survey", text)
+    ctx.outbox.notify(people, "canteen_survey", text, fields={"month": f"{today.month}月"})
     opened = open_survey(ctx.db, people, kind, period, ctx.now)
     ctx.db.add(SurveyRound(month=key, kind=kind, pushed_at=ctx.now, recipients=len(people)))
     return f"已推送{'学期问卷' if term else '月度调查'}给 {len(people)} 人（{opened} 个微信可直接回复作答）"

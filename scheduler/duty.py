@@ -35,7 +35,9 @@ def remind_duty(ctx: JobContext, now: datetime) -> str:
             if shift.reminded_at is None and shift.person is not None:
                 shift.reminded_at = ctx.now
                 ctx.outbox.notify(shift.person, "duty_reminder", REMINDER.format(
-                    start=f"{slot.start:%H:%M}", slot=slot.label, post=plan.post.name))
+                    start=f"{slot.start:%H:%M}", slot=slot.label, post=plan.post.name),
+                    fields={"post": plan.post.name, "slot": slot.label,
+                            "time": f"{ctx.local_now:%Y-%m-%d} {slot.start:%H:%M}"})
                 told.append(shift.person.name)
     return ("已提醒：" + "、".join(told)) if told else "没有需要提醒的值日"
 
@@ -54,7 +56,8 @@ def record_missed_duty(ctx: JobContext, now: datetime) -> str:
             if shift.checkins or shift.missed_at is not None or shift.person is None:
                 continue
             shift.missed_at = ctx.now
-            ctx.outbox.notify(shift.person, "duty_missed", MISSED.format(slot=slot.label, post=plan.post.name))
+            ctx.outbox.notify(shift.person, "duty_missed", MISSED.format(slot=slot.label, post=plan.post.name),
+                              fields={"post": plan.post.name, "slot": slot.label})
             missed.append(f"{shift.person.name}（{slot.name} {plan.post.name}）")
     return ("缺岗：" + "、".join(missed)) if missed else "没有缺岗"
 

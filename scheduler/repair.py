@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.school import admins, get_setting
 from bot.text import clock_time, day_bounds
-from handlers.repair import local_label, names_of, workers_of
+from handlers.repair import local_label, names_of, ticket_push, workers_of
 from models import RepairTicket
 from models.repair import ACTIVE, OPEN, STATUS_NAMES, WITHDRAWN
 from scheduler import JobContext
@@ -68,7 +68,8 @@ def escalate_unaccepted_repairs(ctx: JobContext, now: datetime) -> str:
         ticket.unaccepted_escalated_at = ctx.now
         notified = workers_of(ctx.db, ticket)
         text = UNACCEPTED.format(**_fields(ctx, ticket), limit=f"{accept_limit(ctx):g}", notified=names_of(notified))
-        ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent, about=ticket)
+        ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent, about=ticket,
+                          fields=ticket_push(ticket))
     return ESCALATED.format(n=len(late), codes="、".join(t.code for t in late)) if late else NONE_UNACCEPTED
 
 
@@ -83,7 +84,8 @@ def escalate_overdue_repairs(ctx: JobContext, now: datetime) -> str:
         who = f"，负责人：{ticket.assignee.name}" if ticket.assignee else ""
         state = OVERDUE_STATE.format(status=STATUS_NAMES[ticket.status], who=who)
         text = OVERDUE.format(**_fields(ctx, ticket), limit=done_limit(ctx, ticket)[1], state=state)
-        ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent, about=ticket)
+        ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent, about=ticket,
+                          fields=ticket_push(ticket))
     return ESCALATED.format(n=len(late), codes="、".join(t.code for t in late)) if late else NONE_OVERDUE
 
 

@@ -61,7 +61,8 @@ def escalate_unlogged_drill(ctx: JobContext, now: datetime) -> str:
     if any(d.logged_at for d in drills):
         return "本月演练已记录"
     plan = "；".join(f"计划{day_label(d.day)} {d.kind}" for d in drills) or DRILL_UNPLANNED
-    ctx.outbox.notify(admins(ctx.db), "drill_escalation", DRILL_UNLOGGED.format(month=f"{today.month}月", plan=plan))
+    ctx.outbox.notify(admins(ctx.db), "drill_escalation", DRILL_UNLOGGED.format(month=f"{today.month}月", plan=plan),
+                      fields={"month": f"{today.month}月"})
     return "已提醒管理员：本月演练未记录"
 
 
@@ -76,7 +77,8 @@ def push_safety_topic(ctx: JobContext, now: datetime) -> str:
         return f"{today.month}月没有安全教育专题"
     text = SAFETY_TOPIC.format(month=f"{today.month}月", topics=topics,
                                activities=SAFETY_ACTIVITIES.format(activities=activities) if activities else "")
-    push = ctx.outbox.notify(people_with_role(ctx.db, "parent"), "safety_topic", text).push
+    push = ctx.outbox.notify(people_with_role(ctx.db, "parent"), "safety_topic", text,
+                             fields={"month": f"{today.month}月", "topic": topics}).push
     return f"已推送{today.month}月安全教育专题给 {len(push.deliveries) if push else 0} 位家长"
 
 
@@ -84,7 +86,8 @@ def remind_friday_talk(ctx: JobContext, now: datetime) -> str:
     """Friday 14:00: class teachers are reminded of the 夕会 safety talk, with the month's topic."""
     topics, _ = month_topic(ctx.db, ctx.local_now.month)
     class_teachers = [p for p in people_with_role(ctx.db, "teacher") if p.class_name]
-    ctx.outbox.notify(class_teachers, "friday_talk", FRIDAY_TALK.format(topics=topics or "安全常规教育"))
+    ctx.outbox.notify(class_teachers, "friday_talk", FRIDAY_TALK.format(topics=topics or "安全常规教育"),
+                      fields={"topic": topics or "安全常规教育"})
     return f"已提醒 {len(class_teachers)} 位班主任"
 
 
@@ -108,7 +111,8 @@ def remind_fire_check(ctx: JobContext, now: datetime) -> str:
         ctx.db.add(check)
     check.reminded_at = ctx.now
     people = responsible_for_fire(ctx)
-    ctx.outbox.notify(people, "fire_check_reminder", FIRE_REMINDER.format(month=f"{today.month}月"))
+    ctx.outbox.notify(people, "fire_check_reminder", FIRE_REMINDER.format(month=f"{today.month}月"),
+                      fields={"month": f"{today.month}月"})
     return "已提醒：" + "、".join(p.name for p in people)
 
 
@@ -122,7 +126,8 @@ def escalate_fire_check(ctx: JobContext, now: datetime) -> str:
         return "仍在3天期限内"
     check.escalated_at = ctx.now
     who = "、".join(p.name for p in responsible_for_fire(ctx))
-    ctx.outbox.notify(admins(ctx.db), "fire_check_escalation", FIRE_ESCALATION.format(month=f"{today.month}月", who=who))
+    ctx.outbox.notify(admins(ctx.db), "fire_check_escalation", FIRE_ESCALATION.format(month=f"{today.month}月", who=who),
+                      fields={"month": f"{today.month}月", "person": who})
     return "已升级给管理员"
 
 

@@ -19,6 +19,8 @@ from bot.wechat.templates import Template, fit
 from handlers.repair import import_rooms
 from models import Delivery, DeliveryAlert, Drill, Push
 from models.outbox import PENDING, SENT, UNDELIVERABLE
+from tests.handlers.test_duty import at as duty_at
+from tests.handlers.test_duty import school  # noqa: F401  (the duty school: posts, roster, 张丽 on 课间)
 from tests.test_console import PASSWORD, sign_in
 
 TEMPLATE = "message/template/send"
@@ -97,6 +99,8 @@ def test_templates_list_prints_each_kind_with_fields_and_example(houqin):
     assert result.exit_code == 0, result.output
     assert "repair_new" in result.output and "code, place, description, status, person" in result.output
     assert "R12" in result.output and "weekly_menu" in result.output and "title" in result.output
+    assert "duty_reminder  值日提醒\n  fields: title, time, post, slot, text" in result.output
+    assert "bus_arrival  校车到校\n  fields: title, time, student, route, text" in result.output
 
 
 @with_templates(repair_new=REPAIR_TEMPLATE)
@@ -258,3 +262,24 @@ def test_a_drill_notice_reaches_a_parent_by_template_with_the_drill_time(people,
     (call,) = fake_wechat.sent_to("陈建国")
     assert call.body["data"] == {"thing1": {"value": "消防疏散演练（全校）"}, "time2": {"value": "2026年11月24日 10:00"}}
     assert call.warnings == []
+
+
+@with_templates(duty_reminder=Template("TPL_NOTICE", {"thing1": "{post}", "time2": "{time}"}))
+@pytest.mark.usefixtures("school")
+def test_a_duty_reminder_reaches_a_teacher_by_template_with_the_post_and_start(wechat_user, fake_wechat, deliver,
+                                                                                runner, clock):
+    wechat_user("张丽")
+    clock.set("2026-11-23 09:30")
+    runner.run_now("remind_duty", duty_at("2026-11-23 09:30"))
+    deliver()
+    (call,) = [c for c in fake_wechat.sent_to("张丽") if c.endpoint == TEMPLATE]
+    assert call.body["data"] == {"thing1": {"value": "一楼东楼梯"}, "time2": {"value": "2026年11月23日 09:40"}}
+    assert call.warnings == []
+
+
+def test_a_push_naming_a_field_its_kind_does_not_declare_is_refused(services: Services):
+    from bot.push_kinds import push_fields
+
+    with pytest.raises(ValueError, match="not declared in bot.push_kinds"):
+        push_fields("duty_reminder", "值日提醒", services.now(), {"plate": "苏A12345"})
+    assert push_fields("duty_reminder", "值日提醒", services.now(), {"post": "校门口"})["post"] == "校门口"
