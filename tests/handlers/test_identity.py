@@ -59,8 +59,10 @@ def test_person_code_cannot_be_reused_by_a_second_user(wechat_user, people, serv
     intruder = wechat_user("冒名者", bind=False)
 
     reply = intruder.say(f"绑定 {code}")
+    unknown = intruder.say(f"绑定 {WRONG}")
 
-    assert "已被使用" in reply.text and "绑定成功" not in reply.text
+    # answered exactly like a code never issued, so that guessing cannot tell a used code from no code
+    assert reply.text == unknown.text.replace(WRONG, code) and "无效" in reply.text
     assert "还没有绑定" in intruder.say("我").text
     with services.factory() as s:
         bound = s.scalars(select(Binding.openid).where(Binding.person_id == person_id_of(services, "王芳"))).all()
@@ -274,7 +276,9 @@ def test_unbind_ends_the_binding_and_pushes(wechat_user, people, services, deliv
     people.add("王芳", "teacher")
     user = wechat_user("王芳")
 
-    reply = user.say("解绑")
+    asked = user.say("解绑")
+    assert "确认解绑" in asked.text and "王芳" in asked.text and "已解绑" not in asked.text
+    reply = user.say("确认解绑")
 
     assert "已解绑" in reply.text and "王芳" in reply.text
     assert "还没有绑定" in user.say("我").text
