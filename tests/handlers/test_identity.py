@@ -352,3 +352,70 @@ def test_unsubscribe_stops_pushes_and_keeps_data(wechat_user, people, services, 
     back = user.event("subscribe", "", CreateTime=int(time.time()) + 1)
     assert "欢迎回来" in back.text and "王芳" in back.text
     assert binding_of(services, user).subscribed is True
+
+
+# -- the global limit on wrong codes ------------------------------------------------------------------
+GUESSERS = 10  # each makes the 5 wrong codes their own lockout allows: 50, the global limit
+
+
+def guess_from_many(wechat_user, count: int, prefix: str = "猜码者") -> list[str]:
+    """`count` wrong codes, five from each of new followers (the most one follower may make)."""
+    replies = []
+    for i in range((count + 4) // 5):
+        guesser = wechat_user(f"{prefix}{i}", bind=False)
+        replies += [guesser.say(f"绑定 {WRONG}").text for _ in range(min(5, count - 5 * i))]
+    return replies
+
+
+def test_fifty_wrong_codes_from_many_followers_pause_every_bind_until_the_hour_ends(
+        wechat_user, people, services, clock, queued):
+    clock.set("2026-11-24 10:05")
+    people.add("周春明", "admin")
+    people.add("王芳", "teacher")
+    people.student("陈小明", "三(2)班")
+    wechat_user("周春明")
+
+    replies = guess_from_many(wechat_user, 49)
+    assert all("无效" in r for r in replies), replies
+    assert queued("bind_guard") == []
+    assert "无效" in wechat_user("猜码者末", bind=False).say(f"绑定 {WRONG}").text  # the 50th is still answered
+    (alert,) = queued("bind_guard")
+    assert alert.name == "周春明" and "50次错误的绑定码" in alert.text and "11个微信" in alert.text
+    assert "暂停到11:00" in alert.text
+
+    # the rest of the window: every bind is refused, the right code too, and nothing more is counted
+    teacher, parent = wechat_user("王芳", bind=False), wechat_user("妈妈", bind=False)
+    paused = teacher.say(f"绑定 {people.code_of('王芳')}").text
+    assert "绑定暂停" in paused and "55分钟" in paused and "绑定成功" not in paused
+    assert "绑定暂停" in parent.scan(f"bind:{people.code_of('陈小明')}").text
+    assert all("绑定暂停" in r for r in guess_from_many(wechat_user, 10, "又一个"))
+    assert "还没有绑定" in teacher.say("我").text and "还没有绑定" in parent.say("我").text
+    assert len(queued("bind_guard")) == 1  # told once per window
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(BindAttempt)) == 50
+
+    clock.set("2026-11-24 11:00")  # a new window
+    assert "绑定成功" in teacher.say(f"绑定 {people.code_of('王芳')}").text
+    assert "无效" in wechat_user("新窗口", bind=False).say(f"绑定 {WRONG}").text
+    assert len(queued("bind_guard")) == 1
+
+
+def test_simultaneous_wrong_codes_are_counted_exactly_and_alert_once(app, wechat_user, people, services, clock,
+                                                                    queued):
+    """On PostgreSQL the binds really overlap: the window's row is locked by each, so of ten wrong
+    codes sent at once when 45 are counted, exactly five are checked and five refused."""
+    from tests.test_numbering import at_once
+
+    clock.set("2026-11-24 10:05")
+    people.add("周春明", "admin")
+    wechat_user("周春明")
+    guess_from_many(wechat_user, 45)
+    users = [wechat_user(f"同时{i}", bind=False) for i in range(10)]
+
+    replies = at_once(app, users, [f"绑定 {WRONG}"] * len(users))
+
+    assert sorted("无效" if "无效" in r else "暂停" if "绑定暂停" in r else r for r in replies) == (
+        ["无效"] * 5 + ["暂停"] * 5)
+    assert len(queued("bind_guard")) == 1
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(BindAttempt)) == 50
