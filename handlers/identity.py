@@ -88,7 +88,7 @@ NOBODY_NAMED = "没有找到「{name}」（人员或学生）。请核对姓名�
 WHICH_ONE = "有{count}个「{name}」，请回复序号选择：\n{choices}\n发送「取消」放弃。"
 PICK_AGAIN = "请回复序号 1-{count}，或发送「取消」放弃。"
 REISSUED = "已为{who}生成新的绑定码：{code}（{until}前有效），旧绑定码已作废。"
-REISSUED_BOUND = "{name}目前绑定着微信；新绑定码使用后，原来的微信将自动解绑。"
+REISSUED_BOUND = "{name}原来绑定的{count}个微信已解绑（如手机丢失，它不会再收到推送）。"
 REISSUED_PARENTS = "已关联的家长不受影响。"
 
 follow = Conversation("follow", title="关注")
@@ -218,16 +218,12 @@ def _check_and_bind(msg: Incoming, ctx: Context) -> str:
 
 def _bind_person(ctx: Context, code: BindCode) -> str:
     """Bind the sender to the code's person. A parent made by a child's code (陈小明家长) who now
-    binds their own person code becomes that person: their children go with them. The person's
-    other WeChat bindings end (a reissued code is how a lost phone is replaced)."""
+    binds their own person code becomes that person: their children go with them."""
     person = code.person
     assert person is not None
     stand_in = ctx.person if ctx.person is not None and _made_by_parent_code(ctx.db, ctx.person) else None
     if ctx.person is not None and stand_in is None:
         return ALREADY_BOUND.format(name=ctx.person.name)
-    for other in list(person.bindings):
-        if other.openid != ctx.openid:
-            _release(other)
     if stand_in is not None:
         _merge_children(ctx.db, stand_in, person)
     row = _binding_row(ctx)
@@ -404,7 +400,8 @@ def describe_holder(holder: Person | Student) -> str:
 
 def reissue_code(db: Session, now: datetime, holder: Person | Student, tz: tzinfo) -> str:
     """A new code for `holder`, revoking every code they had; returns what to tell the operator. It
-    works whatever became of the old one: used and 解绑, on a lost phone, or expired."""
+    works whatever became of the old one: used and 解绑, on a lost phone, or expired. A person's
+    WeChat bindings end at once (a lost phone must stop receiving pushes); a student's parents stay."""
     db.flush()
     column = BindCode.student_id if isinstance(holder, Student) else BindCode.person_id
     for old in db.scalars(select(BindCode).where(column == holder.id, BindCode.revoked_at.is_(None))):
@@ -413,7 +410,10 @@ def reissue_code(db: Session, now: datetime, holder: Person | Student, tz: tzinf
         code, who, note = issue_code(db, now, student=holder), f"{describe_holder(holder)}的家长", REISSUED_PARENTS
     else:
         code, who = issue_code(db, now, person=holder), describe_holder(holder)
-        note = REISSUED_BOUND.format(name=holder.name) if holder.openids else ""
+        bound = list(holder.bindings)
+        for row in bound:
+            _release(row)
+        note = REISSUED_BOUND.format(name=holder.name, count=len(bound)) if bound else ""
     return REISSUED.format(who=who, code=code.code,
                            until=f"{code.expires_at.astimezone(tz):%Y-%m-%d %H:%M}") + note
 
