@@ -206,9 +206,9 @@ def _check_and_bind(msg: Incoming, ctx: Context) -> str:
     found = ctx.db.scalar(select(BindCode).where(BindCode.code == code)) if re.fullmatch(r"[A-Z0-9]{6}", code) else None
     if found is not None and found.revoked_at is not None:
         found = None  # replaced by a reissued code: as unknown as a code never issued
-    if found is not None and found.kind == "person" and ctx.person is None and (
-            found.used_at is not None or found.person is None):
-        found = None  # used: answered exactly like an unknown code, so guessing learns nothing
+    if found is not None and found.kind == "person" and (found.used_at is not None or found.person is None) and (
+            ctx.person is None or found.used_by != ctx.openid):
+        found = None  # used (but by this very follower): answered exactly like an unknown code
     if found is None:
         return _wrong(ctx, code, BAD_CODE.format(code=code))
     if found.expires_at <= ctx.now:

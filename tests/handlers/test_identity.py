@@ -54,6 +54,7 @@ def test_bind_with_good_code_names_person_and_roles(wechat_user, people, service
 
 def test_person_code_cannot_be_reused_by_a_second_user(wechat_user, people, services):
     people.add("王芳", "teacher")
+    people.add("赵强", "staff")
     code = people.code_of("王芳")
     wechat_user("王芳")  # binds with the code
     intruder = wechat_user("冒名者", bind=False)
@@ -63,6 +64,9 @@ def test_person_code_cannot_be_reused_by_a_second_user(wechat_user, people, serv
 
     # answered exactly like a code never issued, so that guessing cannot tell a used code from no code
     assert reply.text == unknown.text.replace(WRONG, code) and "无效" in reply.text
+    teacher = wechat_user("赵强")  # bound, with a code of their own: someone else's used code is unknown too
+    assert teacher.say(f"绑定 {code}").text == teacher.say(f"绑定 {WRONG}").text.replace(WRONG, code)
+    assert "你已绑定为王芳" in wechat_user.made["王芳"].say(f"绑定 {code}").text  # its own user is told
     assert "还没有绑定" in intruder.say("我").text
     with services.factory() as s:
         bound = s.scalars(select(Binding.openid).where(Binding.person_id == person_id_of(services, "王芳"))).all()
