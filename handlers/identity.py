@@ -208,7 +208,7 @@ def _check_and_bind(msg: Incoming, ctx: Context) -> str:
         found = None  # replaced by a reissued code: as unknown as a code never issued
     if found is not None and found.kind == "person" and (found.used_at is not None or found.person is None) and (
             ctx.person is None or found.used_by != ctx.openid):
-        found = None  # used (but by this very follower): answered exactly like an unknown code
+        found = None  # used, unless by this very follower still bound to it: answered like an unknown code
     if found is None:
         return _wrong(ctx, code, BAD_CODE.format(code=code))
     if found.expires_at <= ctx.now:
