@@ -317,10 +317,13 @@ def students_import(file: str) -> None:
     _run_import("students", file)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="a JSON array: name, kind, code, roles, expires_at")
-def codes(as_json: bool) -> None:
-    """Outstanding bind codes."""
+@click.pass_context
+def codes(ctx: click.Context, as_json: bool) -> None:
+    """Outstanding bind codes; `codes reissue NAME` gives someone a new one."""
+    if ctx.invoked_subcommand is not None:
+        return
     from handlers.identity import outstanding_codes
 
     services = _services(upgrade=True)
@@ -337,6 +340,26 @@ def codes(as_json: bool) -> None:
         table.add_row(r["name"], "人员" if r["kind"] == "person" else "学生家长", r["code"], ",".join(r["roles"]),
                       r["expires_at"][:16])
     Console().print(table)
+
+
+@codes.command("reissue")
+@click.argument("name")
+def codes_reissue(name: str) -> None:
+    """A new bind code for a person (or a student's parents) NAME; their old code stops working."""
+    from handlers.identity import NOBODY_NAMED, code_holders, describe_holder, reissue_code
+
+    services = _services(upgrade=True)
+    with services.factory() as session, session.begin():
+        holders = code_holders(session, name)
+        if not holders:
+            raise click.ClickException(NOBODY_NAMED.format(name=name))
+        holder = holders[0]
+        if len(holders) > 1:
+            click.echo(f"有{len(holders)}个「{name}」：")
+            for number, each in enumerate(holders, start=1):
+                click.echo(f"  {number}. {describe_holder(each)}")
+            holder = holders[click.prompt("请输入序号", type=click.IntRange(1, len(holders))) - 1]
+        click.echo(reissue_code(session, services.now(), holder, services.settings.tz))
 
 
 @main.command()

@@ -21,6 +21,11 @@ from models import NumberSeries
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
+def dialect_insert(db: Session) -> Any:
+    """The INSERT of `db`'s backend, the one with ON CONFLICT (PostgreSQL and SQLite alike)."""
+    return _INSERTS[db.get_bind().dialect.name]
+
+
 def allocate_number(db: Session, column: InstrumentedAttribute[int]) -> int:
     """The next number of the series `column` (a model's unique `number`) belongs to."""
     series = column.class_.__tablename__
@@ -28,7 +33,7 @@ def allocate_number(db: Session, column: InstrumentedAttribute[int]) -> int:
             .returning(NumberSeries.last).execution_options(synchronize_session=False))
     number = db.execute(bump).scalar_one_or_none()
     if number is None:
-        insert = _INSERTS[db.get_bind().dialect.name]
+        insert = dialect_insert(db)
         start = select(func.coalesce(func.max(column), 0)).scalar_subquery()
         db.execute(insert(NumberSeries).values(series=series, last=start).on_conflict_do_nothing())
         number = db.execute(bump).scalar_one()

@@ -89,6 +89,8 @@ PUSH_KINDS: dict[str, PushKind] = {
     "fire_check_escalation": PushKind("消防自检督办", (*MONTH, "person"), {"month": "11月", "person": "程财宝"}),
     "daily_digest": PushKind("后勤日报"),
     "delivery_alert": PushKind("推送未送达提醒"),
+    "bind_guard": PushKind("绑定码疑似被猜测"),
+    "parent_bound": PushKind("家长绑定提醒"),
 }
 UNDECLARED = PushKind("")
 

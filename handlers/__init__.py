@@ -11,6 +11,7 @@ CAPABILITIES: list[Conversation] = [
     identity.binding,
     identity.unbind,
     identity.whoami,
+    identity.reissue,
     safety.drill,
     safety.fire_check,
     canteen.menu,

@@ -21,6 +21,7 @@ from models.identity import (
     BindAttempt,
     BindCode,
     Binding,
+    BindWindow,
     ParentLink,
     Person,
     PersonRole,
@@ -35,6 +36,6 @@ from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
 
 __all__ = [
-    "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusCountNotice", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConsoleAccount", "ConversationState", "DownloadedPhoto", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
+    "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusCountNotice", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "BindWindow", "ConsoleAccount", "ConversationState", "DownloadedPhoto", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
     "CalendarDay", "Delivery", "DeliveryAlert", "Drill", "FeedbackPhoto", "FireCheck", "InboundMessage", "JobRun", "NumberSeries", "ParentLink", "Person", "PersonRole", "Push", "RepairCategory", "RepairTicket", "Room", "SafetyTopic", "SchoolSetting", "SeenNonce", "Student", "TicketEvent", "TicketFollower", "TicketPhoto", "utcnow",
 ]

@@ -35,7 +35,8 @@ class Person(Base):
     roles: Mapped[list[PersonRole]] = relationship(
         back_populates="person", cascade="all, delete-orphan", lazy="selectin"
     )
-    bindings: Mapped[list[Binding]] = relationship(back_populates="person", lazy="selectin")
+    bindings: Mapped[list[Binding]] = relationship(back_populates="person", lazy="selectin",
+                                                   foreign_keys="Binding.person_id")
 
     @property
     def role_set(self) -> set[str]:
@@ -97,16 +98,20 @@ class Binding(Base):
 
     openid: Mapped[str] = mapped_column(String(64), primary_key=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    # whom this follower was bound to before 解绑 (or before a reissued code moved the person to another
+    # WeChat): binding their child's parent code again returns them to that person, not a new one
+    previous_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     subscribed: Mapped[bool] = mapped_column(default=True)
     reachable: Mapped[bool] = mapped_column(default=True)
     bound_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    person: Mapped[Person | None] = relationship(back_populates="bindings")
+    person: Mapped[Person | None] = relationship(back_populates="bindings", foreign_keys=[person_id])
 
 
 class BindCode(Base):
-    """A one-time code: `person` codes bind a person; `student` codes bind a parent to a student."""
+    """A code that binds: a `person` code binds its person once; a `student` code binds any of the
+    student's parents until it expires. A reissued code revokes the ones before it (`revoked_at`)."""
 
     __tablename__ = "bind_codes"
 
@@ -118,6 +123,7 @@ class BindCode(Base):
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
     used_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     person: Mapped[Person | None] = relationship()
@@ -134,3 +140,14 @@ class BindAttempt(Base):
     openid: Mapped[str] = mapped_column(String(64))
     code: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BindWindow(Base):
+    """Wrong bind codes from everyone in one fixed window (an hour from `started_at`): past the limit,
+    binds are refused for the rest of the window. Counted by one atomic UPDATE per wrong code; the
+    row is locked for the rest of each bind's transaction, so concurrent guesses are counted exactly."""
+
+    __tablename__ = "bind_windows"
+
+    started_at: Mapped[datetime] = mapped_column(primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)

@@ -366,7 +366,8 @@ def houqin(services: Services, tmp_path: Path) -> Callable[..., Any]:
            "WECHAT_AES_KEY": s.wechat_aes_key, "HOUQIN_SECRET_KEY": s.secret_key, "DATABASE_URL": url,
            "WECHAT_API_BASE": s.wechat_api_base, "HOUQIN_INSTANCE": str(tmp_path / "instance"), "REDIS_URL": ""}
 
-    def run(*args: str) -> Any:
-        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False, obj={"clock": services.clock})
+    def run(*args: str, input: str | None = None) -> Any:
+        return CliRunner().invoke(main, list(args), input=input, env=env, catch_exceptions=False,
+                                  obj={"clock": services.clock})
 
     return run

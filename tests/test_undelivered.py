@@ -145,7 +145,8 @@ def test_canteen_reply_held_by_quiet_hours_says_when_it_arrives(school, wechat_u
 def test_canteen_reply_to_a_giver_who_unbound(school, wechat_user, services) -> None:
     parent = wechat_user("陈建国")
     parent.say("食堂 2 菜太咸")
-    assert "已解绑" in parent.say("解绑").text
+    assert "确认解绑" in parent.say("解绑").text
+    assert "已解绑" in parent.say("确认解绑").text
     answer = wechat_user("宦欢").say("回复 F1 已调整盐量").text
     assert answer == "回复已记录。F1 的反馈人（家长）：对方已解绑，无法送达。"
     assert alerts(services) == []  # the giver stays anonymous: nothing to escalate
