@@ -287,7 +287,8 @@ def _bind_student(ctx: Context, code: BindCode) -> str:
     ctx.db.add(ParentLink(person=person, student=student))
     code.used_at, code.used_by = code.used_at or ctx.now, code.used_by or ctx.openid
     ctx.outbox.notify(others, PARENT_BOUND_KIND,
-                      PARENT_JOINED.format(name=person.name, student=student.name, class_name=class_name))
+                      PARENT_JOINED.format(name=person.name, student=student.name, class_name=class_name),
+                      fields={"student": student.name, "person": person.name})
     return PARENT_BOUND.format(student=student.name, class_name=class_name)
 
 
