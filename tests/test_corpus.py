@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from corpus.judge import (
+
+from tests.corpus.judge import (
     QUESTION,
     RIGHT,
     WRONG,
@@ -27,7 +28,7 @@ from corpus.judge import (
 
 # What main achieves today (right + helpful question over all cases), rounded down; raise it as the
 # understanding improves (the aim is 0.95).
-ACCURACY_FLOOR = 0.55
+ACCURACY_FLOOR = 0.56
 # The cases for which today's main files a wrong ticket (a mangled place or description). The aim is
 # none: empty this set as they are fixed. Any other case filing a wrong ticket fails the test.
 KNOWN_WRONG_TICKETS = {"rp-02", "rp-29", "rp-30", "rp-31", "rp-34", "rp-36", "rd-11", "rt-13", "rv-10", "pt-03"}
@@ -44,8 +45,8 @@ def test_corpus_through_the_webhook() -> None:
 
 
 # -- the judge itself, on made-up effects: what counts as right, a helpful question, wrong, a wrong ticket
-def case(want: dict[str, object], ask: bool = False, capability: str = "repair") -> Case:
-    return Case("x", "张丽", Turn("张丽", "…"), want, capability, ask, ("要报修吗", "「报修"))
+def case(want: dict[str, object], ask: bool = False, capability: str = "repair", said: str = "…") -> Case:
+    return Case("x", "张丽", Turn("张丽", said), want, capability, ask, ("要报修吗", "「报修"))
 
 
 def effects(tickets: Sequence[tuple[object, ...]] = (), **new: list[tuple[object, ...]]) -> Effects:
@@ -66,6 +67,10 @@ def effects(tickets: Sequence[tuple[object, ...]] = (), **new: list[tuple[object
     ({"ticket": {"place": "三(2)班", "has": "投影仪"}}, False, "要报修吗？三(2)班 · 投影仪坏了", effects(), WRONG),
     ({"ticket": {"place": "三(2)班", "has": "投影仪"}}, True, "没有听懂「三年级二班的投影仪坏了」。发送「帮助」…",
      effects(), WRONG),
+    ({"ticket": {"place": "三(2)班", "has": "灯"}}, True, "没有听懂「报修一下 一(3)班 灯不亮」。发送「帮助」…",
+     effects(), WRONG),
+    ({"ticket": {"place": "三(2)班", "has": "灯"}}, True, "你是想「报修」吗？例如：报修 三(2)班 灯不亮", effects(), QUESTION),
+    ({"ticket": {"place": "三(2)班", "has": "灯"}}, True, "三(2)班 · 灯不亮，确认报修吗？", effects(), QUESTION),
     ({"courtesy": {}}, False, "不客气！", effects(), RIGHT),
     ({"courtesy": {}}, False, "没有听懂「谢谢」。发送「帮助」查看你可以使用的命令。", effects(), WRONG),
     ({"count": {"route": 1, "dir": "上车", "n": 38}}, False, "1号线 上学趟 上车：应到 3 人，实到 38 人",
@@ -76,3 +81,8 @@ def effects(tickets: Sequence[tuple[object, ...]] = (), **new: list[tuple[object
 ])
 def test_judge(want: dict[str, object], ask: bool, reply: str, fx: Effects, verdict: str) -> None:
     assert judge(case(want, ask), reply, fx).verdict == verdict
+
+
+def test_a_reply_quoting_the_message_back_is_not_understanding() -> None:
+    assert judge(case({"courtesy": {}}, said="谢谢"), "我没太明白「谢谢」，发送「帮助」看看吧", effects()).verdict == WRONG
+    assert judge(case({"courtesy": {}}, said="谢谢"), "不客气，有事随时找我。", effects()).verdict == RIGHT

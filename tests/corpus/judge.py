@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import shutil
 import sqlite3
 import tempfile
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -86,6 +86,7 @@ MESSAGES = HERE / "messages.json"
 TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_AT = "2026-11-24 10:00"  # a Tuesday in term, school time: this week's menu is published
 NOT_UNDERSTOOD = "没有听懂"
+ECHO = re.compile(r"没有听懂「.*?」")
 APOLOGY = "系统出了点问题"
 RIGHT, QUESTION, WRONG, WRONG_TICKET = "right", "question", "wrong", "wrong_ticket"
 VERDICT_NAMES = {RIGHT: "对", QUESTION: "有用的追问", WRONG: "错", WRONG_TICKET: "错误报修单"}
@@ -124,6 +125,12 @@ ASK_MARKERS: dict[str, tuple[str, ...]] = {
     "help": ("「帮助",),
     "identity": ("「绑定",),
 }
+
+# A question that names the capability's word and asks (…吗？, 回复「是」…) is helpful too, however it is put.
+CAPABILITY_WORDS = {"repair": "报修", "patrol": "巡查", "bus": "校车", "bus_ack": "确认", "leave": "请假",
+                    "canteen": "食堂", "duty": "签到", "menu": "菜单", "my_repairs": "报修", "repair_work": "R1",
+                    "repair_rating": "评"}
+ASKING = ("吗？", "吗?", "回复「是」")
 
 # The capability a record kind belongs to, for cases that do not name one.
 KIND_CAPABILITY = {"ticket": "repair", "hazard": "patrol", "leave": "leave", "unleave": "leave", "count": "bus",
@@ -380,9 +387,24 @@ def judge(case: Case, reply: str, fx: Effects) -> Result:
     verdict = _right(case, kind, spec, reply, fx)
     if not verdict:
         return result(RIGHT)
-    if case.ask and not fx.recorded and any(m in reply for m in case.ask_markers):
+    if case.ask and not fx.recorded and _helpful(case, reply):
         return result(QUESTION)
     return result(WRONG, verdict)
+
+
+def echoes(case: Case, reply: str) -> bool:
+    """The reply quotes the whole message back (「谢谢」), as a not-understood answer does however it is worded."""
+    text = normalize(case.message.text)
+    return len(text) >= 2 and f"「{text[:20]}" in normalize(reply)
+
+
+def _helpful(case: Case, reply: str) -> bool:
+    """The reply asks or points the way: the case's markers, or a question naming the capability. The
+    message echoed in "没有听懂「…」" does not count."""
+    pointed = ECHO.sub("", reply)
+    word = CAPABILITY_WORDS.get(case.capability)
+    return any(m in pointed for m in case.ask_markers) or bool(
+        word and word in pointed and any(a in pointed for a in ASKING))
 
 
 def _right(case: Case, kind: str, spec: dict[str, Any], reply: str, fx: Effects) -> str:
@@ -401,11 +423,15 @@ def _right(case: Case, kind: str, spec: dict[str, Any], reply: str, fx: Effects)
                 "step" in spec and fx.state[1] != spec["step"]):
             return "没有开始对应的对话"
         return _text_ok(reply, spec)
+    may = set(_words(spec.get("may")))  # records that may come with an answer (a thank-you taken as a rating)
+    recorded -= may
     if kind in ("reply", "courtesy", "nothing"):
         if recorded:
             return f"不应记录：{'、'.join(sorted(recorded))}"
         if not reply.strip():
             return "没有回复"
+        if kind != "nothing" and echoes(case, reply):
+            return "回复只复述了原话（没有听懂）"
         spec = {**spec, "not": [*_words(spec.get("not")), *([] if NOT_UNDERSTOOD in _words(spec.get("has"))
                                                           else [NOT_UNDERSTOOD] if kind != "nothing" else [])]}
         if kind == "courtesy":
@@ -630,10 +656,4 @@ def said(case: Case) -> str:
     m = case.message
     return {"voice": f"（语音）{m.text}", "image": "（图片）", "click": f"（菜单 {m.text}）",
             "subscribe": "（关注）"}.get(m.kind, m.text)
-
-
-def timed_run() -> tuple[list[Result], float]:
-    start = time.perf_counter()
-    results = run_corpus()
-    return results, time.perf_counter() - start
 
