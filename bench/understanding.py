@@ -67,7 +67,7 @@ def figures(results: list[Result]) -> dict[str, object]:
 
 
 def percent(accurate: int, total: int) -> str:
-    return f"{accurate / total:.0%}（{accurate}/{total}）" if total else "–"
+    return f"{accurate / total:.1%}（{accurate}/{total}）" if total else "–"
 
 
 def cell(text: str) -> str:
@@ -96,7 +96,11 @@ def report(results: list[Result], seconds: float, cpu: float, baseline: dict[str
         "- **错 wrong**: anything else; **错误报修单 wrong ticket**: a repair ticket filed (or a report added to one) "
         "that the message did not ask for, or with the wrong place or description.",
         "",
-        "Accuracy = (right + helpful question) / all. The aim (issue 14) is ≥ 95% with no wrong ticket.",
+        "Accuracy = (right + helpful question) / all. The aim (issue 14) is ≥ 95% with no wrong ticket. "
+        "`tests/test_corpus.py` holds the line: no wrong ticket beyond those listed in `KNOWN_WRONG_TICKETS` "
+        "(today's), accuracy ≥ `ACCURACY_FLOOR` (today's, rounded down); raise the one and empty the other as "
+        "the understanding improves. `before` is `bench/understanding_baseline.json` (main before the "
+        "understanding work, saved with `--save-baseline`); `now` is this run.",
         "",
         f"Run: `python bench/understanding.py` on the product at commit {now['commit']}: {seconds:.0f} s ({cpu:.0f} s of CPU) for the "
         "whole corpus on this machine, shared with other work (one app and one SQLite database; each case starts from a copy of the loaded, "

