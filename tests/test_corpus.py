@@ -44,6 +44,19 @@ def test_corpus_through_the_webhook() -> None:
     assert accuracy(results) >= ACCURACY_FLOOR
 
 
+def test_corpus_speaks_like_the_school() -> None:
+    """Every kind of sender, and the ways people really type: voice, full-width, emoji, several sentences."""
+    cases = load_cases()
+    assert {c.role for c in cases} >= {"teacher", "parent", "staff", "bus_monitor", "canteen", "admin"}
+    texts = [c.message.text for c in cases]
+    assert sum(c.message.kind == "voice" for c in cases) >= 10
+    assert sum(any("\uff01" <= ch <= "\uff5e" or ch == "\u3000" for ch in t) for t in texts) >= 10  # full-width
+    assert sum(any(ord(ch) >= 0x1F300 for ch in t) for t in texts) >= 10  # emoji
+    assert sum(t.count("，") + t.count("！") >= 2 for t in texts) >= 10  # several clauses
+    assert sum(c.ask for c in cases) >= 50  # where a helpful question is fair
+    assert sum(c.kind == "nothing" for c in cases) >= 15  # messages that must not file anything
+
+
 # -- the judge itself, on made-up effects: what counts as right, a helpful question, wrong, a wrong ticket
 def case(want: dict[str, object], ask: bool = False, capability: str = "repair", said: str = "…") -> Case:
     return Case("x", "张丽", Turn("张丽", said), want, capability, ask, ("要报修吗", "「报修"))
