@@ -1,6 +1,7 @@
 """How well the bot understands what people write: issue 14's corpus through the real webhook.
 
     python bench/understanding.py [--out docs/understanding.md] [--save-baseline]
+    python bench/understanding.py --only rs- lv-04     # some cases: prints how each went, writes nothing
 
 Runs every case of tests/corpus/messages.json (the demo school, each sender bound, signed and
 encrypted XML in through the simulator; tests/corpus/judge.py judges it from the database and the
@@ -33,6 +34,7 @@ from tests.corpus.judge import (  # noqa: E402
     WRONG_TICKET,
     Result,
     Tally,
+    load_cases,
     run_corpus,
     said,
     tally,
@@ -139,7 +141,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--save-baseline", action="store_true", help="keep this run's figures as the baseline")
+    parser.add_argument("--only", nargs="+", metavar="ID", help="run the cases whose id starts so; print, write nothing")
     args = parser.parse_args()
+    if args.only:
+        for r in run_corpus([c for c in load_cases() if c.id.startswith(tuple(args.only))]):
+            print(r.describe())
+        return
     start, cpu = time.perf_counter(), time.process_time()
     results = run_corpus()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu

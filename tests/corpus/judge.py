@@ -325,6 +325,10 @@ class Result:
     def accurate(self) -> bool:
         return self.verdict in (RIGHT, QUESTION)
 
+    def describe(self) -> str:
+        return (f"[{VERDICT_NAMES[self.verdict]}] {self.case.id} {self.case.sender}：{said(self.case)}\n"
+                f"    期望：{self.case.expected()}\n    实际：{self.got()}")
+
     def got(self) -> str:
         done = self.effects.describe()
         reply = self.reply.replace("\n", " / ")
@@ -656,12 +660,7 @@ def accuracy(results: list[Result]) -> float:
 
 def failures_table(results: list[Result]) -> str:
     """The cases not answered right or with a helpful question, as a plain-text table."""
-    lines = []
-    for r in results:
-        if not r.accurate:
-            lines.append(f"[{VERDICT_NAMES[r.verdict]}] {r.case.id} {r.case.sender}：{said(r.case)}\n"
-                         f"    期望：{r.case.expected()}\n    实际：{r.got()}")
-    return "\n".join(lines)
+    return "\n".join(r.describe() for r in results if not r.accurate)
 
 
 def said(case: Case) -> str:
