@@ -136,7 +136,7 @@ ASKING = ("吗？", "吗?", "回复「是」")
 # The capability a record kind belongs to, for cases that do not name one.
 KIND_CAPABILITY = {"ticket": "repair", "hazard": "patrol", "leave": "leave", "unleave": "leave", "count": "bus",
                    "ack": "bus_ack", "feedback": "canteen", "checkin": "duty", "rate": "repair_rating",
-                   "status": "repair_work", "survey": "canteen", "subscribe": "leave", "dialog": "repair"}
+                   "status": "repair_work", "survey": "canteen", "subscribe": "bus", "dialog": "repair"}
 
 
 # -- the cases --------------------------------------------------------------------------------------
