@@ -1,11 +1,12 @@
 """The understanding corpus (issue 14): realistic messages from the demo school's people, each driven
 through the real webhook and judged from what it recorded and what it answered.
 
-    from tests.corpus.judge import run_corpus     # or `from corpus.judge import ...` under pytest
-    results = run_corpus()                          # every case of messages.json, in a few seconds
-    summary(results)                                # accuracy, per role and per capability
+    from tests.corpus.judge import accuracy, failures_table, run_corpus, tally
+    results = run_corpus()                          # every case of messages.json (README.md: the format)
+    accuracy(results), tally(results, lambda r: r.case.role), failures_table(results)
 
-One app and one SQLite database for the whole run: the demo school is loaded and every sender bound
+One app and one SQLite database for the whole run (what is judged is understanding, which does not
+depend on the backend): the demo school is loaded and every sender bound
 (through the webhook, with their bind codes) once, that database is kept as a golden copy, and each
 case starts from it (the file copied back; the engine's connections dropped first). A case may have
 preceding turns (other senders too, at other times); then its message goes in as signed, encrypted
