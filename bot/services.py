@@ -16,6 +16,7 @@ from bot.engine import Engine
 from bot.inbox import Inbox
 from bot.spool import Spool
 from bot.wechat.gateway import Codec, TokenStore, WeChatApi
+from bot.wechat.menu import watch_roles
 from bot.wechat.nonces import DatabaseNonceLedger, NonceLedger, RedisNonceLedger
 from bot.wechat.tokens import DatabaseTokenStore, RedisTokenStore
 from bot.worker import PushWorker
@@ -41,7 +42,9 @@ class Services:
 
     @cached_property
     def factory(self) -> sessionmaker[Session]:
-        return make_sessionmaker(self.db_engine)
+        factory = make_sessionmaker(self.db_engine)
+        watch_roles(factory)  # a follower's menu follows their binding and roles (bot.wechat.menu)
+        return factory
 
     @cached_property
     def engine(self) -> Engine:
