@@ -42,9 +42,8 @@ class Services:
 
     @cached_property
     def factory(self) -> sessionmaker[Session]:
-        factory = make_sessionmaker(self.db_engine)
-        watch_roles(factory)  # a follower's menu follows their binding and roles (bot.wechat.menu)
-        return factory
+        watch_roles()  # a follower's menu follows their binding and roles (bot.wechat.menu)
+        return make_sessionmaker(self.db_engine)
 
     @cached_property
     def engine(self) -> Engine:

@@ -17,7 +17,7 @@ Houqin uses one), and the order of the conditional menus does not matter.
 
 Keeping tags in step with roles: binding, unbinding, following again and any change of a person's
 roles (the imports, the console, a parent code) mark the follower's binding due in the same
-transaction (`watch_roles`, on the session factory), and the menu worker (`MenuWorker`, run by
+transaction (`watch_roles`, mapper events set up by Services), and the menu worker (`MenuWorker`, run by
 `houqin worker` beside the push worker) tags and untags in batches of 50, with a lease and backoff like
 the push worker's. `houqin wechat-menu --upload` creates the tags, uploads the menus, records them
 (`WeChatMenu`) and tags every bound follower.
@@ -38,13 +38,13 @@ from functools import cached_property
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, event, func, inspect, or_, select, update
+from sqlalchemy import Connection, and_, delete, event, func, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.engine import HELP_MENU_KEY, Conversation, role_names
 from bot.wechat.gateway import ApiError, WeChatApi
-from bot.worker import drain_rounds
+from bot.worker import drain_rounds, run_rounds
 from models import ROLES, Binding, Person, PersonRole, WeChatMenu, utcnow
 
 if TYPE_CHECKING:
@@ -193,40 +193,35 @@ def _mark_due(where: Any) -> Any:
 
 
 # -- keeping tags in step with roles ----------------------------------------------------------------
-def watch_roles(factory: sessionmaker[Session]) -> None:
-    """Sessions from `factory` mark a follower's menu due, in their own transaction, whenever what decides
-    it changes: a binding's person (bind, unbind), following again, a person's roles."""
-    event.listen(factory, "after_flush", _roles_changed)
+def watch_roles() -> None:
+    """From now on, a follower's menu is marked due, in the transaction that changes what decides it: a
+    binding's person (bind, unbind), following again, a person's roles (mapper events: they cost nothing
+    on a flush that touches neither bindings nor roles). Idempotent."""
+    for target, name, listener in _LISTENERS:
+        if not event.contains(target, name, listener):
+            event.listen(target, name, listener)
 
 
-def _roles_changed(session: Session, _flush_context: Any) -> None:
-    people: set[int | None] = set()
-    openids: set[str] = set()
-    for obj in session.new:
-        if isinstance(obj, PersonRole):
-            people.add(obj.person_id)
-        elif isinstance(obj, Binding) and obj.person_id is not None:
-            openids.add(obj.openid)
-    for obj in session.deleted:
-        if isinstance(obj, PersonRole):
-            people.add(obj.person_id)
-    for obj in session.dirty:
-        if isinstance(obj, Person) and inspect(obj).attrs.roles.history.has_changes():
-            people.add(obj.id)
-        elif isinstance(obj, Binding):
-            attrs = inspect(obj).attrs
-            if (attrs.person_id.history.has_changes() or attrs.person.history.has_changes()
-                    or True in attrs.subscribed.history.added):
-                openids.add(obj.openid)
-    ids = sorted(p for p in people if p is not None)
-    if not ids and not openids:
-        return
-    conditions = []
-    if ids:
-        conditions.append(Binding.person_id.in_(ids))
-    if openids:
-        conditions.append(Binding.openid.in_(sorted(openids)))
-    session.connection().execute(_mark_due(or_(*conditions)))
+def _role_changed(_mapper: Any, connection: Connection, role: PersonRole) -> None:
+    connection.execute(_mark_due(Binding.person_id == role.person_id))
+
+
+def _binding_inserted(_mapper: Any, _connection: Connection, binding: Binding) -> None:
+    if binding.person_id is not None:
+        binding.menu_due = True
+
+
+def _binding_updated(_mapper: Any, _connection: Connection, binding: Binding) -> None:
+    attrs = inspect(binding).attrs
+    if (attrs.person_id.history.has_changes() or attrs.person.history.has_changes()
+            or True in attrs.subscribed.history.added):
+        binding.menu_due = True
+        binding.menu_version = Binding.menu_version + 1  # type: ignore[assignment]  # rendered in the UPDATE
+
+
+_LISTENERS: list[tuple[Any, str, Callable[..., None]]] = [
+    (PersonRole, "after_insert", _role_changed), (PersonRole, "after_delete", _role_changed),
+    (Binding, "before_insert", _binding_inserted), (Binding, "before_update", _binding_updated)]
 
 
 # -- the menu worker --------------------------------------------------------------------------------
@@ -383,13 +378,7 @@ class MenuWorker:
 
     def run_forever(self, stop: threading.Event, idle_sleep: float = 2.0) -> None:
         log.info("menu worker %s started", self.worker_id)
-        while not stop.is_set():
-            try:
-                if not self.run_once():
-                    stop.wait(idle_sleep)
-            except Exception:  # noqa: BLE001 - keep the worker alive; the database may be restarting
-                log.exception("menu worker round failed")
-                stop.wait(idle_sleep)
+        run_rounds(self.run_once, stop, idle_sleep, "menu worker")
 
 
 def menu_worker(services: Services) -> MenuWorker:
