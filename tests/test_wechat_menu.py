@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.engine import HELP_MENU_KEY, NOT_UNDERSTOOD
 from bot.wechat.fake import MAX_BATCH, TAG_NAME_BYTES, button_error
 from bot.wechat.gateway import ApiError
-from bot.wechat.menu import TAG_PREFIX, menu_for, menu_plan, menu_worker
+from bot.wechat.menu import TAG_PREFIX, MenuWorker, menu_for, menu_plan, menu_worker
 from handlers import CAPABILITIES
 from models import Binding, Person, PersonRole, WeChatMenu
 
@@ -243,3 +243,36 @@ def test_the_fake_refuses_what_wechat_refuses(services, fake_wechat) -> None:
     with pytest.raises(ApiError) as bad_menu:
         api.create_menu({"button": [{"type": "click", "name": "一二三四五六", "key": "X"}]})  # 18 bytes
     assert bad_menu.value.errcode == 40018
+
+
+class ChangesRolesMidway:
+    """The WeChat API, but the person's roles change (as an import would) while the worker is tagging."""
+
+    def __init__(self, api: Any, change: Callable[[], None]) -> None:
+        self.api, self.change = api, change
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.api, name)
+
+    def tag_users(self, tag_id: int, openids: list[str]) -> None:
+        self.api.tag_users(tag_id, openids)
+        change, self.change = self.change, lambda: None
+        change()
+
+
+def test_a_role_change_while_the_worker_tags_is_not_lost(houqin, wechat_user, people, fake_wechat, services) -> None:
+    assert houqin("wechat-menu", "--upload").exit_code == 0
+    people.add("张丽", "teacher")
+    teacher = wechat_user("张丽")
+
+    def now_the_canteen() -> None:
+        with services.factory() as s, s.begin():
+            person = s.scalar(select(Person).where(Person.name == "张丽"))
+            assert person is not None
+            person.roles = [PersonRole(role="canteen")]
+
+    worker = MenuWorker(services.factory, services.settings, ChangesRolesMidway(services.api, now_the_canteen),
+                        clock=services.now)
+    assert worker.drain() == 2  # the teacher's tag, then (the binding changed meanwhile) the canteen's
+    assert fake_wechat.tags_of(teacher.openid) == [PLAN.tag_for({"canteen"})]
+    assert keys(fake_wechat.menu_seen_by(teacher.openid)) == {"MENU", HELP_MENU_KEY}

@@ -155,7 +155,6 @@ class Uploaded:
     menus: int
     created_tags: list[str]
     removed_menus: int
-    due: int
 
     def __str__(self) -> str:
         return (f"菜单已上传：默认菜单 + {self.menus} 个角色菜单（新建标签 {len(self.created_tags)} 个，"
@@ -181,14 +180,13 @@ def upload(api: WeChatApi, factory: sessionmaker[Session], plan: MenuPlan, now: 
         session.add_all(WeChatMenu(tag=name, tag_id=ids[name], menuid=menuids[name], menu=menu,
                                    roles=plan.roles.get(name, ""), uploaded_at=now)
                         for name, menu in plan.menus.items())
-        due = session.connection().execute(
-            _mark_due(or_(Binding.person_id.is_not(None), Binding.menu_tag_id.is_not(None)))).rowcount
-    return Uploaded(len(plan.menus), created, len(old), due)
+        session.execute(_mark_due(or_(Binding.person_id.is_not(None), Binding.menu_tag_id.is_not(None))))
+    return Uploaded(len(plan.menus), created, len(old))
 
 
 def _mark_due(where: Any) -> Any:
-    return (update(Binding).where(where)
-            .values(menu_due=True, menu_version=Binding.menu_version + 1, menu_retry_at=None, menu_attempts=0)
+    """Due again, with a new version; a worker's lease or backoff (`menu_retry_at`) is left as it is."""
+    return (update(Binding).where(where).values(menu_due=True, menu_version=Binding.menu_version + 1)
             .execution_options(synchronize_session=False))
 
 
@@ -344,12 +342,13 @@ class MenuWorker:
                 backoff = timedelta(seconds=self.settings.push_backoff_seconds * 2 ** max(tried - 1, 0))
                 session.execute(update(Binding).where(Binding.openid == f.openid)
                                 .values(menu_tag_id=f.tag_id, menu_error=error,
-                                        menu_retry_at=now + backoff if retry else None)
+                                        menu_retry_at=now + backoff if retry else None,
+                                        menu_attempts=Binding.menu_attempts if retry else 0)
                                 .execution_options(synchronize_session=False))
                 if not retry:
                     session.execute(update(Binding)
                                     .where(and_(Binding.openid == f.openid, Binding.menu_version == f.version))
-                                    .values(menu_due=False, menu_attempts=0)
+                                    .values(menu_due=False)
                                     .execution_options(synchronize_session=False))
             if any(f.error for f in followers):
                 log.warning("menu tags: %d followers not tagged: %s", sum(1 for f in followers if f.error),
