@@ -148,6 +148,9 @@ def serve(host: str, port: int, demo: bool) -> None:
     from bot.wechat.media import media_worker
 
     threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
+    from bot.wechat.menu import menu_worker
+
+    threading.Thread(target=menu_worker(services).run_forever, args=(stop,), name="menu-worker", daemon=True).start()
     _replay_spool_in_background(services, stop)
     from scheduler.runner import Runner
 
@@ -204,6 +207,9 @@ def worker() -> None:
     from bot.wechat.media import media_worker
 
     threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
+    from bot.wechat.menu import menu_worker
+
+    threading.Thread(target=menu_worker(services).run_forever, args=(stop,), name="menu-worker", daemon=True).start()
     _replay_spool_in_background(services, stop)
     try:
         services.worker().run_forever(stop)
@@ -675,23 +681,28 @@ def templates_check(sample: int) -> None:
 
 
 @main.command("wechat-menu")
-@click.option("--upload", is_flag=True, help="create it on the official account (WECHAT_API_BASE)")
+@click.option("--upload", is_flag=True, help="create the tags and menus on the official account, tag every bound follower")
 def wechat_menu(upload: bool) -> None:
-    """Print the official account's menu, or upload it."""
+    """Print the official account's menus (the default one, one per role combination), or upload them."""
     from bot.wechat.gateway import ApiError
-    from bot.wechat.menu import menu_for
-    from handlers import CAPABILITIES
+    from bot.wechat.menu import default_plan, menu_worker
+    from bot.wechat.menu import upload as upload_menus
 
-    menu = menu_for(CAPABILITIES)
+    plan = default_plan()
     if not upload:
-        click.echo(json.dumps(menu, ensure_ascii=False, indent=2))
+        click.echo(json.dumps({"default": plan.default, "conditional": [
+            {"tag": tag, "roles": plan.roles[tag], **menu} for tag, menu in plan.menus.items()]},
+            ensure_ascii=False, indent=2))
         return
     services = _services(upgrade=True)
     try:
-        services.api.create_menu(menu)
+        done = upload_menus(services.api, services.factory, plan, services.now())
     except ApiError as exc:
         raise click.ClickException(f"WeChat refused the menu: {exc}") from exc
-    click.echo("菜单已上传。")
+    click.echo(f"{done}。")
+    worker = menu_worker(services)
+    worker.drain()
+    click.echo(worker.summary())
 
 
 # -- repairs: rooms, assets, categories, QR sheets, the ledger --------------------------------------

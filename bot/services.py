@@ -16,6 +16,7 @@ from bot.engine import Engine
 from bot.inbox import Inbox
 from bot.spool import Spool
 from bot.wechat.gateway import Codec, TokenStore, WeChatApi
+from bot.wechat.menu import watch_roles
 from bot.wechat.nonces import DatabaseNonceLedger, NonceLedger, RedisNonceLedger
 from bot.wechat.tokens import DatabaseTokenStore, RedisTokenStore
 from bot.worker import PushWorker
@@ -41,6 +42,7 @@ class Services:
 
     @cached_property
     def factory(self) -> sessionmaker[Session]:
+        watch_roles()  # a follower's menu follows their binding and roles (bot.wechat.menu)
         return make_sessionmaker(self.db_engine)
 
     @cached_property

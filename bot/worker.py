@@ -336,3 +336,15 @@ def drain_rounds(run_once: Callable[[], int], timeout: float) -> int:
             break
         total += handled
     return total
+
+
+def run_rounds(run_once: Callable[[], int], stop: threading.Event, idle_sleep: float, what: str) -> None:
+    """A background worker's loop: `run_once` until `stop` is set, waiting `idle_sleep` when a round had
+    nothing to do, and at least 2 s after a failed one (logged: the database may be restarting)."""
+    while not stop.is_set():
+        try:
+            if not run_once():
+                stop.wait(idle_sleep)
+        except Exception:  # noqa: BLE001 - keep the worker alive
+            log.exception("%s round failed", what)
+            stop.wait(max(idle_sleep, 2.0))

@@ -92,7 +92,8 @@ REISSUED_BOUND = "{name}原来绑定的{count}个微信已解绑（如手机丢�
 REISSUED_PARENTS = "已关联的家长不受影响。"
 
 follow = Conversation("follow", title="关注")
-binding = Conversation("binding", title="绑定", keywords=["绑定", "bind"], scenes=["bind"], help=HELP_BIND)
+binding = Conversation("binding", title="绑定", keywords=["绑定", "bind"], menu_keys=["BIND"], scenes=["bind"],
+                       help=HELP_BIND)
 unbind = Conversation("unbind", title="解绑", keywords=["解绑", "unbind", CONFIRM_UNBIND_WORD])
 whoami = Conversation("whoami", title="我", keywords=["我", "whoami", "我是谁"])
 reissue = Conversation("reissue_code", title="重发绑定码", keywords=["重发绑定码"], roles={"admin"}, help=HELP_REISSUE)

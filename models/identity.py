@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
@@ -105,6 +105,16 @@ class Binding(Base):
     reachable: Mapped[bool] = mapped_column(default=True)
     bound_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The follower's menu (bot.wechat.menu): the Houqin tag WeChat has on this openid, and whether it
+    # must be set again. Binding, unbinding, following and a change of the person's roles set `menu_due`
+    # and bump `menu_version` in the same transaction; the menu worker tags the openid and clears
+    # `menu_due` only if the version is still the one it read. `menu_retry_at` is its lease or backoff.
+    menu_due: Mapped[bool] = mapped_column(default=False, index=True)
+    menu_version: Mapped[int] = mapped_column(default=0)
+    menu_tag_id: Mapped[int | None] = mapped_column()
+    menu_retry_at: Mapped[datetime | None] = mapped_column()
+    menu_attempts: Mapped[int] = mapped_column(default=0)
+    menu_error: Mapped[str | None] = mapped_column(Text)
 
     person: Mapped[Person | None] = relationship(back_populates="bindings", foreign_keys=[person_id])
 

@@ -47,6 +47,18 @@ KEYWORD_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, 
 RETIRED = ("first", "remark")
 KEYWORD = re.compile(r"\{\{(\w+)\.DATA\}\}")
 # the default library: the category templates the deploy guide maps (id -> title, content)
+# User tags and conditional menus, with WeChat's limits and error codes
+SYSTEM_TAGS = {2: "星标组"}  # every account has it; ids 0-99 are WeChat's, created tags start at 100
+FIRST_TAG_ID = 100
+MAX_TAGS = 100  # tags an account may create
+MAX_USER_TAGS = 20  # tags on one follower
+MAX_BATCH = 50  # openids in one batchtagging / batchuntagging
+TAG_NAME_BYTES = 30
+BUTTONS, SUB_BUTTONS = 3, 5
+NAME_BYTES, SUB_NAME_BYTES, KEY_BYTES = 16, 60, 128
+KEYED_TYPES = {"click", "scancode_push", "scancode_waitmsg", "pic_sysphoto", "pic_photo_or_album", "pic_weixin",
+               "location_select"}
+BUTTON_TYPES = KEYED_TYPES | {"view", "miniprogram", "media_id", "article_id", "article_view_limited"}
 TEMPLATE_LIBRARY = {
     "TPL_REPAIR": ("报修通知", "工单编号：{{character_string1.DATA}}\n报修地点：{{thing2.DATA}}\n"
                                "报修内容：{{thing3.DATA}}\n报修时间：{{time4.DATA}}"),
@@ -101,7 +113,11 @@ class FakeState:
     unfollowed: set[str] = field(default_factory=set)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     qrcodes: dict[str, str] = field(default_factory=dict)  # scene -> ticket
-    menus: list[dict[str, Any]] = field(default_factory=list)
+    menus: list[dict[str, Any]] = field(default_factory=list)  # every default menu created, oldest first
+    conditional: list[dict[str, Any]] = field(default_factory=list)  # live conditional menus, oldest first
+    menuids: int = 400_000_000
+    tags: dict[int, str] = field(default_factory=lambda: dict(SYSTEM_TAGS))  # tag id -> name
+    user_tags: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # openid -> tag ids
     templates: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(TEMPLATE_LIBRARY))
     msgids: int = 1_000_000_000
     sent_msgids: dict[str, str] = field(default_factory=dict)  # template send's msgid -> openid
@@ -298,12 +314,128 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
 
     @app.post("/cgi-bin/menu/create")
     def menu_create() -> Response:
+        """The default menu: what every follower no conditional menu matches sees."""
         call, error = record("menu/create")
         if (bad := failed(error)) is not None:
             return bad
-        if not call.body.get("button"):
-            return _err(40016, "invalid button size")
-        state.menus.append(call.body)
+        if (refused := button_error(call.body.get("button"))) is not None:
+            return _err(*refused)
+        with state.lock:
+            state.menus.append(call.body)
+        return _ok()
+
+    @app.post("/cgi-bin/menu/addconditional")
+    def menu_addconditional() -> Response:
+        """A conditional (personalised) menu; only after a default menu exists, matched by user tag."""
+        call, error = record("menu/addconditional")
+        if (bad := failed(error)) is not None:
+            return bad
+        rule = call.body.get("matchrule")
+        if not state.menus:
+            return _err(65303, "there is no selfmenu, please create selfmenu first")
+        if not isinstance(rule, dict) or not any(str(v) for v in rule.values()):
+            return _err(65304, "match rule empty")
+        if set(rule) & {"sex", "country", "province", "city", "language"}:
+            return _err(65320, "match rule contains personal information")
+        if (refused := button_error(call.body.get("button"))) is not None:
+            return _err(*refused)
+        with state.lock:
+            state.menuids += 1
+            menuid = str(state.menuids)
+            state.conditional.append({"button": call.body["button"], "matchrule": rule, "menuid": menuid})
+        return jsonify({"menuid": menuid})
+
+    @app.post("/cgi-bin/menu/delconditional")
+    def menu_delconditional() -> Response:
+        call, error = record("menu/delconditional")
+        if (bad := failed(error)) is not None:
+            return bad
+        menuid = str(call.body.get("menuid") or "")
+        with state.lock:
+            kept = [m for m in state.conditional if m["menuid"] != menuid]
+            if len(kept) == len(state.conditional):
+                return _err(65301, "menuid not exist")
+            state.conditional = kept
+        return _ok()
+
+    @app.get("/cgi-bin/menu/get")
+    def menu_get() -> Response:
+        _, error = record("menu/get")
+        if (bad := failed(error)) is not None:
+            return bad
+        if not state.menus:
+            return _err(46003, "menu no exist")
+        return jsonify({"menu": {"button": state.menus[-1]["button"]},
+                        "conditionalmenu": [dict(m) for m in state.conditional]})
+
+    @app.post("/cgi-bin/menu/trymatch")
+    def menu_trymatch() -> Response:
+        """The menu `user_id` (an openid) sees: the newest conditional menu whose tag the user has, else
+        the default menu."""
+        call, error = record("menu/trymatch")
+        if (bad := failed(error)) is not None:
+            return bad
+        if not state.menus:
+            return _err(46003, "menu no exist")
+        return jsonify({"button": menu_seen(state, str(call.body.get("user_id") or ""))["button"]})
+
+    @app.post("/cgi-bin/tags/create")
+    def tags_create() -> Response:
+        call, error = record("tags/create")
+        if (bad := failed(error)) is not None:
+            return bad
+        name = str((call.body.get("tag") or {}).get("name") or "")
+        with state.lock:
+            if not name or name in state.tags.values():
+                return _err(45157, "invalid tag name")
+            if len(name.encode()) > TAG_NAME_BYTES:
+                return _err(45158, "tag name too long")
+            if sum(1 for i in state.tags if i >= FIRST_TAG_ID) >= MAX_TAGS:
+                return _err(45056, "too many tags now, no need to add new")
+            tag_id = max([FIRST_TAG_ID - 1, *state.tags]) + 1
+            state.tags[tag_id] = name
+        return jsonify({"tag": {"id": tag_id, "name": name}})
+
+    @app.get("/cgi-bin/tags/get")
+    def tags_get() -> Response:
+        _, error = record("tags/get")
+        if (bad := failed(error)) is not None:
+            return bad
+        with state.lock:
+            counts = {i: sum(1 for tags in state.user_tags.values() if i in tags) for i in state.tags}
+            return jsonify({"tags": [{"id": i, "name": n, "count": counts[i]} for i, n in state.tags.items()]})
+
+    @app.post("/cgi-bin/tags/members/batchtagging")
+    def tags_batchtagging() -> Response:
+        return _tagging("tags/members/batchtagging", add=True)
+
+    @app.post("/cgi-bin/tags/members/batchuntagging")
+    def tags_batchuntagging() -> Response:
+        return _tagging("tags/members/batchuntagging", add=False)
+
+    def _tagging(endpoint: str, add: bool) -> Response:
+        """Tag or untag up to 50 followers; any bad openid fails the whole batch, as WeChat does."""
+        call, error = record(endpoint)
+        if (bad := failed(error)) is not None:
+            return bad
+        openids = call.body.get("openid_list")
+        tag_id = call.body.get("tagid")
+        if not isinstance(openids, list) or not 0 < len(openids) <= MAX_BATCH:
+            return _err(40032, "invalid openid list size")
+        with state.lock:
+            if not isinstance(tag_id, int) or tag_id not in state.tags:
+                return _err(45159, "invalid tag id")
+            if any(not isinstance(o, str) or not o or o in state.unfollowed for o in openids):
+                return _err(40003, "invalid openid")
+            if add and any(tag_id not in state.user_tags[o] and len(state.user_tags[o]) >= MAX_USER_TAGS
+                           for o in openids):
+                return _err(45059, "has too many tags")
+            for openid in openids:
+                tags = state.user_tags[openid]
+                if add and tag_id not in tags:
+                    tags.append(tag_id)
+                elif not add and tag_id in tags:
+                    tags.remove(tag_id)
         return _ok()
 
     @app.get("/cgi-bin/user/info")
@@ -343,6 +475,47 @@ def template_warnings(content: str, data: dict[str, Any]) -> list[str]:
         if "\n" in value or "\r" in value:
             warnings.append(f"{keyword}: line break (WeChat shows one line)")
     return warnings
+
+
+def button_error(buttons: Any) -> tuple[int, str] | None:
+    """Why WeChat would refuse these menu buttons (errcode, errmsg), or None: 1-3 buttons of at most
+    16 bytes, each a typed entry or up to 5 sub-buttons of at most 60 bytes; click-like types need a key."""
+    if not isinstance(buttons, list) or not 0 < len(buttons) <= BUTTONS:
+        return 40016, "invalid button size"
+    for button in buttons:
+        if not isinstance(button, dict) or not 0 < len(str(button.get("name", "")).encode()) <= NAME_BYTES:
+            return 40018, "invalid button name size"
+        subs = button.get("sub_button")
+        if subs:
+            if not isinstance(subs, list) or len(subs) > SUB_BUTTONS:
+                return 40023, "invalid sub button size"
+            for sub in subs:
+                if not isinstance(sub, dict) or not 0 < len(str(sub.get("name", "")).encode()) <= SUB_NAME_BYTES:
+                    return 40025, "invalid sub button name size"
+                if (refused := _entry_error(sub, sub=True)) is not None:
+                    return refused
+        elif (refused := _entry_error(button, sub=False)) is not None:
+            return refused
+    return None
+
+
+def _entry_error(entry: dict[str, Any], sub: bool) -> tuple[int, str] | None:
+    if entry.get("type") not in BUTTON_TYPES:
+        return (40024, "invalid sub button type") if sub else (40017, "invalid button type")
+    if entry["type"] in KEYED_TYPES and not 0 < len(str(entry.get("key", "")).encode()) <= KEY_BYTES:
+        return (40026, "invalid sub button key size") if sub else (40019, "invalid button key size")
+    return None
+
+
+def menu_seen(state: FakeState, openid: str) -> dict[str, Any]:
+    """The menu `openid` sees: conditional menus are tried newest first; the first whose tag the user
+    carries wins; without one, the default menu ({} if there is none)."""
+    with state.lock:
+        tags = {str(t) for t in state.user_tags.get(openid, [])}
+        for menu in reversed(state.conditional):
+            if str(menu["matchrule"].get("tag_id", "")) in tags:
+                return {"button": menu["button"]}
+        return {"button": state.menus[-1]["button"]} if state.menus else {}
 
 
 def fake_jpeg(seed: str) -> bytes:
@@ -421,6 +594,15 @@ class FakeWeChat:
     def sent_to_openid(self, openid: str) -> list[Call]:
         return [c for c in self.sent() if c.openid == openid]
 
+    def menu_seen_by(self, openid: str) -> dict[str, Any]:
+        """The menu `openid` sees (as menu/trymatch answers it), {} when the account has none."""
+        return menu_seen(self.state, openid)
+
+    def tags_of(self, openid: str) -> list[str]:
+        """The names of the tags `openid` carries."""
+        with self.state.lock:
+            return [self.state.tags[t] for t in self.state.user_tags.get(openid, [])]
+
     def script(self, endpoint: str, *errcodes: int) -> None:
         """The next calls to `endpoint` answer these error codes, in order."""
         with self.state.lock:
@@ -473,6 +655,10 @@ class FakeWeChat:
             self.state.refused_ip = ""
             self.state.forced.clear()  # each test starts the account's force_refresh budget afresh
             self.state.templates = dict(TEMPLATE_LIBRARY)
+            self.state.menus.clear()
+            self.state.conditional.clear()
+            self.state.tags = dict(SYSTEM_TAGS)
+            self.state.user_tags.clear()
             self.state.webhook = None
             self.state.finish = ""
 

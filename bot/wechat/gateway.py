@@ -144,6 +144,7 @@ UNKNOWN_IP = "未知"
 _SEEN_IP = re.compile(r"invalid ip ([0-9A-Fa-f.:]+)")
 _SECRETS_IN_TEXT = re.compile(r"((?:access_token|secret|appsecret)=)[^&\s'\"]+", re.IGNORECASE)
 UNREACHABLE = {43004, 43101}
+NO_MENU = 46003
 WINDOW_ERRORS = {45015, 45047}
 
 
@@ -306,7 +307,40 @@ class WeChatApi:
         return dict(res)
 
     def create_menu(self, menu: dict[str, Any]) -> None:
+        """The default menu (what a follower no conditional menu matches sees)."""
         self._call("post", "menu/create", data=menu)
+
+    def add_conditional_menu(self, menu: dict[str, Any], tag_id: int) -> str:
+        """A conditional menu for the followers carrying `tag_id`; returns its menuid."""
+        res = self._call("post", "menu/addconditional", data={**menu, "matchrule": {"tag_id": str(tag_id)}})
+        return str(res["menuid"])
+
+    def delete_conditional_menu(self, menuid: str) -> None:
+        self._call("post", "menu/delconditional", data={"menuid": menuid})
+
+    def menus(self) -> dict[str, Any]:
+        """The account's menus as menu/get answers: {"menu": …, "conditionalmenu": [...]}; {} for none."""
+        try:
+            return dict(self._call("get", "menu/get"))
+        except ApiError as exc:
+            if exc.errcode == NO_MENU:
+                return {}
+            raise
+
+    def tags(self) -> dict[str, int]:
+        """The account's user tags, name -> id."""
+        res = self._call("get", "tags/get")
+        return {str(t["name"]): int(t["id"]) for t in res.get("tags") or []}
+
+    def create_tag(self, name: str) -> int:
+        return int(self._call("post", "tags/create", data={"tag": {"name": name}})["tag"]["id"])
+
+    def tag_users(self, tag_id: int, openids: list[str]) -> None:
+        """Tag up to 50 followers (WeChat's batch limit); one bad openid fails the whole batch."""
+        self._call("post", "tags/members/batchtagging", data={"openid_list": openids, "tagid": tag_id})
+
+    def untag_users(self, tag_id: int, openids: list[str]) -> None:
+        self._call("post", "tags/members/batchuntagging", data={"openid_list": openids, "tagid": tag_id})
 
     def user_info(self, openid: str) -> dict[str, Any]:
         return dict(self._call("get", "user/info", params={"openid": openid, "lang": "zh_CN"}))

@@ -24,7 +24,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bot.config import Settings
 from bot.wechat.gateway import ApiError, WeChatApi
-from bot.worker import drain_rounds
+from bot.worker import drain_rounds, run_rounds
 from models import CanteenFeedback, DownloadedPhoto, FeedbackPhoto, RepairTicket, TicketPhoto, utcnow
 from models.media import PHOTO_DOWNLOADING, PHOTO_FAILED, PHOTO_PENDING, PHOTO_SAVED
 
@@ -161,13 +161,7 @@ class MediaWorker:
 
     def run_forever(self, stop: threading.Event, idle_sleep: float = 1.0) -> None:
         log.info("media worker %s started", self.worker_id)
-        while not stop.is_set():
-            try:
-                if not self.run_once():
-                    stop.wait(idle_sleep)
-            except Exception:  # noqa: BLE001 - keep the worker alive; the database may be restarting
-                log.exception("media worker round failed")
-                stop.wait(2.0)
+        run_rounds(self.run_once, stop, idle_sleep, "media worker")
 
 
 def media_worker(services: Services) -> MediaWorker:
