@@ -12,7 +12,7 @@ from models.canteen import (
     SurveyResponse,
     SurveyRound,
 )
-from models.console import ConsoleAccount
+from models.console import ConsoleAccount, ConsoleLoginThrottle
 from models.conversation import ConversationState
 from models.duty import DutyCheckin, DutyOverride, DutyPost, DutyRoster, DutyShift, DutySwap
 from models.identity import (
@@ -35,6 +35,6 @@ from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
 
 __all__ = [
-    "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusCountNotice", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConsoleAccount", "ConversationState", "DownloadedPhoto", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
+    "ROLES", "ROLE_NAMES", "AccessToken", "AccompaniedMeal", "CanteenFeedback", "CanteenReply", "MenuItem", "MenuWeek", "SurveyResponse", "SurveyRound", "BusAlarm", "BusCountNotice", "BusLeave", "BusRoute", "BusStop", "BusSubscription", "BusTrip", "Asset", "Base", "BindAttempt", "BindCode", "Binding", "ConsoleAccount", "ConsoleLoginThrottle", "ConversationState", "DownloadedPhoto", "DutyCheckin", "DutyOverride", "DutyPost", "DutyRoster", "DutyShift", "DutySwap",
     "CalendarDay", "Delivery", "DeliveryAlert", "Drill", "FeedbackPhoto", "FireCheck", "InboundMessage", "JobRun", "NumberSeries", "ParentLink", "Person", "PersonRole", "Push", "RepairCategory", "RepairTicket", "Room", "SafetyTopic", "SchoolSetting", "SeenNonce", "Student", "TicketEvent", "TicketFollower", "TicketPhoto", "utcnow",
 ]
