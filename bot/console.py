@@ -126,6 +126,7 @@ DELIVERY_STATUSES = (PENDING, SENDING, SENT, FAILED, UNDELIVERABLE)
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 # where a sign-in may send the browser back to: a console path, nothing that leaves it or breaks a header
 _NEXT = re.compile(r"/admin(?:/[^\x00-\x20\x7f\\]*)?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in no name or code (PostgreSQL refuses NUL in text)
 
 
 def _services() -> Services:
@@ -291,8 +292,10 @@ def login() -> Any:
     if request.method == "GET":
         return render_template("admin/login.html", error="")
     _check_csrf()
-    error, status = _sign_in(request.form.get("name", "").strip(), request.form.get("password", ""),
-                             request.remote_addr or "")
+    name = request.form.get("name", "").strip()
+    if _CONTROL.search(name):
+        abort(400)
+    error, status = _sign_in(name, request.form.get("password", ""), request.remote_addr or "")
     if not error:
         return redirect(target or url_for("console.overview"))
     return render_template("admin/login.html", error=error), status
@@ -440,6 +443,8 @@ def assets() -> str:
 @bp.get("/assets/<path:code>")
 @login_required
 def asset(code: str) -> str:
+    if _CONTROL.search(code):
+        abort(404)
     with _db() as db:
         found = find_asset(db, code)
         if found is None:
