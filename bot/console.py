@@ -43,6 +43,7 @@ from datetime import date, datetime, timedelta
 from functools import cache, wraps
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -189,7 +190,7 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _signed_in():
             session.clear()
-            return redirect(url_for("console.login", next=request.path))
+            return redirect(url_for("console.login", next=quote(request.path)))
         return view(*args, **kwargs)
 
     return wrapper

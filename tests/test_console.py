@@ -360,6 +360,19 @@ def test_a_locked_out_address_does_not_lock_out_the_office(hashes, office, clien
     assert sign_in(client, address=ATTACKER).endswith("/admin/")  # the window has passed
 
 
+def test_behind_nginx_the_address_is_the_forwarded_one(hashes, office, services: Services) -> None:
+    """HOUQIN_TRUSTED_PROXIES=1: every request comes from nginx's 127.0.0.1, and the lock still falls
+    on the attacker's address, not on everyone's."""
+    proxied = create_app(services=replace(services, settings=services.settings.with_overrides(trusted_proxies=1)))
+    attacker, admin = proxied.test_client(), proxied.test_client()
+    for _ in range(5):
+        attacker.environ_base["HTTP_X_FORWARDED_FOR"] = ATTACKER
+        assert BAD_LOGIN in sign_in(attacker, password="guess-guess")
+    assert LOCKED in sign_in(attacker)
+    admin.environ_base["HTTP_X_FORWARDED_FOR"] = OFFICE
+    assert sign_in(admin).endswith("/admin/")
+
+
 def test_one_address_trying_many_names_is_slowed(hashes, office, client: FlaskClient) -> None:
     for n in range(4):
         for _ in range(5):
