@@ -40,7 +40,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from functools import cache, wraps
+from functools import wraps
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -57,7 +57,7 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import case, func, literal, or_, select, update
+from sqlalchemy import case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload
 from werkzeug.exceptions import HTTPException
@@ -273,10 +273,9 @@ def _give_back(db: Session, keys: list[_Key]) -> None:
                .values(failures=throttle.failures - 1))
 
 
-@cache
-def _dummy_hash() -> str:
-    """What an unknown name's password is checked against, made like a real one (same method, same cost)."""
-    return generate_password_hash(secrets.token_urlsafe(16))
+# what an unknown name's password is checked against: werkzeug's default method with its default cost
+# (the one `houqin console-password` uses), so the check takes as long as a real one; nothing matches it
+DUMMY_HASH = f"scrypt:32768:8:1${'0' * 16}${'0' * 128}"
 
 
 def _next_page() -> str:
@@ -317,8 +316,10 @@ def _sign_in(name: str, password: str, address: str) -> tuple[str, int]:
         db.commit()  # counted before the password is checked (and whatever happens next)
         right = [a for a in accounts if check_password_hash(a.password_hash, password)]
         if not accounts:
-            check_password_hash(_dummy_hash(), password)
+            check_password_hash(DUMMY_HASH, password)
         if not right:
+            with db.begin():  # counters whose window has passed count nothing: drop them
+                db.execute(delete(ConsoleLoginThrottle).where(ConsoleLoginThrottle.window_start <= now - WINDOW))
             return BAD_LOGIN, 401
         with db.begin():
             _give_back(db, keys)

@@ -18,10 +18,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from bot import create_app
-from bot.console import BAD_LOGIN, LOCKED, NOT_ADMIN
+from bot.console import BAD_LOGIN, DUMMY_HASH, LOCKED, NOT_ADMIN
 from bot.services import Services
 from bot.wechat.fake import fake_jpeg
-from models import Asset
+from models import Asset, ConsoleAccount
 
 PASSWORD = "后勤2026secret"
 
@@ -407,6 +407,12 @@ def test_unknown_names_answer_like_a_wrong_password(hashes, office, client: Flas
     for _ in range(4):
         sign_in(client, name="没有这个人", password="guess-guess")
     assert LOCKED in sign_in(client, name="没有这个人", password="guess-guess")
+
+
+def test_an_unknown_name_is_checked_at_the_cost_of_a_real_password(office, db) -> None:
+    """The dummy hash has the method and cost `houqin console-password` stored (so its check takes as long)."""
+    stored = db.scalar(select(ConsoleAccount.password_hash))
+    assert stored is not None and stored.split("$")[0] == DUMMY_HASH.split("$")[0] == "scrypt:32768:8:1"
 
 
 def test_parallel_attempts_check_no_more_passwords_than_the_limit(hashes, office, app: Flask) -> None:
