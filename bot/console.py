@@ -295,7 +295,7 @@ def login() -> Any:
     name = request.form.get("name", "").strip()
     if _CONTROL.search(name):
         abort(400)
-    error, status = _sign_in(name, request.form.get("password", ""), request.remote_addr or "")
+    error, status = _sign_in(name, request.form.get("password", ""), (request.remote_addr or "")[:64])
     if not error:
         return redirect(target or url_for("console.overview"))
     return render_template("admin/login.html", error=error), status
@@ -349,7 +349,7 @@ def logout() -> Response:
 
 def _number(text: str) -> int | None:
     """A number a parameter gives (an id, a ticket number), if it is one a column can hold."""
-    return int(text) if text.isascii() and text.isdigit() and int(text) <= MAX_ID else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_ID else None
 
 
 @bp.get("/")

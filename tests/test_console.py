@@ -503,6 +503,8 @@ BAD_REQUEST, NOT_FOUND = "请求的参数不对", "没有找到这个页面或�
     ("/admin/repairs?status=bogus", 400, BAD_REQUEST),
     ("/admin/outbox?status=bogus", 400, BAD_REQUEST),
     ("/admin/photos/99999999999999999999", 404, NOT_FOUND),
+    ("/admin/photos/" + "9" * 5000, 404, NOT_FOUND),  # past the digits Python turns into an int
+    ("/admin/repairs/R" + "9" * 5000, 404, NOT_FOUND),
     ("/admin/canteen-photos/99999999999999999999", 404, NOT_FOUND),
     ("/admin/assets/%00", 404, NOT_FOUND),
     ("/admin/no-such-page", 404, NOT_FOUND),
