@@ -10,6 +10,7 @@ from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.config import Settings, public_url_warning, settings_from_environment
 from bot.inbox import REPLAY_BUDGET_SECONDS
@@ -18,6 +19,16 @@ from bot.spool import DatabaseUnavailable, Spool
 from bot.text import warm_segmenter
 
 log = logging.getLogger(__name__)
+
+# every page's styles and images come from this app, nothing runs as a script, no page is framed
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                           "frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -40,6 +51,14 @@ def _spooled(spool: Spool) -> dict[str, int]:
     return {"spooled": count} if count else {}
 
 
+def _security_headers(response: Response) -> Response:
+    """The same headers on every response; a page that wants a stricter one (the push pages'
+    no-referrer) has set it already."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def create_app(config: Settings | None = None, services: Services | None = None) -> Flask:
     """The web app: webhook, console, menu page, health check.
 
@@ -51,7 +70,12 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         services = Services.from_settings(config or settings_from_environment())
     settings = services.settings
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=None)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=None, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"))
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    app.after_request(_security_headers)
     app.session_interface = _SessionInterface()
     app.extensions["houqin"] = services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -51,6 +51,9 @@ class Settings:
     redis_url: str = ""
     instance_dir: Path = INSTANCE_DIR
     public_url: str = "http://127.0.0.1:5000"
+    # reverse proxies in front of the app (nginx: 1) whose X-Forwarded-For/-Proto are believed: the
+    # console counts failed sign-ins per client address, which behind a proxy is in that header
+    trusted_proxies: int = 0
     # outbox / worker
     # 32 sends in flight keep ~300 messages/s going at 100 ms per call; WeChat sets a daily quota
     # on template messages (100,000 by default), not a per-second one: the rate is only a guard
@@ -184,6 +187,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         redis_url=env.get("REDIS_URL", ""),
         instance_dir=instance_dir,
         public_url=(env.get("HOUQIN_PUBLIC_URL", "") or "http://127.0.0.1:5000").rstrip("/"),
+        trusted_proxies=_int(env, "HOUQIN_TRUSTED_PROXIES", 0),
         push_concurrency=_int(env, "HOUQIN_PUSH_CONCURRENCY", 32),
         push_rate_per_second=_float(env, "HOUQIN_PUSH_RATE", 500.0),
         push_max_attempts=_int(env, "HOUQIN_PUSH_MAX_ATTEMPTS", 6),

@@ -41,6 +41,7 @@ DEFAULT_SETTINGS = {
     "canteen_alert_words": "异物;头发;虫;变质;发霉;霉变;拉肚子;腹泻;呕吐;吐了;过敏;肚子疼;肚子痛;食物中毒;馊;"
                            "异味;没熟;不熟;夹生;苍蝇;蟑螂;老鼠;玻璃;钢丝;铁丝;塑料;过期",
     "push_page_days": "30",  # days a push's detail page (/p/<token>) stays open after the push
+    "console_idle_hours": "8",  # hours a console session may stay unused before it must sign in again
 }
 SETTING_HELP = {
     "fire_check_day": "每月消防设备自检提醒日（1-28）",
@@ -62,6 +63,7 @@ SETTING_HELP = {
     "canteen_term_survey_months": "推送学期满意度问卷的月份（分号分隔，如 1;6）",
     "canteen_alert_words": "食堂反馈中的食品安全关键词（分号分隔），出现即通知食堂和管理员",
     "push_page_days": "推送详情页（推送中的全文链接）保留天数（1-3650）",
+    "console_idle_hours": "控制台闲置多少小时后需要重新登录（1-720）",
 }
 TIME_SETTINGS = ("work_start", "work_end", "bus_am_deadline", "bus_pm_deadline")
 NUMBER_SETTINGS = ("repair_accept_hours", "repair_done_days", "repair_urgent_done_hours")
@@ -126,6 +128,8 @@ def set_setting(db: Session, key: str, value: str) -> None:
         raise ValueError(f"{key} must be a positive number")
     if key == "push_page_days" and not (value.isdigit() and 1 <= int(value) <= 3650):
         raise ValueError(f"{key} must be a whole number of days from 1 to 3650")
+    if key == "console_idle_hours" and not (value.isdigit() and 1 <= int(value) <= 720):
+        raise ValueError(f"{key} must be a whole number of hours from 1 to 720")
     if key == "duty_slots":
         parse_slots(value)
     if key in ("school_latitude", "school_longitude", "school_radius") and value:

@@ -1,20 +1,27 @@
-"""The admin console: sign-in (password, CSRF, lockout), today's overview, repairs with photos,
-the assets' repair history, a month's canteen feedback, the outbox and people — through the real
-Flask app, with the data arriving through the webhook."""
+"""The admin console: sign-in (password, CSRF, lockout), sessions that end, today's overview, repairs
+with photos, the assets' repair history, a month's canteen feedback, the outbox and people — through
+the real Flask app, with the data arriving through the webhook; its headers and its answers to bad
+parameters."""
 
 from __future__ import annotations
 
 import re
+import threading
+import urllib.parse
+import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from bot.console import BAD_LOGIN, LOCKED
+from bot import create_app
+from bot.console import BAD_LOGIN, DUMMY_HASH, LOCKED, NOT_ADMIN
 from bot.services import Services
 from bot.wechat.fake import fake_jpeg
-from models import Asset
+from models import Asset, ConsoleAccount
 
 PASSWORD = "后勤2026secret"
 
@@ -43,8 +50,10 @@ def csrf(client: FlaskClient, path: str = "/admin/login") -> str:
     return match.group(1)
 
 
-def sign_in(client: FlaskClient, name: str = "周春明", password: str = PASSWORD) -> str:
-    res = client.post("/admin/login", data={"csrf": csrf(client), "name": name, "password": password})
+def sign_in(client: FlaskClient, name: str = "周春明", password: str = PASSWORD, address: str = "127.0.0.1",
+            path: str = "/admin/login") -> str:
+    res = client.post(path, data={"csrf": csrf(client), "name": name, "password": password},
+                      environ_base={"REMOTE_ADDR": address})
     return res.get_data(as_text=True) if res.status_code != 302 else res.headers["Location"]
 
 
@@ -238,3 +247,285 @@ def test_assets_with_their_repair_history(office, houqin, wechat_user, clock, se
     ticket = client.get("/admin/repairs/R3").get_data(as_text=True)
     assert '<a href="/admin/assets/DJ-0302">DJ-0302</a>' in ticket
     assert "/admin/assets/" not in client.get("/admin/repairs/R1").get_data(as_text=True)  # no asset named
+
+
+# -- sessions that end ----------------------------------------------------------------------------
+def signed_in(client: FlaskClient) -> bool:
+    res = client.get("/admin/")
+    assert res.status_code in (200, 302), res.status_code
+    return res.status_code == 200
+
+
+def session_cookie(client: FlaskClient) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def replayed(app: Flask, cookie: str) -> FlaskClient:
+    """Another browser holding a copy of an old session cookie."""
+    other = app.test_client()
+    other.set_cookie("session", cookie)
+    return other
+
+
+def test_logout_ends_the_old_cookie_and_every_browser_of_the_account(office, app: Flask,
+                                                                       client: FlaskClient) -> None:
+    sign_in(client)
+    laptop = app.test_client()
+    assert sign_in(laptop).endswith("/admin/")
+    old = session_cookie(client)
+    assert client.post("/admin/logout", data={"csrf": csrf(client, "/admin/")}).status_code == 302
+    assert not signed_in(replayed(app, old))
+    assert not signed_in(laptop)  # logging out ends the account's sessions everywhere
+    assert sign_in(client).endswith("/admin/") and signed_in(client)
+
+
+def test_a_new_password_ends_the_sessions(office, houqin, app: Flask, client: FlaskClient) -> None:
+    sign_in(client)
+    old = session_cookie(client)
+    assert houqin("console-password", "周春明", "--password", "新密码new-2026").exit_code == 0
+    assert not signed_in(client) and not signed_in(replayed(app, old))
+    assert BAD_LOGIN in sign_in(client)
+    assert sign_in(client, password="新密码new-2026").endswith("/admin/")
+
+
+def test_losing_the_admin_role_ends_the_session_for_good(office, houqin, app: Flask, client: FlaskClient,
+                                                          tmp_path: Path) -> None:
+    """The role is checked on every request, and a change of it moves the session version on: the
+    cookie stays dead when the role comes back."""
+    sign_in(client)
+    old = session_cookie(client)
+    roster = tmp_path / "people.csv"
+    roster.write_text("姓名,角色\n周春明,教师\n", encoding="utf-8")
+    assert houqin("people", "import", str(roster)).exit_code == 0
+    assert not signed_in(replayed(app, old))
+    assert NOT_ADMIN in sign_in(client)  # only the right password learns why
+    roster.write_text("姓名,角色\n周春明,管理员\n", encoding="utf-8")
+    assert houqin("people", "import", str(roster)).exit_code == 0
+    assert not signed_in(replayed(app, old))
+    assert sign_in(client).endswith("/admin/")
+
+
+def test_an_idle_session_ends_after_the_school_setting(office, houqin, clock, client: FlaskClient) -> None:
+    sign_in(client)
+    clock.advance(hours=7, minutes=50)
+    assert signed_in(client)  # used: the 8 hours start again
+    clock.advance(hours=7, minutes=50)
+    assert signed_in(client)
+    clock.advance(hours=8, minutes=1)
+    assert not signed_in(client)
+    assert houqin("setting", "console_idle_hours", "0").exit_code != 0
+    assert houqin("setting", "console_idle_hours", "1").exit_code == 0
+    sign_in(client)
+    clock.advance(minutes=61)
+    assert not signed_in(client)
+
+
+# -- sign-in attempts -----------------------------------------------------------------------------
+OFFICE, ATTACKER = "192.0.2.10", "203.0.113.66"
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The passwords werkzeug hashes, counted; and each hash made cheap (scrypt takes 0.5 s a password
+    here, and these tests try dozens). Request it before `office`, which sets the password."""
+    import hashlib
+
+    from werkzeug import security
+
+    checked: list[str] = []
+    lock = threading.Lock()
+
+    def cheap(method: str, salt: str, password: str) -> tuple[str, str]:
+        with lock:
+            checked.append(password)
+        return hashlib.sha256(f"{salt}\0{password}".encode()).hexdigest(), method
+
+    monkeypatch.setattr(security, "_hash_internal", cheap)
+    return checked
+
+
+def test_a_locked_out_address_does_not_lock_out_the_office(hashes, office, client: FlaskClient, clock) -> None:
+    """5 wrong passwords from one address shut that address out of the name (the right password
+    included, and no password is checked any more); the admin at the office signs in."""
+    for _ in range(5):
+        assert BAD_LOGIN in sign_in(client, password="guess-guess", address=ATTACKER)
+    checked = len(hashes)
+    assert LOCKED in sign_in(client, address=ATTACKER)
+    assert len(hashes) == checked
+    assert sign_in(client, address=OFFICE).endswith("/admin/")
+    clock.advance(minutes=15)
+    client.post("/admin/logout", data={"csrf": csrf(client, "/admin/")})
+    assert sign_in(client, address=ATTACKER).endswith("/admin/")  # the window has passed
+
+
+def test_behind_nginx_the_address_is_the_forwarded_one(hashes, office, services: Services) -> None:
+    """HOUQIN_TRUSTED_PROXIES=1: every request comes from nginx's 127.0.0.1, and the lock still falls
+    on the attacker's address, not on everyone's."""
+    proxied = create_app(services=replace(services, settings=services.settings.with_overrides(trusted_proxies=1)))
+    attacker, admin = proxied.test_client(), proxied.test_client()
+    for _ in range(5):
+        attacker.environ_base["HTTP_X_FORWARDED_FOR"] = ATTACKER
+        assert BAD_LOGIN in sign_in(attacker, password="guess-guess")
+    assert LOCKED in sign_in(attacker)
+    admin.environ_base["HTTP_X_FORWARDED_FOR"] = OFFICE
+    assert sign_in(admin).endswith("/admin/")
+
+
+def test_one_address_trying_many_names_is_slowed(hashes, office, client: FlaskClient) -> None:
+    for n in range(4):
+        for _ in range(5):
+            assert BAD_LOGIN in sign_in(client, name=f"某人{n}", password="guess-guess", address=ATTACKER)
+    assert LOCKED in sign_in(client, name="周春明", password="guess-guess", address=ATTACKER)
+    assert sign_in(client, address=OFFICE).endswith("/admin/")
+
+
+def test_many_addresses_reach_the_name_ceiling_but_not_the_office(hashes, office, app: Flask,
+                                                                  client: FlaskClient) -> None:
+    """An attacker with many machines gets 50 guesses at a name in 15 minutes; the addresses the
+    admin signed in from are spared the ceiling."""
+    assert sign_in(client, address=OFFICE).endswith("/admin/")
+    botnet = app.test_client()
+    for machine in range(10):
+        for _ in range(5):
+            assert BAD_LOGIN in sign_in(botnet, password="guess-guess", address=f"198.51.100.{machine}")
+    assert LOCKED in sign_in(botnet, address="198.51.100.200")  # even the right password
+    assert sign_in(app.test_client(), address=OFFICE).endswith("/admin/")
+
+
+def test_unknown_names_answer_like_a_wrong_password(hashes, office, client: FlaskClient) -> None:
+    """Unknown name, an admin without a console password, a wrong password: one message, one
+    status, one password hash each (the unknown ones against a dummy), and the same lock."""
+    office.add("李四", "admin")  # no console password
+    answers = []
+    for name, password in (("周春明", "guess-guess"), ("没有这个人", PASSWORD), ("李四", PASSWORD)):
+        before = len(hashes)
+        res = client.post("/admin/login", data={"csrf": csrf(client), "name": name, "password": password})
+        answers.append((res.status_code, BAD_LOGIN in res.get_data(as_text=True), len(hashes) - before))
+    assert answers == [(401, True, 1)] * 3
+    for _ in range(4):
+        sign_in(client, name="没有这个人", password="guess-guess")
+    assert LOCKED in sign_in(client, name="没有这个人", password="guess-guess")
+
+
+def test_an_unknown_name_is_checked_at_the_cost_of_a_real_password(office, db) -> None:
+    """The dummy hash has the method and cost `houqin console-password` stored (so its check takes as long)."""
+    stored = db.scalar(select(ConsoleAccount.password_hash))
+    assert stored is not None and stored.split("$")[0] == DUMMY_HASH.split("$")[0] == "scrypt:32768:8:1"
+
+
+def test_parallel_attempts_check_no_more_passwords_than_the_limit(hashes, office, app: Flask) -> None:
+    """40 wrong passwords at once (threads, each with its own connection on PostgreSQL): the counter
+    is taken before a password is checked, so 5 are checked and 35 refused."""
+    clients = [app.test_client() for _ in range(40)]
+    tokens = [csrf(c) for c in clients]
+    start = threading.Barrier(len(clients))
+    statuses: list[int] = []
+
+    def attempt(c: FlaskClient, token: str) -> None:
+        start.wait(timeout=30)
+        res = c.post("/admin/login", data={"csrf": token, "name": "周春明", "password": "guess-guess"})
+        statuses.append(res.status_code)
+
+    threads = [threading.Thread(target=attempt, args=pair) for pair in zip(clients, tokens, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(statuses) == [401] * 5 + [429] * 35
+    assert hashes.count("guess-guess") == 5
+
+
+# -- headers ----------------------------------------------------------------------------------------
+CSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+
+def test_every_page_has_the_security_headers_and_no_inline_style(office, client: FlaskClient) -> None:
+    login = client.get("/admin/login")
+    sign_in(client)
+    pages = {path: client.get(path) for path in ("/admin/", "/admin/repairs", "/admin/repairs/R1", "/admin/canteen",
+                                                 "/admin/outbox", "/admin/people", "/admin/assets", "/admin/nope")}
+    pages["/admin/login"] = login
+    for path, res in pages.items():
+        assert res.headers["Content-Security-Policy"] == CSP, path
+        assert res.headers["X-Frame-Options"] == "DENY" and res.headers["X-Content-Type-Options"] == "nosniff"
+        assert res.headers["Referrer-Policy"] == "same-origin" and res.headers["Cache-Control"] == "no-store", path
+        page = res.get_data(as_text=True)
+        assert "<style" not in page and "style=" not in page and "<script" not in page, path
+    assert '<link rel="stylesheet" href="/static/console.css">' in pages["/admin/"].get_data(as_text=True)
+    css = client.get("/static/console.css")
+    assert css.status_code == 200 and css.mimetype == "text/css" and b"figure.photo" in css.data
+    public = client.get("/menu/2026-W48")  # not published: a 404, with the headers all the same
+    assert public.headers["Content-Security-Policy"] == CSP and public.headers["X-Frame-Options"] == "DENY"
+    assert client.get("/healthz").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_session_cookie_is_lax_and_secure_behind_https(office, services: Services, client: FlaskClient) -> None:
+    sign_in(client)
+    plain = client.get_cookie("session")
+    assert plain is not None and plain.same_site == "Lax" and plain.http_only and not plain.secure
+    https = create_app(services=replace(services, settings=services.settings.with_overrides(
+        public_url="https://houqin.example.edu.cn"))).test_client()
+    sign_in(https)
+    cookie = https.get_cookie("session")
+    assert cookie is not None and cookie.secure and cookie.same_site == "Lax"
+
+
+def test_serve_names_no_server_version(services: Services) -> None:
+    """`houqin serve`'s server (werkzeug with bot.wechat.webhook's request handler) sends no version banner."""
+    from werkzeug.serving import make_server
+
+    from bot.wechat.webhook import PathOnlyRequestHandler
+
+    server = make_server("127.0.0.1", 0, create_app(services=services), threaded=True,
+                         request_handler=PathOnlyRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/admin/login", timeout=10) as res:
+            assert res.headers["Server"] == "houqin" and res.headers["X-Frame-Options"] == "DENY"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+# -- bad parameters ---------------------------------------------------------------------------------
+BAD_REQUEST, NOT_FOUND = "请求的参数不对", "没有找到这个页面或记录"
+
+
+@pytest.mark.parametrize(("path", "status", "text"), [
+    ("/admin/canteen?month=0001-01", 400, BAD_REQUEST),
+    ("/admin/canteen?month=9999-12", 400, BAD_REQUEST),
+    ("/admin/canteen?month=2026-13", 400, BAD_REQUEST),
+    ("/admin/repairs/R99999999999999999999", 404, NOT_FOUND),
+    ("/admin/repairs/R١٢", 404, NOT_FOUND),  # Arabic-Indic digits are digits to str.isdigit()
+    ("/admin/repairs?status=bogus", 400, BAD_REQUEST),
+    ("/admin/outbox?status=bogus", 400, BAD_REQUEST),
+    ("/admin/photos/99999999999999999999", 404, NOT_FOUND),
+    ("/admin/photos/" + "9" * 5000, 404, NOT_FOUND),  # past the digits Python turns into an int
+    ("/admin/repairs/R" + "9" * 5000, 404, NOT_FOUND),
+    ("/admin/canteen-photos/99999999999999999999", 404, NOT_FOUND),
+    ("/admin/assets/%00", 404, NOT_FOUND),
+    ("/admin/no-such-page", 404, NOT_FOUND),
+])
+def test_bad_parameters_get_a_chinese_page(office, client: FlaskClient, path: str, status: int, text: str) -> None:
+    sign_in(client)
+    res = client.get(path)
+    assert res.status_code == status and text in res.get_data(as_text=True), res.get_data(as_text=True)
+
+
+def test_bad_next_and_alert_get_a_400_and_change_nothing(office, client: FlaskClient) -> None:
+    for target in ("/admin/\r\nSet-Cookie: x=1", "https://evil.example/admin", "//evil.example", "/admin\\..\\x"):
+        path = "/admin/login?" + urllib.parse.urlencode({"next": target})
+        res = client.post(path, data={"csrf": csrf(client), "name": "周春明", "password": PASSWORD})
+        assert res.status_code == 400 and BAD_REQUEST in res.get_data(as_text=True), target
+        assert client.get(path).status_code == 400
+        assert not signed_in(client)
+    assert sign_in(client, path="/admin/login?next=/admin/outbox%3Fstatus%3Dsent") == "/admin/outbox?status=sent"
+    for alert in ("99999999999999999999", "x", "١"):
+        res = client.post("/admin/alerts/acknowledge", data={"csrf": csrf(client, "/admin/"), "alert": alert})
+        assert res.status_code == 400 and BAD_REQUEST in res.get_data(as_text=True)
+    assert client.post("/admin/logout").status_code == 400  # no CSRF token: a Chinese 400 too
+    res = client.post("/admin/login", data={"csrf": csrf(client), "name": "周春明\x00", "password": PASSWORD})
+    assert res.status_code == 400 and BAD_REQUEST in res.get_data(as_text=True)

@@ -75,7 +75,11 @@ def _first_use(services: Services, args: dict[str, str]) -> bool:
 
 class PathOnlyRequestHandler(WSGIRequestHandler):
     """werkzeug's request log (`houqin serve`) without the query string: the webhook's carries the
-    signature, timestamp and nonce, and a console link's may carry a token."""
+    signature, timestamp and nonce, and a console link's may carry a token. The `Server` header names
+    no server version."""
+
+    def version_string(self) -> str:
+        return "houqin"
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         full = getattr(self, "path", None)

@@ -1,7 +1,7 @@
 """bind guard: a global limit on wrong bind codes, reissued codes, and who a follower was
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-11-30 18:10:00.000000
 
 `bind_windows` counts wrong bind codes from everyone per fixed window (one row per window, bumped
@@ -19,7 +19,7 @@ from alembic import op
 import models.base
 
 revision = '0021'
-down_revision = '0019'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
