@@ -18,7 +18,14 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from bot.config import ConfigError, Settings, public_url_warning, read_environment, settings_from_environment
+from bot.config import (
+    ConfigError,
+    NoInstance,
+    Settings,
+    public_url_warning,
+    read_environment,
+    settings_from_environment,
+)
 from bot.services import Services
 from bot.tables import TableError
 from models import Delivery, Person, utcnow
@@ -31,13 +38,16 @@ START_SERVE_FIRST = ("没有找到正在运行的 houqin serve：未配置公众
                      "请先在另一个终端运行 houqin serve，再执行此命令")
 
 
-def _settings(embedded: bool | None = None) -> Settings:
+def _settings(embedded: bool | None = None, create: bool = False) -> Settings:
     """Strict settings for production processes; the embedded instance file fills gaps when the
-    environment names no WeChat account (a `houqin serve` set-up)."""
+    environment names no WeChat account (a `houqin serve` set-up). Only `serve` and `demo` `create`
+    an instance: any other command finding no school says where it looked and creates nothing."""
     if embedded is None:
         embedded = not read_environment().get("WECHAT_TOKEN")
     try:
-        return settings_from_environment(embedded=embedded)
+        return settings_from_environment(embedded=embedded, create=create)
+    except NoInstance as exc:
+        raise click.ClickException(str(exc)) from exc
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
 
@@ -50,14 +60,14 @@ def _clock() -> Any:
     return (obj or {}).get("clock") or utcnow
 
 
-def _services(embedded: bool | None = None, upgrade: bool = False) -> Services:
+def _services(embedded: bool | None = None, upgrade: bool = False, create: bool = False) -> Services:
     """The command's services. On the embedded default (no WECHAT_TOKEN, no WECHAT_API_BASE) the
     WeChat API is the fake the running `houqin serve` started, never the real one with the fake's
     token; it is looked up when a command first calls WeChat."""
     env = read_environment()
     if embedded is None:
         embedded = not env.get("WECHAT_TOKEN")
-    services = Services.from_settings(_settings(embedded))
+    services = Services.from_settings(_settings(embedded, create))
     services.clock = _clock()
     if embedded and not env.get("WECHAT_API_BASE"):
         services.api_base = partial(_served_fake_wechat, services.settings.instance_dir)
@@ -127,7 +137,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     if not env.get("WECHAT_API_BASE"):
         fake = FakeWeChat(0).start()
         overrides["wechat_api_base"] = fake.base_url
-    settings = _settings(embedded=True)
+    settings = _settings(embedded=True, create=True)
     overrides.setdefault("public_url", env.get("HOUQIN_PUBLIC_URL") or f"http://{host}:{port}")
     services = Services.from_settings(settings.with_overrides(**overrides))
     services.clock = _clock()
@@ -344,7 +354,7 @@ def demo() -> None:
     """Load the demo school into an empty database."""
     from bot.demo import is_empty, load_demo
 
-    services = _services(upgrade=True)
+    services = _services(upgrade=True, create=True)
     with services.factory() as session, session.begin():
         if not is_empty(session):
             raise click.ClickException("the database already has people; the demo loads only into an empty one")

@@ -279,10 +279,35 @@ def test_fake_wechat_command_reports_template_sends_back_to_the_webhook(tmp_path
     assert "reports template sends to the webhook as 'failed:user block'" in said
 
 
+def test_outside_the_project_folder_commands_create_no_school(tmp_path: Path) -> None:
+    """No settings, no HOUQIN_INSTANCE, a folder without `instance/`: the worker does not start with
+    random credentials and nothing is created; `houqin serve` alone makes the school."""
+    env = clean_env(tmp_path)
+    del env["HOUQIN_INSTANCE"]
+    for args in (["worker"], ["codes"]):
+        refused = subprocess.run([*HOUQIN, *args], env=env, cwd=tmp_path, text=True, capture_output=True, timeout=60)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"实例文件夹 {tmp_path / 'instance'} 中没有 houqin.env" in refused.stderr
+        assert "第一次使用请先运行 houqin serve" in refused.stderr
+        assert "push worker started" not in refused.stdout
+        assert list(tmp_path.iterdir()) == []
+    port = free_port()
+    proc = subprocess.Popen([*HOUQIN, "serve", "--port", str(port), "--no-demo"], env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        assert (tmp_path / "instance" / "houqin.env").is_file()
+    finally:
+        assert stop(proc) in (0, -signal.SIGTERM)
+
+
 def test_without_a_running_serve_commands_say_to_start_it_and_call_nothing(tmp_path: Path) -> None:
     from bot.cli import START_SERVE_FIRST
+    from bot.config import embedded_environment
 
     env = clean_env(tmp_path)
+    embedded_environment(tmp_path / "instance")  # the school `houqin serve` made, now stopped
+    (tmp_path / "instance" / "houqin.db").touch()
     nothing = subprocess.run([*HOUQIN, "wechat-menu", "--upload"], env=env, cwd=tmp_path, text=True,
                              capture_output=True, timeout=60)
     assert nothing.returncode == 1 and START_SERVE_FIRST in nothing.stderr
