@@ -789,7 +789,7 @@ def export_repairs(month: str, out: str) -> None:
 
     first = _month(month)
     services = _services(upgrade=True)
-    with services.factory() as session:
+    with services.read_factory() as session:
         ledger = repair_ledger(session, first, services.settings.tz)
     write_workbook(out, [Sheet("报修台账", LEDGER_HEADER, ledger.tickets),
                          Sheet("巡查隐患台账", LEDGER_HEADER, ledger.hazards),
@@ -808,7 +808,7 @@ def export_bus(month: str, out: str) -> None:
 
     first = _month(month)
     services = _services(upgrade=True)
-    with services.factory() as session:
+    with services.read_factory() as session:
         trips, leaves = bus_ledger(session, first, services.settings.tz)
     write_workbook(out, [Sheet("校车台账", TRIP_HEADER, trips), Sheet("请假记录", LEAVE_HEADER, leaves)])
     click.echo(f"{month} 校车 {len(trips)} 趟，请假 {len(leaves)} 条：{out}")
@@ -874,7 +874,7 @@ def export_duty(month: str, out: str) -> None:
 
     first = _month(month)
     services = _services(upgrade=True)
-    with services.factory() as session:
+    with services.read_factory() as session:
         rows, teachers = duty_ledger(session, first, services.settings.tz)
     write_workbook(out, [Sheet("值日台账", SHIFT_HEADER, rows), Sheet("教师汇总", TEACHER_HEADER, teachers)])
     click.echo(f"{month} 值日 {len(rows)} 岗次：{out}")
@@ -944,7 +944,7 @@ def export_canteen(month: str, out: str) -> None:
 
     first = _month(month)
     services = _services(upgrade=True)
-    with services.factory() as session:
+    with services.read_factory() as session:
         report = canteen_report(session, first, services.settings.tz)
     path = write_workbook(out, [Sheet("评价明细", FEEDBACK_HEADER, report.feedback),
                                 Sheet("每日平均", DAILY_HEADER, report.daily),
