@@ -34,6 +34,7 @@ from models.outbox import DELIVERY_STATES, PENDING
 RUNTIME = "runtime.json"
 NO_SUCH_JOB = "没有任务 {job}（见 houqin jobs list）"
 BAD_JOB_TIME = '时间请写成 "YYYY-MM-DD HH:MM"（学校时间）'
+PORT_TAKEN = "无法在 {host}:{port} 上监听：{reason}（端口被其他程序占用？可用 --port 换一个）"
 START_SERVE_FIRST = ("没有找到正在运行的 houqin serve：未配置公众号时，此命令使用它启动的本地模拟微信。"
                      "请先在另一个终端运行 houqin serve，再执行此命令")
 
@@ -128,16 +129,21 @@ def serve(host: str, port: int, demo: bool) -> None:
     from werkzeug.serving import make_server
 
     from bot import create_app
+    from bot.serve_lock import AlreadyServing, ServeLock
     from bot.wechat.fake import FakeWeChat
     from bot.wechat.webhook import PathOnlyRequestHandler
 
     env = read_environment()
+    settings = _settings(embedded=True, create=True)
+    try:  # before anything starts: a second serve must not run a second worker and scheduler
+        lock = ServeLock.claim(settings.instance_dir, port)
+    except AlreadyServing as exc:
+        raise click.ClickException(str(exc)) from exc
     fake = None
     overrides: dict[str, Any] = {}
     if not env.get("WECHAT_API_BASE"):
         fake = FakeWeChat(0).start()
         overrides["wechat_api_base"] = fake.base_url
-    settings = _settings(embedded=True, create=True)
     overrides.setdefault("public_url", env.get("HOUQIN_PUBLIC_URL") or f"http://{host}:{port}")
     services = Services.from_settings(settings.with_overrides(**overrides))
     services.clock = _clock()
@@ -152,6 +158,13 @@ def serve(host: str, port: int, demo: bool) -> None:
                 load_demo(db, services.now())
                 click.echo("已载入演示学校数据。")
     app = create_app(services=services)
+    try:
+        server = make_server(host, port, app, threaded=True, request_handler=PathOnlyRequestHandler)
+    except OSError as exc:
+        if fake:
+            fake.stop()
+        raise click.ClickException(PORT_TAKEN.format(host=host, port=port, reason=exc.strerror or exc)) from exc
+    lock.record(server.server_port)
     stop = threading.Event()
     worker = services.worker()
     threading.Thread(target=worker.run_forever, args=(stop,), name="push-worker", daemon=True).start()
@@ -163,7 +176,6 @@ def serve(host: str, port: int, demo: bool) -> None:
 
     runner = Runner(services)
     runner.start()
-    server = make_server(host, port, app, threaded=True, request_handler=PathOnlyRequestHandler)
     bot_url = f"http://{host}:{server.server_port}"
     runtime = {"bot_url": bot_url, "pid": os.getpid(), "fake_wechat_url": fake.base_url if fake else ""}
     (services.settings.instance_dir / RUNTIME).write_text(json.dumps(runtime), encoding="utf-8")
@@ -199,6 +211,7 @@ def serve(host: str, port: int, demo: bool) -> None:
         (services.settings.instance_dir / RUNTIME).unlink(missing_ok=True)
         if fake:
             fake.stop()
+        lock.release()
 
 
 @main.command()
@@ -443,15 +456,14 @@ def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str, we
 @click.option("--mode", type=click.Choice(["safe", "compat", "plain"]), default="safe", show_default=True)
 def chat(name: str | None, openid: str | None, url: str | None, mode: str) -> None:
     """Talk to the running bot as a WeChat user would; pushes to you are shown as they arrive."""
-    from bot.wechat.chat import run_chat
+    from bot.wechat.chat import ServeLink, run_chat
 
     if not name and not openid:
         raise click.UsageError("give --as NAME or --openid OPENID")
     services = _services()
-    runtime = _runtime(services.settings.instance_dir)
-    base = url or runtime.get("bot_url") or "http://127.0.0.1:5000"
+    link = ServeLink(partial(_runtime, services.settings.instance_dir), url or "")
     openid = openid or "o" + uuid.uuid5(uuid.NAMESPACE_DNS, f"houqin-chat:{name}").hex[:27]
-    run_chat(services, base, runtime.get("fake_wechat_url", ""), openid, name, mode)
+    run_chat(services, link, openid, name, mode)
 
 
 # -- scheduler ----------------------------------------------------------------------------------
