@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +61,7 @@ class ServeLink:
         with self._lock:
             runtime = self.locate()
             pid, before = runtime.get("pid"), self.pid
-            if not pid or pid == before:
+            if not isinstance(pid, int) or pid == before or not _alive(pid):  # a file left by a killed serve
                 return False
             self.pid, self.fake_url = pid, str(runtime.get("fake_wechat_url") or "")
             if not self.fixed:
@@ -68,6 +69,18 @@ class ServeLink:
                 self._post = http_transport(self.bot_url)
         click.secho("\n" + (RECONNECTED if before else CONNECTED).format(pid=pid, url=self.bot_url), fg="cyan")
         return True
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and -n would name process groups
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _watch_pushes(link: ServeLink, openid: str, stop: threading.Event) -> None:
