@@ -18,7 +18,14 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from bot.config import ConfigError, Settings, public_url_warning, read_environment, settings_from_environment
+from bot.config import (
+    ConfigError,
+    NoInstance,
+    Settings,
+    public_url_warning,
+    read_environment,
+    settings_from_environment,
+)
 from bot.services import Services
 from bot.tables import TableError
 from models import Delivery, Person, utcnow
@@ -27,17 +34,21 @@ from models.outbox import DELIVERY_STATES, PENDING
 RUNTIME = "runtime.json"
 NO_SUCH_JOB = "没有任务 {job}（见 houqin jobs list）"
 BAD_JOB_TIME = '时间请写成 "YYYY-MM-DD HH:MM"（学校时间）'
+PORT_TAKEN = "无法在 {host}:{port} 上监听：{reason}（端口被其他程序占用？可用 --port 换一个）"
 START_SERVE_FIRST = ("没有找到正在运行的 houqin serve：未配置公众号时，此命令使用它启动的本地模拟微信。"
                      "请先在另一个终端运行 houqin serve，再执行此命令")
 
 
-def _settings(embedded: bool | None = None) -> Settings:
+def _settings(embedded: bool | None = None, create: bool = False) -> Settings:
     """Strict settings for production processes; the embedded instance file fills gaps when the
-    environment names no WeChat account (a `houqin serve` set-up)."""
+    environment names no WeChat account (a `houqin serve` set-up). Only `serve` and `demo` `create`
+    an instance: any other command finding no school says where it looked and creates nothing."""
     if embedded is None:
         embedded = not read_environment().get("WECHAT_TOKEN")
     try:
-        return settings_from_environment(embedded=embedded)
+        return settings_from_environment(embedded=embedded, create=create)
+    except NoInstance as exc:
+        raise click.ClickException(str(exc)) from exc
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
 
@@ -50,14 +61,14 @@ def _clock() -> Any:
     return (obj or {}).get("clock") or utcnow
 
 
-def _services(embedded: bool | None = None, upgrade: bool = False) -> Services:
+def _services(embedded: bool | None = None, upgrade: bool = False, create: bool = False) -> Services:
     """The command's services. On the embedded default (no WECHAT_TOKEN, no WECHAT_API_BASE) the
     WeChat API is the fake the running `houqin serve` started, never the real one with the fake's
     token; it is looked up when a command first calls WeChat."""
     env = read_environment()
     if embedded is None:
         embedded = not env.get("WECHAT_TOKEN")
-    services = Services.from_settings(_settings(embedded))
+    services = Services.from_settings(_settings(embedded, create))
     services.clock = _clock()
     if embedded and not env.get("WECHAT_API_BASE"):
         services.api_base = partial(_served_fake_wechat, services.settings.instance_dir)
@@ -118,16 +129,21 @@ def serve(host: str, port: int, demo: bool) -> None:
     from werkzeug.serving import make_server
 
     from bot import create_app
+    from bot.serve_lock import AlreadyServing, ServeLock
     from bot.wechat.fake import FakeWeChat
     from bot.wechat.webhook import PathOnlyRequestHandler
 
     env = read_environment()
+    settings = _settings(embedded=True, create=True)
+    try:  # before anything starts: a second serve must not run a second worker and scheduler
+        lock = ServeLock.claim(settings.instance_dir, port)
+    except AlreadyServing as exc:
+        raise click.ClickException(str(exc)) from exc
     fake = None
     overrides: dict[str, Any] = {}
     if not env.get("WECHAT_API_BASE"):
         fake = FakeWeChat(0).start()
         overrides["wechat_api_base"] = fake.base_url
-    settings = _settings(embedded=True)
     overrides.setdefault("public_url", env.get("HOUQIN_PUBLIC_URL") or f"http://{host}:{port}")
     services = Services.from_settings(settings.with_overrides(**overrides))
     services.clock = _clock()
@@ -142,6 +158,13 @@ def serve(host: str, port: int, demo: bool) -> None:
                 load_demo(db, services.now())
                 click.echo("已载入演示学校数据。")
     app = create_app(services=services)
+    try:
+        server = make_server(host, port, app, threaded=True, request_handler=PathOnlyRequestHandler)
+    except OSError as exc:
+        if fake:
+            fake.stop()
+        raise click.ClickException(PORT_TAKEN.format(host=host, port=port, reason=exc.strerror or exc)) from exc
+    lock.record(server.server_port)
     stop = threading.Event()
     worker = services.worker()
     threading.Thread(target=worker.run_forever, args=(stop,), name="push-worker", daemon=True).start()
@@ -156,7 +179,6 @@ def serve(host: str, port: int, demo: bool) -> None:
 
     runner = Runner(services)
     runner.start()
-    server = make_server(host, port, app, threaded=True, request_handler=PathOnlyRequestHandler)
     bot_url = f"http://{host}:{server.server_port}"
     runtime = {"bot_url": bot_url, "pid": os.getpid(), "fake_wechat_url": fake.base_url if fake else ""}
     (services.settings.instance_dir / RUNTIME).write_text(json.dumps(runtime), encoding="utf-8")
@@ -192,6 +214,7 @@ def serve(host: str, port: int, demo: bool) -> None:
         (services.settings.instance_dir / RUNTIME).unlink(missing_ok=True)
         if fake:
             fake.stop()
+        lock.release()
 
 
 @main.command()
@@ -373,7 +396,7 @@ def demo() -> None:
     """Load the demo school into an empty database."""
     from bot.demo import is_empty, load_demo
 
-    services = _services(upgrade=True)
+    services = _services(upgrade=True, create=True)
     with services.factory() as session, session.begin():
         if not is_empty(session):
             raise click.ClickException("the database already has people; the demo loads only into an empty one")
@@ -462,15 +485,14 @@ def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str, we
 @click.option("--mode", type=click.Choice(["safe", "compat", "plain"]), default="safe", show_default=True)
 def chat(name: str | None, openid: str | None, url: str | None, mode: str) -> None:
     """Talk to the running bot as a WeChat user would; pushes to you are shown as they arrive."""
-    from bot.wechat.chat import run_chat
+    from bot.wechat.chat import ServeLink, run_chat
 
     if not name and not openid:
         raise click.UsageError("give --as NAME or --openid OPENID")
     services = _services()
-    runtime = _runtime(services.settings.instance_dir)
-    base = url or runtime.get("bot_url") or "http://127.0.0.1:5000"
+    link = ServeLink(partial(_runtime, services.settings.instance_dir), url or "")
     openid = openid or "o" + uuid.uuid5(uuid.NAMESPACE_DNS, f"houqin-chat:{name}").hex[:27]
-    run_chat(services, base, runtime.get("fake_wechat_url", ""), openid, name, mode)
+    run_chat(services, link, openid, name, mode)
 
 
 # -- scheduler ----------------------------------------------------------------------------------
@@ -813,7 +835,7 @@ def export_repairs(month: str, out: str) -> None:
 
     first = _month(month)
     services = _services(upgrade=True)
-    with services.factory() as session:
+    with services.read_factory() as session:
         ledger = repair_ledger(session, first, services.settings.tz)
     write_workbook(out, [Sheet("报修台账", LEDGER_HEADER, ledger.tickets),
                          Sheet("巡查隐患台账", LEDGER_HEADER, ledger.hazards),
@@ -832,7 +854,7 @@ def export_bus(month: str, out: str) -> None:
 
     first = _month(month)
     services = _services(upgrade=True)
-    with services.factory() as session:
+    with services.read_factory() as session:
         trips, leaves = bus_ledger(session, first, services.settings.tz)
     write_workbook(out, [Sheet("校车台账", TRIP_HEADER, trips), Sheet("请假记录", LEAVE_HEADER, leaves)])
     click.echo(f"{month} 校车 {len(trips)} 趟，请假 {len(leaves)} 条：{out}")
@@ -898,7 +920,7 @@ def export_duty(month: str, out: str) -> None:
 
     first = _month(month)
     services = _services(upgrade=True)
-    with services.factory() as session:
+    with services.read_factory() as session:
         rows, teachers = duty_ledger(session, first, services.settings.tz)
     write_workbook(out, [Sheet("值日台账", SHIFT_HEADER, rows), Sheet("教师汇总", TEACHER_HEADER, teachers)])
     click.echo(f"{month} 值日 {len(rows)} 岗次：{out}")
@@ -968,7 +990,7 @@ def export_canteen(month: str, out: str) -> None:
 
     first = _month(month)
     services = _services(upgrade=True)
-    with services.factory() as session:
+    with services.read_factory() as session:
         report = canteen_report(session, first, services.settings.tz)
     path = write_workbook(out, [Sheet("评价明细", FEEDBACK_HEADER, report.feedback),
                                 Sheet("每日平均", DAILY_HEADER, report.daily),

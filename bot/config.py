@@ -25,6 +25,7 @@ from bot.wechat.templates import Template, parse_templates
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 INSTANCE_DIR = Path(os.environ.get("HOUQIN_INSTANCE", "instance")).resolve()
 EMBEDDED_ENV = "houqin.env"
+DEFAULT_DATABASE = "houqin.db"  # in the instance folder, without DATABASE_URL
 _BLANK_MEANS_OFF = ("WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS")
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
 PUBLIC_URL_LOOPBACK = ("HOUQIN_PUBLIC_URL 仍是本机地址 {url}：推送里的链接（{url}/p/…）家长和老师在手机上打不开，"
@@ -33,6 +34,19 @@ PUBLIC_URL_LOOPBACK = ("HOUQIN_PUBLIC_URL 仍是本机地址 {url}：推送里�
 
 class ConfigError(RuntimeError):
     """A setting is missing or invalid; the message names it."""
+
+
+class NoInstance(ConfigError):
+    """Neither a configuration nor an instance: a command that must not create a school stops here."""
+
+
+NO_INSTANCE = ("这里没有 Houqin 的学校：\n{looked}\n本命令没有创建任何文件夹或文件。\n"
+               "请在项目文件夹里运行（或用 HOUQIN_INSTANCE 指向实例文件夹）；第一次使用请先运行 houqin serve，"
+               "它会创建本地实例并载入演示学校；正式部署请设置 WECHAT_TOKEN、WECHAT_APPID、WECHAT_SECRET、"
+               "HOUQIN_SECRET_KEY 和 DATABASE_URL（见 docs/deploy.md）。")
+LOOKED_ENVIRONMENT = "  环境变量和 {dotenv} 中没有公众号配置（WECHAT_TOKEN 等）"
+LOOKED_INSTANCE = "  实例文件夹 {instance} 中没有 {file}"
+LOOKED_DATABASE = "  环境变量和 {dotenv} 中没有 DATABASE_URL，默认数据库 {database} 不存在"
 
 
 @dataclass(frozen=True)
@@ -166,7 +180,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if len(env["HOUQIN_SECRET_KEY"]) < 16:
         raise ConfigError("HOUQIN_SECRET_KEY must be at least 16 characters")
     instance_dir = Path(env.get("HOUQIN_INSTANCE", "") or INSTANCE_DIR).resolve()
-    database_url = env.get("DATABASE_URL", "") or f"sqlite:///{instance_dir / 'houqin.db'}"
+    database_url = env.get("DATABASE_URL", "") or f"sqlite:///{instance_dir / DEFAULT_DATABASE}"
     if "://" not in database_url:
         raise ConfigError(f"DATABASE_URL is not a database URL: {database_url!r}")
     try:
@@ -222,13 +236,27 @@ def embedded_environment(instance_dir: Path = INSTANCE_DIR) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-def settings_from_environment(embedded: bool = False) -> Settings:
-    """Settings for a process: the environment (+ .env); with `embedded`, gaps come from the instance file."""
+def settings_from_environment(embedded: bool = False, create: bool = True) -> Settings:
+    """Settings for a process: the environment (+ .env); with `embedded`, gaps come from the instance file.
+
+    Without `create` (every command but `houqin serve` and `houqin demo`) nothing is created: an
+    embedded set-up needs the instance's secrets file, a configured one without DATABASE_URL needs the
+    instance's database; otherwise `NoInstance` says where it looked.
+    """
     env = read_environment()
+    instance_dir = Path(env.get("HOUQIN_INSTANCE", "") or INSTANCE_DIR).resolve()
+    dotenv = Path(".env").resolve()
     if embedded:
-        instance_dir = Path(env.get("HOUQIN_INSTANCE", "") or INSTANCE_DIR).resolve()
+        if not create and not (instance_dir / EMBEDDED_ENV).is_file():
+            raise NoInstance(NO_INSTANCE.format(looked="\n".join((
+                LOOKED_ENVIRONMENT.format(dotenv=dotenv),
+                LOOKED_INSTANCE.format(instance=instance_dir, file=EMBEDDED_ENV)))))
         # a blank setting is filled from the instance file, except the AES keys: `WECHAT_AES_KEY=`
         # says plaintext mode
         env = {**embedded_environment(instance_dir),
                **{k: v for k, v in env.items() if v or k in _BLANK_MEANS_OFF}}
-    return load_settings(env)
+    settings = load_settings(env)
+    database = instance_dir / DEFAULT_DATABASE
+    if not create and not env.get("DATABASE_URL") and not database.is_file():
+        raise NoInstance(NO_INSTANCE.format(looked=LOOKED_DATABASE.format(dotenv=dotenv, database=database)))
+    return settings

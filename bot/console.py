@@ -138,6 +138,11 @@ def _db() -> Session:
     return _services().factory()
 
 
+def _read_db() -> Session:
+    """For the pages: reads that never wait for, or hold up, the webhook's writes."""
+    return _services().read_factory()
+
+
 def set_password(db: Session, person: Person, password: str) -> None:
     """Set (or change) an admin's console password; a change signs out every browser of the account."""
     if "admin" not in person.role_set:
@@ -171,7 +176,7 @@ def _signed_in() -> bool:
     if not (isinstance(person_id, int) and isinstance(version, int) and isinstance(seen, int | float)):
         return False
     services = _services()
-    with _db() as db:
+    with _read_db() as db:  # every page asks: never queue behind the webhook's writes
         admin = (select(PersonRole.id).where(PersonRole.person_id == ConsoleAccount.person_id,
                                              PersonRole.role == "admin").exists())
         row = db.execute(select(ConsoleAccount.session_version, admin)
@@ -358,7 +363,7 @@ def overview() -> str:
     services = _services()
     day = services.now().astimezone(services.settings.tz).date()
     start, end = day_bounds(day, services.settings.tz)
-    with _db() as db:
+    with _read_db() as db:
         active = list(db.scalars(select(RepairTicket).where(RepairTicket.status.in_(ACTIVE))
                                  .order_by(RepairTicket.urgent.desc(), RepairTicket.filed_at)))
         trips = list(db.scalars(select(BusTrip).where(BusTrip.day == day).order_by(BusTrip.route_id, BusTrip.trip)))
@@ -404,7 +409,7 @@ def repairs() -> str:
     status = request.args.get("status", "active")
     if status not in ("active", "all", *STATUS_NAMES):
         abort(400)
-    with _db() as db:
+    with _read_db() as db:
         query = select(RepairTicket).order_by(RepairTicket.number.desc()).limit(200)
         if status == "active":
             query = query.where(RepairTicket.status.in_(ACTIVE))
@@ -420,7 +425,7 @@ def ticket(code: str) -> str:
     number = _number(code.upper().removeprefix("R"))
     if number is None:
         abort(404)
-    with _db() as db:
+    with _read_db() as db:
         found = db.scalar(select(RepairTicket).where(RepairTicket.number == number))
         if found is None:
             abort(404)
@@ -435,7 +440,7 @@ def assets() -> str:
                        func.max(RepairTicket.filed_at).label("last_filed"))
                 .group_by(RepairTicket.asset_id).subquery())
     tickets = func.coalesce(repaired.c.tickets, 0)
-    with _db() as db:
+    with _read_db() as db:
         rows = db.execute(select(Asset, tickets, repaired.c.last_filed)
                           .outerjoin(repaired, repaired.c.asset_id == Asset.id).options(joinedload(Asset.room))
                           .order_by(tickets.desc(), repaired.c.last_filed.desc(), Asset.code)).all()
@@ -447,7 +452,7 @@ def assets() -> str:
 def asset(code: str) -> str:
     if _CONTROL.search(code):
         abort(404)
-    with _db() as db:
+    with _read_db() as db:
         found = find_asset(db, code)
         if found is None:
             abort(404)
@@ -465,7 +470,7 @@ def canteen() -> str:
     month = _month_asked(request.args.get("month", ""), services.now().astimezone(services.settings.tz).date())
     first, after = month_span(month)
     tz = services.settings.tz
-    with _db() as db:
+    with _read_db() as db:
         rows = month_feedback(db, month)[::-1]
         codes = {r.id: r.code for r in rows}
         surveys = month_surveys(db, month, tz)
@@ -507,7 +512,7 @@ def canteen_photo(photo_id: int) -> Response:
 
 def _send_photo(model: type[DownloadedPhoto], photo_id: int) -> Response:
     """A downloaded photo's file, if it is saved and inside the storage folder."""
-    with _db() as db:
+    with _read_db() as db:
         row = db.get(model, photo_id)
         if row is None or not row.path:
             abort(404)
@@ -524,7 +529,7 @@ def outbox() -> str:
     status = request.args.get("status", "")
     if status and status not in DELIVERY_STATUSES:
         abort(400)
-    with _db() as db:
+    with _read_db() as db:
         query = select(Delivery).order_by(Delivery.id.desc()).limit(200)
         if status:
             query = query.where(Delivery.status == status)
@@ -536,7 +541,7 @@ def outbox() -> str:
 @bp.get("/people")
 @login_required
 def people() -> str:
-    with _db() as db:
+    with _read_db() as db:
         everyone = list(db.scalars(select(Person).outerjoin(PersonRole).order_by(Person.name)).unique())
         codes = {c["name"]: c for c in outstanding_codes(db, _services().now()) if c["kind"] == "person"}
         return render_template("admin/people.html", people=everyone, codes=codes)

@@ -13,6 +13,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +39,13 @@ class _QueuedSQLiteConnection(sqlite3.Connection):
 
     writer_lock: int | None = None  # file descriptor, set on connect
     holds_lock = False
+    query_only = False  # PRAGMA query_only, as last set on this connection
+
+    def set_query_only(self, on: bool) -> None:
+        """Refuse (or allow again) writes on this connection; a pragma only when it changes."""
+        if self.query_only != on:
+            self.execute(f"PRAGMA query_only={int(on)}")
+            self.query_only = on
 
     def queue_for_write(self, wait: float = SQLITE_BUSY_SECONDS) -> None:
         if self.writer_lock is None:
@@ -84,7 +93,10 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
     """An engine with the settings each backend needs for many concurrent writers.
 
     SQLite: WAL, a busy timeout and foreign keys; a connection with the execution option
-    `houqin_write_wait` (seconds) waits at most that long in the writer queue. PostgreSQL: a short
+    `houqin_write_wait` (seconds) waits at most that long in the writer queue. A connection with
+    `houqin_read_only` (`read_only_engine`) begins a deferred transaction instead: it reads a snapshot,
+    never queues behind a writer nor holds one up (WAL lets both run), and any write on it fails
+    ("attempt to write a readonly database"). PostgreSQL: a short
     connect timeout and an optional schema on the search path (tests use a schema of their own per run).
     """
     if url.startswith("sqlite"):
@@ -116,6 +128,11 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
             # Raised here, outside SQLAlchemy's own handling, a driver error would arrive unwrapped:
             # wrap it, so callers see the OperationalError ("database is locked") they expect.
             dbapi_conn = conn.connection.dbapi_connection
+            if conn.get_execution_options().get("houqin_read_only"):
+                dbapi_conn.set_query_only(True)
+                dbapi_conn.execute("BEGIN DEFERRED")
+                return
+            dbapi_conn.set_query_only(False)
             try:
                 dbapi_conn.queue_for_write(conn.get_execution_options().get("houqin_write_wait", SQLITE_BUSY_SECONDS))
             except sqlite3.OperationalError as exc:
@@ -144,6 +161,15 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
+def read_only_engine(engine: Engine) -> Engine:
+    """The same engine (and pool) for read-only work: exports, console and public pages. On SQLite its
+    transactions take no writer lock, so a long export cannot hold up the webhook's writes; on both
+    backends a write through it fails."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(houqin_read_only=True, postgresql_readonly=True)
+    return engine.execution_options(houqin_read_only=True)
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
@@ -163,5 +189,12 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to `revision` through the Alembic migrations."""
-    command.upgrade(alembic_config(engine), revision)
+    """Bring the schema up to `revision` through the Alembic migrations. A database already at the head
+    is only read, so a command starting beside a busy webhook does not queue for the SQLite writer lock."""
+    cfg = alembic_config(engine)
+    if revision == "head":
+        with read_only_engine(engine).connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+        if current == set(ScriptDirectory.from_config(cfg).get_heads()):
+            return
+    command.upgrade(cfg, revision)

@@ -66,7 +66,7 @@ def show_week(key: str) -> ResponseReturnValue:
         abort(404)
     services = _services()
     today = services.now().astimezone(services.settings.tz).date()
-    with services.factory() as db:
+    with services.read_factory() as db:
         found = find_week(db, *parsed)
         if found is None or not found.published or not found.items:
             abort(404)
@@ -83,7 +83,7 @@ def show_week(key: str) -> ResponseReturnValue:
 def photo(item_id: int) -> ResponseReturnValue:
     services = _services()
     storage = services.settings.storage_dir.resolve()
-    with services.factory() as db:
+    with services.read_factory() as db:
         item = db.scalar(select(MenuItem).join(MenuWeek).where(MenuItem.id == item_id,
                                                                MenuWeek.status == PUBLISHED))
         relative = item.photo if item is not None else ""

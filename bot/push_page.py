@@ -109,7 +109,7 @@ def _subject(db: Session, push: Push, services: Services) -> dict[str, object]:
 @bp.get(f"{PAGE_PATH}<token>")
 def show(token: str) -> Response:
     services = _services()
-    with services.factory() as db:
+    with services.read_factory() as db:
         push = db.scalar(select(Push).where(Push.token == token)) if token else None
         if push is None:
             return _gone(404, UNKNOWN_TITLE, UNKNOWN)

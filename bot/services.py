@@ -11,7 +11,7 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.db import make_engine, make_sessionmaker
+from bot.db import make_engine, make_sessionmaker, read_only_engine
 from bot.engine import Engine
 from bot.inbox import Inbox
 from bot.spool import Spool
@@ -44,6 +44,12 @@ class Services:
     def factory(self) -> sessionmaker[Session]:
         watch_roles()  # a follower's menu follows their binding and roles (bot.wechat.menu)
         return make_sessionmaker(self.db_engine)
+
+    @cached_property
+    def read_factory(self) -> sessionmaker[Session]:
+        """Sessions for read-only work (exports, console pages, the menu and push pages): on SQLite they
+        read a snapshot without the writer lock, so they never stall the webhook; a write through them fails."""
+        return make_sessionmaker(read_only_engine(self.db_engine))
 
     @cached_property
     def engine(self) -> Engine:

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,3 +263,66 @@ def test_strict_settings_do_not_fall_back_to_the_embedded_file(clean_env, tmp_pa
     clean_env.setenv("HOUQIN_INSTANCE", str(instance))
     with pytest.raises(ConfigError, match="WECHAT_TOKEN"):
         settings_from_environment()
+
+
+# -- no school here: only `serve` and `demo` create one ---------------------------------------------
+NO_SCHOOL_COMMANDS = [
+    ["worker"], ["scheduler"], ["codes"], ["db", "upgrade"], ["outbox"], ["spool"], ["setting"], ["jobs", "list"],
+    ["export", "repairs", "--month", "2026-11", "--out", "r.xlsx"], ["chat", "--as", "张丽"],
+    ["people", "import", "people.csv"], ["console-password", "张丽", "--password", "a-good-password"],
+]
+
+
+def _houqin(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize("args", NO_SCHOOL_COMMANDS, ids=" ".join)
+def test_a_command_finding_no_school_says_where_it_looked_and_creates_nothing(clean_env, tmp_path, args):
+    instance = tmp_path / "instance"
+    clean_env.setenv("HOUQIN_INSTANCE", str(instance))
+    (tmp_path / "people.csv").write_text("姓名,角色\n张丽,教师\n", encoding="utf-8")
+    result = _houqin(*args)
+    assert result.exit_code == 1, result.output
+    assert "这里没有 Houqin 的学校" in result.output and "本命令没有创建任何文件夹或文件" in result.output
+    assert str(tmp_path / ".env") in result.output and f"{instance} 中没有 houqin.env" in result.output
+    assert "houqin serve" in result.output and "DATABASE_URL" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["people.csv"]  # no instance/, no database, no export
+
+
+def test_a_configured_environment_needs_no_instance_folder(clean_env, tmp_path):
+    for name, value in valid_env(tmp_path).items():
+        clean_env.setenv(name, value)
+    upgraded = _houqin("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert _houqin("codes", "--json").output.strip() == "[]"
+    assert not (tmp_path / "instance").exists() and (tmp_path / "houqin.db").is_file()
+
+
+def test_a_configured_environment_without_database_url_needs_the_instance_database(clean_env, tmp_path):
+    env = valid_env(tmp_path)
+    del env["DATABASE_URL"]
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    refused = _houqin("db", "upgrade")
+    assert refused.exit_code == 1
+    database = tmp_path / "instance" / "houqin.db"
+    assert f"没有 DATABASE_URL，默认数据库 {database} 不存在" in refused.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    made = _houqin("demo")  # `houqin demo` may create the instance's database
+    assert made.exit_code == 0, made.output
+    assert database.is_file() and "张丽" in _houqin("codes", "--json").output
+
+
+def test_an_existing_embedded_instance_is_found(clean_env, tmp_path):
+    clean_env.setenv("HOUQIN_INSTANCE", str(tmp_path / "instance"))
+    made = _houqin("demo")
+    assert made.exit_code == 0, made.output
+    secrets_file = (tmp_path / "instance" / "houqin.env").read_text(encoding="utf-8")
+    listed = _houqin("codes", "--json")
+    assert listed.exit_code == 0 and "张丽" in listed.output
+    assert (tmp_path / "instance" / "houqin.env").read_text(encoding="utf-8") == secrets_file  # the same school

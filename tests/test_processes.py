@@ -279,10 +279,35 @@ def test_fake_wechat_command_reports_template_sends_back_to_the_webhook(tmp_path
     assert "reports template sends to the webhook as 'failed:user block'" in said
 
 
+def test_outside_the_project_folder_commands_create_no_school(tmp_path: Path) -> None:
+    """No settings, no HOUQIN_INSTANCE, a folder without `instance/`: the worker does not start with
+    random credentials and nothing is created; `houqin serve` alone makes the school."""
+    env = clean_env(tmp_path)
+    del env["HOUQIN_INSTANCE"]
+    for args in (["worker"], ["codes"]):
+        refused = subprocess.run([*HOUQIN, *args], env=env, cwd=tmp_path, text=True, capture_output=True, timeout=60)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"实例文件夹 {tmp_path / 'instance'} 中没有 houqin.env" in refused.stderr
+        assert "第一次使用请先运行 houqin serve" in refused.stderr
+        assert "push worker started" not in refused.stdout
+        assert list(tmp_path.iterdir()) == []
+    port = free_port()
+    proc = subprocess.Popen([*HOUQIN, "serve", "--port", str(port), "--no-demo"], env=env, cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        assert (tmp_path / "instance" / "houqin.env").is_file()
+    finally:
+        assert stop(proc) in (0, -signal.SIGTERM)
+
+
 def test_without_a_running_serve_commands_say_to_start_it_and_call_nothing(tmp_path: Path) -> None:
     from bot.cli import START_SERVE_FIRST
+    from bot.config import embedded_environment
 
     env = clean_env(tmp_path)
+    embedded_environment(tmp_path / "instance")  # the school `houqin serve` made, now stopped
+    (tmp_path / "instance" / "houqin.db").touch()
     nothing = subprocess.run([*HOUQIN, "wechat-menu", "--upload"], env=env, cwd=tmp_path, text=True,
                              capture_output=True, timeout=60)
     assert nothing.returncode == 1 and START_SERVE_FIRST in nothing.stderr
@@ -306,3 +331,94 @@ def test_without_a_running_serve_commands_say_to_start_it_and_call_nothing(tmp_p
     silent = subprocess.run([*HOUQIN, "wechat-menu", "--upload"], env=env, cwd=tmp_path, text=True,
                             capture_output=True, timeout=60)
     assert silent.returncode == 1 and START_SERVE_FIRST in silent.stderr
+
+
+class Output:
+    """A process's output lines as they come, read on a thread so that a test can wait for one."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, needle: str, count: int = 1, seconds: float = 30.0) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if sum(needle in line for line in self.lines) >= count:
+                return "".join(self.lines)
+            time.sleep(0.1)
+        raise AssertionError(f"no {needle!r} (x{count}) in:\n{''.join(self.lines)}")
+
+
+def push_through(fake_url: str, instance: Path, openid: str, text: str) -> None:
+    """What the worker does: a custom message to `openid` through the serve's fake WeChat."""
+    from bot.config import embedded_environment
+
+    account = embedded_environment(instance)
+    token = requests.post(f"{fake_url}/cgi-bin/stable_token", timeout=5, json={
+        "grant_type": "client_credential", "appid": account["WECHAT_APPID"], "secret": account["WECHAT_SECRET"]})
+    sent = requests.post(f"{fake_url}/cgi-bin/message/custom/send", timeout=5,
+                         params={"access_token": token.json()["access_token"]},
+                         json={"touser": openid, "msgtype": "text", "text": {"content": text}})
+    assert sent.json()["errcode"] == 0
+
+
+def test_a_second_serve_is_refused_and_chat_follows_a_restarted_serve(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    instance = tmp_path / "instance"
+    first_port, second_port = free_port(), free_port()
+    serve = [*HOUQIN, "serve", "--no-demo", "--port"]
+    first = subprocess.Popen([*serve, str(first_port)], env=env, cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    chat = None
+    try:
+        assert wait_for(f"http://127.0.0.1:{first_port}/healthz").status_code == 200
+        runtime = json.loads((instance / "runtime.json").read_text())
+        second = subprocess.run([*serve, str(second_port)], env=env, cwd=tmp_path, text=True, capture_output=True,
+                                timeout=60)
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"已有一个 houqin serve 在运行（pid {first.pid}，端口 {first_port}）" in second.stderr
+        assert "push worker" not in second.stdout and "fake WeChat API" not in second.stdout
+        with pytest.raises(requests.ConnectionError):  # it never listened
+            requests.get(f"http://127.0.0.1:{second_port}/healthz", timeout=2)
+        assert json.loads((instance / "runtime.json").read_text()) == runtime  # the first one's, untouched
+
+        chat = subprocess.Popen([*HOUQIN, "chat", "--openid", "oChatRestart"], env=env, cwd=tmp_path, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        said = Output(chat)
+        assert chat.stdin is not None
+        chat.stdin.write("你好\n")
+        chat.stdin.flush()
+        said.wait_for("后勤助手>")
+        push_through(runtime["fake_wechat_url"], instance, "oChatRestart", "重启前的推送")
+        said.wait_for("[推送] 重启前的推送")
+
+        first.kill()  # a serve that crashed: its lock goes with it, its runtime file stays behind
+        first.wait(timeout=15)
+        first = subprocess.Popen([*serve, str(second_port)], env=env, cwd=tmp_path, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert wait_for(f"http://127.0.0.1:{second_port}/healthz").status_code == 200
+        restarted = json.loads((instance / "runtime.json").read_text())
+        assert restarted["fake_wechat_url"] != runtime["fake_wechat_url"]
+        chat.stdin.write("你好\n")
+        chat.stdin.flush()
+        said.wait_for("后勤助手>", count=2)
+        said.wait_for(f"houqin serve 已重启，已重新连接（pid {first.pid}，http://127.0.0.1:{second_port}）")
+        push_through(restarted["fake_wechat_url"], instance, "oChatRestart", "重启后的推送")
+        transcript = said.wait_for("[推送] 重启后的推送")
+        assert "无法连接" not in transcript and transcript.count("已重新连接") == 1
+        chat.stdin.write("/quit\n")
+        chat.stdin.flush()
+        assert chat.wait(timeout=15) == 0
+    finally:
+        if chat is not None and chat.poll() is None:
+            chat.kill()
+            chat.wait(timeout=5)
+        assert stop(first) in (0, -signal.SIGTERM)
