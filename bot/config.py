@@ -27,6 +27,13 @@ INSTANCE_DIR = Path(os.environ.get("HOUQIN_INSTANCE", "instance")).resolve()
 EMBEDDED_ENV = "houqin.env"
 _BLANK_MEANS_OFF = ("WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS")
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+# one signature captured off the wire lets a short token be found offline (SHA-1 of token+timestamp+nonce)
+MIN_TOKEN_LENGTH = 16
+SHORT_TOKEN = ("WECHAT_TOKEN 太短（{length} 个字符）：至少要 {minimum} 个字母或数字，公众号后台「基本配置 → 令牌(Token)」"
+               "允许 3–32 个；短令牌凭一次截获的签名即可离线猜出。请换一个 {minimum}–32 位的随机令牌"
+               "（确需保留旧令牌时设 WECHAT_ALLOW_SHORT_TOKEN=1）。"
+               " / WECHAT_TOKEN is too short ({length} characters): use {minimum}-32 random letters or digits "
+               "(or set WECHAT_ALLOW_SHORT_TOKEN=1 to keep it).")
 PUBLIC_URL_LOOPBACK = ("HOUQIN_PUBLIC_URL 仍是本机地址 {url}：推送里的链接（{url}/p/…）家长和老师在手机上打不开，"
                        "请设为公众号用户能访问的学校网址")
 
@@ -146,6 +153,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     token = env["WECHAT_TOKEN"]
     if not (3 <= len(token) <= 32) or not token.isalnum():
         raise ConfigError("WECHAT_TOKEN must be 3-32 letters or digits, as the WeChat console requires")
+    allow_short = _flag(env, "WECHAT_ALLOW_SHORT_TOKEN")
+    if len(token) < MIN_TOKEN_LENGTH and not allow_short:
+        raise ConfigError(SHORT_TOKEN.format(length=len(token), minimum=MIN_TOKEN_LENGTH))
     aes_key = env.get("WECHAT_AES_KEY", "")
     previous = env.get("WECHAT_AES_KEY_PREVIOUS", "")
     _check_aes_key("WECHAT_AES_KEY", aes_key)

@@ -34,7 +34,7 @@ def test_menu_fits_wechat_limits() -> None:
 
 
 def test_upload_sends_the_menu_to_wechat(fake_wechat, tmp_path: Path) -> None:
-    env = {"WECHAT_TOKEN": "menuToken1", "WECHAT_APPID": "wxmenu", "WECHAT_SECRET": "s", "WECHAT_AES_KEY": "",
+    env = {"WECHAT_TOKEN": "menuToken1234567", "WECHAT_APPID": "wxmenu", "WECHAT_SECRET": "s", "WECHAT_AES_KEY": "",
            "HOUQIN_SECRET_KEY": "x" * 32, "DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
            "WECHAT_API_BASE": fake_wechat.base_url, "HOUQIN_INSTANCE": str(tmp_path)}
     result = CliRunner().invoke(main, ["wechat-menu", "--upload"], env=env)

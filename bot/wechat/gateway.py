@@ -59,13 +59,21 @@ def check_timestamp(timestamp: str, tolerance: int, now: float | None = None) ->
         raise BadSignature("stale timestamp (outside the window)")
 
 
-def _element_to_value(element: ET.Element) -> Any:
+# WeChat's deepest messages (SendPicsInfo/PicList/item/PicMd5Sum, a mass-send report's items) are 4 below <xml>
+MAX_XML_DEPTH = 8
+
+
+def _element_to_value(element: ET.Element, depth: int = 0) -> Any:
+    """The element as a str (a leaf) or a dict; deeper than MAX_XML_DEPTH is no WeChat message, and
+    refusing it keeps this walk from running out of stack (990 nested elements did)."""
     children = list(element)
     if not children:
         return element.text or ""
+    if depth >= MAX_XML_DEPTH:
+        raise BadMessage(f"nested deeper than {MAX_XML_DEPTH} elements")
     value: dict[str, Any] = {}
     for child in children:
-        item = _element_to_value(child)
+        item = _element_to_value(child, depth + 1)
         if child.tag in value:  # repeated element, e.g. <item> in SendPicsInfo
             existing = value[child.tag]
             value[child.tag] = existing + [item] if isinstance(existing, list) else [existing, item]
