@@ -100,6 +100,9 @@ def main(verbose: bool) -> None:
     """Houqin 后勤助手 — a WeChat official-account bot for the school's logistics office."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.wechat.gateway import redact_logs
+
+    redact_logs()  # urllib3's debug lines name each URL, access_token and all
     if not verbose:  # routine chatter: migrations checked at every start, the scheduler's 20-s tick
         for name in ("alembic.runtime.migration", "apscheduler.executors.default", "apscheduler.scheduler"):
             logging.getLogger(name).setLevel(logging.WARNING)

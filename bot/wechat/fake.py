@@ -28,7 +28,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
 if TYPE_CHECKING:
@@ -97,7 +97,8 @@ class FakeState:
     forced: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # appid -> force times
     token_fetches: int = 0
     refused_ip: str = ""  # when set, every call answers 40164 naming this IP
-    scripts: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
+    # endpoint -> the errors its next calls answer: (errcode, errmsg or "" for the usual one)
+    scripts: dict[str, deque[tuple[int, str]]] = field(default_factory=lambda: defaultdict(deque))
     unfollowed: set[str] = field(default_factory=set)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     qrcodes: dict[str, str] = field(default_factory=dict)  # scene -> ticket
@@ -158,7 +159,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
                 elif expiry < time.time():
                     error = 42001
             if error is None and state.scripts.get(endpoint):
-                error = state.scripts[endpoint].popleft()
+                error, errmsg = state.scripts[endpoint].popleft()
+                if errmsg:  # "{url}": the request's path and query, as an error page behind a proxy shows it
+                    g.errmsg = errmsg.replace("{url}", request.full_path)
             if error is None and state.error_rate and state.random.random() < state.error_rate:
                 error = state.error_code
             if error is None and call.openid in state.unfollowed and endpoint.startswith("message/"):
@@ -174,7 +177,7 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             return Response("fake server error", status=error)
         if error == 40164:
             return _err(error, not_whitelisted(state.refused_ip or str(request.remote_addr)))
-        return _err(error)
+        return _err(error, g.get("errmsg", ""))
 
     @app.get("/cgi-bin/token")
     def token() -> Response:
@@ -421,10 +424,11 @@ class FakeWeChat:
     def sent_to_openid(self, openid: str) -> list[Call]:
         return [c for c in self.sent() if c.openid == openid]
 
-    def script(self, endpoint: str, *errcodes: int) -> None:
-        """The next calls to `endpoint` answer these error codes, in order."""
+    def script(self, endpoint: str, *errcodes: int, errmsg: str = "") -> None:
+        """The next calls to `endpoint` answer these error codes, in order; with `errmsg` (where
+        "{url}" stands for the request's path and query) instead of the usual message."""
         with self.state.lock:
-            self.state.scripts[endpoint].extend(errcodes)
+            self.state.scripts[endpoint].extend((code, errmsg) for code in errcodes)
 
     def finish_template_job(self, msgid: str, status: str = "success") -> int:
         """Report on the template send `msgid` to the webhook now (see `report`)."""

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -145,22 +146,29 @@ NOT_WHITELISTED = 40164
 # the server's IP is not on the account's whitelist: nothing is wrong with the push, so it waits (and
 # is retried) while the office adds the IP in 设置与开发 → 基本配置 → IP白名单
 TRANSIENT = {-1, 45009, 45011, NOT_WHITELISTED}
-_QUERY = re.compile(r"\?[^\s'\"()]*")
+_QUERY = re.compile(r"\?[^\s'\"()]+")
 TOKEN_ERRORS = {40001, 40014, 42001}
 IP_NOT_WHITELISTED = "服务器IP未加入公众号白名单（微信看到的IP：{ip}）"
 UNKNOWN_IP = "未知"
 _SEEN_IP = re.compile(r"invalid ip ([0-9A-Fa-f.:]+)")
 _SECRETS_IN_TEXT = re.compile(r"((?:access_token|secret|appsecret)=)[^&\s'\"]+", re.IGNORECASE)
+_SECRETS_IN_JSON = re.compile(r"""(["']?(?:access_token|secret|appsecret)["']?\s*:\s*["'])[^"']*""", re.IGNORECASE)
+MIN_SECRET_LENGTH = 8  # shorter values (test stand-ins) would blank out ordinary words
+_known_secrets: deque[str] = deque(maxlen=64)  # the AppSecrets and access tokens this process has used
 UNREACHABLE = {43004, 43101}
 WINDOW_ERRORS = {45015, 45047}
 
 
 @dataclass
 class ApiError(Exception):
-    """A failed WeChat API call: `errcode` is None for HTTP errors and time-outs."""
+    """A failed WeChat API call: `errcode` is None for HTTP errors and time-outs. Its text is redacted
+    as it is made, so no caller can store, show or log a raw one."""
 
     errcode: int | None
     errmsg: str
+
+    def __post_init__(self) -> None:
+        self.errmsg = redact(self.errmsg)
 
     def __str__(self) -> str:
         if self.errcode == NOT_WHITELISTED:  # already says what to do; the office does not need the code
@@ -176,11 +184,50 @@ class ApiError(Exception):
         return self.errcode in TOKEN_ERRORS
 
 
+def remember_secret(value: str) -> str:
+    """Note an AppSecret or access token this process uses, so `redact` blanks it wherever it appears."""
+    if len(value) >= MIN_SECRET_LENGTH and value not in _known_secrets:
+        _known_secrets.append(value)
+    return value
+
+
 def redact(text: object) -> str:
-    """An upstream error's text as it may be stored, shown and logged: without the query strings of
-    the URLs it names (a requests error names its URL, with access_token or secret), and without the
-    value of any access_token= or secret= quoted elsewhere."""
-    return _SECRETS_IN_TEXT.sub(r"\1***", _QUERY.sub("?…", str(text)))
+    """An upstream error's text as it may be stored, shown and logged — the one place this is done:
+    without the query strings of the URLs it names (a requests error names its URL, with access_token
+    or secret), without the value of any access_token= / "secret": quoted elsewhere, and without any
+    AppSecret or access token this process has used (`remember_secret`), however it is written."""
+    clean = _SECRETS_IN_JSON.sub(r"\1***", _SECRETS_IN_TEXT.sub(r"\1***", _QUERY.sub("?…", str(text))))
+    for value in sorted(_known_secrets, key=len, reverse=True):
+        clean = clean.replace(value, "***")
+    return clean
+
+
+class RedactingFilter(logging.Filter):
+    """A log handler's filter that redacts every record (message, arguments, traceback) with `redact`:
+    urllib3's debug lines name each URL, access_token and all (`houqin -v`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the logging module's to report
+            return True
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+REDACTING_FILTER = RedactingFilter()
+
+
+def redact_logs() -> None:
+    """Redact whatever the root logger's handlers write (called once the process set up its logging)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(REDACTING_FILTER)
 
 
 def api_error(errcode: int | None, errmsg: str) -> ApiError:
@@ -188,7 +235,7 @@ def api_error(errcode: int | None, errmsg: str) -> ApiError:
     if errcode == NOT_WHITELISTED:
         seen = _SEEN_IP.search(errmsg)
         return ApiError(errcode, IP_NOT_WHITELISTED.format(ip=seen.group(1) if seen else UNKNOWN_IP))
-    return ApiError(errcode, redact(errmsg))
+    return ApiError(errcode, errmsg)
 
 
 Fetch = Callable[[bool], tuple[str, int]]  # fetch(force_refresh) -> (token, expires_in)
@@ -228,7 +275,7 @@ class WeChatApi:
                  connections: int = 10) -> None:
         self.base = base.rstrip("/")
         self.appid = appid
-        self.secret = secret
+        self.secret = remember_secret(secret)
         self.store = store
         self.timeout = timeout
         self._client = _Client(self, timeout, connections)
@@ -247,17 +294,17 @@ class WeChatApi:
             res.raise_for_status()
             data = res.json()
         except (requests.RequestException, ValueError) as exc:
-            raise ApiError(None, redact(f"token fetch failed: {type(exc).__name__}: {exc}")) from exc
+            raise ApiError(None, f"token fetch failed: {type(exc).__name__}: {exc}") from None
         if data.get("errcode"):
             raise api_error(int(data["errcode"]), str(data.get("errmsg", "")))
-        return str(data["access_token"]), int(data.get("expires_in", 7200))
+        return remember_secret(str(data["access_token"])), int(data.get("expires_in", 7200))
 
     def token(self) -> str:
-        return self.store.get() or self.store.refresh(self._fetch_token)
+        return remember_secret(self.store.get() or self.store.refresh(self._fetch_token))
 
     def refresh_token(self, stale: str | None) -> str:
         """Replace `stale` (the token a call was refused with); others' newer tokens are kept."""
-        return self.store.refresh(self._fetch_token, stale=stale)
+        return remember_secret(self.store.refresh(self._fetch_token, stale=stale))
 
     # -- calls ---------------------------------------------------------------------------------
     def _call(self, method: str, endpoint: str, **kwargs: Any) -> Any:
@@ -276,7 +323,7 @@ class WeChatApi:
                     raise error from exc
                 self.refresh_token(stale=token)
             except requests.RequestException as exc:
-                raise ApiError(None, redact(f"{type(exc).__name__}: {exc}")) from exc
+                raise ApiError(None, f"{type(exc).__name__}: {exc}") from None
         raise AssertionError("unreachable")
 
     def send_text(self, openid: str, text: str) -> None:
