@@ -15,13 +15,14 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
 from bot.wechat.templates import Template, parse_templates
 
+N = TypeVar("N", int, float)
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 INSTANCE_DIR = Path(os.environ.get("HOUQIN_INSTANCE", "instance")).resolve()
 EMBEDDED_ENV = "houqin.env"
@@ -67,6 +68,9 @@ class Settings:
     push_backoff_seconds: float = 5.0
     push_lease_seconds: float = 60.0
     templates: Mapping[str, Template] = field(default_factory=dict)  # push kind -> template (HOUQIN_TEMPLATES)
+    # photos the media worker downloads: at most this many bytes, within this many seconds
+    photo_max_bytes: int = 10 * 1024 * 1024
+    photo_deadline_seconds: float = 60.0
     # webhook
     max_body_bytes: int = 64 * 1024
     timestamp_tolerance_seconds: int = 300
@@ -123,6 +127,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _positive(value: N, name: str) -> N:
+    if value <= 0:
+        raise ConfigError(f"{name} must be more than 0, got {value}")
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -199,6 +209,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         push_max_attempts=_int(env, "HOUQIN_PUSH_MAX_ATTEMPTS", 6),
         push_backoff_seconds=_float(env, "HOUQIN_PUSH_BACKOFF", 5.0),
         templates=templates,
+        photo_max_bytes=_positive(_int(env, "HOUQIN_PHOTO_MAX_BYTES", 10 * 1024 * 1024), "HOUQIN_PHOTO_MAX_BYTES"),
+        photo_deadline_seconds=_positive(_float(env, "HOUQIN_PHOTO_DEADLINE", 60.0), "HOUQIN_PHOTO_DEADLINE"),
     )
 
 

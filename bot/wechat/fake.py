@@ -25,6 +25,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ SECRET_IN_URL = 48001
 RENEW_BEFORE = 300  # stable_token answers a new token in an old one's last 5 minutes (both work until then)
 FORCE_INTERVAL = 30  # a force_refresh within 30 s of the last one refreshes nothing
 FORCE_PER_DAY = 20
+MEDIA_PIECE = 4096
 # WeChat's rules for template keywords since 2023-05-04, as the fake enforces them (kept apart from
 # bot.push_kinds on purpose: the fake is WeChat's side, and checks what Houqin sends)
 KEYWORD_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
@@ -101,6 +103,8 @@ class FakeState:
     scripts: dict[str, deque[tuple[int, str]]] = field(default_factory=lambda: defaultdict(deque))
     unfollowed: set[str] = field(default_factory=set)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # media id -> how it is served: (seconds between 4 KB pieces, whether a Content-Length is sent)
+    media_pace: dict[str, tuple[float, bool]] = field(default_factory=dict)
     qrcodes: dict[str, str] = field(default_factory=dict)  # scene -> ticket
     menus: list[dict[str, Any]] = field(default_factory=list)
     templates: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(TEMPLATE_LIBRARY))
@@ -272,8 +276,20 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             content, mimetype = fake_jpeg(media_id), "image/jpeg"
         else:
             return _err(40007, "invalid media_id")
-        return Response(content, mimetype=mimetype,
-                        headers={"Content-Disposition": f'attachment; filename="{media_id}.jpg"'})
+        headers = {"Content-Disposition": f'attachment; filename="{media_id}.jpg"'}
+        delay, sized = state.media_pace.get(media_id, (0.0, True))
+        if sized:
+            headers["Content-Length"] = str(len(content))
+        if not delay and sized:
+            return Response(content, mimetype=mimetype, headers=headers)
+
+        def pieces() -> Iterator[bytes]:  # as many as the content has: a bounded loop
+            for start in range(0, len(content), MEDIA_PIECE):
+                if delay:
+                    time.sleep(delay)
+                yield content[start:start + MEDIA_PIECE]
+
+        return Response(pieces(), mimetype=mimetype, headers=headers)
 
     @app.post("/cgi-bin/media/upload")
     def media_upload() -> Response:
@@ -430,6 +446,14 @@ class FakeWeChat:
         with self.state.lock:
             self.state.scripts[endpoint].extend((code, errmsg) for code in errcodes)
 
+    def add_media(self, media_id: str, content: bytes, mimetype: str = "image/jpeg", delay: float = 0.0,
+                  sized: bool = True) -> None:
+        """Serve `content` as `media_id` with this Content-Type (true or not); with `delay`, in 4 KB
+        pieces that many seconds apart; unless `sized`, without a Content-Length (chunked)."""
+        with self.state.lock:
+            self.state.media[media_id] = (content, mimetype)
+            self.state.media_pace[media_id] = (delay, sized)
+
     def finish_template_job(self, msgid: str, status: str = "success") -> int:
         """Report on the template send `msgid` to the webhook now (see `report`)."""
         return report(self.state, str(msgid), status)
@@ -479,6 +503,7 @@ class FakeWeChat:
             self.state.templates = dict(TEMPLATE_LIBRARY)
             self.state.webhook = None
             self.state.finish = ""
+            self.state.media_pace.clear()
 
 
 def load_library(path: str) -> dict[str, tuple[str, str]]:

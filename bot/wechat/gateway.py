@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import time
@@ -16,10 +17,11 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import requests.adapters
+import urllib3.exceptions
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 from wechatpy.client import WeChatClient
@@ -239,6 +241,53 @@ def api_error(errcode: int | None, errmsg: str) -> ApiError:
 
 
 Fetch = Callable[[bool], tuple[str, int]]  # fetch(force_refresh) -> (token, expires_in)
+T = TypeVar("T")
+
+# photos: what the media worker keeps is an image by its content, whatever the Content-Type said
+MEDIA_CHUNK = 64 * 1024
+MEDIA_TOO_LARGE = "照片超过 {limit} 上限，未保存"
+MEDIA_TIMED_OUT = "照片下载超过 {seconds} 秒未完成"
+NOT_AN_IMAGE = "收到的不是图片（JPEG/PNG/GIF/WebP），而是 {what}，未保存"
+IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}
+
+
+class BadMedia(ValueError):
+    """Media that is not kept, however often it is fetched: too large, or not an image."""
+
+
+def sniff_image(content: bytes) -> str | None:
+    """The image type `content` starts like (JPEG, PNG, GIF, WebP), or None: a photo is judged by
+    its bytes, not by the Content-Type it came with."""
+    if content.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if content.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if content.startswith(b"RIFF") and content[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 1024 / 1024:g} MB" if limit >= 1024 * 1024 else f"{limit / 1024:g} KB"
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    if len(body) > 4096 or not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 class TokenStore:
@@ -307,24 +356,33 @@ class WeChatApi:
         return remember_secret(self.store.refresh(self._fetch_token, stale=stale))
 
     # -- calls ---------------------------------------------------------------------------------
-    def _call(self, method: str, endpoint: str, **kwargs: Any) -> Any:
-        """One API call; a refused token (40001/40014/42001) is refreshed once and the call retried."""
-        params = dict(kwargs.pop("params", {}))
+    def _with_token(self, call: Callable[[str], T]) -> T:
+        """`call(token)`; a refused token (40001/40014/42001) is refreshed once and the call retried."""
         for attempt in (1, 2):
             token = self.token()
+            try:
+                return call(token)
+            except ApiError as error:
+                if not error.token_expired or attempt == 2:
+                    raise
+                self.refresh_token(stale=token)
+        raise AssertionError("unreachable")
+
+    def _call(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+        """One API call through wechatpy, each failure an ApiError."""
+        params = dict(kwargs.pop("params", {}))
+
+        def call(token: str) -> Any:
             try:
                 return self._client._request(method, endpoint, params={**params, "access_token": token}, **kwargs)
             except WeChatClientException as exc:
                 if exc.errcode is None:
-                    status = getattr(exc.response, "status_code", "?")
-                    raise ApiError(None, f"HTTP {status}") from exc
-                error = api_error(int(exc.errcode), str(exc.errmsg))
-                if not error.token_expired or attempt == 2:
-                    raise error from exc
-                self.refresh_token(stale=token)
+                    raise ApiError(None, f"HTTP {getattr(exc.response, 'status_code', '?')}") from exc
+                raise api_error(int(exc.errcode), str(exc.errmsg)) from exc
             except requests.RequestException as exc:
                 raise ApiError(None, f"{type(exc).__name__}: {exc}") from None
-        raise AssertionError("unreachable")
+
+        return self._with_token(call)
 
     def send_text(self, openid: str, text: str) -> None:
         self._call("post", "message/custom/send", data={"touser": openid, "msgtype": "text", "text": {"content": text}})
@@ -342,11 +400,48 @@ class WeChatApi:
         res = self._call("get", "template/get_all_private_template")
         return list(res.get("template_list") or []) if isinstance(res, dict) else []
 
-    def download_media(self, media_id: str) -> tuple[bytes, str]:
-        res = self._call("get", "media/get", params={"media_id": media_id})
-        if isinstance(res, dict):
-            raise api_error(int(res.get("errcode", -1)), str(res.get("errmsg", "not media")))
-        return res.content, res.headers.get("Content-Type", "application/octet-stream")
+    def download_media(self, media_id: str, max_bytes: int, deadline: float) -> tuple[bytes, str]:
+        """An image WeChat keeps for us, and its type as its first bytes say (never the header's word):
+        streamed, at most `max_bytes` and `deadline` seconds. BadMedia for what is too large or no image."""
+
+        def call(token: str) -> tuple[bytes, str]:
+            body, declared = self._read_capped(f"{self.base}/cgi-bin/media/get",
+                                               {"access_token": token, "media_id": media_id}, max_bytes, deadline)
+            kind = sniff_image(body)
+            if kind is not None:
+                return body, kind
+            answer = _json_object(body)  # WeChat's refusal: {"errcode": 40007, "errmsg": "invalid media_id"}
+            if answer is not None and answer.get("errcode"):
+                raise api_error(_int_or(answer.get("errcode"), -1), str(answer.get("errmsg", "")))
+            raise BadMedia(NOT_AN_IMAGE.format(what=declared.split(";")[0].strip() or "?"))
+
+        return self._with_token(call)
+
+    def _read_capped(self, url: str, params: dict[str, str], max_bytes: int, deadline: float) -> tuple[bytes, str]:
+        """GET `url`'s body (and its declared Content-Type), read as it arrives: refused past `max_bytes`
+        (by its Content-Length, or once that many bytes came), given up past `deadline` seconds however
+        slowly the bytes trickle in (each read returns what arrived, and the clock is checked between)."""
+        started = time.monotonic()
+        wait = min(self.timeout, deadline)
+        try:
+            with self._client._http.get(url, params=params, stream=True, timeout=(wait, wait)) as res:
+                if res.status_code >= 400:
+                    raise ApiError(None, f"HTTP {res.status_code}")
+                length = res.headers.get("Content-Length", "")
+                if length.isdigit() and int(length) > max_bytes:
+                    raise BadMedia(MEDIA_TOO_LARGE.format(limit=_size(max_bytes)))
+                chunks: list[bytes] = []
+                size = 0
+                while chunk := res.raw.read1(MEDIA_CHUNK, decode_content=True):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise BadMedia(MEDIA_TOO_LARGE.format(limit=_size(max_bytes)))
+                    chunks.append(chunk)
+                    if time.monotonic() - started > deadline:
+                        raise ApiError(None, MEDIA_TIMED_OUT.format(seconds=f"{deadline:g}"))
+                return b"".join(chunks), res.headers.get("Content-Type", "")
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            raise ApiError(None, f"{type(exc).__name__}: {exc}") from None
 
     def upload_media(self, media_type: str, filename: str, content: bytes) -> str:
         res = self._call("post", "media/upload", params={"type": media_type},
