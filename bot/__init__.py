@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings, public_url_warning, settings_from_environment
 from bot.inbox import REPLAY_BUDGET_SECONDS
+from bot.private import exposure_warning
 from bot.services import Services
 from bot.spool import DatabaseUnavailable, Spool
 from bot.text import warm_segmenter
@@ -61,6 +62,8 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         log.warning("WECHAT_ACCEPT_PLAINTEXT=1: plaintext messages are accepted although WECHAT_AES_KEY is set; "
                     "their body is not covered by the signature. Turn it off once the account is in safe mode.")
     if from_environment and (warning := public_url_warning(settings)) is not None:
+        log.warning(warning)
+    if from_environment and (warning := exposure_warning(settings.instance_dir)) is not None:
         log.warning(warning)
     threading.Thread(target=warm_segmenter, name="warm-segmenter", daemon=True).start()
 

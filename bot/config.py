@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from bot.private import write_private
 from bot.wechat.templates import Template, parse_templates
 
 N = TypeVar("N", int, float)
@@ -224,7 +225,6 @@ def public_url_warning(settings: Settings) -> str | None:
 
 def embedded_environment(instance_dir: Path = INSTANCE_DIR) -> dict[str, str]:
     """Secrets for the embedded default, generated once into instance/houqin.env."""
-    instance_dir.mkdir(parents=True, exist_ok=True)
     path = instance_dir / EMBEDDED_ENV
     if not path.exists():
         alphabet = string.ascii_letters + string.digits
@@ -235,8 +235,8 @@ def embedded_environment(instance_dir: Path = INSTANCE_DIR) -> dict[str, str]:
             "WECHAT_AES_KEY": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
             "HOUQIN_SECRET_KEY": secrets.token_urlsafe(32),
         }
-        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
-        path.chmod(0o600)
+        # 0600 from its first byte; a second process starting at the same moment keeps the first one's
+        write_private(path, "".join(f"{k}={v}\n" for k, v in values.items()), replace=False)
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 

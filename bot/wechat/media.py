@@ -23,6 +23,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bot.config import Settings
+from bot.private import write_private
 from bot.wechat.gateway import IMAGE_TYPES, ApiError, BadMedia, WeChatApi, redact
 from bot.worker import drain_rounds
 from models import CanteenFeedback, DownloadedPhoto, FeedbackPhoto, RepairTicket, TicketPhoto, utcnow
@@ -110,11 +111,7 @@ class MediaWorker:
     def _save(self, job: Claimed, content: bytes, image_type: str) -> str:
         """Write the file under the storage folder and return its path relative to it."""
         relative = Path(job.file + IMAGE_TYPES[image_type])
-        target = self.settings.storage_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(target.suffix + ".part")
-        partial.write_bytes(content)
-        partial.replace(target)  # never a half-written photo under the final name
+        write_private(self.settings.storage_dir / relative, content)  # never half-written under its name
         return relative.as_posix()
 
     def _download(self, job: Claimed) -> dict[str, object]:
