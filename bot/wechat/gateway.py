@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import deque
@@ -157,6 +158,7 @@ _SECRETS_IN_TEXT = re.compile(r"((?:access_token|secret|appsecret)=)[^&\s'\"]+",
 _SECRETS_IN_JSON = re.compile(r"""(["']?(?:access_token|secret|appsecret)["']?\s*:\s*["'])[^"']*""", re.IGNORECASE)
 MIN_SECRET_LENGTH = 8  # shorter values (test stand-ins) would blank out ordinary words
 _known_secrets: deque[str] = deque(maxlen=64)  # the AppSecrets and access tokens this process has used
+_known_lock = threading.Lock()  # a deque read while another thread appends raises
 UNREACHABLE = {43004, 43101}
 WINDOW_ERRORS = {45015, 45047}
 
@@ -188,8 +190,10 @@ class ApiError(Exception):
 
 def remember_secret(value: str) -> str:
     """Note an AppSecret or access token this process uses, so `redact` blanks it wherever it appears."""
-    if len(value) >= MIN_SECRET_LENGTH and value not in _known_secrets:
-        _known_secrets.append(value)
+    if len(value) >= MIN_SECRET_LENGTH:
+        with _known_lock:
+            if value not in _known_secrets:
+                _known_secrets.append(value)
     return value
 
 
@@ -199,7 +203,9 @@ def redact(text: object) -> str:
     or secret), without the value of any access_token= / "secret": quoted elsewhere, and without any
     AppSecret or access token this process has used (`remember_secret`), however it is written."""
     clean = _SECRETS_IN_JSON.sub(r"\1***", _SECRETS_IN_TEXT.sub(r"\1***", _QUERY.sub("?…", str(text))))
-    for value in sorted(_known_secrets, key=len, reverse=True):
+    with _known_lock:
+        known = sorted(_known_secrets, key=len, reverse=True)
+    for value in known:
         clean = clean.replace(value, "***")
     return clean
 
