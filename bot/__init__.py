@@ -14,9 +14,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.config import Settings, public_url_warning, settings_from_environment
 from bot.inbox import REPLAY_BUDGET_SECONDS
+from bot.private import exposure_warning
 from bot.services import Services
 from bot.spool import DatabaseUnavailable, Spool
 from bot.text import warm_segmenter
+from bot.wechat.gateway import redact_logs
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,13 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     app.session_interface = _SessionInterface()
     app.extensions["houqin"] = services
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_logs()
     if settings.safe_mode and settings.accept_plaintext:
         log.warning("WECHAT_ACCEPT_PLAINTEXT=1: plaintext messages are accepted although WECHAT_AES_KEY is set; "
                     "their body is not covered by the signature. Turn it off once the account is in safe mode.")
     if from_environment and (warning := public_url_warning(settings)) is not None:
+        log.warning(warning)
+    if from_environment and (warning := exposure_warning(settings.instance_dir)) is not None:
         log.warning(warning)
     threading.Thread(target=warm_segmenter, name="warm-segmenter", daemon=True).start()
 

@@ -26,6 +26,7 @@ from bot.config import (
     read_environment,
     settings_from_environment,
 )
+from bot.private import exposure_warning, write_private
 from bot.services import Services
 from bot.tables import TableError
 from models import Delivery, Person, utcnow
@@ -111,6 +112,9 @@ def main(verbose: bool) -> None:
     """Houqin 后勤助手 — a WeChat official-account bot for the school's logistics office."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.wechat.gateway import redact_logs
+
+    redact_logs()  # urllib3's debug lines name each URL, access_token and all
     if not verbose:  # routine chatter: migrations checked at every start, the scheduler's 20-s tick
         for name in ("alembic.runtime.migration", "apscheduler.executors.default", "apscheduler.scheduler"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -181,7 +185,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     runner.start()
     bot_url = f"http://{host}:{server.server_port}"
     runtime = {"bot_url": bot_url, "pid": os.getpid(), "fake_wechat_url": fake.base_url if fake else ""}
-    (services.settings.instance_dir / RUNTIME).write_text(json.dumps(runtime), encoding="utf-8")
+    write_private(services.settings.instance_dir / RUNTIME, json.dumps(runtime))
     if fake:  # like WeChat, the embedded fake reports each template send back to this bot
         from bot.wechat.fake import Webhook
         from bot.wechat.simulator import http_transport
@@ -197,6 +201,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     if demo:
         click.echo(f"Try it:  houqin chat --as {DEMO_TEACHER}     (bind codes: houqin codes)")
     _warn_without_templates(services.settings)
+    _warn_exposed_instance(services.settings)
     _check_token(services)
 
     def shutdown(*_: Any) -> None:
@@ -226,6 +231,7 @@ def worker() -> None:
     click.echo(f"push worker started (database {services.db_engine.url.render_as_string(hide_password=True)})")
     _warn_without_templates(services.settings)
     _warn_public_url(services.settings)
+    _warn_exposed_instance(services.settings)
     _check_token(services)
     from bot.wechat.media import media_worker
 
@@ -281,6 +287,12 @@ def _warn_without_templates(settings: Settings) -> None:
 
     if (warning := template_warning(settings)) is not None:
         click.echo(f"⚠ {warning}")
+
+
+def _warn_exposed_instance(settings: Settings) -> None:
+    """An instance folder made before it was private, or loosened by hand, is named with the fix."""
+    if (warning := exposure_warning(settings.instance_dir)) is not None:
+        click.echo(warning)
 
 
 def _warn_public_url(settings: Settings) -> None:
@@ -507,6 +519,7 @@ def scheduler(interval: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo("scheduler started")
     _warn_public_url(services.settings)
+    _warn_exposed_instance(services.settings)
     try:
         Runner(services).run_forever(stop, interval)
     except KeyboardInterrupt:

@@ -15,19 +15,28 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from bot.private import write_private
 from bot.wechat.templates import Template, parse_templates
 
+N = TypeVar("N", int, float)
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 INSTANCE_DIR = Path(os.environ.get("HOUQIN_INSTANCE", "instance")).resolve()
 EMBEDDED_ENV = "houqin.env"
 DEFAULT_DATABASE = "houqin.db"  # in the instance folder, without DATABASE_URL
 _BLANK_MEANS_OFF = ("WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS")
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+# one signature captured off the wire lets a short token be found offline (SHA-1 of token+timestamp+nonce)
+MIN_TOKEN_LENGTH = 16
+SHORT_TOKEN = ("WECHAT_TOKEN 太短（{length} 个字符）：至少要 {minimum} 个字母或数字，公众号后台「基本配置 → 令牌(Token)」"
+               "允许 3–32 个；短令牌凭一次截获的签名即可离线猜出。请换一个 {minimum}–32 位的随机令牌"
+               "（确需保留旧令牌时设 WECHAT_ALLOW_SHORT_TOKEN=1）。"
+               " / WECHAT_TOKEN is too short ({length} characters): use {minimum}-32 random letters or digits "
+               "(or set WECHAT_ALLOW_SHORT_TOKEN=1 to keep it).")
 PUBLIC_URL_LOOPBACK = ("HOUQIN_PUBLIC_URL 仍是本机地址 {url}：推送里的链接（{url}/p/…）家长和老师在手机上打不开，"
                        "请设为公众号用户能访问的学校网址")
 
@@ -77,6 +86,9 @@ class Settings:
     push_backoff_seconds: float = 5.0
     push_lease_seconds: float = 60.0
     templates: Mapping[str, Template] = field(default_factory=dict)  # push kind -> template (HOUQIN_TEMPLATES)
+    # photos the media worker downloads: at most this many bytes, within this many seconds
+    photo_max_bytes: int = 10 * 1024 * 1024
+    photo_deadline_seconds: float = 60.0
     # webhook
     max_body_bytes: int = 64 * 1024
     timestamp_tolerance_seconds: int = 300
@@ -135,6 +147,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _positive(value: N, name: str) -> N:
+    if value <= 0:
+        raise ConfigError(f"{name} must be more than 0, got {value}")
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -163,6 +181,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     token = env["WECHAT_TOKEN"]
     if not (3 <= len(token) <= 32) or not token.isalnum():
         raise ConfigError("WECHAT_TOKEN must be 3-32 letters or digits, as the WeChat console requires")
+    allow_short = _flag(env, "WECHAT_ALLOW_SHORT_TOKEN")
+    if len(token) < MIN_TOKEN_LENGTH and not allow_short:
+        raise ConfigError(SHORT_TOKEN.format(length=len(token), minimum=MIN_TOKEN_LENGTH))
     aes_key = env.get("WECHAT_AES_KEY", "")
     previous = env.get("WECHAT_AES_KEY_PREVIOUS", "")
     _check_aes_key("WECHAT_AES_KEY", aes_key)
@@ -207,6 +228,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         push_max_attempts=_int(env, "HOUQIN_PUSH_MAX_ATTEMPTS", 6),
         push_backoff_seconds=_float(env, "HOUQIN_PUSH_BACKOFF", 5.0),
         templates=templates,
+        photo_max_bytes=_positive(_int(env, "HOUQIN_PHOTO_MAX_BYTES", 10 * 1024 * 1024), "HOUQIN_PHOTO_MAX_BYTES"),
+        photo_deadline_seconds=_positive(_float(env, "HOUQIN_PHOTO_DEADLINE", 60.0), "HOUQIN_PHOTO_DEADLINE"),
     )
 
 
@@ -220,7 +243,6 @@ def public_url_warning(settings: Settings) -> str | None:
 
 def embedded_environment(instance_dir: Path = INSTANCE_DIR) -> dict[str, str]:
     """Secrets for the embedded default, generated once into instance/houqin.env."""
-    instance_dir.mkdir(parents=True, exist_ok=True)
     path = instance_dir / EMBEDDED_ENV
     if not path.exists():
         alphabet = string.ascii_letters + string.digits
@@ -231,8 +253,8 @@ def embedded_environment(instance_dir: Path = INSTANCE_DIR) -> dict[str, str]:
             "WECHAT_AES_KEY": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
             "HOUQIN_SECRET_KEY": secrets.token_urlsafe(32),
         }
-        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
-        path.chmod(0o600)
+        # 0600 from its first byte; a second process starting at the same moment keeps the first one's
+        write_private(path, "".join(f"{k}={v}\n" for k, v in values.items()), replace=False)
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 

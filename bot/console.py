@@ -68,6 +68,7 @@ from bot.places import find_asset
 from bot.school import get_setting
 from bot.services import Services
 from bot.text import day_bounds, day_label, local_naive, month_key, month_span
+from bot.wechat.gateway import sniff_image
 from handlers.canteen import (
     KIND_NAMES,
     SCORE_NAMES,
@@ -511,7 +512,8 @@ def canteen_photo(photo_id: int) -> Response:
 
 
 def _send_photo(model: type[DownloadedPhoto], photo_id: int) -> Response:
-    """A downloaded photo's file, if it is saved and inside the storage folder."""
+    """A downloaded photo's file, if it is saved, inside the storage folder and an image by its first
+    bytes; served as that image type (never the type it was stored with) and not to be sniffed."""
     with _read_db() as db:
         row = db.get(model, photo_id)
         if row is None or not row.path:
@@ -520,7 +522,13 @@ def _send_photo(model: type[DownloadedPhoto], photo_id: int) -> Response:
         path = (root / row.path).resolve()
         if not path.is_relative_to(root) or not path.is_file():
             abort(404)
-        return send_file(Path(path), mimetype=row.content_type or "image/jpeg")
+        with path.open("rb") as f:
+            image_type = sniff_image(f.read(16))
+        if image_type is None:  # e.g. an HTML page kept before photos were checked
+            abort(404)
+        res = send_file(Path(path), mimetype=image_type)
+        res.headers["X-Content-Type-Options"] = "nosniff"
+        return res
 
 
 @bp.get("/outbox")

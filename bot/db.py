@@ -19,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.private import create_private_file
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_SECONDS = 30.0
 # PostgreSQL: give up connecting after this long (libpq's minimum), so that a request finds out
@@ -103,7 +105,7 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
         lock_file: Path | None = None
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             db_file = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
-            db_file.parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(db_file)  # SQLite would create it world-readable; its -wal and -shm follow its mode
             lock_file = db_file.with_name(db_file.name + "-writer.lock")
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False,
                                                   "factory": _QueuedSQLiteConnection}, **kwargs)

@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.engine import Incoming
+from bot.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Spool:
     # -- keeping ---------------------------------------------------------------------------------
     def keep(self, msg: Incoming, received_at: datetime) -> Path:
         """Write `msg` durably; returns its file. A retry of a message already here is not written again."""
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.folder)
         digest = _digest(msg.dedup_key)
         with self._lock(_WRITE_LOCK, wait=True):
             files = self.files()
@@ -149,7 +150,7 @@ class Spool:
     @contextmanager
     def _lock(self, name: str, *, wait: bool) -> Iterator[bool]:
         """An exclusive flock on a file in the spool folder (shared by every process on this machine)."""
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.folder)
         fd = os.open(self.folder / name, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:

@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
 from bot.push_kinds import push_fields
-from bot.wechat.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi
+from bot.wechat.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi, redact
 from models import Binding, Delivery, DeliveryAlert, Person, Push, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
@@ -151,7 +151,7 @@ class PushWorker:
             return Outcome(FAILED, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the delivery
             log.exception("push %s to %s failed unexpectedly", delivery.push_id, delivery.openid)
-            error = f"{type(exc).__name__}: {exc}"
+            error = redact(f"{type(exc).__name__}: {exc}")
             if delivery.attempts >= self.settings.push_max_attempts:
                 return Outcome(FAILED, error=f"{error} (gave up after {delivery.attempts} attempts)")
             return Outcome(PENDING, error=error, retry_in=self.settings.push_backoff_seconds)

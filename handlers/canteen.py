@@ -12,7 +12,6 @@ The canteen role sees feedback with the giver's role but not their name; admin s
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from bot.config import Settings
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
 from bot.outbox import NOT_BOUND, Notice, Outbox, short_reason, told
+from bot.private import write_private
 from bot.school import Calendar, admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
 from bot.text import (
@@ -861,8 +861,7 @@ def save_menu(db: Session, rows: Iterable[MealRow], storage: Path | None = None)
         item.dishes, item.allergens, item.position = row.dishes, row.allergens, MEALS.index(row.meal)
         if row.photo is not None and storage is not None:
             relative = Path("menus") / found.key / f"{row.day:%Y-%m-%d}-{MEAL_CODES[row.meal]}{row.photo.suffix.lower()}"
-            (storage / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(row.photo, storage / relative)
+            write_private(storage / relative, row.photo.read_bytes())
             item.photo = relative.as_posix()
         count += 1
     db.flush()

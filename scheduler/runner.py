@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.services import Services
+from bot.wechat.gateway import redact
 from models import JobRun, Person, Push
 from models.outbox import UNDELIVERABLE
 from scheduler import Job, JobContext
@@ -289,7 +290,7 @@ class Runner:
             run.status, run.error = FAILED, LOST_CLAIM
         except Exception:  # noqa: BLE001 - a job bug is recorded, never kills the scheduler
             log.exception("job %s failed", job.id)
-            error = traceback.format_exc(limit=20)
+            error = redact(traceback.format_exc(limit=20))  # stored and shown: no token or secret
             with self.services.factory() as db, db.begin():
                 db.execute(update(JobRun).where(JobRun.id == run.id, JobRun.status == RUNNING).values(
                     status=FAILED, error=error, finished_at=self.services.now(), lease_until=None))

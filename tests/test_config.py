@@ -28,12 +28,12 @@ REQUIRED = ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_SECRET", "HOUQIN_SECRET_KEY"
 AES_KEY = base64.b64encode(bytes(range(32))).decode()[:43]
 SETTING_NAMES = (*REQUIRED, "WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS", "WECHAT_API_BASE", "DATABASE_URL",
                  "HOUQIN_TZ", "HOUQIN_INSTANCE", "HOUQIN_TEMPLATES", "REDIS_URL", "HOUQIN_PUBLIC_URL",
-                 "WECHAT_ACCEPT_PLAINTEXT")
+                 "WECHAT_ACCEPT_PLAINTEXT", "WECHAT_ALLOW_SHORT_TOKEN")
 
 
 def valid_env(tmp_path: Path, **changes: str) -> dict[str, str]:
     env = {
-        "WECHAT_TOKEN": "houqinToken42",
+        "WECHAT_TOKEN": "houqinConfigToken42",
         "WECHAT_APPID": "wx0123456789abcdef",
         "WECHAT_SECRET": "0123456789abcdef0123456789abcdef",
         "HOUQIN_SECRET_KEY": "a-long-enough-secret-key-for-tests",
@@ -56,7 +56,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
 # -- valid settings ------------------------------------------------------------------------------
 def test_valid_settings_and_defaults(tmp_path):
     settings = load_settings(valid_env(tmp_path))
-    assert settings.wechat_token == "houqinToken42"
+    assert settings.wechat_token == "houqinConfigToken42"
     assert settings.wechat_appid == "wx0123456789abcdef"
     assert settings.secret_key == "a-long-enough-secret-key-for-tests"
     assert settings.wechat_api_base == DEFAULT_API_BASE
@@ -114,6 +114,8 @@ def test_all_missing_settings_are_named_at_once():
     ("HOUQIN_SECRET_KEY", "x" * 15),
     ("WECHAT_TOKEN", "has spaces in it"),
     ("WECHAT_TOKEN", "ab"),
+    ("WECHAT_TOKEN", "fifteenCharsAbc"),  # WeChat allows 3-32; a short one is brute-forced offline
+    ("WECHAT_ALLOW_SHORT_TOKEN", "maybe"),
     ("DATABASE_URL", "houqin.db"),
     ("HOUQIN_TEMPLATES", "[1, 2]"),
     ("HOUQIN_TEMPLATES", "{not json"),
@@ -129,6 +131,16 @@ def test_previous_aes_key_without_a_current_one_is_refused(tmp_path):
         load_settings(valid_env(tmp_path, WECHAT_AES_KEY_PREVIOUS=AES_KEY))
 
 
+def test_a_short_wechat_token_is_refused_in_chinese_and_english_unless_allowed(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        load_settings(valid_env(tmp_path, WECHAT_TOKEN="abc123"))
+    assert "WECHAT_TOKEN 太短（6 个字符）：至少要 16 个字母或数字" in str(refused.value)
+    assert "WECHAT_TOKEN is too short (6 characters)" in str(refused.value)
+    assert "WECHAT_ALLOW_SHORT_TOKEN=1" in str(refused.value)
+    assert load_settings(valid_env(tmp_path, WECHAT_TOKEN="abc123", WECHAT_ALLOW_SHORT_TOKEN="1")).wechat_token == "abc123"
+    assert load_settings(valid_env(tmp_path, WECHAT_TOKEN="x" * 16)).wechat_token == "x" * 16
+
+
 def test_a_sixteen_character_secret_key_is_enough(tmp_path):
     assert load_settings(valid_env(tmp_path, HOUQIN_SECRET_KEY="x" * 16)).secret_key == "x" * 16
 
@@ -140,26 +152,27 @@ def write_dotenv(path: Path, values: dict[str, str]) -> Path:
 
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path):
-    dotenv = write_dotenv(tmp_path / ".env", valid_env(tmp_path, WECHAT_TOKEN="fromDotenv", HOUQIN_TZ="Asia/Tokyo"))
-    merged = read_environment({"WECHAT_TOKEN": "fromEnvironment"}, dotenv=dotenv)
+    dotenv = write_dotenv(tmp_path / ".env",
+                          valid_env(tmp_path, WECHAT_TOKEN="fromDotenvToken42", HOUQIN_TZ="Asia/Tokyo"))
+    merged = read_environment({"WECHAT_TOKEN": "fromEnvironmentToken42"}, dotenv=dotenv)
     settings = load_settings(merged)
-    assert settings.wechat_token == "fromEnvironment"  # the environment wins
+    assert settings.wechat_token == "fromEnvironmentToken42"  # the environment wins
     assert settings.tz_name == "Asia/Tokyo"  # the rest comes from .env
     assert settings.wechat_appid == "wx0123456789abcdef"
 
 
 def test_dotenv_in_the_working_directory_is_read_by_default(clean_env, tmp_path):
-    write_dotenv(tmp_path / ".env", valid_env(tmp_path, WECHAT_TOKEN="fromDotenv", WECHAT_APPID="wxFromDotenv"))
+    write_dotenv(tmp_path / ".env", valid_env(tmp_path, WECHAT_TOKEN="fromDotenvToken42", WECHAT_APPID="wxFromDotenv"))
     clean_env.setenv("WECHAT_APPID", "wxFromEnvironment")
     settings = settings_from_environment()
-    assert settings.wechat_token == "fromDotenv"
+    assert settings.wechat_token == "fromDotenvToken42"
     assert settings.wechat_appid == "wxFromEnvironment"
 
 
 def test_missing_dotenv_is_fine_when_the_environment_has_everything(clean_env, tmp_path):
     for name, value in valid_env(tmp_path).items():
         clean_env.setenv(name, value)
-    assert settings_from_environment().wechat_token == "houqinToken42"
+    assert settings_from_environment().wechat_token == "houqinConfigToken42"
 
 
 # -- the WSGI app ------------------------------------------------------------------------------------
@@ -217,6 +230,7 @@ def test_embedded_environment_writes_random_secrets_once_and_reuses_them(tmp_pat
         assert first[name] and first[name] != other[name], name  # random, not a hard-coded default
     settings = load_settings({**first, "HOUQIN_INSTANCE": str(first_dir)})
     assert settings.safe_mode and len(settings.secret_key) >= 16
+    assert len(settings.wechat_token) >= 16  # the embedded instance passes its own token rule
 
 
 def test_embedded_settings_fill_gaps_and_the_environment_wins(clean_env, tmp_path):

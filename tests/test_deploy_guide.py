@@ -33,7 +33,7 @@ def guide_templates() -> str:
 
 def configured(raw: str) -> Settings:
     """HOUQIN_TEMPLATES and HOUQIN_PUBLIC_URL read the way start-up reads them."""
-    return load_settings({"WECHAT_TOKEN": "token123", "WECHAT_APPID": "wxappid", "WECHAT_SECRET": "s",
+    return load_settings({"WECHAT_TOKEN": "deployGuideToken123", "WECHAT_APPID": "wxappid", "WECHAT_SECRET": "s",
                           "HOUQIN_SECRET_KEY": "s" * 32, "DATABASE_URL": "sqlite://",
                           "HOUQIN_TEMPLATES": raw, "HOUQIN_PUBLIC_URL": PUBLIC_URL})
 

@@ -26,7 +26,7 @@ from bot.wechat.gateway import (
 )
 from bot.wechat.simulator import to_xml
 
-TOKEN, APPID = "gatewayToken", "wxgateway000000001"
+TOKEN, APPID = "gatewayToken0001", "wxgateway000000001"
 
 
 def key() -> str:

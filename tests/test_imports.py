@@ -94,7 +94,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     monkeypatch.chdir(tmp_path)
     values = {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'houqin.db'}",
-        "WECHAT_TOKEN": "houqinToken42",
+        "WECHAT_TOKEN": "houqinConfigToken42",
         "WECHAT_APPID": "wx0123456789abcdef",
         "WECHAT_SECRET": "0123456789abcdef0123456789abcdef",
         "HOUQIN_SECRET_KEY": "a-long-enough-secret-key-for-tests",

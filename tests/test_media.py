@@ -4,6 +4,8 @@ ids are given up, and a worker that dies mid-download leaves its lease to anothe
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import select
 
@@ -128,3 +130,88 @@ def test_a_replaced_feedback_photo_does_not_wait_for_the_old_lease(people, wecha
     (photo,) = feedback_photos(services)
     assert (photo.media_id, photo.status, photo.attempts) == ("media_colder", "saved", 1)
     assert (settings.storage_dir / photo.path).read_bytes() == fake_jpeg("media_colder")
+
+
+# -- what is kept: images only, capped, within a deadline ------------------------------------------
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+GIF = b"GIF89a" + b"\x00" * 64
+WEBP = b"RIFF\x40\x00\x00\x00WEBPVP8 " + b"\x00" * 64
+HTML = b"<html><body><script>alert(document.cookie)</script></body></html>"
+
+
+def capped_worker(services: Services, **settings: Any) -> MediaWorker:
+    services.settings = services.settings.with_overrides(**settings)
+    return media_worker(services)
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["content-length", "chunked"])
+def test_a_photo_over_the_cap_is_refused_and_not_stored(photographed, services: Services, fake_wechat, settings,
+                                                        sized: bool) -> None:
+    fake_wechat.add_media("media_huge", fake_jpeg("huge") + b"\x00" * (1024 * 1024), sized=sized)
+    photographed("media_huge")
+    capped_worker(services, photo_max_bytes=64 * 1024).drain()
+    (row,) = photo_rows(services)
+    assert (row.status, row.attempts, row.path, row.size) == ("failed", 1, "", 0)
+    assert row.last_error == "照片超过 64 KB 上限，未保存"
+    assert not (settings.storage_dir / "repairs").exists() or not any((settings.storage_dir / "repairs").rglob("*"))
+
+
+@pytest.mark.parametrize("mimetype", ["image/jpeg", "text/html"])
+def test_a_photo_that_is_no_image_is_refused_whatever_its_type_says(photographed, services: Services, fake_wechat,
+                                                                    fetch_media, mimetype: str) -> None:
+    fake_wechat.add_media("media_page", HTML, mimetype=mimetype)
+    photographed("media_page")
+    fetch_media()
+    (row,) = photo_rows(services)
+    assert (row.status, row.attempts, row.path) == ("failed", 1, "")
+    assert row.last_error == f"收到的不是图片（JPEG/PNG/GIF/WebP），而是 {mimetype}，未保存"
+
+
+@pytest.mark.parametrize(("content", "kind", "suffix"), [
+    (PNG, "image/png", ".png"), (GIF, "image/gif", ".gif"), (WEBP, "image/webp", ".webp")])
+def test_an_image_is_typed_by_its_content_not_its_header(photographed, services: Services, fake_wechat, settings,
+                                                        fetch_media, content: bytes, kind: str, suffix: str) -> None:
+    fake_wechat.add_media("media_typed", content, mimetype="application/octet-stream")
+    photographed("media_typed")
+    fetch_media()
+    (row,) = photo_rows(services)
+    assert (row.status, row.content_type) == ("saved", kind) and row.path.endswith(suffix)
+    assert (settings.storage_dir / row.path).read_bytes() == content
+
+
+def test_a_slow_download_is_given_up_at_the_deadline_and_retried(photographed, services: Services, fake_wechat,
+                                                                 settings) -> None:
+    # 64 pieces of 4 KB, 0.05 s apart: about 3 s in all, against a deadline of 0.3 s
+    fake_wechat.add_media("media_slow", fake_jpeg("slow") + b"\x00" * (256 * 1024), delay=0.05, sized=False)
+    photographed("media_slow")
+    capped_worker(services, photo_deadline_seconds=0.3).run_once()
+    (row,) = photo_rows(services)
+    assert (row.status, row.attempts, row.path) == ("pending", 1, "")
+    assert row.last_error == "http: 照片下载超过 0.3 秒未完成"
+
+
+@pytest.fixture
+def admin_client(people, houqin, client):
+    from tests.test_console import PASSWORD, sign_in
+
+    people.add("周春明", "admin")
+    assert houqin("console-password", "周春明", "--password", PASSWORD).exit_code == 0
+    sign_in(client)
+    return client
+
+
+def test_the_console_serves_a_photo_as_the_image_it_is_and_never_an_html_one(
+        photographed, services: Services, fake_wechat, fetch_media, settings, admin_client) -> None:
+    fake_wechat.add_media("media_png", PNG, mimetype="text/html")
+    photographed("media_png")
+    photographed("media_jpeg")
+    fetch_media()
+    png, jpeg = photo_rows(services)
+    res = admin_client.get(f"/admin/photos/{png.id}")
+    assert res.status_code == 200 and res.mimetype == "image/png" and res.data == PNG
+    assert res.headers["X-Content-Type-Options"] == "nosniff"
+    # a page kept as a "photo" before photos were checked is not served at all
+    (settings.storage_dir / jpeg.path).write_bytes(HTML)
+    with services.factory() as s, s.begin():
+        s.get(TicketPhoto, jpeg.id).content_type = "text/html"  # type: ignore[union-attr]
+    assert admin_client.get(f"/admin/photos/{jpeg.id}").status_code == 404

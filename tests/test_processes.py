@@ -114,7 +114,7 @@ def test_gunicorn_serves_the_wsgi_app(tmp_path: Path) -> None:
     from bot.wechat.simulator import WeChatUser, http_transport
 
     port = free_port()
-    env = clean_env(tmp_path, WECHAT_TOKEN="gunicornToken1", WECHAT_APPID="wxgunicorn", WECHAT_SECRET="s",
+    env = clean_env(tmp_path, WECHAT_TOKEN="gunicornToken123", WECHAT_APPID="wxgunicorn", WECHAT_SECRET="s",
                     HOUQIN_SECRET_KEY="k" * 32, DATABASE_URL=f"sqlite:///{tmp_path / 'g.db'}")
     subprocess.run([*HOUQIN, "db", "upgrade"], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=60)
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "bot:create_app()"],
@@ -123,9 +123,9 @@ def test_gunicorn_serves_the_wsgi_app(tmp_path: Path) -> None:
         assert wait_for(f"http://127.0.0.1:{port}/healthz").status_code == 200
         ts, nonce = str(int(time.time())), "12345"
         hello = requests.get(f"http://127.0.0.1:{port}/wechat", timeout=5, params={
-            "signature": signature("gunicornToken1", ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "hi"})
+            "signature": signature("gunicornToken123", ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "hi"})
         assert hello.text == "hi"
-        user = WeChatUser("oGunicorn", token="gunicornToken1", appid="wxgunicorn", mode="plain",
+        user = WeChatUser("oGunicorn", token="gunicornToken123", appid="wxgunicorn", mode="plain",
                           transport=http_transport(f"http://127.0.0.1:{port}"))
         assert "没有听懂" in user.say("你好").text
     finally:
@@ -231,7 +231,7 @@ def test_fake_wechat_command_reports_template_sends_back_to_the_webhook(tmp_path
     mapping = {"repair_new": {"template_id": "TPL_REPAIR", "data": {"character_string1": "{code}",
                                                                      "thing2": "{place}", "thing3": "{description}",
                                                                      "time4": "{time}"}}}
-    account = {"WECHAT_TOKEN": "fakeReport42", "WECHAT_APPID": "wxfakereport", "WECHAT_SECRET": "s" * 32,
+    account = {"WECHAT_TOKEN": "fakeReportToken42", "WECHAT_APPID": "wxfakereport", "WECHAT_SECRET": "s" * 32,
                "WECHAT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
     env = clean_env(tmp_path, **account, HOUQIN_SECRET_KEY="k" * 32, DATABASE_URL=f"sqlite:///{tmp_path / 'r.db'}",
                     WECHAT_API_BASE=f"http://127.0.0.1:{fake_port}", HOUQIN_TEMPLATES=json.dumps(mapping),

@@ -52,7 +52,7 @@ def with_templates(**templates: Template) -> pytest.MarkDecorator:
 
 
 def env(**extra: str) -> dict[str, str]:
-    return {"WECHAT_TOKEN": "token123", "WECHAT_APPID": "wxappid", "WECHAT_SECRET": "secret",
+    return {"WECHAT_TOKEN": "templatesToken123", "WECHAT_APPID": "wxappid", "WECHAT_SECRET": "secret",
             "HOUQIN_SECRET_KEY": "s" * 32, "DATABASE_URL": "sqlite://", **extra}
 
 

@@ -378,6 +378,10 @@ BAD_BODIES = {
     "utf16-doctype": ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE xml [<!ENTITY who "x">]>'
                       + _message_xml("&who;")).encode("utf-16"),
     "undeclared-entity": _message_xml("&nbsp;").encode(),
+    # 990 nested elements: a recursive walk of the tree ran out of stack (RecursionError, a 500)
+    "deeply-nested": ("<xml>" + "<a>" * 990 + "</a>" * 990 + "</xml>").encode(),
+    "deeply-nested-field": _message_xml("<b>" * 990 + "x" + "</b>" * 990).encode(),
+    "nested-past-wechat-depth": ("<xml>" + "<a>" * 12 + "</a>" * 12 + "</xml>").encode(),
 }
 
 
@@ -392,7 +396,8 @@ def test_bad_xml_is_400_in_plaintext(client: FlaskClient, settings: Settings, se
 
 
 @pytest.mark.parametrize("name", ["not-xml", "truncated", "doctype", "internal-entity", "billion-laughs",
-                                  "external-entity-file", "parameter-entity", "no-MsgType"])
+                                  "external-entity-file", "parameter-entity", "no-MsgType", "deeply-nested",
+                                  "deeply-nested-field"])
 def test_bad_xml_inside_the_encryption_is_400(client: FlaskClient, settings: Settings, services: Services,
                                               name: str) -> None:
     with no_database(services):

@@ -25,10 +25,11 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ SECRET_IN_URL = 48001
 RENEW_BEFORE = 300  # stable_token answers a new token in an old one's last 5 minutes (both work until then)
 FORCE_INTERVAL = 30  # a force_refresh within 30 s of the last one refreshes nothing
 FORCE_PER_DAY = 20
+MEDIA_PIECE = 4096
 # WeChat's rules for template keywords since 2023-05-04, as the fake enforces them (kept apart from
 # bot.push_kinds on purpose: the fake is WeChat's side, and checks what Houqin sends)
 KEYWORD_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
@@ -109,9 +111,12 @@ class FakeState:
     forced: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # appid -> force times
     token_fetches: int = 0
     refused_ip: str = ""  # when set, every call answers 40164 naming this IP
-    scripts: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
+    # endpoint -> the errors its next calls answer: (errcode, errmsg or "" for the usual one)
+    scripts: dict[str, deque[tuple[int, str]]] = field(default_factory=lambda: defaultdict(deque))
     unfollowed: set[str] = field(default_factory=set)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # media id -> how it is served: (seconds between 4 KB pieces, whether a Content-Length is sent)
+    media_pace: dict[str, tuple[float, bool]] = field(default_factory=dict)
     qrcodes: dict[str, str] = field(default_factory=dict)  # scene -> ticket
     menus: list[dict[str, Any]] = field(default_factory=list)  # every default menu created, oldest first
     conditional: list[dict[str, Any]] = field(default_factory=list)  # live conditional menus, oldest first
@@ -174,7 +179,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
                 elif expiry < time.time():
                     error = 42001
             if error is None and state.scripts.get(endpoint):
-                error = state.scripts[endpoint].popleft()
+                error, errmsg = state.scripts[endpoint].popleft()
+                if errmsg:  # "{url}": the request's path and query, as an error page behind a proxy shows it
+                    g.errmsg = errmsg.replace("{url}", request.full_path)
             if error is None and state.error_rate and state.random.random() < state.error_rate:
                 error = state.error_code
             if error is None and call.openid in state.unfollowed and endpoint.startswith("message/"):
@@ -190,7 +197,7 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             return Response("fake server error", status=error)
         if error == 40164:
             return _err(error, not_whitelisted(state.refused_ip or str(request.remote_addr)))
-        return _err(error)
+        return _err(error, g.get("errmsg", ""))
 
     @app.get("/cgi-bin/token")
     def token() -> Response:
@@ -285,8 +292,20 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             content, mimetype = fake_jpeg(media_id), "image/jpeg"
         else:
             return _err(40007, "invalid media_id")
-        return Response(content, mimetype=mimetype,
-                        headers={"Content-Disposition": f'attachment; filename="{media_id}.jpg"'})
+        headers = {"Content-Disposition": f'attachment; filename="{media_id}.jpg"'}
+        delay, sized = state.media_pace.get(media_id, (0.0, True))
+        if sized:
+            headers["Content-Length"] = str(len(content))
+        if not delay and sized:
+            return Response(content, mimetype=mimetype, headers=headers)
+
+        def pieces() -> Iterator[bytes]:  # as many as the content has: a bounded loop
+            for start in range(0, len(content), MEDIA_PIECE):
+                if delay:
+                    time.sleep(delay)
+                yield content[start:start + MEDIA_PIECE]
+
+        return Response(pieces(), mimetype=mimetype, headers=headers)
 
     @app.post("/cgi-bin/media/upload")
     def media_upload() -> Response:
@@ -603,10 +622,19 @@ class FakeWeChat:
         with self.state.lock:
             return [self.state.tags[t] for t in self.state.user_tags.get(openid, [])]
 
-    def script(self, endpoint: str, *errcodes: int) -> None:
-        """The next calls to `endpoint` answer these error codes, in order."""
+    def script(self, endpoint: str, *errcodes: int, errmsg: str = "") -> None:
+        """The next calls to `endpoint` answer these error codes, in order; with `errmsg` (where
+        "{url}" stands for the request's path and query) instead of the usual message."""
         with self.state.lock:
-            self.state.scripts[endpoint].extend(errcodes)
+            self.state.scripts[endpoint].extend((code, errmsg) for code in errcodes)
+
+    def add_media(self, media_id: str, content: bytes, mimetype: str = "image/jpeg", delay: float = 0.0,
+                  sized: bool = True) -> None:
+        """Serve `content` as `media_id` with this Content-Type (true or not); with `delay`, in 4 KB
+        pieces that many seconds apart; unless `sized`, without a Content-Length (chunked)."""
+        with self.state.lock:
+            self.state.media[media_id] = (content, mimetype)
+            self.state.media_pace[media_id] = (delay, sized)
 
     def finish_template_job(self, msgid: str, status: str = "success") -> int:
         """Report on the template send `msgid` to the webhook now (see `report`)."""
@@ -661,6 +689,7 @@ class FakeWeChat:
             self.state.user_tags.clear()
             self.state.webhook = None
             self.state.finish = ""
+            self.state.media_pace.clear()
 
 
 def load_library(path: str) -> dict[str, tuple[str, str]]:

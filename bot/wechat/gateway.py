@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
+import threading
 import time
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import requests.adapters
+import urllib3.exceptions
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 from wechatpy.client import WeChatClient
@@ -59,13 +63,21 @@ def check_timestamp(timestamp: str, tolerance: int, now: float | None = None) ->
         raise BadSignature("stale timestamp (outside the window)")
 
 
-def _element_to_value(element: ET.Element) -> Any:
+# WeChat's deepest messages (SendPicsInfo/PicList/item/PicMd5Sum, a mass-send report's items) are 4 below <xml>
+MAX_XML_DEPTH = 8
+
+
+def _element_to_value(element: ET.Element, depth: int = 0) -> Any:
+    """The element as a str (a leaf) or a dict; deeper than MAX_XML_DEPTH is no WeChat message, and
+    refusing it keeps this walk from running out of stack (990 nested elements did)."""
     children = list(element)
     if not children:
         return element.text or ""
+    if depth >= MAX_XML_DEPTH:
+        raise BadMessage(f"nested deeper than {MAX_XML_DEPTH} elements")
     value: dict[str, Any] = {}
     for child in children:
-        item = _element_to_value(child)
+        item = _element_to_value(child, depth + 1)
         if child.tag in value:  # repeated element, e.g. <item> in SendPicsInfo
             existing = value[child.tag]
             value[child.tag] = existing + [item] if isinstance(existing, list) else [existing, item]
@@ -137,12 +149,16 @@ NOT_WHITELISTED = 40164
 # the server's IP is not on the account's whitelist: nothing is wrong with the push, so it waits (and
 # is retried) while the office adds the IP in 设置与开发 → 基本配置 → IP白名单
 TRANSIENT = {-1, 45009, 45011, NOT_WHITELISTED}
-_QUERY = re.compile(r"\?[^\s'\"()]*")
+_QUERY = re.compile(r"\?[^\s'\"()]+")
 TOKEN_ERRORS = {40001, 40014, 42001}
 IP_NOT_WHITELISTED = "服务器IP未加入公众号白名单（微信看到的IP：{ip}）"
 UNKNOWN_IP = "未知"
 _SEEN_IP = re.compile(r"invalid ip ([0-9A-Fa-f.:]+)")
 _SECRETS_IN_TEXT = re.compile(r"((?:access_token|secret|appsecret)=)[^&\s'\"]+", re.IGNORECASE)
+_SECRETS_IN_JSON = re.compile(r"""(["']?(?:access_token|secret|appsecret)["']?\s*:\s*["'])[^"']*""", re.IGNORECASE)
+MIN_SECRET_LENGTH = 8  # shorter values (test stand-ins) would blank out ordinary words
+_known_secrets: deque[str] = deque(maxlen=64)  # the AppSecrets and access tokens this process has used
+_known_lock = threading.Lock()  # a deque read while another thread appends raises
 UNREACHABLE = {43004, 43101}
 NO_MENU = 46003
 WINDOW_ERRORS = {45015, 45047}
@@ -150,10 +166,14 @@ WINDOW_ERRORS = {45015, 45047}
 
 @dataclass
 class ApiError(Exception):
-    """A failed WeChat API call: `errcode` is None for HTTP errors and time-outs."""
+    """A failed WeChat API call: `errcode` is None for HTTP errors and time-outs. Its text is redacted
+    as it is made, so no caller can store, show or log a raw one."""
 
     errcode: int | None
     errmsg: str
+
+    def __post_init__(self) -> None:
+        self.errmsg = redact(self.errmsg)
 
     def __str__(self) -> str:
         if self.errcode == NOT_WHITELISTED:  # already says what to do; the office does not need the code
@@ -169,11 +189,54 @@ class ApiError(Exception):
         return self.errcode in TOKEN_ERRORS
 
 
+def remember_secret(value: str) -> str:
+    """Note an AppSecret or access token this process uses, so `redact` blanks it wherever it appears."""
+    if len(value) >= MIN_SECRET_LENGTH:
+        with _known_lock:
+            if value not in _known_secrets:
+                _known_secrets.append(value)
+    return value
+
+
 def redact(text: object) -> str:
-    """An upstream error's text as it may be stored, shown and logged: without the query strings of
-    the URLs it names (a requests error names its URL, with access_token or secret), and without the
-    value of any access_token= or secret= quoted elsewhere."""
-    return _SECRETS_IN_TEXT.sub(r"\1***", _QUERY.sub("?…", str(text)))
+    """An upstream error's text as it may be stored, shown and logged — the one place this is done:
+    without the query strings of the URLs it names (a requests error names its URL, with access_token
+    or secret), without the value of any access_token= / "secret": quoted elsewhere, and without any
+    AppSecret or access token this process has used (`remember_secret`), however it is written."""
+    clean = _SECRETS_IN_JSON.sub(r"\1***", _SECRETS_IN_TEXT.sub(r"\1***", _QUERY.sub("?…", str(text))))
+    with _known_lock:
+        known = sorted(_known_secrets, key=len, reverse=True)
+    for value in known:
+        clean = clean.replace(value, "***")
+    return clean
+
+
+class RedactingFilter(logging.Filter):
+    """A log handler's filter that redacts every record (message, arguments, traceback) with `redact`:
+    urllib3's debug lines name each URL, access_token and all (`houqin -v`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the logging module's to report
+            return True
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+REDACTING_FILTER = RedactingFilter()
+
+
+def redact_logs() -> None:
+    """Redact whatever the root logger's handlers write (called once the process set up its logging)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(REDACTING_FILTER)
 
 
 def api_error(errcode: int | None, errmsg: str) -> ApiError:
@@ -181,10 +244,57 @@ def api_error(errcode: int | None, errmsg: str) -> ApiError:
     if errcode == NOT_WHITELISTED:
         seen = _SEEN_IP.search(errmsg)
         return ApiError(errcode, IP_NOT_WHITELISTED.format(ip=seen.group(1) if seen else UNKNOWN_IP))
-    return ApiError(errcode, redact(errmsg))
+    return ApiError(errcode, errmsg)
 
 
 Fetch = Callable[[bool], tuple[str, int]]  # fetch(force_refresh) -> (token, expires_in)
+T = TypeVar("T")
+
+# photos: what the media worker keeps is an image by its content, whatever the Content-Type said
+MEDIA_CHUNK = 64 * 1024
+MEDIA_TOO_LARGE = "照片超过 {limit} 上限，未保存"
+MEDIA_TIMED_OUT = "照片下载超过 {seconds} 秒未完成"
+NOT_AN_IMAGE = "收到的不是图片（JPEG/PNG/GIF/WebP），而是 {what}，未保存"
+IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}
+
+
+class BadMedia(ValueError):
+    """Media that is not kept, however often it is fetched: too large, or not an image."""
+
+
+def sniff_image(content: bytes) -> str | None:
+    """The image type `content` starts like (JPEG, PNG, GIF, WebP), or None: a photo is judged by
+    its bytes, not by the Content-Type it came with."""
+    if content.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if content.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if content.startswith(b"RIFF") and content[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 1024 / 1024:g} MB" if limit >= 1024 * 1024 else f"{limit / 1024:g} KB"
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    if len(body) > 4096 or not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 class TokenStore:
@@ -221,7 +331,7 @@ class WeChatApi:
                  connections: int = 10) -> None:
         self.base = base.rstrip("/")
         self.appid = appid
-        self.secret = secret
+        self.secret = remember_secret(secret)
         self.store = store
         self.timeout = timeout
         self._client = _Client(self, timeout, connections)
@@ -240,37 +350,46 @@ class WeChatApi:
             res.raise_for_status()
             data = res.json()
         except (requests.RequestException, ValueError) as exc:
-            raise ApiError(None, redact(f"token fetch failed: {type(exc).__name__}: {exc}")) from exc
+            raise ApiError(None, f"token fetch failed: {type(exc).__name__}: {exc}") from None
         if data.get("errcode"):
             raise api_error(int(data["errcode"]), str(data.get("errmsg", "")))
-        return str(data["access_token"]), int(data.get("expires_in", 7200))
+        return remember_secret(str(data["access_token"])), int(data.get("expires_in", 7200))
 
     def token(self) -> str:
-        return self.store.get() or self.store.refresh(self._fetch_token)
+        return remember_secret(self.store.get() or self.store.refresh(self._fetch_token))
 
     def refresh_token(self, stale: str | None) -> str:
         """Replace `stale` (the token a call was refused with); others' newer tokens are kept."""
-        return self.store.refresh(self._fetch_token, stale=stale)
+        return remember_secret(self.store.refresh(self._fetch_token, stale=stale))
 
     # -- calls ---------------------------------------------------------------------------------
-    def _call(self, method: str, endpoint: str, **kwargs: Any) -> Any:
-        """One API call; a refused token (40001/40014/42001) is refreshed once and the call retried."""
-        params = dict(kwargs.pop("params", {}))
+    def _with_token(self, call: Callable[[str], T]) -> T:
+        """`call(token)`; a refused token (40001/40014/42001) is refreshed once and the call retried."""
         for attempt in (1, 2):
             token = self.token()
+            try:
+                return call(token)
+            except ApiError as error:
+                if not error.token_expired or attempt == 2:
+                    raise
+                self.refresh_token(stale=token)
+        raise AssertionError("unreachable")
+
+    def _call(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+        """One API call through wechatpy, each failure an ApiError."""
+        params = dict(kwargs.pop("params", {}))
+
+        def call(token: str) -> Any:
             try:
                 return self._client._request(method, endpoint, params={**params, "access_token": token}, **kwargs)
             except WeChatClientException as exc:
                 if exc.errcode is None:
-                    status = getattr(exc.response, "status_code", "?")
-                    raise ApiError(None, f"HTTP {status}") from exc
-                error = api_error(int(exc.errcode), str(exc.errmsg))
-                if not error.token_expired or attempt == 2:
-                    raise error from exc
-                self.refresh_token(stale=token)
+                    raise ApiError(None, f"HTTP {getattr(exc.response, 'status_code', '?')}") from exc
+                raise api_error(int(exc.errcode), str(exc.errmsg)) from exc
             except requests.RequestException as exc:
-                raise ApiError(None, redact(f"{type(exc).__name__}: {exc}")) from exc
-        raise AssertionError("unreachable")
+                raise ApiError(None, f"{type(exc).__name__}: {exc}") from None
+
+        return self._with_token(call)
 
     def send_text(self, openid: str, text: str) -> None:
         self._call("post", "message/custom/send", data={"touser": openid, "msgtype": "text", "text": {"content": text}})
@@ -288,11 +407,48 @@ class WeChatApi:
         res = self._call("get", "template/get_all_private_template")
         return list(res.get("template_list") or []) if isinstance(res, dict) else []
 
-    def download_media(self, media_id: str) -> tuple[bytes, str]:
-        res = self._call("get", "media/get", params={"media_id": media_id})
-        if isinstance(res, dict):
-            raise api_error(int(res.get("errcode", -1)), str(res.get("errmsg", "not media")))
-        return res.content, res.headers.get("Content-Type", "application/octet-stream")
+    def download_media(self, media_id: str, max_bytes: int, deadline: float) -> tuple[bytes, str]:
+        """An image WeChat keeps for us, and its type as its first bytes say (never the header's word):
+        streamed, at most `max_bytes` and `deadline` seconds. BadMedia for what is too large or no image."""
+
+        def call(token: str) -> tuple[bytes, str]:
+            body, declared = self._read_capped(f"{self.base}/cgi-bin/media/get",
+                                               {"access_token": token, "media_id": media_id}, max_bytes, deadline)
+            kind = sniff_image(body)
+            if kind is not None:
+                return body, kind
+            answer = _json_object(body)  # WeChat's refusal: {"errcode": 40007, "errmsg": "invalid media_id"}
+            if answer is not None and answer.get("errcode"):
+                raise api_error(_int_or(answer.get("errcode"), -1), str(answer.get("errmsg", "")))
+            raise BadMedia(NOT_AN_IMAGE.format(what=declared.split(";")[0].strip() or "?"))
+
+        return self._with_token(call)
+
+    def _read_capped(self, url: str, params: dict[str, str], max_bytes: int, deadline: float) -> tuple[bytes, str]:
+        """GET `url`'s body (and its declared Content-Type), read as it arrives: refused past `max_bytes`
+        (by its Content-Length, or once that many bytes came), given up past `deadline` seconds however
+        slowly the bytes trickle in (each read returns what arrived, and the clock is checked between)."""
+        started = time.monotonic()
+        wait = min(self.timeout, deadline)
+        try:
+            with self._client._http.get(url, params=params, stream=True, timeout=(wait, wait)) as res:
+                if res.status_code >= 400:
+                    raise ApiError(None, f"HTTP {res.status_code}")
+                length = res.headers.get("Content-Length", "")
+                if length.isdigit() and int(length) > max_bytes:
+                    raise BadMedia(MEDIA_TOO_LARGE.format(limit=_size(max_bytes)))
+                chunks: list[bytes] = []
+                size = 0
+                while chunk := res.raw.read1(MEDIA_CHUNK, decode_content=True):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise BadMedia(MEDIA_TOO_LARGE.format(limit=_size(max_bytes)))
+                    chunks.append(chunk)
+                    if time.monotonic() - started > deadline:
+                        raise ApiError(None, MEDIA_TIMED_OUT.format(seconds=f"{deadline:g}"))
+                return b"".join(chunks), res.headers.get("Content-Type", "")
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            raise ApiError(None, f"{type(exc).__name__}: {exc}") from None
 
     def upload_media(self, media_type: str, filename: str, content: bytes) -> str:
         res = self._call("post", "media/upload", params={"type": media_type},

@@ -23,7 +23,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bot.config import Settings
-from bot.wechat.gateway import ApiError, WeChatApi
+from bot.private import write_private
+from bot.wechat.gateway import IMAGE_TYPES, ApiError, BadMedia, WeChatApi, redact
 from bot.worker import drain_rounds, run_rounds
 from models import CanteenFeedback, DownloadedPhoto, FeedbackPhoto, RepairTicket, TicketPhoto, utcnow
 from models.media import PHOTO_DOWNLOADING, PHOTO_FAILED, PHOTO_PENDING, PHOTO_SAVED
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 log = logging.getLogger(__name__)
-
-EXTENSIONS = {"image/jpeg": ".jpg", "image/jpg": ".jpg", "image/png": ".png", "image/gif": ".gif",
-              "image/webp": ".webp", "image/bmp": ".bmp"}
 
 
 def ticket_file(photo: TicketPhoto, number: int) -> str:
@@ -110,31 +108,29 @@ class MediaWorker:
                               .where(photo.claim == token).order_by(photo.id)).all()
             return [Claimed(p.id, p.media_id, p.attempts, token, source.file(p, number)) for p, number in rows]
 
-    def _save(self, job: Claimed, content: bytes, content_type: str) -> str:
+    def _save(self, job: Claimed, content: bytes, image_type: str) -> str:
         """Write the file under the storage folder and return its path relative to it."""
-        mime = content_type.split(";")[0].strip().lower()
-        relative = Path(job.file + EXTENSIONS.get(mime, ".bin"))
-        target = self.settings.storage_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(target.suffix + ".part")
-        partial.write_bytes(content)
-        partial.replace(target)  # never a half-written photo under the final name
+        relative = Path(job.file + IMAGE_TYPES[image_type])
+        write_private(self.settings.storage_dir / relative, content)  # never half-written under its name
         return relative.as_posix()
 
     def _download(self, job: Claimed) -> dict[str, object]:
         """What to record for one photo."""
         try:
-            content, content_type = self.api.download_media(job.media_id)
-            path = self._save(job, content, content_type)
-            return {"status": PHOTO_SAVED, "path": path, "content_type": content_type[:64], "size": len(content),
+            content, image_type = self.api.download_media(job.media_id, self.settings.photo_max_bytes,
+                                                          self.settings.photo_deadline_seconds)
+            path = self._save(job, content, image_type)
+            return {"status": PHOTO_SAVED, "path": path, "content_type": image_type, "size": len(content),
                     "saved_at": self.clock(), "last_error": None}
+        except BadMedia as exc:  # too large, or no image: fetching it again changes nothing
+            return {"status": PHOTO_FAILED, "last_error": str(exc)}
         except ApiError as exc:
             if not (exc.transient or exc.token_expired):
                 return {"status": PHOTO_FAILED, "last_error": str(exc)}
             error = str(exc)
         except OSError as exc:
             log.exception("cannot store photo %s", job.file)
-            error = f"{type(exc).__name__}: {exc}"
+            error = redact(f"{type(exc).__name__}: {exc}")
         if job.attempts >= self.max_attempts:
             return {"status": PHOTO_FAILED, "last_error": f"{error} (gave up after {job.attempts} attempts)"}
         backoff = self.backoff_seconds * 2 ** (job.attempts - 1)

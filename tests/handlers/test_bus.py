@@ -242,7 +242,7 @@ def test_bus_ledger_export(monitor, wechat_user, services: Services, tmp_path: P
     wechat_user("宦欢").say("确认 1号线 后排发现赵子轩睡着了，已送回家")
     out = tmp_path / "bus.xlsx"
     if backend.name == "sqlite":  # the real command, on the test's database file
-        env = {"WECHAT_TOKEN": "busToken1", "WECHAT_APPID": "wxbus", "WECHAT_SECRET": "s", "WECHAT_AES_KEY": "",
+        env = {"WECHAT_TOKEN": "busToken12345678", "WECHAT_APPID": "wxbus", "WECHAT_SECRET": "s", "WECHAT_AES_KEY": "",
                "HOUQIN_SECRET_KEY": "x" * 32, "DATABASE_URL": services.settings.database_url,
                "HOUQIN_INSTANCE": str(tmp_path)}
         result = CliRunner().invoke(__import__("bot.cli").cli.main,
