@@ -525,11 +525,14 @@ def jobs_run(job_id: str, at: str | None, dry_run: bool, force: bool) -> None:
 
 
 # -- school data ----------------------------------------------------------------------------------
-def _import_with(label: str, importer: Any, path: str) -> None:
+def _import_with(label: str, importer: Any, path: str, dated: bool = False) -> None:
+    """Run an import in one transaction; a `dated` importer reads dates without a year (12月14日) as
+    the coming one from the school's today."""
     services = _services(upgrade=True)
+    extra = {"today": services.now().astimezone(services.settings.tz).date()} if dated else {}
     try:
         with services.factory() as session, session.begin():
-            count = importer(session, path)
+            count = importer(session, path, **extra)
     except TableError as exc:
         click.echo("导入失败，未导入任何数据：", err=True)
         for problem in exc.problems:
@@ -549,7 +552,7 @@ def calendar_import(file: str) -> None:
     """Import calendar days from CSV/XLSX (日期 类型 备注; 类型: 放假 调休 开学 学期结束)."""
     from bot.school import import_calendar
 
-    _import_with("校历", import_calendar, file)
+    _import_with("校历", import_calendar, file, dated=True)
 
 
 @main.group()
@@ -563,7 +566,7 @@ def drills_import(file: str) -> None:
     """Import drills from CSV/XLSX (日期 时间 类型 范围)."""
     from handlers.safety import import_drills
 
-    _import_with("演练计划", import_drills, file)
+    _import_with("演练计划", import_drills, file, dated=True)
 
 
 @main.group()
@@ -851,7 +854,7 @@ def duty_import(file: str) -> None:
     日期 rows dated overrides."""
     from handlers.duty import import_roster
 
-    _import_with("值日表", import_roster, file)
+    _import_with("值日表", import_roster, file, dated=True)
 
 
 @export.command("duty")
@@ -892,7 +895,7 @@ def menu_import(file: str) -> None:
 
     from handlers.canteen import import_menu
 
-    _import_with("菜单", partial(import_menu, storage=_settings().storage_dir), file)
+    _import_with("菜单", partial(import_menu, storage=_settings().storage_dir), file, dated=True)
 
 
 @menu_group.command("publish")

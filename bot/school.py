@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bot.tables import TableError, read_table
-from bot.text import month_span
+from bot.text import month_span, parse_date
 from models import CalendarDay, Person, PersonRole, SchoolSetting
 from models.school import DAY_KINDS, HOLIDAY, TERM_END, TERM_START, WORKDAY
 
@@ -197,12 +197,9 @@ class Calendar:
         return self.school_days(first, after - timedelta(days=1))
 
 
-def _parse_day(text: str) -> date:
-    return datetime.strptime(text.replace("/", "-").replace(".", "-")[:10], "%Y-%m-%d").date()
-
-
-def import_calendar(db: Session, path: str | Path) -> int:
-    """Rows of date, kind, note; a date may be a range "2026-10-01~2026-10-07". Returns days written."""
+def import_calendar(db: Session, path: str | Path, today: date | None = None) -> int:
+    """Rows of date, kind, note; a date may be a range "2026-10-01~2026-10-07". Returns days written.
+    A date without a year (10月1日) is the coming one from `today`."""
     rows = read_table(path, CALENDAR_COLUMNS, required=("date", "kind"))
     lookup = {w: kind for kind, words in KIND_WORDS.items() for w in words}
     problems: list[str] = []
@@ -211,14 +208,10 @@ def import_calendar(db: Session, path: str | Path) -> int:
         kind = lookup.get(row.get("kind").lower())
         if kind is None:
             problems.append(f"第{row.number}行：不认识的类型「{row.get('kind')}」（可用：放假、调休、开学、学期结束）")
-        raw = row.get("date").replace("至", "~").replace(" ", "")
-        try:
-            first_s, _, last_s = raw.partition("~")
-            first = _parse_day(first_s)
-            last = _parse_day(last_s) if last_s else first
-            if last < first or (last - first).days > 366:
-                raise ValueError
-        except ValueError:
+        ends = re.split(r"\s*[~～至]\s*", row.get("date"))
+        first = row.date("date", today) if len(ends) == 1 else parse_date(ends[0], today)
+        last = first if len(ends) == 1 else parse_date(ends[-1], today)
+        if first is None or last is None or len(ends) > 2 or last < first or (last - first).days > 366:
             problems.append(f"第{row.number}行：日期「{row.get('date')}」格式不对（例：2026-10-01 或 2026-10-01~2026-10-07）")
             continue
         if kind is not None:

@@ -507,12 +507,13 @@ def import_routes(db: Session, path: str | Path) -> int:
             if row.get(key):
                 info[key] = ";".join(split_list(row.get(key))) if key in (
                     "aliases", "monitors") else row.get(key)
-        for key in ("am", "pm"):
-            if row.get(key) and not re.fullmatch(r"\d{1,2}:\d{2}", row.get(key)):
+        times = {key: row.time(key) for key in ("am", "pm")}
+        for key, at in times.items():
+            if row.get(key) and at is None:
                 problems.append(f"第{row.number}行：时间「{row.get(key)}」格式不对（例：07:10）")
         stops = info["stops"]
         assert isinstance(stops, list)
-        stops.append((row.get("stop"), row.get("am"), row.get("pm")))
+        stops.append((row.get("stop"), *(f"{at:%H:%M}" if at else "" for at in times.values())))
     if problems:
         raise TableError(problems)
     for number, info in routes.items():

@@ -444,20 +444,18 @@ def import_posts(db: Session, path: str | Path) -> int:
     return len(parsed)
 
 
-def import_roster(db: Session, path: str | Path) -> int:
-    """Rows with 星期 set the weekly pattern; rows with 日期 are dated overrides."""
+def import_roster(db: Session, path: str | Path, today: date | None = None) -> int:
+    """Rows with 星期 set the weekly pattern; rows with 日期 are dated overrides (a date without a
+    year, 12月14日, is the coming one from `today`)."""
     rows = read_table(path, ROSTER_COLUMNS, required=("slot", "post", "teacher"))
     slot_names = {s.name for s in duty_slots(db)}
     problems: list[str] = []
     parsed: list[tuple[int | None, date | None, str, DutyPost, Person]] = []
     for row in rows:
         weekday = WEEKDAY_WORDS.get(row.get("weekday").lower()) if row.get("weekday") else None
-        day = None
-        if row.get("date"):
-            try:
-                day = datetime.strptime(row.get("date").replace("/", "-"), "%Y-%m-%d").date()
-            except ValueError:
-                problems.append(f"第{row.number}行：日期「{row.get('date')}」格式不对（例：2026-11-24）")
+        day = row.date("date", today) if row.get("date") else None
+        if row.get("date") and day is None:
+            problems.append(f"第{row.number}行：日期「{row.get('date')}」格式不对（例：2026-11-24）")
         if weekday is None and day is None and not row.get("date"):
             problems.append(f"第{row.number}行：星期「{row.get('weekday')}」不对（例：周一）或缺少日期")
         if row.get("slot") not in slot_names:
