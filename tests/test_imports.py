@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from bot.cli import main
 from bot.db import make_engine
-from models import Person, Student
+from models import BusRoute, DutyOverride, MenuItem, Person, Student
+from models.safety import Drill
 
 REPO = Path(__file__).resolve().parent.parent
 SETTING_NAMES = ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS",
@@ -107,11 +108,12 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def houqin(env: dict[str, str]) -> Callable[..., Result]:
+def houqin(env: dict[str, str], clock: Callable[[], datetime]) -> Callable[..., Result]:
+    """`houqin ARGS...` on the test clock (2026-11-24 10:00 school time), so "today" is fixed."""
     runner = CliRunner()
 
     def run(*args: str) -> Result:
-        return runner.invoke(main, list(args), catch_exceptions=False)
+        return runner.invoke(main, list(args), catch_exceptions=False, obj={"clock": clock})
 
     return run
 
@@ -302,10 +304,10 @@ def test_reimporting_students_changes_nothing(houqin, db, tmp_path):
 
 
 # -- codes --json --------------------------------------------------------------------------------------
-def test_codes_json_contract(houqin, tmp_path):
+def test_codes_json_contract(houqin, tmp_path, clock):
     assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN))).exit_code == 0
     assert houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN))).exit_code == 0
-    now = datetime.now(UTC)
+    now = clock()
 
     rows = codes(houqin)
 
@@ -354,3 +356,86 @@ def test_real_command_line_in_a_subprocess(env, tmp_path):
     rows = json.loads(listed.stdout)
     assert sorted(r["name"] for r in rows if r["kind"] == "person") == sorted(PEOPLE_ROLES)
     assert len([r for r in rows if r["kind"] == "student"]) == len(STUDENTS_CN) - 1
+
+
+# -- dates and times, as Excel holds them and as people type them --------------------------------------
+def test_excel_date_and_time_cells_are_read_by_every_dated_import(houqin, db, tmp_path):
+    """A date typed into Excel is a date cell (openpyxl: datetime), a time a time cell."""
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN))).exit_code == 0
+    assert houqin("posts", "import", str(write_csv(tmp_path / "posts.csv", [["岗位"], ["一楼东楼梯"]]))).exit_code == 0
+    drills = write_xlsx(tmp_path / "drills.xlsx", [["日期", "时间", "类型"],
+                                                   [datetime(2026, 12, 14), time(10, 5), "消防疏散"],
+                                                   [date(2026, 12, 15), datetime(1899, 12, 30, 9, 30), "防震"]])
+    duty = write_xlsx(tmp_path / "duty.xlsx", [["日期", "时段", "岗位", "教师"],
+                                               [datetime(2026, 12, 14), "课间", "一楼东楼梯", "王芳"]])
+    routes = write_xlsx(tmp_path / "routes.xlsx", [["线路", "站点", "上学时间", "放学时间"],
+                                                   [1, "龙城花园", time(7, 5), time(16, 55)],
+                                                   [1, "青龙路口", "7：25", "16:40"]])
+    menu = write_xlsx(tmp_path / "menu.xlsx", [["日期", "餐次", "菜品"], [datetime(2026, 12, 14), "午餐", "米饭、青菜"]])
+
+    results = [houqin(*command, str(path)) for command, path in
+               ((("drills", "import"), drills), (("duty", "import"), duty), (("routes", "import"), routes),
+                (("menu", "import"), menu))]
+
+    assert [r.exit_code for r in results] == [0, 0, 0, 0], [r.output for r in results]
+    with db() as s:
+        assert sorted((d.day, d.at, d.kind) for d in s.scalars(select(Drill))) == [
+            (date(2026, 12, 14), time(10, 5), "消防疏散"), (date(2026, 12, 15), time(9, 30), "防震")]
+        assert [(o.day, o.person.name) for o in s.scalars(select(DutyOverride))] == [(date(2026, 12, 14), "王芳")]
+        route = s.scalar(select(BusRoute))
+        assert route is not None
+        assert [(st.name, st.am_time, st.pm_time) for st in route.stops] == [
+            ("龙城花园", "07:05", "16:55"), ("青龙路口", "07:25", "16:40")]
+        assert [(m.day, m.meal) for m in s.scalars(select(MenuItem))] == [(date(2026, 12, 14), "午餐")]
+
+
+@pytest.mark.parametrize("day, at", [("2026-12-14", "7:05"), ("2026/12/14", "07:05"), ("12月14日", "7：05"),
+                                     ("2026年12月14日", "7:05:00"), ("2026-12-14 00:00:00", "07:05")])
+def test_typed_dates_and_times_in_the_usual_forms(houqin, db, tmp_path, day, at):
+    result = houqin("drills", "import", str(write_csv(tmp_path / "d.csv", [["日期", "时间", "类型"], [day, at, "消防"]])))
+    assert result.exit_code == 0, result.output
+    with db() as s:
+        assert [(d.day, d.at) for d in s.scalars(select(Drill))] == [(date(2026, 12, 14), time(7, 5))]
+
+
+def test_a_date_without_a_year_is_the_coming_one(houqin, db, tmp_path):
+    """On 2026-11-24 (the test clock), 1月5日 is next January."""
+    result = houqin("calendar", "import", str(write_csv(tmp_path / "c.csv", [["日期", "类型"], ["1月5日", "放假"],
+                                                                          ["12月1日~12月2日", "放假"]])))
+    assert result.exit_code == 0, result.output
+    with db() as s:
+        from models import CalendarDay
+
+        assert sorted(c.day for c in s.scalars(select(CalendarDay))) == [
+            date(2026, 12, 1), date(2026, 12, 2), date(2027, 1, 5)]
+
+
+def test_bad_dates_and_times_are_refused_with_the_row(houqin, db, tmp_path):
+    rows = [["日期", "时间", "类型"], ["2026-13-01", "7:05", "消防"], ["2026-12-14", "25:00", "消防"]]
+    result = houqin("drills", "import", str(write_csv(tmp_path / "d.csv", rows)))
+    assert result.exit_code != 0 and "第2行" in result.stderr and "第3行" in result.stderr
+    with db() as s:
+        assert s.scalars(select(Drill)).all() == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "broken sheet", "not a zip"])
+def test_a_corrupt_xlsx_is_a_clear_error_not_a_traceback(houqin, tmp_path, damage):
+    import zipfile
+
+    good = write_xlsx(tmp_path / "good.xlsx", PEOPLE_CN).read_bytes()
+    bad = tmp_path / "bad.xlsx"
+    if damage == "truncated":
+        bad.write_bytes(good[: len(good) // 2])
+    elif damage == "not a zip":
+        bad.write_text("姓名,角色\n张丽,教师\n", encoding="utf-8")
+    else:
+        with zipfile.ZipFile(io.BytesIO(good)) as zin, zipfile.ZipFile(bad, "w") as zout:
+            for item in zin.infolist():
+                data = zin.read(item.filename)
+                zout.writestr(item, data[: len(data) // 2] if item.filename.endswith("sheet1.xml") else data)
+
+    for command in (("people", "import"), ("drills", "import"), ("routes", "import")):
+        result = houqin(*command, str(bad))
+        assert result.exit_code != 0
+        assert "无法读取 Excel 文件：" in result.stderr and "bad.xlsx" in result.stderr, result.stderr
+        assert "Traceback" not in result.output
