@@ -29,6 +29,42 @@ NO_SUCH_JOB = "没有任务 {job}（见 houqin jobs list）"
 BAD_JOB_TIME = '时间请写成 "YYYY-MM-DD HH:MM"（学校时间）'
 START_SERVE_FIRST = ("没有找到正在运行的 houqin serve：未配置公众号时，此命令使用它启动的本地模拟微信。"
                      "请先在另一个终端运行 houqin serve，再执行此命令")
+DEMO_NOT_EMPTY = "数据库中已有人员：演示数据只能载入空数据库"
+NO_DELIVERY = "没有编号为 {id} 的投递（见 houqin outbox）"
+NOTHING_TO_RETRY = "该接收人没有绑定微信，无法重发"
+WEBHOOK_NEEDS_ACCOUNT = "--webhook 需要 WECHAT_TOKEN 和 WECHAT_APPID（机器人服务的公众号）"
+FINISH_NEEDS_WEBHOOK = "--finish 需要同时给出 --webhook URL"
+CHAT_NEEDS_WHO = "请给出 --as 姓名 或 --openid OPENID"
+MENU_REFUSED = "微信拒绝了菜单：{error}"
+QR_REFUSED = "微信未能生成二维码：{error}"
+NOTHING_FOR_QR = "还没有登记{what}：请先导入"
+BAD_MONTH = "请写成 YYYY-MM，例如 2026-11"
+BAD_WEEK = "请写成 YYYY-Www，例如 2026-W48"
+NO_MENU = "{week} 还没有导入菜单：请先运行 houqin menu import 文件"
+BAD_CONFIGURATION = "配置有误：{error}"
+
+
+class CliError(click.ClickException):
+    """An operator's mistake, said in Chinese like every other answer: 「错误：…」 on stderr, exit 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"错误：{self.format_message()}", file=file, err=file is None)
+
+
+class CliUsageError(click.UsageError):
+    """A command written wrongly: its usage line, then 「错误：…」."""
+
+    def show(self, file: Any = None) -> None:
+        if self.ctx is not None:
+            click.echo(self.ctx.get_usage(), file=file, err=file is None)
+        click.echo(f"错误：{self.format_message()}", file=file, err=file is None)
+
+
+class BadOption(CliUsageError, click.BadParameter):
+    """An option's value that cannot be used: 「错误：--month 的值不对：请写成 YYYY-MM，例如 2026-11」."""
+
+    def format_message(self) -> str:
+        return f"{self.param_hint} 的值不对：{self.message}" if self.param_hint else self.message
 
 
 def _settings(embedded: bool | None = None) -> Settings:
@@ -39,7 +75,7 @@ def _settings(embedded: bool | None = None) -> Settings:
     try:
         return settings_from_environment(embedded=embedded)
     except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from exc
+        raise CliError(BAD_CONFIGURATION.format(error=exc)) from exc
 
 
 def _clock() -> Any:
@@ -90,7 +126,7 @@ def _served_fake_wechat(instance_dir: Path) -> str:
         os.kill(pid, 0)  # the serve that wrote it is gone: its port may belong to something else now
         requests.get(f"{base}/_fake/calls", params={"since": time.time() + 3600}, timeout=2).raise_for_status()
     except (ProcessLookupError, ValueError, requests.RequestException) as exc:
-        raise click.ClickException(START_SERVE_FIRST) from exc
+        raise CliError(START_SERVE_FIRST) from exc
     return base
 
 
@@ -236,7 +272,7 @@ def spool_replay() -> None:
     try:
         count = services.inbox.replay()
     except DatabaseUnavailable as exc:
-        raise click.ClickException(f"数据库仍无法连接，消息保留在 {services.spool.folder}") from exc
+        raise CliError(f"数据库仍无法连接，消息保留在 {services.spool.folder}") from exc
     left = len(services.spool.files())
     click.echo(f"已重放 {count} 条消息" + (f"，另有 {left} 条正由其他进程重放" if left else ""))
 def _check_token(services: Services) -> None:
@@ -291,6 +327,8 @@ def _run_import(kind: str, path: str) -> None:
             click.echo(f"  {problem}", err=True)
         sys.exit(1)
     click.echo(f"导入完成：{result}")
+    for warning in getattr(result, "warnings", []):
+        click.echo(f"⚠ {warning}")
 
 
 @main.group()
@@ -347,7 +385,7 @@ def demo() -> None:
     services = _services(upgrade=True)
     with services.factory() as session, session.begin():
         if not is_empty(session):
-            raise click.ClickException("the database already has people; the demo loads only into an empty one")
+            raise CliError(DEMO_NOT_EMPTY)
         load_demo(session, services.now())
     click.echo("已载入演示学校数据。发送绑定码见：houqin codes")
 
@@ -386,12 +424,12 @@ def outbox_retry(delivery_id: int) -> None:
     with services.factory() as session, session.begin():
         delivery = session.get(Delivery, delivery_id)
         if delivery is None:
-            raise click.ClickException(f"no delivery {delivery_id}")
+            raise CliError(NO_DELIVERY.format(id=delivery_id))
         if delivery.openid.startswith("person:"):
-            raise click.ClickException("this recipient has no WeChat bound; nothing to retry")
+            raise CliError(NOTHING_TO_RETRY)
         delivery.status, delivery.attempts, delivery.next_attempt_at = PENDING, 0, services.now()
         delivery.last_error, delivery.claim, delivery.lease_until = None, None, None
-    click.echo(f"delivery {delivery_id} queued again")
+    click.echo(f"投递 {delivery_id} 已重新排队")
 
 
 # -- local WeChat -------------------------------------------------------------------------------
@@ -417,11 +455,11 @@ def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str, we
     if webhook:
         env = read_environment()
         if not env.get("WECHAT_TOKEN") or not env.get("WECHAT_APPID"):
-            raise click.UsageError("--webhook needs WECHAT_TOKEN and WECHAT_APPID: the account the bot serves")
+            raise CliUsageError(WEBHOOK_NEEDS_ACCOUNT)
         base = webhook.split("/wechat")[0]
         hook = Webhook(env["WECHAT_TOKEN"], env["WECHAT_APPID"], http_transport(base), env.get("WECHAT_AES_KEY", ""))
     elif finish:
-        raise click.UsageError("--finish needs --webhook URL")
+        raise CliUsageError(FINISH_NEEDS_WEBHOOK)
     serve_fake(port, latency=latency, error_rate=error_rate, refused_ip=refuse_ip, webhook=hook, finish=finish,
                library=load_library(library) if library else None)
 
@@ -436,7 +474,7 @@ def chat(name: str | None, openid: str | None, url: str | None, mode: str) -> No
     from bot.wechat.chat import run_chat
 
     if not name and not openid:
-        raise click.UsageError("give --as NAME or --openid OPENID")
+        raise CliUsageError(CHAT_NEEDS_WHO)
     services = _services()
     runtime = _runtime(services.settings.instance_dir)
     base = url or runtime.get("bot_url") or "http://127.0.0.1:5000"
@@ -501,13 +539,13 @@ def jobs_run(job_id: str, at: str | None, dry_run: bool, force: bool) -> None:
     services = _services(upgrade=True)
     runner = Runner(services)
     if job_id not in runner.jobs:
-        raise click.ClickException(NO_SUCH_JOB.format(job=job_id))
+        raise CliError(NO_SUCH_JOB.format(job=job_id))
     as_of = None
     if at:
         try:
             as_of = datetime.strptime(at, "%Y-%m-%d %H:%M").replace(tzinfo=services.settings.tz)
         except ValueError as exc:
-            raise click.BadParameter(BAD_JOB_TIME, param_hint="--at") from exc
+            raise BadOption(BAD_JOB_TIME, param_hint="--at") from exc
     if dry_run:
         click.echo("\n".join(runner.preview_lines(runner.preview(job_id, as_of))))
         return
@@ -585,10 +623,12 @@ def safety_import(file: str) -> None:
 
 @main.command()
 @click.argument("key", required=False)
-@click.argument("value", required=False)
-def setting(key: str | None, value: str | None) -> None:
-    """Show the school settings, or set one: houqin setting fire_check_day 5"""
-    from bot.school import DEFAULT_SETTINGS, SETTING_HELP, get_setting, set_setting
+@click.argument("words", nargs=-1)
+def setting(key: str | None, words: tuple[str, ...]) -> None:
+    """Show the school settings, or set one: houqin setting fire_check_day 5 (houqin setting bus_manager
+    张丽 三(2)班: a value may have spaces)."""
+    value = " ".join(words) if words else None
+    from bot.school import DEFAULT_SETTINGS, SETTING_HELP, UNKNOWN_SETTING, get_setting, set_setting
 
     services = _services(upgrade=True)
     with services.factory() as session, session.begin():
@@ -597,12 +637,12 @@ def setting(key: str | None, value: str | None) -> None:
                 click.echo(f"{k} = {get_setting(session, k)!r}    # {SETTING_HELP[k]}")
             return
         if key not in DEFAULT_SETTINGS:
-            raise click.ClickException(f"unknown setting {key!r}; known: {', '.join(DEFAULT_SETTINGS)}")
+            raise CliError(UNKNOWN_SETTING.format(key=key, known="、".join(DEFAULT_SETTINGS)))
         if value is not None:
             try:
                 set_setting(session, key, value)
             except ValueError as exc:
-                raise click.ClickException(str(exc)) from exc
+                raise CliError(str(exc)) from exc
         click.echo(f"{key} = {get_setting(session, key)!r}")
 
 
@@ -637,11 +677,11 @@ def templates_check(sample: int) -> None:
     services = _services(upgrade=True)
     mapping = services.settings.templates
     if not mapping:
-        raise click.ClickException("HOUQIN_TEMPLATES 为空：没有可检查的模板（见 houqin templates list）")
+        raise CliError("HOUQIN_TEMPLATES 为空：没有可检查的模板（见 houqin templates list）")
     try:
         library = services.api.private_templates()
     except ApiError as exc:
-        raise click.ClickException(f"无法获取公众号的模板列表：{exc}") from exc
+        raise CliError(f"无法获取公众号的模板列表：{exc}") from exc
     with services.factory() as s:
         samples = {kind: [p for p in s.scalars(select(Push.fields).where(Push.kind == kind, Push.fields.is_not(None))
                                                 .order_by(Push.id.desc()).limit(sample)) if p]
@@ -670,7 +710,7 @@ def wechat_menu(upload: bool) -> None:
     try:
         services.api.create_menu(menu)
     except ApiError as exc:
-        raise click.ClickException(f"WeChat refused the menu: {exc}") from exc
+        raise CliError(MENU_REFUSED.format(error=exc)) from exc
     click.echo("菜单已上传。")
 
 
@@ -736,18 +776,18 @@ def _qr_sheet(kind: str, out: str) -> None:
     from bot.wechat.gateway import ApiError
     from models import Asset, DutyPost, Room
 
-    model, card, heading, hint = {
-        "room": (Room, room_card, "扫码报修 · 房间", "微信扫一扫 · 报修"),
-        "asset": (Asset, asset_card, "扫码报修 · 设备", "微信扫一扫 · 报修"),
-        "post": (DutyPost, post_card, "值日签到 · 岗位", "微信扫一扫 · 签到"),
+    model, card, heading, hint, what = {
+        "room": (Room, room_card, "扫码报修 · 房间", "微信扫一扫 · 报修", "房间"),
+        "asset": (Asset, asset_card, "扫码报修 · 设备", "微信扫一扫 · 报修", "资产"),
+        "post": (DutyPost, post_card, "值日签到 · 岗位", "微信扫一扫 · 签到", "值日岗位"),
     }[kind]
     services = _services(upgrade=True)
     try:
         cards, created = ensure_codes(services.factory, services.api, model, kind, card)  # type: ignore[arg-type,type-var]
     except ApiError as exc:
-        raise click.ClickException(f"WeChat refused to create a QR code: {exc}") from exc
+        raise CliError(QR_REFUSED.format(error=exc)) from exc
     if not cards:
-        raise click.ClickException(f"no {kind}s registered yet: import them first")
+        raise CliError(NOTHING_FOR_QR.format(what=what))
     pages = render_sheet(cards, out, heading, hint)
     click.echo(f"{len(cards)} 个二维码（新建 {created} 个），{pages} 页：{out}")
 
@@ -878,7 +918,7 @@ def _month(month: str) -> date:
     try:
         return datetime.strptime(month, "%Y-%m").date()
     except ValueError as exc:
-        raise click.BadParameter("use YYYY-MM, e.g. 2026-11", param_hint="--month") from exc
+        raise BadOption(BAD_MONTH, param_hint="--month") from exc
 
 
 # -- canteen: menus, the canteen report ---------------------------------------------------------------
@@ -907,13 +947,13 @@ def menu_publish(week: str) -> None:
 
     parsed = parse_week(week)
     if parsed is None:
-        raise click.BadParameter("use YYYY-Www, e.g. 2026-W48", param_hint="WEEK")
+        raise BadOption(BAD_WEEK, param_hint="WEEK")
     services = _services(upgrade=True)
     now = services.now()
     with services.factory() as session, session.begin():
         found = find_week(session, *parsed)
         if found is None or not found.items:
-            raise click.ClickException(f"no menu imported for {week}; run `houqin menu import FILE` first")
+            raise CliError(NO_MENU.format(week=week))
         click.echo(publish_week(session, found, None, now, services.settings, Outbox(session, services.settings, now)))
 
 
@@ -950,22 +990,24 @@ def export_canteen(month: str, out: str) -> None:
 
 
 @main.command("console-password")
-@click.argument("name")
+@click.argument("words", nargs=-1, required=True)
 @click.option("--password", prompt="新密码", hide_input=True, confirmation_prompt="再输入一次",
               help="the password (asked for when not given)")
-def console_password(name: str, password: str) -> None:
-    """Let an admin sign in to the web console (/admin) with a password."""
+def console_password(words: tuple[str, ...], password: str) -> None:
+    """Let an admin sign in to the web console (/admin) with a password. NAME is a name, or among
+    namesakes a name and a class or the phone's last four digits: 张丽 三(2)班."""
+    name = " ".join(words)
     from bot.console import set_password
+    from bot.people import PersonNotFound, resolve_person
 
     services = _services(upgrade=True)
     with services.factory() as session, session.begin():
-        people = list(session.scalars(select(Person).where(Person.name == name)))
-        if len(people) != 1:
-            raise click.ClickException(f"{'no' if not people else 'more than one'} person named {name!r}")
         try:
-            set_password(session, people[0], password)
+            set_password(session, resolve_person(session, name), password)
+        except PersonNotFound as exc:
+            raise CliError(exc.message) from exc
         except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise CliError(str(exc)) from exc
     click.echo(f"{name} 可以登录控制台了：/admin")
 
 

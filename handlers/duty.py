@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.outbox import told
+from bot.people import AmbiguousName, PersonNotFound, find_person, resolve_person
 from bot.school import Calendar, Slot, duty_slots, get_setting
 from bot.tables import TableError, read_table
 from bot.text import WEEKDAYS, day_label, local_naive, month_span, parse_day
-from models import Person, PersonRole
+from models import Person
 from models.duty import (
     LOCATION,
     METHOD_NAMES,
@@ -294,11 +295,13 @@ def request_swap(msg: Incoming, ctx: Context) -> Reply:
     assert person is not None
     if not msg.args:
         return Reply.end(SWAP_USAGE)
-    name, rest = msg.args[0], msg.args[1:]
-    colleague = ctx.db.scalar(select(Person).join(PersonRole).where(
-        Person.name == name, PersonRole.role.in_(DUTY_ROLES)))
-    if colleague is None:
-        return Reply.end(SWAP_NO_PERSON.format(name=name))
+    try:
+        colleague, rest = find_person(ctx.db, msg.args, DUTY_ROLES)
+    except AmbiguousName as ambiguous:
+        return Reply.end(ambiguous.message)
+    except PersonNotFound:
+        return Reply.end(SWAP_NO_PERSON.format(name=msg.args[0]))
+    name = " ".join(msg.args[:len(msg.args) - len(rest)])
     if colleague.id == person.id:
         return Reply.end(SWAP_SELF)
     slots = {s.name: s for s in duty_slots(ctx.db)}
@@ -463,11 +466,16 @@ def import_roster(db: Session, path: str | Path, today: date | None = None) -> i
         post = db.scalar(select(DutyPost).where(DutyPost.name == row.get("post")))
         if post is None:
             problems.append(f"第{row.number}行：岗位「{row.get('post')}」未登记（先导入岗位）")
-        teachers = list(db.scalars(select(Person).where(Person.name == row.get("teacher"))))
-        if len(teachers) != 1:
-            problems.append(f"第{row.number}行：教师「{row.get('teacher')}」" + ("未登记" if not teachers else "重名"))
-        if post is not None and len(teachers) == 1:
-            parsed.append((weekday, day, row.get("slot"), post, teachers[0]))
+        try:
+            teacher: Person | None = resolve_person(db, row.get("teacher"))
+        except AmbiguousName as ambiguous:
+            teacher = None
+            problems.append(f"第{row.number}行：教师{ambiguous.message}")
+        except PersonNotFound:
+            teacher = None
+            problems.append(f"第{row.number}行：教师「{row.get('teacher')}」未登记")
+        if post is not None and teacher is not None:
+            parsed.append((weekday, day, row.get("slot"), post, teacher))
     if problems:
         raise TableError(problems)
     for weekday, day, slot, post, person in parsed:

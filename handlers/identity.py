@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply, role_names
 from bot.outbox import settle_template_job
+from bot.people import describe, selector
 from bot.tables import TableError, read_table
 from bot.text import route_key, split_list
 from models import (
@@ -255,11 +256,16 @@ STUDENT_COLUMNS = {"name": ("姓名", "学生姓名"), "class": ("班级",), "ro
                    "stop": ("站点", "上车站点")}
 
 
+NAMESAKE = "第{row}行：{name}与{others}同名，已分开登记；指名时请写「{pick}」"
+NAMESAKE_UNTOLD = "第{row}行：{name}与{others}同名，班级和手机号都无法区分二人：请填写手机号或班级"
+
+
 @dataclass
 class ImportResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    warnings: list[str] = field(default_factory=list)  # imported, but worth the operator's eye (namesakes)
 
     def __str__(self) -> str:
         return f"新增 {self.created}，更新 {self.updated}，未变 {self.unchanged}"
@@ -301,9 +307,11 @@ def import_people(db: Session, path: str | Path, now: datetime | None = None) ->
         seen[(name, phone)] = row.number
         categories = ";".join(split_list(row.get("categories")))
         parsed.append((name, phone, roles, row.get("class"), row.get("route"), categories))
+    warnings = _namesakes(db, [(row.number, *fields[:2], fields[3]) for row, fields in zip(rows, parsed, strict=True)],
+                          problems)
     if problems:
         raise TableError(problems)
-    result = ImportResult()
+    result = ImportResult(warnings=warnings)
     for name, phone, roles, class_name, route, categories in parsed:
         person = db.scalar(select(Person).where(Person.name == name, Person.phone == phone))
         if person is None:
@@ -326,6 +334,31 @@ def import_people(db: Session, path: str | Path, now: datetime | None = None) ->
         result.unchanged += not changed
     db.flush()
     return result
+
+
+def _namesakes(db: Session, rows: list[tuple[int, str, str, str]], problems: list[str]) -> list[str]:
+    """A warning for each new person (row number, name, phone, class) who shares a name with someone
+    already registered or elsewhere in the file, saying how to name them; a problem when neither the
+    class nor the phone tells them apart (commands could never pick them)."""
+    known = {(p.name, p.phone): p for p in db.scalars(select(Person).where(Person.name.in_({r[1] for r in rows})))}
+    people = dict(known)
+    for _, name, phone, class_name in rows:
+        people.setdefault((name, phone), Person(name=name, phone=phone, class_name=class_name))
+    warnings = []
+    for number, name, phone, _ in rows:
+        if (name, phone) in known or not name:
+            continue
+        person = people[(name, phone)]
+        namesakes = [p for (n, _), p in people.items() if n == name]
+        if len(namesakes) < 2:
+            continue
+        others = "、".join(describe(p) for p in namesakes if p is not person)
+        pick = selector(person, namesakes)
+        if pick is None or any(selector(p, namesakes) is None for p in namesakes):
+            problems.append(NAMESAKE_UNTOLD.format(row=number, name=describe(person), others=others))
+        else:
+            warnings.append(NAMESAKE.format(row=number, name=describe(person), others=others, pick=f"{name} {pick}"))
+    return warnings
 
 
 def import_students(db: Session, path: str | Path, now: datetime | None = None) -> ImportResult:
