@@ -19,14 +19,15 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply, role_names
 from bot.outbox import settle_template_job
 from bot.people import describe, selector
-from bot.tables import TableError, read_table
-from bot.text import route_key, split_list
+from bot.tables import Row, TableError, read_table
+from bot.text import normalize, route_key, split_list
 from models import (
     ROLE_NAMES,
     ROLES,
     BindAttempt,
     BindCode,
     Binding,
+    BusRoute,
     ParentLink,
     Person,
     PersonRole,
@@ -361,10 +362,31 @@ def _namesakes(db: Session, rows: list[tuple[int, str, str, str]], problems: lis
     return warnings
 
 
+def _route_and_stop(routes: list[BusRoute], row: Row, problems: list[str]) -> str:
+    """The number of the registered route a student row names (by number or alias), its stop checked
+    against that route's stops; "" when none is given. Problems name the row and the known ones."""
+    if not row.get("route"):
+        if row.get("stop"):
+            problems.append(f"第{row.number}行：填写了站点「{row.get('stop')}」但没有填写线路")
+        return ""
+    key = route_key(row.get("route"))
+    route = next((r for r in routes if key in (r.number, *(route_key(a) for a in split_list(r.aliases)))), None)
+    if route is None:
+        known = "、".join(r.label for r in routes) or "无（先运行 houqin routes import）"
+        problems.append(f"第{row.number}行：线路「{row.get('route')}」不存在（已有线路：{known}）")
+        return ""
+    stops = [s.name for s in route.stops]
+    if row.get("stop") and normalize(row.get("stop")) not in {normalize(s) for s in stops}:
+        problems.append(f"第{row.number}行：站点「{row.get('stop')}」不在{route.label}上"
+                        f"（{route.label}的站点：{'、'.join(stops) or '无'}）")
+    return route.number
+
+
 def import_students(db: Session, path: str | Path, now: datetime | None = None) -> ImportResult:
-    """Students by name + class, each with a parent code."""
+    """Students by name + class, each with a parent code; a route and stop must be registered ones."""
     now = now or utcnow()
     rows = read_table(path, STUDENT_COLUMNS, required=("name", "class"))
+    routes = list(db.scalars(select(BusRoute).order_by(BusRoute.id)))
     problems, parsed = [], []
     seen: dict[tuple[str, str], int] = {}
     for row in rows:
@@ -373,7 +395,7 @@ def import_students(db: Session, path: str | Path, now: datetime | None = None) 
             problems.append(f"第{row.number}行：姓名为空")
         if not class_name:
             problems.append(f"第{row.number}行：班级为空")
-        route = route_key(row.get("route")) if row.get("route") else ""
+        route = _route_and_stop(routes, row, problems)
         if (name, class_name) in seen:
             problems.append(f"第{row.number}行：与第{seen[(name, class_name)]}行重复（同名同班）")
         seen[(name, class_name)] = row.number

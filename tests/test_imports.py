@@ -64,11 +64,19 @@ STUDENTS_CN = [
     ["刘欣怡", "三(2)班", "1号线", "龙城花园"],
     ["陈小明", "一(1)班", "", ""],  # the same name in another class is another student
 ]
+ROUTES = [  # the students above ride these: a students import refuses routes and stops not registered
+    ["线路", "别名", "站点"],
+    [1, "龙城线", "龙城花园"], [1, "", "青龙路口"], [2, "", "北门"], [3, "", "南门"],
+]
 STUDENTS_EN = [
     ["name", "class", "route", "stop"],
     ["Tom", "四(1)班", 2, "北门"],
     ["王小雨", "四（1）班", 3, "南门"],
 ]
+
+
+def with_routes(houqin: Callable[..., Result], tmp_path: Path) -> None:
+    assert houqin("routes", "import", str(write_csv(tmp_path / "routes.csv", ROUTES))).exit_code == 0
 
 
 def write_csv(path: Path, rows: list[list[object]], encoding: str = "utf-8-sig") -> Path:
@@ -271,6 +279,7 @@ def test_reimport_with_changes_updates_in_place(houqin, db, tmp_path):
 
 # -- students ----------------------------------------------------------------------------------------
 def test_students_csv_and_xlsx(houqin, db, tmp_path):
+    with_routes(houqin, tmp_path)
     assert houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN))).exit_code == 0
     assert houqin("students", "import", str(write_xlsx(tmp_path / "s.xlsx", STUDENTS_EN))).exit_code == 0
 
@@ -285,6 +294,7 @@ def test_students_csv_and_xlsx(houqin, db, tmp_path):
 
 
 def test_invalid_student_rows_stop_the_import(houqin, db, tmp_path):
+    with_routes(houqin, tmp_path)
     rows = [["姓名", "班级", "线路", "站点"], ["陈小明", "三(2)班", "1", "龙城花园"], ["刘欣怡", "", "1", ""],
             ["", "三(2)班", "", ""], ["陈小明", "三（2）班", "2", ""]]
     result = houqin("students", "import", str(write_csv(tmp_path / "bad.csv", rows)))
@@ -295,6 +305,7 @@ def test_invalid_student_rows_stop_the_import(houqin, db, tmp_path):
 
 
 def test_reimporting_students_changes_nothing(houqin, db, tmp_path):
+    with_routes(houqin, tmp_path)
     path = write_csv(tmp_path / "s.csv", STUDENTS_CN)
     assert houqin("students", "import", str(path)).exit_code == 0
     first_codes, first_rows = codes(houqin), students_rows(db)
@@ -305,6 +316,7 @@ def test_reimporting_students_changes_nothing(houqin, db, tmp_path):
 
 # -- codes --json --------------------------------------------------------------------------------------
 def test_codes_json_contract(houqin, tmp_path, clock):
+    with_routes(houqin, tmp_path)
     assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN))).exit_code == 0
     assert houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN))).exit_code == 0
     now = clock()
@@ -345,11 +357,13 @@ def test_real_command_line_in_a_subprocess(env, tmp_path):
                               capture_output=True, text=True, timeout=120)
 
     imported = houqin("people", "import", str(write_xlsx(tmp_path / "p.xlsx", PEOPLE_CN)))
+    routes = houqin("routes", "import", str(write_csv(tmp_path / "r.csv", ROUTES)))
     students = houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN)))
     bad = houqin("people", "import", str(write_csv(tmp_path / "bad.csv", [["姓名", "角色"], ["某人", "校长"]])))
     listed = houqin("codes", "--json")
 
     assert imported.returncode == 0, imported.stderr
+    assert routes.returncode == 0, routes.stderr
     assert students.returncode == 0, students.stderr
     assert bad.returncode != 0 and "第2行" in bad.stderr and "校长" in bad.stderr
     assert listed.returncode == 0, listed.stderr
