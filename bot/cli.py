@@ -621,7 +621,7 @@ def safety_import(file: str) -> None:
     _import_with("安全教育专题", import_topics, file)
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True})  # a value may be negative: -5
 @click.argument("key", required=False)
 @click.argument("words", nargs=-1)
 def setting(key: str | None, words: tuple[str, ...]) -> None:

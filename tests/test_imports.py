@@ -453,3 +453,131 @@ def test_a_corrupt_xlsx_is_a_clear_error_not_a_traceback(houqin, tmp_path, damag
         assert result.exit_code != 0
         assert "无法读取 Excel 文件：" in result.stderr and "bad.xlsx" in result.stderr, result.stderr
         assert "Traceback" not in result.output
+
+
+# -- routes and stops of the students --------------------------------------------------------------------
+def test_students_on_unknown_routes_or_stops_are_refused_with_the_row_and_the_known_ones(houqin, db, tmp_path):
+    with_routes(houqin, tmp_path)
+    rows = [["姓名", "班级", "线路", "站点"], ["甲", "一(1)班", "9", "北门"], ["乙", "一(1)班", "1", "不存在站"],
+            ["丙", "一(1)班", "", "北门"], ["丁", "一(1)班", "龙城线", "青龙路口"]]
+
+    result = houqin("students", "import", str(write_csv(tmp_path / "s.csv", rows)))
+
+    assert result.exit_code != 0
+    assert "第2行：线路「9」不存在（已有线路：1号线、2号线、3号线）" in result.stderr
+    assert "第3行：站点「不存在站」不在1号线上（1号线的站点：龙城花园、青龙路口）" in result.stderr
+    assert "第4行：填写了站点「北门」但没有填写线路" in result.stderr
+    assert "第5行" not in result.stderr and students_rows(db) == []
+    fixed = houqin("students", "import", str(write_csv(tmp_path / "ok.csv", [rows[0], rows[4]])))
+    assert fixed.exit_code == 0 and students_rows(db) == [("丁", "一(1)班", "1", "青龙路口")]  # the alias's route
+
+
+def test_students_with_routes_before_any_route_is_imported_say_how_to_start(houqin, db, tmp_path):
+    result = houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN)))
+    assert result.exit_code != 0 and "已有线路：无（先运行 houqin routes import）" in result.stderr
+    assert students_rows(db) == []
+
+
+# -- namesakes ---------------------------------------------------------------------------------------------
+NAMESAKES = [["姓名", "角色", "手机", "班级"], ["张丽", "管理员;教师", "13800000003", "三(2)班"],
+             ["张丽", "教师", "", "四(1)班"], ["宦欢", "食堂", "13800000004", ""]]
+ASK_WHICH = "有两位「张丽」：张丽（三(2)班，138****0003）、张丽（四(1)班）——请写 张丽 三(2)班 或手机号后四位"
+
+
+def test_people_import_warns_about_namesakes_and_says_how_to_tell_them_apart(houqin, db, tmp_path):
+    result = houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES)))
+
+    assert result.exit_code == 0, result.output
+    assert "⚠ 第2行：张丽（三(2)班，138****0003）与张丽（四(1)班）同名，已分开登记；指名时请写「张丽 三(2)班」" in result.output
+    assert "⚠ 第3行：张丽（四(1)班）与张丽（三(2)班，138****0003）同名，已分开登记；指名时请写「张丽 四(1)班」" in result.output
+    with db() as s:
+        assert sorted(p.class_name for p in s.scalars(select(Person).where(Person.name == "张丽"))) == ["三(2)班", "四(1)班"]
+
+
+def test_namesakes_nothing_tells_apart_are_refused(houqin, db, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES[:2]))).exit_code == 0
+    same = [NAMESAKES[0], ["张丽", "教师", "13900000003", "三(2)班"]]  # same class, same last four digits
+
+    result = houqin("people", "import", str(write_csv(tmp_path / "same.csv", same)))
+
+    assert result.exit_code != 0 and "第2行：张丽（三(2)班，139****0003）与张丽（三(2)班，138****0003）同名，班级和手机号都无法区分二人" \
+        in result.stderr
+    assert len(people_rows(db)) == 1
+
+
+def test_console_password_asks_which_namesake(houqin, db, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES))).exit_code == 0
+
+    ambiguous = houqin("console-password", "张丽", "--password", "a-long-password")
+    nobody = houqin("console-password", "不存在", "--password", "a-long-password")
+    chosen = houqin("console-password", "张丽", "三(2)班", "--password", "a-long-password")
+    by_phone = houqin("console-password", "张丽 0003", "--password", "a-long-password")
+
+    assert ambiguous.exit_code == 1 and ambiguous.stderr.strip() == f"错误：{ASK_WHICH}"
+    assert nobody.exit_code == 1 and nobody.stderr.strip() == "错误：没有名为「不存在」的人员"
+    assert chosen.exit_code == 0 and by_phone.exit_code == 0, chosen.output + by_phone.output
+    with db() as s:
+        from models import ConsoleAccount
+
+        (account,) = s.scalars(select(ConsoleAccount))
+        assert s.get(Person, account.person_id).class_name == "三(2)班"  # type: ignore[union-attr]
+
+
+# -- settings ------------------------------------------------------------------------------------------------
+def test_settings_are_checked_against_the_school(houqin, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES))).exit_code == 0
+    refused = {
+        ("bus_manager", "宦欢X"): "错误：bus_manager 不能设为「宦欢X」：没有名为「宦欢X」的人员",
+        ("bus_manager", "张丽"): f"错误：bus_manager 不能设为「张丽」：{ASK_WHICH}",
+        ("school_radius", "0"): "错误：school_radius 不能设为「0」：须为大于 0、不超过 10000 的数字（米）",
+        ("school_radius", "-5"): "错误：school_radius 不能设为「-5」：须为大于 0、不超过 10000 的数字（米）",
+        ("school_latitude", "200"): "错误：school_latitude 不能设为「200」：须为 -90 到 90 之间的度数（如 31.81），或留空",
+        ("school_longitude", "东经"): "错误：school_longitude 不能设为「东经」：须为 -180 到 180 之间的度数（如 31.81），或留空",
+        ("work_start", "25:00"): "错误：work_start 不能设为「25:00」：须为时间 HH:MM，例如 07:30",
+        ("work_start", "18:00"): "错误：work_start 不能设为「18:00」：须早于 work_end（17:00）",
+        ("repair_done_days", "0"): "错误：repair_done_days 不能设为「0」：须为大于 0、不超过 365 的数字",
+        ("fire_check_day", "31"): "错误：fire_check_day 不能设为「31」：须为 1 到 28 的整数",
+        ("fire_check_category", "消防"): "错误：fire_check_category 不能设为「消防」：没有人负责这个类别"
+                                       "（已有：无，先在人员表中填写负责类别）",
+        ("duty_slots", "课间"): "错误：duty_slots 不能设为「课间」：时段「课间」须写成 名称 HH:MM-HH:MM，例如 课间 09:40-10:00",
+        ("repair_urgent_words", ";"): "错误：repair_urgent_words 不能设为「;」：至少要有一个词（分号分隔）",
+        ("no_such_setting", "1"): "错误：没有设置项「no_such_setting」；可用：fire_check_day、",
+    }
+    for (key, value), told in refused.items():
+        result = houqin("setting", key, value)
+        assert result.exit_code == 1 and result.stderr.strip().startswith(told), (key, value, result.stderr)
+    shown = houqin("setting").output
+    assert "bus_manager = ''" in shown and "school_radius = '200'" in shown and "work_start = '07:30'" in shown
+
+    assert houqin("setting", "work_start", "7:05").output.strip() == "work_start = '07:05'"
+    assert houqin("setting", "bus_manager", "张丽", "三(2)班").output.strip() == "bus_manager = '张丽 三(2)班'"
+    assert houqin("setting", "school_radius", "150.5").exit_code == 0
+    assert houqin("setting", "bus_manager", "").output.strip() == "bus_manager = ''"  # nobody, on purpose
+
+
+def test_the_bus_manager_named_among_namesakes_is_the_one_told(houqin, db, tmp_path):
+    from bot.school import setting_person
+
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES))).exit_code == 0
+    assert houqin("setting", "bus_manager", "张丽 四(1)班").exit_code == 0
+    with db() as s:
+        manager = setting_person(s, "bus_manager")
+        assert manager is not None and manager.class_name == "四(1)班"
+
+
+# -- errors in Chinese -----------------------------------------------------------------------------------------
+def test_cli_errors_are_in_chinese(houqin, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN))).exit_code == 0
+    told = {
+        ("outbox", "retry", "999"): "错误：没有编号为 999 的投递（见 houqin outbox）",
+        ("demo",): "错误：数据库中已有人员：演示数据只能载入空数据库",
+        ("export", "repairs", "--month", "2026-13", "--out", str(tmp_path / "x.xlsx")):
+            "错误：--month 的值不对：请写成 YYYY-MM，例如 2026-11",
+        ("menu", "publish", "2026-48"): "错误：WEEK 的值不对：请写成 YYYY-Www，例如 2026-W48",
+        ("menu", "publish", "2026-W48"): "错误：2026-W48 还没有导入菜单：请先运行 houqin menu import 文件",
+        ("chat",): "错误：请给出 --as 姓名 或 --openid OPENID",
+    }
+    for args, message in told.items():
+        result = houqin(*args)
+        assert result.exit_code in (1, 2) and message in result.stderr, (args, result.output)
+        assert "Error" not in result.output and "Traceback" not in result.output
