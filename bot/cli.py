@@ -327,7 +327,7 @@ def _run_import(kind: str, path: str) -> None:
             click.echo(f"  {problem}", err=True)
         sys.exit(1)
     click.echo(f"导入完成：{result}")
-    for warning in getattr(result, "warnings", []):
+    for warning in result.warnings:
         click.echo(f"⚠ {warning}")
 
 
