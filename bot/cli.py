@@ -38,6 +38,42 @@ BAD_JOB_TIME = '时间请写成 "YYYY-MM-DD HH:MM"（学校时间）'
 PORT_TAKEN = "无法在 {host}:{port} 上监听：{reason}（端口被其他程序占用？可用 --port 换一个）"
 START_SERVE_FIRST = ("没有找到正在运行的 houqin serve：未配置公众号时，此命令使用它启动的本地模拟微信。"
                      "请先在另一个终端运行 houqin serve，再执行此命令")
+DEMO_NOT_EMPTY = "数据库中已有人员：演示数据只能载入空数据库"
+NO_DELIVERY = "没有编号为 {id} 的投递（见 houqin outbox）"
+NOTHING_TO_RETRY = "该接收人没有绑定微信，无法重发"
+WEBHOOK_NEEDS_ACCOUNT = "--webhook 需要 WECHAT_TOKEN 和 WECHAT_APPID（机器人服务的公众号）"
+FINISH_NEEDS_WEBHOOK = "--finish 需要同时给出 --webhook URL"
+CHAT_NEEDS_WHO = "请给出 --as 姓名 或 --openid OPENID"
+MENU_REFUSED = "微信拒绝了菜单：{error}"
+QR_REFUSED = "微信未能生成二维码：{error}"
+NOTHING_FOR_QR = "还没有登记{what}：请先导入"
+BAD_MONTH = "请写成 YYYY-MM，例如 2026-11"
+BAD_WEEK = "请写成 YYYY-Www，例如 2026-W48"
+NO_MENU = "{week} 还没有导入菜单：请先运行 houqin menu import 文件"
+BAD_CONFIGURATION = "配置有误：{error}"
+
+
+class CliError(click.ClickException):
+    """An operator's mistake, said in Chinese like every other answer: 「错误：…」 on stderr, exit 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"错误：{self.format_message()}", file=file, err=file is None)
+
+
+class CliUsageError(click.UsageError):
+    """A command written wrongly: its usage line, then 「错误：…」."""
+
+    def show(self, file: Any = None) -> None:
+        if self.ctx is not None:
+            click.echo(self.ctx.get_usage(), file=file, err=file is None)
+        click.echo(f"错误：{self.format_message()}", file=file, err=file is None)
+
+
+class BadOption(CliUsageError, click.BadParameter):
+    """An option's value that cannot be used: 「错误：--month 的值不对：请写成 YYYY-MM，例如 2026-11」."""
+
+    def format_message(self) -> str:
+        return f"{self.param_hint} 的值不对：{self.message}" if self.param_hint else self.message
 
 
 def _settings(embedded: bool | None = None, create: bool = False) -> Settings:
@@ -49,9 +85,9 @@ def _settings(embedded: bool | None = None, create: bool = False) -> Settings:
     try:
         return settings_from_environment(embedded=embedded, create=create)
     except NoInstance as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CliError(str(exc)) from exc
     except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from exc
+        raise CliError(BAD_CONFIGURATION.format(error=exc)) from exc
 
 
 def _clock() -> Any:
@@ -102,7 +138,7 @@ def _served_fake_wechat(instance_dir: Path) -> str:
         os.kill(pid, 0)  # the serve that wrote it is gone: its port may belong to something else now
         requests.get(f"{base}/_fake/calls", params={"since": time.time() + 3600}, timeout=2).raise_for_status()
     except (ProcessLookupError, ValueError, requests.RequestException) as exc:
-        raise click.ClickException(START_SERVE_FIRST) from exc
+        raise CliError(START_SERVE_FIRST) from exc
     return base
 
 
@@ -142,7 +178,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     try:  # before anything starts: a second serve must not run a second worker and scheduler
         lock = ServeLock.claim(settings.instance_dir, port)
     except AlreadyServing as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CliError(str(exc)) from exc
     fake = None
     overrides: dict[str, Any] = {}
     if not env.get("WECHAT_API_BASE"):
@@ -167,7 +203,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     except OSError as exc:
         if fake:
             fake.stop()
-        raise click.ClickException(PORT_TAKEN.format(host=host, port=port, reason=exc.strerror or exc)) from exc
+        raise CliError(PORT_TAKEN.format(host=host, port=port, reason=exc.strerror or exc)) from exc
     lock.record(server.server_port)
     stop = threading.Event()
     worker = services.worker()
@@ -271,7 +307,7 @@ def spool_replay() -> None:
     try:
         count = services.inbox.replay()
     except DatabaseUnavailable as exc:
-        raise click.ClickException(f"数据库仍无法连接，消息保留在 {services.spool.folder}") from exc
+        raise CliError(f"数据库仍无法连接，消息保留在 {services.spool.folder}") from exc
     left = len(services.spool.files())
     click.echo(f"已重放 {count} 条消息" + (f"，另有 {left} 条正由其他进程重放" if left else ""))
 def _check_token(services: Services) -> None:
@@ -332,6 +368,8 @@ def _run_import(kind: str, path: str) -> None:
             click.echo(f"  {problem}", err=True)
         sys.exit(1)
     click.echo(f"导入完成：{result}")
+    for warning in result.warnings:
+        click.echo(f"⚠ {warning}")
 
 
 @main.group()
@@ -393,7 +431,7 @@ def codes_reissue(name: str) -> None:
     with services.factory() as session, session.begin():
         holders = code_holders(session, name)
         if not holders:
-            raise click.ClickException(NOBODY_NAMED.format(name=name))
+            raise CliError(NOBODY_NAMED.format(name=name))
         holder = holders[0]
         if len(holders) > 1:
             click.echo(f"有{len(holders)}个「{name}」：")
@@ -411,7 +449,7 @@ def demo() -> None:
     services = _services(upgrade=True, create=True)
     with services.factory() as session, session.begin():
         if not is_empty(session):
-            raise click.ClickException("the database already has people; the demo loads only into an empty one")
+            raise CliError(DEMO_NOT_EMPTY)
         load_demo(session, services.now())
     click.echo("已载入演示学校数据。发送绑定码见：houqin codes")
 
@@ -450,12 +488,12 @@ def outbox_retry(delivery_id: int) -> None:
     with services.factory() as session, session.begin():
         delivery = session.get(Delivery, delivery_id)
         if delivery is None:
-            raise click.ClickException(f"no delivery {delivery_id}")
+            raise CliError(NO_DELIVERY.format(id=delivery_id))
         if delivery.openid.startswith("person:"):
-            raise click.ClickException("this recipient has no WeChat bound; nothing to retry")
+            raise CliError(NOTHING_TO_RETRY)
         delivery.status, delivery.attempts, delivery.next_attempt_at = PENDING, 0, services.now()
         delivery.last_error, delivery.claim, delivery.lease_until = None, None, None
-    click.echo(f"delivery {delivery_id} queued again")
+    click.echo(f"投递 {delivery_id} 已重新排队")
 
 
 # -- local WeChat -------------------------------------------------------------------------------
@@ -481,11 +519,11 @@ def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str, we
     if webhook:
         env = read_environment()
         if not env.get("WECHAT_TOKEN") or not env.get("WECHAT_APPID"):
-            raise click.UsageError("--webhook needs WECHAT_TOKEN and WECHAT_APPID: the account the bot serves")
+            raise CliUsageError(WEBHOOK_NEEDS_ACCOUNT)
         base = webhook.split("/wechat")[0]
         hook = Webhook(env["WECHAT_TOKEN"], env["WECHAT_APPID"], http_transport(base), env.get("WECHAT_AES_KEY", ""))
     elif finish:
-        raise click.UsageError("--finish needs --webhook URL")
+        raise CliUsageError(FINISH_NEEDS_WEBHOOK)
     serve_fake(port, latency=latency, error_rate=error_rate, refused_ip=refuse_ip, webhook=hook, finish=finish,
                library=load_library(library) if library else None)
 
@@ -500,7 +538,7 @@ def chat(name: str | None, openid: str | None, url: str | None, mode: str) -> No
     from bot.wechat.chat import ServeLink, run_chat
 
     if not name and not openid:
-        raise click.UsageError("give --as NAME or --openid OPENID")
+        raise CliUsageError(CHAT_NEEDS_WHO)
     services = _services()
     link = ServeLink(partial(_runtime, services.settings.instance_dir), url or "")
     openid = openid or "o" + uuid.uuid5(uuid.NAMESPACE_DNS, f"houqin-chat:{name}").hex[:27]
@@ -565,13 +603,13 @@ def jobs_run(job_id: str, at: str | None, dry_run: bool, force: bool) -> None:
     services = _services(upgrade=True)
     runner = Runner(services)
     if job_id not in runner.jobs:
-        raise click.ClickException(NO_SUCH_JOB.format(job=job_id))
+        raise CliError(NO_SUCH_JOB.format(job=job_id))
     as_of = None
     if at:
         try:
             as_of = datetime.strptime(at, "%Y-%m-%d %H:%M").replace(tzinfo=services.settings.tz)
         except ValueError as exc:
-            raise click.BadParameter(BAD_JOB_TIME, param_hint="--at") from exc
+            raise BadOption(BAD_JOB_TIME, param_hint="--at") from exc
     if dry_run:
         click.echo("\n".join(runner.preview_lines(runner.preview(job_id, as_of))))
         return
@@ -589,11 +627,14 @@ def jobs_run(job_id: str, at: str | None, dry_run: bool, force: bool) -> None:
 
 
 # -- school data ----------------------------------------------------------------------------------
-def _import_with(label: str, importer: Any, path: str) -> None:
+def _import_with(label: str, importer: Any, path: str, dated: bool = False) -> None:
+    """Run an import in one transaction; a `dated` importer reads dates without a year (12月14日) as
+    the coming one from the school's today."""
     services = _services(upgrade=True)
+    extra = {"today": services.now().astimezone(services.settings.tz).date()} if dated else {}
     try:
         with services.factory() as session, session.begin():
-            count = importer(session, path)
+            count = importer(session, path, **extra)
     except TableError as exc:
         click.echo("导入失败，未导入任何数据：", err=True)
         for problem in exc.problems:
@@ -613,7 +654,7 @@ def calendar_import(file: str) -> None:
     """Import calendar days from CSV/XLSX (日期 类型 备注; 类型: 放假 调休 开学 学期结束)."""
     from bot.school import import_calendar
 
-    _import_with("校历", import_calendar, file)
+    _import_with("校历", import_calendar, file, dated=True)
 
 
 @main.group()
@@ -627,7 +668,7 @@ def drills_import(file: str) -> None:
     """Import drills from CSV/XLSX (日期 时间 类型 范围)."""
     from handlers.safety import import_drills
 
-    _import_with("演练计划", import_drills, file)
+    _import_with("演练计划", import_drills, file, dated=True)
 
 
 @main.group()
@@ -644,12 +685,14 @@ def safety_import(file: str) -> None:
     _import_with("安全教育专题", import_topics, file)
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True})  # a value may be negative: -5
 @click.argument("key", required=False)
-@click.argument("value", required=False)
-def setting(key: str | None, value: str | None) -> None:
-    """Show the school settings, or set one: houqin setting fire_check_day 5"""
-    from bot.school import DEFAULT_SETTINGS, SETTING_HELP, get_setting, set_setting
+@click.argument("words", nargs=-1)
+def setting(key: str | None, words: tuple[str, ...]) -> None:
+    """Show the school settings, or set one: houqin setting fire_check_day 5 (houqin setting bus_manager
+    张丽 三(2)班: a value may have spaces)."""
+    value = " ".join(words) if words else None
+    from bot.school import DEFAULT_SETTINGS, SETTING_HELP, UNKNOWN_SETTING, get_setting, set_setting
 
     services = _services(upgrade=True)
     with services.factory() as session, session.begin():
@@ -658,12 +701,12 @@ def setting(key: str | None, value: str | None) -> None:
                 click.echo(f"{k} = {get_setting(session, k)!r}    # {SETTING_HELP[k]}")
             return
         if key not in DEFAULT_SETTINGS:
-            raise click.ClickException(f"unknown setting {key!r}; known: {', '.join(DEFAULT_SETTINGS)}")
+            raise CliError(UNKNOWN_SETTING.format(key=key, known="、".join(DEFAULT_SETTINGS)))
         if value is not None:
             try:
                 set_setting(session, key, value)
             except ValueError as exc:
-                raise click.ClickException(str(exc)) from exc
+                raise CliError(str(exc)) from exc
         click.echo(f"{key} = {get_setting(session, key)!r}")
 
 
@@ -698,11 +741,11 @@ def templates_check(sample: int) -> None:
     services = _services(upgrade=True)
     mapping = services.settings.templates
     if not mapping:
-        raise click.ClickException("HOUQIN_TEMPLATES 为空：没有可检查的模板（见 houqin templates list）")
+        raise CliError("HOUQIN_TEMPLATES 为空：没有可检查的模板（见 houqin templates list）")
     try:
         library = services.api.private_templates()
     except ApiError as exc:
-        raise click.ClickException(f"无法获取公众号的模板列表：{exc}") from exc
+        raise CliError(f"无法获取公众号的模板列表：{exc}") from exc
     with services.factory() as s:
         samples = {kind: [p for p in s.scalars(select(Push.fields).where(Push.kind == kind, Push.fields.is_not(None))
                                                 .order_by(Push.id.desc()).limit(sample)) if p]
@@ -733,7 +776,7 @@ def wechat_menu(upload: bool) -> None:
     try:
         done = upload_menus(services.api, services.factory, plan, services.now())
     except ApiError as exc:
-        raise click.ClickException(f"WeChat refused the menu: {exc}") from exc
+        raise CliError(MENU_REFUSED.format(error=exc)) from exc
     click.echo(f"{done}。")
     worker = menu_worker(services)
     worker.drain()
@@ -802,18 +845,18 @@ def _qr_sheet(kind: str, out: str) -> None:
     from bot.wechat.gateway import ApiError
     from models import Asset, DutyPost, Room
 
-    model, card, heading, hint = {
-        "room": (Room, room_card, "扫码报修 · 房间", "微信扫一扫 · 报修"),
-        "asset": (Asset, asset_card, "扫码报修 · 设备", "微信扫一扫 · 报修"),
-        "post": (DutyPost, post_card, "值日签到 · 岗位", "微信扫一扫 · 签到"),
+    model, card, heading, hint, what = {
+        "room": (Room, room_card, "扫码报修 · 房间", "微信扫一扫 · 报修", "房间"),
+        "asset": (Asset, asset_card, "扫码报修 · 设备", "微信扫一扫 · 报修", "资产"),
+        "post": (DutyPost, post_card, "值日签到 · 岗位", "微信扫一扫 · 签到", "值日岗位"),
     }[kind]
     services = _services(upgrade=True)
     try:
         cards, created = ensure_codes(services.factory, services.api, model, kind, card)  # type: ignore[arg-type,type-var]
     except ApiError as exc:
-        raise click.ClickException(f"WeChat refused to create a QR code: {exc}") from exc
+        raise CliError(QR_REFUSED.format(error=exc)) from exc
     if not cards:
-        raise click.ClickException(f"no {kind}s registered yet: import them first")
+        raise CliError(NOTHING_FOR_QR.format(what=what))
     pages = render_sheet(cards, out, heading, hint)
     click.echo(f"{len(cards)} 个二维码（新建 {created} 个），{pages} 页：{out}")
 
@@ -920,7 +963,7 @@ def duty_import(file: str) -> None:
     日期 rows dated overrides."""
     from handlers.duty import import_roster
 
-    _import_with("值日表", import_roster, file)
+    _import_with("值日表", import_roster, file, dated=True)
 
 
 @export.command("duty")
@@ -944,7 +987,7 @@ def _month(month: str) -> date:
     try:
         return datetime.strptime(month, "%Y-%m").date()
     except ValueError as exc:
-        raise click.BadParameter("use YYYY-MM, e.g. 2026-11", param_hint="--month") from exc
+        raise BadOption(BAD_MONTH, param_hint="--month") from exc
 
 
 # -- canteen: menus, the canteen report ---------------------------------------------------------------
@@ -961,7 +1004,7 @@ def menu_import(file: str) -> None:
 
     from handlers.canteen import import_menu
 
-    _import_with("菜单", partial(import_menu, storage=_settings().storage_dir), file)
+    _import_with("菜单", partial(import_menu, storage=_settings().storage_dir), file, dated=True)
 
 
 @menu_group.command("publish")
@@ -973,13 +1016,13 @@ def menu_publish(week: str) -> None:
 
     parsed = parse_week(week)
     if parsed is None:
-        raise click.BadParameter("use YYYY-Www, e.g. 2026-W48", param_hint="WEEK")
+        raise BadOption(BAD_WEEK, param_hint="WEEK")
     services = _services(upgrade=True)
     now = services.now()
     with services.factory() as session, session.begin():
         found = find_week(session, *parsed)
         if found is None or not found.items:
-            raise click.ClickException(f"no menu imported for {week}; run `houqin menu import FILE` first")
+            raise CliError(NO_MENU.format(week=week))
         click.echo(publish_week(session, found, None, now, services.settings, Outbox(session, services.settings, now)))
 
 
@@ -1016,22 +1059,24 @@ def export_canteen(month: str, out: str) -> None:
 
 
 @main.command("console-password")
-@click.argument("name")
+@click.argument("words", nargs=-1, required=True)
 @click.option("--password", prompt="新密码", hide_input=True, confirmation_prompt="再输入一次",
               help="the password (asked for when not given)")
-def console_password(name: str, password: str) -> None:
-    """Let an admin sign in to the web console (/admin) with a password."""
+def console_password(words: tuple[str, ...], password: str) -> None:
+    """Let an admin sign in to the web console (/admin) with a password. NAME is a name, or among
+    namesakes a name and a class or the phone's last four digits: 张丽 三(2)班."""
+    name = " ".join(words)
     from bot.console import set_password
+    from bot.people import PersonNotFound, resolve_person
 
     services = _services(upgrade=True)
     with services.factory() as session, session.begin():
-        people = list(session.scalars(select(Person).where(Person.name == name)))
-        if len(people) != 1:
-            raise click.ClickException(f"{'no' if not people else 'more than one'} person named {name!r}")
         try:
-            set_password(session, people[0], password)
+            set_password(session, resolve_person(session, name), password)
+        except PersonNotFound as exc:
+            raise CliError(exc.message) from exc
         except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise CliError(str(exc)) from exc
     click.echo(f"{name} 可以登录控制台了：/admin")
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from bot.push_kinds import PUSH_KINDS, push_fields
-from bot.school import admins, get_setting, people_with_role
+from bot.school import admins, people_with_role, setting_person
 from bot.text import clock_time
 from models import Binding, Delivery, DeliveryAlert, InboundMessage, MenuWeek, Person, Push, RepairTicket
 from models.outbox import FAILED, PENDING, SENT, UNDELIVERABLE
@@ -182,8 +182,8 @@ def office_for(db: Session, kind: str, unreached: Iterable[Person]) -> list[Pers
     """Who hears that a push did not reach someone: every admin, and the bus manager for the bus's
     pushes or the canteen head for the canteen's, less those who could not be reached."""
     people = admins(db)
-    if kind.startswith("bus_") and (name := get_setting(db, "bus_manager")):
-        people += list(db.scalars(select(Person).where(Person.name == name)))
+    if kind.startswith("bus_") and (manager := setting_person(db, "bus_manager")):
+        people.append(manager)
     if kind.startswith("canteen_"):
         people += people_with_role(db, "canteen")
     skip = {p.id for p in unreached}

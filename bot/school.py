@@ -6,7 +6,9 @@ School days: Monday to Friday unless the calendar marks a holiday, plus make-up 
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -14,60 +16,139 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from bot.people import PersonNotFound, resolve_person
 from bot.tables import TableError, read_table
-from bot.text import month_span
+from bot.text import clock_time, month_span, parse_clock, parse_date, split_list, tidy
 from models import CalendarDay, Person, PersonRole, SchoolSetting
 from models.school import DAY_KINDS, HOLIDAY, TERM_END, TERM_START, WORKDAY
 
-DEFAULT_SETTINGS = {
-    "fire_check_day": "5",  # day of the month the fire self-check reminder goes out
-    "fire_check_category": "消防",  # staff responsible for this category get the reminder
-    "bus_manager": "",  # 校车管理 (宦欢 in seeds/001): name of the person
-    "duty_slots": "课间 09:40-10:00;午间 12:00-12:40;放学 16:00-16:30",  # name HH:MM-HH:MM, ";"-separated
-    "school_latitude": "",  # the school's geofence, for posts without their own
-    "school_longitude": "",
-    "school_radius": "200",  # metres
-    "bus_am_deadline": "08:00",  # the morning trip's counts are due by its arrival at school
-    "bus_pm_deadline": "17:15",  # the afternoon trip's counts are due by its last stop
-    "work_start": "07:30",  # working hours on school days, for the repair deadlines
-    "work_end": "17:00",
-    "repair_accept_hours": "2",  # working hours a new repair may wait for 接单 before admin is told
-    "repair_done_days": "3",  # days a repair may take before admin is told
-    "repair_urgent_done_hours": "4",  # hours an urgent repair may take
-    "repair_urgent_words": "漏电;冒烟;漏水;玻璃碎;着火;起火;火灾;触电;烧焦;焦味;煤气;燃气;坍塌;掉落;砸伤;跑水;"
-                           "火花;打火;冒火;烧焦味;焦糊;糊味",
-    "canteen_survey_day": "20",  # day of the month the canteen survey goes to parents and teachers (每月一次小调查)
-    "canteen_term_survey_months": "1;6",  # months whose survey is the term questionnaire (学期大调查)
-    "canteen_alert_words": "异物;头发;虫;变质;发霉;霉变;拉肚子;腹泻;呕吐;吐了;过敏;肚子疼;肚子痛;食物中毒;馊;"
-                           "异味;没熟;不熟;夹生;苍蝇;蟑螂;老鼠;玻璃;钢丝;铁丝;塑料;过期",
-    "push_page_days": "30",  # days a push's detail page (/p/<token>) stays open after the push
-    "console_idle_hours": "8",  # hours a console session may stay unused before it must sign in again
+Check = Callable[[Session, str], str]
+
+# -- settings: each declared once, with its default, its help and its check -------------------------
+def _whole(low: int, high: int) -> Check:
+    def check(db: Session, value: str) -> str:
+        if not (value.isdigit() and low <= int(value) <= high):
+            raise ValueError(f"须为 {low} 到 {high} 的整数")
+        return str(int(value))
+    return check
+
+
+def _number(low: float, high: float, unit: str = "", optional: bool = False) -> Check:
+    """A number in (low, high] — above `low`, so neither 0 nor a negative radius or deadline."""
+    def check(db: Session, value: str) -> str:
+        if optional and not value:
+            return ""
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not low < number <= high:
+            raise ValueError(f"须为大于 {low:g}、不超过 {high:g} 的数字{unit}")
+        return value
+    return check
+
+
+def _coordinate(limit: int) -> Check:
+    """A latitude (±90) or longitude (±180) in degrees; empty when the school has no geofence."""
+    def check(db: Session, value: str) -> str:
+        try:
+            ok = not value or -limit <= float(value) <= limit
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"须为 -{limit} 到 {limit} 之间的度数（如 31.81），或留空")
+        return value
+    return check
+
+
+def _clock(before: str = "", after: str = "") -> Check:
+    """A time of day, stored as HH:MM (7:30 → 07:30); `before`/`after` name the setting it must precede/follow."""
+    def check(db: Session, value: str) -> str:
+        at = parse_clock(value)
+        if at is None:
+            raise ValueError("须为时间 HH:MM，例如 07:30")
+        if before and at >= clock_time(get_setting(db, before)):
+            raise ValueError(f"须早于 {before}（{get_setting(db, before)}）")
+        if after and at <= clock_time(get_setting(db, after)):
+            raise ValueError(f"须晚于 {after}（{get_setting(db, after)}）")
+        return f"{at:%H:%M}"
+    return check
+
+
+def _months(db: Session, value: str) -> str:
+    months = [m.strip() for m in re.split(r"[;；,，、]", value) if m.strip()]
+    if not months or not all(m.isdigit() and 1 <= int(m) <= 12 for m in months):
+        raise ValueError("须为 1-12 的月份，用分号分隔，例如 1;6")
+    return value
+
+
+def _words(db: Session, value: str) -> str:
+    if not split_list(value):
+        raise ValueError("至少要有一个词（分号分隔）")
+    return value
+
+
+def _slots(db: Session, value: str) -> str:
+    if not parse_slots(value):
+        raise ValueError("至少要有一个时段，例如 课间 09:40-10:00")
+    return value
+
+
+def _person(db: Session, value: str) -> str:
+    """The name of one registered person (张丽, or 张丽 三(2)班 among namesakes); empty for nobody."""
+    if value:
+        try:
+            resolve_person(db, value)
+        except PersonNotFound as exc:
+            raise ValueError(exc.message) from exc
+    return tidy(value)
+
+
+def _category(db: Session, value: str) -> str:
+    """A category someone is responsible for (负责类别 in the people import)."""
+    known = sorted({c for p in db.scalars(select(Person)) for c in p.category_list})
+    if value not in known:
+        raise ValueError(f"没有人负责这个类别（已有：{'、'.join(known) or '无，先在人员表中填写负责类别'}）")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: str
+    help: str
+    check: Check  # the stored form of a value, or ValueError with the reason in Chinese
+
+
+SETTINGS: dict[str, Setting] = {
+    "fire_check_day": Setting("5", "每月消防设备自检提醒日（1-28）", _whole(1, 28)),
+    "fire_check_category": Setting("消防", "负责消防自检的后勤类别", _category),
+    "bus_manager": Setting("", "校车管理负责人姓名（重名时写 姓名 班级，或 姓名 手机号后四位）", _person),
+    "duty_slots": Setting("课间 09:40-10:00;午间 12:00-12:40;放学 16:00-16:30", "值日时段（名称 HH:MM-HH:MM，分号分隔）",
+                          _slots),
+    "school_latitude": Setting("", "学校纬度（位置签到；各岗位没有自己的坐标时使用）", _coordinate(90)),
+    "school_longitude": Setting("", "学校经度（位置签到）", _coordinate(180)),
+    "school_radius": Setting("200", "学校签到范围（米）", _number(0, 10000, "（米）")),
+    "bus_am_deadline": Setting("08:00", "上学趟人数报告截止时间（HH:MM，到校时）", _clock()),
+    "bus_pm_deadline": Setting("17:15", "放学趟人数报告截止时间（HH:MM，末站时）", _clock()),
+    "work_start": Setting("07:30", "上课日工作时间开始（HH:MM，报修时限按工作时间计）", _clock(before="work_end")),
+    "work_end": Setting("17:00", "上课日工作时间结束（HH:MM）", _clock(after="work_start")),
+    "repair_accept_hours": Setting("2", "报修多少个工作小时未接单报管理员", _number(0, 1000)),
+    "repair_done_days": Setting("3", "报修多少天未完成报管理员", _number(0, 365)),
+    "repair_urgent_done_hours": Setting("4", "紧急报修多少小时未完成报管理员", _number(0, 1000)),
+    "repair_urgent_words": Setting("漏电;冒烟;漏水;玻璃碎;着火;起火;火灾;触电;烧焦;焦味;煤气;燃气;坍塌;掉落;砸伤;跑水;"
+                                   "火花;打火;冒火;烧焦味;焦糊;糊味", "紧急报修关键词（分号分隔）", _words),
+    "canteen_survey_day": Setting("20", "每月食堂满意度调查推送日（1-28，遇非上课日顺延）", _whole(1, 28)),
+    "canteen_term_survey_months": Setting("1;6", "推送学期满意度问卷的月份（分号分隔，如 1;6）", _months),
+    "canteen_alert_words": Setting("异物;头发;虫;变质;发霉;霉变;拉肚子;腹泻;呕吐;吐了;过敏;肚子疼;肚子痛;食物中毒;馊;"
+                                   "异味;没熟;不熟;夹生;苍蝇;蟑螂;老鼠;玻璃;钢丝;铁丝;塑料;过期",
+                                   "食堂反馈中的食品安全关键词（分号分隔），出现即通知食堂和管理员", _words),
+    "push_page_days": Setting("30", "推送详情页（推送中的全文链接）保留天数（1-3650）", _whole(1, 3650)),
+    "console_idle_hours": Setting("8", "控制台闲置多少小时后需要重新登录（1-720）", _whole(1, 720)),
 }
-SETTING_HELP = {
-    "fire_check_day": "每月消防设备自检提醒日（1-28）",
-    "fire_check_category": "负责消防自检的后勤类别",
-    "bus_manager": "校车管理负责人姓名",
-    "duty_slots": "值日时段（名称 HH:MM-HH:MM，分号分隔）",
-    "school_latitude": "学校纬度（位置签到）",
-    "school_longitude": "学校经度（位置签到）",
-    "school_radius": "学校签到范围（米）",
-    "bus_am_deadline": "上学趟人数报告截止时间（HH:MM）",
-    "bus_pm_deadline": "放学趟人数报告截止时间（HH:MM）",
-    "work_start": "上课日工作时间开始（HH:MM）",
-    "work_end": "上课日工作时间结束（HH:MM）",
-    "repair_accept_hours": "报修多少个工作小时未接单报管理员",
-    "repair_done_days": "报修多少天未完成报管理员",
-    "repair_urgent_done_hours": "紧急报修多少小时未完成报管理员",
-    "repair_urgent_words": "紧急报修关键词（分号分隔）",
-    "canteen_survey_day": "每月食堂满意度调查推送日（1-28，遇非上课日顺延）",
-    "canteen_term_survey_months": "推送学期满意度问卷的月份（分号分隔，如 1;6）",
-    "canteen_alert_words": "食堂反馈中的食品安全关键词（分号分隔），出现即通知食堂和管理员",
-    "push_page_days": "推送详情页（推送中的全文链接）保留天数（1-3650）",
-    "console_idle_hours": "控制台闲置多少小时后需要重新登录（1-720）",
-}
-TIME_SETTINGS = ("work_start", "work_end", "bus_am_deadline", "bus_pm_deadline")
-NUMBER_SETTINGS = ("repair_accept_hours", "repair_done_days", "repair_urgent_done_hours")
-DAY_OF_MONTH_SETTINGS = ("fire_check_day", "canteen_survey_day")
+DEFAULT_SETTINGS = {key: setting.default for key, setting in SETTINGS.items()}
+SETTING_HELP = {key: setting.help for key, setting in SETTINGS.items()}
+BAD_SETTING = "{key} 不能设为「{value}」：{reason}"
+UNKNOWN_SETTING = "没有设置项「{key}」；可用：{known}"
 
 KIND_WORDS = {
     HOLIDAY: (HOLIDAY, "假期", "节假日", "放假", "休息"),
@@ -97,10 +178,10 @@ def parse_slots(text: str) -> list[Slot]:
     for part in filter(None, (p.strip() for p in re.split(r"[;；]", text))):
         m = re.fullmatch(r"(\S+)\s+([01]?\d|2[0-3]):([0-5]\d)\s*[-–~]\s*([01]?\d|2[0-3]):([0-5]\d)", part)
         if m is None:
-            raise ValueError(f"duty slot {part!r} must look like 课间 09:40-10:00")
+            raise ValueError(f"时段「{part}」须写成 名称 HH:MM-HH:MM，例如 课间 09:40-10:00")
         slot = Slot(m[1], time(int(m[2]), int(m[3])), time(int(m[4]), int(m[5])))
         if slot.end <= slot.start:
-            raise ValueError(f"duty slot {part!r} ends before it starts")
+            raise ValueError(f"时段「{part}」的结束时间早于开始时间")
         slots.append(slot)
     return slots
 
@@ -114,34 +195,32 @@ def get_setting(db: Session, key: str) -> str:
     return row.value if row is not None else DEFAULT_SETTINGS[key]
 
 
-def set_setting(db: Session, key: str, value: str) -> None:
-    if key not in DEFAULT_SETTINGS:
-        raise KeyError(key)
-    if key in DAY_OF_MONTH_SETTINGS and not (value.isdigit() and 1 <= int(value) <= 28):
-        raise ValueError(f"{key} must be a day of the month from 1 to 28")
-    if key == "canteen_term_survey_months" and not all(
-            m.strip().isdigit() and 1 <= int(m) <= 12 for m in re.split(r"[;；,，、]", value) if m.strip()):
-        raise ValueError(f"{key} must be months 1-12 separated by ;, e.g. 1;6")
-    if key in TIME_SETTINGS and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-        raise ValueError(f"{key} must be a time of day HH:MM, e.g. 07:30")
-    if key in NUMBER_SETTINGS and not re.fullmatch(r"\d+(\.\d+)?", value):
-        raise ValueError(f"{key} must be a positive number")
-    if key == "push_page_days" and not (value.isdigit() and 1 <= int(value) <= 3650):
-        raise ValueError(f"{key} must be a whole number of days from 1 to 3650")
-    if key == "console_idle_hours" and not (value.isdigit() and 1 <= int(value) <= 720):
-        raise ValueError(f"{key} must be a whole number of hours from 1 to 720")
-    if key == "duty_slots":
-        parse_slots(value)
-    if key in ("school_latitude", "school_longitude", "school_radius") and value:
-        try:
-            float(value)
-        except ValueError as exc:
-            raise ValueError(f"{key} must be a number") from exc
+def set_setting(db: Session, key: str, value: str) -> str:
+    """Check `value` against the setting's declaration and the school (a bus manager must be one
+    registered person), store it in its normal form (7:30 → 07:30) and return that; a refusal is a
+    ValueError whose message (Chinese) says why, and nothing is stored."""
+    setting = SETTINGS.get(key)
+    if setting is None:
+        raise KeyError(UNKNOWN_SETTING.format(key=key, known="、".join(SETTINGS)))
+    try:
+        value = setting.check(db, tidy(value))
+    except ValueError as exc:
+        raise ValueError(BAD_SETTING.format(key=key, value=value, reason=exc)) from exc
     row = db.get(SchoolSetting, key)
     if row is None:
         db.add(SchoolSetting(key=key, value=value))
     else:
         row.value = value
+    return value
+
+
+def setting_person(db: Session, key: str) -> Person | None:
+    """The person a name setting (bus_manager) names; None when it is empty or no longer names one."""
+    value = get_setting(db, key)
+    try:
+        return resolve_person(db, value) if value else None
+    except PersonNotFound:
+        return None
 
 
 # -- people by role -----------------------------------------------------------------------------
@@ -201,12 +280,9 @@ class Calendar:
         return self.school_days(first, after - timedelta(days=1))
 
 
-def _parse_day(text: str) -> date:
-    return datetime.strptime(text.replace("/", "-").replace(".", "-")[:10], "%Y-%m-%d").date()
-
-
-def import_calendar(db: Session, path: str | Path) -> int:
-    """Rows of date, kind, note; a date may be a range "2026-10-01~2026-10-07". Returns days written."""
+def import_calendar(db: Session, path: str | Path, today: date | None = None) -> int:
+    """Rows of date, kind, note; a date may be a range "2026-10-01~2026-10-07". Returns days written.
+    A date without a year (10月1日) is the coming one from `today`."""
     rows = read_table(path, CALENDAR_COLUMNS, required=("date", "kind"))
     lookup = {w: kind for kind, words in KIND_WORDS.items() for w in words}
     problems: list[str] = []
@@ -215,14 +291,10 @@ def import_calendar(db: Session, path: str | Path) -> int:
         kind = lookup.get(row.get("kind").lower())
         if kind is None:
             problems.append(f"第{row.number}行：不认识的类型「{row.get('kind')}」（可用：放假、调休、开学、学期结束）")
-        raw = row.get("date").replace("至", "~").replace(" ", "")
-        try:
-            first_s, _, last_s = raw.partition("~")
-            first = _parse_day(first_s)
-            last = _parse_day(last_s) if last_s else first
-            if last < first or (last - first).days > 366:
-                raise ValueError
-        except ValueError:
+        ends = re.split(r"\s*[~～至]\s*", row.get("date"))
+        first = row.date("date", today) if len(ends) == 1 else parse_date(ends[0], today)
+        last = first if len(ends) == 1 else parse_date(ends[-1], today)
+        if first is None or last is None or len(ends) > 2 or last < first or (last - first).days > 366:
             problems.append(f"第{row.number}行：日期「{row.get('date')}」格式不对（例：2026-10-01 或 2026-10-01~2026-10-07）")
             continue
         if kind is not None:
@@ -237,5 +309,5 @@ def import_calendar(db: Session, path: str | Path) -> int:
     return len(parsed)
 
 
-__all__ = ["DAY_KINDS", "Calendar", "admins", "get_setting", "import_calendar",
-           "people_with_role", "set_setting"]
+__all__ = ["DAY_KINDS", "SETTINGS", "Calendar", "admins", "get_setting", "import_calendar",
+           "people_with_role", "set_setting", "setting_person"]

@@ -187,3 +187,40 @@ def clock_time(text: str) -> time:
     """"07:30" → 07:30 (settings hold times of day as HH:MM)."""
     hour, minute = text.split(":")
     return time(int(hour), int(minute))
+
+
+_CLOCK = re.compile(r"([01]?\d|2[0-3])\s*[:点时]\s*([0-5]\d)(?::[0-5]\d(?:\.\d+)?)?分?")
+_DATE_TIME_TAIL = re.compile(r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
+
+
+def parse_date(value: object, today: date | None = None) -> date | None:
+    """A date as an operator's sheet holds it: an Excel date or datetime cell, or text — 2026-12-14,
+    2026/12/14, 2026.12.14, 2026年12月14日, "2026-12-14 00:00:00", or without a year (12月14日,
+    12-14) the coming one as `parse_day` reads it (needs `today`). Every import reads dates through it."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = _DATE_TIME_TAIL.sub("", normalize(value)).replace(" ", "")
+    match = _DATE.fullmatch(text)
+    if match is None or (match[1] is None and today is None):
+        return None
+    return parse_day(text, today or date(int(match[1]), 1, 1))
+
+
+def parse_clock(value: object) -> time | None:
+    """A time of day as a sheet or a setting holds it: an Excel time cell (or a datetime one, whose
+    clock is taken), or text — 7:05, 07:05, 7：05, 7:05:00, 7点05. Every import reads times through it."""
+    if isinstance(value, datetime):
+        return value.time().replace(second=0, microsecond=0)
+    if isinstance(value, time):
+        return value.replace(second=0, microsecond=0)
+    if isinstance(value, timedelta):  # an Excel duration cell ([h]:mm)
+        minutes = int(value.total_seconds() // 60)
+        return time(minutes // 60, minutes % 60) if 0 <= minutes < 24 * 60 else None
+    if not isinstance(value, str):
+        return None
+    match = _CLOCK.fullmatch(normalize(value))
+    return time(int(match[1]), int(match[2])) if match else None

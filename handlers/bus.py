@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.outbox import told
-from bot.school import admins, get_setting
+from bot.school import admins, setting_person
 from bot.tables import TableError, read_table
 from bot.text import (
     day_label,
@@ -159,13 +159,12 @@ def trip_row(db: Session, route: BusRoute, day: date, trip: str) -> BusTrip:
 
 
 def bus_manager(db: Session) -> Person | None:
-    name = get_setting(db, "bus_manager")
-    return db.scalar(select(Person).where(Person.name == name)) if name else None
+    return setting_person(db, "bus_manager")
 
 
 def is_bus_manager(db: Session, person_id: int | None) -> bool:
-    name = get_setting(db, "bus_manager")
-    return bool(name) and person_id is not None and db.scalar(select(Person.id).where(Person.name == name)) == person_id
+    manager = bus_manager(db)
+    return manager is not None and person_id is not None and manager.id == person_id
 
 
 def bus_responsible(db: Session) -> list[Person]:
@@ -516,12 +515,13 @@ def import_routes(db: Session, path: str | Path) -> int:
             if row.get(key):
                 info[key] = ";".join(split_list(row.get(key))) if key in (
                     "aliases", "monitors") else row.get(key)
-        for key in ("am", "pm"):
-            if row.get(key) and not re.fullmatch(r"\d{1,2}:\d{2}", row.get(key)):
+        times = {key: row.time(key) for key in ("am", "pm")}
+        for key, at in times.items():
+            if row.get(key) and at is None:
                 problems.append(f"第{row.number}行：时间「{row.get(key)}」格式不对（例：07:10）")
         stops = info["stops"]
         assert isinstance(stops, list)
-        stops.append((row.get("stop"), row.get("am"), row.get("pm")))
+        stops.append((row.get("stop"), *(f"{at:%H:%M}" if at else "" for at in times.values())))
     if problems:
         raise TableError(problems)
     for number, info in routes.items():

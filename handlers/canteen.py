@@ -776,7 +776,6 @@ def accompanied_count(db: Session, day: date) -> int:
 # -- the menu import ---------------------------------------------------------------------------------
 MENU_COLUMNS = {"date": ("日期",), "meal": ("餐次", "餐别", "餐", "类别"), "dishes": ("菜品", "菜名", "菜肴", "菜单"),
                 "allergens": ("过敏原", "过敏", "致敏物"), "photo": ("照片", "图片", "照片文件")}
-DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日")
 
 
 @dataclass
@@ -788,21 +787,11 @@ class MealRow:
     photo: Path | None = None
 
 
-def parse_menu_date(text: str) -> date | None:
-    text = text.split(" ")[0]  # an Excel date cell reads "2026-11-23 00:00:00"
-    for fmt in DATE_FORMATS:
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    return None
-
-
 def joined(text: str) -> str:
     return "、".join(w.strip() for w in SEPARATORS.split(text) if w.strip())
 
 
-def import_menu(db: Session, path: str | Path, storage: Path | None = None) -> int:
+def import_menu(db: Session, path: str | Path, storage: Path | None = None, today: date | None = None) -> int:
     """Rows of 日期, 餐次 (早餐/午餐/点心), 菜品, 过敏原 and an optional 照片 file (next to the table;
     copied into `storage`, ignored without one). A row replaces that day's meal; new weeks are drafts."""
     path = Path(path)
@@ -811,7 +800,7 @@ def import_menu(db: Session, path: str | Path, storage: Path | None = None) -> i
     parsed: list[MealRow] = []
     seen: dict[tuple[date, str], int] = {}
     for row in rows:
-        day = parse_menu_date(row.get("date"))
+        day = row.date("date", today)
         meal = MEAL_WORDS.get(row.get("meal"))
         dishes = joined(row.get("dishes"))
         if day is None:

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.outbox import told
+from bot.people import AmbiguousName, PersonNotFound, find_person, resolve_person
 from bot.school import Calendar, Slot, duty_slots, get_setting
 from bot.tables import TableError, read_table
 from bot.text import WEEKDAYS, day_label, local_naive, month_span, parse_day
-from models import Person, PersonRole
+from models import Person
 from models.duty import (
     LOCATION,
     METHOD_NAMES,
@@ -295,11 +296,13 @@ def request_swap(msg: Incoming, ctx: Context) -> Reply:
     assert person is not None
     if not msg.args:
         return Reply.end(SWAP_USAGE)
-    name, rest = msg.args[0], msg.args[1:]
-    colleague = ctx.db.scalar(select(Person).join(PersonRole).where(
-        Person.name == name, PersonRole.role.in_(DUTY_ROLES)))
-    if colleague is None:
-        return Reply.end(SWAP_NO_PERSON.format(name=name))
+    try:
+        colleague, rest = find_person(ctx.db, msg.args, DUTY_ROLES)
+    except AmbiguousName as ambiguous:
+        return Reply.end(ambiguous.message)
+    except PersonNotFound:
+        return Reply.end(SWAP_NO_PERSON.format(name=msg.args[0]))
+    name = " ".join(msg.args[:len(msg.args) - len(rest)])
     if colleague.id == person.id:
         return Reply.end(SWAP_SELF)
     slots = {s.name: s for s in duty_slots(ctx.db)}
@@ -448,20 +451,18 @@ def import_posts(db: Session, path: str | Path) -> int:
     return len(parsed)
 
 
-def import_roster(db: Session, path: str | Path) -> int:
-    """Rows with 星期 set the weekly pattern; rows with 日期 are dated overrides."""
+def import_roster(db: Session, path: str | Path, today: date | None = None) -> int:
+    """Rows with 星期 set the weekly pattern; rows with 日期 are dated overrides (a date without a
+    year, 12月14日, is the coming one from `today`)."""
     rows = read_table(path, ROSTER_COLUMNS, required=("slot", "post", "teacher"))
     slot_names = {s.name for s in duty_slots(db)}
     problems: list[str] = []
     parsed: list[tuple[int | None, date | None, str, DutyPost, Person]] = []
     for row in rows:
         weekday = WEEKDAY_WORDS.get(row.get("weekday").lower()) if row.get("weekday") else None
-        day = None
-        if row.get("date"):
-            try:
-                day = datetime.strptime(row.get("date").replace("/", "-"), "%Y-%m-%d").date()
-            except ValueError:
-                problems.append(f"第{row.number}行：日期「{row.get('date')}」格式不对（例：2026-11-24）")
+        day = row.date("date", today) if row.get("date") else None
+        if row.get("date") and day is None:
+            problems.append(f"第{row.number}行：日期「{row.get('date')}」格式不对（例：2026-11-24）")
         if weekday is None and day is None and not row.get("date"):
             problems.append(f"第{row.number}行：星期「{row.get('weekday')}」不对（例：周一）或缺少日期")
         if row.get("slot") not in slot_names:
@@ -469,11 +470,16 @@ def import_roster(db: Session, path: str | Path) -> int:
         post = db.scalar(select(DutyPost).where(DutyPost.name == row.get("post")))
         if post is None:
             problems.append(f"第{row.number}行：岗位「{row.get('post')}」未登记（先导入岗位）")
-        teachers = list(db.scalars(select(Person).where(Person.name == row.get("teacher"))))
-        if len(teachers) != 1:
-            problems.append(f"第{row.number}行：教师「{row.get('teacher')}」" + ("未登记" if not teachers else "重名"))
-        if post is not None and len(teachers) == 1:
-            parsed.append((weekday, day, row.get("slot"), post, teachers[0]))
+        try:
+            teacher: Person | None = resolve_person(db, row.get("teacher"))
+        except AmbiguousName as ambiguous:
+            teacher = None
+            problems.append(f"第{row.number}行：教师{ambiguous.message}")
+        except PersonNotFound:
+            teacher = None
+            problems.append(f"第{row.number}行：教师「{row.get('teacher')}」未登记")
+        if post is not None and teacher is not None:
+            parsed.append((weekday, day, row.get("slot"), post, teacher))
     if problems:
         raise TableError(problems)
     for weekday, day, slot, post, person in parsed:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply, role_names
 from bot.numbering import dialect_insert
 from bot.outbox import settle_template_job
+from bot.people import describe, selector
 from bot.school import admins
-from bot.tables import TableError, read_table
-from bot.text import route_key, split_list
+from bot.tables import Row, TableError, read_table
+from bot.text import normalize, route_key, split_list
 from models import (
     ROLE_NAMES,
     ROLES,
@@ -35,6 +36,7 @@ from models import (
     BindCode,
     Binding,
     BindWindow,
+    BusRoute,
     ParentLink,
     Person,
     PersonRole,
@@ -458,11 +460,16 @@ STUDENT_COLUMNS = {"name": ("姓名", "学生姓名"), "class": ("班级",), "ro
                    "stop": ("站点", "上车站点")}
 
 
+NAMESAKE = "第{row}行：{name}与{others}同名，已分开登记；指名时请写「{pick}」"
+NAMESAKE_UNTOLD = "第{row}行：{name}与{others}同名，班级和手机号都无法区分二人：请填写手机号或班级"
+
+
 @dataclass
 class ImportResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    warnings: list[str] = field(default_factory=list)  # imported, but worth the operator's eye (namesakes)
 
     def __str__(self) -> str:
         return f"新增 {self.created}，更新 {self.updated}，未变 {self.unchanged}"
@@ -504,9 +511,11 @@ def import_people(db: Session, path: str | Path, now: datetime | None = None) ->
         seen[(name, phone)] = row.number
         categories = ";".join(split_list(row.get("categories")))
         parsed.append((name, phone, roles, row.get("class"), row.get("route"), categories))
+    warnings = _namesakes(db, [(row.number, *fields[:2], fields[3]) for row, fields in zip(rows, parsed, strict=True)],
+                          problems)
     if problems:
         raise TableError(problems)
-    result = ImportResult()
+    result = ImportResult(warnings=warnings)
     for name, phone, roles, class_name, route, categories in parsed:
         person = db.scalar(select(Person).where(Person.name == name, Person.phone == phone))
         if person is None:
@@ -531,10 +540,56 @@ def import_people(db: Session, path: str | Path, now: datetime | None = None) ->
     return result
 
 
+def _namesakes(db: Session, rows: list[tuple[int, str, str, str]], problems: list[str]) -> list[str]:
+    """A warning for each new person (row number, name, phone, class) who shares a name with someone
+    already registered or elsewhere in the file, saying how to name them; a problem when neither the
+    class nor the phone tells them apart (commands could never pick them)."""
+    known = {(p.name, p.phone): p for p in db.scalars(select(Person).where(Person.name.in_({r[1] for r in rows})))}
+    people = dict(known)
+    for _, name, phone, class_name in rows:
+        people.setdefault((name, phone), Person(name=name, phone=phone, class_name=class_name))
+    warnings = []
+    for number, name, phone, _ in rows:
+        if (name, phone) in known or not name:
+            continue
+        person = people[(name, phone)]
+        namesakes = [p for (n, _), p in people.items() if n == name]
+        if len(namesakes) < 2:
+            continue
+        others = "、".join(describe(p) for p in namesakes if p is not person)
+        pick = selector(person, namesakes)
+        if pick is None or any(selector(p, namesakes) is None for p in namesakes):
+            problems.append(NAMESAKE_UNTOLD.format(row=number, name=describe(person), others=others))
+        else:
+            warnings.append(NAMESAKE.format(row=number, name=describe(person), others=others, pick=f"{name} {pick}"))
+    return warnings
+
+
+def _route_and_stop(routes: list[BusRoute], row: Row, problems: list[str]) -> str:
+    """The number of the registered route a student row names (by number or alias), its stop checked
+    against that route's stops; "" when none is given. Problems name the row and the known ones."""
+    if not row.get("route"):
+        if row.get("stop"):
+            problems.append(f"第{row.number}行：填写了站点「{row.get('stop')}」但没有填写线路")
+        return ""
+    key = route_key(row.get("route"))
+    route = next((r for r in routes if key in (r.number, *(route_key(a) for a in split_list(r.aliases)))), None)
+    if route is None:
+        known = "、".join(r.label for r in routes) or "无（先运行 houqin routes import）"
+        problems.append(f"第{row.number}行：线路「{row.get('route')}」不存在（已有线路：{known}）")
+        return ""
+    stops = [s.name for s in route.stops]
+    if row.get("stop") and normalize(row.get("stop")) not in {normalize(s) for s in stops}:
+        problems.append(f"第{row.number}行：站点「{row.get('stop')}」不在{route.label}上"
+                        f"（{route.label}的站点：{'、'.join(stops) or '无'}）")
+    return route.number
+
+
 def import_students(db: Session, path: str | Path, now: datetime | None = None) -> ImportResult:
-    """Students by name + class, each with a parent code."""
+    """Students by name + class, each with a parent code; a route and stop must be registered ones."""
     now = now or utcnow()
     rows = read_table(path, STUDENT_COLUMNS, required=("name", "class"))
+    routes = list(db.scalars(select(BusRoute).order_by(BusRoute.id)))
     problems, parsed = [], []
     seen: dict[tuple[str, str], int] = {}
     for row in rows:
@@ -543,7 +598,7 @@ def import_students(db: Session, path: str | Path, now: datetime | None = None) 
             problems.append(f"第{row.number}行：姓名为空")
         if not class_name:
             problems.append(f"第{row.number}行：班级为空")
-        route = route_key(row.get("route")) if row.get("route") else ""
+        route = _route_and_stop(routes, row, problems)
         if (name, class_name) in seen:
             problems.append(f"第{row.number}行：与第{seen[(name, class_name)]}行重复（同名同班）")
         seen[(name, class_name)] = row.number

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
 from bot.outbox import told
+from bot.people import AmbiguousName, PersonNotFound, resolve_person
 from bot.places import find_asset, find_room, place_key, split_place
 from bot.school import admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
@@ -585,8 +586,11 @@ def transfer_ticket(msg: Incoming, ctx: Context) -> Reply:
     me = ctx.person
     assert me is not None
     name = " ".join(msg.args[1:])
-    target = next((p for p in people_with_role(ctx.db, "staff", "admin") if p.name == name), None)
-    if target is None:
+    try:
+        target = resolve_person(ctx.db, name, WORK_ROLES)
+    except AmbiguousName as ambiguous:
+        return Reply.end(ambiguous.message)
+    except PersonNotFound:
         return Reply.end(NO_SUCH_WORKER.format(name=name, code=ticket.code))
     fields = ticket_fields(ticket)
     if ticket.assignee_id == target.id:

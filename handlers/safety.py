@@ -4,7 +4,7 @@ calendar (seeds/001 附件3), and their imports. The reminders themselves are jo
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
@@ -121,14 +121,13 @@ DRILL_COLUMNS = {"date": ("日期",), "time": ("时间",), "kind": ("类型", "�
 TOPIC_COLUMNS = {"month": ("月份",), "topics": ("教育专题", "专题", "主题"), "activities": ("安全活动", "活动")}
 
 
-def import_drills(db: Session, path: str | Path) -> int:
+def import_drills(db: Session, path: str | Path, today: date | None = None) -> int:
+    """Rows of 日期, 时间, 类型, 范围; a date without a year (12月14日) is the coming one from `today`."""
     rows = read_table(path, DRILL_COLUMNS, required=("date", "time", "kind"))
     problems, parsed = [], []
     for row in rows:
-        try:
-            day = datetime.strptime(row.get("date").replace("/", "-"), "%Y-%m-%d").date()
-            at = datetime.strptime(row.get("time").replace("：", ":"), "%H:%M").time()
-        except ValueError:
+        day, at = row.date("date", today), row.time("time")
+        if day is None or at is None:
             problems.append(f"第{row.number}行：日期或时间格式不对（例：2026-11-24, 10:00）")
             continue
         if not row.get("kind"):

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from bot.cli import main
 from bot.db import make_engine
-from models import Person, Student
+from models import BusRoute, DutyOverride, MenuItem, Person, Student
+from models.safety import Drill
 
 REPO = Path(__file__).resolve().parent.parent
 SETTING_NAMES = ("WECHAT_TOKEN", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS",
@@ -63,11 +64,19 @@ STUDENTS_CN = [
     ["刘欣怡", "三(2)班", "1号线", "龙城花园"],
     ["陈小明", "一(1)班", "", ""],  # the same name in another class is another student
 ]
+ROUTES = [  # the students above ride these: a students import refuses routes and stops not registered
+    ["线路", "别名", "站点"],
+    [1, "龙城线", "龙城花园"], [1, "", "青龙路口"], [2, "", "北门"], [3, "", "南门"],
+]
 STUDENTS_EN = [
     ["name", "class", "route", "stop"],
     ["Tom", "四(1)班", 2, "北门"],
     ["王小雨", "四（1）班", 3, "南门"],
 ]
+
+
+def with_routes(houqin: Callable[..., Result], tmp_path: Path) -> None:
+    assert houqin("routes", "import", str(write_csv(tmp_path / "routes.csv", ROUTES))).exit_code == 0
 
 
 def write_csv(path: Path, rows: list[list[object]], encoding: str = "utf-8-sig") -> Path:
@@ -107,11 +116,12 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def houqin(env: dict[str, str]) -> Callable[..., Result]:
+def houqin(env: dict[str, str], clock: Callable[[], datetime]) -> Callable[..., Result]:
+    """`houqin ARGS...` on the test clock (2026-11-24 10:00 school time), so "today" is fixed."""
     runner = CliRunner()
 
     def run(*args: str) -> Result:
-        return runner.invoke(main, list(args), catch_exceptions=False)
+        return runner.invoke(main, list(args), catch_exceptions=False, obj={"clock": clock})
 
     return run
 
@@ -269,6 +279,7 @@ def test_reimport_with_changes_updates_in_place(houqin, db, tmp_path):
 
 # -- students ----------------------------------------------------------------------------------------
 def test_students_csv_and_xlsx(houqin, db, tmp_path):
+    with_routes(houqin, tmp_path)
     assert houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN))).exit_code == 0
     assert houqin("students", "import", str(write_xlsx(tmp_path / "s.xlsx", STUDENTS_EN))).exit_code == 0
 
@@ -283,6 +294,7 @@ def test_students_csv_and_xlsx(houqin, db, tmp_path):
 
 
 def test_invalid_student_rows_stop_the_import(houqin, db, tmp_path):
+    with_routes(houqin, tmp_path)
     rows = [["姓名", "班级", "线路", "站点"], ["陈小明", "三(2)班", "1", "龙城花园"], ["刘欣怡", "", "1", ""],
             ["", "三(2)班", "", ""], ["陈小明", "三（2）班", "2", ""]]
     result = houqin("students", "import", str(write_csv(tmp_path / "bad.csv", rows)))
@@ -293,6 +305,7 @@ def test_invalid_student_rows_stop_the_import(houqin, db, tmp_path):
 
 
 def test_reimporting_students_changes_nothing(houqin, db, tmp_path):
+    with_routes(houqin, tmp_path)
     path = write_csv(tmp_path / "s.csv", STUDENTS_CN)
     assert houqin("students", "import", str(path)).exit_code == 0
     first_codes, first_rows = codes(houqin), students_rows(db)
@@ -302,10 +315,11 @@ def test_reimporting_students_changes_nothing(houqin, db, tmp_path):
 
 
 # -- codes --json --------------------------------------------------------------------------------------
-def test_codes_json_contract(houqin, tmp_path):
+def test_codes_json_contract(houqin, tmp_path, clock):
+    with_routes(houqin, tmp_path)
     assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN))).exit_code == 0
     assert houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN))).exit_code == 0
-    now = datetime.now(UTC)
+    now = clock()
 
     rows = codes(houqin)
 
@@ -343,14 +357,227 @@ def test_real_command_line_in_a_subprocess(env, tmp_path):
                               capture_output=True, text=True, timeout=120)
 
     imported = houqin("people", "import", str(write_xlsx(tmp_path / "p.xlsx", PEOPLE_CN)))
+    routes = houqin("routes", "import", str(write_csv(tmp_path / "r.csv", ROUTES)))
     students = houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN)))
     bad = houqin("people", "import", str(write_csv(tmp_path / "bad.csv", [["姓名", "角色"], ["某人", "校长"]])))
     listed = houqin("codes", "--json")
 
     assert imported.returncode == 0, imported.stderr
+    assert routes.returncode == 0, routes.stderr
     assert students.returncode == 0, students.stderr
     assert bad.returncode != 0 and "第2行" in bad.stderr and "校长" in bad.stderr
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert sorted(r["name"] for r in rows if r["kind"] == "person") == sorted(PEOPLE_ROLES)
     assert len([r for r in rows if r["kind"] == "student"]) == len(STUDENTS_CN) - 1
+
+
+# -- dates and times, as Excel holds them and as people type them --------------------------------------
+def test_excel_date_and_time_cells_are_read_by_every_dated_import(houqin, db, tmp_path):
+    """A date typed into Excel is a date cell (openpyxl: datetime), a time a time cell."""
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN))).exit_code == 0
+    assert houqin("posts", "import", str(write_csv(tmp_path / "posts.csv", [["岗位"], ["一楼东楼梯"]]))).exit_code == 0
+    drills = write_xlsx(tmp_path / "drills.xlsx", [["日期", "时间", "类型"],
+                                                   [datetime(2026, 12, 14), time(10, 5), "消防疏散"],
+                                                   [date(2026, 12, 15), datetime(1899, 12, 30, 9, 30), "防震"]])
+    duty = write_xlsx(tmp_path / "duty.xlsx", [["日期", "时段", "岗位", "教师"],
+                                               [datetime(2026, 12, 14), "课间", "一楼东楼梯", "王芳"]])
+    routes = write_xlsx(tmp_path / "routes.xlsx", [["线路", "站点", "上学时间", "放学时间"],
+                                                   [1, "龙城花园", time(7, 5), time(16, 55)],
+                                                   [1, "青龙路口", "7：25", "16:40"]])
+    menu = write_xlsx(tmp_path / "menu.xlsx", [["日期", "餐次", "菜品"], [datetime(2026, 12, 14), "午餐", "米饭、青菜"]])
+
+    results = [houqin(*command, str(path)) for command, path in
+               ((("drills", "import"), drills), (("duty", "import"), duty), (("routes", "import"), routes),
+                (("menu", "import"), menu))]
+
+    assert [r.exit_code for r in results] == [0, 0, 0, 0], [r.output for r in results]
+    with db() as s:
+        assert sorted((d.day, d.at, d.kind) for d in s.scalars(select(Drill))) == [
+            (date(2026, 12, 14), time(10, 5), "消防疏散"), (date(2026, 12, 15), time(9, 30), "防震")]
+        assert [(o.day, o.person.name) for o in s.scalars(select(DutyOverride))] == [(date(2026, 12, 14), "王芳")]
+        route = s.scalar(select(BusRoute))
+        assert route is not None
+        assert [(st.name, st.am_time, st.pm_time) for st in route.stops] == [
+            ("龙城花园", "07:05", "16:55"), ("青龙路口", "07:25", "16:40")]
+        assert [(m.day, m.meal) for m in s.scalars(select(MenuItem))] == [(date(2026, 12, 14), "午餐")]
+
+
+@pytest.mark.parametrize("day, at", [("2026-12-14", "7:05"), ("2026/12/14", "07:05"), ("12月14日", "7：05"),
+                                     ("2026年12月14日", "7:05:00"), ("2026-12-14 00:00:00", "07:05")])
+def test_typed_dates_and_times_in_the_usual_forms(houqin, db, tmp_path, day, at):
+    result = houqin("drills", "import", str(write_csv(tmp_path / "d.csv", [["日期", "时间", "类型"], [day, at, "消防"]])))
+    assert result.exit_code == 0, result.output
+    with db() as s:
+        assert [(d.day, d.at) for d in s.scalars(select(Drill))] == [(date(2026, 12, 14), time(7, 5))]
+
+
+def test_a_date_without_a_year_is_the_coming_one(houqin, db, tmp_path):
+    """On 2026-11-24 (the test clock), 1月5日 is next January."""
+    result = houqin("calendar", "import", str(write_csv(tmp_path / "c.csv", [["日期", "类型"], ["1月5日", "放假"],
+                                                                          ["12月1日~12月2日", "放假"]])))
+    assert result.exit_code == 0, result.output
+    with db() as s:
+        from models import CalendarDay
+
+        assert sorted(c.day for c in s.scalars(select(CalendarDay))) == [
+            date(2026, 12, 1), date(2026, 12, 2), date(2027, 1, 5)]
+
+
+def test_bad_dates_and_times_are_refused_with_the_row(houqin, db, tmp_path):
+    rows = [["日期", "时间", "类型"], ["2026-13-01", "7:05", "消防"], ["2026-12-14", "25:00", "消防"]]
+    result = houqin("drills", "import", str(write_csv(tmp_path / "d.csv", rows)))
+    assert result.exit_code != 0 and "第2行" in result.stderr and "第3行" in result.stderr
+    with db() as s:
+        assert s.scalars(select(Drill)).all() == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "broken sheet", "not a zip"])
+def test_a_corrupt_xlsx_is_a_clear_error_not_a_traceback(houqin, tmp_path, damage):
+    import zipfile
+
+    good = write_xlsx(tmp_path / "good.xlsx", PEOPLE_CN).read_bytes()
+    bad = tmp_path / "bad.xlsx"
+    if damage == "truncated":
+        bad.write_bytes(good[: len(good) // 2])
+    elif damage == "not a zip":
+        bad.write_text("姓名,角色\n张丽,教师\n", encoding="utf-8")
+    else:
+        with zipfile.ZipFile(io.BytesIO(good)) as zin, zipfile.ZipFile(bad, "w") as zout:
+            for item in zin.infolist():
+                data = zin.read(item.filename)
+                zout.writestr(item, data[: len(data) // 2] if item.filename.endswith("sheet1.xml") else data)
+
+    for command in (("people", "import"), ("drills", "import"), ("routes", "import")):
+        result = houqin(*command, str(bad))
+        assert result.exit_code != 0
+        assert "无法读取 Excel 文件：" in result.stderr and "bad.xlsx" in result.stderr, result.stderr
+        assert "Traceback" not in result.output
+
+
+# -- routes and stops of the students --------------------------------------------------------------------
+def test_students_on_unknown_routes_or_stops_are_refused_with_the_row_and_the_known_ones(houqin, db, tmp_path):
+    with_routes(houqin, tmp_path)
+    rows = [["姓名", "班级", "线路", "站点"], ["甲", "一(1)班", "9", "北门"], ["乙", "一(1)班", "1", "不存在站"],
+            ["丙", "一(1)班", "", "北门"], ["丁", "一(1)班", "龙城线", "青龙路口"]]
+
+    result = houqin("students", "import", str(write_csv(tmp_path / "s.csv", rows)))
+
+    assert result.exit_code != 0
+    assert "第2行：线路「9」不存在（已有线路：1号线、2号线、3号线）" in result.stderr
+    assert "第3行：站点「不存在站」不在1号线上（1号线的站点：龙城花园、青龙路口）" in result.stderr
+    assert "第4行：填写了站点「北门」但没有填写线路" in result.stderr
+    assert "第5行" not in result.stderr and students_rows(db) == []
+    fixed = houqin("students", "import", str(write_csv(tmp_path / "ok.csv", [rows[0], rows[4]])))
+    assert fixed.exit_code == 0 and students_rows(db) == [("丁", "一(1)班", "1", "青龙路口")]  # the alias's route
+
+
+def test_students_with_routes_before_any_route_is_imported_say_how_to_start(houqin, db, tmp_path):
+    result = houqin("students", "import", str(write_csv(tmp_path / "s.csv", STUDENTS_CN)))
+    assert result.exit_code != 0 and "已有线路：无（先运行 houqin routes import）" in result.stderr
+    assert students_rows(db) == []
+
+
+# -- namesakes ---------------------------------------------------------------------------------------------
+NAMESAKES = [["姓名", "角色", "手机", "班级"], ["张丽", "管理员;教师", "13800000003", "三(2)班"],
+             ["张丽", "教师", "", "四(1)班"], ["宦欢", "食堂", "13800000004", ""]]
+ASK_WHICH = "有两位「张丽」：张丽（三(2)班，138****0003）、张丽（四(1)班）——请写 张丽 三(2)班 或手机号后四位"
+
+
+def test_people_import_warns_about_namesakes_and_says_how_to_tell_them_apart(houqin, db, tmp_path):
+    result = houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES)))
+
+    assert result.exit_code == 0, result.output
+    assert "⚠ 第2行：张丽（三(2)班，138****0003）与张丽（四(1)班）同名，已分开登记；指名时请写「张丽 三(2)班」" in result.output
+    assert "⚠ 第3行：张丽（四(1)班）与张丽（三(2)班，138****0003）同名，已分开登记；指名时请写「张丽 四(1)班」" in result.output
+    with db() as s:
+        assert sorted(p.class_name for p in s.scalars(select(Person).where(Person.name == "张丽"))) == ["三(2)班", "四(1)班"]
+
+
+def test_namesakes_nothing_tells_apart_are_refused(houqin, db, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES[:2]))).exit_code == 0
+    same = [NAMESAKES[0], ["张丽", "教师", "13900000003", "三(2)班"]]  # same class, same last four digits
+
+    result = houqin("people", "import", str(write_csv(tmp_path / "same.csv", same)))
+
+    assert result.exit_code != 0 and "第2行：张丽（三(2)班，139****0003）与张丽（三(2)班，138****0003）同名，班级和手机号都无法区分二人" \
+        in result.stderr
+    assert len(people_rows(db)) == 1
+
+
+def test_console_password_asks_which_namesake(houqin, db, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES))).exit_code == 0
+
+    ambiguous = houqin("console-password", "张丽", "--password", "a-long-password")
+    nobody = houqin("console-password", "不存在", "--password", "a-long-password")
+    chosen = houqin("console-password", "张丽", "三(2)班", "--password", "a-long-password")
+    by_phone = houqin("console-password", "张丽 0003", "--password", "a-long-password")
+
+    assert ambiguous.exit_code == 1 and ambiguous.stderr.strip() == f"错误：{ASK_WHICH}"
+    assert nobody.exit_code == 1 and nobody.stderr.strip() == "错误：没有名为「不存在」的人员"
+    assert chosen.exit_code == 0 and by_phone.exit_code == 0, chosen.output + by_phone.output
+    with db() as s:
+        from models import ConsoleAccount
+
+        (account,) = s.scalars(select(ConsoleAccount))
+        assert s.get(Person, account.person_id).class_name == "三(2)班"  # type: ignore[union-attr]
+
+
+# -- settings ------------------------------------------------------------------------------------------------
+def test_settings_are_checked_against_the_school(houqin, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES))).exit_code == 0
+    refused = {
+        ("bus_manager", "宦欢X"): "错误：bus_manager 不能设为「宦欢X」：没有名为「宦欢X」的人员",
+        ("bus_manager", "张丽"): f"错误：bus_manager 不能设为「张丽」：{ASK_WHICH}",
+        ("school_radius", "0"): "错误：school_radius 不能设为「0」：须为大于 0、不超过 10000 的数字（米）",
+        ("school_radius", "-5"): "错误：school_radius 不能设为「-5」：须为大于 0、不超过 10000 的数字（米）",
+        ("school_latitude", "200"): "错误：school_latitude 不能设为「200」：须为 -90 到 90 之间的度数（如 31.81），或留空",
+        ("school_longitude", "东经"): "错误：school_longitude 不能设为「东经」：须为 -180 到 180 之间的度数（如 31.81），或留空",
+        ("work_start", "25:00"): "错误：work_start 不能设为「25:00」：须为时间 HH:MM，例如 07:30",
+        ("work_start", "18:00"): "错误：work_start 不能设为「18:00」：须早于 work_end（17:00）",
+        ("repair_done_days", "0"): "错误：repair_done_days 不能设为「0」：须为大于 0、不超过 365 的数字",
+        ("fire_check_day", "31"): "错误：fire_check_day 不能设为「31」：须为 1 到 28 的整数",
+        ("fire_check_category", "消防"): "错误：fire_check_category 不能设为「消防」：没有人负责这个类别"
+                                       "（已有：无，先在人员表中填写负责类别）",
+        ("duty_slots", "课间"): "错误：duty_slots 不能设为「课间」：时段「课间」须写成 名称 HH:MM-HH:MM，例如 课间 09:40-10:00",
+        ("repair_urgent_words", ";"): "错误：repair_urgent_words 不能设为「;」：至少要有一个词（分号分隔）",
+        ("no_such_setting", "1"): "错误：没有设置项「no_such_setting」；可用：fire_check_day、",
+    }
+    for (key, value), told in refused.items():
+        result = houqin("setting", key, value)
+        assert result.exit_code == 1 and result.stderr.strip().startswith(told), (key, value, result.stderr)
+    shown = houqin("setting").output
+    assert "bus_manager = ''" in shown and "school_radius = '200'" in shown and "work_start = '07:30'" in shown
+
+    assert houqin("setting", "work_start", "7:05").output.strip() == "work_start = '07:05'"
+    assert houqin("setting", "bus_manager", "张丽", "三(2)班").output.strip() == "bus_manager = '张丽 三(2)班'"
+    assert houqin("setting", "school_radius", "150.5").exit_code == 0
+    assert houqin("setting", "bus_manager", "").output.strip() == "bus_manager = ''"  # nobody, on purpose
+
+
+def test_the_bus_manager_named_among_namesakes_is_the_one_told(houqin, db, tmp_path):
+    from bot.school import setting_person
+
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", NAMESAKES))).exit_code == 0
+    assert houqin("setting", "bus_manager", "张丽 四(1)班").exit_code == 0
+    with db() as s:
+        manager = setting_person(s, "bus_manager")
+        assert manager is not None and manager.class_name == "四(1)班"
+
+
+# -- errors in Chinese -----------------------------------------------------------------------------------------
+def test_cli_errors_are_in_chinese(houqin, tmp_path):
+    assert houqin("people", "import", str(write_csv(tmp_path / "p.csv", PEOPLE_CN))).exit_code == 0
+    told = {
+        ("outbox", "retry", "999"): "错误：没有编号为 999 的投递（见 houqin outbox）",
+        ("demo",): "错误：数据库中已有人员：演示数据只能载入空数据库",
+        ("export", "repairs", "--month", "2026-13", "--out", str(tmp_path / "x.xlsx")):
+            "错误：--month 的值不对：请写成 YYYY-MM，例如 2026-11",
+        ("menu", "publish", "2026-48"): "错误：WEEK 的值不对：请写成 YYYY-Www，例如 2026-W48",
+        ("menu", "publish", "2026-W48"): "错误：2026-W48 还没有导入菜单：请先运行 houqin menu import 文件",
+        ("chat",): "错误：请给出 --as 姓名 或 --openid OPENID",
+    }
+    for args, message in told.items():
+        result = houqin(*args)
+        assert result.exit_code in (1, 2) and message in result.stderr, (args, result.output)
+        assert "Error" not in result.output and "Traceback" not in result.output

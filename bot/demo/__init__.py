@@ -34,12 +34,12 @@ def is_empty(db: Session) -> bool:
 
 def load_demo(db: Session, now: datetime) -> None:
     import_people(db, HERE / "people.csv", now)
+    import_routes(db, HERE / "routes.csv")  # before the students, who ride its routes
     import_students(db, HERE / "students.csv", now)
     import_calendar(db, HERE / "calendar.csv")
     import_drills(db, HERE / "drills.csv")
     import_rooms(db, HERE / "rooms.csv")
     import_assets(db, HERE / "assets.csv")
-    import_routes(db, HERE / "routes.csv")
     set_setting(db, "bus_manager", "宦欢")  # 校车管理 in seeds/001's 分工 table
     set_setting(db, "school_latitude", "31.810000")
     set_setting(db, "school_longitude", "119.974000")

@@ -271,8 +271,8 @@ def test_students_route_written_any_way_rides_that_bus(school, services: Service
                                        "丙,一(2)班,03,东门\n", encoding="utf-8")
     (tmp_path / "route3.csv").write_text("线路,跟车老师,站点,上学时间\n3号线,李娜,东门,07:00\n", encoding="utf-8")
     with services.factory() as s, s.begin():
-        import_students(s, tmp_path / "kids.csv", services.now())
         import_routes(s, tmp_path / "route3.csv")
+        import_students(s, tmp_path / "kids.csv", services.now())
     assert "3号线 上学趟 上车：应到 3 人，实到 3 人，人数相符" in wechat_user("李娜").say("校车 三号线 上车 3").text
 
 

@@ -338,3 +338,21 @@ def test_with_two_requests_the_answer_asks_which(school, people, wechat_user, qu
     assert liu.say("不同意 张丽").text.startswith("已拒绝张丽的代班请求")
     assert [r.name for r in queued("duty_swap_declined")] == ["张丽"]
     assert liu.say("不同意").text == "目前没有待你同意的代班请求。"
+
+
+def test_daiban_asks_which_colleague_when_two_share_the_name(school, wechat_user, queued, services: Services,
+                                                             clock) -> None:
+    from models.duty import DutySwap
+
+    clock.set("2026-11-23 08:00")
+    school.add("王强", "teacher", class_name="五(3)班", phone="13800000009")
+    zhang = wechat_user("张丽")
+
+    asked = zhang.say("代班 王强 今天 课间").text
+
+    assert asked == "有两位「王强」：王强（教师）、王强（五(3)班，138****0009）——请写 王强 五(3)班 或手机号后四位"
+    assert queued("duty_swap_request") == []
+    assert "王强" in zhang.say("代班 王强 0009 今天 课间").text
+    with services.factory() as s:
+        (swap,) = s.scalars(select(DutySwap))
+        assert (swap.to_person.phone, swap.slot) == ("13800000009", "课间")

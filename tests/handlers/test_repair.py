@@ -757,3 +757,19 @@ def test_room_and_asset_imports_check_every_row(school, services, tmp_path: Path
         assert s.scalar(select(Room.aliases).where(Room.name == "科学室")) == "科学教室;实验室"
         assert s.scalar(select(func.count()).select_from(TicketFollower)) == 0
         assert s.scalar(select(func.count()).select_from(TicketPhoto)) == 0
+
+
+def test_transfer_asks_which_worker_when_two_share_the_name(school, wechat_user, services) -> None:
+    school.add("程财宝", "staff", phone="13900000042", class_name="")
+    zhang, yin = wechat_user("张丽"), wechat_user("殷奇")
+    zhang.say("报修 三(2)班 白板松了")
+
+    asked = yin.say("转派 R1 程财宝").text
+
+    assert asked == ("有两位「程财宝」：程财宝（138****0002）、程财宝（139****0042）——"
+                     "请在姓名后加手机号后四位，例如 程财宝 0002")
+    assert ticket(services, 1).assignee is None
+    assert "已将 R1 转派给程财宝" in yin.say("转派 R1 程财宝 0042").text
+    with services.factory() as s:
+        moved = s.scalar(select(RepairTicket).where(RepairTicket.number == 1))
+        assert moved is not None and moved.assignee is not None and moved.assignee.phone == "13900000042"
