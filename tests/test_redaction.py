@@ -154,7 +154,7 @@ def test_verbose_logging_names_no_token_or_secret(services: Services, settings, 
     run = subprocess.run([sys.executable, "-m", "bot.cli", "-v", "wechat-menu", "--upload"], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     said = run.stdout + run.stderr
-    assert run.returncode != 0 and "WeChat refused the menu: -1: system error at /cgi-bin/menu/create?" in said, said
+    assert run.returncode != 0 and "微信拒绝了菜单：-1: system error at /cgi-bin/menu/create?" in said, said
     assert "urllib3.connectionpool" in said and "POST /cgi-bin/menu/create?" in said  # the debug lines are there
     assert fake_wechat.state.tokens and leaks(said, fake_wechat, secret) == [], said
 
