@@ -61,7 +61,8 @@ WHOAMI = "姓名：{name}\n身份：{roles}"
 HELP_BIND = "绑定 绑定码 — 绑定身份；解绑；我 — 查看我的身份"
 
 follow = Conversation("follow", title="关注")
-binding = Conversation("binding", title="绑定", keywords=["绑定", "bind"], scenes=["bind"], help=HELP_BIND)
+binding = Conversation("binding", title="绑定", keywords=["绑定", "bind"], scenes=["bind"], help=HELP_BIND,
+                       topic="身份", rank=6)
 unbind = Conversation("unbind", title="解绑", keywords=["解绑", "unbind"])
 whoami = Conversation("whoami", title="我", keywords=["我", "whoami", "我是谁"])
 

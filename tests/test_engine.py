@@ -134,7 +134,7 @@ def test_help_lists_only_what_the_senders_roles_allow(wechat_user, people):
 
 def test_help_follows_the_capability_order(wechat_user, people):
     people.add("全能", *ROLES)
-    text = wechat_user("全能").say("help").text
+    text = wechat_user("全能").say("help 全部").text
     helps = [c.help for c in [*CAPABILITIES, *EXTRAS] if c.help]
     positions = [text.find(h) for h in helps]
     assert -1 not in positions, text
@@ -165,7 +165,7 @@ def test_every_help_word_gives_help(wechat_user, people, word):
 def test_help_is_assembled_from_the_capabilities_the_engine_has(wechat_user, people, capabilities):
     people.add("全能", *ROLES)
     everyone = wechat_user("全能")
-    text = everyone.say("帮助").text
+    text = everyone.say("帮助 全部").text
     assert ERRAND_HELP not in text and SURVEY_HELP not in text and KEYS_HELP not in text
     assert all(c.help in text for c in CAPABILITIES if c.help)
     assert FALLBACK in everyone.say("差事 扫地").text
@@ -344,7 +344,7 @@ def test_every_capability_has_help_answers_its_triggers_and_cancels(cap, capabil
         user = wechat_user(name)
 
         if i == 0:  # help: its own, shown to those its roles allow, or another capability's
-            help_text = user.say("帮助").text
+            help_text = user.say("帮助 全部").text
             if cap.help:
                 assert cap.help in help_text, f"{cap.name}: its help is not shown to {_roles_for(cap)}"
             else:
