@@ -468,7 +468,7 @@ class Conversation:
 def _hint_from_help(help: str) -> str:
     """"报修 [地点 描述] — 报修…" → "发送「报修 [地点 描述]」报修…": a help line as a suggestion."""
     command, sep, what = help.partition(" — ")
-    return f"发送「{command.split('；')[0].strip()}」{what}" if sep else help
+    return f"发送「{command.split('；')[0].strip()}」{what.split('；')[0]}" if sep else help
 
 
 class Engine:
@@ -533,20 +533,20 @@ class Engine:
         return "\n".join(lines)
 
     def suggestion(self, ctx: Context, text: str = "", topic: str = "") -> Conversation | None:
-        """The capability to point the sender to: one they may use in `topic`, else the one whose words
-        share the most characters with `text`, else their most useful one."""
+        """The capability to point the sender to: of those they may use in `topic` (if given), the one whose
+        words share the most characters with `text`, else their most useful one."""
         usable = [cap for cap in self.usable(ctx) if cap.hint]
+        chars = set(text)
+
+        def overlap(cap: Conversation) -> int:
+            return max((sum(ch in chars for ch in set(w)) for w in (*cap.keywords, *cap.cues) if len(w) >= 2),
+                       default=0)
+
         if topic:
             same = [cap for cap in usable if cap.topic == topic]
             if same:
-                return min(same, key=lambda c: c.rank or 99)
+                return max(same, key=lambda c: (overlap(c), -(c.rank or FEATURED * 10)))
         if text:
-            chars = set(text)
-
-            def overlap(cap: Conversation) -> int:
-                return max((sum(ch in chars for ch in set(w)) for w in (*cap.keywords, *cap.cues) if len(w) >= 2),
-                           default=0)
-
             best = max(usable, key=overlap, default=None)
             if best is not None and overlap(best) >= 2:
                 return best
@@ -594,7 +594,7 @@ class Engine:
             return Reply.end(NOT_BOUND.format(title=cap.title, roles=role_names(cap.roles)))
         refusal = cap.refusal or WRONG_ROLE.format(title=cap.title, roles=role_names(cap.roles),
                                                    mine=role_names(ctx.roles) or "未分配")
-        instead = self.suggestion(ctx, topic=cap.topic) if cap.topic else None
+        instead = self.suggestion(ctx, " ".join(cap.keywords), topic=cap.topic) if cap.topic else None
         if instead is not None and instead.topic == cap.topic:
             refusal += INSTEAD.format(hint=instead.hint)
         return Reply.end(refusal)

@@ -374,3 +374,50 @@ def test_every_role_restricted_capability_refuses_others(cap, capabilities, wech
             assert "仅限" in reply and all(n in reply for n in needed), (cap.name, trigger, reply)
             assert state_of(services, user) is None
     assert row_counts(services) == before
+
+
+# -- help by topic, and pointing the way (issue 14) ---------------------------------------------------
+PRODUCTION = pytest.mark.parametrize("capabilities", [list(CAPABILITIES)], ids=["production"])
+
+
+@PRODUCTION
+def test_help_shows_the_most_useful_commands_first_then_the_topics(wechat_user, people, capabilities):
+    people.add("周主任", "admin")
+    people.add("陈家长", "parent")
+    admin = wechat_user("周主任").say("帮助").text
+    commands = [line for line in admin.split("\n") if " — " in line]
+    assert len(commands) == 5 and len(admin.split("\n")) <= 9, admin
+    assert "帮助 报修" in admin and "校车" in admin.split("\n")[-2]
+    parent = wechat_user("陈家长").say("帮助").text
+    assert "请假 孩子姓名" in parent and "报修" not in parent and "值日" not in parent
+
+
+@PRODUCTION
+def test_help_on_one_topic_gives_all_of_it(wechat_user, people, capabilities):
+    people.add("周主任", "admin")
+    admin = wechat_user("周主任")
+    topic = admin.say("帮助 报修").text
+    repairs = [c.help for c in CAPABILITIES if c.topic == "报修"]
+    assert topic.startswith("「报修」") and len(repairs) >= 7 and all(h in topic for h in repairs)
+    assert "菜单" not in topic
+    assert "没有「天气」这个主题" in admin.say("帮助 天气").text
+    everything = admin.say("帮助 全部").text
+    assert all(c.help in everything for c in CAPABILITIES if c.help and (not c.roles or "admin" in c.roles))
+
+
+@PRODUCTION
+def test_a_refusal_points_to_what_the_sender_can_do_instead(wechat_user, people, capabilities):
+    people.add("陈家长", "parent")
+    parent = wechat_user("陈家长")
+    assert "发送「食堂 1-5 意见」评价今天的饭菜" in parent.say("食堂评价").text
+    assert "仅限" in parent.say("报修 三(2)班 灯不亮").text
+
+
+@PRODUCTION
+def test_not_understood_suggests_something_the_sender_can_do(wechat_user, people, capabilities):
+    people.add("陈家长", "parent")
+    people.add("张老师", "teacher")
+    parent = wechat_user("陈家长").say("哈哈哈").text
+    teacher = wechat_user("张老师").say("哈哈哈").text
+    assert parent.startswith(FALLBACK) and "你可以发送「" in parent and "报修" not in parent
+    assert teacher.startswith(FALLBACK) and "你可以发送「" in teacher and teacher != parent
