@@ -465,8 +465,14 @@ def _place_given(ctx: Context, words: list[str]) -> Reply:
         return file_ticket(ctx, place, strip_particles(" ".join(words[1:])))
     if place.room is None and place.asset is None and (glued := split_place(ctx.db, words[0])) and glued[1]:
         return file_ticket(ctx, Place(glued[0].name, glued[0]), strip_particles(glued[1]))
-    if ctx.data.get("description"):  # the place a sentence's repair lacked
-        return file_ticket(ctx, place, str(ctx.data["description"]))
+    if ctx.data.get("description"):  # the place a sentence's repair lacked: a registered one files it
+        description = str(ctx.data["description"])
+        if place.room is not None or place.asset is not None:
+            return file_ticket(ctx, place, description)
+        if normalize(words[0]).lower() in NO_WORDS:
+            return Reply.end(NOT_FILED)
+        return Reply(ASK_CONFIRM.format(place=place.text, description=description), next=Step.CONFIRM,
+                     data={**place.data, "description": description})
     return Reply(ASK_DETAIL.format(place=place.text), next=Step.DETAIL, data=place.data)
 
 

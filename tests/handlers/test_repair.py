@@ -841,3 +841,13 @@ def test_my_repairs_for_admin_lists_the_work_waiting_and_what_is_late(school, we
 def test_a_photo_from_someone_who_cannot_report_is_not_told_to_report(school, wechat_user) -> None:
     reply = wechat_user("陈建国").image(media_id="media_parent").text
     assert "报修" not in reply and "食堂" in reply
+
+
+def test_a_place_given_to_a_sentence_is_confirmed_unless_registered(school, wechat_user, services) -> None:
+    zhang = wechat_user("张丽")
+    zhang.say("电脑坏了")
+    assert zhang.say("算了吧").text == "要报修吗？算了吧 · 电脑坏了（回复「是」提交）"  # not filed on a guess
+    assert zhang.say("不是").text == "好的，没有提交报修。"
+    zhang.say("电脑坏了")
+    assert zhang.say("不用").text == "好的，没有提交报修。"
+    assert ticket_count(services) == 0
