@@ -22,7 +22,7 @@ from bot.text import (
     is_han,
     normalize,
     one_off,
-    sounds_like,
+    reading,
     split_command,
     split_kept,
     strip_separators,
@@ -476,6 +476,7 @@ class Engine:
 
     def __init__(self, capabilities: Sequence[Conversation]) -> None:
         self.capabilities = list(capabilities)
+        self._keyword_sounds: dict[tuple[int, tuple[str, ...]], list[tuple[Conversation, str]]] | None = None
         names = [c.name for c in self.capabilities]
         if len(names) != len(set(names)):
             raise ValueError(f"capability names must be unique: {names}")
@@ -535,7 +536,10 @@ class Engine:
     def suggestion(self, ctx: Context, text: str = "", topic: str = "") -> Conversation | None:
         """The capability to point the sender to: of those they may use in `topic` (if given), the one whose
         words share the most characters with `text`, else their most useful one."""
-        usable = [cap for cap in self.usable(ctx) if cap.hint]
+        # by roles alone: asking a capability's `permits` may cost a query, and a suggestion is only a pointer
+        roles, bound = ctx.roles, ctx.bound
+        usable = [cap for cap in self.capabilities if cap.hint and cap.help and (bound or not cap.roles)
+                  and cap.allows(roles)]
         chars = set(text)
 
         def overlap(cap: Conversation) -> int:
@@ -673,12 +677,21 @@ class Engine:
         text = msg.text
         if not text or not is_han(text[0]):
             return None
-        for cap in self.capabilities:
-            for k in cap.keywords if cap.entry_handler is not None else ():
-                if len(k) >= 2 and len(text) >= len(k) and sounds_like(text[:len(k)], k) and self.permitted(cap, ctx):
+        if self._keyword_sounds is None:  # by length and reading, made on first use (it loads pypinyin)
+            self._keyword_sounds = {}
+            for cap in self.capabilities:
+                for k in cap.keywords if cap.entry_handler is not None else ():
+                    if len(k) >= 2 and all(is_han(ch) for ch in k):
+                        self._keyword_sounds.setdefault((len(k), reading(k)), []).append((cap, k))
+        for length in sorted({length for length, _ in self._keyword_sounds}, reverse=True):
+            prefix = text[:length]
+            if len(prefix) < length or not all(is_han(ch) for ch in prefix):
+                continue
+            for cap, k in self._keyword_sounds.get((length, reading(prefix)), []):
+                if k != prefix and self.permitted(cap, ctx):
                     kept = msg.kept_text
-                    msg.text = f"{k} {strip_separators(text[len(k):])}".strip()
-                    msg.original = f"{k} {strip_separators(kept[len(k):])}".strip()
+                    msg.text = f"{k} {strip_separators(text[length:])}".strip()
+                    msg.original = f"{k} {strip_separators(kept[length:])}".strip()
                     return cap
         return None
 

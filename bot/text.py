@@ -44,7 +44,7 @@ def warm_segmenter() -> None:
 
     jieba.setLogLevel(logging.WARNING)
     segment("空调漏水")
-    _sounds("报修")
+    reading("报修")
 
 
 def chinese_to_int(word: str) -> int | None:
@@ -104,17 +104,11 @@ def is_han(ch: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _sounds(word: str) -> tuple[str, ...]:
+def reading(word: str) -> tuple[str, ...]:
+    """How `word` reads, without tones: 报修 → ("bao", "xiu")."""
     from pypinyin import lazy_pinyin  # loaded on first use (warm_segmenter loads it at start)
 
     return tuple(lazy_pinyin(word))
-
-
-def sounds_like(written: str, word: str) -> bool:
-    """`written` is `word` as an input method may slip: other characters, all Chinese, read the same
-    (保修, 报秀 → 报修; tones are ignored)."""
-    return (written != word and len(written) == len(word) and all(is_han(ch) for ch in written + word)
-            and _sounds(written) == _sounds(word))
 
 
 def one_off(written: str, word: str) -> bool:

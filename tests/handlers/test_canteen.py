@@ -208,7 +208,8 @@ def test_still_unpublished_at_four_tells_admin_and_sends_nothing_until_published
 def test_publish_refusals(menus, wechat_user) -> None:
     assert "仅限" in wechat_user("张丽").say("发布菜单").text
     canteen = wechat_user("宦欢")
-    assert "「下下周」不是周次" in canteen.say("发布菜单 下下周").text
+    assert canteen.say("发布菜单 下下周").text.endswith("发布菜单 2026-W49")  # the example: next week, from the clock
+    assert canteen.say("食堂评价 前天吧").text.endswith("/ 11月25日")  # yesterday, from the clock
     assert canteen.say("发布菜单 2026-W50").text == "2026-W50的菜单还没有导入，无法发布。"
     assert canteen.say("发布菜单 下周").text.startswith("已发布下周菜单（2026-W49")
     assert "本周菜单（2026-W48）已于" in canteen.say("发布菜单 本周").text
