@@ -9,6 +9,7 @@ so a conversation survives restarts and is shared by every worker process.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -396,6 +397,9 @@ class Conversation:
         # words that say a sentence may be for this capability: its "text"/"voice" event handler (which
         # understands sentences with no command word) is only asked when one of them is in the text
         self.cues = tuple(normalize(c).lower() for c in cues)
+        self._cue_pattern = re.compile("|".join(map(re.escape, self.cues))) if self.cues else None
+        # the characters of each of its words, for finding the capability a text is nearest to
+        self.word_chars = tuple(frozenset(w) for w in (*self.keywords, *self.cues) if len(w) >= 2)
         self.photo_hint = photo_hint  # what a photo sent out of the blue should be sent with
         self.cancel_answers: dict[str, Handler] = {}
         self.entry_handler: Handler | None = None
@@ -461,8 +465,7 @@ class Conversation:
     def cued(self, text: str) -> bool:
         """Whether a sentence may be for this capability: it has no cues (it looks at everything), or
         the text holds one of them."""
-        lowered = text.lower()
-        return not self.cues or any(c in lowered for c in self.cues)
+        return self._cue_pattern is None or self._cue_pattern.search(text.lower()) is not None
 
 
 def _hint_from_help(help: str) -> str:
@@ -477,6 +480,13 @@ class Engine:
     def __init__(self, capabilities: Sequence[Conversation]) -> None:
         self.capabilities = list(capabilities)
         self._keyword_sounds: dict[tuple[int, tuple[str, ...]], list[tuple[Conversation, str]]] | None = None
+        self._command_words: tuple[re.Pattern[str], dict[str, Conversation]] | None = None
+        # character → the (capability, word) pairs having it: how near a text is to each capability's words
+        self._word_chars: dict[str, list[tuple[str, int]]] = {}
+        for cap in self.capabilities:
+            for i, word in enumerate(cap.word_chars):
+                for ch in word:
+                    self._word_chars.setdefault(ch, []).append((cap.name, i))
         names = [c.name for c in self.capabilities]
         if len(names) != len(set(names)):
             raise ValueError(f"capability names must be unique: {names}")
@@ -540,20 +550,26 @@ class Engine:
         roles, bound = ctx.roles, ctx.bound
         usable = [cap for cap in self.capabilities if cap.hint and cap.help and (bound or not cap.roles)
                   and cap.allows(roles)]
-        chars = set(text)
+        shared: dict[tuple[str, int], int] = {}  # (capability, word) → characters it shares with the text
+        for ch in set(text):
+            for key in self._word_chars.get(ch, ()):
+                shared[key] = shared.get(key, 0) + 1
+        best_word: dict[str, int] = {}
+        for (name, _), n in shared.items():
+            best_word[name] = max(n, best_word.get(name, 0))
 
         def overlap(cap: Conversation) -> int:
-            return max((sum(ch in chars for ch in set(w)) for w in (*cap.keywords, *cap.cues) if len(w) >= 2),
-                       default=0)
+            return best_word.get(cap.name, 0)
 
         if topic:
             same = [cap for cap in usable if cap.topic == topic]
             if same:
                 return max(same, key=lambda c: (overlap(c), -(c.rank or FEATURED * 10)))
         if text:
-            best = max(usable, key=overlap, default=None)
-            if best is not None and overlap(best) >= 2:
-                return best
+            scored = [(overlap(cap), -i, cap) for i, cap in enumerate(usable)]
+            best = max(scored, key=lambda s: s[:2], default=None)
+            if best is not None and best[0] >= 2:
+                return best[2]
         featured = sorted((cap for cap in usable if cap.rank), key=lambda c: c.rank)
         return featured[0] if featured else (usable[0] if usable else None)
 
@@ -598,10 +614,8 @@ class Engine:
             return Reply.end(NOT_BOUND.format(title=cap.title, roles=role_names(cap.roles)))
         refusal = cap.refusal or WRONG_ROLE.format(title=cap.title, roles=role_names(cap.roles),
                                                    mine=role_names(ctx.roles) or "未分配")
-        instead = self.suggestion(ctx, " ".join(cap.keywords), topic=cap.topic) if cap.topic else None
-        if instead is not None and instead.topic == cap.topic:
-            refusal += INSTEAD.format(hint=instead.hint)
-        return Reply.end(refusal)
+        instead = self.suggestion(ctx, " ".join(cap.keywords), topic=cap.topic)  # the same topic's first
+        return Reply.end(refusal + (INSTEAD.format(hint=instead.hint) if instead is not None else ""))
 
     def _enter(self, cap: Conversation, msg: Incoming, ctx: Context) -> Reply:
         refusal = self._refusal(cap, ctx)
@@ -698,16 +712,26 @@ class Engine:
     def _near_miss(self, msg: Incoming, ctx: Context) -> Reply | None:
         """A command word one character off (报表: answered "你是想「报修」吗？"), or asked about (怎么报修:
         the same question, with the command's help); a command the sender may not use: the refusal."""
-        text = msg.text
-        entries = [cap for cap in self.capabilities if cap.entry_handler is not None]
-        head = text.split(" ", 1)[0].lower()
-        for cap in entries:
-            for k in cap.keywords:
-                if len(k) >= 2 and (k in text or one_off(head, k)):
-                    if not self.permitted(cap, ctx):
-                        return self._refusal(cap, ctx)
-                    return Reply.end(DID_YOU_MEAN.format(word=k, hint=cap.hint or cap.title))
-        return None
+        text = msg.text.lower()
+        head = text.split(" ", 1)[0]
+        if self._command_words is None:  # every command word of two characters or more, longest first
+            owners: dict[str, Conversation] = {}
+            for cap in self.capabilities:
+                for k in cap.keywords if cap.entry_handler is not None else ():
+                    if len(k) >= 2:
+                        owners.setdefault(k, cap)
+            self._command_words = (re.compile("|".join(map(re.escape, sorted(owners, key=len, reverse=True)))),
+                                   owners)
+        pattern, owners = self._command_words
+        inside = pattern.search(text)
+        found = inside.group(0) if inside is not None else next(
+            (k for k in owners if len(k) == len(head) and one_off(head, k)), None)
+        if found is None:
+            return None
+        cap = owners[found]
+        if not self.permitted(cap, ctx):
+            return self._refusal(cap, ctx)
+        return Reply.end(DID_YOU_MEAN.format(word=found, hint=cap.hint or cap.title))
 
     def _cancel(self, cap: Conversation | None, state: State, msg: Incoming, ctx: Context) -> Reply:
         self._clear_state(ctx)

@@ -410,7 +410,8 @@ def test_a_refusal_points_to_what_the_sender_can_do_instead(wechat_user, people,
     people.add("陈家长", "parent")
     parent = wechat_user("陈家长")
     assert "发送「食堂 1-5 意见」评价今天的饭菜" in parent.say("食堂评价").text
-    assert "仅限" in parent.say("报修 三(2)班 灯不亮").text
+    refusal = parent.say("报修 三(2)班 灯不亮").text
+    assert "仅限" in refusal and "你可以发送「请假" in refusal  # no repairs for parents: their most useful command
 
 
 @PRODUCTION
