@@ -640,7 +640,7 @@ class Engine:
             return self._cancel(current, state, msg, ctx)
         if (text and text.lower() in HELP_WORDS) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
             return Reply(self.help_text(ctx))
-        if text and " " in text and text.split(" ", 1)[0].lower() in HELP_WORDS and state is None:
+        if text and " " in text and text.split(" ", 1)[0].lower() in HELP_WORDS:  # 帮助 报修, mid-dialog too
             return Reply(self.help_text(ctx, text.split(" ", 1)[1]))
 
         # a conversation in progress gets the next text, image or location

@@ -401,6 +401,8 @@ def test_help_on_one_topic_gives_all_of_it(wechat_user, people, capabilities):
     assert topic.startswith("「报修」") and len(repairs) >= 7 and all(h in topic for h in repairs)
     assert "菜单" not in topic
     assert "没有「天气」这个主题" in admin.say("帮助 天气").text
+    admin.say("报修")  # mid-dialog, a topic's help is answered and the dialog kept
+    assert admin.say("帮助 报修").text == topic and "描述" in admin.say("三(2)班").text
     everything = admin.say("帮助 全部").text
     assert all(c.help in everything for c in CAPABILITIES if c.help and (not c.roles or "admin" in c.roles))
 
