@@ -122,6 +122,8 @@ class RunSpec:
     max_requests: int
     users: int
     secrets: Secrets
+    message: str = MESSAGE
+    mark: str = OUR_REPLY_MARK
 
 
 @dataclass
@@ -158,7 +160,7 @@ def build_requests(spec: RunSpec, count: int) -> tuple[list[bytes], list[tuple[s
     expect: list[tuple[str, str]] = []
     for i in range(count):
         user = users[i % len(users)]
-        text = MESSAGE if spec.app == "houqin" else f"{MESSAGE} {i}"
+        text = spec.message if spec.app == "houqin" else f"{spec.message} {i}"
         url, body = user.request(user.message("text", Content=text, MsgId=next(msg_ids)), timestamp=now)
         raw.append((f"POST {url} HTTP/1.1\r\nHost: {HOST}:{spec.port}\r\nContent-Type: text/xml\r\n"
                     f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
@@ -266,7 +268,7 @@ def check_reply(spec: RunSpec, crypto: Crypto, status: int, body: bytes, openid:
     if inner.get("ToUserName") != openid or inner.get("MsgType") != "text":
         return "bad reply: wrong addressee or type"
     content = str(inner.get("Content", ""))
-    if (spec.app == "echo" and content != text) or (spec.app == "houqin" and OUR_REPLY_MARK not in content):
+    if (spec.app == "echo" and content != text) or (spec.app == "houqin" and spec.mark not in content):
         return "bad reply: unexpected content"
     return ""
 
@@ -608,6 +610,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each run")
     parser.add_argument("--gunicorn-args", default="",
                         help="extra gunicorn flags for both apps, e.g. '--threads 4' (default: none)")
+    parser.add_argument("--message", default=MESSAGE,
+                        help=f"the text every request sends (default {MESSAGE!r}: the help)")
+    parser.add_argument("--expect", default=OUR_REPLY_MARK,
+                        help=f"what our app's every reply must contain (default {OUR_REPLY_MARK!r})")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each run, wait up to this long for the machine to be idle (default 0)")
@@ -623,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: the machine is already {idle_load:.0%} busy before the benchmark; figures will be low",
               flush=True)
     print(f"gunicorn -w 2 {' '.join(extra)} | {os.cpu_count()} CPUs | {args.duration:g} s per run | "
-          f"concurrency {args.concurrency} | {args.users} openids ({args.senders}) | message {MESSAGE!r}", flush=True)
+          f"concurrency {args.concurrency} | {args.users} openids ({args.senders}) | message {args.message!r}", flush=True)
 
     results: list[tuple[str, RunResult, RunResult]] = []
     failures: list[str] = []
@@ -645,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
                         pair: dict[str, RunResult] = {}
                         for name, server in (("echo", echo), ("houqin", ours)):
                             spec = RunSpec(name, server.port, concurrency, args.duration, args.warmup,
-                                           args.max_requests, args.users, keys)
+                                           args.max_requests, args.users, keys, args.message, args.expect)
                             wait_quiet(args.wait_quiet)
                             pair[name] = measure(spec, server)
                             print_run(backend, pair[name])

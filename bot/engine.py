@@ -9,6 +9,7 @@ so a conversation survives restarts and is shared by every worker process.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +19,16 @@ from sqlalchemy import Connection, String, bindparam, delete, func, insert, lite
 from sqlalchemy.orm import Session, joinedload
 
 from bot.outbox import Outbox
-from bot.text import normalize, split_command, split_kept, tidy
+from bot.text import (
+    is_han,
+    normalize,
+    one_off,
+    reading,
+    split_command,
+    split_kept,
+    strip_separators,
+    tidy,
+)
 from models import ROLE_NAMES, Binding, ConversationState, Person, PersonRole
 
 if TYPE_CHECKING:
@@ -36,12 +46,20 @@ HELP_MENU_KEY = "HELP"
 CANCELLED = "已取消「{title}」。"
 NOTHING_TO_CANCEL = "当前没有进行中的操作。"
 NOT_UNDERSTOOD = "没有听懂「{text}」。发送「帮助」查看你可以使用的命令。"
+NOT_UNDERSTOOD_HINTS = "没有听懂「{text}」。你可以{hints}；发送「帮助」查看全部。"
+DID_YOU_MEAN = "你是想「{word}」吗？{hint}。"
+INSTEAD = "你可以{hint}。"
+HELP_MORE = "更多命令按主题：{topics}（如发送「帮助 {example}」）。"
+HELP_TOPIC = "「{topic}」你可以发送："
+HELP_ALL_WORD = "全部"
+HELP_NO_TOPIC = "没有「{word}」这个主题。可以查看：{topics}。"
+FEATURED = 5  # the commands shown first in 帮助
 NOT_BOUND = "抱歉，「{title}」仅限{roles}使用，需要先绑定身份。请发送「绑定 绑定码」（绑定码由学校后勤处提供）。"
 WRONG_ROLE = "抱歉，「{title}」仅限{roles}使用，你的身份是{mine}。"
 HELP_HEADER = "你可以发送："
 HELP_UNBOUND = "你还没有绑定身份。发送「绑定 绑定码」绑定后可使用更多功能。"
 HELP_FOOTER = "发送「取消」可随时结束当前操作。"
-IMAGE_UNUSED = "收到图片。如需报修，请先发送「报修」，再按提示上传照片。"
+IMAGE_UNUSED = "收到图片。{hint}"
 VOICE_UNRECOGNISED = "没有识别出这段语音的内容，请再说一遍，或直接发送文字。"
 UNSUPPORTED = "暂时只能处理文字、图片、语音和位置消息。发送「帮助」查看可用命令。"
 
@@ -153,7 +171,7 @@ class Incoming:
         keyword = matched.split(" ", 1)[0]
         for end in range(1, len(self.original) + 1):
             if normalize(self.original[:end]).lower() == keyword:
-                self.original = f"{self.original[:end]} {self.original[end:].strip()}"
+                self.original = f"{self.original[:end]} {strip_separators(self.original[end:])}"
                 break
         self.text = matched
 
@@ -348,6 +366,11 @@ class Conversation:
         refusal: str = "",
         gives_way: bool = False,
         cancel_words: Iterable[str] = (),
+        topic: str = "",
+        rank: int = 0,
+        hint: str = "",
+        cues: Iterable[str] = (),
+        photo_hint: str = "",
     ) -> None:
         self.name = name
         self.title = title
@@ -365,6 +388,19 @@ class Conversation:
         self.gives_way = gives_way
         # in progress, these end it like 取消 ("算了", "不报了"); elsewhere they mean nothing special
         self.cancel_words = frozenset(normalize(w).lower() for w in cancel_words)
+        # how help and suggestions present it: the topic it is listed under (帮助 报修), its place among
+        # the most useful commands shown first (1 = first; 0 = not among them), and the one-line
+        # suggestion given when a sender needs pointing to it (derived from the help when not given)
+        self.topic = topic
+        self.rank = rank
+        self.hint = hint or _hint_from_help(help)
+        # words that say a sentence may be for this capability: its "text"/"voice" event handler (which
+        # understands sentences with no command word) is only asked when one of them is in the text
+        self.cues = tuple(normalize(c).lower() for c in cues)
+        self._cue_pattern = re.compile("|".join(map(re.escape, self.cues))) if self.cues else None
+        # the characters of each of its words, for finding the capability a text is nearest to
+        self.word_chars = tuple(frozenset(w) for w in (*self.keywords, *self.cues) if len(w) >= 2)
+        self.photo_hint = photo_hint  # what a photo sent out of the blue should be sent with
         self.cancel_answers: dict[str, Handler] = {}
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}
@@ -420,11 +456,22 @@ class Conversation:
             return text if text.split(" ", 1)[0].lower() in self.keywords else None  # text is normalised
         for k in self._glued_keywords:
             if len(text) > len(k) and text[:len(k)].lower() == k:
-                return f"{k} {text[len(k):].strip()}"
+                return f"{k} {strip_separators(text[len(k):])}"
         return None
 
     def matches_scene(self, scene: str) -> bool:
         return scene.split(":", 1)[0] in self.scenes
+
+    def cued(self, text: str) -> bool:
+        """Whether a sentence may be for this capability: it has no cues (it looks at everything), or
+        the text holds one of them."""
+        return self._cue_pattern is None or self._cue_pattern.search(text.lower()) is not None
+
+
+def _hint_from_help(help: str) -> str:
+    """"报修 [地点 描述] — 报修…" → "发送「报修 [地点 描述]」报修…": a help line as a suggestion."""
+    command, sep, what = help.partition(" — ")
+    return f"发送「{command.split('；')[0].strip()}」{what.split('；')[0]}" if sep else help
 
 
 class Engine:
@@ -432,6 +479,14 @@ class Engine:
 
     def __init__(self, capabilities: Sequence[Conversation]) -> None:
         self.capabilities = list(capabilities)
+        self._keyword_sounds: dict[tuple[int, tuple[str, ...]], list[tuple[Conversation, str]]] | None = None
+        self._command_words: tuple[re.Pattern[str], dict[str, Conversation]] | None = None
+        # character → the (capability, word) pairs having it: how near a text is to each capability's words
+        self._word_chars: dict[str, list[tuple[str, int]]] = {}
+        for cap in self.capabilities:
+            for i, word in enumerate(cap.word_chars):
+                for ch in word:
+                    self._word_chars.setdefault(ch, []).append((cap.name, i))
         names = [c.name for c in self.capabilities]
         if len(names) != len(set(names)):
             raise ValueError(f"capability names must be unique: {names}")
@@ -449,19 +504,74 @@ class Engine:
         """The sender's roles allow the capability, or its `permits` admits them."""
         return cap.allows(ctx.roles) or (cap.permits is not None and ctx.bound and cap.permits(ctx))
 
-    def help_text(self, ctx: Context) -> str:
-        """The help of every capability the sender may use (`permitted`, read once per sender)."""
-        roles, bound = ctx.roles, ctx.bound
+    def usable(self, ctx: Context) -> list[Conversation]:
+        """The capabilities the sender may use and that say how (help), in the engine's order."""
+        bound = ctx.bound
+        return [cap for cap in self.capabilities
+                if cap.help and (bound or not cap.roles)
+                and (cap.allows(ctx.roles) or (bound and cap.permits is not None and cap.permits(ctx)))]
+
+    def help_text(self, ctx: Context, topic: str = "") -> str:
+        """帮助: the sender's most useful commands, then the topics to ask about (帮助 报修); `topic`: one
+        topic in full, or 全部 for everything the sender may use."""
+        usable = self.usable(ctx)
+        # the topics, the one with the sender's most useful command first
+        ranked = sorted((cap for cap in usable if cap.topic), key=lambda c: c.rank or FEATURED * 10)
+        topics = list(dict.fromkeys(cap.topic for cap in ranked))
+        if topic and topic != HELP_ALL_WORD:
+            chosen = [cap for cap in usable if cap.topic == topic or topic in cap.keywords]
+            if not chosen:
+                return HELP_NO_TOPIC.format(word=topic, topics="、".join([*topics, HELP_ALL_WORD]))
+            lines = [HELP_TOPIC.format(topic=chosen[0].topic or topic) + HELP_HEADER.removeprefix("你可以发送"),
+                     *(cap.help for cap in self.capabilities if cap.topic == chosen[0].topic and cap in usable)]
+            if not chosen[0].topic:
+                lines[1:] = [cap.help for cap in chosen]
+            return "\n".join([*lines, HELP_FOOTER])
         lines = [HELP_HEADER]
-        for cap in self.capabilities:
-            if not cap.help or not (bound or not cap.roles):
-                continue
-            if cap.allows(roles) or (bound and cap.permits is not None and cap.permits(ctx)):
-                lines.append(cap.help)
-        if not bound:
+        featured = sorted((cap for cap in usable if cap.rank), key=lambda c: c.rank)[:FEATURED]
+        if topic == HELP_ALL_WORD or not featured:
+            lines += [cap.help for cap in usable]
+        else:
+            lines += [cap.help for cap in usable if cap in featured]  # in the engine's order
+            rest = [cap for cap in usable if cap not in featured]
+            if any(not cap.topic for cap in rest):
+                lines += [cap.help for cap in rest if not cap.topic]
+            if topics:
+                lines.append(HELP_MORE.format(topics="、".join([*topics, HELP_ALL_WORD]), example=topics[0]))
+        if not ctx.bound:
             lines.append(HELP_UNBOUND)
         lines.append(HELP_FOOTER)
         return "\n".join(lines)
+
+    def suggestion(self, ctx: Context, text: str = "", topic: str = "") -> Conversation | None:
+        """The capability to point the sender to: of those they may use in `topic` (if given), the one whose
+        words share the most characters with `text`, else their most useful one."""
+        # by roles alone: asking a capability's `permits` may cost a query, and a suggestion is only a pointer
+        roles, bound = ctx.roles, ctx.bound
+        usable = [cap for cap in self.capabilities if cap.hint and cap.help and (bound or not cap.roles)
+                  and cap.allows(roles)]
+        shared: dict[tuple[str, int], int] = {}  # (capability, word) → characters it shares with the text
+        for ch in set(text):
+            for key in self._word_chars.get(ch, ()):
+                shared[key] = shared.get(key, 0) + 1
+        best_word: dict[str, int] = {}
+        for (name, _), n in shared.items():
+            best_word[name] = max(n, best_word.get(name, 0))
+
+        def overlap(cap: Conversation) -> int:
+            return best_word.get(cap.name, 0)
+
+        if topic:
+            same = [cap for cap in usable if cap.topic == topic]
+            if same:
+                return max(same, key=lambda c: (overlap(c), -(c.rank or FEATURED * 10)))
+        if text:
+            scored = [(overlap(cap), -i, cap) for i, cap in enumerate(usable)]
+            best = max(scored, key=lambda s: s[:2], default=None)
+            if best is not None and best[0] >= 2:
+                return best[2]
+        featured = sorted((cap for cap in usable if cap.rank), key=lambda c: c.rank)
+        return featured[0] if featured else (usable[0] if usable else None)
 
     # -- state ---------------------------------------------------------------------------------
     @staticmethod
@@ -502,10 +612,10 @@ class Engine:
             return None
         if not ctx.bound:
             return Reply.end(NOT_BOUND.format(title=cap.title, roles=role_names(cap.roles)))
-        if cap.refusal:
-            return Reply.end(cap.refusal)
-        return Reply.end(WRONG_ROLE.format(title=cap.title, roles=role_names(cap.roles),
-                                           mine=role_names(ctx.roles) or "未分配"))
+        refusal = cap.refusal or WRONG_ROLE.format(title=cap.title, roles=role_names(cap.roles),
+                                                   mine=role_names(ctx.roles) or "未分配")
+        instead = self.suggestion(ctx, " ".join(cap.keywords), topic=cap.topic)  # the same topic's first
+        return Reply.end(refusal + (INSTEAD.format(hint=instead.hint) if instead is not None else ""))
 
     def _enter(self, cap: Conversation, msg: Incoming, ctx: Context) -> Reply:
         refusal = self._refusal(cap, ctx)
@@ -530,6 +640,8 @@ class Engine:
             return self._cancel(current, state, msg, ctx)
         if (text and text.lower() in HELP_WORDS) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
             return Reply(self.help_text(ctx))
+        if text and " " in text and text.split(" ", 1)[0].lower() in HELP_WORDS:  # 帮助 报修, mid-dialog too
+            return Reply(self.help_text(ctx, text.split(" ", 1)[1]))
 
         # a conversation in progress gets the next text, image or location
         if state is not None and msg.msg_type in ("text", "voice", "image", "location"):
@@ -548,6 +660,9 @@ class Engine:
                     if matched is not None:
                         msg.split_glued(matched)
                         return self._enter(cap, msg, ctx)
+            slip = self._sounds_like_command(msg, ctx)
+            if slip is not None:
+                return self._enter(slip, msg, ctx)
         if msg.event == "click":
             for cap in self.capabilities:
                 if msg.event_key in cap.menu_keys:
@@ -559,12 +674,64 @@ class Engine:
         kind = msg.event or ("location" if msg.is_location else msg.msg_type)
         for cap in self.capabilities:
             handler = cap.events.get(kind)
-            if handler is not None and cap.allows(ctx.roles):
+            if handler is not None and cap.allows(ctx.roles) and (not text or cap.cued(text)):
                 ctx.data = {}
                 reply = self._run(cap, handler, msg, ctx, owns_state=False)
                 if reply is not None:
                     return reply
+        if text:
+            near = self._near_miss(msg, ctx)
+            if near is not None:
+                return near
         return self._fallback(msg, ctx)
+
+    def _sounds_like_command(self, msg: Incoming, ctx: Context) -> Conversation | None:
+        """The capability the sender may use whose command word the text starts with as an input method
+        slips: other characters that read the same (保修, 报秀 → 报修). The text is rewritten to the command's."""
+        text = msg.text
+        if not text or not is_han(text[0]):
+            return None
+        if self._keyword_sounds is None:  # by length and reading, made on first use (it loads pypinyin)
+            self._keyword_sounds = {}
+            for cap in self.capabilities:
+                for k in cap.keywords if cap.entry_handler is not None else ():
+                    if len(k) >= 2 and all(is_han(ch) for ch in k):
+                        self._keyword_sounds.setdefault((len(k), reading(k)), []).append((cap, k))
+        for length in sorted({length for length, _ in self._keyword_sounds}, reverse=True):
+            prefix = text[:length]
+            if len(prefix) < length or not all(is_han(ch) for ch in prefix):
+                continue
+            for cap, k in self._keyword_sounds.get((length, reading(prefix)), []):
+                if k != prefix and self.permitted(cap, ctx):
+                    kept = msg.kept_text
+                    msg.text = f"{k} {strip_separators(text[length:])}".strip()
+                    msg.original = f"{k} {strip_separators(kept[length:])}".strip()
+                    return cap
+        return None
+
+    def _near_miss(self, msg: Incoming, ctx: Context) -> Reply | None:
+        """A command word one character off (报表: answered "你是想「报修」吗？"), or asked about (怎么报修:
+        the same question, with the command's help); a command the sender may not use: the refusal."""
+        text = msg.text.lower()
+        head = text.split(" ", 1)[0]
+        if self._command_words is None:  # every command word of two characters or more, longest first
+            owners: dict[str, Conversation] = {}
+            for cap in self.capabilities:
+                for k in cap.keywords if cap.entry_handler is not None else ():
+                    if len(k) >= 2:
+                        owners.setdefault(k, cap)
+            self._command_words = (re.compile("|".join(map(re.escape, sorted(owners, key=len, reverse=True)))),
+                                   owners)
+        pattern, owners = self._command_words
+        inside = pattern.search(text)
+        found = inside.group(0) if inside is not None else next(
+            (k for k in owners if len(k) == len(head) and one_off(head, k)), None)
+        if found is None:
+            return None
+        cap = owners[found]
+        if not self.permitted(cap, ctx):
+            return self._refusal(cap, ctx)
+        return Reply.end(DID_YOU_MEAN.format(word=found, hint=cap.hint or cap.title))
 
     def _cancel(self, cap: Conversation | None, state: State, msg: Incoming, ctx: Context) -> Reply:
         self._clear_state(ctx)
@@ -576,13 +743,20 @@ class Engine:
                 return Reply.end(reply.text)
         return Reply.end(CANCELLED.format(title=cap.title if cap else state.conversation))
 
-    @staticmethod
-    def _fallback(msg: Incoming, ctx: Context) -> Reply:
+    def _fallback(self, msg: Incoming, ctx: Context) -> Reply:
         if msg.text:
             shown = msg.text if len(msg.text) <= 20 else msg.text[:20] + "…"
-            return Reply.end(NOT_UNDERSTOOD.format(text=shown))
-        if msg.msg_type == "image":
-            return Reply.end(IMAGE_UNUSED)
+            nearest = self.suggestion(ctx, msg.text)
+            if nearest is None:
+                return Reply.end(NOT_UNDERSTOOD.format(text=shown))
+            return Reply.end(NOT_UNDERSTOOD_HINTS.format(text=shown, hints=nearest.hint))
+        if msg.msg_type == "image":  # pointed to a capability that takes photos, if the sender may use one
+            takes = min((cap for cap in self.capabilities if cap.photo_hint and self.permitted(cap, ctx)),
+                        key=lambda c: c.rank or FEATURED * 10, default=None)
+            if takes is not None:
+                return Reply.end(IMAGE_UNUSED.format(hint=takes.photo_hint))
+            nearest = self.suggestion(ctx)
+            return Reply.end(IMAGE_UNUSED.format(hint=INSTEAD.format(hint=nearest.hint) if nearest else ""))
         if msg.msg_type == "voice":
             return Reply.end(VOICE_UNRECOGNISED)
         if msg.msg_type in ("event", "text", "location"):

@@ -72,6 +72,25 @@ def split_place(db: Session, text: str) -> tuple[Room, str] | None:
     return None
 
 
+def find_place_in(db: Session, text: str) -> tuple[Room, str, str] | None:
+    """The first registered room a sentence names, anywhere in it (the longest name at the first place
+    one starts), with what comes before and after: "三年级二班的投影仪坏了" → (三(2)班, "", "的投影仪坏了")."""
+    by_key: dict[str, Room] = {}
+    for room, keys in _registry(db):
+        for key in keys:
+            by_key.setdefault(key, room)
+    if not by_key:
+        return None
+    for start in range(len(text) - 1):
+        if text[start] in " ,.!?:;、，。！？：；的了":
+            continue
+        for end in range(len(text), start + 1, -1):  # the longest name first
+            found = by_key.get(place_key(text[start:end]))
+            if found is not None:
+                return found, text[:start], text[end:]
+    return None
+
+
 def find_asset(db: Session, text: str) -> Asset | None:
     """The asset whose code is `text` (codes are matched case-insensitively)."""
     code = normalize(text).replace(" ", "")

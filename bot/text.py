@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 
 _SPACES = re.compile(r"\s+")
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -43,6 +44,7 @@ def warm_segmenter() -> None:
 
     jieba.setLogLevel(logging.WARNING)
     segment("空调漏水")
+    reading("报修")
 
 
 def chinese_to_int(word: str) -> int | None:
@@ -81,6 +83,40 @@ def numbers_in(text: str) -> list[int]:
     return found
 
 
+SEPARATOR_MARKS = " :：,，、。.;；!！~～"  # what may follow a command word: "报修：三(2)班…" is "报修 三(2)班…"
+LEADING_PARTICLES = "的了呢啊吧呀哦"  # "三年级二班的空调漏水": the description is 空调漏水
+
+
+def strip_separators(text: str) -> str:
+    """What follows a command word, without the punctuation that separates it: ":三(2)班" → "三(2)班"."""
+    return text.lstrip(SEPARATOR_MARKS).strip()
+
+
+def strip_particles(text: str) -> str:
+    """A description glued to a place, without the particles and punctuation that joined them:
+    "的空调漏水" → "空调漏水" (on its own, a description that is only particles stays as it is)."""
+    stripped = text.lstrip(SEPARATOR_MARKS + LEADING_PARTICLES).strip()
+    return stripped or text.strip()
+
+
+def is_han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+@lru_cache(maxsize=4096)
+def reading(word: str) -> tuple[str, ...]:
+    """How `word` reads, without tones: 报修 → ("bao", "xiu")."""
+    from pypinyin import lazy_pinyin  # loaded on first use (warm_segmenter loads it at start)
+
+    return tuple(lazy_pinyin(word))
+
+
+def one_off(written: str, word: str) -> bool:
+    """`written` is `word` with one character wrong (报表 for 报修; at least two of them right), Chinese only."""
+    return (len(written) == len(word) >= 2 and sum(a != b for a, b in zip(written, word, strict=True)) == 1
+            and all(is_han(ch) for ch in written + word) and (len(word) >= 3 or written[0] == word[0]))
+
+
 def split_command(text: str) -> tuple[str, list[str]]:
     """The first word and the rest: "报修 三(2)班 投影仪不亮" → ("报修", ["三(2)班", "投影仪不亮"])."""
     words = normalize(text).split(" ")
@@ -109,17 +145,47 @@ def original_tail(original: str, tail: str) -> str:
     return tail
 
 
-def day_label(day: date) -> str:
-    """11月23日（周一）: how every reply and push names a day."""
-    return f"{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"
+def day_label(day: date, inside: bool = False) -> str:
+    """11月23日（周一）: how every reply and push names a day; `inside` brackets already, 11月23日 周一
+    (a person writes 今天（11月23日 周一）, not 今天（11月23日（周一））)."""
+    weekday = f"周{WEEKDAYS[day.weekday()]}"
+    return f"{day.month}月{day.day}日 {weekday}" if inside else f"{day.month}月{day.day}日（{weekday}）"
+
+
+def day_short(day: date) -> str:
+    """11月23日: a day as an example a reply gives (always computed from the clock, never written in)."""
+    return f"{day.month}月{day.day}日"
+
+
+_WEEKDAY = re.compile(r"(?P<which>下下|下个?|本|这个?|这)?(?:周|星期|礼拜)(?P<day>[一二三四五六日天1-7])")
+_WEEKDAY_NUMBERS = {**{ch: i for i, ch in enumerate(WEEKDAYS)}, "天": 6, **{str(i + 1): i for i in range(7)}}
+
+
+def parse_weekday(word: str, today: date) -> date | None:
+    """周五 / 星期五 / 礼拜五 → the next Friday (today, if it is one); 下周一 → Monday of next week;
+    本周三 / 这周三 → Wednesday of this week (which may have passed)."""
+    m = _WEEKDAY.fullmatch(word)
+    if m is None:
+        return None
+    weekday = _WEEKDAY_NUMBERS[m["day"]]
+    monday = today - timedelta(days=today.weekday())
+    which = m["which"] or ""
+    if which.startswith("下"):
+        return monday + timedelta(weeks=2 if which == "下下" else 1, days=weekday)
+    if which:
+        return monday + timedelta(days=weekday)
+    return today + timedelta(days=(weekday - today.weekday()) % 7)
 
 
 def parse_day(word: str, today: date) -> date | None:
-    """今天/明天/后天, 11月24日, 11-24, 2026-11-24 → a date (a month-day without a year is the next
-    one on or after about half a year ago, so "1月5日" said in December is next January)."""
+    """今天/明天/后天, 周五/下周一/星期三, 11月24日, 11-24, 2026-11-24 → a date (a month-day without a year
+    is the next one on or after about half a year ago, so "1月5日" said in December is next January)."""
     word = normalize(word)
     if word in _RELATIVE:
         return today + timedelta(days=_RELATIVE[word])
+    weekday = parse_weekday(word, today)
+    if weekday is not None:
+        return weekday
     m = _DATE.fullmatch(word)
     if m is None:
         return None

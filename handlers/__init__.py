@@ -4,7 +4,7 @@ a message gets it. Add a capability by importing its Conversation(s) here."""
 from __future__ import annotations
 
 from bot.engine import Conversation
-from handlers import bus, canteen, duty, identity, repair, safety
+from handlers import bus, canteen, courtesy, duty, identity, repair, safety
 
 CAPABILITIES: list[Conversation] = [
     identity.follow,
@@ -37,4 +37,5 @@ CAPABILITIES: list[Conversation] = [
     duty.checkin,
     duty.swap,
     duty.agree,
+    courtesy.courtesy,  # last: only what no capability took
 ]

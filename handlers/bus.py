@@ -20,6 +20,7 @@ from bot.school import admins, setting_person
 from bot.tables import TableError, read_table
 from bot.text import (
     day_label,
+    day_short,
     local_naive,
     month_span,
     original_tail,
@@ -68,7 +69,8 @@ MISMATCH_ALERT = ("【校车人数不符】{route} {trip}趟上车 {count} 人�
 MISMATCH_UNCHANGED = "与上次报告的差异相同，不再重复通知。"
 CORRECTED = "【校车人数更正】{route} {trip}趟上车 {count} 人，应到 {expected} 人。已更正：人数相符。报告人：{who}。"
 CORRECTION_TOLD = "之前的人数不符提醒已更正：{told}"
-ALARM_TEXT = ("【校车警报】{route} {trip}趟下车 {alighted} 人，少于上车 {boarded} 人：可能有 {missing} 名学生仍在车上！"
+ALARM_HEADING = "【校车警报】"
+ALARM_TEXT = (ALARM_HEADING + "{route} {trip}趟下车 {alighted} 人，少于上车 {boarded} 人：可能有 {missing} 名学生仍在车上！"
               "请立即检查车厢。车牌 {plate}，司机 {driver}，跟车老师 {monitors}。"
               "处理后发送「确认 {number}号线 情况」。")
 CONTACT = "{name} {phone}"
@@ -97,7 +99,8 @@ LEAVE_USAGE = "请按格式发送：请假 孩子姓名 [今天|明天|日期] [
 LEAVE_NO_CHILD = "没有找到你关联的学生「{name}」。你关联的学生：{mine}。"
 LEAVE_NO_STUDENT = "没有找到学生「{name}」。"
 LEAVE_AMBIGUOUS = "有多名学生叫「{name}」（{classes}），请写成「班级+姓名」，例如：{example}"
-LEAVE_BAD_DAY = "日期「{value}」不对：请写今天、明天、后天或日期（如 11月24日），且在今后一个月内。"
+LEAVE_BAD_DAY = "日期「{value}」不对：请写今天、明天、后天、周五或日期（如 {example}），且在今后一个月内。"
+LEAVE_WHICH_CHILD = "请写明是哪个孩子（{names}），例如：请假 {first} 明天。"
 LEAVE_NO_ROUTE = "{name}没有登记校车线路，无需请假。"
 LEAVE_DONE = "已为{name}请假：{day} {trips}校车不乘坐。发送「销假 {name} {day_short}」可撤销。"
 UNLEAVE_DONE = "已为{name}销假：{day} 照常乘坐校车。"
@@ -109,16 +112,27 @@ NO_CHILD_ON_BUS = "你关联的学生都没有登记校车线路。"
 
 TRIP_WORDS = {"上学": MORNING, "早上": MORNING, "上午": MORNING, "放学": AFTERNOON, "下午": AFTERNOON,
               "全天": "all", "全日": "all"}
+LEAVE_CUES = ("请假", "不坐", "不乘")
+LEAVE_SENTENCE = re.compile(r"请假|不(?:坐|乘坐?)(?:校车|车)")  # 明天小明不坐校车, 明天请假
+DAY_WORDS = re.compile(r"今天|明天|后天|(?:下下|下个?|本|这个?)?(?:周|星期|礼拜)[一二三四五六日天]"
+                       r"|\d{1,2}月\d{1,2}[日号]?|\d{1,2}[-/]\d{1,2}")
 TRIP_LABEL = {MORNING: "上学", AFTERNOON: "放学", "all": "全天（上学、放学）"}
-COUNT_PATTERN = re.compile(r"^(?:校车\s*)?(?P<route>.+?)\s*(?P<dir>上车|下车)\s*(?P<n>\S+?)\s*(?:人|名)?$")
+_COUNT_WORDS = r"(?:人数|共|一共|总共)?\s*[:：]?\s*"
+COUNT_PATTERNS = (  # every way a headcount is written: 3号线上车42, 三号线 上车：四十二人, 3号线 42人上车
+    re.compile(rf"^(?:校车\s*)?(?P<route>.+?)\s*(?P<dir>上车|下车)\s*{_COUNT_WORDS}(?P<n>\S+?)\s*(?:人|名)?[。.!]?$"),
+    re.compile(r"^(?:校车\s*)?(?P<route>\S+?(?:号线|号|线|路))\s*(?P<n>[0-9零一二两三四五六七八九十百]+)\s*(?:人|名)?\s*"
+               r"(?P<dir>上车|下车)[。.!]?$"),
+)
 
-bus = Conversation("bus", title="校车点名", keywords=["校车"], roles={"bus_monitor", "admin"}, help=HELP_COUNT)
+bus = Conversation("bus", title="校车点名", keywords=["校车"], roles={"bus_monitor", "admin"}, help=HELP_COUNT,
+                   topic="校车", rank=1, cues=("上车", "下车"))
 ack = Conversation("bus_ack", title="确认校车警报", keywords=["确认"], roles={"admin"}, help=HELP_ACK,
-                   permits=lambda ctx: is_bus_manager(ctx.db, ctx.person_id), refusal=ACK_REFUSED, gives_way=True)
+                   permits=lambda ctx: is_bus_manager(ctx.db, ctx.person_id), refusal=ACK_REFUSED, gives_way=True,
+                   topic="校车", rank=2)
 leave = Conversation("bus_leave", title="校车请假", keywords=["请假", "销假"], roles={"parent", "teacher", "admin"},
-                     help=HELP_LEAVE)
+                     help=HELP_LEAVE, topic="校车", rank=2, cues=LEAVE_CUES)
 subscription = Conversation("bus_subscribe", title="校车到校通知", keywords=["订阅", "退订"], roles={"parent"},
-                            help=HELP_SUBSCRIBE)
+                            help=HELP_SUBSCRIBE, topic="校车", rank=5)
 
 
 # -- routes and rosters -------------------------------------------------------------------------
@@ -179,9 +193,13 @@ def monitors_of(db: Session, route: BusRoute) -> list[Person]:
 
 
 # -- 校车 <线路> 上车|下车 <人数> ------------------------------------------------------------------
+def count_match(text: str) -> re.Match[str] | None:
+    return next((m for m in (p.match(text) for p in COUNT_PATTERNS) if m is not None), None)
+
+
 @bus.entry
 def report(msg: Incoming, ctx: Context) -> Reply:
-    match = COUNT_PATTERN.match(" ".join(msg.args))
+    match = count_match(" ".join(msg.args))
     if not msg.args or match is None:
         return Reply.end(COUNT_USAGE)
     return record(ctx, match) or Reply.end(COUNT_USAGE)
@@ -189,9 +207,10 @@ def report(msg: Incoming, ctx: Context) -> Reply:
 
 @bus.on_event("text", "voice")
 def report_without_keyword(msg: Incoming, ctx: Context) -> Reply | None:
-    """"3号线上车42" or a voice message "三号线上车四十二人": a headcount if the route exists."""
-    match = COUNT_PATTERN.match(msg.text)
-    if match is None or find_route(ctx.db, match["route"]) is None:
+    """"3号线上车42" or a voice message "三号线上车四十二人": a headcount if it names a route, or
+    something written as one (3号线, 三路: an unknown route gets the list of routes)."""
+    match = count_match(msg.text)
+    if match is None or (find_route(ctx.db, match["route"]) is None and not route_key(match["route"]).isdigit()):
         return None
     return record(ctx, match)
 
@@ -200,7 +219,8 @@ def record(ctx: Context, match: re.Match[str]) -> Reply | None:
     route = find_route(ctx.db, match["route"])
     if route is None:
         names = "、".join(r.label for r in all_routes(ctx.db)) or "（尚未导入）"
-        return Reply.end(UNKNOWN_ROUTE.format(route=match["route"], routes=names))
+        key = route_key(match["route"])
+        return Reply.end(UNKNOWN_ROUTE.format(route=key if key.isdigit() else match["route"], routes=names))
     count = parse_number(match["n"])
     if count is None or not 0 <= count <= MAX_COUNT:
         return Reply.end(BAD_COUNT.format(value=match["n"]))
@@ -310,7 +330,8 @@ def alarm_text(db: Session, alarm: BusAlarm) -> str:
     text = ALARM_TEXT.format(route=route.label, trip=TRIP_NAMES[trip.trip], alighted=trip.alighted,
                              boarded=trip.boarded, missing=alarm.missing, plate=route.plate or NOT_REGISTERED,
                              driver=driver, monitors=monitors, number=route.number)
-    return (ALARM_REPEAT.format(n=alarm.pushes) + text) if alarm.pushes > 1 else text
+    # the repeat's heading replaces the alarm's own: 【校车警报·第2次提醒】…, not 【校车警报·第2次提醒】【校车警报】…
+    return ALARM_REPEAT.format(n=alarm.pushes) + text.removeprefix(ALARM_HEADING) if alarm.pushes > 1 else text
 
 
 def alarm_fields(db: Session, alarm: BusAlarm) -> dict[str, str]:
@@ -418,16 +439,39 @@ def _acknowledge(ctx: Context, route: BusRoute, note: str) -> str:
 
 
 # -- 请假 / 销假 -------------------------------------------------------------------------------
-def _find_student(ctx: Context, name: str) -> Student | str:
-    """The student a sender may act for, or the answer explaining why not."""
+def given_names(student: Student) -> set[str]:
+    """What a parent may call their child besides the full name: the given name (陈小明 → 小明)."""
+    return {student.name[1:]} if len(student.name) >= 3 else set()
+
+
+def _my_children(ctx: Context) -> list[Student]:
     person = ctx.person
     assert person is not None
-    mine = list(ctx.db.scalars(select(Student).join(ParentLink).where(ParentLink.person_id == person.id)))
-    if not ctx.has_role("teacher", "admin"):
-        found = [s for s in mine if name in (s.name, f"{s.class_name}{s.name}")]
-        if not found:
-            return LEAVE_NO_CHILD.format(name=name, mine="、".join(s.name for s in mine) or "无")
+    return list(ctx.db.scalars(select(Student).join(ParentLink).where(ParentLink.person_id == person.id)
+                               .order_by(Student.id)))
+
+
+def _own_child(mine: list[Student], name: str) -> Student | str:
+    """The child `name` names among a parent's own: full name, class + name, given name, or a part of the
+    name (two characters or more) that only one of them has."""
+    found = [s for s in mine if name in (s.name, f"{s.class_name}{s.name}")]
+    if not found:
+        found = [s for s in mine if name in given_names(s) or (len(name) >= 2 and name in s.name)]
+    if len(found) == 1:
         return found[0]
+    if found:
+        return which_child(found)
+    return LEAVE_NO_CHILD.format(name=name, mine="、".join(s.name for s in mine) or "无")
+
+
+def which_child(children: list[Student]) -> str:
+    return LEAVE_WHICH_CHILD.format(names="、".join(s.name for s in children), first=children[0].name)
+
+
+def _find_student(ctx: Context, name: str) -> Student | str:
+    """The student a sender may act for, or the answer explaining why not."""
+    if not ctx.has_role("teacher", "admin"):
+        return _own_child(_my_children(ctx), name)
     candidates = [s for s in ctx.db.scalars(select(Student).where(Student.name == name))]
     if not candidates:
         candidates = [s for s in ctx.db.scalars(select(Student)) if f"{s.class_name}{s.name}" == name]
@@ -439,38 +483,75 @@ def _find_student(ctx: Context, name: str) -> Student | str:
     return candidates[0]
 
 
+def bad_day(word: str, today: date) -> str:
+    """Why `word` is no day to take leave on, with an example that is one (tomorrow, from the clock)."""
+    return LEAVE_BAD_DAY.format(value=word, example=day_short(today + timedelta(days=1)))
+
+
 @leave.entry
 def request_leave(msg: Incoming, ctx: Context) -> Reply:
-    cancelling = msg.command == "销假"
     if not msg.args:
         return Reply.end(LEAVE_USAGE)
-    found = _find_student(ctx, msg.args[0])
+    today = ctx.local_now.date()
+    words = msg.args[1:]
+    if not ctx.has_role("teacher", "admin") and (msg.args[0] in TRIP_WORDS or parse_day(msg.args[0], today)):
+        mine = _my_children(ctx)  # 请假 明天: a parent's only child
+        found: Student | str = mine[0] if len(mine) == 1 else (which_child(mine) if mine else LEAVE_USAGE)
+        words = msg.args
+    else:
+        found = _find_student(ctx, msg.args[0])
     if isinstance(found, str):
         return Reply.end(found)
-    student = found
-    today = ctx.local_now.date()
     day, trips = today, "all"
-    for word in msg.args[1:]:
+    for word in words:
         if word in TRIP_WORDS:
             trips = TRIP_WORDS[word]
             continue
         parsed = parse_day(word, today)
         if parsed is None or not today <= parsed <= today + LEAVE_HORIZON:
-            return Reply.end(LEAVE_BAD_DAY.format(value=word))
+            return Reply.end(bad_day(word, today))
         day = parsed
+    return Reply.end(_leave(ctx, found, day, trips, cancelling=msg.command == "销假"))
+
+
+@leave.on_event("text", "voice")
+def leave_sentence(msg: Incoming, ctx: Context) -> Reply | None:
+    """A parent's sentence: 「明天小明不坐校车」「小明周五请假」「明天请假」 (one child: theirs). The child is
+    named as 请假 allows, or not at all when they have one; the day is 今天 unless one is named."""
+    text = msg.text.replace(" ", "")
+    if not LEAVE_SENTENCE.search(text) or ctx.has_role("teacher", "admin") or not ctx.has_role("parent"):
+        return None
+    mine = _my_children(ctx)
+    if not mine:
+        return None
+    named = [s for s in mine if any(n in text for n in (s.name, *given_names(s)))]
+    if len(named) != 1 and len(mine) != 1:
+        return Reply.end(which_child(named or mine))
+    student = named[0] if len(named) == 1 else mine[0]
+    today = ctx.local_now.date()
+    day = today
+    for word in DAY_WORDS.findall(text):
+        parsed = parse_day(word, today)
+        if parsed is None or not today <= parsed <= today + LEAVE_HORIZON:
+            return Reply.end(bad_day(word, today))
+        day = parsed
+    trips = next((TRIP_WORDS[w] for w in TRIP_WORDS if w in text), "all")
+    return Reply.end(_leave(ctx, student, day, trips, cancelling=False))
+
+
+def _leave(ctx: Context, student: Student, day: date, trips: str, cancelling: bool) -> str:
     if cancelling:
         leaves = list(ctx.db.scalars(select(BusLeave).where(
             BusLeave.student_id == student.id, BusLeave.day == day, BusLeave.cancelled_at.is_(None))))
         if not leaves:
-            return Reply.end(UNLEAVE_NONE.format(name=student.name, day=day_label(day)))
+            return UNLEAVE_NONE.format(name=student.name, day=day_label(day))
         for lv in leaves:
             lv.cancelled_at = ctx.now
-        return Reply.end(UNLEAVE_DONE.format(name=student.name, day=day_label(day)))
+        return UNLEAVE_DONE.format(name=student.name, day=day_label(day))
     if not student.route:
-        return Reply.end(LEAVE_NO_ROUTE.format(name=student.name))
+        return LEAVE_NO_ROUTE.format(name=student.name)
     ctx.db.add(BusLeave(student=student, day=day, trips=trips, requested_by=ctx.person, created_at=ctx.now))
-    return Reply.end(LEAVE_DONE.format(name=student.name, day=day_label(day), trips=TRIP_LABEL[trips],
-                                       day_short=f"{day.month}月{day.day}日"))
+    return LEAVE_DONE.format(name=student.name, day=day_label(day), trips=TRIP_LABEL[trips], day_short=day_short(day))
 
 
 # -- 订阅 校车 / 退订 校车 -----------------------------------------------------------------------

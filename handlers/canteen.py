@@ -33,6 +33,7 @@ from bot.text import (
     WEEKDAYS,
     day_bounds,
     day_label,
+    day_short,
     local_naive,
     month_bounds,
     month_key,
@@ -98,6 +99,8 @@ HELP_VIEW = "食堂评价 [今天|昨天|本周|日期] — 查看食堂评价"
 HELP_REPLY = "回复 F编号 内容 — 回复食堂反馈人"
 HELP_PUBLISH = "发布菜单 [本周|下周] — 发布菜单（默认下周）"
 HELP_ACCOMPANY = "陪餐 早餐|午餐 [意见] — 记录陪餐"
+HINT_RATE = "发送「食堂 1-5 意见」评价今天的饭菜"
+PHOTO_FIRST = "如需为今天的饭菜拍照反馈，请先发送「食堂 1-5 意见」，10分钟内再发照片。"
 
 # -- menus
 MENU_HEADING = "{which}菜单（{first}–{last}）"
@@ -137,20 +140,20 @@ VIEW_NONE = "{label}还没有食堂评价。"
 VIEW_ROW = "{code} {who} {rating}分{comment}{flags}"
 FLAG_SUPERSEDED = "【评分已由{code}更新，不计入平均】"
 VIEW_FOOTER = "答复反馈人请发送：回复 F编号 内容"
-VIEW_BAD = "「{word}」不是日期。可以发送：食堂评价 今天 / 昨天 / 本周 / 上周 / 11月23日"
+VIEW_BAD = "「{word}」不是日期。可以发送：食堂评价 今天 / 昨天 / 本周 / 上周 / {example}"
 MORE = "……另有{n}条"
 # -- replies
 REPLY_USAGE = "请按格式发送：回复 F编号 内容，例如：回复 F3 已调整盐量，谢谢反馈"
 REPLY_UNKNOWN = "没有找到食堂评价 {code}。"
 REPLIED = "已将回复发送给 {code} 的反馈人（{group}）。"
 REPLIED_NOBODY = "{code} 的反馈人已不在名单中，回复已记录。"
-REPLIED_HELD = "回复已记录，将在 {at} 后送达 {code} 的反馈人（{group}）（夜间免打扰）。"
+REPLIED_HELD = "回复已记录。夜间免打扰，将在 {at} 后送达 {code} 的反馈人（{group}）。"
 REPLIED_UNBOUND = "回复已记录。{code} 的反馈人（{group}）：对方已解绑，无法送达。"
 REPLIED_UNREACHED = "回复已记录。{code} 的反馈人（{group}）：对方暂时无法送达（{reason}）。"
 REPLY_PUSH = "【食堂回复】你{day}的食堂评价 {code}（{rating}分{comment}）：{text}"
 # -- publishing
 PUBLISH_NONE = "{which}的菜单还没有导入，无法发布。"
-PUBLISH_BAD = "「{word}」不是周次。可以发送：发布菜单 / 发布菜单 本周 / 发布菜单 2026-W48"
+PUBLISH_BAD = "「{word}」不是周次。可以发送：发布菜单 / 发布菜单 本周 / 发布菜单 {example}"
 PUBLISHED_LATER = "已发布{which}菜单（{key}，{days} 天）。将于 {when} 推送给家长和教师。页面：{url}"
 PUBLISHED_NOW = "已发布{which}菜单（{key}，{days} 天），并已推送给 {count} 位家长和教师。页面：{url}"
 PUBLISHED_QUIET = "已发布{which}菜单（{key}，{days} 天）。页面：{url}"
@@ -179,16 +182,20 @@ ACCOMPANY_NOTE = "【陪餐意见】{name} {day}{meal}：{note}"
 
 menu = Conversation("canteen_menu", title="菜单",
                     keywords=["菜单", "本周菜单", "下周菜单", "今天吃什么", "今日菜单", "明天吃什么"],
-                    menu_keys=["MENU"], help=HELP_MENU)
-publish = Conversation("menu_publish", title="发布菜单", keywords=["发布菜单"], roles=CANTEEN_SIDE, help=HELP_PUBLISH)
+                    menu_keys=["MENU"], help=HELP_MENU, topic="食堂", rank=3)
+publish = Conversation("menu_publish", title="发布菜单", keywords=["发布菜单"], roles=CANTEEN_SIDE, help=HELP_PUBLISH,
+                      topic="食堂", rank=3)
 view = Conversation("canteen_view", title="食堂评价汇总", keywords=["食堂评价", "评价汇总"], roles=CANTEEN_SIDE,
-                    help=HELP_VIEW)
+                    help=HELP_VIEW, topic="食堂", rank=2)
 rating = Conversation("canteen", title="食堂", keywords=["食堂", "评价食堂"], menu_keys=["CANTEEN"],
-                      roles=FEEDBACK_ROLES, help=HELP_RATE, gives_way=True)
+                      roles=FEEDBACK_ROLES, help=HELP_RATE, gives_way=True, topic="食堂", rank=4,
+                      hint=HINT_RATE, photo_hint=PHOTO_FIRST)
 survey = Conversation("canteen_survey", title="食堂问卷", keywords=["食堂问卷", "满意度调查"], roles=FEEDBACK_ROLES,
-                      help=HELP_SURVEY, gives_way=True)
-reply = Conversation("canteen_reply", title="回复食堂反馈", keywords=["回复"], roles=CANTEEN_SIDE, help=HELP_REPLY)
-accompany = Conversation("accompanied_meal", title="陪餐", keywords=["陪餐"], roles={"admin"}, help=HELP_ACCOMPANY)
+                      help=HELP_SURVEY, gives_way=True, topic="食堂")
+reply = Conversation("canteen_reply", title="回复食堂反馈", keywords=["回复"], roles=CANTEEN_SIDE, help=HELP_REPLY,
+                       topic="食堂", rank=4)
+accompany = Conversation("accompanied_meal", title="陪餐", keywords=["陪餐"], roles={"admin"}, help=HELP_ACCOMPANY,
+                         topic="食堂")
 
 
 # -- weeks ----------------------------------------------------------------------------------------
@@ -325,7 +332,7 @@ def show_menu(msg: Incoming, ctx: Context) -> Reply:
 
 
 def day_text(ctx: Context, day: date, word: str) -> str:
-    label = f"{word}（{day_label(day)}）"
+    label = f"{word}（{day_label(day, inside=True)}）"
     found = find_week(ctx.db, *iso_week(day))
     items = [i for i in found.items if i.day == day] if found is not None and found.published else []
     if found is None or not items:
@@ -347,7 +354,7 @@ def publish_entry(msg: Incoming, ctx: Context) -> Reply:
     else:
         parsed = parse_week(word)
         if parsed is None:
-            return Reply.end(PUBLISH_BAD.format(word=word))
+            return Reply.end(PUBLISH_BAD.format(word=word, example=week_key(*next_week_of(today))))
         target, which = parsed, ""
     found = find_week(ctx.db, *target)
     if found is None or not found.items:
@@ -470,7 +477,8 @@ def record_feedback(ctx: Context, score: int, comment: str) -> Reply:
     for row in earlier:
         if row.counted:
             row.superseded_by = feedback
-    fields = {"day": day_label(today), "rating": score, "comment": with_comment(comment), "code": feedback.code}
+    fields = {"day": day_label(today, inside=True), "rating": score, "comment": with_comment(comment),
+              "code": feedback.code}
     text = RATED.format(**fields)
     if earlier:
         text += RATED_AGAIN.format(earlier="、".join(r.code for r in earlier))
@@ -527,19 +535,19 @@ def repair_since(db: Session, person: Person, moment: datetime) -> bool:
 def view_period(words: list[str], today: date) -> tuple[date, date, str] | str:
     """(first, last, label) of the days asked for, or the answer to a bad word."""
     if not words or words[0] == "今天":
-        return today, today, f"今天（{day_label(today)}）"
+        return today, today, f"今天（{day_label(today, inside=True)}）"
     word = words[0]
     monday = today - timedelta(days=today.weekday())
     if word == "昨天":
         day = today - timedelta(days=1)
-        return day, day, f"昨天（{day_label(day)}）"
+        return day, day, f"昨天（{day_label(day, inside=True)}）"
     if word == THIS_WEEK:
         return monday, today, f"本周（{month_day(monday)}起）"
     if word == "上周":
         return monday - timedelta(days=7), monday - timedelta(days=1), f"上周（{month_day(monday - timedelta(days=7))}起）"
     asked = parse_day(word, today)
     if asked is None:
-        return VIEW_BAD.format(word=word)
+        return VIEW_BAD.format(word=word, example=day_short(today - timedelta(days=1)))
     return asked, asked, day_label(asked)
 
 

@@ -20,7 +20,7 @@ from bot.outbox import told
 from bot.people import AmbiguousName, PersonNotFound, find_person, resolve_person
 from bot.school import Calendar, Slot, duty_slots, get_setting
 from bot.tables import TableError, read_table
-from bot.text import WEEKDAYS, day_label, local_naive, month_span, parse_day
+from bot.text import WEEKDAYS, day_label, day_short, local_naive, month_span, parse_day
 from models import Person
 from models.duty import (
     LOCATION,
@@ -65,7 +65,7 @@ SWAP_NO_PERSON = "没有找到同事「{name}」。"
 SWAP_SELF = "不能请自己代班。"
 SWAP_NO_SHIFT = "你在{day}{slot}没有值日安排。"
 SWAP_WHICH = "你在{day}有多个值日：{shifts}。请写明时段，例如：代班 {name} {day_short} {example}"
-SWAP_BAD = "「{value}」不是日期或时段。日期如：今天、明天、11月24日；时段：{slots}"
+SWAP_BAD = "「{value}」不是日期或时段。日期如：今天、明天、周五、{example}；时段：{slots}"
 SWAP_ASKED = "已向{name}发出代班请求：{day} {slot} {post}。对方回复「同意」后生效。"
 SWAP_NOT_SENT = "已记录代班请求：{day} {slot} {post}，但{told}请当面告知{name}，对方回复「同意」后生效。"
 SWAP_REQUEST = "【代班请求】{who}请你代班：{day} {slot} {post}。回复「同意」接受，「不同意」拒绝。"
@@ -79,8 +79,8 @@ SWAP_LISTING = "{n}. {who}：{day} {slot} {post}"
 SWAP_NO_MATCH = "没有找到「{choice}」对应的代班请求。"
 
 checkin = Conversation("duty", title="值日签到", keywords=["签到", "打卡"], menu_keys=["CHECKIN"], scenes=["post"],
-                       roles=DUTY_ROLES, help=HELP_CHECKIN, gives_way=True)
-swap = Conversation("duty_swap", title="代班", keywords=["代班"], roles=DUTY_ROLES, help=HELP_SWAP)
+                       roles=DUTY_ROLES, help=HELP_CHECKIN, gives_way=True, topic="值日", rank=4)
+swap = Conversation("duty_swap", title="代班", keywords=["代班"], roles=DUTY_ROLES, help=HELP_SWAP, topic="值日")
 ACCEPT, DECLINE = "同意", "不同意"
 agree = Conversation("duty_agree", title="答复代班", keywords=[ACCEPT, DECLINE], roles=DUTY_ROLES, gives_way=True)
 
@@ -314,7 +314,8 @@ def request_swap(msg: Incoming, ctx: Context) -> Reply:
             continue
         parsed = parse_day(word, today)
         if parsed is None or parsed < today:
-            return Reply.end(SWAP_BAD.format(value=word, slots="、".join(slots)))
+            return Reply.end(SWAP_BAD.format(value=word, slots="、".join(slots),
+                                             example=day_short(today + timedelta(days=1))))
         day = parsed
     mine = [r for r in rostered_on(ctx.db, day) if r.person.id == person.id and (not slot_name or r.slot == slot_name)]
     if not mine:

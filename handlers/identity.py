@@ -95,10 +95,11 @@ REISSUED_PARENTS = "已关联的家长不受影响。"
 
 follow = Conversation("follow", title="关注")
 binding = Conversation("binding", title="绑定", keywords=["绑定", "bind"], menu_keys=["BIND"], scenes=["bind"],
-                       help=HELP_BIND)
+                       help=HELP_BIND, topic="身份", rank=6)
 unbind = Conversation("unbind", title="解绑", keywords=["解绑", "unbind", CONFIRM_UNBIND_WORD])
 whoami = Conversation("whoami", title="我", keywords=["我", "whoami", "我是谁"])
-reissue = Conversation("reissue_code", title="重发绑定码", keywords=["重发绑定码"], roles={"admin"}, help=HELP_REISSUE)
+reissue = Conversation("reissue_code", title="重发绑定码", keywords=["重发绑定码"], roles={"admin"}, help=HELP_REISSUE,
+                       topic="身份", rank=6)
 
 
 # -- following --------------------------------------------------------------------------------

@@ -19,17 +19,26 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
 from bot.outbox import told
 from bot.people import AmbiguousName, PersonNotFound, resolve_person
-from bot.places import find_asset, find_room, place_key, split_place
+from bot.places import find_asset, find_place_in, find_room, place_key, split_place
 from bot.school import admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
-from bot.text import local_naive, month_bounds, normalize, segment
+from bot.text import (
+    LEADING_PARTICLES,
+    SEPARATOR_MARKS,
+    local_naive,
+    month_bounds,
+    normalize,
+    original_tail,
+    segment,
+    strip_particles,
+)
 from models import Asset, Person, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.repair import (
     ACCEPTED,
@@ -67,6 +76,7 @@ REPAIR_ROLES = {"teacher", "staff", "admin"}
 WORK_ROLES = {"staff", "admin"}
 CODE_RE = re.compile(r"[Rr](\d{1,9})")
 RATING_RE = re.compile(r"([1-5一二三四五])[分星]?")
+OUT_OF_RANGE_RE = re.compile(r"-?\d{1,3}(?:\.\d+)?\s*[分星]?")  # 6, 0, 10分: not a 1-5 rating
 RATING_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 SEPARATORS = re.compile(r"[;；、，,]+")
 # Words that say how something is broken, or name nothing in particular: two reports sharing only
@@ -80,6 +90,7 @@ class Step:
     PLACE = "place"
     DETAIL = "detail"
     PHOTO = "photo"
+    CONFIRM = "confirm"  # a sentence taken for a repair: 是 files it
 
 
 HELP_REPAIR = "报修 [地点 描述] — 报修（也可扫教室二维码），可附照片"
@@ -92,6 +103,7 @@ HELP_PATROL = "巡查 地点 问题 — 登记安全隐患"
 HELP_WITHDRAW = "撤销 R编号 [理由] — 撤销自己尚未被接单的报修"
 
 CANCEL_WORDS = ("算了", "不报了", "不用了", "不修了")  # mid-dialog, like 取消
+PHOTO_FIRST = "如需报修，请先发送「报修」，再按提示上传照片。"
 ASK_PLACE = "请告诉我报修地点（如：三(2)班、科学室、二楼东厕所）。发送「取消」可结束。"
 ASK_PLACE_TEXT = "请用文字告诉我报修地点（如：三(2)班）。"
 ASK_DETAIL = "地点：{place}。请描述问题（如：投影仪不亮）。"
@@ -136,9 +148,18 @@ TRANSFERRED = "已将 {code} 转派给{name}。"
 STILL_OPEN = "{code} 还在处理中（{status}），无需重新打开。"
 REOPENED = "已重新打开 {code}，请再次处理：{told}"
 RATED = "谢谢评价！{code} 评分 {rating} 分。"
+RATE_RANGE = "请回复 1-5 为 {code} 的维修打分（5 分最满意）。"
+THANKED = "不客气，很高兴 {code} 已修好！方便的话请回复 1-5 为这次维修打分（5 分最满意）。"
+ASK_CONFIRM = "要报修吗？{place} · {description}（回复「是」提交）"
+ASK_CONFIRM_PLACE = "要报修吗？请告诉我地点（如：三(2)班），问题：{description}。发送「取消」可结束。"
+NOT_FILED = "好的，没有提交报修。"
+YES_WORDS = {"是", "是的", "对", "对的", "好", "好的", "嗯", "要", "提交", "确定", "可以", "ok", "yes"}
+NO_WORDS = {"不", "不是", "否", "不要", "不用", "no"}
+THANKS_WORDS = ("谢谢", "感谢", "多谢", "辛苦", "很好", "不错", "满意", "修好了", "好了")
 NO_OPEN = "你目前没有未完成的报修。发送「报修」可提交新的报修。"
 MY_HEADER = "你的报修："
 MY_WORK_HEADER = "待你处理："
+MY_LATE_HEADER = "已逾期（已报管理员）："
 MORE = "……另有{n}条"
 
 NOTIFY_NEW = "【新报修】{code} {place} · {category}：{description}（报修人：{reporter}）。接单请发送「接单 {code}」。"
@@ -159,17 +180,31 @@ NOTIFY_WITHDRAWN = "【报修撤销】{code} {place} · {description}：{by}已�
 REASON = "（理由：{reason}）"
 
 # gives_way: mid-dialog, 我的报修, 菜单 ... are answered, not taken for the place or the description
+# A sentence with no command word is taken for a repair when it names a registered place and one of
+# these (三年级二班的投影仪坏了): the bot asks before filing. The skip words answer the photo question
+# that the one-shot 报修 leaves open.
+FAULT_WORDS = ("坏", "不亮", "不响", "漏水", "渗水", "滴水", "跑水", "关不上", "关不了", "打不开", "开不了", "锁不上",
+               "不能用", "用不了", "没反应", "不工作", "不转", "不出水", "没水", "没电", "停电", "跳闸", "堵", "掉了",
+               "脱落", "松动", "裂", "破了", "碎了", "黑屏", "花屏", "故障", "异响", "冒烟", "漏电", "不制冷",
+               "不制热", "没声音", "失灵", "卡住", "断了", "要修", "维修", "修一下", "不通", "不灵")
+
+# gives_way: mid-dialog, 我的报修, 菜单 ... are answered, not taken for the place or the description
 repair = Conversation("repair", title="报修", keywords=["报修"], menu_keys=["REPAIR"], scenes=["room", "asset"],
-                      roles=REPAIR_ROLES, help=HELP_REPAIR, gives_way=True, cancel_words=CANCEL_WORDS)
+                      roles=REPAIR_ROLES, help=HELP_REPAIR, gives_way=True, cancel_words=CANCEL_WORDS,
+                      topic="报修", rank=1, cues=(*FAULT_WORDS, *SKIP_WORDS), photo_hint=PHOTO_FIRST)
 my_repairs = Conversation("my_repairs", title="我的报修", keywords=["我的报修"], menu_keys=["MY_REPAIRS"],
-                          roles=REPAIR_ROLES, help=HELP_MY)
-accept = Conversation("repair_accept", title="接单", keywords=["接单"], roles=WORK_ROLES, help=HELP_ACCEPT)
-finish = Conversation("repair_finish", title="完成报修", keywords=["完成"], roles=WORK_ROLES, help=HELP_FINISH)
-transfer = Conversation("repair_transfer", title="转派", keywords=["转派"], roles=WORK_ROLES, help=HELP_TRANSFER)
+                          roles=REPAIR_ROLES, help=HELP_MY, topic="报修", rank=2)
+accept = Conversation("repair_accept", title="接单", keywords=["接单"], roles=WORK_ROLES, help=HELP_ACCEPT,
+                      topic="报修", rank=2)
+finish = Conversation("repair_finish", title="完成报修", keywords=["完成"], roles=WORK_ROLES, help=HELP_FINISH,
+                      topic="报修", rank=3)
+transfer = Conversation("repair_transfer", title="转派", keywords=["转派"], roles=WORK_ROLES, help=HELP_TRANSFER,
+                        topic="报修")
 reopen = Conversation("repair_reopen", title="未修好", keywords=["未修好", "没修好"], roles=REPAIR_ROLES,
-                      help=HELP_REOPEN)
-patrol = Conversation("patrol", title="巡查", keywords=["巡查"], roles=REPAIR_ROLES, help=HELP_PATROL)
-withdraw = Conversation("repair_withdraw", title="撤销报修", keywords=["撤销"], roles=REPAIR_ROLES, help=HELP_WITHDRAW)
+                      help=HELP_REOPEN, topic="报修")
+patrol = Conversation("patrol", title="巡查", keywords=["巡查"], roles=REPAIR_ROLES, help=HELP_PATROL, topic="报修")
+withdraw = Conversation("repair_withdraw", title="撤销报修", keywords=["撤销"], roles=REPAIR_ROLES, help=HELP_WITHDRAW,
+                        topic="报修")
 ticket_view = Conversation("repair_ticket", title="报修单", roles=REPAIR_ROLES)  # R<n>, and a bare 1-5 rating
 
 
@@ -428,9 +463,17 @@ def _place_given(ctx: Context, words: list[str]) -> Reply:
     """`地点 描述` files at once; `地点` alone asks for the description; "三(2)班投影仪不亮" is split."""
     place = resolve_place(ctx.db, words[0])
     if len(words) > 1:
-        return file_ticket(ctx, place, " ".join(words[1:]))
+        return file_ticket(ctx, place, strip_particles(" ".join(words[1:])))
     if place.room is None and place.asset is None and (glued := split_place(ctx.db, words[0])) and glued[1]:
-        return file_ticket(ctx, Place(glued[0].name, glued[0]), glued[1])
+        return file_ticket(ctx, Place(glued[0].name, glued[0]), strip_particles(glued[1]))
+    if ctx.data.get("description"):  # the place a sentence's repair lacked: a registered one files it
+        description = str(ctx.data["description"])
+        if place.room is not None or place.asset is not None:
+            return file_ticket(ctx, place, description)
+        if normalize(words[0]).lower() in NO_WORDS:
+            return Reply.end(NOT_FILED)
+        return Reply(ASK_CONFIRM.format(place=place.text, description=description), next=Step.CONFIRM,
+                     data={**place.data, "description": description})
     return Reply(ASK_DETAIL.format(place=place.text), next=Step.DETAIL, data=place.data)
 
 
@@ -459,6 +502,43 @@ def got_photo(msg: Incoming, ctx: Context) -> Reply | None:
     if msg.text.lower() in SKIP_WORDS:
         return Reply.end(SKIPPED.format(code=ticket.code))
     return None  # anything else is a new message: the engine routes it
+
+
+@repair.on_event("text", "voice")
+def repair_sentence(msg: Incoming, ctx: Context) -> Reply | None:
+    """A sentence with no command word: 跳过 answering the photo question a one-shot 报修 left; or a
+    registered place and a fault word (三年级二班的投影仪坏了), asked before filing."""
+    text = msg.text
+    if text.lower() in SKIP_WORDS:
+        ticket = ctx.db.scalar(select(RepairTicket).where(
+            RepairTicket.reporter_id == ctx.person_id, RepairTicket.filed_at >= ctx.now - PHOTO_WINDOW,
+            RepairTicket.status != WITHDRAWN).order_by(RepairTicket.filed_at.desc()).limit(1))
+        return Reply.end(SKIPPED.format(code=ticket.code)) if ticket is not None else None
+    if not any(w in text for w in FAULT_WORDS):
+        return None
+    found = find_place_in(ctx.db, text)
+    if found is None:
+        description = original_tail(msg.kept_text, text)
+        return Reply(ASK_CONFIRM_PLACE.format(description=description), next=Step.PLACE,
+                     data={"description": description})
+    room, before, after = found
+    said = after.lstrip(SEPARATOR_MARKS + LEADING_PARTICLES).strip()  # 三年级二班的投影仪坏了: 投影仪坏了
+    description = original_tail(msg.kept_text, said) if said else before.rstrip(SEPARATOR_MARKS + "的在").strip()
+    if not description:
+        return None
+    place = Place(room.name, room)
+    return Reply(ASK_CONFIRM.format(place=place.text, description=description), next=Step.CONFIRM,
+                 data={**place.data, "description": description})
+
+
+@repair.on(Step.CONFIRM)
+def confirmed(msg: Incoming, ctx: Context) -> Reply | None:
+    answer = msg.text.lower().rstrip("。.!")
+    if answer in YES_WORDS:
+        return file_ticket(ctx, place_from_data(ctx.db, ctx.data), str(ctx.data["description"]))
+    if answer in NO_WORDS:
+        return Reply.end(NOT_FILED)
+    return None  # something else: routed as a new message
 
 
 @repair.on_cancel(Step.PHOTO)
@@ -669,13 +749,17 @@ def show_or_rate(msg: Incoming, ctx: Context) -> Reply | None:
     if CODE_RE.fullmatch(text):
         return Reply.end(show_ticket(ctx, text))
     rating = RATING_RE.fullmatch(text)
-    if rating and ctx.person is not None:
+    out_of_range = OUT_OF_RANGE_RE.fullmatch(text) is not None
+    thanks = len(text) <= 20 and any(w in text for w in THANKS_WORDS)
+    if (rating or out_of_range or thanks) and ctx.person is not None:
         ticket = ctx.db.scalar(select(RepairTicket).where(
             RepairTicket.reporter_id == ctx.person.id, RepairTicket.status == DONE, RepairTicket.rating.is_(None))
             .order_by(RepairTicket.done_at.desc()).limit(1))
         if ticket is not None:
-            word = rating.group(1)
-            return Reply.end(rate(ctx, ticket, RATING_WORDS.get(word) or int(word)))
+            if rating:
+                word = rating.group(1)
+                return Reply.end(rate(ctx, ticket, RATING_WORDS.get(word) or int(word)))
+            return Reply.end((RATE_RANGE if out_of_range else THANKED).format(code=ticket.code))
     return None
 
 
@@ -778,14 +862,36 @@ def list_mine(msg: Incoming, ctx: Context) -> Reply:
         RepairTicket.status.in_((*ACTIVE, DONE))).order_by(RepairTicket.number)))
     lines = _listing(MY_HEADER, mine)
     if ctx.has_role("staff", "admin"):
-        categories = me.category_list
-        work = list(ctx.db.scalars(select(RepairTicket).where(
-            RepairTicket.status.in_(ACTIVE),
-            or_(RepairTicket.assignee_id == me.id,
-                and_(RepairTicket.assignee_id.is_(None), RepairTicket.category.in_(categories))))
-            .order_by(RepairTicket.number)))
-        lines += _listing(MY_WORK_HEADER, work)
+        work, late = waiting_for(ctx, me)
+        lines += _listing(MY_WORK_HEADER, work) + _listing(MY_LATE_HEADER, late)
     return Reply.end("\n".join(lines) if lines else NO_OPEN)
+
+
+def waiting_for(ctx: Context, me: Person) -> tuple[list[RepairTicket], list[RepairTicket]]:
+    """The work waiting for a staff member or admin: the active tickets they work on (assigned to them, or
+    unassigned and theirs by category, admin's when no staff has it), and — split off as 已逾期 — those
+    escalated for being late (to admin: every one; to staff: their own)."""
+    workers: dict[str, list[int]] = {}
+
+    def works_on(ticket: RepairTicket) -> bool:
+        if ticket.assignee_id is not None:
+            return ticket.assignee_id == me.id
+        if ticket.category not in workers:
+            workers[ticket.category] = [p.id for p in responsible(ctx.db, ticket.category)]
+        return me.id in workers[ticket.category]
+
+    active = list(ctx.db.scalars(select(RepairTicket).where(RepairTicket.status.in_(ACTIVE))
+                                 .order_by(RepairTicket.number)))
+    admin = "admin" in ctx.roles
+    work, late = [], []
+    for ticket in active:
+        escalated = ticket.unaccepted_escalated_at is not None or ticket.overdue_escalated_at is not None
+        mine = works_on(ticket)
+        if escalated and (mine or admin):
+            late.append(ticket)
+        elif mine:
+            work.append(ticket)
+    return work, late
 
 
 # -- imports ------------------------------------------------------------------------------------

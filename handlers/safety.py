@@ -45,9 +45,10 @@ FIRE_USAGE = "请按格式发送：消防自检 完成 [备注]，例如：消�
 FIRE_DONE = "已记录{month}消防设备自检完成{note}。谢谢！"
 FIRE_ALREADY = "{month}消防设备自检已于{at}由{who}完成，无需重复提交。"
 
-drill = Conversation("drill", title="演练记录", keywords=["演练"], roles={"admin"}, help=HELP_DRILL)
+drill = Conversation("drill", title="演练记录", keywords=["演练"], roles={"admin"}, help=HELP_DRILL,
+                     topic="安全")
 fire_check = Conversation("fire_check", title="消防自检", keywords=["消防自检"], roles={"staff", "admin"},
-                          help=HELP_FIRE)
+                          help=HELP_FIRE, topic="安全")
 
 
 def month_topic(db: Session, month: int) -> tuple[str, str]:

@@ -85,7 +85,7 @@ def test_the_guides_mode_switch_answers_every_message_on_the_way(services: Servi
     for overrides, modes in steps:
         transport = client_transport(sibling_app(services, **overrides).test_client())
         for mode in modes:
-            reply = user_for(settings, transport, aes_key=key, mode=mode, openid=openid).say("你好")
+            reply = user_for(settings, transport, aes_key=key, mode=mode, openid=openid).say("随便说说")
             assert reply.status == 200 and "没有听懂" in reply.text, (overrides, mode)
     transport = client_transport(sibling_app(services).test_client())
-    assert user_for(settings, transport, mode="plain", openid=openid).say("你好").status == 403
+    assert user_for(settings, transport, mode="plain", openid=openid).say("随便说说").status == 403

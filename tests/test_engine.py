@@ -134,7 +134,7 @@ def test_help_lists_only_what_the_senders_roles_allow(wechat_user, people):
 
 def test_help_follows_the_capability_order(wechat_user, people):
     people.add("全能", *ROLES)
-    text = wechat_user("全能").say("help").text
+    text = wechat_user("全能").say("help 全部").text
     helps = [c.help for c in [*CAPABILITIES, *EXTRAS] if c.help]
     positions = [text.find(h) for h in helps]
     assert -1 not in positions, text
@@ -165,7 +165,7 @@ def test_every_help_word_gives_help(wechat_user, people, word):
 def test_help_is_assembled_from_the_capabilities_the_engine_has(wechat_user, people, capabilities):
     people.add("全能", *ROLES)
     everyone = wechat_user("全能")
-    text = everyone.say("帮助").text
+    text = everyone.say("帮助 全部").text
     assert ERRAND_HELP not in text and SURVEY_HELP not in text and KEYS_HELP not in text
     assert all(c.help in text for c in CAPABILITIES if c.help)
     assert FALLBACK in everyone.say("差事 扫地").text
@@ -344,7 +344,7 @@ def test_every_capability_has_help_answers_its_triggers_and_cancels(cap, capabil
         user = wechat_user(name)
 
         if i == 0:  # help: its own, shown to those its roles allow, or another capability's
-            help_text = user.say("帮助").text
+            help_text = user.say("帮助 全部").text
             if cap.help:
                 assert cap.help in help_text, f"{cap.name}: its help is not shown to {_roles_for(cap)}"
             else:
@@ -374,3 +374,53 @@ def test_every_role_restricted_capability_refuses_others(cap, capabilities, wech
             assert "仅限" in reply and all(n in reply for n in needed), (cap.name, trigger, reply)
             assert state_of(services, user) is None
     assert row_counts(services) == before
+
+
+# -- help by topic, and pointing the way (issue 14) ---------------------------------------------------
+PRODUCTION = pytest.mark.parametrize("capabilities", [list(CAPABILITIES)], ids=["production"])
+
+
+@PRODUCTION
+def test_help_shows_the_most_useful_commands_first_then_the_topics(wechat_user, people, capabilities):
+    people.add("周主任", "admin")
+    people.add("陈家长", "parent")
+    admin = wechat_user("周主任").say("帮助").text
+    commands = [line for line in admin.split("\n") if " — " in line]
+    assert len(commands) == 5 and len(admin.split("\n")) <= 9, admin
+    assert "帮助 报修" in admin and "校车" in admin.split("\n")[-2]
+    parent = wechat_user("陈家长").say("帮助").text
+    assert "请假 孩子姓名" in parent and "报修" not in parent and "值日" not in parent
+
+
+@PRODUCTION
+def test_help_on_one_topic_gives_all_of_it(wechat_user, people, capabilities):
+    people.add("周主任", "admin")
+    admin = wechat_user("周主任")
+    topic = admin.say("帮助 报修").text
+    repairs = [c.help for c in CAPABILITIES if c.topic == "报修"]
+    assert topic.startswith("「报修」") and len(repairs) >= 7 and all(h in topic for h in repairs)
+    assert "菜单" not in topic
+    assert "没有「天气」这个主题" in admin.say("帮助 天气").text
+    admin.say("报修")  # mid-dialog, a topic's help is answered and the dialog kept
+    assert admin.say("帮助 报修").text == topic and "描述" in admin.say("三(2)班").text
+    everything = admin.say("帮助 全部").text
+    assert all(c.help in everything for c in CAPABILITIES if c.help and (not c.roles or "admin" in c.roles))
+
+
+@PRODUCTION
+def test_a_refusal_points_to_what_the_sender_can_do_instead(wechat_user, people, capabilities):
+    people.add("陈家长", "parent")
+    parent = wechat_user("陈家长")
+    assert "发送「食堂 1-5 意见」评价今天的饭菜" in parent.say("食堂评价").text
+    refusal = parent.say("报修 三(2)班 灯不亮").text
+    assert "仅限" in refusal and "你可以发送「请假" in refusal  # no repairs for parents: their most useful command
+
+
+@PRODUCTION
+def test_not_understood_suggests_something_the_sender_can_do(wechat_user, people, capabilities):
+    people.add("陈家长", "parent")
+    people.add("张老师", "teacher")
+    parent = wechat_user("陈家长").say("哈哈哈").text
+    teacher = wechat_user("张老师").say("哈哈哈").text
+    assert parent.startswith(FALLBACK) and "你可以发送「" in parent and "报修" not in parent
+    assert teacher.startswith(FALLBACK) and "你可以发送「" in teacher and teacher != parent

@@ -137,7 +137,7 @@ def test_canteen_reply_held_by_quiet_hours_says_when_it_arrives(school, wechat_u
     clock.set("2026-11-26 22:00")
     canteen = wechat_user("宦欢")
     answer = canteen.say("回复 F1 已调整盐量").text
-    assert answer == "回复已记录，将在 07:00 后送达 F1 的反馈人（家长）（夜间免打扰）。"
+    assert answer == "回复已记录。夜间免打扰，将在 07:00 后送达 F1 的反馈人（家长）。"
     (row,) = queued("canteen_reply")
     assert row.due == at("2026-11-27 07:00") and row.status == "pending"
 

@@ -228,16 +228,16 @@ def test_plaintext_only_bot_answers_plain_and_refuses_encrypted(services: Servic
     app = sibling_app(services, wechat_aes_key="", wechat_aes_key_previous="")
     transport = client_transport(app.test_client())
     plain = user_for(settings, transport, aes_key="", mode="plain")
-    reply = plain.say("你好")
+    reply = plain.say("随便说说")
     assert reply.status == 200 and "<Encrypt>" not in reply.body and "没有听懂" in reply.text
     safe = user_for(settings, transport, mode="safe")
     with no_database(services):
-        assert safe.say("你好").status == 400
+        assert safe.say("随便说说").status == 400
 
 
 def test_encrypted_reply_uses_the_request_nonce_and_a_fresh_timestamp(wechat_user: Any) -> None:
     user: WeChatUser = wechat_user("路人", bind=False)
-    url, body = user.request(user.message("text", Content="你好"), nonce="1122334455")
+    url, body = user.request(user.message("text", Content="随便说说"), nonce="1122334455")
     reply = user.post(url, body)
     outer = parse_xml(reply.body)
     assert outer["Nonce"] == "1122334455"
@@ -308,13 +308,13 @@ def test_bad_safe_mode_envelope_is_403(wechat_user: Any, services: Services, set
 
 def test_a_timestamp_inside_the_window_is_accepted(wechat_user: Any) -> None:
     user: WeChatUser = wechat_user("路人", bind=False)
-    reply = user.post(*user.request(user.message("text", Content="你好"), timestamp=int(time.time()) - 280))
+    reply = user.post(*user.request(user.message("text", Content="随便说说"), timestamp=int(time.time()) - 280))
     assert reply.status == 200 and "没有听懂" in reply.text
 
 
 def _padded(user: WeChatUser, size: int) -> tuple[str, bytes]:
     """A plaintext request whose body is exactly `size` bytes (white space after the root is allowed)."""
-    url, body = user.request(user.message("text", Content="你好"))
+    url, body = user.request(user.message("text", Content="随便说说"))
     assert len(body) <= size
     return url, body + b" " * (size - len(body))
 
@@ -346,7 +346,7 @@ def test_chunked_body_over_64_kib_is_413(client: FlaskClient, wechat_user: Any, 
     assert res.status_code == 413
 
 
-def _message_xml(content: str = "你好") -> str:
+def _message_xml(content: str = "随便说说") -> str:
     return ("<xml><ToUserName><![CDATA[gh_houqin]]></ToUserName><FromUserName><![CDATA[oEVIL]]></FromUserName>"
             f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content>{content}</Content><MsgId>1234567890123456</MsgId></xml>")
@@ -604,7 +604,7 @@ def test_message_types_in_other_modes(wechat_user: Any, services: Services, mode
     assert inbound(services, str(message["FromUserName"]))[0].payload == _stringified(message)
 
 
-@pytest.mark.parametrize(("msg_type", "fields"), [("text", {"Content": "你好"}), ("event", {"Event": "subscribe"})])
+@pytest.mark.parametrize(("msg_type", "fields"), [("text", {"Content": "随便说说"}), ("event", {"Event": "subscribe"})])
 def test_oversized_identifiers_are_answered_not_500(wechat_user: Any, services: Services, msg_type: str,
                                                     fields: dict[str, Any]) -> None:
     user: WeChatUser = wechat_user("路人", bind=False)
@@ -659,9 +659,10 @@ def test_voice_help_for_an_unbound_user(wechat_user: Any) -> None:
 def test_unknown_command_is_not_understood(wechat_user: Any, people: Any) -> None:
     people.add("冯老师", "teacher")
     for user in (wechat_user("冯老师"), wechat_user("路人", bind=False)):
-        assert user.say("随便说说").text == NOT_UNDERSTOOD.format(text="随便说说")
+        said = user.say("随便说说").text  # 没有听懂, and a pointer to something this sender can do
+        assert said.startswith("没有听懂「随便说说」。") and "「帮助」" in said
         long = "这是一句非常非常长的没有任何意义的话机器人不会懂"
-        assert user.say(long).text == NOT_UNDERSTOOD.format(text=long[:20] + "…")
+        assert user.say(long).text.startswith(NOT_UNDERSTOOD.split("「")[0] + f"「{long[:20]}…」。")
 
 
 def test_unbound_user_gets_a_binding_hint(wechat_user: Any, people: Any, services: Services) -> None:
@@ -728,7 +729,7 @@ def test_job_finished_events_in_the_same_second_are_all_kept(wechat_user: Any, s
     for msg_id in (500001, 500002, 500002):  # the last is WeChat's retry of the second
         done = user.message("event", Event="TEMPLATESENDJOBFINISH", MsgID=msg_id, Status="success", CreateTime=now)
         assert user.post(*user.request(done)).body == "success"
-    text = user.message("text", Content="你好", MsgId=500001, CreateTime=now)
+    text = user.message("text", Content="随便说说", MsgId=500001, CreateTime=now)
     assert "没有听懂" in user.post(*user.request(text)).text
     assert len(inbound(services, user.openid)) == 3
 
@@ -888,7 +889,7 @@ def test_a_message_is_stored_and_its_sender_read_in_one_statement(wechat_user: A
     teacher's 帮助 adds only the check whether she is the bus manager (the setting, read through the
     ORM session). (A process's first request also purges the nonces past the window: done here first.)"""
     stranger = wechat_user("路人", bind=False)
-    stranger.say("你好")
+    stranger.say("随便说说")
     with statements_run(services) as statements:
         assert "你还没有绑定身份" in stranger.say("帮助").text
     assert [" ".join(s.split()[:3]) for s in statements][:2] == ["INSERT INTO seen_nonces",
@@ -951,14 +952,14 @@ def test_accept_plaintext_takes_plaintext_with_a_warning_at_start_up_and_for_eac
     transport = client_transport(app.test_client())
     plain = user_for(settings, transport, mode="plain")
     caplog.clear()
-    reply = plain.say("你好")
+    reply = plain.say("随便说说")
     assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
     assert [r.getMessage() for r in caplog.records if r.name == "bot.wechat.gateway"] == [
         "accepted a plaintext message despite WECHAT_AES_KEY (WECHAT_ACCEPT_PLAINTEXT=1): "
         "plaintext in safe mode (the URL signature does not cover the body)"]
     safe = user_for(settings, transport, mode="safe")  # safe mode still works, and is not logged
     caplog.clear()
-    assert "<Encrypt>" in safe.say("你好").body
+    assert "<Encrypt>" in safe.say("随便说说").body
     assert [r for r in caplog.records if r.name == "bot.wechat.gateway"] == []
 
 
@@ -966,9 +967,9 @@ def test_compatible_mode_to_a_bot_without_a_key_is_answered_from_the_plaintext(s
                                                                                 settings: Settings) -> None:
     app = sibling_app(services, wechat_aes_key="", wechat_aes_key_previous="")
     user = user_for(settings, client_transport(app.test_client()), mode="compat")  # encrypted with a key we lack
-    reply = user.say("你好")
+    reply = user.say("随便说说")
     assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
-    assert inbound(services, user.openid)[0].payload["Content"] == "你好"
+    assert inbound(services, user.openid)[0].payload["Content"] == "随便说说"
 
 
 def test_compatible_mode_with_a_wrong_key_is_refused_unless_plaintext_is_accepted(
@@ -976,12 +977,12 @@ def test_compatible_mode_with_a_wrong_key_is_refused_unless_plaintext_is_accepte
     user = user_for(settings, client_transport(sibling_app(services, wechat_aes_key=new_key()).test_client()),
                     mode="compat")
     with no_database(services):
-        assert user.say("你好").status == 403
+        assert user.say("随便说说").status == 403
     assert any(line.endswith("wrong key: the message does not decrypt with WECHAT_AES_KEY "
                              "(or WECHAT_AES_KEY_PREVIOUS) (compatible mode)") for line in refusals(caplog))
     lenient = sibling_app(services, wechat_aes_key=new_key(), accept_plaintext=True)
     user.transport = client_transport(lenient.test_client())
-    reply = user.say("你好")
+    reply = user.say("随便说说")
     assert reply.status == 200 and "没有听懂" in reply.text and "<Encrypt>" not in reply.body
 
 
@@ -991,7 +992,7 @@ def test_safe_mode_with_a_wrong_key_is_refused_saying_so(wechat_user: Any, servi
     lenient = sibling_app(services, wechat_aes_key=new_key(), accept_plaintext=True)  # no plaintext to fall to
     user.transport = client_transport(lenient.test_client())
     with no_database(services):
-        assert user.say("你好").status == 403
+        assert user.say("随便说说").status == 403
     assert any("wrong key" in line for line in refusals(caplog))
 
 
@@ -1011,14 +1012,14 @@ def test_the_same_msgid_from_two_senders_is_two_messages(wechat_user: Any, peopl
 def test_a_replayed_timestamp_and_nonce_is_refused_in_every_process(wechat_user: Any, services: Services,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     user: WeChatUser = wechat_user("路人", bind=False)
-    url, body = user.request(user.message("text", Content="你好"))
+    url, body = user.request(user.message("text", Content="随便说说"))
     assert user.post(url, body).status == 200
     assert user.post(url, body).status == 403
     other = user_for(services.settings, client_transport(sibling_app(services).test_client()),
                      openid=user.openid)  # another web process on the same database
     assert other.post(url, body).status == 403
     query = dict(parse_qsl(url.partition("?")[2]))
-    again = user.request(user.message("text", Content="你好"), timestamp=int(query["timestamp"]),
+    again = user.request(user.message("text", Content="随便说说"), timestamp=int(query["timestamp"]),
                          nonce=query["nonce"])
     assert user.post(*again).status == 403  # the same pair with another body: still the same pair
     assert len(inbound(services, user.openid)) == 1
@@ -1033,7 +1034,7 @@ def test_with_redis_a_replay_is_refused_in_every_process(services: Services, set
         pytest.skip(why)
     first, second = (sibling_app(services, redis_url=REDIS_URL) for _ in range(2))
     user = user_for(settings, client_transport(first.test_client()))
-    url, body = user.request(user.message("text", Content="你好"))
+    url, body = user.request(user.message("text", Content="随便说说"))
     assert user.post(url, body).status == 200
     user.transport = client_transport(second.test_client())
     with statements_run(services) as statements:
@@ -1046,7 +1047,7 @@ NONCE = "8642097531"
 
 
 def _refused_request(user: WeChatUser, services: Services, how: str) -> tuple[str, bytes]:
-    fields = user.message("text", Content="你好")
+    fields = user.message("text", Content="随便说说")
     if how == "replayed nonce":
         url, body = user.request(fields, nonce=NONCE)
         assert user.post(url, body).status == 200
@@ -1102,7 +1103,7 @@ def test_the_served_request_log_has_no_query_string(app: Flask, settings: Settin
     caplog.set_level(logging.INFO, logger="werkzeug")
     with serving(app) as base:
         user = user_for(settings, http_transport(base))
-        url, body = user.request(user.message("text", Content="你好"), nonce=NONCE)
+        url, body = user.request(user.message("text", Content="随便说说"), nonce=NONCE)
         assert user.post(url, body).status == 200
         assert user.post(with_query(url, signature="0" * 40), body).status == 403
     lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
@@ -1113,7 +1114,7 @@ def test_the_served_request_log_has_no_query_string(app: Flask, settings: Settin
 def test_the_reply_nonce_is_cdata_escaped(wechat_user: Any) -> None:
     """The nonce is the request's own, any characters WeChat (or someone) put in it."""
     user: WeChatUser = wechat_user("路人", bind=False)
-    reply = user.post(*user.request(user.message("text", Content="你好"), nonce="12]]><x/>34"))
+    reply = user.post(*user.request(user.message("text", Content="随便说说"), nonce="12]]><x/>34"))
     assert reply.status == 200 and "没有听懂" in reply.text  # the simulator verified MsgSignature over it
     assert parse_xml(reply.body)["Nonce"] == "12]]><x/>34"
 

@@ -32,6 +32,7 @@ from handlers.canteen import (
     DAILY_HEADER,
     FEEDBACK_HEADER,
     MEALS_HEADER,
+    PHOTO_FIRST,
     SURVEY_HEADER,
     import_menu,
 )
@@ -114,7 +115,7 @@ def test_import_makes_drafts_hidden_until_published_then_pushed_at_once(school, 
     assert weeks == {"2026-W48": "draft", "2026-W49": "draft"}
     parent, canteen = wechat_user("陈建国"), wechat_user("宦欢")
     assert parent.say("菜单").text == "本周菜单还没有公布。每周四下午公布下周菜单。"
-    assert "今天（11月26日（周四））没有食堂菜单" in parent.say("今天吃什么").text
+    assert "今天（11月26日 周四）没有食堂菜单" in parent.say("今天吃什么").text
     preview = canteen.say("菜单").text
     assert preview.startswith("【草稿，尚未发布】发送「发布菜单 本周」发布。") and "清蒸鲈鱼" in preview
     assert "/menu/" not in preview  # a draft has no public page
@@ -148,7 +149,7 @@ def test_import_reports_every_problem_by_row_and_imports_nothing(school, houqin,
 def test_anyone_may_ask_today_this_week_and_next_week(menus, wechat_user) -> None:
     stranger = wechat_user("路人甲", bind=False)
     today = stranger.say("今天吃什么").text
-    assert today.startswith("今天（11月26日（周四））菜单：\n早餐：小米粥、花卷（⚠含小麦）\n午餐：清蒸鲈鱼")
+    assert today.startswith("今天（11月26日 周四）菜单：\n早餐：小米粥、花卷（⚠含小麦）\n午餐：清蒸鲈鱼")
     assert today.endswith("/menu/2026-W48")
     assert "本周菜单（11月23日–11月26日）" in stranger.click("MENU").text
     assert stranger.say("下周菜单").text == "下周菜单还没有公布。每周四下午公布下周菜单。"
@@ -207,7 +208,8 @@ def test_still_unpublished_at_four_tells_admin_and_sends_nothing_until_published
 def test_publish_refusals(menus, wechat_user) -> None:
     assert "仅限" in wechat_user("张丽").say("发布菜单").text
     canteen = wechat_user("宦欢")
-    assert "「下下周」不是周次" in canteen.say("发布菜单 下下周").text
+    assert canteen.say("发布菜单 下下周").text.endswith("发布菜单 2026-W49")  # the example: next week, from the clock
+    assert canteen.say("食堂评价 前天吧").text.endswith("/ 11月25日")  # yesterday, from the clock
     assert canteen.say("发布菜单 2026-W50").text == "2026-W50的菜单还没有导入，无法发布。"
     assert canteen.say("发布菜单 下周").text.startswith("已发布下周菜单（2026-W49")
     assert "本周菜单（2026-W48）已于" in canteen.say("发布菜单 本周").text
@@ -217,10 +219,10 @@ def test_publish_refusals(menus, wechat_user) -> None:
 def test_a_second_rating_the_same_day_is_kept_beside_the_first(school, wechat_user, services: Services) -> None:
     parent = wechat_user("陈建国")
     reply = parent.say("食堂 4 米饭有点硬").text
-    assert reply.startswith("谢谢评价！已记录今天（11月26日（周四））的食堂评分 4 分，意见：米饭有点硬，编号 F1。")
+    assert reply.startswith("谢谢评价！已记录今天（11月26日 周四）的食堂评分 4 分，意见：米饭有点硬，编号 F1。")
     assert "10分钟内直接发送即可附在评价上" in reply
     again = parent.say("食堂 2分，菜太咸").text
-    assert again.startswith("谢谢评价！已记录今天（11月26日（周四））的食堂评分 2 分，意见：菜太咸，编号 F2。"
+    assert again.startswith("谢谢评价！已记录今天（11月26日 周四）的食堂评分 2 分，意见：菜太咸，编号 F2。"
                             "你今天之前的评价 F1 仍保留，平均分按你最新的评分计算。")
     assert "食堂评分 5 分" in wechat_user("张丽").say("食堂5").text  # glued to the keyword
     assert "之前的评价 F1、F2 仍保留" in parent.say("食堂 3").text
@@ -252,7 +254,7 @@ def test_a_food_safety_feedback_keeps_its_text_reply_and_alert_after_a_later_rat
                       "【食堂回复】你11月26日（周四）的食堂评价 F2（3分：汤太咸）：明天少放盐"]
 
     view = admin.say("食堂评价").text
-    assert view.startswith("今天（11月26日（周四））食堂评价：3 条，平均 4.0 分（1 条的评分已被同一人当天的新评分取代，"
+    assert view.startswith("今天（11月26日 周四）食堂评价：3 条，平均 4.0 分（1 条的评分已被同一人当天的新评分取代，"
                            "不计入平均）\n教师 1 条 5.0 分；家长 1 条 3.0 分\n")
     assert "F1 陈建国（家长） 1分：饭里有头发【食品安全】【已回复】【评分已由F2更新，不计入平均】\n" in view
     assert "F2 陈建国（家长） 3分：汤太咸【已回复】\n" in view
@@ -315,7 +317,7 @@ def test_an_image_within_ten_minutes_attaches_to_the_rating(school, wechat_user,
     assert parent.image(media_id="media_soup").text == "照片已附在食堂评价 F1 上。"
     assert parent.image(media_id="media_soup2").text == "照片已更换（食堂评价 F1）。"
     clock.advance(minutes=2)  # 11 minutes after the rating
-    assert parent.image(media_id="media_late").text == IMAGE_UNUSED
+    assert parent.image(media_id="media_late").text == IMAGE_UNUSED.format(hint=PHOTO_FIRST)
     (feedback,) = feedback_rows(services)
     assert feedback.photo is not None and (feedback.photo.media_id, feedback.photo.status) == ("media_soup2", "pending")
 
@@ -414,7 +416,7 @@ def test_canteen_sees_roles_not_names_and_admin_sees_names(school, wechat_user, 
     wechat_user("张丽").say("食堂 5")
     wechat_user("陈建国").image(media_id="media_salty")
     canteen_view = wechat_user("宦欢").say("食堂评价").text
-    assert canteen_view.startswith("今天（11月26日（周四））食堂评价：2 条，平均 3.5 分\n教师 1 条 5.0 分；家长 1 条 2.0 分")
+    assert canteen_view.startswith("今天（11月26日 周四）食堂评价：2 条，平均 3.5 分\n教师 1 条 5.0 分；家长 1 条 2.0 分")
     assert "F1 家长 2分：菜太咸【有照片】" in canteen_view and "F2 教师 5分" in canteen_view
     assert "陈建国" not in canteen_view and "张丽" not in canteen_view
     admin_view = wechat_user("周春明").say("评价汇总").text
@@ -422,9 +424,9 @@ def test_canteen_sees_roles_not_names_and_admin_sees_names(school, wechat_user, 
     assert "仅限管理员、食堂使用" in wechat_user("王强").say("食堂评价").text
     clock.set("2026-11-27 09:00")
     canteen = wechat_user("宦欢")
-    assert canteen.say("食堂评价").text == "今天（11月27日（周五））还没有食堂评价。"
+    assert canteen.say("食堂评价").text == "今天（11月27日 周五）还没有食堂评价。"
     assert "11/26 家长 2分" in canteen.say("食堂评价 本周").text
-    assert "昨天（11月26日（周四））食堂评价：2 条" in canteen.say("食堂评价 昨天").text
+    assert "昨天（11月26日 周四）食堂评价：2 条" in canteen.say("食堂评价 昨天").text
     assert "「下下周」不是日期" in canteen.say("食堂评价 下下周").text
 
 

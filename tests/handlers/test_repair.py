@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
 from bot.services import Services
 from bot.wechat.fake import fake_jpeg
-from handlers.repair import HELP_REPAIR, NO_OPEN, import_assets, import_categories, import_rooms
+from handlers.repair import HELP_REPAIR, NO_OPEN, PHOTO_FIRST, import_assets, import_categories, import_rooms
 from models import Asset, RepairTicket, Room, TicketFollower, TicketPhoto
 from scheduler.runner import NOT_SCHOOL_DAY, Runner
 
@@ -342,7 +342,9 @@ def test_giving_up_mid_dialog_ends_it_at_any_step(school, wechat_user, services,
     teacher = wechat_user("张丽")
     teacher.dialog([("报修", "地点"), (words, "已取消「报修」")])
     teacher.dialog([("报修", "地点"), ("三(2)班", "描述"), (words, "已取消「报修」")])
-    assert FALLBACK in teacher.say("投影仪不亮").text  # not taken as the description
+    # not taken as the description: a sentence with a fault, asked about afresh (where?)
+    assert teacher.say("投影仪不亮").text.startswith("要报修吗？请告诉我地点")
+    assert "已取消「报修」" in teacher.say(words).text
     assert ticket_count(services) == 0
     assert FALLBACK in teacher.say("不报了").text  # with no dialog it means nothing special
 
@@ -352,7 +354,7 @@ def test_global_words_mid_dialog_are_answered_not_taken_as_place_or_description(
     teacher = wechat_user("张丽")
     teacher.dialog([("报修", "地点"), ("帮助", HELP_REPAIR), ("三(2)班", "描述")])  # help keeps the dialog
     assert NO_OPEN in teacher.say("我的报修").text
-    assert FALLBACK in teacher.say("投影仪不亮").text  # the dialog gave way
+    assert teacher.say("投影仪不亮").text.startswith("要报修吗？请告诉我地点")  # the dialog gave way: asked afresh
     teacher.dialog([("报修", "地点"), ("我的报修", NO_OPEN)])
     teacher.dialog([("报修 三(2)班", "描述"), ("菜单", "菜单")])
     assert ticket_count(services) == 0
@@ -617,7 +619,7 @@ def test_photos_are_attached_downloaded_and_shown(school, wechat_user, services,
     clock.advance(minutes=5)
     assert "照片已附在 R1 上（第2张）" in zhang.image(media_id="media_second").text  # within 10 minutes
     clock.advance(minutes=6)
-    assert zhang.image(media_id="media_late").text == IMAGE_UNUSED  # 11 minutes after filing
+    assert zhang.image(media_id="media_late").text == IMAGE_UNUSED.format(hint=PHOTO_FIRST)  # 11 minutes after filing
     assert [p[:2] for p in ticket(services, 1).photos] == [("report", "pending"), ("report", "pending")]
 
     assert fetch_media() == 2
@@ -773,3 +775,95 @@ def test_transfer_asks_which_worker_when_two_share_the_name(school, wechat_user,
     with services.factory() as s:
         moved = s.scalar(select(RepairTicket).where(RepairTicket.number == 1))
         assert moved is not None and moved.assignee is not None and moved.assignee.phone == "13900000042"
+
+
+# -- said the way people write (issue 14) -----------------------------------------------------------
+def test_a_sentence_naming_a_place_and_a_fault_is_asked_then_filed(school, wechat_user, services) -> None:
+    zhang = wechat_user("张丽")
+    assert zhang.say("三年级二班的投影仪坏了").text == "要报修吗？三(2)班 · 投影仪坏了（回复「是」提交）"
+    assert ticket_count(services) == 0
+    assert "已提交报修 R1：三(2)班 · 电教 · 投影仪坏了" in zhang.say("是").text
+    t = ticket(services, 1)
+    assert (t.place, t.room, t.description, t.reporter) == ("三(2)班", "三(2)班", "投影仪坏了", "张丽")
+
+
+def test_a_sentence_taken_for_a_repair_and_declined_files_nothing(school, wechat_user, services) -> None:
+    zhang = wechat_user("张丽")
+    assert zhang.say("老师，科学室水龙头关不上了").text == "要报修吗？科学室 · 水龙头关不上了（回复「是」提交）"
+    assert zhang.say("不用").text == "好的，没有提交报修。"
+    assert zhang.say("是").text != "" and ticket_count(services) == 0
+    # no place: the bot asks for one, keeping the fault
+    assert "请告诉我地点" in zhang.say("投影仪坏了").text
+    assert "已提交报修 R1：三(2)班 · 电教 · 投影仪坏了" in zhang.say("三年级二班").text
+    # a parent's sentence is not a repair (parents cannot 报修)
+    assert ticket_count(services) == 1
+    assert "要报修吗" not in wechat_user("陈建国").say("三年级二班的投影仪坏了").text
+
+
+@pytest.mark.parametrize("typed", ["保修 三(2)班 窗户关不上", "报秀 三(2)班 窗户关不上", "保修三(2)班窗户关不上"])
+def test_a_command_word_that_sounds_the_same_is_taken_for_it(school, wechat_user, services, typed) -> None:
+    assert "已提交报修 R1：三(2)班 · 门窗 · 窗户关不上" in wechat_user("张丽").say(typed).text
+    assert ticket(services, 1).description == "窗户关不上"
+
+
+@pytest.mark.parametrize("typed", ["怎么报修", "请问怎么报修？", "报表"])
+def test_asking_about_a_command_or_one_character_off_is_asked_back(school, wechat_user, services, typed) -> None:
+    reply = wechat_user("张丽").say(typed).text
+    assert reply.startswith("你是想「报修」吗？发送「报修 [地点 描述]」") and ticket_count(services) == 0
+
+
+@pytest.mark.parametrize("typed", ["报修：三年级二班的空调漏水", "报修 三年级二班的空调漏水", "报修，三年级二班的空调漏水",
+                                   "报修:三年级二班空调漏水", "报修 三(2)班 的空调漏水"])
+def test_punctuation_and_particles_are_not_part_of_the_place_or_description(school, wechat_user, services,
+                                                                             typed) -> None:
+    assert "报修 R1：三(2)班 · 水电 · 空调漏水" in wechat_user("张丽").say(typed).text  # 漏水 is urgent
+    t = ticket(services, 1)
+    assert (t.place, t.room, t.description) == ("三(2)班", "三(2)班", "空调漏水")
+
+
+def test_skip_after_a_one_shot_report_is_understood(school, wechat_user) -> None:
+    zhang = wechat_user("张丽")
+    assert "如有照片" in zhang.say("报修 三(2)班 投影仪不亮").text
+    assert zhang.say("跳过").text == "好的，R1 已提交，处理进展会通知你。"
+
+
+def test_a_rating_out_of_range_and_thanks_after_a_finished_repair(school, wechat_user, services) -> None:
+    zhang, yin = wechat_user("张丽"), wechat_user("殷奇")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    yin.say("完成 R1 换了灯泡")
+    assert zhang.say("6").text == "请回复 1-5 为 R1 的维修打分（5 分最满意）。"
+    thanks = zhang.say("很好，谢谢师傅").text
+    assert thanks.startswith("不客气") and "R1" in thanks and "1-5" in thanks
+    assert ticket(services, 1).rating is None
+    assert "R1 评分 5 分" in zhang.say("5").text
+
+
+def test_my_repairs_for_admin_lists_the_work_waiting_and_what_is_late(school, wechat_user, services, clock) -> None:
+    zhang, admin = wechat_user("张丽"), wechat_user("周春明")
+    for typed in ("报修 四(1)班 窗户关不上", "报修 科学室 灯不亮", "报修 三(2)班 椅子坏了", "报修 四(1)班 黑板掉了"):
+        zhang.say(typed)
+    wechat_user("程财宝").say("接单 R2")
+    with services.factory() as s, s.begin():  # as the escalation jobs leave them: reported to admin
+        for t in s.scalars(select(RepairTicket)):
+            t.unaccepted_escalated_at = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    listing = admin.say("我的报修").text
+    assert "你目前没有未完成的报修" not in listing and "已逾期" in listing
+    assert all(f"R{n}" in listing for n in range(1, 5))
+    cheng = wechat_user("程财宝").say("我的报修").text
+    assert "已逾期" in cheng and "R2" in cheng  # staff: their own late work
+    assert "你的报修" in zhang.say("我的报修").text  # the reporter: their own tickets
+
+
+def test_a_photo_from_someone_who_cannot_report_is_not_told_to_report(school, wechat_user) -> None:
+    reply = wechat_user("陈建国").image(media_id="media_parent").text
+    assert "报修" not in reply and "食堂" in reply
+
+
+def test_a_place_given_to_a_sentence_is_confirmed_unless_registered(school, wechat_user, services) -> None:
+    zhang = wechat_user("张丽")
+    zhang.say("电脑坏了")
+    assert zhang.say("算了吧").text == "要报修吗？算了吧 · 电脑坏了（回复「是」提交）"  # not filed on a guess
+    assert zhang.say("不是").text == "好的，没有提交报修。"
+    zhang.say("电脑坏了")
+    assert zhang.say("不用").text == "好的，没有提交报修。"
+    assert ticket_count(services) == 0
