@@ -399,7 +399,7 @@ def demo() -> None:
     services = _services(upgrade=True, create=True)
     with services.factory() as session, session.begin():
         if not is_empty(session):
-            raise click.ClickException("the database already has people; the demo loads only into an empty one")
+            raise click.ClickException("数据库里已有人员：演示数据只能载入空数据库")
         load_demo(session, services.now())
     click.echo("已载入演示学校数据。发送绑定码见：houqin codes")
 
@@ -438,9 +438,9 @@ def outbox_retry(delivery_id: int) -> None:
     with services.factory() as session, session.begin():
         delivery = session.get(Delivery, delivery_id)
         if delivery is None:
-            raise click.ClickException(f"no delivery {delivery_id}")
+            raise click.ClickException(f"没有编号为 {delivery_id} 的推送记录（见 houqin outbox）")
         if delivery.openid.startswith("person:"):
-            raise click.ClickException("this recipient has no WeChat bound; nothing to retry")
+            raise click.ClickException("收件人没有绑定微信，无法重发")
         delivery.status, delivery.attempts, delivery.next_attempt_at = PENDING, 0, services.now()
         delivery.last_error, delivery.claim, delivery.lease_until = None, None, None
     click.echo(f"delivery {delivery_id} queued again")
@@ -488,7 +488,7 @@ def chat(name: str | None, openid: str | None, url: str | None, mode: str) -> No
     from bot.wechat.chat import ServeLink, run_chat
 
     if not name and not openid:
-        raise click.UsageError("give --as NAME or --openid OPENID")
+        raise click.UsageError("请用 --as 姓名 或 --openid OPENID 指定聊天的身份")
     services = _services()
     link = ServeLink(partial(_runtime, services.settings.instance_dir), url or "")
     openid = openid or "o" + uuid.uuid5(uuid.NAMESPACE_DNS, f"houqin-chat:{name}").hex[:27]
@@ -720,7 +720,7 @@ def wechat_menu(upload: bool) -> None:
     try:
         done = upload_menus(services.api, services.factory, plan, services.now())
     except ApiError as exc:
-        raise click.ClickException(f"WeChat refused the menu: {exc}") from exc
+        raise click.ClickException(f"微信拒绝了菜单：{exc}") from exc
     click.echo(f"{done}。")
     worker = menu_worker(services)
     worker.drain()
@@ -789,18 +789,18 @@ def _qr_sheet(kind: str, out: str) -> None:
     from bot.wechat.gateway import ApiError
     from models import Asset, DutyPost, Room
 
-    model, card, heading, hint = {
-        "room": (Room, room_card, "扫码报修 · 房间", "微信扫一扫 · 报修"),
-        "asset": (Asset, asset_card, "扫码报修 · 设备", "微信扫一扫 · 报修"),
-        "post": (DutyPost, post_card, "值日签到 · 岗位", "微信扫一扫 · 签到"),
+    model, card, heading, hint, noun = {
+        "room": (Room, room_card, "扫码报修 · 房间", "微信扫一扫 · 报修", "教室"),
+        "asset": (Asset, asset_card, "扫码报修 · 设备", "微信扫一扫 · 报修", "设备"),
+        "post": (DutyPost, post_card, "值日签到 · 岗位", "微信扫一扫 · 签到", "值日岗位"),
     }[kind]
     services = _services(upgrade=True)
     try:
         cards, created = ensure_codes(services.factory, services.api, model, kind, card)  # type: ignore[arg-type,type-var]
     except ApiError as exc:
-        raise click.ClickException(f"WeChat refused to create a QR code: {exc}") from exc
+        raise click.ClickException(f"微信拒绝生成二维码：{exc}") from exc
     if not cards:
-        raise click.ClickException(f"no {kind}s registered yet: import them first")
+        raise click.ClickException(f"还没有登记{noun}：请先导入（houqin {kind}s import FILE）")
     pages = render_sheet(cards, out, heading, hint)
     click.echo(f"{len(cards)} 个二维码（新建 {created} 个），{pages} 页：{out}")
 
@@ -931,7 +931,7 @@ def _month(month: str) -> date:
     try:
         return datetime.strptime(month, "%Y-%m").date()
     except ValueError as exc:
-        raise click.BadParameter("use YYYY-MM, e.g. 2026-11", param_hint="--month") from exc
+        raise click.BadParameter("月份应写成 YYYY-MM，例如 2026-11", param_hint="--month") from exc
 
 
 # -- canteen: menus, the canteen report ---------------------------------------------------------------
@@ -960,13 +960,13 @@ def menu_publish(week: str) -> None:
 
     parsed = parse_week(week)
     if parsed is None:
-        raise click.BadParameter("use YYYY-Www, e.g. 2026-W48", param_hint="WEEK")
+        raise click.BadParameter("周应写成 YYYY-Www，例如 2026-W48", param_hint="WEEK")
     services = _services(upgrade=True)
     now = services.now()
     with services.factory() as session, session.begin():
         found = find_week(session, *parsed)
         if found is None or not found.items:
-            raise click.ClickException(f"no menu imported for {week}; run `houqin menu import FILE` first")
+            raise click.ClickException(f"{week} 还没有导入菜单：请先运行 houqin menu import FILE")
         click.echo(publish_week(session, found, None, now, services.settings, Outbox(session, services.settings, now)))
 
 
@@ -1014,7 +1014,7 @@ def console_password(name: str, password: str) -> None:
     with services.factory() as session, session.begin():
         people = list(session.scalars(select(Person).where(Person.name == name)))
         if len(people) != 1:
-            raise click.ClickException(f"{'no' if not people else 'more than one'} person named {name!r}")
+            raise click.ClickException(f"没有名叫「{name}」的人员" if not people else f"有{len(people)}位「{name}」，无法确定是哪一位")
         try:
             set_password(session, people[0], password)
         except ValueError as exc:

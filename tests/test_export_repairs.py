@@ -82,7 +82,7 @@ def test_a_refused_code_stops_the_sheet_and_stores_nothing(registered, houqin, f
                                                            tmp_path: Path) -> None:
     fake_wechat.script("qrcode/create", 45009)
     result = houqin("qr", "rooms", "--out", str(tmp_path / "rooms.pdf"))
-    assert result.exit_code == 1 and "WeChat refused" in result.output
+    assert result.exit_code == 1 and "微信拒绝生成二维码" in result.output
     assert not (tmp_path / "rooms.pdf").exists()
     with services.factory() as s:
         assert list(s.scalars(select(Room.qr_url))) == ["", "", ""]
@@ -90,7 +90,7 @@ def test_a_refused_code_stops_the_sheet_and_stores_nothing(registered, houqin, f
 
 def test_a_sheet_of_nothing_is_refused(houqin, services, tmp_path: Path) -> None:
     result = houqin("qr", "rooms", "--out", str(tmp_path / "rooms.pdf"))
-    assert result.exit_code == 1 and "import them first" in result.output
+    assert result.exit_code == 1 and "还没有登记教室：请先导入" in result.output
 
 
 # -- the ledger ---------------------------------------------------------------------------------------

@@ -1,0 +1,32 @@
+"""The CLI's own refusals, run as an operator would: each says in Chinese what is wrong and what to do,
+and exits 1 (2 for a malformed argument) having changed nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bot.services import Services
+from models import Person
+
+
+def test_cli_refusals_are_in_chinese(services: Services, people, houqin, tmp_path: Path) -> None:
+    people.add("周春明", "admin")
+    cases = [
+        (("outbox", "retry", "999999"), 1, "没有编号为 999999 的推送记录"),
+        (("export", "repairs", "--month", "2026-13", "--out", str(tmp_path / "r.xlsx")), 2,
+         "月份应写成 YYYY-MM，例如 2026-11"),
+        (("menu", "publish", "第49周"), 2, "周应写成 YYYY-Www，例如 2026-W48"),
+        (("menu", "publish", "2027-W05"), 1, "2027-W05 还没有导入菜单：请先运行 houqin menu import FILE"),
+        (("demo",), 1, "数据库里已有人员：演示数据只能载入空数据库"),
+        (("console-password", "不存在", "--password", "a-long-password-1"), 1, "没有名叫「不存在」的人员"),
+        (("chat",), 2, "请用 --as 姓名 或 --openid OPENID 指定聊天的身份"),
+        (("qr", "rooms", "--out", str(tmp_path / "rooms.pdf")), 1, "还没有登记教室：请先导入（houqin rooms import FILE）"),
+    ]
+    for args, code, message in cases:
+        result = houqin(*args)
+        assert result.exit_code == code and message in result.output, (args, result.output)
+    assert not (tmp_path / "r.xlsx").exists() and not (tmp_path / "rooms.pdf").exists()
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(Person)) == 1  # the demo loaded nothing
