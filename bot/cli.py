@@ -354,6 +354,7 @@ def codes(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from handlers.identity import outstanding_codes
+    from models.identity import ROLE_NAMES
 
     services = _services(upgrade=True)
     with services.factory() as session:
@@ -366,8 +367,8 @@ def codes(ctx: click.Context, as_json: bool) -> None:
 
     table = Table("姓名", "类型", "绑定码", "角色", "有效期至")
     for r in rows:
-        table.add_row(r["name"], "人员" if r["kind"] == "person" else "学生家长", r["code"], ",".join(r["roles"]),
-                      r["expires_at"][:16])
+        table.add_row(r["name"], "人员" if r["kind"] == "person" else "学生家长", r["code"],
+                      "、".join(ROLE_NAMES.get(role, role) for role in r["roles"]), r["expires_at"][:16].replace("T", " "))
     Console().print(table)
 
 

@@ -1,5 +1,5 @@
-"""The CLI's own refusals, run as an operator would: each says in Chinese what is wrong and what to do,
-and exits 1 (2 for a malformed argument) having changed nothing."""
+"""The CLI speaks Chinese to the operator, like the bot to its users: its tables, and its own refusals
+(each says what is wrong and what to do, and exits 1, or 2 for a malformed argument, having changed nothing)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,11 @@ def test_cli_refusals_are_in_chinese(services: Services, people, houqin, tmp_pat
     assert not (tmp_path / "r.xlsx").exists() and not (tmp_path / "rooms.pdf").exists()
     with services.factory() as s:
         assert s.scalar(select(func.count()).select_from(Person)) == 1  # the demo loaded nothing
+
+
+def test_codes_table_names_roles_in_chinese(people, houqin) -> None:
+    people.add("宦欢", "admin", "canteen")
+    people.add("李娜", "teacher", "bus_monitor")
+    table = houqin("codes").output
+    assert "管理员、食堂" in table and "教师、跟车老师" in table
+    assert "admin" not in table and "bus_monitor" not in table
