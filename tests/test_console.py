@@ -475,6 +475,12 @@ def test_every_page_has_the_security_headers_and_no_inline_style(office, client:
     assert client.get("/healthz").headers["X-Content-Type-Options"] == "nosniff"
 
 
+def test_buttons_and_headings_keep_to_one_line(office, client: FlaskClient) -> None:
+    """In the overview's narrow last column 「已处理」 broke into three lines of one character (seen in Chromium)."""
+    css = client.get("/static/console.css").get_data(as_text=True)
+    assert re.search(r"^button, th \{[^}]*white-space: nowrap;", css, re.M)
+
+
 def test_session_cookie_is_lax_and_secure_behind_https(office, services: Services, client: FlaskClient) -> None:
     sign_in(client)
     plain = client.get_cookie("session")
