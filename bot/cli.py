@@ -46,7 +46,7 @@ FINISH_NEEDS_WEBHOOK = "--finish 需要同时给出 --webhook URL"
 CHAT_NEEDS_WHO = "请给出 --as 姓名 或 --openid OPENID"
 MENU_REFUSED = "微信拒绝了菜单：{error}"
 QR_REFUSED = "微信未能生成二维码：{error}"
-NOTHING_FOR_QR = "还没有登记{what}：请先导入"
+NOTHING_FOR_QR = "还没有登记{what}：请先导入（houqin {kind}s import 文件）"
 BAD_MONTH = "请写成 YYYY-MM，例如 2026-11"
 BAD_WEEK = "请写成 YYYY-Www，例如 2026-W48"
 NO_MENU = "{week} 还没有导入菜单：请先运行 houqin menu import 文件"
@@ -404,6 +404,7 @@ def codes(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from handlers.identity import outstanding_codes
+    from models.identity import ROLE_NAMES
 
     services = _services(upgrade=True)
     with services.factory() as session:
@@ -416,8 +417,8 @@ def codes(ctx: click.Context, as_json: bool) -> None:
 
     table = Table("姓名", "类型", "绑定码", "角色", "有效期至")
     for r in rows:
-        table.add_row(r["name"], "人员" if r["kind"] == "person" else "学生家长", r["code"], ",".join(r["roles"]),
-                      r["expires_at"][:16])
+        table.add_row(r["name"], "人员" if r["kind"] == "person" else "学生家长", r["code"],
+                      "、".join(ROLE_NAMES.get(role, role) for role in r["roles"]), r["expires_at"][:16].replace("T", " "))
     Console().print(table)
 
 
@@ -856,7 +857,7 @@ def _qr_sheet(kind: str, out: str) -> None:
     except ApiError as exc:
         raise CliError(QR_REFUSED.format(error=exc)) from exc
     if not cards:
-        raise CliError(NOTHING_FOR_QR.format(what=what))
+        raise CliError(NOTHING_FOR_QR.format(what=what, kind=kind))
     pages = render_sheet(cards, out, heading, hint)
     click.echo(f"{len(cards)} 个二维码（新建 {created} 个），{pages} 页：{out}")
 

@@ -125,6 +125,9 @@ ERRORS = {
 }
 ALERTS_SHOWN = 50
 DELIVERY_STATUSES = (PENDING, SENDING, SENT, FAILED, UNDELIVERABLE)
+# the outbox page's words for a delivery's status (as its filter links) and channel
+DELIVERY_STATUS_NAMES = {PENDING: "待发送", SENDING: "发送中", SENT: "已送达", FAILED: "失败", UNDELIVERABLE: "无法送达"}
+CHANNEL_NAMES = {"template": "模板消息", "custom": "客服消息"}
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 # where a sign-in may send the browser back to: a console path, nothing that leaves it or breaks a header
 _NEXT = re.compile(r"/admin(?:/[^\x00-\x20\x7f\\]*)?")
@@ -543,7 +546,8 @@ def outbox() -> str:
             query = query.where(Delivery.status == status)
         deliveries = list(db.scalars(query).unique())
         names = dict(db.execute(select(Person.id, Person.name)).all())
-        return render_template("admin/outbox.html", deliveries=deliveries, names=names, status=status)
+        return render_template("admin/outbox.html", deliveries=deliveries, names=names, status=status,
+                               kind_name=kind_name, status_names=DELIVERY_STATUS_NAMES, channel_names=CHANNEL_NAMES)
 
 
 @bp.get("/people")

@@ -1,5 +1,5 @@
 """The public mobile menu page: `/menu/<year>-W<week>` shows a published week (Chinese, phone-sized,
-allergens marked); `/menu` goes to this week's. Drafts and unknown weeks are 404."""
+allergens marked); `/menu` goes to this week's. Drafts and unknown weeks are a Chinese 404 page."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, redirect, render_template, send_file
+from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, send_file
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +21,9 @@ from models.canteen import PUBLISHED
 bp = Blueprint("menu_page", __name__)
 
 TITLE = "{first}–{last} 食堂菜单"
+NO_MENU_TITLE = "没有这一周的菜单"
+NO_MENU = "这一周的菜单还没有发布（或链接不完整）。食堂每周四公布下周菜单。"
+THIS_WEEK = ("/menu", "查看本周菜单")
 
 
 @dataclass
@@ -51,6 +54,12 @@ def week_view(found: MenuWeek, today: date) -> tuple[str, list[DayView], list[st
     return title, days, allergens
 
 
+def _no_menu() -> Response:
+    """A week nobody can see, as a Chinese phone page that leads to this week's menu."""
+    page = render_template("push_gone.html", title=NO_MENU_TITLE, text=NO_MENU, link=THIS_WEEK)
+    return make_response(page, 404)
+
+
 @bp.get("/menu")
 @bp.get("/menu/")
 def this_week() -> ResponseReturnValue:
@@ -63,13 +72,13 @@ def this_week() -> ResponseReturnValue:
 def show_week(key: str) -> ResponseReturnValue:
     parsed = parse_week(key)
     if parsed is None:
-        abort(404)
+        return _no_menu()
     services = _services()
     today = services.now().astimezone(services.settings.tz).date()
     with services.read_factory() as db:
         found = find_week(db, *parsed)
         if found is None or not found.published or not found.items:
-            abort(404)
+            return _no_menu()
         title, days, allergens = week_view(found, today)
         monday = week_monday(*parsed)
         neighbours = {label: week_key(*iso_week(monday + timedelta(days=shift)))

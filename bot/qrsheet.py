@@ -19,6 +19,9 @@ from bot.wechat.gateway import WeChatApi
 from models import Asset, DutyPost, Room
 
 FONT = "STSong-Light"
+# STSong-Light's UCS-2 map has no U+00B7: a middle dot printed as a gap (and vanished from the text);
+# the katakana middle dot U+30FB is in it
+PRINTABLE = str.maketrans({"\u00b7": "\u30fb"})
 COLUMNS, ROWS = 3, 4
 HINT = "微信扫一扫 · 报修"
 Coded = TypeVar("Coded", Room, Asset, DutyPost)  # a row with a QR code: id, qr_url, qr_ticket
@@ -88,7 +91,8 @@ def render_sheet(cards: Sequence[QrCard], out: str | Path, heading: str, hint: s
     pages = max(1, -(-len(cards) // per_page))
     for page in range(pages):
         canvas.setFont(FONT, 16)
-        canvas.drawCentredString(width / 2, height - 14 * mm, f"{heading}（第{page + 1}/{pages}页）")
+        canvas.drawCentredString(width / 2, height - 14 * mm,
+                                 f"{heading}（第{page + 1}/{pages}页）".translate(PRINTABLE))
         for i, card in enumerate(cards[page * per_page:(page + 1) * per_page]):
             col, row = i % COLUMNS, i // COLUMNS
             x0, y0 = margin + col * cell_w, height - top - (row + 1) * cell_h
@@ -101,9 +105,10 @@ def render_sheet(cards: Sequence[QrCard], out: str | Path, heading: str, hint: s
             drawing.add(widget)
             renderPDF.draw(drawing, canvas, x0 + (cell_w - size) / 2, y0 + 17 * mm)
             canvas.setFont(FONT, 13)
-            canvas.drawCentredString(x0 + cell_w / 2, y0 + 11 * mm, card.title[:16])
+            canvas.drawCentredString(x0 + cell_w / 2, y0 + 11 * mm, card.title[:16].translate(PRINTABLE))
             canvas.setFont(FONT, 8)
-            canvas.drawCentredString(x0 + cell_w / 2, y0 + 6 * mm, f"{card.subtitle}  {hint}".strip()[:40])
+            canvas.drawCentredString(x0 + cell_w / 2, y0 + 6 * mm,
+                                     f"{card.subtitle}  {hint}".strip()[:40].translate(PRINTABLE))
         canvas.showPage()
     canvas.save()
     return pages

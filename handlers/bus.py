@@ -42,6 +42,7 @@ from models.bus import (
     BusStop,
     BusSubscription,
     BusTrip,
+    route_label,
 )
 
 MAX_COUNT = 200
@@ -644,7 +645,8 @@ def bus_ledger(db: Session, first: date, tz: tzinfo) -> tuple[list[list[object]]
     leaves = []
     for lv in db.scalars(select(BusLeave).where(BusLeave.day >= first, BusLeave.day < after)
                          .order_by(BusLeave.day, BusLeave.id)):
-        leaves.append([lv.day, lv.student.name, lv.student.class_name, lv.student.route, TRIP_LABEL[lv.trips],
+        leaves.append([lv.day, lv.student.name, lv.student.class_name, route_label(lv.student.route),
+                       TRIP_LABEL[lv.trips],
                        lv.requested_by.name if lv.requested_by else "", local_naive(lv.created_at, tz),
                        "已销假" if lv.cancelled_at else "有效"])
     return trips, leaves

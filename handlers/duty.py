@@ -45,7 +45,8 @@ OUTSIDE_WINDOW = "现在不在值日签到时间。值日时段：{slots}（开�
 WHICH_POST = "你在{slot}没有排班。请发送「签到 岗位名」或扫描岗位二维码。岗位：{posts}"
 UNKNOWN_POST = "没有找到岗位「{name}」。岗位：{posts}"
 AMBIGUOUS_POST = "「{name}」对应多个岗位：{posts}，请写全称。"
-TOO_FAR = "你不在值日岗位范围内（离最近的岗位「{post}」约 {metres} 米）。请到岗后再签到，或扫描岗位二维码。"
+TOO_FAR = "你不在值日岗位范围内（离最近的岗位「{post}」约 {distance}）。请到岗后再签到，或扫描岗位二维码。"
+METRES, KILOMETRES = "{n} 米", "{n:.1f} 公里"
 NO_POSTS = "学校还没有登记值日岗位，请联系管理员。"
 IN_SCHOOL_ASK = "已收到位置（在校内）。请扫描岗位二维码或发送「签到 岗位名」完成签到。"
 ALREADY = "你已于 {at} 在{post}签到（{slot}），无需重复签到。"
@@ -214,7 +215,8 @@ def check_in_by_location(msg: Incoming, ctx: Context) -> Reply | None:
         if not measured:
             return Reply.end(NO_POSTS)
         d, _, nearest = min(measured, key=lambda m: m[0])
-        return Reply.end(TOO_FAR.format(post=nearest.name, metres=round(d)))
+        distance = METRES.format(n=round(d)) if d < 1000 else KILOMETRES.format(n=d / 1000)
+        return Reply.end(TOO_FAR.format(post=nearest.name, distance=distance))
     mine = {r.post.id for r in rostered_on(ctx.db, local.date())
             if slot is not None and r.slot == slot.name and ctx.person is not None and r.person.id == ctx.person.id}
     own = [(d, p) for d, p in inside if p.id in mine]

@@ -80,8 +80,8 @@ def log_drill(msg: Incoming, ctx: Context) -> Reply:
     problems = " ".join(msg.args[2:])
     candidates = [d for d in drills_in_month(ctx.db, today) if d.day <= today and d.logged_at is None]
     target = candidates[-1] if candidates else None
-    if target is None:  # an unplanned drill: log it for today
-        target = Drill(day=today, at=ctx.local_now.time().replace(second=0, microsecond=0), kind="应急演练")
+    if target is None:  # an unplanned drill: log it for today; a kind is named without 演练 (消防疏散, 防震)
+        target = Drill(day=today, at=ctx.local_now.time().replace(second=0, microsecond=0), kind="应急")
         ctx.db.add(target)
     target.logged_at, target.logged_by = ctx.now, ctx.person
     target.evacuation_minutes, target.problems = minutes, problems

@@ -17,6 +17,11 @@ TRIP_NAMES = {MORNING: "上学", AFTERNOON: "放学"}
 BOARD, ALIGHT = "上车", "下车"
 
 
+def route_label(number: str) -> str:
+    """A route as people name it: "3" is 3号线 (a student's route is stored as the bare number)."""
+    return f"{number}号线" if number else ""
+
+
 class BusRoute(Base):
     __tablename__ = "bus_routes"
 
@@ -33,7 +38,7 @@ class BusRoute(Base):
 
     @property
     def label(self) -> str:
-        return f"{self.number}号线"
+        return route_label(self.number)
 
     @property
     def monitor_names(self) -> list[str]:

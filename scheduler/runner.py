@@ -59,7 +59,7 @@ LOST_CLAIM = "运行超过租约、已被其他进程接管，本次结果已撤
 ALREADY_RAN = ("{job} 在 {occurrence} 的这一次已经运行过（{finished}，{status}：{result}），未重复运行。"
                "确要重新发送，请加 --force。")
 STILL_RUNNING = "{job} 在 {occurrence} 的这一次正在运行（{owner}，租约到 {lease}），未重复运行。"
-PREVIEW_HEAD = "{job} 演练（--dry-run）：按 {as_of} 运行，未推送、未记录任何内容。"
+PREVIEW_HEAD = "{job} 试运行（--dry-run）：按 {as_of} 运行，未推送、未记录任何内容。"
 PREVIEW_OCCURRENCE = "这一次{state}"
 PREVIEW_NOT_RUN = "尚未运行；真实运行会占用这一次，定时任务不再重复。"
 PREVIEW_RUNNING = "正在由 {owner} 运行。"

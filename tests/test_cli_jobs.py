@@ -45,7 +45,7 @@ def test_dry_run_prints_each_push_kind_recipient_and_text_and_changes_nothing(se
 
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
-    assert lines[0] == "remind_drill_eve 演练（--dry-run）：按 2026-11-23 16:00 运行，未推送、未记录任何内容。"
+    assert lines[0] == "remind_drill_eve 试运行（--dry-run）：按 2026-11-23 16:00 运行，未推送、未记录任何内容。"
     assert "这一次尚未运行；真实运行会占用这一次，定时任务不再重复。" in lines
     assert "将推送 2 条：" in lines
     assert "[drill_reminder] → 张丽、王强（无法送达：未绑定微信）" in lines

@@ -132,6 +132,20 @@ def test_outbox_and_people_pages(office, client: FlaskClient) -> None:
     assert "周春明" in people_page and "管理员" in people_page and "未绑定" in people_page
 
 
+def test_outbox_page_names_kinds_statuses_and_channels_in_chinese(office, wechat_user, deliver,
+                                                                  client: FlaskClient) -> None:
+    """The filter links say 无法送达; the rows say so too (the kind's id stays, for HOUQIN_TEMPLATES)."""
+    assert "已接单 R1" in wechat_user("殷奇").say("接单 R1").text  # 张丽 is told, by a customer-service message
+    assert deliver() == 1
+    sign_in(client)
+    rows = rows_of(client.get("/admin/outbox").get_data(as_text=True))
+    row = next(r for r in rows if "repair_new" in r and "殷奇" in r)
+    assert "新报修 / 安全隐患 repair_new" in row and "无法送达" in row and "未绑定微信" in row
+    assert "undeliverable" not in row
+    sent = rows_of(client.get("/admin/outbox?status=sent").get_data(as_text=True))
+    assert sent and all("已送达" in r and "客服消息" in r and " sent " not in f" {r} " for r in sent)
+
+
 def test_logout_ends_the_session(office, client: FlaskClient) -> None:
     sign_in(client)
     token = csrf(client, "/admin/")
@@ -459,6 +473,12 @@ def test_every_page_has_the_security_headers_and_no_inline_style(office, client:
     public = client.get("/menu/2026-W48")  # not published: a 404, with the headers all the same
     assert public.headers["Content-Security-Policy"] == CSP and public.headers["X-Frame-Options"] == "DENY"
     assert client.get("/healthz").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_buttons_and_headings_keep_to_one_line(office, client: FlaskClient) -> None:
+    """In the overview's narrow last column 「已处理」 broke into three lines of one character (seen in Chromium)."""
+    css = client.get("/static/console.css").get_data(as_text=True)
+    assert re.search(r"^button, th \{[^}]*white-space: nowrap;", css, re.M)
 
 
 def test_session_cookie_is_lax_and_secure_behind_https(office, services: Services, client: FlaskClient) -> None:

@@ -78,6 +78,15 @@ def test_asset_sheet(registered, houqin, fake_wechat, services, tmp_path: Path) 
     assert printed(content, "投影仪") and printed(content, "空调")
 
 
+def test_the_sheet_prints_its_middle_dots(registered, houqin, fake_wechat, tmp_path: Path) -> None:
+    """STSong-Light has no U+00B7: 「扫码报修 · 房间」 printed as 「扫码报修   房间」 (seen with pdftoppm and pdftotext)."""
+    out = tmp_path / "rooms.pdf"
+    assert houqin("qr", "rooms", "--out", str(out)).exit_code == 0
+    content = pdf_content(out)
+    assert printed(content, "扫码报修 \u30fb 房间") and printed(content, "微信扫一扫 \u30fb 报修")
+    assert not printed(content, "\u00b7")
+
+
 def test_a_refused_code_stops_the_sheet_and_stores_nothing(registered, houqin, fake_wechat, services,
                                                            tmp_path: Path) -> None:
     fake_wechat.script("qrcode/create", 45009)

@@ -76,6 +76,15 @@ def test_drafts_unknown_and_malformed_weeks_are_404(menus, client: FlaskClient, 
     assert 'href="/menu/2026-W49">下一周' in client.get("/menu/2026-W48").get_data(as_text=True)
 
 
+def test_a_week_with_no_published_menu_is_a_chinese_phone_page(menus, client: FlaskClient) -> None:
+    """A parent who taps an old or early link reads why there is no menu, in Chinese, not Flask's English 404."""
+    for key in ("2026-W49", "2026-W60", "latest"):  # a draft, no such ISO week, no week at all
+        res = client.get(f"/menu/{key}")
+        page = res.get_data(as_text=True)
+        assert res.status_code == 404 and "Not Found" not in page
+        assert "这一周的菜单还没有发布" in page and 'href="/menu"' in page and 'name="viewport"' in page
+
+
 def test_menu_redirects_to_this_week(menus, client: FlaskClient) -> None:
     res = client.get("/menu")
     assert res.status_code == 302 and res.headers["Location"].endswith("/menu/2026-W48")

@@ -127,7 +127,8 @@ def test_a_plain_repair_that_reaches_nobody_is_not_claimed(school, wechat_user, 
     (alert,) = alerts(services)
     assert (alert.name, alert.safety) == ("程财宝", False)
     assert "报修人：已通知张丽。" in wechat_user("程财宝").say("完成 R1").text
-    assert wechat_user("张丽").say("未修好 R1").text == "已重新打开 R1，请再次处理：已通知程财宝。"
+    # the reporter is told what happens next; 「请再次处理」 is the staff member's push, not the reporter's reply
+    assert wechat_user("张丽").say("未修好 R1").text == "已重新打开 R1，等待再次维修：已通知程财宝。"
 
 
 # -- 回复 F<n> -------------------------------------------------------------------------------------

@@ -259,7 +259,8 @@ def test_bus_ledger_export(monitor, wechat_user, services: Services, tmp_path: P
     assert trip[1:6] == ("1号线", "放学", 3, 3, 2)
     assert "少1人" in trip[9] and trip[10] == "宦欢 16:35 情况：后排发现赵子轩睡着了，已送回家"
     leaves = list(book["请假记录"].iter_rows(values_only=True))
-    assert leaves[1][1:5] == ("孙悦", "四(1)班", "2", "上学") and leaves[1][5] == "张丽"
+    # the route as the trips sheet names it (1号线), not the bare number the students import stores
+    assert leaves[1][1:5] == ("孙悦", "四(1)班", "2号线", "上学") and leaves[1][5] == "张丽"
 
 
 def test_students_route_written_any_way_rides_that_bus(school, services: Services, wechat_user, tmp_path: Path,

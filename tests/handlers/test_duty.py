@@ -73,9 +73,15 @@ def test_location_inside_the_post_radius_is_verified_and_late_is_marked(school, 
 
 def test_location_outside_every_post_is_refused(school, wechat_user, services: Services) -> None:
     reply = wechat_user("张丽").location(31.830000, 119.990000)
-    assert "你不在值日岗位范围内" in reply.text and "米" in reply.text
+    assert "你不在值日岗位范围内" in reply.text and "约 2.6 公里" in reply.text
     assert checkins(services) == []
 
+
+
+def test_a_far_location_says_how_far_in_kilometres(school, wechat_user, services: Services) -> None:
+    reply = wechat_user("张丽").location(STAIRS[0] + 0.03, STAIRS[1])  # 0.03° of latitude: about 3.3 km
+    assert "（离最近的岗位「一楼东楼梯」约 3.3 公里）" in reply.text, reply.text  # not 「约 3336 米」
+    assert checkins(services) == []
 
 def test_location_picker_from_the_menu_checks_in_too(school, wechat_user, services: Services) -> None:
     user = wechat_user("张丽")

@@ -76,6 +76,16 @@ def test_admin_logs_the_drill_and_bad_input_changes_nothing(school, wechat_user,
     assert "（已记录）" in admin.say("演练").text
 
 
+def test_an_unplanned_drill_is_logged_for_today_without_saying_演练_twice(school, wechat_user, services: Services,
+                                                                        clock) -> None:
+    clock.set("2026-12-01 10:30")  # December has no drill planned
+    reply = wechat_user("周春明").say("演练 完成 4 二楼东楼梯拥挤")
+    assert reply.text == "已记录12月1日（周二）应急演练：疏散用时 4 分钟，问题：二楼东楼梯拥挤。"
+    with services.factory() as s:
+        drill = s.scalar(select(Drill).where(Drill.day == date(2026, 12, 1)))
+        assert drill is not None and drill.kind == "应急" and drill.evacuation_minutes == 4
+
+
 def test_drill_log_is_for_admin_only(school, wechat_user, services: Services, clock) -> None:
     clock.set("2026-11-24 10:30")
     teacher = wechat_user("张丽")
