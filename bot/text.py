@@ -83,6 +83,15 @@ def numbers_in(text: str) -> list[int]:
     return found
 
 
+_BARE_SCORE = re.compile(r"([1-5一二三四五])\s*[分星]?\s*[。.!！~～]*")
+
+
+def bare_score(text: str) -> int | None:
+    """A 1-5 rating sent on its own, as people type it: 4, 4分, 四星, 5。, ５！ → the score; None otherwise."""
+    match = _BARE_SCORE.fullmatch(normalize(text))
+    return parse_number(match.group(1)) if match else None
+
+
 SEPARATOR_MARKS = " :：,，、。.;；!！~～"  # what may follow a command word: "报修：三(2)班…" is "报修 三(2)班…"
 LEADING_PARTICLES = "的了呢啊吧呀哦"  # "三年级二班的空调漏水": the description is 空调漏水
 

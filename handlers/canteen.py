@@ -31,6 +31,7 @@ from bot.school import Calendar, admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
 from bot.text import (
     WEEKDAYS,
+    bare_score,
     day_bounds,
     day_label,
     day_short,
@@ -77,7 +78,6 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
 SEPARATORS = re.compile(r"[;；、，,/|]+")
 SCORE_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 SCORE_RE = re.compile(r"([1-5一二三四五])(?![0-9])\s*[分星]?\s*[,，。.:：、!！]?\s*(.*)", re.S)
-ONLY_SCORE_RE = re.compile(r"([1-5一二三四五])\s*[分星]?[。.!！]?")
 CODE_RE = re.compile(r"[Ff](\d{1,9})(?!\d)\s*[:：,，]?\s*(\S.*)", re.S)  # 回复 F3 内容
 WEEK_RE = re.compile(r"(\d{4})-?[Ww](\d{1,2})")
 QUESTIONS = (("taste", "饭菜口味"), ("hygiene", "卫生状况"), ("portion", "饭菜分量"), ("service", "服务态度"))
@@ -415,13 +415,6 @@ def parse_rating(text: str) -> tuple[int, str] | None:
     return SCORE_WORDS.get(word) or int(word), match.group(2).strip()[:MAX_COMMENT]
 
 
-def parse_score(text: str) -> int | None:
-    match = ONLY_SCORE_RE.fullmatch(text.strip())
-    if match is None:
-        return None
-    return SCORE_WORDS.get(match.group(1)) or int(match.group(1))
-
-
 def giver_role(person: Person) -> str:
     return next((r for r in FEEDBACK_ROLES if r in person.role_set), "teacher")
 
@@ -658,7 +651,7 @@ def got_score(msg: Incoming, ctx: Context) -> Reply | None:
     if not msg.text:
         return None
     index = int(ctx.data.get("q", 0))
-    score = parse_score(msg.text)
+    score = bare_score(msg.text)
     if score is None:
         return Reply(f"{BAD_SCORE}{question(index)}", next=Step.QUESTION)
     answers = {**ctx.data.get("answers", {}), QUESTIONS[index][0]: score}

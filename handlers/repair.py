@@ -32,6 +32,7 @@ from bot.tables import TableError, read_table
 from bot.text import (
     LEADING_PARTICLES,
     SEPARATOR_MARKS,
+    bare_score,
     local_naive,
     month_bounds,
     normalize,
@@ -75,9 +76,7 @@ SKIP_WORDS = {"跳过", "不用", "没有", "无", "skip"}
 REPAIR_ROLES = {"teacher", "staff", "admin"}
 WORK_ROLES = {"staff", "admin"}
 CODE_RE = re.compile(r"[Rr](\d{1,9})")
-RATING_RE = re.compile(r"([1-5一二三四五])[分星]?")
-OUT_OF_RANGE_RE = re.compile(r"-?\d{1,3}(?:\.\d+)?\s*[分星]?")  # 6, 0, 10分: not a 1-5 rating
-RATING_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
+OUT_OF_RANGE_RE = re.compile(r"-?\d{1,3}(?:\.\d+)?\s*[分星]?\s*[。.!！~～]*")  # 6, 0, 10分: not a 1-5 rating
 SEPARATORS = re.compile(r"[;；、，,]+")
 # Words that say how something is broken, or name nothing in particular: two reports sharing only
 # these are not about the same thing (the urgent words are added to them: 漏水, 冒烟, 火花 ...)
@@ -748,17 +747,16 @@ def show_or_rate(msg: Incoming, ctx: Context) -> Reply | None:
     text = msg.text.strip()
     if CODE_RE.fullmatch(text):
         return Reply.end(show_ticket(ctx, text))
-    rating = RATING_RE.fullmatch(text)
+    rating = bare_score(text)
     out_of_range = OUT_OF_RANGE_RE.fullmatch(text) is not None
     thanks = len(text) <= 20 and any(w in text for w in THANKS_WORDS)
-    if (rating or out_of_range or thanks) and ctx.person is not None:
+    if (rating is not None or out_of_range or thanks) and ctx.person is not None:
         ticket = ctx.db.scalar(select(RepairTicket).where(
             RepairTicket.reporter_id == ctx.person.id, RepairTicket.status == DONE, RepairTicket.rating.is_(None))
             .order_by(RepairTicket.done_at.desc()).limit(1))
         if ticket is not None:
-            if rating:
-                word = rating.group(1)
-                return Reply.end(rate(ctx, ticket, RATING_WORDS.get(word) or int(word)))
+            if rating is not None:
+                return Reply.end(rate(ctx, ticket, rating))
             return Reply.end((RATE_RANGE if out_of_range else THANKED).format(code=ticket.code))
     return None
 

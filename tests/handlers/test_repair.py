@@ -838,6 +838,17 @@ def test_a_rating_out_of_range_and_thanks_after_a_finished_repair(school, wechat
     assert "R1 评分 5 分" in zhang.say("5").text
 
 
+@pytest.mark.parametrize(("typed", "score"), [("5。", 5), ("5！", 5), ("５", 5), ("4分~", 4), ("四星!", 4)])
+def test_a_rating_typed_with_punctuation_or_full_width_rates_the_finished_repair(
+        school, wechat_user, services, typed, score) -> None:
+    wang = wechat_user("王强")
+    wang.say("报修 四(1)班 灯不亮")
+    wechat_user("程财宝").say("完成 R1")
+    assert wang.say("6！").text == "请回复 1-5 为 R1 的维修打分（5 分最满意）。"
+    assert f"谢谢评价！R1 评分 {score} 分" in wang.say(typed).text
+    assert ticket(services, 1).rating == score
+
+
 def test_my_repairs_for_admin_lists_the_work_waiting_and_what_is_late(school, wechat_user, services, clock) -> None:
     zhang, admin = wechat_user("张丽"), wechat_user("周春明")
     for typed in ("报修 四(1)班 窗户关不上", "报修 科学室 灯不亮", "报修 三(2)班 椅子坏了", "报修 四(1)班 黑板掉了"):
