@@ -39,6 +39,7 @@ from bot.text import (
     month_bounds,
     month_key,
     month_span,
+    original_tail,
     parse_day,
 )
 from models import ROLE_NAMES, ConversationState, Person, RepairTicket
@@ -406,13 +407,14 @@ def push_menu(db: Session, found: MenuWeek, now: datetime, settings: Settings, o
 
 
 # -- 食堂 1-5 [意见] ------------------------------------------------------------------------------------
-def parse_rating(text: str) -> tuple[int, str] | None:
-    """"4 米饭有点硬", "4分，米饭有点硬", "四 ..." → (4, "米饭有点硬")."""
+def parse_rating(text: str, kept: str) -> tuple[int, str] | None:
+    """"4 米饭有点硬", "4分，米饭有点硬", "四 ..." → (4, "米饭有点硬"): matched on `text` (normalised), the
+    comment in the user's own characters from `kept` (the same message as written: "很好吃，就是汤有点淡")."""
     match = SCORE_RE.fullmatch(text.strip())
     if match is None:
         return None
     word = match.group(1)
-    return SCORE_WORDS.get(word) or int(word), match.group(2).strip()[:MAX_COMMENT]
+    return SCORE_WORDS.get(word) or int(word), original_tail(kept, match.group(2).strip())[:MAX_COMMENT]
 
 
 def giver_role(person: Person) -> str:
@@ -432,7 +434,7 @@ def with_comment(comment: str) -> str:
 def rate_entry(msg: Incoming, ctx: Context) -> Reply:
     if not msg.args:
         return Reply(ASK_RATING, next=Step.SCORE)
-    parsed = parse_rating(" ".join(msg.args))
+    parsed = parse_rating(" ".join(msg.args), " ".join(msg.kept_args))
     if parsed is None:
         return Reply(f"{BAD_RATING}{ASK_RATING}", next=Step.SCORE)
     return record_feedback(ctx, *parsed)
@@ -442,7 +444,7 @@ def rate_entry(msg: Incoming, ctx: Context) -> Reply:
 def rate_step(msg: Incoming, ctx: Context) -> Reply | None:
     if not msg.text:
         return None
-    parsed = parse_rating(msg.text)
+    parsed = parse_rating(msg.text, msg.kept_text)
     if parsed is None:
         return Reply(f"{BAD_RATING}{ASK_RATING}", next=Step.SCORE)
     return record_feedback(ctx, *parsed)
@@ -612,7 +614,7 @@ def answer_feedback(msg: Incoming, ctx: Context) -> Reply:
     match = CODE_RE.fullmatch(" ".join(msg.args))
     if match is None:
         return Reply.end(REPLY_USAGE)
-    number, text = int(match[1]), match[2].strip()[:MAX_COMMENT]
+    number, text = int(match[1]), original_tail(" ".join(msg.kept_args), match[2].strip())[:MAX_COMMENT]
     feedback = ctx.db.scalar(select(CanteenFeedback).where(CanteenFeedback.number == number))
     if feedback is None:
         return Reply.end(REPLY_UNKNOWN.format(code=f"F{number}"))
@@ -666,7 +668,7 @@ def got_comment(msg: Incoming, ctx: Context) -> Reply | None:
         return None
     if not msg.text:
         return Reply(ASK_COMMENT_TEXT, next=Step.COMMENT)
-    comment = "" if msg.text in SKIP_WORDS else msg.text[:MAX_COMMENT]
+    comment = "" if msg.text in SKIP_WORDS else msg.kept_text[:MAX_COMMENT]
     answers = {k: int(v) for k, v in ctx.data.get("answers", {}).items()}
     if set(answers) != {k for k, _ in QUESTIONS}:  # an old state without every answer: start again
         return start_survey(msg, ctx)
@@ -680,7 +682,7 @@ def got_comment(msg: Incoming, ctx: Context) -> Reply | None:
 def got_monthly(msg: Incoming, ctx: Context) -> Reply | None:
     if not msg.text:
         return None
-    parsed = parse_rating(msg.text)
+    parsed = parse_rating(msg.text, msg.kept_text)
     if parsed is None:
         return Reply(f"{BAD_SCORE}{ASK_MONTHLY}", next=Step.MONTHLY)
     score, comment = parsed
