@@ -78,7 +78,8 @@ ACCOMPANIED_MEALS = (BREAKFAST, LUNCH)
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
 SEPARATORS = re.compile(r"[;；、，,/|]+")
 SCORE_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
-SCORE_RE = re.compile(r"([1-5一二三四五])(?![0-9])\s*[分星]?\s*[,，。.:：、!！]?\s*(.*)", re.S)
+# 4分 / 4 分 / 4星 is the score's unit, but not the 分 of 分量 ("4 分量可以再多一点" keeps 分量; "4分 分量少" too)
+SCORE_RE = re.compile(r"([1-5一二三四五])(?![0-9])(?:\s*[分星](?!量))?\s*[,，。.:：、!！]?\s*(.*)", re.S)
 CODE_RE = re.compile(r"[Ff](\d{1,9})(?!\d)\s*[:：,，]?\s*(\S.*)", re.S)  # 回复 F3 内容
 WEEK_RE = re.compile(r"(\d{4})-?[Ww](\d{1,2})")
 QUESTIONS = (("taste", "饭菜口味"), ("hygiene", "卫生状况"), ("portion", "饭菜分量"), ("service", "服务态度"))

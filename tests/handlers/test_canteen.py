@@ -311,6 +311,16 @@ def test_a_comment_is_kept_and_shown_in_the_users_own_characters(school, wechat_
         assert sorted(r.comment for r in s.scalars(select(SurveyResponse))) == ["汤有点咸，其他都好！", "菜品可以再丰富些，谢谢！"]
 
 
+@pytest.mark.parametrize(("typed", "comment"), [
+    ("食堂 4 分量可以再多一点", "分量可以再多一点"), ("食堂 4分 分量可以再多一点", "分量可以再多一点"),
+    ("食堂 4分量少了点", "分量少了点"), ("食堂 4 分，分量少", "分量少"), ("食堂 4分很好吃", "很好吃"),
+    ("食堂 4 分 很好吃", "很好吃"), ("食堂 四星 菜很新鲜", "菜很新鲜")])
+def test_the_score_unit_is_read_but_not_the_first_character_of_the_comment(school, wechat_user, typed, comment,
+                                                                           services: Services) -> None:
+    assert f"食堂评分 4 分，意见：{comment}，编号 F1" in wechat_user("陈建国").say(typed).text
+    assert [(r.rating, r.comment) for r in feedback_rows(services)] == [(4, comment)]
+
+
 def test_rating_dialog_from_the_menu_button(school, wechat_user, services: Services) -> None:
     staff = wechat_user("程财宝")
     assert staff.click("CANTEEN").text.startswith("请为今天的饭菜打分：回复 1-5")
