@@ -92,13 +92,19 @@ def bare_score(text: str) -> int | None:
     return parse_number(match.group(1)) if match else None
 
 
-SEPARATOR_MARKS = " :：,，、。.;；!！~～"  # what may follow a command word: "报修：三(2)班…" is "报修 三(2)班…"
+SEPARATOR_MARKS = " :：,，、。.;；!！?？~～"  # what may follow a command word: "报修：三(2)班…" is "报修 三(2)班…"
+COMMAND_FILLERS = ("一下",)  # "报修一下 一(3)班 灯不亮" is "报修 一(3)班 灯不亮" (一下 is no place)
 LEADING_PARTICLES = "的了呢啊吧呀哦"  # "三年级二班的空调漏水": the description is 空调漏水
 
 
 def strip_separators(text: str) -> str:
-    """What follows a command word, without the punctuation that separates it: ":三(2)班" → "三(2)班"."""
-    return text.lstrip(SEPARATOR_MARKS).strip()
+    """What follows a command word, without the punctuation and fillers that separate it: ":三(2)班" and
+    "一下 三(2)班" → "三(2)班"."""
+    text = text.lstrip(SEPARATOR_MARKS)
+    for filler in COMMAND_FILLERS:
+        if text.startswith(filler):
+            text = text[len(filler):].lstrip(SEPARATOR_MARKS)
+    return text.strip()
 
 
 def strip_particles(text: str) -> str:

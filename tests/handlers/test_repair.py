@@ -813,7 +813,8 @@ def test_asking_about_a_command_or_one_character_off_is_asked_back(school, wecha
 
 
 @pytest.mark.parametrize("typed", ["报修：三年级二班的空调漏水", "报修 三年级二班的空调漏水", "报修，三年级二班的空调漏水",
-                                   "报修:三年级二班空调漏水", "报修 三(2)班 的空调漏水"])
+                                   "报修:三年级二班空调漏水", "报修 三(2)班 的空调漏水", "报修一下 三(2)班 空调漏水",
+                                   "报修一下：三年级二班的空调漏水", "报修？三(2)班 空调漏水"])
 def test_punctuation_and_particles_are_not_part_of_the_place_or_description(school, wechat_user, services,
                                                                              typed) -> None:
     assert "报修 R1：三(2)班 · 水电 · 空调漏水" in wechat_user("张丽").say(typed).text  # 漏水 is urgent
