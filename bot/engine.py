@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from bot.outbox import Outbox
 from bot.text import (
+    SEPARATOR_MARKS,
     is_han,
     normalize,
     one_off,
@@ -638,7 +639,7 @@ class Engine:
             if state is None:
                 return Reply.end(NOTHING_TO_CANCEL)
             return self._cancel(current, state, msg, ctx)
-        if (text and text.lower() in HELP_WORDS) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
+        if (text and (text.lower() in HELP_WORDS or text.lower().rstrip(SEPARATOR_MARKS) in HELP_WORDS)) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
             return Reply(self.help_text(ctx))
         if text and " " in text and text.split(" ", 1)[0].lower() in HELP_WORDS:  # 帮助 报修, mid-dialog too
             return Reply(self.help_text(ctx, text.split(" ", 1)[1]))
