@@ -11,9 +11,10 @@ import re
 from bot.engine import Context, Conversation, Incoming, Reply
 
 GREETINGS = ("你好", "您好", "早上好", "中午好", "下午好", "晚上好", "老师好", "hello", "hi", "在吗", "在不在")
-THANKS = ("谢谢", "感谢", "多谢", "谢啦", "辛苦了", "辛苦", "麻烦了", "thanks", "thank you")
+# WeChat's own stickers arrive as their names in brackets ([抱拳], [强]); a thumbs-up emoji is a nod
+THANKS = ("谢谢", "感谢", "多谢", "谢啦", "辛苦了", "辛苦", "麻烦了", "thanks", "thank you", "[抱拳]", "[玫瑰]", "🙏")
 NODS = ("好的", "好", "收到", "知道了", "明白", "明白了", "嗯", "嗯嗯", "ok", "okay", "好滴", "行", "可以", "没问题",
-        "了解")
+        "了解", "[强]", "[ok]", "[握手]", "👍", "👌")
 FILLERS = "您你老师师傅啊呀哈哦的了呢吧 ,.!?~、，。！？～:："
 
 HELLO = "你好，{name}！有什么可以帮你？发送「帮助」查看你可以使用的命令。"
@@ -31,13 +32,15 @@ def _only(text: str, words: tuple[str, ...]) -> bool:
     rest = text
     for word in sorted(words, key=len, reverse=True):
         rest = rest.replace(word, "")
-    return len(rest.strip(FILLERS)) == 0 and rest != text
+    return len(_EMOJI.sub("", rest).strip(FILLERS)) == 0 and rest != text
 
 
 @courtesy.on_event("text", "voice")
 def answer(msg: Incoming, ctx: Context) -> Reply | None:
-    text = _EMOJI.sub("", msg.text.lower()).strip()
-    if not text or len(text) > 16:
+    text = msg.text.lower().strip()
+    if not _EMOJI.sub("", text).strip() and not any(w in text for w in THANKS + NODS):
+        return None
+    if len(_EMOJI.sub("", text)) > 16:
         return None
     if _only(text, GREETINGS):
         return Reply.end(HELLO.format(name=ctx.person.name) if ctx.person is not None else HELLO_STRANGER)
