@@ -83,13 +83,16 @@ def numbers_in(text: str) -> list[int]:
     return found
 
 
-_BARE_SCORE = re.compile(r"([1-5一二三四五])\s*[分星]?\s*[。.!！~～]*")
+_BARE_SCORE = re.compile(r"(?:([1-5一二三四五])\s*[分星]?\s*(?:好评)?|满分)\s*[。.!！~～]*")
 
 
 def bare_score(text: str) -> int | None:
-    """A 1-5 rating sent on its own, as people type it: 4, 4分, 四星, 5。, ５！ → the score; None otherwise."""
+    """A 1-5 rating sent on its own, as people type it: 4, 4分, 四星, 5。, ５！, 5星好评, 满分 → the score;
+    None otherwise."""
     match = _BARE_SCORE.fullmatch(normalize(text))
-    return parse_number(match.group(1)) if match else None
+    if match is None:
+        return None
+    return parse_number(match.group(1)) if match.group(1) else 5
 
 
 SEPARATOR_MARKS = " :：,，、。.;；!！?？~～"  # what may follow a command word: "报修：三(2)班…" is "报修 三(2)班…"

@@ -839,7 +839,8 @@ def test_a_rating_out_of_range_and_thanks_after_a_finished_repair(school, wechat
     assert "R1 评分 5 分" in zhang.say("5").text
 
 
-@pytest.mark.parametrize(("typed", "score"), [("5。", 5), ("5！", 5), ("５", 5), ("4分~", 4), ("四星!", 4)])
+@pytest.mark.parametrize(("typed", "score"), [("5。", 5), ("5！", 5), ("５", 5), ("4分~", 4), ("四星!", 4),
+                                            ("5星好评", 5), ("满分！", 5)])
 def test_a_rating_typed_with_punctuation_or_full_width_rates_the_finished_repair(
         school, wechat_user, services, typed, score) -> None:
     wang = wechat_user("王强")
