@@ -488,16 +488,23 @@ def bad_day(word: str, today: date) -> str:
     return LEAVE_BAD_DAY.format(value=word, example=day_short(today + timedelta(days=1)))
 
 
+def split_trip(word: str) -> list[str]:
+    """A day glued to its trip, as people write it: 明天早上 → [明天, 早上]; any other word → [word]."""
+    trip = next((t for t in TRIP_WORDS if len(word) > len(t) and word.endswith(t)), None)
+    return [word[:-len(trip)], trip] if trip else [word]
+
+
 @leave.entry
 def request_leave(msg: Incoming, ctx: Context) -> Reply:
     if not msg.args:
         return Reply.end(LEAVE_USAGE)
     today = ctx.local_now.date()
-    words = msg.args[1:]
-    if not ctx.has_role("teacher", "admin") and (msg.args[0] in TRIP_WORDS or parse_day(msg.args[0], today)):
+    first = split_trip(msg.args[0])[0]
+    words = [w for word in msg.args[1:] for w in split_trip(word)]
+    if not ctx.has_role("teacher", "admin") and (first in TRIP_WORDS or parse_day(first, today)):
         mine = _my_children(ctx)  # 请假 明天: a parent's only child
         found: Student | str = mine[0] if len(mine) == 1 else (which_child(mine) if mine else LEAVE_USAGE)
-        words = msg.args
+        words = [w for word in msg.args for w in split_trip(word)]
     else:
         found = _find_student(ctx, msg.args[0])
     if isinstance(found, str):

@@ -114,6 +114,14 @@ def test_leave_for_the_afternoon_does_not_change_the_morning(parent, monitor) ->
     assert "应到 3 人" in monitor.say("校车 1号线 上车 3").text
 
 
+@pytest.mark.parametrize(("typed", "trips"), [("请假 陈小明 今天放学", "pm"), ("请假 今天下午", "pm"),
+                                              ("请假 陈小明 今天全天", "all"), ("请假 今天早上", "am")])
+def test_a_day_glued_to_its_trip_is_both(parent, services: Services, typed, trips) -> None:
+    assert parent.say(typed).text.startswith("已为陈小明请假：11月23日（周一） ")
+    with services.factory() as s:
+        assert [(lv.day, lv.trips) for lv in s.scalars(select(BusLeave))] == [(date(2026, 11, 23), trips)]
+
+
 def test_parent_may_only_ask_leave_for_their_own_child(parent, services: Services, wechat_user) -> None:
     assert "没有找到你关联的学生「孙悦」" in parent.say("请假 孙悦 明天").text
     assert "日期「下个月」不对" in parent.say("请假 陈小明 下个月").text
