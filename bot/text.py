@@ -95,6 +95,14 @@ def bare_score(text: str) -> int | None:
     return parse_number(match.group(1)) if match.group(1) else 5
 
 
+_ASKING_HOW = re.compile(r"怎么|怎样|如何|能不能|可不可以|吗$|[?？]$")
+
+
+def asks_how(text: str) -> bool:
+    """A question about a command rather than the command itself: 怎么请假, 可以请假吗？ (answered with its help)."""
+    return _ASKING_HOW.search(text.strip()) is not None
+
+
 SEPARATOR_MARKS = " :：,，、。.;；!！?？~～"  # what may follow a command word: "报修：三(2)班…" is "报修 三(2)班…"
 COMMAND_FILLERS = ("一下",)  # "报修一下 一(3)班 灯不亮" is "报修 一(3)班 灯不亮" (一下 is no place)
 LEADING_PARTICLES = "的了呢啊吧呀哦"  # "三年级二班的空调漏水": the description is 空调漏水

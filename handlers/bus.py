@@ -19,6 +19,7 @@ from bot.outbox import told
 from bot.school import admins, setting_person
 from bot.tables import TableError, read_table
 from bot.text import (
+    asks_how,
     day_label,
     day_short,
     local_naive,
@@ -526,7 +527,8 @@ def leave_sentence(msg: Incoming, ctx: Context) -> Reply | None:
     """A parent's sentence: 「明天小明不坐校车」「小明周五请假」「明天请假」 (one child: theirs). The child is
     named as 请假 allows, or not at all when they have one; the day is 今天 unless one is named."""
     text = msg.text.replace(" ", "")
-    if not LEAVE_SENTENCE.search(text) or ctx.has_role("teacher", "admin") or not ctx.has_role("parent"):
+    if (not LEAVE_SENTENCE.search(text) or asks_how(text) or ctx.has_role("teacher", "admin")
+            or not ctx.has_role("parent")):
         return None
     mine = _my_children(ctx)
     if not mine:

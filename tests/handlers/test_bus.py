@@ -394,6 +394,15 @@ def test_a_parent_names_the_child_as_they_call_it_or_not_at_all(parent, services
         assert [(lv.day, lv.trips) for lv in s.scalars(select(BusLeave))] == [(date(2026, 11, 24), "all")]
 
 
+@pytest.mark.parametrize("typed", ["怎么请假", "孩子明天不坐校车怎么请假", "明天可以请假吗？", "如何请假"])
+def test_a_parent_asking_how_to_take_leave_is_told_how_and_no_leave_is_taken(parent, services: Services,
+                                                                            typed) -> None:
+    reply = parent.say(typed).text
+    assert "请假" in reply and "已为" not in reply and "没有听懂" not in reply, reply
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(BusLeave)) == 0
+
+
 def test_a_parent_sentence_with_a_trip_and_a_partial_name(parent) -> None:
     assert parent.say("请假 小明 明天 上学").text.startswith("已为陈小明请假：11月24日（周二） 上学校车不乘坐")
     assert parent.say("周五小明放学不坐车").text.startswith("已为陈小明请假：11月27日（周五） 放学校车不乘坐")
