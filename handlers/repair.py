@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from bot.engine import Context, Conversation, Incoming, Reply
+from bot.engine import DID_YOU_MEAN, Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
 from bot.outbox import told
 from bot.people import AmbiguousName, PersonNotFound, resolve_person
@@ -205,6 +205,10 @@ patrol = Conversation("patrol", title="巡查", keywords=["巡查"], roles=REPAI
 withdraw = Conversation("repair_withdraw", title="撤销报修", keywords=["撤销"], roles=REPAIR_ROLES, help=HELP_WITHDRAW,
                         topic="报修")
 ticket_view = Conversation("repair_ticket", title="报修单", roles=REPAIR_ROLES)  # R<n>, and a bare 1-5 rating
+# A ticket number in staff's own words for the work on it (R1 修好了, 接R1, 收到 R1 马上过去): which command
+# to ask back with, first match wins
+WORK_WORDS = (("完成", finish, ("修好", "已修", "完成", "搞定", "弄好", "换好")),
+              ("接单", accept, ("接", "处理", "马上", "过去", "收到")))
 
 
 # -- categories, urgency, routing -----------------------------------------------------------------
@@ -747,6 +751,11 @@ def show_or_rate(msg: Incoming, ctx: Context) -> Reply | None:
     text = msg.text.strip()
     if CODE_RE.fullmatch(text):
         return Reply.end(show_ticket(ctx, text))
+    codes = CODE_RE.findall(text)
+    if len(codes) == 1 and ctx.has_role(*WORK_ROLES):  # 接R1, R1 修好了: asked back, nothing recorded
+        for command, cap, words in WORK_WORDS:
+            if any(w in text for w in words):
+                return Reply.end(DID_YOU_MEAN.format(word=f"{command} R{codes[0]}", hint=cap.hint))
     rating = bare_score(text)
     out_of_range = OUT_OF_RANGE_RE.fullmatch(text) is not None
     thanks = len(text) <= 20 and any(w in text for w in THANKS_WORDS)

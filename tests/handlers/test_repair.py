@@ -602,6 +602,16 @@ def test_bad_input_gets_a_clear_answer_and_changes_nothing(school, wechat_user, 
     assert ticket(services, 1).status == "done"
 
 
+@pytest.mark.parametrize(("typed", "asked"), [("接R1", "接单 R1"), ("R1 我来处理", "接单 R1"), ("收到 R1 马上过去", "接单 R1"),
+                                              ("R1 修好了", "完成 R1"), ("R1已修好，换了个镇流器", "完成 R1")])
+def test_staff_writing_about_a_ticket_in_their_own_words_are_asked_which_command(school, wechat_user, services,
+                                                                                 typed, asked) -> None:
+    wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
+    assert wechat_user("殷奇").say(typed).text.startswith(f"你是想「{asked}」吗？发送「{asked[:2]}")
+    assert ticket(services, 1).status == "open"  # nothing done on a guess
+    assert "没有听懂" in wechat_user("张丽").say("R1 修好了").text  # a teacher's is no work
+
+
 def test_rating_is_the_reporters_alone(school, wechat_user, services) -> None:
     wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
     wechat_user("殷奇").say("完成 R1")
