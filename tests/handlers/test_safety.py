@@ -76,6 +76,14 @@ def test_admin_logs_the_drill_and_bad_input_changes_nothing(school, wechat_user,
     assert "（已记录）" in admin.say("演练").text
 
 
+@pytest.mark.parametrize("typed", ["演练完成 用时4分钟", "演练 完成 疏散用时4分钟", "演练 完成 四分钟"])
+def test_drill_minutes_as_people_write_them(school, wechat_user, services: Services, clock, typed) -> None:
+    clock.set("2026-11-24 10:30")
+    assert "疏散用时 4 分钟，未发现问题" in wechat_user("周春明").say(typed).text
+    with services.factory() as s:
+        assert s.scalar(select(Drill)).evacuation_minutes == 4
+
+
 def test_drill_log_is_for_admin_only(school, wechat_user, services: Services, clock) -> None:
     clock.set("2026-11-24 10:30")
     teacher = wechat_user("张丽")
