@@ -95,6 +95,14 @@ def bare_score(text: str) -> int | None:
     return parse_number(match.group(1)) if match.group(1) else 5
 
 
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200d]")
+
+
+def without_emoji(text: str) -> str:
+    """`text` without its emoji (👍, 😋, skin tones and joiners): "1号线上车3人 👌" → "1号线上车3人"."""
+    return _EMOJI.sub("", text).strip()
+
+
 _ASKING_HOW = re.compile(r"怎么|怎样|如何|能不能|可不可以|吗$|[?？]$")
 
 

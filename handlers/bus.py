@@ -29,6 +29,7 @@ from bot.text import (
     parse_number,
     route_key,
     split_list,
+    without_emoji,
 )
 from models import Delivery, ParentLink, Person, Student
 from models.bus import (
@@ -210,7 +211,7 @@ def report(msg: Incoming, ctx: Context) -> Reply:
 def report_without_keyword(msg: Incoming, ctx: Context) -> Reply | None:
     """"3号线上车42" or a voice message "三号线上车四十二人": a headcount if it names a route, or
     something written as one (3号线, 三路: an unknown route gets the list of routes)."""
-    match = count_match(msg.text)
+    match = count_match(without_emoji(msg.text).removeprefix("今天").strip())  # 今天1号线上车3人 👌
     if match is None or (find_route(ctx.db, match["route"]) is None and not route_key(match["route"]).isdigit()):
         return None
     return record(ctx, match)

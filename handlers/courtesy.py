@@ -6,9 +6,8 @@ only when no capability took it first (a 是 or 好的 answering a question goes
 
 from __future__ import annotations
 
-import re
-
 from bot.engine import Context, Conversation, Incoming, Reply
+from bot.text import without_emoji
 
 GREETINGS = ("你好", "您好", "早上好", "中午好", "下午好", "晚上好", "老师好", "hello", "hi", "在吗", "在不在")
 # WeChat's own stickers arrive as their names in brackets ([抱拳], [强]); a thumbs-up emoji is a nod
@@ -22,8 +21,6 @@ HELLO_STRANGER = "你好！发送「帮助」查看可以使用的命令；绑�
 WELCOME = "不客气！有需要随时发消息给我。"
 NOTED = "好的。有需要随时发消息给我，发送「帮助」查看可以使用的命令。"
 
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200d]")
-
 courtesy = Conversation("courtesy", title="寒暄", cues=(*GREETINGS, *THANKS, *NODS))
 
 
@@ -32,15 +29,15 @@ def _only(text: str, words: tuple[str, ...]) -> bool:
     rest = text
     for word in sorted(words, key=len, reverse=True):
         rest = rest.replace(word, "")
-    return len(_EMOJI.sub("", rest).strip(FILLERS)) == 0 and rest != text
+    return len(without_emoji(rest).strip(FILLERS)) == 0 and rest != text
 
 
 @courtesy.on_event("text", "voice")
 def answer(msg: Incoming, ctx: Context) -> Reply | None:
     text = msg.text.lower().strip()
-    if not _EMOJI.sub("", text).strip() and not any(w in text for w in THANKS + NODS):
+    if not without_emoji(text) and not any(w in text for w in THANKS + NODS):
         return None
-    if len(_EMOJI.sub("", text)) > 16:
+    if len(without_emoji(text)) > 16:
         return None
     if _only(text, GREETINGS):
         return Reply.end(HELLO.format(name=ctx.person.name) if ctx.person is not None else HELLO_STRANGER)

@@ -442,6 +442,10 @@ def test_every_form_of_a_headcount_reaches_the_bus(monitor, services: Services, 
 def test_headcount_forms_for_a_known_route(monitor, services: Services) -> None:
     assert "实到 3 人" in monitor.say("1号线 3人上车").text
     assert "实到 2 人" in monitor.say("1号线上车人数：2").text
+    assert "实到 1 人" in monitor.say("今天1号线上车1人").text
+    assert "实到 3 人" in monitor.say("1号线上车3人 👌").text
+    (trip,) = trips(services)
+    assert trip.boarded == 3
 
 
 def test_a_repeated_alarm_has_one_heading(monitor, queued, runner, clock) -> None:
