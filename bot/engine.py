@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, joinedload
 from bot.outbox import Outbox
 from bot.text import (
     SEPARATOR_MARKS,
+    asks_how,
     is_han,
     normalize,
     one_off,
@@ -456,7 +457,7 @@ class Conversation:
         if not glued:
             return text if text.split(" ", 1)[0].lower() in self.keywords else None  # text is normalised
         for k in self._glued_keywords:
-            if len(text) > len(k) and text[:len(k)].lower() == k:
+            if len(text) > len(k) and text[:len(k)].lower() == k and not asks_how(text[len(k):]):  # 报修怎么弄: asked
                 return f"{k} {strip_separators(text[len(k):])}"
         return None
 

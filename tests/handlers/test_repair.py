@@ -816,7 +816,7 @@ def test_a_command_word_that_sounds_the_same_is_taken_for_it(school, wechat_user
     assert ticket(services, 1).description == "窗户关不上"
 
 
-@pytest.mark.parametrize("typed", ["怎么报修", "请问怎么报修？", "报表"])
+@pytest.mark.parametrize("typed", ["怎么报修", "请问怎么报修？", "报表", "报修怎么弄", "报修如何操作？"])
 def test_asking_about_a_command_or_one_character_off_is_asked_back(school, wechat_user, services, typed) -> None:
     reply = wechat_user("张丽").say(typed).text
     assert reply.startswith("你是想「报修」吗？发送「报修 [地点 描述]」") and ticket_count(services) == 0
