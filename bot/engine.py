@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, joinedload
 
 from bot.outbox import Outbox
 from bot.text import (
+    SEPARATOR_MARKS,
+    asks_how,
     is_han,
     normalize,
     one_off,
@@ -455,7 +457,7 @@ class Conversation:
         if not glued:
             return text if text.split(" ", 1)[0].lower() in self.keywords else None  # text is normalised
         for k in self._glued_keywords:
-            if len(text) > len(k) and text[:len(k)].lower() == k:
+            if len(text) > len(k) and text[:len(k)].lower() == k and not asks_how(text[len(k):]):  # 报修怎么弄: asked
                 return f"{k} {strip_separators(text[len(k):])}"
         return None
 
@@ -638,7 +640,7 @@ class Engine:
             if state is None:
                 return Reply.end(NOTHING_TO_CANCEL)
             return self._cancel(current, state, msg, ctx)
-        if (text and text.lower() in HELP_WORDS) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
+        if (text and (text.lower() in HELP_WORDS or text.lower().rstrip(SEPARATOR_MARKS) in HELP_WORDS)) or (msg.event == "click" and msg.event_key == HELP_MENU_KEY):
             return Reply(self.help_text(ctx))
         if text and " " in text and text.split(" ", 1)[0].lower() in HELP_WORDS:  # 帮助 报修, mid-dialog too
             return Reply(self.help_text(ctx, text.split(" ", 1)[1]))

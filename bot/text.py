@@ -83,13 +83,47 @@ def numbers_in(text: str) -> list[int]:
     return found
 
 
-SEPARATOR_MARKS = " :：,，、。.;；!！~～"  # what may follow a command word: "报修：三(2)班…" is "报修 三(2)班…"
+_BARE_SCORE = re.compile(r"(?:([1-5一二三四五])\s*[分星]?\s*(?:好评)?|满分)\s*[。.!！~～]*")
+
+
+def bare_score(text: str) -> int | None:
+    """A 1-5 rating sent on its own, as people type it: 4, 4分, 四星, 5。, ５！, 5星好评, 满分 → the score;
+    None otherwise."""
+    match = _BARE_SCORE.fullmatch(normalize(text))
+    if match is None:
+        return None
+    return parse_number(match.group(1)) if match.group(1) else 5
+
+
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200d]")
+
+
+def without_emoji(text: str) -> str:
+    """`text` without its emoji (👍, 😋, skin tones and joiners): "1号线上车3人 👌" → "1号线上车3人"."""
+    return _EMOJI.sub("", text).strip()
+
+
+_ASKING_HOW = re.compile(r"怎么|怎样|如何|能不能|可不可以|吗$|[?？]$")
+
+
+def asks_how(text: str) -> bool:
+    """A question about a command rather than the command itself: 怎么请假, 可以请假吗？ (answered with its help)."""
+    return _ASKING_HOW.search(text.strip()) is not None
+
+
+SEPARATOR_MARKS = " :：,，、。.;；!！?？~～"  # what may follow a command word: "报修：三(2)班…" is "报修 三(2)班…"
+COMMAND_FILLERS = ("一下",)  # "报修一下 一(3)班 灯不亮" is "报修 一(3)班 灯不亮" (一下 is no place)
 LEADING_PARTICLES = "的了呢啊吧呀哦"  # "三年级二班的空调漏水": the description is 空调漏水
 
 
 def strip_separators(text: str) -> str:
-    """What follows a command word, without the punctuation that separates it: ":三(2)班" → "三(2)班"."""
-    return text.lstrip(SEPARATOR_MARKS).strip()
+    """What follows a command word, without the punctuation and fillers that separate it: ":三(2)班" and
+    "一下 三(2)班" → "三(2)班"."""
+    text = text.lstrip(SEPARATOR_MARKS)
+    for filler in COMMAND_FILLERS:
+        if text.startswith(filler):
+            text = text[len(filler):].lstrip(SEPARATOR_MARKS)
+    return text.strip()
 
 
 def strip_particles(text: str) -> str:

@@ -19,6 +19,7 @@ from bot.outbox import told
 from bot.school import admins, setting_person
 from bot.tables import TableError, read_table
 from bot.text import (
+    asks_how,
     day_label,
     day_short,
     local_naive,
@@ -28,6 +29,7 @@ from bot.text import (
     parse_number,
     route_key,
     split_list,
+    without_emoji,
 )
 from models import Delivery, ParentLink, Person, Student
 from models.bus import (
@@ -210,7 +212,7 @@ def report(msg: Incoming, ctx: Context) -> Reply:
 def report_without_keyword(msg: Incoming, ctx: Context) -> Reply | None:
     """"3号线上车42" or a voice message "三号线上车四十二人": a headcount if it names a route, or
     something written as one (3号线, 三路: an unknown route gets the list of routes)."""
-    match = count_match(msg.text)
+    match = count_match(without_emoji(msg.text).removeprefix("今天").strip())  # 今天1号线上车3人 👌
     if match is None or (find_route(ctx.db, match["route"]) is None and not route_key(match["route"]).isdigit()):
         return None
     return record(ctx, match)
@@ -489,16 +491,23 @@ def bad_day(word: str, today: date) -> str:
     return LEAVE_BAD_DAY.format(value=word, example=day_short(today + timedelta(days=1)))
 
 
+def split_trip(word: str) -> list[str]:
+    """A day glued to its trip, as people write it: 明天早上 → [明天, 早上]; any other word → [word]."""
+    trip = next((t for t in TRIP_WORDS if len(word) > len(t) and word.endswith(t)), None)
+    return [word[:-len(trip)], trip] if trip else [word]
+
+
 @leave.entry
 def request_leave(msg: Incoming, ctx: Context) -> Reply:
     if not msg.args:
         return Reply.end(LEAVE_USAGE)
     today = ctx.local_now.date()
-    words = msg.args[1:]
-    if not ctx.has_role("teacher", "admin") and (msg.args[0] in TRIP_WORDS or parse_day(msg.args[0], today)):
+    first = split_trip(msg.args[0])[0]
+    words = [w for word in msg.args[1:] for w in split_trip(word)]
+    if not ctx.has_role("teacher", "admin") and (first in TRIP_WORDS or parse_day(first, today)):
         mine = _my_children(ctx)  # 请假 明天: a parent's only child
         found: Student | str = mine[0] if len(mine) == 1 else (which_child(mine) if mine else LEAVE_USAGE)
-        words = msg.args
+        words = [w for word in msg.args for w in split_trip(word)]
     else:
         found = _find_student(ctx, msg.args[0])
     if isinstance(found, str):
@@ -520,7 +529,8 @@ def leave_sentence(msg: Incoming, ctx: Context) -> Reply | None:
     """A parent's sentence: 「明天小明不坐校车」「小明周五请假」「明天请假」 (one child: theirs). The child is
     named as 请假 allows, or not at all when they have one; the day is 今天 unless one is named."""
     text = msg.text.replace(" ", "")
-    if not LEAVE_SENTENCE.search(text) or ctx.has_role("teacher", "admin") or not ctx.has_role("parent"):
+    if (not LEAVE_SENTENCE.search(text) or asks_how(text) or ctx.has_role("teacher", "admin")
+            or not ctx.has_role("parent")):
         return None
     mine = _my_children(ctx)
     if not mine:

@@ -31,6 +31,7 @@ from bot.school import Calendar, admins, get_setting, people_with_role
 from bot.tables import TableError, read_table
 from bot.text import (
     WEEKDAYS,
+    bare_score,
     day_bounds,
     day_label,
     day_short,
@@ -38,6 +39,7 @@ from bot.text import (
     month_bounds,
     month_key,
     month_span,
+    original_tail,
     parse_day,
 )
 from models import ROLE_NAMES, ConversationState, Person, RepairTicket
@@ -76,8 +78,8 @@ ACCOMPANIED_MEALS = (BREAKFAST, LUNCH)
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
 SEPARATORS = re.compile(r"[;；、，,/|]+")
 SCORE_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
-SCORE_RE = re.compile(r"([1-5一二三四五])(?![0-9])\s*[分星]?\s*[,，。.:：、!！]?\s*(.*)", re.S)
-ONLY_SCORE_RE = re.compile(r"([1-5一二三四五])\s*[分星]?[。.!！]?")
+# 4分 / 4 分 / 4星 is the score's unit, but not the 分 of 分量 ("4 分量可以再多一点" keeps 分量; "4分 分量少" too)
+SCORE_RE = re.compile(r"([1-5一二三四五])(?![0-9])(?:\s*[分星](?!量))?\s*[,，。.:：、!！]?\s*(.*)", re.S)
 CODE_RE = re.compile(r"[Ff](\d{1,9})(?!\d)\s*[:：,，]?\s*(\S.*)", re.S)  # 回复 F3 内容
 WEEK_RE = re.compile(r"(\d{4})-?[Ww](\d{1,2})")
 QUESTIONS = (("taste", "饭菜口味"), ("hygiene", "卫生状况"), ("portion", "饭菜分量"), ("service", "服务态度"))
@@ -406,20 +408,14 @@ def push_menu(db: Session, found: MenuWeek, now: datetime, settings: Settings, o
 
 
 # -- 食堂 1-5 [意见] ------------------------------------------------------------------------------------
-def parse_rating(text: str) -> tuple[int, str] | None:
-    """"4 米饭有点硬", "4分，米饭有点硬", "四 ..." → (4, "米饭有点硬")."""
+def parse_rating(text: str, kept: str) -> tuple[int, str] | None:
+    """"4 米饭有点硬", "4分，米饭有点硬", "四 ..." → (4, "米饭有点硬"): matched on `text` (normalised), the
+    comment in the user's own characters from `kept` (the same message as written: "很好吃，就是汤有点淡")."""
     match = SCORE_RE.fullmatch(text.strip())
     if match is None:
         return None
     word = match.group(1)
-    return SCORE_WORDS.get(word) or int(word), match.group(2).strip()[:MAX_COMMENT]
-
-
-def parse_score(text: str) -> int | None:
-    match = ONLY_SCORE_RE.fullmatch(text.strip())
-    if match is None:
-        return None
-    return SCORE_WORDS.get(match.group(1)) or int(match.group(1))
+    return SCORE_WORDS.get(word) or int(word), original_tail(kept, match.group(2).strip())[:MAX_COMMENT]
 
 
 def giver_role(person: Person) -> str:
@@ -439,7 +435,7 @@ def with_comment(comment: str) -> str:
 def rate_entry(msg: Incoming, ctx: Context) -> Reply:
     if not msg.args:
         return Reply(ASK_RATING, next=Step.SCORE)
-    parsed = parse_rating(" ".join(msg.args))
+    parsed = parse_rating(" ".join(msg.args), " ".join(msg.kept_args))
     if parsed is None:
         return Reply(f"{BAD_RATING}{ASK_RATING}", next=Step.SCORE)
     return record_feedback(ctx, *parsed)
@@ -449,7 +445,7 @@ def rate_entry(msg: Incoming, ctx: Context) -> Reply:
 def rate_step(msg: Incoming, ctx: Context) -> Reply | None:
     if not msg.text:
         return None
-    parsed = parse_rating(msg.text)
+    parsed = parse_rating(msg.text, msg.kept_text)
     if parsed is None:
         return Reply(f"{BAD_RATING}{ASK_RATING}", next=Step.SCORE)
     return record_feedback(ctx, *parsed)
@@ -619,7 +615,7 @@ def answer_feedback(msg: Incoming, ctx: Context) -> Reply:
     match = CODE_RE.fullmatch(" ".join(msg.args))
     if match is None:
         return Reply.end(REPLY_USAGE)
-    number, text = int(match[1]), match[2].strip()[:MAX_COMMENT]
+    number, text = int(match[1]), original_tail(" ".join(msg.kept_args), match[2].strip())[:MAX_COMMENT]
     feedback = ctx.db.scalar(select(CanteenFeedback).where(CanteenFeedback.number == number))
     if feedback is None:
         return Reply.end(REPLY_UNKNOWN.format(code=f"F{number}"))
@@ -658,7 +654,7 @@ def got_score(msg: Incoming, ctx: Context) -> Reply | None:
     if not msg.text:
         return None
     index = int(ctx.data.get("q", 0))
-    score = parse_score(msg.text)
+    score = bare_score(msg.text)
     if score is None:
         return Reply(f"{BAD_SCORE}{question(index)}", next=Step.QUESTION)
     answers = {**ctx.data.get("answers", {}), QUESTIONS[index][0]: score}
@@ -673,7 +669,7 @@ def got_comment(msg: Incoming, ctx: Context) -> Reply | None:
         return None
     if not msg.text:
         return Reply(ASK_COMMENT_TEXT, next=Step.COMMENT)
-    comment = "" if msg.text in SKIP_WORDS else msg.text[:MAX_COMMENT]
+    comment = "" if msg.text in SKIP_WORDS else msg.kept_text[:MAX_COMMENT]
     answers = {k: int(v) for k, v in ctx.data.get("answers", {}).items()}
     if set(answers) != {k for k, _ in QUESTIONS}:  # an old state without every answer: start again
         return start_survey(msg, ctx)
@@ -687,7 +683,7 @@ def got_comment(msg: Incoming, ctx: Context) -> Reply | None:
 def got_monthly(msg: Incoming, ctx: Context) -> Reply | None:
     if not msg.text:
         return None
-    parsed = parse_rating(msg.text)
+    parsed = parse_rating(msg.text, msg.kept_text)
     if parsed is None:
         return Reply(f"{BAD_SCORE}{ASK_MONTHLY}", next=Step.MONTHLY)
     score, comment = parsed

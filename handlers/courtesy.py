@@ -6,22 +6,20 @@ only when no capability took it first (a 是 or 好的 answering a question goes
 
 from __future__ import annotations
 
-import re
-
 from bot.engine import Context, Conversation, Incoming, Reply
+from bot.text import without_emoji
 
 GREETINGS = ("你好", "您好", "早上好", "中午好", "下午好", "晚上好", "老师好", "hello", "hi", "在吗", "在不在")
-THANKS = ("谢谢", "感谢", "多谢", "谢啦", "辛苦了", "辛苦", "麻烦了", "thanks", "thank you")
+# WeChat's own stickers arrive as their names in brackets ([抱拳], [强]); a thumbs-up emoji is a nod
+THANKS = ("谢谢", "感谢", "多谢", "谢啦", "辛苦了", "辛苦", "麻烦了", "thanks", "thank you", "[抱拳]", "[玫瑰]", "🙏")
 NODS = ("好的", "好", "收到", "知道了", "明白", "明白了", "嗯", "嗯嗯", "ok", "okay", "好滴", "行", "可以", "没问题",
-        "了解")
+        "了解", "[强]", "[ok]", "[握手]", "👍", "👌")
 FILLERS = "您你老师师傅啊呀哈哦的了呢吧 ,.!?~、，。！？～:："
 
 HELLO = "你好，{name}！有什么可以帮你？发送「帮助」查看你可以使用的命令。"
 HELLO_STRANGER = "你好！发送「帮助」查看可以使用的命令；绑定身份请发送「绑定 绑定码」。"
 WELCOME = "不客气！有需要随时发消息给我。"
 NOTED = "好的。有需要随时发消息给我，发送「帮助」查看可以使用的命令。"
-
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200d]")
 
 courtesy = Conversation("courtesy", title="寒暄", cues=(*GREETINGS, *THANKS, *NODS))
 
@@ -31,13 +29,15 @@ def _only(text: str, words: tuple[str, ...]) -> bool:
     rest = text
     for word in sorted(words, key=len, reverse=True):
         rest = rest.replace(word, "")
-    return len(rest.strip(FILLERS)) == 0 and rest != text
+    return len(without_emoji(rest).strip(FILLERS)) == 0 and rest != text
 
 
 @courtesy.on_event("text", "voice")
 def answer(msg: Incoming, ctx: Context) -> Reply | None:
-    text = _EMOJI.sub("", msg.text.lower()).strip()
-    if not text or len(text) > 16:
+    text = msg.text.lower().strip()
+    if not without_emoji(text) and not any(w in text for w in THANKS + NODS):
+        return None
+    if len(without_emoji(text)) > 16:
         return None
     if _only(text, GREETINGS):
         return Reply.end(HELLO.format(name=ctx.person.name) if ctx.person is not None else HELLO_STRANGER)

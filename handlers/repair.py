@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from bot.engine import Context, Conversation, Incoming, Reply
+from bot.engine import DID_YOU_MEAN, Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
 from bot.outbox import told
 from bot.people import AmbiguousName, PersonNotFound, resolve_person
@@ -32,6 +32,7 @@ from bot.tables import TableError, read_table
 from bot.text import (
     LEADING_PARTICLES,
     SEPARATOR_MARKS,
+    bare_score,
     local_naive,
     month_bounds,
     normalize,
@@ -75,9 +76,7 @@ SKIP_WORDS = {"跳过", "不用", "没有", "无", "skip"}
 REPAIR_ROLES = {"teacher", "staff", "admin"}
 WORK_ROLES = {"staff", "admin"}
 CODE_RE = re.compile(r"[Rr](\d{1,9})")
-RATING_RE = re.compile(r"([1-5一二三四五])[分星]?")
-OUT_OF_RANGE_RE = re.compile(r"-?\d{1,3}(?:\.\d+)?\s*[分星]?")  # 6, 0, 10分: not a 1-5 rating
-RATING_WORDS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
+OUT_OF_RANGE_RE = re.compile(r"-?\d{1,3}(?:\.\d+)?\s*[分星]?\s*[。.!！~～]*")  # 6, 0, 10分: not a 1-5 rating
 SEPARATORS = re.compile(r"[;；、，,]+")
 # Words that say how something is broken, or name nothing in particular: two reports sharing only
 # these are not about the same thing (the urgent words are added to them: 漏水, 冒烟, 火花 ...)
@@ -206,6 +205,10 @@ patrol = Conversation("patrol", title="巡查", keywords=["巡查"], roles=REPAI
 withdraw = Conversation("repair_withdraw", title="撤销报修", keywords=["撤销"], roles=REPAIR_ROLES, help=HELP_WITHDRAW,
                         topic="报修")
 ticket_view = Conversation("repair_ticket", title="报修单", roles=REPAIR_ROLES)  # R<n>, and a bare 1-5 rating
+# A ticket number in staff's own words for the work on it (R1 修好了, 接R1, 收到 R1 马上过去): which command
+# to ask back with, first match wins
+WORK_WORDS = (("完成", finish, ("修好", "已修", "完成", "搞定", "弄好", "换好")),
+              ("接单", accept, ("接", "处理", "马上", "过去", "收到")))
 
 
 # -- categories, urgency, routing -----------------------------------------------------------------
@@ -748,17 +751,21 @@ def show_or_rate(msg: Incoming, ctx: Context) -> Reply | None:
     text = msg.text.strip()
     if CODE_RE.fullmatch(text):
         return Reply.end(show_ticket(ctx, text))
-    rating = RATING_RE.fullmatch(text)
+    codes = CODE_RE.findall(text)
+    if len(codes) == 1 and ctx.has_role(*WORK_ROLES):  # 接R1, R1 修好了: asked back, nothing recorded
+        for command, cap, words in WORK_WORDS:
+            if any(w in text for w in words):
+                return Reply.end(DID_YOU_MEAN.format(word=f"{command} R{codes[0]}", hint=cap.hint))
+    rating = bare_score(text)
     out_of_range = OUT_OF_RANGE_RE.fullmatch(text) is not None
     thanks = len(text) <= 20 and any(w in text for w in THANKS_WORDS)
-    if (rating or out_of_range or thanks) and ctx.person is not None:
+    if (rating is not None or out_of_range or thanks) and ctx.person is not None:
         ticket = ctx.db.scalar(select(RepairTicket).where(
             RepairTicket.reporter_id == ctx.person.id, RepairTicket.status == DONE, RepairTicket.rating.is_(None))
             .order_by(RepairTicket.done_at.desc()).limit(1))
         if ticket is not None:
-            if rating:
-                word = rating.group(1)
-                return Reply.end(rate(ctx, ticket, RATING_WORDS.get(word) or int(word)))
+            if rating is not None:
+                return Reply.end(rate(ctx, ticket, rating))
             return Reply.end((RATE_RANGE if out_of_range else THANKED).format(code=ticket.code))
     return None
 

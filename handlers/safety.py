@@ -90,7 +90,8 @@ def log_drill(msg: Incoming, ctx: Context) -> Reply:
 
 
 def parse_minutes(text: str) -> float | None:
-    text = text.removesuffix("分钟").removesuffix("分")
+    """3.5, 4分钟, 用时4分钟, 疏散用时四分钟 → the minutes; None if it is no number of minutes."""
+    text = text.removeprefix("疏散").removeprefix("用时").removesuffix("分钟").removesuffix("分")
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
     value = chinese_to_int(text)

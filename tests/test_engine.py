@@ -154,7 +154,7 @@ def test_help_and_use_follow_a_capabilitys_permits(wechat_user, people):
     assert "仅限" in refusal and "管理员" in refusal
 
 
-@pytest.mark.parametrize("word", ["帮助", "?", "？", "help", "HELP", "Help", "　帮助　"])
+@pytest.mark.parametrize("word", ["帮助", "?", "？", "help", "HELP", "Help", "　帮助　", "帮助？", "帮助!", "help?"])
 def test_every_help_word_gives_help(wechat_user, people, word):
     people.add("周主任", "admin")
     text = wechat_user("周主任").say(word).text

@@ -114,6 +114,14 @@ def test_leave_for_the_afternoon_does_not_change_the_morning(parent, monitor) ->
     assert "应到 3 人" in monitor.say("校车 1号线 上车 3").text
 
 
+@pytest.mark.parametrize(("typed", "trips"), [("请假 陈小明 今天放学", "pm"), ("请假 今天下午", "pm"),
+                                              ("请假 陈小明 今天全天", "all"), ("请假 今天早上", "am")])
+def test_a_day_glued_to_its_trip_is_both(parent, services: Services, typed, trips) -> None:
+    assert parent.say(typed).text.startswith("已为陈小明请假：11月23日（周一） ")
+    with services.factory() as s:
+        assert [(lv.day, lv.trips) for lv in s.scalars(select(BusLeave))] == [(date(2026, 11, 23), trips)]
+
+
 def test_parent_may_only_ask_leave_for_their_own_child(parent, services: Services, wechat_user) -> None:
     assert "没有找到你关联的学生「孙悦」" in parent.say("请假 孙悦 明天").text
     assert "日期「下个月」不对" in parent.say("请假 陈小明 下个月").text
@@ -387,6 +395,15 @@ def test_a_parent_names_the_child_as_they_call_it_or_not_at_all(parent, services
         assert [(lv.day, lv.trips) for lv in s.scalars(select(BusLeave))] == [(date(2026, 11, 24), "all")]
 
 
+@pytest.mark.parametrize("typed", ["怎么请假", "孩子明天不坐校车怎么请假", "明天可以请假吗？", "如何请假"])
+def test_a_parent_asking_how_to_take_leave_is_told_how_and_no_leave_is_taken(parent, services: Services,
+                                                                            typed) -> None:
+    reply = parent.say(typed).text
+    assert "请假" in reply and "已为" not in reply and "没有听懂" not in reply, reply
+    with services.factory() as s:
+        assert s.scalar(select(func.count()).select_from(BusLeave)) == 0
+
+
 def test_a_parent_sentence_with_a_trip_and_a_partial_name(parent) -> None:
     assert parent.say("请假 小明 明天 上学").text.startswith("已为陈小明请假：11月24日（周二） 上学校车不乘坐")
     assert parent.say("周五小明放学不坐车").text.startswith("已为陈小明请假：11月27日（周五） 放学校车不乘坐")
@@ -426,6 +443,10 @@ def test_every_form_of_a_headcount_reaches_the_bus(monitor, services: Services, 
 def test_headcount_forms_for_a_known_route(monitor, services: Services) -> None:
     assert "实到 3 人" in monitor.say("1号线 3人上车").text
     assert "实到 2 人" in monitor.say("1号线上车人数：2").text
+    assert "实到 1 人" in monitor.say("今天1号线上车1人").text
+    assert "实到 3 人" in monitor.say("1号线上车3人 👌").text
+    (trip,) = trips(services)
+    assert trip.boarded == 3
 
 
 def test_a_repeated_alarm_has_one_heading(monitor, queued, runner, clock) -> None:

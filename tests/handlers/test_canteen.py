@@ -287,6 +287,40 @@ def test_a_food_safety_feedback_keeps_its_text_reply_and_alert_after_a_later_rat
     assert "汤太咸" in console["F2"] and "明天少放盐" in console["F2"] and "已核查" not in console["F2"]
 
 
+def test_a_comment_is_kept_and_shown_in_the_users_own_characters(school, wechat_user, runner, clock,
+                                                                  services: Services) -> None:
+    """Full-width punctuation is folded only for matching: the comment stored and echoed is as written,
+    in a one-line rating, the rating dialog, the monthly survey's reply and the questionnaire's comment."""
+    parent, staff, teacher = wechat_user("陈建国"), wechat_user("程财宝"), wechat_user("张丽")
+    said = "孩子说今天的牛肉很好吃，就是汤有点淡，辛苦了！"
+    assert f"意见：{said}，编号 F1" in parent.say(f"食堂 4 {said}").text
+    staff.click("CANTEEN")
+    assert "意见：米饭硬（有点），编号 F2" in staff.say("３，米饭硬（有点）").text
+    assert [r.comment for r in feedback_rows(services)] == [said, "米饭硬（有点）"]
+    assert "F1 陈建国（家长） 4分：" + said in wechat_user("周春明").say("食堂评价").text
+    wechat_user("宦欢").say("回复 F1 谢谢！明天汤会调整，欢迎再提意见。")
+    with services.factory() as s:
+        assert [r.text for r in s.scalars(select(CanteenReply))] == ["谢谢！明天汤会调整，欢迎再提意见。"]
+    runner.run_now("push_canteen_survey", at("2026-11-20 16:30"))
+    clock.set("2026-11-20 18:00")
+    assert parent.say("4 菜品可以再丰富些，谢谢！").text.endswith("意见：菜品可以再丰富些，谢谢！。")
+    clock.set("2026-11-26 12:40")
+    done = teacher.dialog([("食堂问卷", "第1题"), ("4", ""), ("4", ""), ("5", ""), ("4", ""), ("汤有点咸，其他都好！", "问卷已提交")])
+    assert done[-1].text.endswith("意见：汤有点咸，其他都好！。")
+    with services.factory() as s:
+        assert sorted(r.comment for r in s.scalars(select(SurveyResponse))) == ["汤有点咸，其他都好！", "菜品可以再丰富些，谢谢！"]
+
+
+@pytest.mark.parametrize(("typed", "comment"), [
+    ("食堂 4 分量可以再多一点", "分量可以再多一点"), ("食堂 4分 分量可以再多一点", "分量可以再多一点"),
+    ("食堂 4分量少了点", "分量少了点"), ("食堂 4 分，分量少", "分量少"), ("食堂 4分很好吃", "很好吃"),
+    ("食堂 4 分 很好吃", "很好吃"), ("食堂 四星 菜很新鲜", "菜很新鲜")])
+def test_the_score_unit_is_read_but_not_the_first_character_of_the_comment(school, wechat_user, typed, comment,
+                                                                           services: Services) -> None:
+    assert f"食堂评分 4 分，意见：{comment}，编号 F1" in wechat_user("陈建国").say(typed).text
+    assert [(r.rating, r.comment) for r in feedback_rows(services)] == [(4, comment)]
+
+
 def test_rating_dialog_from_the_menu_button(school, wechat_user, services: Services) -> None:
     staff = wechat_user("程财宝")
     assert staff.click("CANTEEN").text.startswith("请为今天的饭菜打分：回复 1-5")
@@ -439,7 +473,7 @@ def test_food_safety_words_alert_the_canteen_and_admin_at_once(school, wechat_us
     alerts = {r.name: r for r in queued("canteen_alert")}
     assert set(alerts) == {"宦欢", "周春明"}
     assert all(r.safety and r.due <= at("2026-11-26 21:30") for r in alerts.values())
-    assert "F1 11月26日（周四） 家长评价 1 分：饭里有头发,孩子吃完拉肚子（关键词：头发、拉肚子）" in alerts["宦欢"].text
+    assert "F1 11月26日（周四） 家长评价 1 分：饭里有头发，孩子吃完拉肚子（关键词：头发、拉肚子）" in alerts["宦欢"].text
     assert "陈建国" not in alerts["宦欢"].text and "回复 F1 内容" in alerts["宦欢"].text
     assert "陈建国（家长）" in alerts["周春明"].text
     wechat_user("张丽").say("食堂 4 挺好吃")
@@ -453,7 +487,7 @@ def test_reply_reaches_the_person_who_gave_the_feedback(school, wechat_user, que
     assert canteen.say("回复 F1 已调整盐量，谢谢反馈").text == "已将回复发送给 F1 的反馈人（家长）。"
     (row,) = queued("canteen_reply")
     assert row.name == "陈建国"
-    assert row.text == "【食堂回复】你11月26日（周四）的食堂评价 F1（2分：菜太咸）：已调整盐量,谢谢反馈"  # NFKC: ，→,
+    assert row.text == "【食堂回复】你11月26日（周四）的食堂评价 F1（2分：菜太咸）：已调整盐量，谢谢反馈"  # as typed
     deliver()
     assert fake_wechat.sent_to("陈建国")[-1].mentions("【食堂回复】", "已调整盐量")
     assert "【已回复】" in canteen.say("食堂评价").text

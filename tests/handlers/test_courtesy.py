@@ -8,7 +8,9 @@ from handlers.courtesy import HELLO_STRANGER, NOTED, WELCOME
 
 
 @pytest.mark.parametrize(("typed", "answer"), [("谢谢", WELCOME), ("谢谢老师！", WELCOME), ("辛苦了🙏", WELCOME),
-                                               ("好的", NOTED), ("收到", NOTED), ("收到！", NOTED), ("嗯嗯", NOTED)])
+                                               ("好的", NOTED), ("收到", NOTED), ("收到！", NOTED), ("嗯嗯", NOTED),
+                                               ("[抱拳]", WELCOME), ("谢谢[玫瑰]", WELCOME), ("[强][强]", NOTED),
+                                               ("👍", NOTED), ("👌👌", NOTED), ("收到[OK]", NOTED)])
 def test_thanks_and_nods_get_a_courteous_short_reply(wechat_user, people, typed, answer) -> None:
     people.add("张丽", "teacher")
     assert wechat_user("张丽").say(typed).text == answer
@@ -24,3 +26,4 @@ def test_hello_names_the_person_and_points_to_help(wechat_user, people) -> None:
 def test_courtesy_inside_a_sentence_is_not_taken_for_it(wechat_user, people) -> None:
     people.add("张丽", "teacher")
     assert "没有听懂" in wechat_user("张丽").say("好的天气适合出去玩吗").text
+    assert "没有听懂" in wechat_user("张丽").say("😂").text  # an emoji that is no courtesy

@@ -602,6 +602,16 @@ def test_bad_input_gets_a_clear_answer_and_changes_nothing(school, wechat_user, 
     assert ticket(services, 1).status == "done"
 
 
+@pytest.mark.parametrize(("typed", "asked"), [("接R1", "接单 R1"), ("R1 我来处理", "接单 R1"), ("收到 R1 马上过去", "接单 R1"),
+                                              ("R1 修好了", "完成 R1"), ("R1已修好，换了个镇流器", "完成 R1")])
+def test_staff_writing_about_a_ticket_in_their_own_words_are_asked_which_command(school, wechat_user, services,
+                                                                                 typed, asked) -> None:
+    wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
+    assert wechat_user("殷奇").say(typed).text.startswith(f"你是想「{asked}」吗？发送「{asked[:2]}")
+    assert ticket(services, 1).status == "open"  # nothing done on a guess
+    assert "没有听懂" in wechat_user("张丽").say("R1 修好了").text  # a teacher's is no work
+
+
 def test_rating_is_the_reporters_alone(school, wechat_user, services) -> None:
     wechat_user("张丽").say("报修 三(2)班 投影仪不亮")
     wechat_user("殷奇").say("完成 R1")
@@ -806,14 +816,15 @@ def test_a_command_word_that_sounds_the_same_is_taken_for_it(school, wechat_user
     assert ticket(services, 1).description == "窗户关不上"
 
 
-@pytest.mark.parametrize("typed", ["怎么报修", "请问怎么报修？", "报表"])
+@pytest.mark.parametrize("typed", ["怎么报修", "请问怎么报修？", "报表", "报修怎么弄", "报修如何操作？"])
 def test_asking_about_a_command_or_one_character_off_is_asked_back(school, wechat_user, services, typed) -> None:
     reply = wechat_user("张丽").say(typed).text
     assert reply.startswith("你是想「报修」吗？发送「报修 [地点 描述]」") and ticket_count(services) == 0
 
 
 @pytest.mark.parametrize("typed", ["报修：三年级二班的空调漏水", "报修 三年级二班的空调漏水", "报修，三年级二班的空调漏水",
-                                   "报修:三年级二班空调漏水", "报修 三(2)班 的空调漏水"])
+                                   "报修:三年级二班空调漏水", "报修 三(2)班 的空调漏水", "报修一下 三(2)班 空调漏水",
+                                   "报修一下：三年级二班的空调漏水", "报修？三(2)班 空调漏水"])
 def test_punctuation_and_particles_are_not_part_of_the_place_or_description(school, wechat_user, services,
                                                                              typed) -> None:
     assert "报修 R1：三(2)班 · 水电 · 空调漏水" in wechat_user("张丽").say(typed).text  # 漏水 is urgent
@@ -836,6 +847,18 @@ def test_a_rating_out_of_range_and_thanks_after_a_finished_repair(school, wechat
     assert thanks.startswith("不客气") and "R1" in thanks and "1-5" in thanks
     assert ticket(services, 1).rating is None
     assert "R1 评分 5 分" in zhang.say("5").text
+
+
+@pytest.mark.parametrize(("typed", "score"), [("5。", 5), ("5！", 5), ("５", 5), ("4分~", 4), ("四星!", 4),
+                                            ("5星好评", 5), ("满分！", 5)])
+def test_a_rating_typed_with_punctuation_or_full_width_rates_the_finished_repair(
+        school, wechat_user, services, typed, score) -> None:
+    wang = wechat_user("王强")
+    wang.say("报修 四(1)班 灯不亮")
+    wechat_user("程财宝").say("完成 R1")
+    assert wang.say("6！").text == "请回复 1-5 为 R1 的维修打分（5 分最满意）。"
+    assert f"谢谢评价！R1 评分 {score} 分" in wang.say(typed).text
+    assert ticket(services, 1).rating == score
 
 
 def test_my_repairs_for_admin_lists_the_work_waiting_and_what_is_late(school, wechat_user, services, clock) -> None:

@@ -86,6 +86,14 @@ def test_an_unplanned_drill_is_logged_for_today_without_saying_演练_twice(scho
         assert drill is not None and drill.kind == "应急" and drill.evacuation_minutes == 4
 
 
+@pytest.mark.parametrize("typed", ["演练完成 用时4分钟", "演练 完成 疏散用时4分钟", "演练 完成 四分钟"])
+def test_drill_minutes_as_people_write_them(school, wechat_user, services: Services, clock, typed) -> None:
+    clock.set("2026-11-24 10:30")
+    assert "疏散用时 4 分钟，未发现问题" in wechat_user("周春明").say(typed).text
+    with services.factory() as s:
+        assert s.scalar(select(Drill)).evacuation_minutes == 4
+
+
 def test_drill_log_is_for_admin_only(school, wechat_user, services: Services, clock) -> None:
     clock.set("2026-11-24 10:30")
     teacher = wechat_user("张丽")
