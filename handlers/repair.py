@@ -158,7 +158,7 @@ THANKS_WORDS = ("谢谢", "感谢", "多谢", "辛苦", "很好", "不错", "满
 NO_OPEN = "你目前没有未完成的报修。发送「报修」可提交新的报修。"
 MY_HEADER = "你的报修："
 MY_WORK_HEADER = "待你处理："
-MY_LATE_HEADER = "已逾期（已报管理员）："
+MY_LATE_HEADER = "已逾期："
 MORE = "……另有{n}条"
 
 NOTIFY_NEW = "【新报修】{code} {place} · {category}：{description}（报修人：{reporter}）。接单请发送「接单 {code}」。"
@@ -874,10 +874,24 @@ def list_mine(msg: Incoming, ctx: Context) -> Reply:
     return Reply.end("\n".join(lines) if lines else NO_OPEN)
 
 
+def done_limit(db: Session, ticket: RepairTicket) -> tuple[timedelta, str]:
+    """How long a ticket may take before it is late (school settings), and that said in Chinese."""
+    if ticket.urgent:
+        hours = float(get_setting(db, "repair_urgent_done_hours"))
+        return timedelta(hours=hours), f"{hours:g}小时"
+    days = float(get_setting(db, "repair_done_days"))
+    return timedelta(days=days), f"{days:g}天"
+
+
+def is_overdue(db: Session, ticket: RepairTicket, now: datetime) -> bool:
+    return ticket.status in ACTIVE and now - ticket.filed_at >= done_limit(db, ticket)[0]
+
+
 def waiting_for(ctx: Context, me: Person) -> tuple[list[RepairTicket], list[RepairTicket]]:
     """The work waiting for a staff member or admin: the active tickets they work on (assigned to them, or
     unassigned and theirs by category, admin's when no staff has it), and — split off as 已逾期 — those
-    escalated for being late (to admin: every one; to staff: their own)."""
+    escalated for being late or past their time to be done (to admin: every one; to staff: their own),
+    whether or not the escalation job has run yet."""
     workers: dict[str, list[int]] = {}
 
     def works_on(ticket: RepairTicket) -> bool:
@@ -892,7 +906,8 @@ def waiting_for(ctx: Context, me: Person) -> tuple[list[RepairTicket], list[Repa
     admin = "admin" in ctx.roles
     work, late = [], []
     for ticket in active:
-        escalated = ticket.unaccepted_escalated_at is not None or ticket.overdue_escalated_at is not None
+        escalated = (ticket.unaccepted_escalated_at is not None or ticket.overdue_escalated_at is not None
+                     or is_overdue(ctx.db, ticket, ctx.now))
         mine = works_on(ticket)
         if escalated and (mine or admin):
             late.append(ticket)

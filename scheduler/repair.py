@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.school import admins, get_setting
 from bot.text import clock_time, day_bounds
-from handlers.repair import local_label, names_of, ticket_push, workers_of
+from handlers.repair import done_limit, is_overdue, local_label, names_of, ticket_push, workers_of
 from models import RepairTicket
 from models.repair import ACTIVE, OPEN, STATUS_NAMES, WITHDRAWN
 from scheduler import JobContext
@@ -42,20 +42,8 @@ def waiting_hours(ctx: JobContext, ticket: RepairTicket) -> float:
     return ctx.calendar.working_hours(ticket.filed_at, ctx.now, ctx.settings.tz, opens, closes)
 
 
-def done_limit(ctx: JobContext, ticket: RepairTicket) -> tuple[timedelta, str]:
-    if ticket.urgent:
-        hours = float(get_setting(ctx.db, "repair_urgent_done_hours"))
-        return timedelta(hours=hours), f"{hours:g}小时"
-    days = float(get_setting(ctx.db, "repair_done_days"))
-    return timedelta(days=days), f"{days:g}天"
-
-
 def is_unaccepted_late(ctx: JobContext, ticket: RepairTicket) -> bool:
     return ticket.status == OPEN and waiting_hours(ctx, ticket) >= accept_limit(ctx)
-
-
-def is_overdue(ctx: JobContext, ticket: RepairTicket) -> bool:
-    return ticket.status in ACTIVE and ctx.now - ticket.filed_at >= done_limit(ctx, ticket)[0]
 
 
 def escalate_unaccepted_repairs(ctx: JobContext, now: datetime) -> str:
@@ -78,12 +66,12 @@ def escalate_overdue_repairs(ctx: JobContext, now: datetime) -> str:
     tickets = ctx.db.scalars(select(RepairTicket).where(RepairTicket.status.in_(ACTIVE),
                                                         RepairTicket.overdue_escalated_at.is_(None))
                              .order_by(RepairTicket.number))
-    late = [t for t in tickets if is_overdue(ctx, t)]
+    late = [t for t in tickets if is_overdue(ctx.db, t, ctx.now)]
     for ticket in late:
         ticket.overdue_escalated_at = ctx.now
         who = f"，负责人：{ticket.assignee.name}" if ticket.assignee else ""
         state = OVERDUE_STATE.format(status=STATUS_NAMES[ticket.status], who=who)
-        text = OVERDUE.format(**_fields(ctx, ticket), limit=done_limit(ctx, ticket)[1], state=state)
+        text = OVERDUE.format(**_fields(ctx, ticket), limit=done_limit(ctx.db, ticket)[1], state=state)
         ctx.outbox.notify(admins(ctx.db), "repair_escalation", text, safety=ticket.urgent, about=ticket,
                           fields=ticket_push(ticket))
     return ESCALATED.format(n=len(late), codes="、".join(t.code for t in late)) if late else NONE_OVERDUE
@@ -118,10 +106,10 @@ def digest_section(ctx: JobContext, day: date) -> str | None:
         hazards = sum(1 for t in filed if t.hazard)
         lines.append(f"今日报修 {len(filed)} 张（其中隐患 {hazards} 张），完成 {len(done)} 张，未完成共 {len(active)} 张")
     for t in active:
-        if is_overdue(ctx, t):
+        if is_overdue(ctx.db, t, ctx.now):
             who = t.assignee.name if t.assignee else "无人接单"
             lines.append(f"逾期：{t.code} {t.place} · {t.description}（{STATUS_NAMES[t.status]}，{who}，"
-                         f"超过{done_limit(ctx, t)[1]}）")
+                         f"超过{done_limit(ctx.db, t)[1]}）")
         elif is_unaccepted_late(ctx, t):
             lines.append(f"超时未接单：{t.code} {t.place} · {t.description}")
     for label, count in repeat_failures(ctx, day):

@@ -100,3 +100,5 @@ def test_judge(want: dict[str, object], ask: bool, reply: str, fx: Effects, verd
 def test_a_reply_quoting_the_message_back_is_not_understanding() -> None:
     assert judge(case({"courtesy": {}}, said="谢谢"), "我没太明白「谢谢」，发送「帮助」看看吧", effects()).verdict == WRONG
     assert judge(case({"courtesy": {}}, said="谢谢"), "不客气，有事随时找我。", effects()).verdict == RIGHT
+    refusal = "抱歉，「我的报修」仅限管理员、后勤、教师使用，你的身份是家长。"  # names the command it refuses
+    assert judge(case({"reply": {"any": ["仅限"]}}, said="我的报修"), refusal, effects()).verdict == RIGHT

@@ -408,7 +408,7 @@ def judge(case: Case, reply: str, fx: Effects) -> Result:
 def echoes(case: Case, reply: str) -> bool:
     """The reply quotes the whole message back (「谢谢」), as a not-understood answer does however it is worded."""
     text, reply = normalize(case.message.text), normalize(reply)
-    if len(text) < 2:
+    if len(text) < 2 or f"「{text}」仅限" in reply:  # a refusal names the command it refuses
         return False
     return f"「{text}」" in reply or (len(text) > 20 and f"「{text[:20]}" in reply)  # long ones are cut short
 

@@ -877,6 +877,17 @@ def test_my_repairs_for_admin_lists_the_work_waiting_and_what_is_late(school, we
     assert "你的报修" in zhang.say("我的报修").text  # the reporter: their own tickets
 
 
+def test_admin_sees_tickets_past_their_time_before_any_escalation_job_ran(school, wechat_user, clock) -> None:
+    clock.set("2026-11-19 09:00")
+    wechat_user("张丽").say("报修 四(1)班 窗户关不上")
+    clock.set("2026-11-20 09:00")
+    admin = wechat_user("周春明")
+    assert "你目前没有未完成的报修" in admin.say("我的报修").text  # a day old: not late yet, not the admin's
+    clock.set("2026-11-24 10:00")  # five days: past repair_done_days (3), whatever the jobs did
+    listing = admin.say("我的报修").text
+    assert "已逾期：" in listing and "R1" in listing
+
+
 def test_a_photo_from_someone_who_cannot_report_is_not_told_to_report(school, wechat_user) -> None:
     reply = wechat_user("陈建国").image(media_id="media_parent").text
     assert "报修" not in reply and "食堂" in reply
