@@ -370,6 +370,7 @@ class Conversation:
         cancel_words: Iterable[str] = (),
         topic: str = "",
         rank: int = 0,
+        unbound_rank: int = 0,
         hint: str = "",
         cues: Iterable[str] = (),
         photo_hint: str = "",
@@ -395,6 +396,7 @@ class Conversation:
         # suggestion given when a sender needs pointing to it (derived from the help when not given)
         self.topic = topic
         self.rank = rank
+        self.unbound_rank = unbound_rank  # its place for a follower not yet bound (绑定 comes first there)
         self.hint = hint or _hint_from_help(help)
         # words that say a sentence may be for this capability: its "text"/"voice" event handler (which
         # understands sentences with no command word) is only asked when one of them is in the text
@@ -572,7 +574,10 @@ class Engine:
             best = max(scored, key=lambda s: s[:2], default=None)
             if best is not None and best[0] >= 2:
                 return best[2]
-        featured = sorted((cap for cap in usable if cap.rank), key=lambda c: c.rank)
+        def place(cap: Conversation) -> int:
+            return (cap.unbound_rank or cap.rank) if not bound else cap.rank
+
+        featured = sorted((cap for cap in usable if place(cap)), key=place)
         return featured[0] if featured else (usable[0] if usable else None)
 
     # -- state ---------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def without_emoji(text: str) -> str:
     return _EMOJI.sub("", text).strip()
 
 
-_ASKING_HOW = re.compile(r"怎么|怎样|如何|能不能|可不可以|吗$|[?？]$")
+_ASKING_HOW = re.compile(r"怎么|怎样|如何|能不能|可不可以|哪里|在哪|哪儿|吗$|[?？]$")
 
 
 def asks_how(text: str) -> bool:

@@ -83,7 +83,7 @@ NOT_BOUND_YET = "你还没有绑定身份。发送「绑定 绑定码」进行�
 PARENT_NAME = "{student}家长"
 WHOAMI = "姓名：{name}\n身份：{roles}"
 
-HELP_BIND = "绑定 绑定码 — 绑定身份；解绑；我 — 查看我的身份"
+HELP_BIND = "绑定 绑定码 — 绑定身份（绑定码向班主任或学校后勤处领取）；解绑；我 — 查看我的身份"
 HELP_REISSUE = "重发绑定码 姓名 — 为人员或学生家长生成新的绑定码（旧码作废）"
 ASK_REISSUE_NAME = "请发送「重发绑定码 姓名」，姓名为人员或学生的姓名。"
 NOBODY_NAMED = "没有找到「{name}」（人员或学生）。请核对姓名。"
@@ -95,7 +95,7 @@ REISSUED_PARENTS = "已关联的家长不受影响。"
 
 follow = Conversation("follow", title="关注")
 binding = Conversation("binding", title="绑定", keywords=["绑定", "bind"], menu_keys=["BIND"], scenes=["bind"],
-                       help=HELP_BIND, topic="身份", rank=6)
+                       help=HELP_BIND, topic="身份", rank=6, unbound_rank=1)
 unbind = Conversation("unbind", title="解绑", keywords=["解绑", "unbind", CONFIRM_UNBIND_WORD])
 whoami = Conversation("whoami", title="我", keywords=["我", "whoami", "我是谁"])
 reissue = Conversation("reissue_code", title="重发绑定码", keywords=["重发绑定码"], roles={"admin"}, help=HELP_REISSUE,

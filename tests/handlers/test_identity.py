@@ -607,3 +607,11 @@ def test_a_parent_made_by_the_childs_code_becomes_the_real_person_with_their_cod
         assert s.scalar(select(func.count()).select_from(ParentLink).where(ParentLink.person_id == stand_in.id)) == 0
         xiaoming = s.scalar(select(Student).where(Student.name == "陈小明"))
         assert [link.person.name for link in xiaoming.parents] == ["陈建国"]
+
+
+def test_a_follower_not_yet_bound_is_pointed_to_binding(wechat_user, people) -> None:
+    stranger = wechat_user("路人甲", bind=False)
+    lost = stranger.say("我是三(2)班陈小明的家长").text
+    assert "发送「绑定 绑定码」绑定身份" in lost and "后勤处" in lost
+    asked = stranger.say("绑定码在哪里拿").text
+    assert "无效" not in asked and "班主任或学校后勤处" in asked
