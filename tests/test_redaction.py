@@ -14,12 +14,12 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from bot.outbox import Outbox
 from bot.services import Services
 from bot.wechat.gateway import ApiError, WeChatApi, redact, remember_secret
 from handlers.canteen import FEEDBACK_HEADER
-from models import Delivery, FeedbackPhoto, Person, TicketPhoto
+from models import Delivery, FeedbackPhoto, TicketPhoto
 from models.outbox import FAILED, PENDING
+from tests.test_cli_outbox import queue
 from tests.test_console import PASSWORD, sign_in
 
 CUSTOM = "message/custom/send"
@@ -45,15 +45,6 @@ def office(people, houqin, wechat_user, clock):
     people.add("张丽", "teacher")
     assert houqin("console-password", "周春明", "--password", PASSWORD).exit_code == 0
     return wechat_user("张丽")
-
-
-def queue(services: Services, name: str, text: str) -> int:
-    with services.factory() as s, s.begin():
-        person = s.scalar(select(Person).where(Person.name == name))
-        push = Outbox(s, services.settings, services.now()).notify(person, "notice", text).push
-        assert push is not None
-        s.flush()
-        return push.deliveries[0].id
 
 
 def last_error(services: Services, delivery_id: int) -> str:
