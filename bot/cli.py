@@ -18,6 +18,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from bot import click_zh
 from bot.config import (
     ConfigError,
     NoInstance,
@@ -32,6 +33,7 @@ from bot.tables import TableError
 from models import Delivery, Person, utcnow
 from models.outbox import DELIVERY_STATES, PENDING
 
+click_zh.install()  # click's own messages (missing argument, bad choice …) in Chinese too
 RUNTIME = "runtime.json"
 NO_SUCH_JOB = "没有任务 {job}（见 houqin jobs list）"
 BAD_JOB_TIME = '时间请写成 "YYYY-MM-DD HH:MM"（学校时间）'

@@ -38,3 +38,16 @@ def test_codes_table_names_roles_in_chinese(people, houqin) -> None:
     table = houqin("codes").output
     assert "管理员、食堂" in table and "教师、跟车老师" in table
     assert "admin" not in table and "bus_monitor" not in table
+
+
+def test_clicks_own_refusals_are_in_chinese_too(houqin) -> None:
+    missing = houqin("codes", "reissue")
+    assert missing.exit_code == 2 and "错误：缺少参数 'NAME'" in missing.output
+    choice = houqin("outbox", "--status", "nope")
+    assert choice.exit_code == 2 and "'--status' 的值不对：'nope' 不是可选的值" in choice.output
+    unknown = houqin("nosuch")
+    assert unknown.exit_code == 2 and "错误：没有命令 'nosuch'" in unknown.output
+    for result in (missing, choice, unknown):
+        assert "Error" not in result.output and "Usage" not in result.output
+        assert "用法：" in result.output
+    assert "显示本帮助并退出" in houqin("--help").output
