@@ -210,13 +210,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     stop = threading.Event()
     worker = services.worker()
     threading.Thread(target=worker.run_forever, args=(stop,), name="push-worker", daemon=True).start()
-    from bot.wechat.media import media_worker
-
-    threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
-    from bot.wechat.menu import menu_worker
-
-    threading.Thread(target=menu_worker(services).run_forever, args=(stop,), name="menu-worker", daemon=True).start()
-    _replay_spool_in_background(services, stop)
+    _background_workers(services, stop)
     from scheduler.runner import Runner
 
     runner = Runner(services)
@@ -271,17 +265,21 @@ def worker() -> None:
     _warn_public_url(services.settings)
     _warn_exposed_instance(services.settings)
     _check_token(services)
-    from bot.wechat.media import media_worker
-
-    threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
-    from bot.wechat.menu import menu_worker
-
-    threading.Thread(target=menu_worker(services).run_forever, args=(stop,), name="menu-worker", daemon=True).start()
-    _replay_spool_in_background(services, stop)
+    _background_workers(services, stop)
     try:
         services.worker().run_forever(stop)
     except KeyboardInterrupt:
         stop.set()
+
+
+def _background_workers(services: Services, stop: threading.Event) -> None:
+    """Beside the push worker, in `serve` and `worker` alike: photo downloads, menu tags, the spool."""
+    from bot.wechat.media import media_worker
+    from bot.wechat.menu import menu_worker
+
+    threading.Thread(target=media_worker(services).run_forever, args=(stop,), name="media-worker", daemon=True).start()
+    threading.Thread(target=menu_worker(services).run_forever, args=(stop,), name="menu-worker", daemon=True).start()
+    _replay_spool_in_background(services, stop)
 
 
 def _replay_spool_in_background(services: Services, stop: threading.Event) -> None:
