@@ -115,6 +115,8 @@ class County:
         self._services: dict[str, Services] = {DEFAULT_SLUG: default}
         self._lock = threading.Lock()
         self._base_schema: str | None = None
+        self.env_templates = default.settings.templates  # HOUQIN_TEMPLATES, before a school's own
+        apply_school_templates(default)
 
     @classmethod
     def of(cls, services: Services) -> County:
@@ -199,6 +201,8 @@ class County:
         changes: dict[str, Any] = {"school": slug, "public_url": f"{main.public_url}{SCHOOL_URL_PREFIX}/{slug}"}
         if entry.tz_name:
             changes["tz_name"] = entry.tz_name
+        # the environment's template ids belong to the default account: a school of its own starts with none
+        changes["templates"] = {} if entry.own_account else self.env_templates
         if entry.own_account:
             with self.default.read_factory() as db:
                 row = db.get(CountySchool, slug)
@@ -216,6 +220,7 @@ class County:
         if entry.shared:
             # one access token per appid: a school on the shared account uses the default's store
             services.__dict__["token_store"] = self.default.token_store
+            services.__dict__["nonces"] = self.default.nonces
         apply_school_templates(services)
         return services
 
@@ -306,3 +311,22 @@ def apply_school_templates(services: Services) -> None:
         return  # not migrated yet: the environment's mapping
     if raw:
         services.settings = replace(services.settings, templates=parse_templates(raw))
+
+
+# -- processes: every school's workers ----------------------------------------------------------------
+SCHOOLS_RECHECK_SECONDS = 30.0
+
+
+def serve_every_school(county: County, stop: threading.Event, start: Any,
+                       recheck_seconds: float = SCHOOLS_RECHECK_SECONDS) -> None:
+    """Call `start(services, stop)` once for each school (the push worker and its companions), now and
+    for a school added later (looked for every `recheck_seconds`), until `stop` is set. Runs in the
+    caller's thread: start it in a thread of its own."""
+    started: set[str] = set()
+    while True:
+        for entry in county.schools():
+            if entry.slug not in started:
+                started.add(entry.slug)
+                start(county.services(entry.slug), stop)
+        if stop.wait(recheck_seconds):
+            return

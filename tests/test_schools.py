@@ -4,6 +4,7 @@ seen by another; the CLI's --school; a school's own account; the shared account'
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -73,3 +74,51 @@ def test_sqlite_schools_sit_beside_the_main_file_and_secrets_are_masked() -> Non
     assert school_database_url("sqlite:////srv/instance/houqin.db", "north") == "sqlite:////srv/instance/houqin.north.db"
     assert school_database_url("postgresql://db/houqin", "north") == "postgresql://db/houqin"
     assert mask("northsecret") == "*********et" and mask("") == "-" and "abc" not in mask("abcdef")
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+def test_school_add_and_list_show_secrets_masked(houqin: Any, county: County) -> None:
+    done = houqin("school", "add", "north", "--name", "北城小学", "--appid", "wxnorth", "--token", OWN_TOKEN,
+                  "--secret", "northsecret99", "--aes-key", OWN_AES)
+    assert done.exit_code == 0, done.output
+    assert "北城小学" in done.output and "/wechat/north" in done.output
+    assert houqin("school", "add", "south", "--name", "南城小学").exit_code == 0
+    listed = houqin("school", "list", "--school", "north")  # --school is accepted everywhere, even here
+    assert listed.exit_code == 0, listed.output
+    for word in ("default", "north", "北城小学", "south", "南城小学", "wxnorth", "默认公众号"):
+        assert word in listed.output
+    assert OWN_TOKEN not in listed.output and "northsecret99" not in listed.output and "99" in listed.output
+    again = houqin("school", "add", "north", "--name", "又一个")
+    assert again.exit_code == 1 and "错误：" in again.output and "已经存在" in again.output
+    bad = houqin("school", "add", "Bad-Slug", "--name", "x")
+    assert bad.exit_code == 1 and "学校代号" in bad.output
+
+
+def test_every_command_takes_school_and_refuses_to_guess_among_several(houqin: Any, county: County,
+                                                                       services: Services) -> None:
+    assert houqin("setting", "fire_check_day").exit_code == 0  # one school: --school may be left out
+    assert houqin("school", "add", "north", "--name", "北城小学").exit_code == 0
+    refused = houqin("setting", "fire_check_day")
+    assert refused.exit_code == 2, refused.output
+    assert "错误：" in refused.output and "north" in refused.output and "北城小学" in refused.output
+    assert "--school" in refused.output
+    assert houqin("setting", "fire_check_day", "9", "--school", "north").exit_code == 0
+    assert "'5'" in houqin("--school", "default", "setting", "fire_check_day").output
+    assert "'9'" in houqin("setting", "fire_check_day", env={"HOUQIN_SCHOOL": "north"}).output
+    unknown = houqin("setting", "fire_check_day", "--school", "nowhere")
+    assert unknown.exit_code == 1 and "没有代号" in unknown.output
+    for command in (["codes", "--json"], ["outbox"], ["jobs", "list"]):  # groups and sub-commands alike
+        assert houqin(*command, "--school", "north").exit_code == 0, command
+
+
+def test_templates_set_is_per_school(houqin: Any, county: County, services: Services) -> None:
+    assert houqin("school", "add", "north", "--name", "北城小学").exit_code == 0
+    done = houqin("templates", "set", "repair_new=NORTHTPL", "--school", "north",
+                  "--data", '{"thing1": "{title}"}')
+    assert done.exit_code == 0, done.output
+    fresh = County(services)  # as a process started after the change sees it
+    assert fresh.services("north").settings.templates["repair_new"].template_id == "NORTHTPL"
+    assert "repair_new" not in fresh.default.settings.templates
+    assert houqin("templates", "set", "nonsense=1", "--school", "north").exit_code == 1
+    assert houqin("templates", "set", "repair_new=", "--school", "north").exit_code == 0
+    assert "repair_new" not in County(services).services("north").settings.templates
