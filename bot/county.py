@@ -67,7 +67,8 @@ SLUG_TAKEN = "学校代号「{slug}」已经存在"
 UNKNOWN_SCHOOL = "没有代号为「{slug}」的学校；已有：{known}"
 NEEDS_ALL = "本校公众号需同时给出 --appid、--token 和 --secret（--aes-key 可选）"
 DEFAULT_NAME = "本校"
-SCHOOL_URL_PREFIX = "/s"  # a non-default school's pages: /s/<slug>/p/<token>, /s/<slug>/menu/…
+SCHOOL_URL_PREFIX = "/s"
+SCHOOL_BLUEPRINT_PREFIX = "school_"  # the blueprints registered again under /s/<school> (bot.create_app)  # a non-default school's pages: /s/<slug>/p/<token>, /s/<slug>/menu/…
 
 
 class CountyError(ValueError):
@@ -395,7 +396,7 @@ def pull_school(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """A url_value_preprocessor: `/s/<school>/…` routes keep the school for request_services()."""
     from flask import g
 
-    if values is not None and "school" in values:
+    if values is not None and "school" in values and (endpoint or "").startswith(SCHOOL_BLUEPRINT_PREFIX):
         g.houqin_school = values.pop("school")
 
 
