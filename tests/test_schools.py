@@ -300,3 +300,40 @@ def test_a_follower_bound_in_two_schools_of_the_shared_account(schools: dict[str
     # 切换学校 asks again
     assert "哪所学校" in chen.say("切换学校").text
     assert "本校" in chen.say("1").text
+
+
+# -- jobs: each school in its own timezone and calendar ------------------------------------------------
+def test_jobs_run_per_school_in_its_own_timezone_and_calendar(county: County, services: Services) -> None:
+    from datetime import UTC, date, datetime
+
+    from models import CalendarDay, JobRun
+    from models.school import HOLIDAY
+    from scheduler.runner import NOT_SCHOOL_DAY, CountyRunner, Runner
+    from scheduler.registry import JOBS
+
+    county.add("north", "北城小学")  # Asia/Shanghai, like the default; but a holiday today
+    county.add("west", "西城小学", tz_name="Asia/Urumqi")  # UTC+6: its 17:00 is two hours later
+    with county.services("north").factory() as db, db.begin():
+        db.add(CalendarDay(day=date(2026, 11, 24), kind=HOLIDAY, note="校庆"))
+    jobs = [j for j in JOBS if j.id in ("send_daily_digest", "push_weekly_menu")]
+    runner = CountyRunner(services, jobs)
+
+    def digests(at: datetime) -> dict[str, str]:
+        done = runner.tick(at)
+        return {slug: run.result for slug, runs in done.items() for run in runs if run.job_id == "send_daily_digest"}
+
+    at_shanghai_five = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # Tuesday 17:00 in Shanghai, 15:00 in Urumqi
+    first = digests(at_shanghai_five)
+    assert set(first) == {"default", "north"}
+    assert first["north"] == NOT_SCHOOL_DAY and first["default"] != NOT_SCHOOL_DAY
+    assert digests(at_shanghai_five) == {}  # a second scheduler tick: claimed, not run again
+    assert set(digests(datetime(2026, 11, 24, 11, 0, tzinfo=UTC))) == {"west"}  # 17:00 in Urumqi
+    other = CountyRunner(services, jobs)  # another scheduler process: nothing twice
+    assert not any(other.tick(datetime(2026, 11, 24, 11, 0, tzinfo=UTC)).values())
+    menu_runs = runner.tick(datetime(2026, 11, 26, 8, 0, tzinfo=UTC))  # Thursday 16:00 in Shanghai
+    assert {slug for slug, runs in menu_runs.items() if any(r.job_id == "push_weekly_menu" for r in runs)} == {
+        "default", "north"}
+    for slug in ("default", "north", "west"):
+        with county.services(slug).factory() as db:
+            assert db.scalar(select(JobRun).where(JobRun.job_id == "send_daily_digest")) is not None, slug
+    assert Runner(county.services("west")).tz.key == "Asia/Urumqi"
