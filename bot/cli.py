@@ -19,6 +19,7 @@ import click
 from sqlalchemy import select
 
 from bot import click_zh
+from bot.cli_schools import SchoolGroup, chosen_school
 from bot.config import (
     ConfigError,
     NoInstance,
@@ -54,6 +55,7 @@ BAD_MONTH = "请写成 YYYY-MM，例如 2026-11"
 BAD_WEEK = "请写成 YYYY-Www，例如 2026-W48"
 NO_MENU = "{week} 还没有导入菜单：请先运行 houqin menu import 文件"
 BAD_CONFIGURATION = "配置有误：{error}"
+CHOOSE_SCHOOL = "这里有 {count} 所学校，请用 --school 代号（或环境变量 HOUQIN_SCHOOL）选一所：\n{schools}"
 
 
 class CliError(click.ClickException):
@@ -101,10 +103,51 @@ def _clock() -> Any:
     return (obj or {}).get("clock") or utcnow
 
 
-def _services(embedded: bool | None = None, upgrade: bool = False, create: bool = False) -> Services:
-    """The command's services. On the embedded default (no WECHAT_TOKEN, no WECHAT_API_BASE) the
-    WeChat API is the fake the running `houqin serve` started, never the real one with the fake's
-    token; it is looked up when a command first calls WeChat."""
+def _services(embedded: bool | None = None, upgrade: bool = False, create: bool = False,
+              every_school: bool = False) -> Services:
+    """The command's services: those of the school chosen with --school (or HOUQIN_SCHOOL); with one
+    school it may be left out, with several and none chosen the command lists them and stops (a
+    command that serves `every_school`, as the worker and scheduler do, gets the default school's and
+    reaches the others through `County.of`). On the embedded default (no WECHAT_TOKEN, no
+    WECHAT_API_BASE) the WeChat API is the fake the running `houqin serve` started, never the real one
+    with the fake's token; it is looked up when a command first calls WeChat."""
+    services = _default_services(embedded, upgrade, create)
+    return _school_services(services, upgrade, every_school)
+
+
+def _school_services(services: Services, upgrade: bool, every_school: bool) -> Services:
+    from bot.county import County, CountyError
+
+    slug = chosen_school()
+    if slug is None and every_school:
+        return services
+    county = County.of(services)
+    if slug is None:
+        schools = county.schools()
+        if len(schools) > 1:
+            ctx = click.get_current_context(silent=True)
+            raise CliUsageError(CHOOSE_SCHOOL.format(count=len(schools), schools="\n".join(
+                f"  {e.slug}  {e.name}" for e in schools)), ctx)
+        return services
+    try:
+        chosen = county.services(slug)
+    except CountyError as exc:
+        raise CliError(str(exc)) from exc
+    if upgrade and chosen is not services:
+        from bot.db import upgrade as run_upgrade
+
+        run_upgrade(chosen.db_engine)
+    return chosen
+
+
+def _county() -> Any:
+    """The county of this installation (school add / list): the default school's services."""
+    from bot.county import County
+
+    return County.of(_default_services(None, upgrade=True, create=False))
+
+
+def _default_services(embedded: bool | None, upgrade: bool, create: bool) -> Services:
     env = read_environment()
     if embedded is None:
         embedded = not env.get("WECHAT_TOKEN")
@@ -145,7 +188,7 @@ def _served_fake_wechat(instance_dir: Path) -> str:
     return base
 
 
-@click.group()
+@click.group(cls=SchoolGroup)
 @click.option("-v", "--verbose", is_flag=True, help="log at debug level")
 def main(verbose: bool) -> None:
     """Houqin 后勤助手 — a WeChat official-account bot for the school's logistics office."""
@@ -213,9 +256,10 @@ def serve(host: str, port: int, demo: bool) -> None:
     threading.Thread(target=worker.run_forever, args=(stop, 0.5, Wakeup.for_engine(services.db_engine)),
                      name="push-worker", daemon=True).start()
     _background_workers(services, stop)
-    from scheduler.runner import Runner
+    _other_schools_workers(services, stop)
+    from scheduler.runner import CountyRunner
 
-    runner = Runner(services)
+    runner = CountyRunner(services)
     runner.start()
     bot_url = f"http://{host}:{server.server_port}"
     runtime = {"bot_url": bot_url, "pid": os.getpid(), "fake_wechat_url": fake.base_url if fake else ""}
@@ -259,7 +303,7 @@ def serve(host: str, port: int, demo: bool) -> None:
 @main.command()
 def worker() -> None:
     """A push worker process; run any number of them against the same database."""
-    services = _services()
+    services = _services(every_school=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo(f"push worker started (database {services.db_engine.url.render_as_string(hide_password=True)})")
@@ -268,11 +312,29 @@ def worker() -> None:
     _warn_exposed_instance(services.settings)
     _check_token(services)
     _background_workers(services, stop)
+    if chosen_school() is None:
+        _other_schools_workers(services, stop)
     try:
         # on PostgreSQL an idle worker waits in LISTEN: a push queued anywhere wakes it at its commit
         services.worker().run_forever(stop, wakeup=Wakeup.for_engine(services.db_engine))
     except KeyboardInterrupt:
         stop.set()
+
+
+def _other_schools_workers(services: Services, stop: threading.Event) -> None:
+    """The push worker and its companions for every school but `services`' own (bot.county), in threads;
+    a school added later gets its own at the next look."""
+    from bot.county import County, serve_every_school
+
+    def start(school: Services, stop: threading.Event) -> None:
+        if school is services:
+            return
+        threading.Thread(target=school.worker().run_forever, args=(stop,), name=f"push-worker-{school.settings.school}",
+                         daemon=True).start()
+        _background_workers(school, stop)
+
+    threading.Thread(target=serve_every_school, args=(County.of(services), stop, start), name="schools",
+                     daemon=True).start()
 
 
 def _background_workers(services: Services, stop: threading.Event) -> None:
@@ -558,16 +620,16 @@ def chat(name: str | None, openid: str | None, url: str | None, mode: str) -> No
 @click.option("--interval", default=20.0, show_default=True, help="seconds between ticks")
 def scheduler(interval: float) -> None:
     """The scheduler process (run one or more: each occurrence is claimed once in the database)."""
-    from scheduler.runner import Runner
+    from scheduler.runner import CountyRunner, Runner
 
-    services = _services()
+    services = _services(every_school=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo("scheduler started")
     _warn_public_url(services.settings)
     _warn_exposed_instance(services.settings)
     try:
-        Runner(services).run_forever(stop, interval)
+        (Runner(services) if chosen_school() else CountyRunner(services)).run_forever(stop, interval)
     except KeyboardInterrupt:
         stop.set()
 
@@ -1086,6 +1148,16 @@ def console_password(words: tuple[str, ...], password: str) -> None:
         except ValueError as exc:
             raise CliError(str(exc)) from exc
     click.echo(f"{name} 可以登录控制台了：/admin")
+
+
+def _register_school_commands() -> None:
+    from bot.cli_schools import school, templates_set
+
+    main.add_command(school)
+    templates.add_command(templates_set)
+
+
+_register_school_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

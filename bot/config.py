@@ -102,6 +102,8 @@ class Settings:
     # school
     quiet_start: str = "21:00"
     quiet_end: str = "07:00"
+    # the school these settings serve (bot.county); "" is the default school
+    school: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -112,8 +114,13 @@ class Settings:
         return bool(self.wechat_aes_key)
 
     @property
+    def school_dir(self) -> Path:
+        """The instance folder, or for a school other than the default one its own folder inside it."""
+        return self.instance_dir / "schools" / self.school if self.school else self.instance_dir
+
+    @property
     def storage_dir(self) -> Path:
-        return self.instance_dir / "storage"
+        return self.school_dir / "storage"
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)

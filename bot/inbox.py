@@ -67,7 +67,7 @@ class Inbox:
         self.engine = engine
         self.settings = settings
         self.clock = clock
-        self.spool = spool or Spool(settings.instance_dir / "spool")
+        self.spool = spool or Spool(settings.school_dir / "spool")
 
     def handle(self, msg: Incoming) -> str:
         """Store and answer one message; a retry gets the first copy's reply. With the database

@@ -72,7 +72,7 @@ class Services:
 
     @cached_property
     def spool(self) -> Spool:
-        return Spool(self.settings.instance_dir / "spool")
+        return Spool(self.settings.school_dir / "spool")
 
     @cached_property
     def inbox(self) -> Inbox:

@@ -14,6 +14,7 @@ from models.canteen import (
 )
 from models.console import ConsoleAccount, ConsoleLoginThrottle
 from models.conversation import ConversationState
+from models.county import CountyCode, CountyConversation, CountyFollower, CountySchool
 from models.duty import DutyCheckin, DutyOverride, DutyPost, DutyRoster, DutyShift, DutySwap
 from models.identity import (
     ROLE_NAMES,
@@ -60,6 +61,10 @@ __all__ = [
     "ConsoleAccount",
     "ConsoleLoginThrottle",
     "ConversationState",
+    "CountyCode",
+    "CountyConversation",
+    "CountyFollower",
+    "CountySchool",
     "Delivery",
     "DeliveryAlert",
     "DownloadedPhoto",

@@ -19,7 +19,7 @@ class SchoolSetting(Base):
     __tablename__ = "school_settings"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(500))
+    value: Mapped[str] = mapped_column(Text)  # Text: a school's template mapping (bot.county) is long
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

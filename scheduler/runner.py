@@ -444,3 +444,54 @@ class Runner:
             stop.wait()
         finally:
             self.stop()
+
+
+class CountyRunner:
+    """One scheduler for every school of the installation (bot.county): each tick runs each school's
+    registry in that school's namespace, timezone and calendar, through that school's own Runner, so
+    its `job_runs` claims keep several schedulers from running a school's occurrence twice. A school
+    added while it runs is picked up at the next tick."""
+
+    def __init__(self, services: Services, jobs: list[Job] | None = None) -> None:
+        from bot.county import County
+
+        self.county = County.of(services)
+        self.jobs = jobs
+        self.runners: dict[str, Runner] = {}
+        self._scheduler: BackgroundScheduler | None = None
+
+    def runner(self, slug: str) -> Runner:
+        if slug not in self.runners:
+            self.runners[slug] = Runner(self.county.services(slug), self.jobs)
+        return self.runners[slug]
+
+    def tick(self, now: datetime | None = None) -> dict[str, list[JobRun]]:
+        """Tick every school; one school's failure does not stop the others'. Returns each school's runs."""
+        done: dict[str, list[JobRun]] = {}
+        for entry in self.county.schools():
+            try:
+                done[entry.slug] = self.runner(entry.slug).tick(now)
+            except Exception:  # noqa: BLE001 - that school's database may be restarting
+                log.exception("scheduler tick failed for school %s", entry.slug)
+        return done
+
+    def start(self, interval_seconds: float = 20.0) -> BackgroundScheduler:
+        scheduler = BackgroundScheduler(timezone=self.county.default.settings.tz)
+        scheduler.add_job(self.tick, "interval", seconds=interval_seconds, id="tick", coalesce=True,
+                          max_instances=1, next_run_time=self.county.default.now())
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("scheduler started for %d school(s)", len(self.county.schools()))
+        return scheduler
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+
+    def run_forever(self, stop: threading.Event, interval_seconds: float = 20.0) -> None:
+        self.start(interval_seconds)
+        try:
+            stop.wait()
+        finally:
+            self.stop()

@@ -362,12 +362,14 @@ def houqin(services: Services, tmp_path: Path) -> Callable[..., Any]:
     url = s.database_url
     if services.schema:
         url += ("&" if "?" in url else "?") + "options=" + quote(f"-csearch_path={services.schema}")
-    env = {"WECHAT_TOKEN": s.wechat_token, "WECHAT_APPID": s.wechat_appid, "WECHAT_SECRET": s.wechat_secret,
+    base_env = {"WECHAT_TOKEN": s.wechat_token, "WECHAT_APPID": s.wechat_appid, "WECHAT_SECRET": s.wechat_secret,
            "WECHAT_AES_KEY": s.wechat_aes_key, "HOUQIN_SECRET_KEY": s.secret_key, "DATABASE_URL": url,
-           "WECHAT_API_BASE": s.wechat_api_base, "HOUQIN_INSTANCE": str(tmp_path / "instance"), "REDIS_URL": ""}
+           "WECHAT_API_BASE": s.wechat_api_base, "HOUQIN_INSTANCE": str(tmp_path / "instance"), "REDIS_URL": "",
+                "HOUQIN_SCHOOL": ""}
 
-    def run(*args: str, input: str | None = None) -> Any:
-        return CliRunner().invoke(main, list(args), input=input, env=env, catch_exceptions=False,
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
+        return CliRunner().invoke(main, list(args), input=input, env={**base_env, **(env or {})},
+                                  catch_exceptions=False,
                                   obj={"clock": services.clock})
 
     return run
