@@ -329,8 +329,8 @@ def _other_schools_workers(services: Services, stop: threading.Event) -> None:
     def start(school: Services, stop: threading.Event) -> None:
         if school is services:
             return
-        threading.Thread(target=school.worker().run_forever, args=(stop,), name=f"push-worker-{school.settings.school}",
-                         daemon=True).start()
+        threading.Thread(target=school.worker().run_forever, args=(stop, 0.5, Wakeup.for_engine(school.db_engine)),
+                         name=f"push-worker-{school.settings.school}", daemon=True).start()
         _background_workers(school, stop)
 
     threading.Thread(target=serve_every_school, args=(County.of(services), stop, start), name="schools",

@@ -28,6 +28,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,6 +51,8 @@ FULL_TEXT = "查看全文：{url}"
 CHANNEL = "houqin_outbox"  # migration 0026's trigger: payload = the schema the delivery was queued in
 LISTEN_POLL = 5.0  # seconds: a worker in LISTEN still looks this often (a missed NOTIFY, a lease run out)
 LISTEN_SLICE = 0.5  # seconds: how long one wait in LISTEN lasts before the stop flag is looked at again
+LISTEN_READY = 5.0  # seconds a new worker waits for the LISTEN connection before its first look
+LISTEN_RETRY = 2.0  # seconds between attempts to LISTEN again after the connection broke
 # -- the daily template quota: WeChat counts an account's day in Beijing time
 WECHAT_DAY = ZoneInfo("Asia/Shanghai")
 DAILY_QUOTA_ERROR = 45009
@@ -92,55 +95,99 @@ class RateLimiter:
             time.sleep(slot - now)
 
 
-class Wakeup:
-    """An idle worker's wait on PostgreSQL: LISTEN on the outbox channel, woken when a delivery is
-    queued in this worker's schema (the namespace in the NOTIFY's payload), else at the timeout.
-    It holds one connection of its own, taken out of the pool; if it breaks, `wait` sleeps out its
-    timeout and connects again next time, so a restarting database costs at most a poll interval."""
+class Listener:
+    """One LISTEN connection per process and database, shared by the workers of every school in it (a
+    school per schema): its thread reads the NOTIFYs and wakes the workers of the schema each one names.
+    The connection is its own, taken out of the pool. When it breaks (a database restart), every worker
+    is woken once (a NOTIFY may have been missed) and it connects again after LISTEN_RETRY seconds."""
+
+    _shared: dict[str, Listener] = {}
+    _shared_lock = threading.Lock()
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.conn: Any = None
-        self.namespace = ""
+        self.lock = threading.Lock()
+        self.events: dict[str, set[threading.Event]] = {}
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="outbox-listen", daemon=True)
+
+    @classmethod
+    def shared(cls, engine: Engine) -> Listener:
+        key = engine.url.render_as_string(hide_password=False)
+        with cls._shared_lock:
+            listener = cls._shared.get(key)
+            if listener is None or not listener.thread.is_alive():
+                listener = cls._shared[key] = cls(engine)
+                listener.thread.start()
+        listener.ready.wait(LISTEN_READY)
+        return listener
+
+    def subscribe(self, namespace: str) -> threading.Event:
+        event = threading.Event()
+        with self.lock:
+            self.events.setdefault(namespace, set()).add(event)
+        return event
+
+    def unsubscribe(self, namespace: str, event: threading.Event) -> None:
+        with self.lock:
+            self.events.get(namespace, set()).discard(event)
+
+    def _wake(self, namespace: str | None) -> None:
+        with self.lock:
+            events = [e for ns, each in self.events.items() if namespace in (None, ns) for e in each]
+        for event in events:
+            event.set()
+
+    def _run(self) -> None:
+        while True:  # for the life of the process (a daemon thread)
+            conn: Any = None
+            try:
+                raw = self.engine.raw_connection()
+                conn = raw.driver_connection
+                raw.detach()  # held for good: not the pool's any more
+                conn.rollback()
+                conn.autocommit = True
+                conn.execute(f"LISTEN {CHANNEL}")
+                self.ready.set()
+                for note in conn.notifies():
+                    self._wake(note.payload)
+            except Exception as exc:  # noqa: BLE001 - the database may be restarting: poll meanwhile
+                log.warning("push worker: LISTEN failed (%s); polling until it works again",
+                            redact(f"{type(exc).__name__}: {exc}"))
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):  # already broken
+                        conn.close()
+            self.ready.set()
+            self._wake(None)
+            time.sleep(LISTEN_RETRY)
+
+
+class Wakeup:
+    """An idle worker's wait on PostgreSQL: woken when a delivery is queued (or set back to pending) in
+    this worker's schema, the namespace the NOTIFY names, else at the timeout (`Listener`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            self.namespace = str(conn.execute(sql_text("SELECT current_schema()")).scalar_one())
+        self.listener = Listener.shared(engine)
+        self.event = self.listener.subscribe(self.namespace)
 
     @classmethod
     def for_engine(cls, engine: Engine) -> Wakeup | None:
         """A Wakeup on PostgreSQL; None on SQLite, which keeps polling."""
         return cls(engine) if engine.dialect.name == "postgresql" else None
 
-    def _connect(self) -> Any:
-        raw = self.engine.raw_connection()
-        conn: Any = raw.driver_connection
-        assert conn is not None
-        raw.detach()  # held for good: not the pool's any more
-        conn.rollback()
-        conn.autocommit = True
-        conn.execute(f"LISTEN {CHANNEL}")
-        self.namespace = str(conn.execute("SELECT current_schema()").fetchone()[0])
-        return conn
-
     def wait(self, timeout: float) -> bool:
-        """Wait at most `timeout` seconds; True when a delivery was queued in this namespace."""
-        deadline = time.monotonic() + timeout
-        try:
-            if self.conn is None:
-                self.conn = self._connect()
-            while (left := deadline - time.monotonic()) > 0:
-                for note in self.conn.notifies(timeout=left, stop_after=1):
-                    if note.payload == self.namespace:
-                        return True
-        except Exception as exc:  # noqa: BLE001 - the database may be restarting: poll meanwhile
-            log.warning("push worker: LISTEN failed (%s); polling until it works again",
-                        redact(f"{type(exc).__name__}: {exc}"))
-            self.close()
-            time.sleep(max(0.0, deadline - time.monotonic()))
+        """Wait at most `timeout` seconds; True when a delivery was queued in this namespace meanwhile
+        (or since the last wait: the worker looks at once)."""
+        if self.event.wait(timeout):
+            self.event.clear()
+            return True
         return False
 
     def close(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(Exception):  # already broken
-                self.conn.close()
-            self.conn = None
+        self.listener.unsubscribe(self.namespace, self.event)
 
 
 def account_day(moment: datetime) -> date:

@@ -1,7 +1,7 @@
 """workers wake on LISTEN/NOTIFY; each official account's daily template quota
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 Create Date: 2026-11-30 21:00:00.000000
 
 PostgreSQL only: a new delivery (an INSERT on `deliveries`, one NOTIFY per statement) or one set back
@@ -22,7 +22,7 @@ from alembic import op
 import models.base
 
 revision = '0026'
-down_revision = '0024'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
