@@ -113,6 +113,9 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     app.register_blueprint(console.bp)
     app.register_blueprint(menu_page.bp)
     app.register_blueprint(push_page.bp)
+    from bot import county_page
+
+    app.register_blueprint(county_page.bp)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

@@ -1151,9 +1151,11 @@ def console_password(words: tuple[str, ...], password: str) -> None:
 
 
 def _register_school_commands() -> None:
+    from bot.cli_county import county
     from bot.cli_schools import school, templates_set
 
     main.add_command(school)
+    main.add_command(county)
     templates.add_command(templates_set)
 
 
