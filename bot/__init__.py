@@ -10,6 +10,7 @@ from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.config import Settings, public_url_warning, settings_from_environment
@@ -51,6 +52,18 @@ def _spooled(spool: Spool) -> dict[str, int]:
     """For /healthz: how many messages wait in the spool, when any do."""
     count = len(spool.files())
     return {"spooled": count} if count else {}
+
+
+def _quota(session: Session, services: Services) -> dict[str, object]:
+    """For /healthz: the account's template sends today against its daily quota, once any were deferred
+    (`quota_deferred`) or WeChat answered 45009 (`quota_exhausted`)."""
+    from bot.worker import quota_today
+
+    row = quota_today(session, services.settings.wechat_appid, services.now())
+    if row is None or not (row.deferred or row.exhausted_at):
+        return {}
+    return {"template_sends": row.sent, "template_quota": services.settings.template_daily_quota,
+            "quota_deferred": row.deferred, **({"quota_exhausted": True} if row.exhausted_at else {})}
 
 
 def _security_headers(response: Response) -> Response:
@@ -107,6 +120,9 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     app.jinja_env.globals["school_prefix"] = school_prefix
     app.register_blueprint(menu_page.bp, url_prefix=f"{SCHOOL_URL_PREFIX}/<school>", name="school_menu_page")
     app.register_blueprint(push_page.bp, url_prefix=f"{SCHOOL_URL_PREFIX}/<school>", name="school_push_page")
+    from bot import county_page
+
+    app.register_blueprint(county_page.bp)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
@@ -116,11 +132,12 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         inbox = services.inbox
         try:
             inbox.spool.replay(inbox.replayed, budget=REPLAY_BUDGET_SECONDS)
-            with services.db_engine.connect() as conn:
-                conn.execute(sql_text("SELECT 1"))
+            with Session(services.db_engine) as session:
+                session.execute(sql_text("SELECT 1"))
+                quota = _quota(session, services)
         except (DatabaseUnavailable, SQLAlchemyError) as exc:
             log.warning("health check: database unreachable: %s", exc)
             return jsonify(status="error", database="unreachable", **_spooled(inbox.spool)), 503
-        return jsonify(status="ok", database="ok", **_spooled(inbox.spool)), 200
+        return jsonify(status="ok", database="ok", **_spooled(inbox.spool), **quota), 200
 
     return app

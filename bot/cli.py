@@ -31,6 +31,7 @@ from bot.config import (
 from bot.private import exposure_warning, write_private
 from bot.services import Services
 from bot.tables import TableError
+from bot.worker import Wakeup, quota_line
 from models import Delivery, Person, utcnow
 from models.outbox import DELIVERY_STATES, PENDING
 
@@ -252,7 +253,8 @@ def serve(host: str, port: int, demo: bool) -> None:
     lock.record(server.server_port)
     stop = threading.Event()
     worker = services.worker()
-    threading.Thread(target=worker.run_forever, args=(stop,), name="push-worker", daemon=True).start()
+    threading.Thread(target=worker.run_forever, args=(stop, 0.5, Wakeup.for_engine(services.db_engine)),
+                     name="push-worker", daemon=True).start()
     _background_workers(services, stop)
     _other_schools_workers(services, stop)
     from scheduler.runner import CountyRunner
@@ -313,7 +315,8 @@ def worker() -> None:
     if chosen_school() is None:
         _other_schools_workers(services, stop)
     try:
-        services.worker().run_forever(stop)
+        # on PostgreSQL an idle worker waits in LISTEN: a push queued anywhere wakes it at its commit
+        services.worker().run_forever(stop, wakeup=Wakeup.for_engine(services.db_engine))
     except KeyboardInterrupt:
         stop.set()
 
@@ -326,8 +329,8 @@ def _other_schools_workers(services: Services, stop: threading.Event) -> None:
     def start(school: Services, stop: threading.Event) -> None:
         if school is services:
             return
-        threading.Thread(target=school.worker().run_forever, args=(stop,), name=f"push-worker-{school.settings.school}",
-                         daemon=True).start()
+        threading.Thread(target=school.worker().run_forever, args=(stop, 0.5, Wakeup.for_engine(school.db_engine)),
+                         name=f"push-worker-{school.settings.school}", daemon=True).start()
         _background_workers(school, stop)
 
     threading.Thread(target=serve_every_school, args=(County.of(services), stop, start), name="schools",
@@ -540,7 +543,9 @@ def outbox(ctx: click.Context, status: str | None, limit: int) -> None:
             table.add_row(str(d.id), str(d.push_id), d.push.kind, names.get(d.person_id or 0, d.openid),
                           d.status + (" ✓" if d.confirmed_at else ""),
                           d.channel, str(d.attempts), (d.last_error or "")[:60], d.push.text.replace("\n", " ")[:40])
+        quota = quota_line(session, services.settings, services.now())
     Console(width=200).print(table)
+    click.echo(quota)
 
 
 @outbox.command("retry")
@@ -571,8 +576,10 @@ def outbox_retry(delivery_id: int) -> None:
               '"failed:user block", "failed: system failed"); without it, POST /_fake/finish reports one')
 @click.option("--templates", "library", type=click.Path(exists=True, dir_okay=False),
               help="the account's template library: JSON as get_all_private_template answers it")
+@click.option("--template-quota", default=0, show_default=True,
+              help="template sends per account per day before answering 45009 (0: no limit)")
 def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str, webhook: str, finish: str,
-                library: str | None) -> None:
+                library: str | None, template_quota: int) -> None:
     """A local fake of the WeChat API (loopback only), recording every call."""
     from bot.wechat.fake import Webhook, load_library
     from bot.wechat.fake import serve as serve_fake
@@ -588,7 +595,7 @@ def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str, we
     elif finish:
         raise CliUsageError(FINISH_NEEDS_WEBHOOK)
     serve_fake(port, latency=latency, error_rate=error_rate, refused_ip=refuse_ip, webhook=hook, finish=finish,
-               library=load_library(library) if library else None)
+               library=load_library(library) if library else None, template_quota=template_quota)
 
 
 @main.command()
@@ -1146,9 +1153,11 @@ def console_password(words: tuple[str, ...], password: str) -> None:
 
 
 def _register_school_commands() -> None:
+    from bot.cli_county import county
     from bot.cli_schools import school, templates_set
 
     main.add_command(school)
+    main.add_command(county)
     templates.add_command(templates_set)
 
 

@@ -85,6 +85,10 @@ class Settings:
     push_max_attempts: int = 6
     push_backoff_seconds: float = 5.0
     push_lease_seconds: float = 60.0
+    # template messages this account may send per day (HOUQIN_TEMPLATE_DAILY_QUOTA): WeChat's default
+    # for a verified service account is 100,000 a day for the account (higher with 100k/1M/10M followers:
+    # the figure on 开发 → 接口权限 is the one that counts); sends past it wait for the next day
+    template_daily_quota: int = 100_000
     templates: Mapping[str, Template] = field(default_factory=dict)  # push kind -> template (HOUQIN_TEMPLATES)
     # photos the media worker downloads: at most this many bytes, within this many seconds
     photo_max_bytes: int = 10 * 1024 * 1024
@@ -235,6 +239,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         push_max_attempts=_int(env, "HOUQIN_PUSH_MAX_ATTEMPTS", 6),
         push_backoff_seconds=_float(env, "HOUQIN_PUSH_BACKOFF", 5.0),
         templates=templates,
+        template_daily_quota=_positive(_int(env, "HOUQIN_TEMPLATE_DAILY_QUOTA", 100_000),
+                                       "HOUQIN_TEMPLATE_DAILY_QUOTA"),
         photo_max_bytes=_positive(_int(env, "HOUQIN_PHOTO_MAX_BYTES", 10 * 1024 * 1024), "HOUQIN_PHOTO_MAX_BYTES"),
         photo_deadline_seconds=_positive(_float(env, "HOUQIN_PHOTO_DEADLINE", 60.0), "HOUQIN_PHOTO_DEADLINE"),
     )

@@ -88,6 +88,7 @@ PUSH_KINDS: dict[str, PushKind] = {
     "fire_check_reminder": PushKind("消防自检提醒", MONTH, {"month": "11月"}),
     "fire_check_escalation": PushKind("消防自检督办", (*MONTH, "person"), {"month": "11月", "person": "程财宝"}),
     "daily_digest": PushKind("后勤日报"),
+    "county_digest": PushKind("教育局日报"),
     "delivery_alert": PushKind("推送未送达提醒"),
     "bind_guard": PushKind("绑定码疑似被猜测"),
     "parent_bound": PushKind("家长绑定提醒", ("student", "person"), {"student": "陈小明", "person": "陈建国"}),

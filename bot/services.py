@@ -93,4 +93,8 @@ class Services:
                          connections=s.push_concurrency)
 
     def worker(self) -> PushWorker:
-        return PushWorker(self.factory, self.settings, self.api, clock=self.now)
+        # the account's daily template count lives beside its access token: for a school on the shared
+        # county account, in the default school's namespace, so all of them count against one quota
+        store = self.token_store
+        quota = store.factory if isinstance(store, DatabaseTokenStore) else None
+        return PushWorker(self.factory, self.settings, self.api, clock=self.now, quota_factory=quota)

@@ -2,13 +2,18 @@
 
 Each delivery is claimed with a lease before it is sent, so any number of workers on any machines
 share the outbox without double-sending; a worker that dies leaves only its in-flight sends to be
-repeated when their lease runs out. Channel: a template message when the push's kind has a
+repeated when their lease runs out. An idle worker on PostgreSQL waits in LISTEN (`Wakeup`): a
+delivery queued or set back to pending NOTIFYs at its commit (a trigger, migration 0026), so it goes
+at once; it still looks now and then for deliveries due later (retries, the end of quiet hours).
+Template sends are reserved from the account's daily quota (`TemplateQuota`) before WeChat is called;
+past it, or when WeChat answers 45009, they wait for the account's next day. Channel: a template message when the push's kind has a
 template, else a customer-service message while the recipient's 48-hour window is open and its
 5-message budget lasts, else undeliverable with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -17,11 +22,14 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import cast
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
+from typing import Any, cast
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import text as sql_text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
@@ -29,7 +37,7 @@ from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOS
 from bot.outbox import windows as open_windows
 from bot.push_kinds import push_fields
 from bot.wechat.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi, redact
-from models import Binding, Delivery, DeliveryAlert, Person, Push, utcnow
+from models import Binding, Delivery, DeliveryAlert, Person, Push, TemplateQuota, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,20 @@ RECORD_EVERY = 0.1  # seconds: run_forever writes finished sends at least this o
 # a long chat bubble folded, and the page keeps the text (and the ticket's or menu's state) one tap away.
 LONG_TEXT = 300
 FULL_TEXT = "查看全文：{url}"
+# -- waking on NOTIFY (PostgreSQL)
+CHANNEL = "houqin_outbox"  # migration 0026's trigger: payload = the schema the delivery was queued in
+LISTEN_POLL = 5.0  # seconds: a worker in LISTEN still looks this often (a missed NOTIFY, a lease run out)
+LISTEN_SLICE = 0.5  # seconds: how long one wait in LISTEN lasts before the stop flag is looked at again
+LISTEN_READY = 5.0  # seconds a new worker waits for the LISTEN connection before its first look
+LISTEN_RETRY = 2.0  # seconds between attempts to LISTEN again after the connection broke
+# -- the daily template quota: WeChat counts an account's day in Beijing time
+WECHAT_DAY = ZoneInfo("Asia/Shanghai")
+DAILY_QUOTA_ERROR = 45009
+QUOTA_DEFERRED = "已达公众号今日模板消息上限（{quota}条），顺延至{when}发送"
+QUOTA_REACHED = "微信答复今日模板消息已达上限（45009），顺延至{when}发送"
+QUOTA_LINE = "公众号 {appid} 今日（{day}）模板消息：已用 {sent}/{quota} 条"
+QUOTA_DEFERRED_LINE = "，{deferred} 条已顺延至次日"
+QUOTA_EXHAUSTED_LINE = "；微信已答复达到上限（45009），今日不再发送模板消息"
 
 
 @dataclass
@@ -49,6 +71,9 @@ class Outcome:
     retry_in: float | None = None
     unreachable: bool = False
     msgid: str | None = None
+    retry_at: datetime | None = None  # instead of retry_in: a fixed moment (the account's next day)
+    refund: bool = False  # the attempt does not count (it was deferred, not tried and failed)
+    exhausted: bool = False  # WeChat said the day's template quota is used up (45009)
 
 
 class RateLimiter:
@@ -70,10 +95,137 @@ class RateLimiter:
             time.sleep(slot - now)
 
 
+class Listener:
+    """One LISTEN connection per process and database, shared by the workers of every school in it (a
+    school per schema): its thread reads the NOTIFYs and wakes the workers of the schema each one names.
+    The connection is its own, taken out of the pool. When it breaks (a database restart), every worker
+    is woken once (a NOTIFY may have been missed) and it connects again after LISTEN_RETRY seconds."""
+
+    _shared: dict[str, Listener] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+        self.events: dict[str, set[threading.Event]] = {}
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="outbox-listen", daemon=True)
+
+    @classmethod
+    def shared(cls, engine: Engine) -> Listener:
+        key = engine.url.render_as_string(hide_password=False)
+        with cls._shared_lock:
+            listener = cls._shared.get(key)
+            if listener is None or not listener.thread.is_alive():
+                listener = cls._shared[key] = cls(engine)
+                listener.thread.start()
+        listener.ready.wait(LISTEN_READY)
+        return listener
+
+    def subscribe(self, namespace: str) -> threading.Event:
+        event = threading.Event()
+        with self.lock:
+            self.events.setdefault(namespace, set()).add(event)
+        return event
+
+    def unsubscribe(self, namespace: str, event: threading.Event) -> None:
+        with self.lock:
+            self.events.get(namespace, set()).discard(event)
+
+    def _wake(self, namespace: str | None) -> None:
+        with self.lock:
+            events = [e for ns, each in self.events.items() if namespace in (None, ns) for e in each]
+        for event in events:
+            event.set()
+
+    def _run(self) -> None:
+        while True:  # for the life of the process (a daemon thread)
+            conn: Any = None
+            try:
+                raw = self.engine.raw_connection()
+                conn = raw.driver_connection
+                raw.detach()  # held for good: not the pool's any more
+                conn.rollback()
+                conn.autocommit = True
+                conn.execute(f"LISTEN {CHANNEL}")
+                self.ready.set()
+                for note in conn.notifies():
+                    self._wake(note.payload)
+            except Exception as exc:  # noqa: BLE001 - the database may be restarting: poll meanwhile
+                log.warning("push worker: LISTEN failed (%s); polling until it works again",
+                            redact(f"{type(exc).__name__}: {exc}"))
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):  # already broken
+                        conn.close()
+            self.ready.set()
+            self._wake(None)
+            time.sleep(LISTEN_RETRY)
+
+
+class Wakeup:
+    """An idle worker's wait on PostgreSQL: woken when a delivery is queued (or set back to pending) in
+    this worker's schema, the namespace the NOTIFY names, else at the timeout (`Listener`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            self.namespace = str(conn.execute(sql_text("SELECT current_schema()")).scalar_one())
+        self.listener = Listener.shared(engine)
+        self.event = self.listener.subscribe(self.namespace)
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> Wakeup | None:
+        """A Wakeup on PostgreSQL; None on SQLite, which keeps polling."""
+        return cls(engine) if engine.dialect.name == "postgresql" else None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait at most `timeout` seconds; True when a delivery was queued in this namespace meanwhile
+        (or since the last wait: the worker looks at once)."""
+        if self.event.wait(timeout):
+            self.event.clear()
+            return True
+        return False
+
+    def close(self) -> None:
+        self.listener.unsubscribe(self.namespace, self.event)
+
+
+def account_day(moment: datetime) -> date:
+    """The day of a WeChat account (its quotas reset at midnight, Beijing time) that `moment` falls in."""
+    return moment.astimezone(WECHAT_DAY).date()
+
+
+def next_account_day(moment: datetime) -> datetime:
+    """When the account's next day starts (UTC), a minute past midnight for good measure."""
+    day = account_day(moment) + timedelta(days=1)
+    return datetime.combine(day, clock_time(0, 1), tzinfo=WECHAT_DAY).astimezone(moment.tzinfo)
+
+
+def quota_today(session: Session, appid: str, now: datetime) -> TemplateQuota | None:
+    """The account's template count for its current day, if it has sent (or deferred) any."""
+    return session.get(TemplateQuota, (appid, account_day(now)))
+
+
+def quota_line(session: Session, settings: Settings, now: datetime) -> str:
+    """`houqin outbox`'s line on the account's daily template quota."""
+    row = quota_today(session, settings.wechat_appid, now)
+    line = QUOTA_LINE.format(appid=settings.wechat_appid, day=account_day(now).isoformat(),
+                             sent=row.sent if row else 0, quota=settings.template_daily_quota)
+    if row is not None and row.deferred:
+        line += QUOTA_DEFERRED_LINE.format(deferred=row.deferred)
+    if row is not None and row.exhausted_at is not None:
+        line += QUOTA_EXHAUSTED_LINE
+    return line
+
+
 class PushWorker:
     def __init__(self, factory: sessionmaker[Session], settings: Settings, api: WeChatApi,
-                 clock: Callable[[], datetime] = utcnow, batch_size: int | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, batch_size: int | None = None,
+                 quota_factory: sessionmaker[Session] | None = None) -> None:
         self.factory = factory
+        # where the account's daily template count lives: the worker's own database, unless several
+        # schools share one account (then the county's namespace, so they count against one quota)
+        self.quota_factory = quota_factory or factory
         self.settings = settings
         self.api = api
         self.clock = clock
@@ -114,9 +266,13 @@ class PushWorker:
                                         .order_by(Delivery.next_attempt_at, Delivery.id)).unique())
 
     # -- choosing a channel --------------------------------------------------------------------
-    def _send(self, delivery: Delivery, window: tuple[datetime | None, int], reachable: bool) -> Outcome:
+    def _send(self, delivery: Delivery, window: tuple[datetime | None, int], reachable: bool,
+              defer: datetime | None = None) -> Outcome:
         if not reachable:
             return Outcome(UNDELIVERABLE, error=UNSUBSCRIBED)
+        if defer is not None:  # past the account's daily quota: tomorrow, without spending an attempt
+            return Outcome(PENDING, error=QUOTA_DEFERRED.format(
+                quota=self.settings.template_daily_quota, when=self._when(defer)), retry_at=defer, refund=True)
         push = delivery.push
         template = self.settings.templates.get(push.kind)
         use_custom = template is None
@@ -141,6 +297,10 @@ class PushWorker:
                                            page_url(self.settings, push) or push.url)
             return Outcome(SENT, "template", msgid=msgid or None)
         except ApiError as exc:
+            if exc.errcode == DAILY_QUOTA_ERROR and not use_custom:
+                later = next_account_day(self.clock())
+                return Outcome(PENDING, error=QUOTA_REACHED.format(when=self._when(later)), retry_at=later,
+                               refund=True, exhausted=True)
             if exc.errcode in UNREACHABLE:
                 return Outcome(UNDELIVERABLE, error=str(exc), unreachable=True)
             if exc.transient or exc.token_expired:
@@ -171,8 +331,35 @@ class PushWorker:
             plans.append((delivery, (since, used)))
         return plans
 
-    def _plan(self, batch: list[Delivery]) -> list[tuple[Delivery, tuple[datetime | None, int], bool]]:
-        """Each delivery with its recipient's window and whether the recipient can be reached."""
+    def _when(self, moment: datetime) -> str:
+        return moment.astimezone(self.settings.tz).strftime("%m月%d日 %H:%M")
+
+    def reserve(self, wanted: int) -> tuple[int, datetime]:
+        """Take up to `wanted` template sends from the account's quota for its current day, in one
+        transaction (the row locked: every worker counts against the same figure). Returns how many
+        were granted and when the account's next day starts; the rest are counted as deferred."""
+        now = self.clock()
+        key = (self.settings.wechat_appid, account_day(now))
+        with self.quota_factory() as session, session.begin():
+            row = session.get(TemplateQuota, key, with_for_update=True)
+            if row is None:
+                try:
+                    with session.begin_nested():
+                        session.add(TemplateQuota(appid=key[0], day=key[1], sent=0, deferred=0))
+                except IntegrityError:  # another worker made it first
+                    pass
+                row = session.get(TemplateQuota, key, with_for_update=True, populate_existing=True)
+                assert row is not None
+            left = 0 if row.exhausted_at is not None else max(0, self.settings.template_daily_quota - row.sent)
+            granted = min(wanted, left)
+            row.sent += granted
+            row.deferred += wanted - granted
+        return granted, next_account_day(now)
+
+    def _plan(self, batch: list[Delivery]
+              ) -> list[tuple[Delivery, tuple[datetime | None, int], bool, datetime | None]]:
+        """Each delivery with its recipient's window, whether the recipient can be reached, and (for a
+        template send past the account's daily quota) when it goes instead."""
         openids = sorted({d.openid for d in batch})
         # only customer-service messages depend on the 48-hour window; a template needs none
         custom = sorted({d.openid for d in batch if d.push.kind not in self.settings.templates})
@@ -182,7 +369,11 @@ class PushWorker:
                 select(Binding.openid, Binding.subscribed, Binding.reachable).where(Binding.openid.in_(openids)))}
         for openid, (since, used) in windows.items():  # still being sent by this process: spent too
             windows[openid] = (since, used + self._custom_inflight.get(openid, 0))
-        return [(d, window, reachable.get(d.openid, False)) for d, window in self._budget(batch, windows)]
+        templated = [d.id for d in batch if d.push.kind in self.settings.templates and reachable.get(d.openid)]
+        granted, tomorrow = self.reserve(len(templated)) if templated else (0, self.clock())
+        deferred = set(templated[granted:])
+        return [(d, window, reachable.get(d.openid, False), tomorrow if d.id in deferred else None)
+                for d, window in self._budget(batch, windows)]
 
     # -- one round -----------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -209,8 +400,12 @@ class PushWorker:
                 values["sent_at"] = now
             if outcome.msgid:
                 values["msgid"] = outcome.msgid
-            if outcome.retry_in is not None:
+            if outcome.retry_at is not None:
+                values["next_attempt_at"] = outcome.retry_at
+            elif outcome.retry_in is not None:
                 values["next_attempt_at"] = now + timedelta(seconds=outcome.retry_in)
+            if outcome.refund:
+                values["attempts"] = max(delivery.attempts - 1, 0)
             groups.setdefault(tuple(values), []).append(
                 {**{f"v_{k}": v for k, v in values.items()}, "k_id": delivery.id, "k_claim": delivery.claim})
             if outcome.unreachable:
@@ -224,12 +419,28 @@ class PushWorker:
                     .values(lease_until=None, claim=None, **{c: bindparam(f"v_{c}") for c in columns}),
                     rows,
                 )
+            if any(o.exhausted for o in outcomes):
+                self._exhausted(session, now, sum(o.exhausted for o in outcomes))
             if unreachable:
                 session.execute(update(Binding).where(Binding.openid.in_(sorted(set(unreachable))))
                                 .values(reachable=False))
             given_up = [d.id for d, o in zip(batch, outcomes, strict=True) if o.status in (FAILED, UNDELIVERABLE)]
             if given_up:
                 self._escalate(session, given_up, now)
+
+    def _exhausted(self, session: Session, now: datetime, deferred: int) -> None:
+        """WeChat answered 45009: no more template sends today, whatever our own count says."""
+        if self.quota_factory is not self.factory:
+            with self.quota_factory() as other, other.begin():
+                self._exhausted(other, now, deferred)
+            return
+        log.warning("account %s: WeChat says the day's template quota is used up; %d sends wait for tomorrow",
+                    self.settings.wechat_appid, deferred)
+        session.execute(update(TemplateQuota)
+                        .where(TemplateQuota.appid == self.settings.wechat_appid,
+                               TemplateQuota.day == account_day(now))
+                        .values(exhausted_at=func.coalesce(TemplateQuota.exhausted_at, now),
+                                deferred=TemplateQuota.deferred + deferred))
 
     def _escalate(self, session: Session, ids: list[int], now: datetime) -> None:
         """A safety push that failed for good or could not be delivered tells the office at once
@@ -266,8 +477,40 @@ class PushWorker:
         """Deliver everything due now (tests, operators); returns how many were handled."""
         return drain_rounds(self.run_once, timeout)
 
-    def run_forever(self, stop: threading.Event, idle_sleep: float = 0.5) -> None:
+    def next_due(self) -> float | None:
+        """Seconds until the earliest pending delivery is due (0 if one is due now), None if none is."""
+        with self.factory() as session:
+            due = session.scalar(select(func.min(Delivery.next_attempt_at)).where(Delivery.status == PENDING))
+        return None if due is None else max(0.0, (due - self.clock()).total_seconds())
+
+    def _idle_for(self, idle_sleep: float, wakeup: Wakeup | None) -> float:
+        """How long an idle worker waits before it looks again: `idle_sleep` when polling; in LISTEN until
+        the next delivery is due, at least `idle_sleep` and at most LISTEN_POLL."""
+        if wakeup is None:
+            return idle_sleep
+        try:
+            due = self.next_due()
+        except SQLAlchemyError:
+            return idle_sleep
+        return max(idle_sleep, min(LISTEN_POLL, LISTEN_POLL if due is None else due))
+
+    @staticmethod
+    def _rest(stop: threading.Event, seconds: float, wakeup: Wakeup | None) -> bool:
+        """Wait up to `seconds` (less when stopped); with `wakeup`, in LISTEN. True if a NOTIFY woke it."""
+        if wakeup is None:
+            stop.wait(seconds)
+            return False
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if wakeup.wait(min(left, LISTEN_SLICE)):
+                return True
+        return False
+
+    def run_forever(self, stop: threading.Event, idle_sleep: float = 0.5, wakeup: Wakeup | None = None) -> None:
         """Deliver until `stop` is set, then finish and record what is in flight.
+
+        With `wakeup` (PostgreSQL), an idle worker waits in LISTEN and starts the moment a delivery is
+        queued; it still looks when the next delivery is due and at least every LISTEN_POLL seconds.
 
         Unlike a loop of run_once(), sending is pipelined: the next batch is claimed and queued
         while the current one is still being sent, and finished sends are recorded every
@@ -293,19 +536,21 @@ class PushWorker:
                 if (room > 0 and len(inflight) <= self.settings.push_concurrency and not stop.is_set()
                         and time.monotonic() >= next_claim):
                     batch = self._claim(room)
-                    if not batch:  # nothing due: look again after idle_sleep
-                        next_claim = time.monotonic() + idle_sleep
-                    for delivery, window, reachable in self._plan(batch) if batch else []:
+                    if not batch:  # nothing due: look again after idle_sleep (or a NOTIFY)
+                        next_claim = time.monotonic() + (idle_sleep if inflight or finished
+                                                         else self._idle_for(idle_sleep, wakeup))
+                    for delivery, window, reachable, defer in self._plan(batch) if batch else []:
                         if delivery.push.kind not in self.settings.templates:
                             self._custom_inflight[delivery.openid] += 1
-                        inflight[self.pool.submit(self._send, delivery, window, reachable)] = delivery
+                        inflight[self.pool.submit(self._send, delivery, window, reachable, defer)] = delivery
                 if inflight:
                     done, _ = wait(inflight, timeout=RECORD_EVERY, return_when=FIRST_COMPLETED)
                     finished.extend((inflight.pop(f), f.result()) for f in done)
                 elif not finished:
                     if stop.is_set():
                         break
-                    stop.wait(max(0.0, next_claim - time.monotonic()))
+                    if self._rest(stop, max(0.0, next_claim - time.monotonic()), wakeup):
+                        next_claim = time.monotonic()
             except Exception:  # noqa: BLE001 - keep the worker alive; the database may be restarting
                 log.exception("push worker round failed")
                 if not stop.is_set():
@@ -317,6 +562,8 @@ class PushWorker:
                               len(finished))
                     break
         self.pool.shutdown(wait=True)
+        if wakeup is not None:
+            wakeup.close()
 
 
 def custom_text(push: Push, settings: Settings) -> str:

@@ -31,7 +31,7 @@ from models.identity import (
 from models.inbound import InboundMessage, SeenNonce
 from models.media import DownloadedPhoto
 from models.numbering import NumberSeries
-from models.outbox import AccessToken, Delivery, DeliveryAlert, Push
+from models.outbox import AccessToken, Delivery, DeliveryAlert, Push, TemplateQuota
 from models.repair import Asset, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
@@ -95,6 +95,7 @@ __all__ = [
     "Student",
     "SurveyResponse",
     "SurveyRound",
+    "TemplateQuota",
     "TicketEvent",
     "TicketFollower",
     "TicketPhoto",

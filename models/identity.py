@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 
-ROLES = ("admin", "staff", "teacher", "bus_monitor", "canteen", "parent")
+ROLES = ("admin", "staff", "teacher", "bus_monitor", "canteen", "parent", "bureau")
 ROLE_NAMES = {
     "admin": "管理员",
     "staff": "后勤",
@@ -17,6 +17,7 @@ ROLE_NAMES = {
     "bus_monitor": "跟车老师",
     "canteen": "食堂",
     "parent": "家长",
+    "bureau": "教育局",  # the county's office: people of the default school's namespace who see every school
 }
 
 

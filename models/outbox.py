@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
@@ -96,3 +96,17 @@ class AccessToken(Base):
     refreshing_until: Mapped[datetime | None] = mapped_column()
     fetches: Mapped[int] = mapped_column(default=0)
     forced_at: Mapped[datetime | None] = mapped_column()  # the last force_refresh (at most one per 30 s)
+
+
+class TemplateQuota(Base):
+    """The template messages an official account has sent (or tried to) on one of its days: WeChat caps
+    template sends per account per day, and its day runs midnight to midnight Beijing time. The worker
+    reserves from `sent` before it calls WeChat; `exhausted_at`: WeChat answered 45009 that day."""
+
+    __tablename__ = "template_quota"
+
+    appid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    sent: Mapped[int] = mapped_column(default=0)
+    deferred: Mapped[int] = mapped_column(default=0)  # deliveries moved to the next day for the quota
+    exhausted_at: Mapped[datetime | None] = mapped_column()

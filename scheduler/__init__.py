@@ -7,12 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.outbox import Outbox
 from bot.school import Calendar
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 
 @dataclass
@@ -22,6 +26,8 @@ class JobContext:
     db: Session
     settings: Settings
     now: datetime
+    # the school's Services, for the jobs that look beyond its session (the county digest); None in a preview
+    services: Services | None = None
 
     @cached_property
     def outbox(self) -> Outbox:

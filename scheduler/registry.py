@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler import Job, bus, canteen, digest, duty, repair, safety
+from scheduler import Job, bus, canteen, county, digest, duty, repair, safety
 
 JOBS: list[Job] = [
     Job("remind_drill_eve", safety.remind_drill_eve, {"hour": "16", "minute": "0"},
@@ -39,4 +39,6 @@ JOBS: list[Job] = [
         "每月调查日（canteen_survey_day）推送食堂满意度调查给家长和教师", school_days_only=True),
     Job("send_daily_digest", digest.send_daily_digest, {"hour": "17", "minute": "0"},
         "17:00 后勤日报给管理员", school_days_only=True),
+    Job("send_county_digest", county.send_county_digest, {"hour": "17", "minute": "30"},
+        "17:30 教育局日报：各校今日需关注的事项（逾期报修、未确认校车警报、食品安全反馈……）", school_days_only=True),
 ]

@@ -278,7 +278,7 @@ class Runner:
         started = self.services.now()
         try:
             with self._renewing(run), self.services.factory() as db, db.begin():
-                ctx = JobContext(db=db, settings=self.services.settings, now=as_of)
+                ctx = JobContext(db=db, settings=self.services.settings, now=as_of, services=self.services)
                 result = self._call(job, ctx, as_of)
                 finished = db.execute(update(JobRun).where(JobRun.id == run.id, JobRun.status == RUNNING).values(
                     status=DONE, result=result, finished_at=self.services.now(), lease_until=None))

@@ -24,10 +24,12 @@ import re
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from bot.wechat.simulator import Transport
 
 LOOPBACK = "127.0.0.1"
+WECHAT_DAY = ZoneInfo("Asia/Shanghai")  # an account's daily quotas reset at midnight Beijing time
+DAILY_QUOTA = 45009
 TOKEN_ENDPOINTS = {"token", "stable_token"}
 SECRET_IN_URL = 48001
 RENEW_BEFORE = 300  # stable_token answers a new token in an old one's last 5 minutes (both work until then)
@@ -128,6 +132,9 @@ class FakeState:
     sent_msgids: dict[str, str] = field(default_factory=dict)  # template send's msgid -> openid
     webhook: Webhook | None = None  # where TEMPLATESENDJOBFINISH goes
     finish: str = ""  # when set, every template send is reported with this status
+    # template sends an account may make per day (Beijing time) before WeChat answers 45009; 0: no limit
+    template_quota: int = 0
+    template_counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (appid, day) -> sends
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -253,6 +260,14 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             return _err(40037, "invalid template_id")
         call.warnings.extend(template_warnings(template[1], call.body.get("data") or {}))
         with state.lock:
+            if state.template_quota:
+                token = request.args.get("access_token", "")
+                appid = next((a for a, t in state.stable.items() if t == token), "")
+                key = (appid, datetime.now(WECHAT_DAY).date().isoformat())
+                if state.template_counts[key] >= state.template_quota:
+                    call.errcode = DAILY_QUOTA
+                    return _err(DAILY_QUOTA, "reach max api daily quota limit")
+                state.template_counts[key] += 1
             state.msgids += 1
             msgid = state.msgids
             state.sent_msgids[str(msgid)] = call.openid
@@ -690,6 +705,8 @@ class FakeWeChat:
             self.state.webhook = None
             self.state.finish = ""
             self.state.media_pace.clear()
+            self.state.template_quota = 0
+            self.state.template_counts.clear()
 
 
 def load_library(path: str) -> dict[str, tuple[str, str]]:
@@ -702,9 +719,11 @@ def load_library(path: str) -> dict[str, tuple[str, str]]:
 
 
 def serve(port: int, latency: float = 0.0, error_rate: float = 0.0, refused_ip: str = "",
-          webhook: Webhook | None = None, finish: str = "", library: dict[str, tuple[str, str]] | None = None) -> None:
+          webhook: Webhook | None = None, finish: str = "", library: dict[str, tuple[str, str]] | None = None,
+          template_quota: int = 0) -> None:
     """`houqin fake-wechat --port P`: run in the foreground until interrupted."""
-    fake = FakeWeChat(port, latency=latency, error_rate=error_rate, refused_ip=refused_ip, finish=finish)
+    fake = FakeWeChat(port, latency=latency, error_rate=error_rate, refused_ip=refused_ip, finish=finish,
+                      template_quota=template_quota)
     fake.webhook = webhook
     if library is not None:
         fake.state.templates = dict(library)
