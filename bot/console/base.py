@@ -1,0 +1,187 @@
+"""The console's house: its blueprint, the one accessor for the request's Services and database
+sessions, signing-in checks, error pages and the helpers every area's pages share."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from datetime import date, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from bot.school import get_setting
+from bot.services import Services
+from bot.text import local_naive, month_span
+from bot.wechat.gateway import sniff_image
+from models import DownloadedPhoto, PersonRole
+from models.console import ConsoleAccount
+from models.identity import ROLE_NAMES
+from models.repair import STATUS_NAMES
+
+bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates")
+
+SEEN_EVERY = 60  # seconds: how stale the cookie's "last used" may get before it is written again
+MAX_ID = 2**31 - 1  # the largest id or number a column holds on every backend
+LOCKED = "登录失败次数过多，请 15 分钟后再试。"
+ERRORS = {
+    400: ("请求有误", "请求的参数不对（或页面已过期）。请回到控制台，从页面上的链接重新进入。"),
+    403: ("不能访问", "没有权限访问这个页面。"),
+    404: ("没有找到", "没有找到这个页面或记录，请核对链接。"),
+    405: ("请求有误", "这个页面不接受这种请求。"),
+    413: ("内容太大", "提交的内容太大。"),
+    429: ("请稍后再试", LOCKED),
+    500: ("出错了", "控制台出错了，请稍后再试；问题已记入日志。"),
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in no name or code (PostgreSQL refuses NUL in text)
+
+
+def services() -> Services:
+    """The Services of the request being answered: the one place a console page gets them from."""
+    return current_app.extensions["houqin"]  # type: ignore[no-any-return]
+
+
+def db() -> Session:
+    """A session for a page that changes something (the caller opens its transaction)."""
+    return services().factory()
+
+
+def read_db() -> Session:
+    """For the pages: reads that never wait for, or hold up, the webhook's writes."""
+    return services().read_factory()
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return str(session["csrf"])
+
+
+def check_csrf() -> None:
+    token = request.form.get("csrf", "")
+    if not token or not hmac.compare_digest(token, str(session.get("csrf", ""))):
+        abort(400)
+
+
+def _signed_in() -> bool:
+    """The cookie's session is still good: same session version, still an admin, used recently."""
+    person_id, version, seen = session.get("person_id"), session.get("version"), session.get("seen")
+    if not (isinstance(person_id, int) and isinstance(version, int) and isinstance(seen, int | float)):
+        return False
+    with read_db() as s:  # every page asks: never queue behind the webhook's writes
+        admin = (select(PersonRole.id).where(PersonRole.person_id == ConsoleAccount.person_id,
+                                             PersonRole.role == "admin").exists())
+        row = s.execute(select(ConsoleAccount.session_version, admin)
+                        .where(ConsoleAccount.person_id == person_id)).first()
+        idle_hours = int(get_setting(s, "console_idle_hours"))
+    now = services().now().timestamp()
+    if row is None or row[0] != version or not row[1] or not 0 <= now - seen <= idle_hours * 3600:
+        return False
+    if now - seen > SEEN_EVERY:
+        session["seen"] = now
+    return True
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _signed_in():
+            session.clear()
+            return redirect(url_for("console.login", next=quote(request.path)))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "status_names": STATUS_NAMES, "role_names": ROLE_NAMES}
+
+
+@bp.app_template_filter("local")
+def _local_time(moment: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
+    """A stored UTC moment as the school's wall-clock time; nothing for None."""
+    local = local_naive(moment, services().settings.tz)
+    return local.strftime(fmt) if local else ""
+
+
+def _in_console() -> bool:
+    return request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/")
+
+
+@bp.after_app_request
+def _no_store(response: Response) -> Response:
+    """Console pages (and their errors and photos) are kept by no cache, the browser's included."""
+    if _in_console():
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error_page(error: HTTPException) -> Any:
+    """A console error as a Chinese page; elsewhere (the webhook, the public pages) as it was."""
+    if not _in_console() or error.code not in ERRORS:
+        return error
+    title, text = ERRORS[error.code]
+    return render_template("admin/error.html", title=title, text=text), error.code
+
+
+for _code in ERRORS:
+    bp.app_errorhandler(_code)(_error_page)
+
+
+def number(text: str) -> int | None:
+    """A number a parameter gives (an id, a ticket number), if it is one a column can hold."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_ID else None
+
+
+def month_asked(text: str, today: date) -> date:
+    """?month=YYYY-MM as its first day; this month without one; 400 for anything else, and for a month
+    without neighbours to link to (years 1 and 9999)."""
+    if not text:
+        return month_span(today)[0]
+    try:
+        month = datetime.strptime(text, "%Y-%m").date()
+    except ValueError:
+        abort(400)
+    if not date.min.year < month.year < date.max.year:
+        abort(400)
+    return month
+
+
+def send_photo(model: type[DownloadedPhoto], photo_id: int) -> Response:
+    """A downloaded photo's file, if it is saved, inside the storage folder and an image by its first
+    bytes; served as that image type (never the type it was stored with) and not to be sniffed."""
+    with read_db() as s:
+        row = s.get(model, photo_id)
+        if row is None or not row.path:
+            abort(404)
+        root = services().settings.storage_dir.resolve()
+        path = (root / row.path).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            abort(404)
+        with path.open("rb") as f:
+            image_type = sniff_image(f.read(16))
+        if image_type is None:  # e.g. an HTML page kept before photos were checked
+            abort(404)
+        res = send_file(Path(path), mimetype=image_type)
+        res.headers["X-Content-Type-Options"] = "nosniff"
+        return res
