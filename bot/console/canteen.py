@@ -7,7 +7,7 @@ from datetime import timedelta
 from flask import Response, render_template, request
 
 from bot.console import base
-from bot.console.base import MAX_ID, bp, login_required, month_asked, send_photo
+from bot.console.base import MAX_ID, bp, month_asked, requires, send_photo
 from bot.text import month_key, month_span
 from handlers.canteen import (
     KIND_NAMES,
@@ -26,7 +26,7 @@ from models import FeedbackPhoto
 
 
 @bp.get("/canteen")
-@login_required
+@requires("admin", "canteen", "bureau")
 def canteen() -> str:
     """A month's canteen feedback, newest first, with its photos, food-safety words and replies; the
     month's survey answers (every one, with the averages of those that count) and 陪餐 records."""
@@ -49,6 +49,6 @@ def canteen() -> str:
 
 
 @bp.get(f"/canteen-photos/<int(max={MAX_ID}):photo_id>")
-@login_required
+@requires("admin", "canteen", "bureau")
 def canteen_photo(photo_id: int) -> Response:
     return send_photo(FeedbackPhoto, photo_id)

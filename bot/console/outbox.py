@@ -6,7 +6,7 @@ from flask import abort, render_template, request
 from sqlalchemy import select
 
 from bot.console import base
-from bot.console.base import bp, login_required
+from bot.console.base import bp, requires
 from bot.outbox import kind_name
 from models import Delivery, Person
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
@@ -18,7 +18,7 @@ CHANNEL_NAMES = {"template": "模板消息", "custom": "客服消息"}
 
 
 @bp.get("/outbox")
-@login_required
+@requires("admin", "bureau")
 def outbox() -> str:
     status = request.args.get("status", "")
     if status and status not in DELIVERY_STATUSES:
