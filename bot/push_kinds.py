@@ -90,6 +90,7 @@ PUSH_KINDS: dict[str, PushKind] = {
     "daily_digest": PushKind("后勤日报"),
     "delivery_alert": PushKind("推送未送达提醒"),
     "bind_guard": PushKind("绑定码疑似被猜测"),
+    "office_notice": PushKind("后勤通知"),
     "parent_bound": PushKind("家长绑定提醒", ("student", "person"), {"student": "陈小明", "person": "陈建国"}),
 }
 UNDECLARED = PushKind("")

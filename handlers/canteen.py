@@ -619,10 +619,17 @@ def answer_feedback(msg: Incoming, ctx: Context) -> Reply:
     feedback = ctx.db.scalar(select(CanteenFeedback).where(CanteenFeedback.number == number))
     if feedback is None:
         return Reply.end(REPLY_UNKNOWN.format(code=f"F{number}"))
-    feedback.replies.append(CanteenReply(person=ctx.person, text=text, at=ctx.now))
+    return Reply.end(reply_feedback(ctx.db, ctx.outbox, feedback, ctx.person, text, ctx.now, ctx.settings.tz))
+
+
+def reply_feedback(db: Session, outbox: Outbox, feedback: CanteenFeedback, person: Person | None, text: str,
+                   now: datetime, tz: tzinfo) -> str:
+    """Keep the canteen's reply with the feedback and push it to the giver (who stays anonymous); the
+    chat's 回复 F<n> and the console's reply form both come here. Returns what happened."""
+    feedback.replies.append(CanteenReply(person=person, text=text, at=now))
     if feedback.person is None:
-        return Reply.end(REPLIED_NOBODY.format(code=feedback.code))
-    notice = ctx.outbox.notify(feedback.person, "canteen_reply", REPLY_PUSH.format(
+        return REPLIED_NOBODY.format(code=feedback.code)
+    notice = outbox.notify(feedback.person, "canteen_reply", REPLY_PUSH.format(
         day=day_label(feedback.day), code=feedback.code, rating=feedback.rating,
         comment=f"：{feedback.comment}" if feedback.comment else "", text=text),
         fields={"code": feedback.code, "rating": feedback.rating, "comment": feedback.comment, "reply": text})
@@ -630,11 +637,11 @@ def answer_feedback(msg: Incoming, ctx: Context) -> Reply:
     if notice.unreached:  # the giver stays anonymous to the canteen: no name, and no escalation
         reason = notice.unreached[0][1]
         if reason == NOT_BOUND:
-            return Reply.end(REPLIED_UNBOUND.format(**fields))
-        return Reply.end(REPLIED_UNREACHED.format(**fields, reason=short_reason(reason)))
+            return REPLIED_UNBOUND.format(**fields)
+        return REPLIED_UNREACHED.format(**fields, reason=short_reason(reason))
     if notice.held_until is not None:
-        return Reply.end(REPLIED_HELD.format(**fields, at=f"{notice.held_until.astimezone(ctx.settings.tz):%H:%M}"))
-    return Reply.end(REPLIED.format(**fields))
+        return REPLIED_HELD.format(**fields, at=f"{notice.held_until.astimezone(tz):%H:%M}")
+    return REPLIED.format(**fields)
 
 
 # -- surveys ---------------------------------------------------------------------------------------
