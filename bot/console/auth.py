@@ -37,14 +37,16 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from flask import Response, abort, redirect, render_template, request, session, url_for
+from flask import Response, abort, current_app, g, redirect, render_template, request, session, url_for
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bot.audit import record
 from bot.console import base
-from bot.console.base import _CONTROL, LOCKED, bp, check_csrf
+from bot.console.base import _CONTROL, CONSOLE_ROLES, LOCKED, actor, bp, requires
 from models import Person
 from models.console import ConsoleAccount, ConsoleLoginThrottle, revoke_sessions
 
@@ -54,18 +56,26 @@ MAX_FAILED_ADDRESS = 20  # one address, whatever the names
 MAX_FAILED_NAME = 50  # one name, from every address but those it signed in from
 KNOWN_ADDRESSES = 5
 BAD_LOGIN = "姓名或密码不对。"
-NOT_ADMIN = "只有管理员可以登录控制台。"
+NOT_ADMIN = "只有管理员、食堂和后勤人员可以登录控制台。"
+SHORT_PASSWORD = "密码至少 8 位。"
+NOT_SAME = "两次输入的新密码不一样。"
+WRONG_CURRENT = "当前密码不对。"
+PASSWORD_CHANGED = "密码已修改；其他设备上的登录已退出。"
+LINK_BAD = "这个设置密码的链接已失效（已用过、已过期或已有新链接）。请向管理员要一个新链接。"
+LINK_DONE = "密码已设置，请登录。"
+LINK_HOURS = 48
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 # where a sign-in may send the browser back to: a console path, nothing that leaves it or breaks a header
 _NEXT = re.compile(r"/admin(?:/[^\x00-\x20\x7f\\]*)?")
 
 
 def set_password(db: Session, person: Person, password: str) -> None:
-    """Set (or change) an admin's console password; a change signs out every browser of the account."""
-    if "admin" not in person.role_set:
+    """Set (or change) a console password (admin, canteen, staff, bureau); a change signs out every
+    browser of the account."""
+    if not person.role_set & set(CONSOLE_ROLES):
         raise ValueError(NOT_ADMIN)
     if len(password) < 8:
-        raise ValueError("密码至少 8 位。")
+        raise ValueError(SHORT_PASSWORD)
     account = db.get(ConsoleAccount, person.id)
     if account is None:
         db.add(ConsoleAccount(person_id=person.id, password_hash=generate_password_hash(password)))
@@ -134,7 +144,6 @@ def login() -> Any:
     target = _next_page()
     if request.method == "GET":
         return render_template("admin/login.html", error="")
-    check_csrf()
     name = request.form.get("name", "").strip()
     if _CONTROL.search(name):
         abort(400)
@@ -168,7 +177,7 @@ def _sign_in(name: str, password: str, address: str) -> tuple[str, int]:
             _give_back(db, keys)
             account = db.get(ConsoleAccount, right[0].person_id, populate_existing=True)
             person = db.get(Person, right[0].person_id)
-            if account is None or person is None or "admin" not in person.role_set:
+            if account is None or person is None or not person.role_set & set(CONSOLE_ROLES):
                 return NOT_ADMIN, 403
             addresses = [address, *(a for a in account.known_addresses.split() if a != address)]
             account.known_addresses = " ".join(addresses[:KNOWN_ADDRESSES])
@@ -180,13 +189,101 @@ def _sign_in(name: str, password: str, address: str) -> tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Signs this account out of every browser (the session version moves on)."""
-    check_csrf()
+    """Signs this account out of every browser (退出所有设备: the session version moves on)."""
     person_id = session.get("person_id")
     if isinstance(person_id, int):
         with base.db() as db, db.begin():
             db.execute(revoke_sessions(person_id))
+            record(db, actor(), "logout_all", actor(), at=base.services().now())
     session.clear()
     return redirect(url_for("console.login"))  # type: ignore[return-value]
 
 
+
+
+# -- the account: 修改密码, 退出所有设备 ------------------------------------------------------------------
+@bp.route("/account", methods=["GET", "POST"])
+@requires()
+def account() -> Any:
+    error, done = "", ""
+    if request.method == "POST":
+        current, new, again = (request.form.get(k, "") for k in ("current", "new", "again"))
+        with base.db() as db, db.begin():
+            found = db.get(ConsoleAccount, g.person_id)
+            person = db.get(Person, g.person_id)
+            if found is None or person is None or not check_password_hash(found.password_hash, current):
+                error = WRONG_CURRENT
+            elif new != again:
+                error = NOT_SAME
+            else:
+                try:
+                    set_password(db, person, new)
+                except ValueError as exc:
+                    error = str(exc)
+                else:
+                    record(db, actor(), "password_changed", person.name, at=base.services().now())
+                    db.flush()
+                    db.refresh(found)
+                    session["version"] = found.session_version
+                    done = PASSWORD_CHANGED
+    return render_template("admin/account.html", error=error, done=done), 400 if error else 200
+
+
+# -- one-time links: the admin gives a person a link to set their own password ------------------------
+def _fingerprint(account: ConsoleAccount | None) -> str:
+    """Changes when the password does: a link made before a password was set works no more after it."""
+    return hashlib.sha256((account.password_hash if account else "").encode()).hexdigest()[:16]
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="houqin-console-password-link")  # type: ignore[arg-type]
+
+
+def password_link(db: Session, person: Person, now: datetime) -> str:
+    """A signed link that lets `person` set a console password once, within LINK_HOURS."""
+    if not person.role_set & set(CONSOLE_ROLES):
+        raise ValueError(NOT_ADMIN)
+    token = _serializer().dumps({"p": person.id, "f": _fingerprint(db.get(ConsoleAccount, person.id)),
+                                 "e": int((now + timedelta(hours=LINK_HOURS)).timestamp())})
+    return url_for("console.set_password_page", token=token, _external=True)
+
+
+def _link_person(db: Session, token: str) -> Person | None:
+    """The person a link is for, while it is good: signed by us, not expired, not used."""
+    try:
+        data = _serializer().loads(token)
+    except BadSignature:
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("p"), int) and isinstance(data.get("e"), int)):
+        return None
+    person = db.get(Person, data["p"])
+    if (person is None or data["e"] < base.services().now().timestamp()
+            or data.get("f") != _fingerprint(db.get(ConsoleAccount, person.id))):
+        return None
+    return person
+
+
+@bp.route("/set-password/<token>", methods=["GET", "POST"])
+def set_password_page(token: str) -> Any:
+    if len(token) > 400:
+        abort(404)
+    with base.db() as db, db.begin():
+        person = _link_person(db, token)
+        if person is None:
+            return render_template("admin/set_password.html", error=LINK_BAD, person=None), 410
+        error = ""
+        if request.method == "POST":
+            new, again = request.form.get("new", ""), request.form.get("again", "")
+            if new != again:
+                error = NOT_SAME
+            else:
+                try:
+                    set_password(db, person, new)
+                except ValueError as exc:
+                    error = str(exc)
+                else:
+                    record(db, person.name, "console_password", person.name, "一次性链接",
+                           at=base.services().now())
+                    session.clear()
+                    return render_template("admin/login.html", error="", notice=LINK_DONE)
+        return render_template("admin/set_password.html", error=error, person=person), 400 if error else 200

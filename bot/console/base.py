@@ -3,14 +3,12 @@ sessions, signing-in checks, error pages and the helpers every area's pages shar
 
 from __future__ import annotations
 
-import hmac
 import re
-import secrets
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from flask import (
@@ -18,6 +16,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -25,9 +24,11 @@ from flask import (
     session,
     url_for,
 )
+from flask_wtf.csrf import generate_csrf, validate_csrf
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
+from wtforms.validators import ValidationError
 
 from bot.school import get_setting
 from bot.services import Services
@@ -70,51 +71,123 @@ def read_db() -> Session:
     return services().read_factory()
 
 
+# who may sign in, and which areas each role sees (bureau: read-only, every page an admin reads)
+CONSOLE_ROLES = ("admin", "canteen", "staff", "bureau")
+READ_ONLY = "bureau"
+
+
+class NavItem(NamedTuple):
+    label: str
+    endpoint: str
+    roles: tuple[str, ...]
+
+
+# the navigation, in this order; an area shows once its pages exist (its endpoint is registered)
+NAV = (
+    NavItem("今日", "console.overview", ("admin", "bureau")),
+    NavItem("报修", "console.repairs", ("admin", "staff", "bureau")),
+    NavItem("人员", "console.people", ("admin", "bureau")),
+    NavItem("食堂", "console.canteen", ("admin", "canteen", "bureau")),
+    NavItem("校车", "console.bus", ("admin", "bureau")),
+    NavItem("值日", "console.duty", ("admin", "bureau")),
+    NavItem("日程", "console.calendar", ("admin", "bureau")),
+    NavItem("推送", "console.outbox", ("admin", "bureau")),
+    NavItem("台账", "console.ledgers", ("admin", "bureau")),
+    NavItem("设置", "console.settings", ("admin", "bureau")),
+    NavItem("操作记录", "console.audit", ("admin", "bureau")),
+)
+
+
+@bp.record_once
+def _csrf_settings(state: Any) -> None:
+    """Flask-WTF's CSRF tokens under the field name the console's forms use; valid as long as the
+    session (which ends on its own: console_idle_hours)."""
+    state.app.config.setdefault("WTF_CSRF_FIELD_NAME", "csrf")
+    state.app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    state.app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
+
+
 def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return str(session["csrf"])
+    return generate_csrf()  # type: ignore[no-any-return]
+
+
+@bp.before_request
+def _check_csrf_on_every_post() -> None:
+    """Every POST to the console carries the session's CSRF token (Flask-WTF), or is refused with 400."""
+    if request.method == "POST":
+        check_csrf()
 
 
 def check_csrf() -> None:
-    token = request.form.get("csrf", "")
-    if not token or not hmac.compare_digest(token, str(session.get("csrf", ""))):
+    try:
+        validate_csrf(request.form.get("csrf", ""))
+    except ValidationError:
         abort(400)
 
 
-def _signed_in() -> bool:
-    """The cookie's session is still good: same session version, still an admin, used recently."""
+def _signed_in() -> tuple[int, set[str]] | None:
+    """The cookie's session is still good (same session version, the person still has a console role,
+    used recently): the person's id and roles; None otherwise."""
     person_id, version, seen = session.get("person_id"), session.get("version"), session.get("seen")
     if not (isinstance(person_id, int) and isinstance(version, int) and isinstance(seen, int | float)):
-        return False
+        return None
     with read_db() as s:  # every page asks: never queue behind the webhook's writes
-        admin = (select(PersonRole.id).where(PersonRole.person_id == ConsoleAccount.person_id,
-                                             PersonRole.role == "admin").exists())
-        row = s.execute(select(ConsoleAccount.session_version, admin)
-                        .where(ConsoleAccount.person_id == person_id)).first()
+        rows = s.execute(select(ConsoleAccount.session_version, PersonRole.role)
+                         .outerjoin(PersonRole, (PersonRole.person_id == ConsoleAccount.person_id)
+                                    & PersonRole.role.in_(CONSOLE_ROLES))
+                         .where(ConsoleAccount.person_id == person_id)).all()
         idle_hours = int(get_setting(s, "console_idle_hours"))
     now = services().now().timestamp()
-    if row is None or row[0] != version or not row[1] or not 0 <= now - seen <= idle_hours * 3600:
-        return False
+    roles = {role for _, role in rows if role}
+    if not rows or rows[0][0] != version or not roles or not 0 <= now - seen <= idle_hours * 3600:
+        return None
     if now - seen > SEEN_EVERY:
         session["seen"] = now
-    return True
+    return person_id, roles
 
 
-def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not _signed_in():
-            session.clear()
-            return redirect(url_for("console.login", next=quote(request.path)))
-        return view(*args, **kwargs)
+def requires(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A console page for these roles, checked on every request: signed out → the sign-in page;
+    signed in without one of the roles → 403. The signed-in person is in g.person_id, g.roles."""
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            signed_in = _signed_in()
+            if signed_in is None:
+                session.clear()
+                return redirect(url_for("console.login", next=quote(request.path)))
+            g.person_id, g.roles = signed_in
+            if roles and not g.roles & set(roles):
+                abort(403)
+            return view(*args, **kwargs)
 
-    return wrapper
+        wrapper.console_roles = roles  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def actor() -> str:
+    """Who is acting, as the audit log writes it: the signed-in person's name."""
+    return str(session.get("name", ""))
+
+
+def nav_for(roles: set[str]) -> list[NavItem]:
+    """The areas these roles see, in the navigation's order, among those whose pages exist."""
+    return [item for item in NAV if item.endpoint in current_app.view_functions and roles & set(item.roles)]
+
+
+def home_for(roles: set[str]) -> str:
+    """Where a person lands after signing in: their first area."""
+    items = nav_for(roles)
+    return url_for(items[0].endpoint) if items else url_for("console.account")
 
 
 @bp.app_context_processor
 def _template_helpers() -> dict[str, Any]:
-    return {"csrf_token": csrf_token, "status_names": STATUS_NAMES, "role_names": ROLE_NAMES}
+    roles: set[str] = g.get("roles", set())
+    return {"csrf_token": csrf_token, "status_names": STATUS_NAMES, "role_names": ROLE_NAMES,
+            "nav": nav_for(roles) if roles else [], "may_change": bool(roles - {READ_ONLY})}
 
 
 @bp.app_template_filter("local")

@@ -10,10 +10,10 @@ from flask import abort, flash, redirect, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from bot.audit import record
 from bot.console import base
-from bot.console.base import MAX_ID, bp, check_csrf
-from bot.console.pending import actor, record, requires, signed_in_person
-from bot.console.refusal import field
+from bot.console.acting import field, signed_in_person
+from bot.console.base import MAX_ID, actor, bp, check_csrf, requires
 from bot.outbox import Outbox
 from handlers.bus import acknowledge_route, all_routes, riders
 from models import Student
@@ -25,7 +25,7 @@ LEAVE_TRIPS = {MORNING: "上学", AFTERNOON: "放学", "all": "全天"}
 
 
 @bp.get("/bus")
-@requires("admin")
+@requires("admin", "bureau")
 def bus() -> str:
     services = base.services()
     day = services.now().astimezone(services.settings.tz).date()
@@ -69,7 +69,7 @@ def acknowledge_bus_alarm(route_id: int) -> Any:
         person = signed_in_person(db)
         result = acknowledge_route(db, Outbox(db, services.settings, now), route, person, note, now,
                                    services.settings.tz)
-        record(db, actor(), "bus_alarm_acknowledge", route.label, note)
+        record(db, actor(), "bus_alarm_acknowledge", route.label, note, at=base.services().now())
     flash(result)
     return redirect(url_for("console.bus"))
 

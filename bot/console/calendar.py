@@ -11,10 +11,10 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import delete, select
 
+from bot.audit import record
 from bot.console import base
-from bot.console.base import MAX_ID, bp, check_csrf, month_asked
-from bot.console.pending import actor, record, requires
-from bot.console.refusal import field, refuse
+from bot.console.acting import field, refuse
+from bot.console.base import MAX_ID, actor, bp, check_csrf, month_asked, requires
 from bot.school import Calendar
 from bot.text import month_key, month_span
 from models import CalendarDay, Drill, FireCheck, SafetyTopic
@@ -51,7 +51,7 @@ def _date(text: str) -> date:
 
 
 @bp.get("/calendar")
-@requires("admin")
+@requires("admin", "bureau")
 def calendar() -> str:
     services = base.services()
     today = services.now().astimezone(services.settings.tz).date()
@@ -102,7 +102,7 @@ def mark_days() -> Any:
                 db.execute(delete(CalendarDay).where(CalendarDay.day == day, CalendarDay.kind == kind))
                 db.add(CalendarDay(day=day, kind=kind, note=note))
             text = DAYS_MARKED.format(**span, kind=KIND_NAMES[kind])
-        record(db, actor(), "calendar_mark", span["first"] + span["last"], text + (f" 备注：{note}" if note else ""))
+        record(db, actor(), "calendar_mark", span["first"] + span["last"], text + (f" 备注：{note}" if note else ""), at=base.services().now())
     flash(text)
     return redirect(url_for("console.calendar", month=month_key(first)))
 
@@ -133,7 +133,7 @@ def plan_drill() -> Any:
         else:
             existing.at, existing.scope = at, scope
             text = DRILL_EXISTS.format(**words)
-        record(db, actor(), "drill_plan", f"{day:%Y-%m-%d} {kind}", text)
+        record(db, actor(), "drill_plan", f"{day:%Y-%m-%d} {kind}", text, at=base.services().now())
     flash(text)
     return redirect(url_for("console.calendar", month=month_key(day)))
 
@@ -149,7 +149,7 @@ def delete_drill(drill_id: int) -> Any:
         words = {"day": f"{drill.day:%Y-%m-%d}", "kind": drill.kind}
         if drill.logged_at is not None:
             refuse(DRILL_LOGGED_KEPT.format(**words))
-        record(db, actor(), "drill_delete", f"{words['day']} {drill.kind}", DRILL_DELETED.format(**words))
+        record(db, actor(), "drill_delete", f"{words['day']} {drill.kind}", DRILL_DELETED.format(**words), at=base.services().now())
         db.delete(drill)
         month = month_key(drill.day)
     flash(DRILL_DELETED.format(**words))
@@ -173,7 +173,7 @@ def save_topic() -> Any:
             db.add(SafetyTopic(month=number, topics=topics, activities=activities))
         else:
             row.topics, row.activities = topics, activities
-        record(db, actor(), "safety_topic", f"{number}月", f"专题：{topics}；活动：{activities}")
+        record(db, actor(), "safety_topic", f"{number}月", f"专题：{topics}；活动：{activities}", at=base.services().now())
     flash(TOPIC_SAVED.format(month=number))
     return redirect(url_for("console.calendar", month=request.form.get("back", "")) if
                     request.form.get("back", "") else url_for("console.calendar"))

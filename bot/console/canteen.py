@@ -10,10 +10,10 @@ from typing import Any
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from bot.audit import record
 from bot.console import base
-from bot.console.base import MAX_ID, bp, check_csrf, login_required, month_asked, send_photo
-from bot.console.pending import actor, record, requires, signed_in_person
-from bot.console.refusal import field, refuse
+from bot.console.acting import field, refuse, signed_in_person
+from bot.console.base import MAX_ID, actor, bp, check_csrf, month_asked, requires, send_photo
 from bot.outbox import Outbox
 from bot.text import month_key, month_span
 from bot.wechat.gateway import sniff_image
@@ -56,7 +56,7 @@ WEEKDAY_NAMES = ("周一", "周二", "周三", "周四", "周五", "周六", "�
 
 
 @bp.get("/canteen")
-@login_required
+@requires("admin", "canteen", "bureau")
 def canteen() -> str:
     """A month's canteen feedback, newest first, with its photos, food-safety words and replies; the
     month's survey answers (every one, with the averages of those that count) and 陪餐 records."""
@@ -79,7 +79,7 @@ def canteen() -> str:
 
 
 @bp.get(f"/canteen-photos/<int(max={MAX_ID}):photo_id>")
-@login_required
+@requires("admin", "canteen", "bureau")
 def canteen_photo(photo_id: int) -> Response:
     return send_photo(FeedbackPhoto, photo_id)
 
@@ -187,7 +187,7 @@ def save_menu_grid() -> Any:
             text = MENU_SAVED.format(key=key, count=count)
             if found is not None and found.published:
                 text += MENU_SAVED_PUBLISHED
-            record(db, actor(), "menu_edit", key, "；".join(f"{r.day:%m-%d}{r.meal}：{r.dishes}" for r in rows))
+            record(db, actor(), "menu_edit", key, "；".join(f"{r.day:%m-%d}{r.meal}：{r.dishes}" for r in rows), at=base.services().now())
     flash(text)
     return redirect(url_for("console.menu", week=key))
 
@@ -208,7 +208,7 @@ def publish_menu() -> Any:
             refuse(PUBLISH_NONE.format(which=f"{which}（{week_key(year, week)}）" if which else week_key(year, week)))
         text = publish_week(db, found, signed_in_person(db), now, services.settings,
                             Outbox(db, services.settings, now), which)
-        record(db, actor(), "menu_publish", found.key, text)
+        record(db, actor(), "menu_publish", found.key, text, at=base.services().now())
     flash(text)
     return redirect(url_for("console.menu", week=week_key(year, week)))
 
@@ -229,7 +229,7 @@ def reply_to_feedback(number: int) -> Any:
             abort(404)
         result = reply_feedback(db, Outbox(db, services.settings, now), feedback, signed_in_person(db), text, now,
                                 services.settings.tz)
-        record(db, actor(), "canteen_reply", feedback.code, text)
+        record(db, actor(), "canteen_reply", feedback.code, text, at=base.services().now())
         month = month_key(feedback.day)
     flash(result)
     return redirect(url_for("console.canteen", month=month))

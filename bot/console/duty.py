@@ -10,10 +10,10 @@ from typing import Any
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from bot.audit import record
 from bot.console import base
-from bot.console.base import MAX_ID, bp, check_csrf, month_asked
-from bot.console.pending import actor, record, requires
-from bot.console.refusal import field, refuse
+from bot.console.acting import field, refuse
+from bot.console.base import MAX_ID, actor, bp, check_csrf, month_asked, requires
 from bot.people import PersonNotFound, resolve_person
 from bot.school import duty_slots
 from bot.text import month_key, month_span
@@ -42,7 +42,7 @@ def _cell(weekday: int, slot: int, post_id: int) -> str:
 
 
 @bp.get("/duty")
-@requires("admin")
+@requires("admin", "bureau")
 def duty() -> str:
     services = base.services()
     tz = services.settings.tz
@@ -115,7 +115,7 @@ def save_roster() -> Any:
                 post_name = next(p.name for p in posts if p.id == key[2])
                 changes.append(f"{WEEKDAYS[key[0]]}{key[1]}{post_name}：{before}→{person.name}")
         if changes:
-            record(db, actor(), "duty_roster", "值日表", "；".join(changes))
+            record(db, actor(), "duty_roster", "值日表", "；".join(changes), at=base.services().now())
     flash(ROSTER_SAVED.format(count=len(changes)) if changes else ROSTER_SAME)
     return redirect(url_for("console.duty"))
 
@@ -161,7 +161,7 @@ def add_override() -> Any:
         else:
             over.person, over.note = person, note
         text = OVERRIDE_SAVED.format(day=f"{day:%Y-%m-%d}", slot=slot, post=post.name, name=person.name)
-        record(db, actor(), "duty_override", f"{day:%Y-%m-%d} {slot} {post.name}", text)
+        record(db, actor(), "duty_override", f"{day:%Y-%m-%d} {slot} {post.name}", text, at=base.services().now())
     flash(text)
     return redirect(url_for("console.duty"))
 
@@ -179,14 +179,14 @@ def delete_override(override_id: int) -> Any:
         if over.day < today:
             refuse(PAST_DAY.format(day=f"{over.day:%Y-%m-%d}"))
         text = OVERRIDE_REMOVED.format(day=f"{over.day:%Y-%m-%d}", slot=over.slot, post=over.post.name)
-        record(db, actor(), "duty_override_delete", f"{over.day:%Y-%m-%d} {over.slot} {over.post.name}", text)
+        record(db, actor(), "duty_override_delete", f"{over.day:%Y-%m-%d} {over.slot} {over.post.name}", text, at=base.services().now())
         db.delete(over)
     flash(text)
     return redirect(url_for("console.duty"))
 
 
 @bp.get(f"/duty/posts/<int(max={MAX_ID}):post_id>/qr.svg")
-@requires("admin")
+@requires("admin", "bureau")
 def post_qr(post_id: int) -> Response:
     """The post's check-in code as an SVG (the code WeChat made for it, drawn here: no outside image)."""
     from reportlab.graphics import renderSVG

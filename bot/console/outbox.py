@@ -17,10 +17,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from bot.audit import record
 from bot.console import base
-from bot.console.base import MAX_ID, bp, check_csrf
-from bot.console.pending import actor, record, requires
-from bot.console.refusal import field, refuse
+from bot.console.acting import field, refuse
+from bot.console.base import MAX_ID, actor, bp, check_csrf, requires
 from bot.outbox import KIND_NAMES, Notice, Outbox, kind_name, quiet_until, requeue, short_reason, told
 from bot.people import PersonNotFound, resolve_person
 from bot.school import people_with_role
@@ -117,7 +117,7 @@ def retry_delivery(delivery_id: int) -> Any:
         if delivery.openid.startswith("person:"):
             refuse(NO_RETRY)
         requeue(delivery, base.services().now())
-        record(db, actor(), "outbox_retry", f"投递 {delivery_id}", kind_name(delivery.push.kind))
+        record(db, actor(), "outbox_retry", f"投递 {delivery_id}", kind_name(delivery.push.kind), at=base.services().now())
     flash(RETRIED.format(id=delivery_id))
     return redirect(request.form.get("back", "") if request.form.get("back", "").startswith("/admin/outbox")
                     else url_for("console.outbox"))
@@ -200,7 +200,7 @@ def compose() -> Any:
                 preview = _preview(db, people, form["text"], notice)
                 return render_template("admin/compose.html", form=form, preview=preview, audiences=AUDIENCES,
                                        quiet=quiet_until(now, services.settings), shown=SHOWN_NAMES, who=who)
-            record(db, actor(), "notice_send", who, form["text"])
+            record(db, actor(), "notice_send", who, form["text"], at=base.services().now())
             db.commit()
         finally:
             if db.in_transaction():

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from bot.console import base
-from bot.console.base import _CONTROL, MAX_ID, bp, login_required, send_photo
+from bot.console.base import _CONTROL, MAX_ID, bp, requires, send_photo
 from bot.places import find_asset
 from handlers.repair import describe
 from models import Asset, RepairTicket, TicketPhoto
@@ -15,7 +15,7 @@ from models.repair import ACTIVE, STATUS_NAMES
 
 
 @bp.get("/repairs")
-@login_required
+@requires("admin", "staff", "bureau")
 def repairs() -> str:
     status = request.args.get("status", "active")
     if status not in ("active", "all", *STATUS_NAMES):
@@ -31,7 +31,7 @@ def repairs() -> str:
 
 
 @bp.get("/repairs/<code>")
-@login_required
+@requires("admin", "staff", "bureau")
 def ticket(code: str) -> str:
     number = base.number(code.upper().removeprefix("R"))
     if number is None:
@@ -44,7 +44,7 @@ def ticket(code: str) -> str:
 
 
 @bp.get("/assets")
-@login_required
+@requires("admin", "staff", "bureau")
 def assets() -> str:
     """Every registered asset with how often it was repaired and when last, most-repaired first."""
     repaired = (select(RepairTicket.asset_id, func.count().label("tickets"),
@@ -59,7 +59,7 @@ def assets() -> str:
 
 
 @bp.get("/assets/<path:code>")
-@login_required
+@requires("admin", "staff", "bureau")
 def asset(code: str) -> str:
     if _CONTROL.search(code):
         abort(404)
@@ -73,6 +73,6 @@ def asset(code: str) -> str:
 
 
 @bp.get(f"/photos/<int(max={MAX_ID}):photo_id>")
-@login_required
+@requires("admin", "staff", "bureau")
 def photo(photo_id: int) -> Response:
     return send_photo(TicketPhoto, photo_id)

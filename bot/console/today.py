@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, redirect, render_template, request, session, url_for
+from typing import Any
+
+from flask import Response, abort, g, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
 
 from bot.console import base
-from bot.console.base import bp, check_csrf, login_required
+from bot.console.base import bp, home_for, requires
 from bot.outbox import kind_name, short_reason, template_warning
 from bot.text import day_bounds, day_label
 from models import BusTrip, Delivery, DutyShift, InboundMessage, RepairTicket
@@ -17,8 +19,11 @@ ALERTS_SHOWN = 50
 
 
 @bp.get("/")
-@login_required
-def overview() -> str:
+@requires()
+def overview() -> Any:
+    """今日, for the office (admin, bureau); anyone else lands on their own first area."""
+    if not g.roles & {"admin", "bureau"}:
+        return redirect(home_for(g.roles))
     services = base.services()
     day = services.now().astimezone(services.settings.tz).date()
     start, end = day_bounds(day, services.settings.tz)
@@ -45,10 +50,9 @@ def overview() -> str:
 
 
 @bp.post("/alerts/acknowledge")
-@login_required
+@requires("admin")
 def acknowledge_alerts() -> Response:
     """An admin has seen who could not be reached (one alert, or all of them): the banner drops them."""
-    check_csrf()
     wanted = request.form.get("alert", "")
     alert_id = base.number(wanted)
     if wanted and alert_id is None:
