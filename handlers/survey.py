@@ -55,7 +55,7 @@ HELP = "后勤问卷 — 填写后勤工作满意度测评（匿名）"
 INTRO = ("【后勤工作满意度测评】匿名填写，共{n}项，后勤处只看到汇总。每项回复 1-5："
          "5 非常满意、4 满意、3 一般、2 不满意、1 非常不满意，可附意见（例：4 午餐可以再热一点）；"
          "也可一次回复全部，例如「{example}」。不了解的项目回复「跳过」。")
-ASK = "第{n}/{total}项：{item}，请回复 1-5。"
+ASK = "第{index}/{total}项：{item}，请回复 1-5。"
 BAD = "没有看懂。请回复 1-5（5 非常满意 … 1 非常不满意），可附意见；不了解请回复「跳过」。"
 DONE = "测评已提交，谢谢！你的回答是匿名的，后勤处只看到汇总。"
 ALREADY = "你已经完成了本次后勤满意度测评，谢谢！"
@@ -159,7 +159,7 @@ def next_question(survey_: OfficeSurvey, person: Person, row: OfficeSurveyTaker 
     done = row.answered if row is not None else 0
     if done >= len(items):
         return None
-    return ASK.format(n=done + 1, total=len(items), item=items[done])
+    return ASK.format(index=done + 1, total=len(items), item=items[done])
 
 
 def _answer(msg: Incoming, ctx: Context, survey_: OfficeSurvey, text: str, kept: str) -> Reply:
@@ -248,7 +248,7 @@ def start_survey(db: Session, outbox: Outbox, *, days: int = DEFAULT_DAYS, items
     for group, members in ((staff, survey_.item_list), (parents, survey_.parent_item_list)):
         if group and members:
             outbox.notify(group, "office_survey", PUSH.format(n=len(members), example=example(len(members)),
-                                                              total=len(members), item=members[0]),
+                                                              index=1, total=len(members), item=members[0]),
                           fields={"period": period})
             open_conversation(db, group, survey.name, Step.ANSWER, {"survey": survey_.id},
                               datetime.combine(survey_.closes_on + timedelta(days=1), datetime.min.time(),
@@ -275,7 +275,7 @@ def remind(db: Session, outbox: Outbox, survey_: OfficeSurvey) -> str:
     day = f"{survey_.closes_on.month}月{survey_.closes_on.day}日"
     expires = datetime.combine(survey_.closes_on + timedelta(days=1), datetime.min.time(), tzinfo=outbox.settings.tz)
     for person, items, done in waiting:
-        outbox.notify(person, "office_survey", REMIND.format(day=day, left=len(items) - done, n=done + 1,
+        outbox.notify(person, "office_survey", REMIND.format(day=day, left=len(items) - done, index=done + 1,
                                                               total=len(items), item=items[done]),
                       fields={"period": survey_.period})
         open_conversation(db, [person], survey.name, Step.ANSWER, {"survey": survey_.id}, expires, outbox.now)
