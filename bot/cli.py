@@ -18,7 +18,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from bot import click_zh
+from bot import cli_voice, click_zh
 from bot.audit import cli_actor, record
 from bot.config import (
     ConfigError,
@@ -1086,6 +1086,9 @@ def console_password(words: tuple[str, ...], password: str) -> None:
         except ValueError as exc:
             raise CliError(str(exc)) from exc
     click.echo(f"{name} 可以登录控制台了：/admin")
+
+
+cli_voice.register(main, export)  # houqin notices | survey, export notices | suggestions (issue 19)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,6 +34,16 @@ from models.outbox import AccessToken, Delivery, DeliveryAlert, Push
 from models.repair import Asset, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
+from models.voice import (
+    Notice,
+    NoticeRecipient,
+    OfficeSurvey,
+    OfficeSurveyComment,
+    OfficeSurveyTaker,
+    OfficeSurveyTally,
+    Suggestion,
+    SuggestionReply,
+)
 from models.wechat import WeChatMenu
 
 __all__ = [
@@ -77,7 +87,13 @@ __all__ = [
     "JobRun",
     "MenuItem",
     "MenuWeek",
+    "Notice",
+    "NoticeRecipient",
     "NumberSeries",
+    "OfficeSurvey",
+    "OfficeSurveyComment",
+    "OfficeSurveyTaker",
+    "OfficeSurveyTally",
     "ParentLink",
     "Person",
     "PersonRole",
@@ -89,6 +105,8 @@ __all__ = [
     "SchoolSetting",
     "SeenNonce",
     "Student",
+    "Suggestion",
+    "SuggestionReply",
     "SurveyResponse",
     "SurveyRound",
     "TicketEvent",

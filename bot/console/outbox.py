@@ -3,9 +3,8 @@ failed delivery, and composing a 通知 to a group with a preview of exactly wha
 will get. The preview queues the notice in a transaction that is rolled back, so it is what 发送 does:
 the same channels, the same quiet hours, the same people who cannot be reached.
 
-The notices engine with confirmations (wave2-voice, handlers/notices.py) is not merged yet: 发送 here
-queues one `office_notice` push through the outbox. When that engine lands, `_queue_notice` is the one
-place to call it instead."""
+A notice is sent through the notices engine (handlers.notices.send_notice): it gets its N<n>, its page
+and, when asked, its 回执, exactly as 「发通知」 from the chat or `houqin notices`."""
 
 from __future__ import annotations
 
@@ -19,14 +18,23 @@ from sqlalchemy.orm import Session
 
 from bot.audit import record
 from bot.console import base
-from bot.console.acting import field, refuse
+from bot.console.acting import field, refuse, signed_in_person
 from bot.console.base import MAX_ID, actor, bp, check_csrf, requires
-from bot.outbox import KIND_NAMES, Notice, Outbox, kind_name, quiet_until, requeue, short_reason, told
-from bot.people import PersonNotFound, resolve_person
-from bot.school import people_with_role
+from bot.outbox import KIND_NAMES, Outbox, kind_name, quiet_until, requeue, short_reason
 from bot.text import day_bounds
 from bot.worker import custom_text
-from models import Delivery, ParentLink, Person, Push, Student
+from handlers.notices import (
+    ALL_PARENTS,
+    EVERY_STAFF,
+    NOTICE_KIND,
+    STAFF,
+    TEACHERS,
+    AudienceError,
+    Sent,
+    resolve_audience,
+    send_notice,
+)
+from models import Delivery, Person, Push
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
 DELIVERY_STATUSES = (PENDING, SENDING, SENT, FAILED, UNDELIVERABLE)
@@ -34,21 +42,21 @@ DELIVERY_STATUSES = (PENDING, SENDING, SENT, FAILED, UNDELIVERABLE)
 DELIVERY_STATUS_NAMES = {PENDING: "待发送", SENDING: "发送中", SENT: "已送达", FAILED: "失败", UNDELIVERABLE: "无法送达"}
 CHANNEL_NAMES = {"template": "模板消息", "custom": "客服消息"}
 PAGE_SIZE = 50
-NOTICE_KIND = "office_notice"
-TEXT_LIMIT = 600
+TEXT_LIMIT = 1000
+TITLE_LIMIT = 100
 NAME_LIMIT = 64
 RETRIED = "投递 {id} 已重新排队。"
 NO_RETRY = "这条投递没有可以重发的微信账号（对方未绑定或已取消关注）。"
 BAD_DAY = "日期「{value}」不对：请写成 2026-11-24。"
-AUDIENCES = {"parents": "全体家长", "class": "某班家长", "teachers": "全体教师", "staff": "后勤职工", "person": "某个人"}
+AUDIENCES = {"parents": "全体家长", "class": "某班家长", "teachers": "全体教师", "staff": "后勤人员",
+             "everyone": "全体教职工", "person": "某个人"}
+AUDIENCE_WORDS = {"parents": ALL_PARENTS[0], "teachers": TEACHERS[0], "staff": STAFF[0], "everyone": EVERY_STAFF[0]}
 NO_AUDIENCE = "请选择发给谁。"
 NO_CLASS = "请填写班级，例如：三(2)班。"
-EMPTY_CLASS = "「{name}」没有已登记的家长。"
 NO_PERSON = "请填写收件人姓名。"
-NO_TEXT = "请填写通知内容。"
-NOBODY_THERE = "这个范围里没有人。"
-SENT_DONE = "通知已发出（{count} 人）：{told}"
-HELD = "现在是夜间免打扰时段，家长将在 {at} 后收到。"
+NO_TITLE = "请填写通知标题。"
+NOBODY_REACHED = "这个范围里没有人。"
+SENT_DONE = "通知 {code} 已发出（{count} 人）：{told}"
 SHOWN_NAMES = 30
 
 
@@ -124,89 +132,92 @@ def retry_delivery(delivery_id: int) -> Any:
 
 
 # -- 发通知 ----------------------------------------------------------------------------------------
-def _audience(db: Session, form: dict[str, str]) -> tuple[list[Person], str]:
-    """The people the form names, and how the audit log and the page say who they are."""
-    audience = form.get("audience", "")
+def _audience_words(form: dict[str, str]) -> str:
+    """The form's choice as the notices engine's audience words (handlers.notices.resolve_audience)."""
+    audience = form["audience"]
     if audience not in AUDIENCES:
         refuse(NO_AUDIENCE)
     if audience == "class":
-        name = form.get("class_name", "")
-        if not name:
+        if not form["class_name"]:
             refuse(NO_CLASS)
-        people = list(db.scalars(select(Person).join(ParentLink, ParentLink.person_id == Person.id)
-                                 .join(Student).where(Student.class_name == name).order_by(Person.name)).unique())
-        if not people:
-            refuse(EMPTY_CLASS.format(name=name))
-        return people, f"{name}家长"
+        return f"{form['class_name']}家长"
     if audience == "person":
-        name = form.get("person", "")
-        if not name:
+        if not form["person"]:
             refuse(NO_PERSON)
-        try:
-            person = resolve_person(db, name)
-        except PersonNotFound as exc:
-            refuse(exc.message)
-        return [person], person.name
-    role = {"parents": "parent", "teachers": "teacher", "staff": "staff"}[audience]
-    people = people_with_role(db, role)
-    if not people:
-        refuse(NOBODY_THERE)
-    return people, AUDIENCES[audience]
+        return form["person"]
+    return AUDIENCE_WORDS[audience]
 
 
 def _form() -> dict[str, str]:
     return {"audience": field("audience", "发给", 16), "class_name": field("class_name", "班级", NAME_LIMIT),
-            "person": field("person", "收件人", NAME_LIMIT), "text": field("text", "通知内容", TEXT_LIMIT, lines=True)}
+            "person": field("person", "收件人", NAME_LIMIT), "title": field("title", "标题", TITLE_LIMIT),
+            "body": field("body", "通知内容", TEXT_LIMIT, lines=True),
+            "confirm": "1" if request.form.get("confirm") else ""}
 
 
-def _queue_notice(db: Session, people: list[Person], text: str, now: datetime) -> Notice:
-    return Outbox(db, base.services().settings, now).notify(people, NOTICE_KIND, text, escalate=False)
-
-
-def _preview(db: Session, people: list[Person], text: str, notice: Notice) -> Preview:
+def _preview(db: Session, sent: Sent, now: datetime) -> Preview:
+    """What the queued notice's deliveries say each recipient's channel will do."""
     settings = base.services().settings
-    push = notice.push
-    assert push is not None
-    template = settings.templates.get(NOTICE_KIND)
+    push = db.get(Push, sent.notice.push_id) if sent.notice.push_id is not None else None
+    if push is None:
+        refuse(NOBODY_REACHED)
+    template = settings.templates.get(push.kind)
     channel = CHANNEL_NAMES["template" if template is not None else "custom"]
-    names = {p.id: p.name for p in people}
+    names = {r.person_id: r.name for r in sent.notice.recipients}
+    reached: dict[int, str] = {}
     unreached: dict[str, list[str]] = {}
-    for person, reason in notice.unreached:
-        unreached.setdefault(short_reason(reason), []).append(person.name)
-    return Preview(len(people), {channel: [names[p.id] for p in notice.reached]}, unreached, notice.held_until,
+    held = None
+    for delivery in push.deliveries:
+        name = names.get(delivery.person_id, delivery.openid)
+        if delivery.status == UNDELIVERABLE:
+            continue
+        reached.setdefault(delivery.person_id or 0, name)
+        if delivery.next_attempt_at > now:
+            held = delivery.next_attempt_at
+    for delivery in push.deliveries:
+        if delivery.status == UNDELIVERABLE and (delivery.person_id or 0) not in reached:
+            unreached.setdefault(short_reason(delivery.last_error or ""), []).append(
+                names.get(delivery.person_id, delivery.openid))
+    unreached = {reason: list(dict.fromkeys(people)) for reason, people in unreached.items()}
+    return Preview(len(sent.notice.recipients), {channel: list(reached.values())}, unreached, held,
                    template.render(push.fields or {}) if template is not None else None, custom_text(push, settings))
 
 
 @bp.route("/outbox/compose", methods=["GET", "POST"])
 @requires("admin")
 def compose() -> Any:
-    """GET: the form. POST 预览: what each channel will send, to whom; POST 发送: queue it."""
+    """GET: the form. POST 预览: what each channel will send, to whom (the notice is queued in a
+    transaction rolled back); POST 发送: the same, committed — notice N<n> with its 回执 when asked."""
     services = base.services()
     now = services.now()
+    quiet = quiet_until(now, services.settings)
     if request.method == "GET":
-        return render_template("admin/compose.html", form={}, preview=None, audiences=AUDIENCES,
-                               quiet=quiet_until(now, services.settings), shown=SHOWN_NAMES)
+        return render_template("admin/compose.html", form={"confirm": "1"}, preview=None, audiences=AUDIENCES,
+                               quiet=quiet, shown=SHOWN_NAMES)
     check_csrf()
     form = _form()
-    if not form["text"]:
-        refuse(NO_TEXT)
+    if not form["title"]:
+        refuse(NO_TITLE)
+    words = _audience_words(form)
     sending = request.form.get("action") == "send"
     with base.db() as db:
         db.begin()
         try:
-            people, who = _audience(db, form)
-            notice = _queue_notice(db, people, form["text"], now)
+            try:
+                audience = resolve_audience(db, words)
+            except AudienceError as exc:
+                refuse(str(exc))
+            sent = send_notice(db, Outbox(db, services.settings, now), signed_in_person(db), audience,
+                               form["title"], form["body"], confirm=bool(form["confirm"]))
             if not sending:
-                preview = _preview(db, people, form["text"], notice)
-                return render_template("admin/compose.html", form=form, preview=preview, audiences=AUDIENCES,
-                                       quiet=quiet_until(now, services.settings), shown=SHOWN_NAMES, who=who)
-            record(db, actor(), "notice_send", who, form["text"], at=base.services().now())
+                return render_template("admin/compose.html", form=form, preview=_preview(db, sent, now),
+                                       audiences=AUDIENCES, quiet=quiet, shown=SHOWN_NAMES, who=audience.label)
+            record(db, actor(), "notice_send", f"{sent.notice.code} {audience.label}",
+                   f"{form['title']}\n{form['body']}", at=now)
+            code, count, told = sent.notice.code, len(audience.people), sent.told
             db.commit()
         finally:
             if db.in_transaction():
                 db.rollback()  # a preview (or a refusal) leaves nothing behind
-    result = SENT_DONE.format(count=len(people), told=told(notice))
-    if notice.held_until is not None:
-        result += HELD.format(at=f"{notice.held_until.astimezone(services.settings.tz):%m-%d %H:%M}")
-    flash(result)
+    flash(SENT_DONE.format(code=code, count=count, told=told))
     return redirect(url_for("console.outbox", kind=NOTICE_KIND))
