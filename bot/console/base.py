@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
@@ -30,11 +31,12 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
+from bot.engine import Context, Incoming, Sender
 from bot.school import get_setting
 from bot.services import Services
-from bot.text import local_naive, month_span
+from bot.text import local_naive, month_span, normalize, tidy
 from bot.wechat.gateway import sniff_image
-from models import DownloadedPhoto, PersonRole
+from models import DownloadedPhoto, Person, PersonRole
 from models.console import ConsoleAccount
 from models.identity import ROLE_NAMES
 from models.repair import STATUS_NAMES
@@ -49,6 +51,7 @@ ERRORS = {
     403: ("不能访问", "没有权限访问这个页面。"),
     404: ("没有找到", "没有找到这个页面或记录，请核对链接。"),
     405: ("请求有误", "这个页面不接受这种请求。"),
+    410: ("已失效", "这个链接或页面已失效，请回到控制台重新操作。"),
     413: ("内容太大", "提交的内容太大。"),
     429: ("请稍后再试", LOCKED),
     500: ("出错了", "控制台出错了，请稍后再试；问题已记入日志。"),
@@ -258,3 +261,44 @@ def send_photo(model: type[DownloadedPhoto], photo_id: int) -> Response:
         res = send_file(Path(path), mimetype=image_type)
         res.headers["X-Content-Type-Options"] = "nosniff"
         return res
+
+
+# -- acting as the signed-in person through the chat's own functions -------------------------------------
+@dataclass
+class ConsoleContext(Context):
+    """A handler's Context for a change made from the console: the signed-in person acts, in the
+    page's transaction, and the handler queues the same pushes as when they send the command."""
+
+    acting: Person | None = None
+
+    @property
+    def person(self) -> Person | None:
+        return self.acting
+
+    @property
+    def person_id(self) -> int | None:
+        return self.acting.id if self.acting else None
+
+    @property
+    def roles(self) -> set[str]:
+        return self.acting.role_set if self.acting else set()
+
+
+def acting_person(s: Session) -> Person:
+    person = s.get(Person, g.person_id)
+    if person is None:
+        abort(403)
+    return person
+
+
+def chat_context(s: Session, person: Person) -> ConsoleContext:
+    svc = services()
+    return ConsoleContext(conn=s.connection(), sender=Sender(f"console:{person.id}", known=True, person_id=person.id,
+                                                             roles=frozenset(person.role_set)),
+                          now=svc.now(), settings=svc.settings, open_session=lambda: s, acting=person)
+
+
+def as_command(text: str) -> Incoming:
+    """`text` as if the person had sent it in the chat (for the handler that answers that command)."""
+    return Incoming(openid="console", account="", msg_type="text", create_time=0, text=normalize(text),
+                    original=tidy(text))
