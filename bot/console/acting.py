@@ -1,15 +1,13 @@
 """What the pages that act share: a form's refusal (the page's own Chinese sentence with a 400, and
-nothing changed), its fields read and checked, and the signed-in person who acts."""
+nothing changed), its fields read and checked."""
 
 from __future__ import annotations
 
 from typing import NoReturn
 
-from flask import abort, g, make_response, render_template, request
-from sqlalchemy.orm import Session
+from flask import abort, make_response, render_template, request
 
 from bot.console.base import _CONTROL
-from models import Person
 
 BAD_REQUEST = "请求有误"
 TOO_LONG = "「{label}」太长了：最多 {limit} 个字。"
@@ -32,8 +30,3 @@ def field(name: str, label: str, limit: int, form: dict[str, str] | None = None,
     return value
 
 
-
-def signed_in_person(db: Session) -> Person | None:
-    """The person signed in for this request (base.requires put their id in g)."""
-    person_id = g.get("person_id")
-    return db.get(Person, person_id) if isinstance(person_id, int) else None

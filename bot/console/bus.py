@@ -12,8 +12,8 @@ from sqlalchemy.orm import selectinload
 
 from bot.audit import record
 from bot.console import base
-from bot.console.acting import field, signed_in_person
-from bot.console.base import MAX_ID, actor, bp, check_csrf, requires
+from bot.console.acting import field
+from bot.console.base import MAX_ID, acting_person, actor, bp, check_csrf, requires
 from bot.outbox import Outbox
 from handlers.bus import acknowledge_route, all_routes, riders
 from models import Student
@@ -56,7 +56,7 @@ def bus() -> str:
 
 @bp.post(f"/bus/routes/<int(max={MAX_ID}):route_id>/acknowledge")
 @requires("admin")
-def acknowledge_bus_alarm(route_id: int) -> Any:
+def acknowledge_route_alarms(route_id: int) -> Any:
     """确认 a route's open alarms with what was found, exactly as 「确认 N号线 情况」 in the chat does."""
     check_csrf()
     note = field("note", "检查情况", NOTE_LIMIT, lines=True)
@@ -66,7 +66,7 @@ def acknowledge_bus_alarm(route_id: int) -> Any:
         route = db.get(BusRoute, route_id)
         if route is None:
             abort(404)
-        person = signed_in_person(db)
+        person = acting_person(db)
         result = acknowledge_route(db, Outbox(db, services.settings, now), route, person, note, now,
                                    services.settings.tz)
         record(db, actor(), "bus_alarm_acknowledge", route.label, note, at=base.services().now())

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from bot.audit import record
 from bot.console import base
-from bot.console.acting import field, refuse, signed_in_person
-from bot.console.base import MAX_ID, actor, bp, check_csrf, month_asked, requires, send_photo
+from bot.console.acting import field, refuse
+from bot.console.base import MAX_ID, acting_person, actor, bp, check_csrf, month_asked, requires, send_photo
 from bot.outbox import Outbox
 from bot.text import month_key, month_span
 from bot.wechat.gateway import sniff_image
@@ -206,7 +206,7 @@ def publish_menu() -> Any:
         found = find_week(db, year, week)
         if found is None or not found.items:
             refuse(PUBLISH_NONE.format(which=f"{which}（{week_key(year, week)}）" if which else week_key(year, week)))
-        text = publish_week(db, found, signed_in_person(db), now, services.settings,
+        text = publish_week(db, found, acting_person(db), now, services.settings,
                             Outbox(db, services.settings, now), which)
         record(db, actor(), "menu_publish", found.key, text, at=base.services().now())
     flash(text)
@@ -227,7 +227,7 @@ def reply_to_feedback(number: int) -> Any:
         feedback = db.scalar(select(CanteenFeedback).where(CanteenFeedback.number == number))
         if feedback is None:
             abort(404)
-        result = reply_feedback(db, Outbox(db, services.settings, now), feedback, signed_in_person(db), text, now,
+        result = reply_feedback(db, Outbox(db, services.settings, now), feedback, acting_person(db), text, now,
                                 services.settings.tz)
         record(db, actor(), "canteen_reply", feedback.code, text, at=base.services().now())
         month = month_key(feedback.day)

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from bot.audit import record
 from bot.console import base
-from bot.console.acting import field, refuse, signed_in_person
-from bot.console.base import MAX_ID, actor, bp, check_csrf, requires
+from bot.console.acting import field, refuse
+from bot.console.base import MAX_ID, acting_person, actor, bp, check_csrf, requires
 from bot.outbox import KIND_NAMES, Outbox, kind_name, quiet_until, requeue, short_reason
 from bot.text import day_bounds
 from bot.worker import custom_text
@@ -207,7 +207,7 @@ def compose() -> Any:
                 audience = resolve_audience(db, words)
             except AudienceError as exc:
                 refuse(str(exc))
-            sent = send_notice(db, Outbox(db, services.settings, now), signed_in_person(db), audience,
+            sent = send_notice(db, Outbox(db, services.settings, now), acting_person(db), audience,
                                form["title"], form["body"], confirm=bool(form["confirm"]))
             if not sending:
                 return render_template("admin/compose.html", form=form, preview=_preview(db, sent, now),
