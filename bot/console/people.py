@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from wtforms import SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from bot.audit import record
@@ -48,7 +48,14 @@ SAME_PERSON = "已有同名同手机的人员：{name} {phone}。"
 ADDED_PERSON = "已添加 {name}，绑定码 {code}。"
 SAVED_PERSON = "已保存 {name}。"
 DEACTIVATED = "已停用 {name}：角色（{roles}）已取消、绑定码已作废、微信已解绑；历史记录保留。"
+NO_ROLE = "请至少选一个角色。"
 OUTCOME_NAMES = {ADDED: "新增", CHANGED: "修改", "unchanged": "未变"}
+
+
+def _some_role(form: FlaskForm, field: SelectMultipleField) -> None:
+    """At least one role (not DataRequired: its `required` flag would make the browser want every box)."""
+    if not field.data:
+        raise ValidationError(NO_ROLE)
 
 
 class PersonForm(FlaskForm):
@@ -62,7 +69,7 @@ class PersonForm(FlaskForm):
     categories = StringField("负责类别（用 ; 或 、 分隔）", validators=[Length(max=200)])
     roles = SelectMultipleField("角色", choices=[SelectChoice(r, ROLE_NAMES[r]) for r in ROLES],
                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
-                                validators=[DataRequired("请至少选一个角色。")])
+                                validators=[_some_role])
 
 
 @bp.get("/people")
