@@ -36,6 +36,16 @@ ACTION_NAMES = {
     "alert_acknowledge": "确认无法送达",
     "bus_alarm_acknowledge": "确认校车警报",
     "outbox_retry": "重发推送",
+    "menu_edit": "修改菜单",
+    "canteen_reply": "回复食堂评价",
+    "duty_roster": "修改值日表",
+    "duty_override": "调整值日",
+    "duty_override_delete": "删除值日调整",
+    "calendar_mark": "标记校历",
+    "drill_plan": "安排演练",
+    "drill_delete": "删除演练安排",
+    "safety_topic": "修改安全教育专题",
+    "notice_send": "发通知",
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from bot import click_zh
+from bot import cli_voice, click_zh
 from bot.cli_schools import SchoolGroup, chosen_school
 from bot.audit import cli_actor, record
 from bot.config import (
@@ -1169,6 +1169,7 @@ def _register_school_commands() -> None:
 
 
 _register_school_commands()
+cli_voice.register(main, export)  # houqin notices | survey, export notices | suggestions (issue 19)
 
 
 if __name__ == "__main__":  # pragma: no cover

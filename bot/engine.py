@@ -85,6 +85,9 @@ class Incoming:
     longitude: float | None = None
     label: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    # set by the engine when a private capability (an anonymous suggestion, a survey answer) takes the
+    # message: the inbox then stores that it arrived, not what it said nor what it was answered
+    private: bool = False
 
     @classmethod
     def from_wechat(cls, data: dict[str, Any]) -> Incoming:
@@ -374,6 +377,7 @@ class Conversation:
         hint: str = "",
         cues: Iterable[str] = (),
         photo_hint: str = "",
+        private: bool = False,
     ) -> None:
         self.name = name
         self.title = title
@@ -405,6 +409,7 @@ class Conversation:
         # the characters of each of its words, for finding the capability a text is nearest to
         self.word_chars = tuple(frozenset(w) for w in (*self.keywords, *self.cues) if len(w) >= 2)
         self.photo_hint = photo_hint  # what a photo sent out of the blue should be sent with
+        self.private = private  # its messages and replies are kept out of the message log (bot.inbox)
         self.cancel_answers: dict[str, Handler] = {}
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}
@@ -470,6 +475,26 @@ class Conversation:
         """Whether a sentence may be for this capability: it has no cues (it looks at everything), or
         the text holds one of them."""
         return self._cue_pattern is None or self._cue_pattern.search(text.lower()) is not None
+
+
+def open_conversation(db: Session, people: Iterable[Person], conversation: str, step: str, data: dict[str, Any],
+                      expires_at: datetime, now: datetime) -> int:
+    """Put each person's WeChat into `conversation` at `step`, so that a plain reply to a push (a survey's
+    question) answers it. Someone in the middle of another conversation is left alone (they can start it
+    with its keyword later). Returns how many WeChats were opened."""
+    opened = 0
+    for person in people:
+        for openid in person.openids:
+            state = db.get(ConversationState, openid)
+            if state is not None and state.expires_at > now:
+                continue
+            if state is None:
+                state = ConversationState(openid=openid)
+                db.add(state)
+            state.conversation, state.step, state.data = conversation, step, dict(data)
+            state.expires_at = expires_at
+            opened += 1
+    return opened
 
 
 def _hint_from_help(help: str) -> str:
@@ -629,6 +654,7 @@ class Engine:
         if refusal is not None:
             return refusal
         assert cap.entry_handler is not None, f"{cap.name} has no entry"
+        msg.private = msg.private or cap.private
         ctx.data = {}
         reply = self._run(cap, cap.entry_handler, msg, ctx, owns_state=True)
         return reply if reply is not None else Reply.silent()
@@ -656,6 +682,7 @@ class Engine:
             step = cap.steps.get(state.step) if cap else None
             if cap is not None and step is not None and not (cap.gives_way and self.is_command(text)):
                 ctx.data = dict(state.data)
+                msg.private = msg.private or cap.private  # before the step: a step's failure is logged too
                 reply = self._run(cap, step, msg, ctx, owns_state=True)
                 if reply is not None:
                     return reply

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 APOLOGY = "抱歉，系统出了点问题，你的消息已记录，后勤处会尽快处理。请稍后再试。"
 BUSY = "系统繁忙，你的消息已收到，稍后处理并回复你。"
 
+# what the log keeps of a private message (an anonymous suggestion, a survey answer) and of its reply
+REDACTED = "〔匿名内容，不记录〕"
+
 UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)  # the database, not the message, is at fault
 REPLAY_BUDGET_SECONDS = 0.5  # a request replays the spool at most this long before its own message
 
@@ -112,8 +115,9 @@ class Inbox:
                 row = conn.execute(_INSERT, {**self._row(msg, now), "sender": msg.openid}).one()
                 stored = True
                 text = self._dispatch(conn, msg, Sender.from_row(msg.openid, row, now), now)
-                conn.execute(_UPDATE, {"row_id": row.id, "status": "handled", "reply": text, "error": None,
-                                       "handled_at": self.clock()})
+                kept = {"reply": REDACTED if text else text, **self._redacted(msg)} if msg.private else {"reply": text}
+                conn.execute(_UPDATE, {"row_id": row.id, "status": "handled", "error": None,
+                                       "handled_at": self.clock(), **kept})
                 if push_reply and text:
                     queue_reply(conn, msg.openid, text, self.clock())
                 return text
@@ -131,7 +135,13 @@ class Inbox:
     def _row(self, msg: Incoming, now: datetime) -> dict[str, object]:
         return {"dedup_key": msg.dedup_key, "openid": _fit("openid", msg.openid),
                 "msg_type": _fit("msg_type", msg.msg_type), "event": _fit("event", msg.event),
-                "content": msg.text, "payload": msg.raw, "received_at": now}
+                "content": msg.text, "payload": msg.raw, "received_at": now,
+                **(self._redacted(msg) if msg.private else {})}
+
+    @staticmethod
+    def _redacted(msg: Incoming) -> dict[str, object]:
+        """A private message's row: that it arrived (sender, type, time), not what it said."""
+        return {"content": REDACTED, "payload": {"MsgType": msg.msg_type, "redacted": True}}
 
     def _failed(self, msg: Incoming, now: datetime, push_reply: bool = False) -> str:
         """After a handler bug rolled everything back: store the message again with the apology it
@@ -142,7 +152,8 @@ class Inbox:
         try:
             with self.writer.begin() as conn:
                 conn.execute(insert(InboundMessage), {
-                    **self._row(msg, now), "status": "failed", "reply": APOLOGY, "error": error,
+                    **self._row(msg, now), "status": "failed", "reply": APOLOGY,
+                    "error": REDACTED if msg.private else error,
                     "handled_at": self.clock()})
                 if push_reply:
                     queue_reply(conn, msg.openid, APOLOGY, self.clock())

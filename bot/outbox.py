@@ -305,6 +305,12 @@ class Outbox:
         return notice
 
 
+def requeue(delivery: Delivery, now: datetime) -> None:
+    """Queue a delivery again (after a failure, or to re-send): `houqin outbox retry` and the console's 重发."""
+    delivery.status, delivery.attempts, delivery.next_attempt_at = PENDING, 0, now
+    delivery.last_error, delivery.claim, delivery.lease_until = None, None, None
+
+
 def queue_reply(conn: Connection, openid: str, text: str, now: datetime) -> None:
     """Queue `text` for the follower `openid`, in the caller's transaction: the reply to a message
     that was answered with an apology (replayed from the spool). It answers what they wrote, so it

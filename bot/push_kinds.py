@@ -91,6 +91,10 @@ PUSH_KINDS: dict[str, PushKind] = {
     "county_digest": PushKind("教育局日报"),
     "delivery_alert": PushKind("推送未送达提醒"),
     "bind_guard": PushKind("绑定码疑似被猜测"),
+    "notice": PushKind("通知（回执）"),
+    "suggestion_new": PushKind("意见箱新意见", ("code", "topic"), {"code": "Y3", "topic": "食堂"}),
+    "suggestion_reply": PushKind("意见箱答复", ("code", "topic"), {"code": "Y3", "topic": "食堂"}),
+    "office_survey": PushKind("后勤满意度测评", ("period",), {"period": "2026秋"}),
     "parent_bound": PushKind("家长绑定提醒", ("student", "person"), {"student": "陈小明", "person": "陈建国"}),
 }
 UNDECLARED = PushKind("")

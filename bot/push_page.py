@@ -18,8 +18,9 @@ from bot.menu_page import week_view
 from bot.outbox import MENU_SUBJECT, PAGE_PATH, REPAIR_SUBJECT, kind_name
 from bot.school import get_setting
 from bot.services import Services
+from handlers.notices import NOTICE_SUBJECT
 from handlers.repair import local_label
-from models import MenuWeek, Push, RepairTicket
+from models import MenuWeek, Notice, Push, RepairTicket
 from models.repair import COMPLETION, FOLLOW_UP, REPORT, STATUS_NAMES, WITHDRAWAL
 
 bp = Blueprint("push_page", __name__)
@@ -41,6 +42,7 @@ EVENTS = {FOLLOW_UP: "{who}补充：{text}", WITHDRAWAL: "{who}撤销{text}"}
 OTHER_EVENT = "{who}：{text}"
 PHOTOS = {REPORT: "报修照片 {n} 张", COMPLETION: "完成照片 {n} 张"}
 SOMEONE = "（未知）"
+NOTICE_CONFIRM = "请在公众号中回复「收到 {code}」确认已阅（回执）。"
 
 
 @dataclass
@@ -105,6 +107,11 @@ def _subject(db: Session, push: Push, services: Services) -> dict[str, object]:
             today = services.now().astimezone(services.settings.tz).date()
             menu_title, days, allergens = week_view(week, today)
             return {"week": week, "menu_title": menu_title, "days": days, "allergens": allergens}
+    if push.subject == NOTICE_SUBJECT and push.subject_id is not None:
+        notice = db.get(Notice, push.subject_id)
+        if notice is not None:
+            return {"notice": notice, "notice_confirm": NOTICE_CONFIRM.format(code=notice.code) if notice.confirm
+                    else ""}
     return {}
 
 

@@ -142,6 +142,9 @@ SETTINGS: dict[str, Setting] = {
     "canteen_alert_words": Setting("异物;头发;虫;变质;发霉;霉变;拉肚子;腹泻;呕吐;吐了;过敏;肚子疼;肚子痛;食物中毒;馊;"
                                    "异味;没熟;不熟;夹生;苍蝇;蟑螂;老鼠;玻璃;钢丝;铁丝;塑料;过期",
                                    "食堂反馈中的食品安全关键词（分号分隔），出现即通知食堂和管理员", _words),
+    "office_survey_items": Setting("食堂;保洁;维修;校车;安保;宿舍;物品领用", "后勤满意度测评的项目（分号分隔，按提问顺序）",
+                                   _words),
+    "office_survey_parent_items": Setting("食堂;校车;安保;宿舍", "后勤满意度测评中请家长评价的项目（分号分隔）", _words),
     "push_page_days": Setting("30", "推送详情页（推送中的全文链接）保留天数（1-3650）", _whole(1, 3650)),
     "console_idle_hours": Setting("8", "控制台闲置多少小时后需要重新登录（1-720）", _whole(1, 720)),
 }

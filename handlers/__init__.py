@@ -4,7 +4,7 @@ a message gets it. Add a capability by importing its Conversation(s) here."""
 from __future__ import annotations
 
 from bot.engine import Conversation
-from handlers import bus, canteen, courtesy, duty, identity, repair, safety
+from handlers import bus, canteen, courtesy, duty, identity, notices, repair, safety, suggestions, survey
 
 CAPABILITIES: list[Conversation] = [
     identity.follow,
@@ -12,6 +12,13 @@ CAPABILITIES: list[Conversation] = [
     identity.unbind,
     identity.whoami,
     identity.reissue,
+    notices.confirm,  # 收到 with a notice open; otherwise courtesy has it
+    notices.status,
+    survey.survey,
+    suggestions.anonymous,
+    suggestions.signed,
+    suggestions.mine,
+    suggestions.reply,  # 回复 Y<n>; 回复 F<n> is passed to canteen.reply
     safety.drill,
     safety.fire_check,
     canteen.menu,

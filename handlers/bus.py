@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
-from bot.outbox import told
+from bot.outbox import Outbox, told
 from bot.school import admins, setting_person
 from bot.tables import TableError, read_table
 from bot.text import (
@@ -419,20 +419,25 @@ def _which_alarm(ctx: Context, routes: list[BusRoute]) -> str:
 
 
 def _acknowledge(ctx: Context, route: BusRoute, note: str) -> str:
+    return acknowledge_route(ctx.db, ctx.outbox, route, ctx.person, note, ctx.now, ctx.settings.tz)
+
+
+def acknowledge_route(db: Session, outbox: Outbox, route: BusRoute, person: Person | None, note: str, now: datetime,
+                      tz: tzinfo) -> str:
     """Acknowledge the route's open alarms with what was found; tell the monitors who raised them and
-    everyone else the alarm went to."""
-    alarms = [a for a in open_alarms(ctx.db) if a.trip.route_id == route.id]
+    everyone else the alarm went to. The chat's 确认 and the console's 确认 both come here."""
+    alarms = [a for a in open_alarms(db) if a.trip.route_id == route.id]
     if not alarms:
         return ACK_NONE.format(route=route.label)
-    who = ctx.person.name if ctx.person else "未知"
-    at = f"{ctx.local_now:%H:%M}"
+    who = person.name if person else "未知"
+    at = f"{now.astimezone(tz):%H:%M}"
     raisers = [a.trip.alighted_by for a in alarms if a.trip.alighted_by is not None]
     for alarm in alarms:
-        alarm.acknowledged_at, alarm.acknowledged_by, alarm.note = ctx.now, ctx.person, note
-    others = [p for p in {p.id: p for p in raisers + bus_responsible(ctx.db)}.values()
-              if ctx.person is None or p.id != ctx.person.id]
+        alarm.acknowledged_at, alarm.acknowledged_by, alarm.note = now, person, note
+    others = [p for p in {p.id: p for p in raisers + bus_responsible(db)}.values()
+              if person is None or p.id != person.id]
     trips = "、".join(dict.fromkeys(TRIP_NAMES[a.trip.trip] for a in alarms))
-    notice = ctx.outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
+    notice = outbox.notify(others, "bus_alarm_ack", ACK_TOLD.format(
         route=route.label, trip=trips, who=who, at=at,
         found=ACK_FOUND.format(note=note) if note else ACK_TOLD_NO_NOTE), safety=True,
         fields={"route": route.label, "trip": trips, "person": who})

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.config import Settings
-from bot.engine import Context, Conversation, Incoming, Reply
+from bot.engine import Context, Conversation, Incoming, Reply, open_conversation
 from bot.numbering import allocate_number
 from bot.outbox import NOT_BOUND, Notice, Outbox, short_reason, told
 from bot.private import write_private
@@ -42,7 +42,7 @@ from bot.text import (
     original_tail,
     parse_day,
 )
-from models import ROLE_NAMES, ConversationState, Person, RepairTicket
+from models import ROLE_NAMES, Person, RepairTicket
 from models.canteen import (
     BREAKFAST,
     DRAFT,
@@ -194,7 +194,8 @@ rating = Conversation("canteen", title="食堂", keywords=["食堂", "评价食�
                       hint=HINT_RATE, photo_hint=PHOTO_FIRST)
 survey = Conversation("canteen_survey", title="食堂问卷", keywords=["食堂问卷", "满意度调查"], roles=FEEDBACK_ROLES,
                       help=HELP_SURVEY, gives_way=True, topic="食堂")
-reply = Conversation("canteen_reply", title="回复食堂反馈", keywords=["回复"], roles=CANTEEN_SIDE, help=HELP_REPLY,
+# 回复 is routed by handlers.suggestions.reply (回复 Y<n>), which passes 回复 F<n> to answer_feedback below
+reply = Conversation("canteen_reply", title="回复食堂反馈", roles=CANTEEN_SIDE, help=HELP_REPLY,
                        topic="食堂", rank=4)
 accompany = Conversation("accompanied_meal", title="陪餐", keywords=["陪餐"], roles={"admin"}, help=HELP_ACCOMPANY,
                          topic="食堂")
@@ -619,10 +620,17 @@ def answer_feedback(msg: Incoming, ctx: Context) -> Reply:
     feedback = ctx.db.scalar(select(CanteenFeedback).where(CanteenFeedback.number == number))
     if feedback is None:
         return Reply.end(REPLY_UNKNOWN.format(code=f"F{number}"))
-    feedback.replies.append(CanteenReply(person=ctx.person, text=text, at=ctx.now))
+    return Reply.end(reply_feedback(ctx.db, ctx.outbox, feedback, ctx.person, text, ctx.now, ctx.settings.tz))
+
+
+def reply_feedback(db: Session, outbox: Outbox, feedback: CanteenFeedback, person: Person | None, text: str,
+                   now: datetime, tz: tzinfo) -> str:
+    """Keep the canteen's reply with the feedback and push it to the giver (who stays anonymous); the
+    chat's 回复 F<n> and the console's reply form both come here. Returns what happened."""
+    feedback.replies.append(CanteenReply(person=person, text=text, at=now))
     if feedback.person is None:
-        return Reply.end(REPLIED_NOBODY.format(code=feedback.code))
-    notice = ctx.outbox.notify(feedback.person, "canteen_reply", REPLY_PUSH.format(
+        return REPLIED_NOBODY.format(code=feedback.code)
+    notice = outbox.notify(feedback.person, "canteen_reply", REPLY_PUSH.format(
         day=day_label(feedback.day), code=feedback.code, rating=feedback.rating,
         comment=f"：{feedback.comment}" if feedback.comment else "", text=text),
         fields={"code": feedback.code, "rating": feedback.rating, "comment": feedback.comment, "reply": text})
@@ -630,11 +638,11 @@ def answer_feedback(msg: Incoming, ctx: Context) -> Reply:
     if notice.unreached:  # the giver stays anonymous to the canteen: no name, and no escalation
         reason = notice.unreached[0][1]
         if reason == NOT_BOUND:
-            return Reply.end(REPLIED_UNBOUND.format(**fields))
-        return Reply.end(REPLIED_UNREACHED.format(**fields, reason=short_reason(reason)))
+            return REPLIED_UNBOUND.format(**fields)
+        return REPLIED_UNREACHED.format(**fields, reason=short_reason(reason))
     if notice.held_until is not None:
-        return Reply.end(REPLIED_HELD.format(**fields, at=f"{notice.held_until.astimezone(ctx.settings.tz):%H:%M}"))
-    return Reply.end(REPLIED.format(**fields))
+        return REPLIED_HELD.format(**fields, at=f"{notice.held_until.astimezone(tz):%H:%M}")
+    return REPLIED.format(**fields)
 
 
 # -- surveys ---------------------------------------------------------------------------------------
@@ -731,19 +739,7 @@ def open_survey(db: Session, people: Iterable[Person], kind: str, period: str, n
     in the middle of another conversation is left alone (they can send 食堂问卷 later). Returns how many."""
     step, data = ((Step.MONTHLY, {"kind": MONTHLY, "period": period}) if kind == MONTHLY
                   else (Step.QUESTION, {"kind": TERM, "period": period, "q": 0, "answers": {}}))
-    opened = 0
-    for person in people:
-        for openid in person.openids:
-            state = db.get(ConversationState, openid)
-            if state is not None and state.expires_at > now:
-                continue
-            if state is None:
-                state = ConversationState(openid=openid)
-                db.add(state)
-            state.conversation, state.step, state.data = survey.name, step, dict(data)
-            state.expires_at = now + SURVEY_PUSH_WINDOW
-            opened += 1
-    return opened
+    return open_conversation(db, people, survey.name, step, data, now + SURVEY_PUSH_WINDOW, now)
 
 
 # -- 陪餐 --------------------------------------------------------------------------------------------

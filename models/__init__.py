@@ -35,6 +35,16 @@ from models.outbox import AccessToken, Delivery, DeliveryAlert, Push, TemplateQu
 from models.repair import Asset, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
+from models.voice import (
+    Notice,
+    NoticeRecipient,
+    OfficeSurvey,
+    OfficeSurveyComment,
+    OfficeSurveyTaker,
+    OfficeSurveyTally,
+    Suggestion,
+    SuggestionReply,
+)
 from models.wechat import WeChatMenu
 
 __all__ = [
@@ -82,7 +92,13 @@ __all__ = [
     "JobRun",
     "MenuItem",
     "MenuWeek",
+    "Notice",
+    "NoticeRecipient",
     "NumberSeries",
+    "OfficeSurvey",
+    "OfficeSurveyComment",
+    "OfficeSurveyTaker",
+    "OfficeSurveyTally",
     "ParentLink",
     "Person",
     "PersonRole",
@@ -94,6 +110,8 @@ __all__ = [
     "SchoolSetting",
     "SeenNonce",
     "Student",
+    "Suggestion",
+    "SuggestionReply",
     "SurveyResponse",
     "SurveyRound",
     "TemplateQuota",

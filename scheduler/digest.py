@@ -13,7 +13,7 @@ from bot.school import admins
 from bot.text import day_bounds, day_label
 from models import Binding, Delivery, DeliveryAlert, InboundMessage
 from models.outbox import FAILED, SENT, UNDELIVERABLE
-from scheduler import JobContext, bus, canteen, duty, repair, safety
+from scheduler import JobContext, bus, canteen, duty, repair, safety, suggestions
 
 Section = Callable[[JobContext, date], str | None]
 DIGEST_TITLE = "【后勤日报】{day}"
@@ -72,6 +72,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("校车", bus.digest_section),
     ("值日", duty.digest_section),
     ("食堂", canteen.digest_section),
+    ("意见箱", suggestions.digest_section),
     ("消息", messages_section),
     ("推送", pushes_section),
 ]

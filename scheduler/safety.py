@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
 from bot.school import admins, get_setting, people_with_role
 from bot.text import day_label, month_key
+from handlers.notices import ALL_PARENTS, AudienceError, send_notice
 from handlers.safety import drills_in_month, month_topic
 from models import Drill, FireCheck, Person
 from scheduler import JobContext
 
 DRILL_EVE_TEACHERS = "【演练提醒】明天{day} {time} 将举行{kind}演练（范围：{scope}）。请提前向学生讲清疏散路线和注意事项。"
-DRILL_EVE_PARENTS = ("【安全通知】学校将于明天{day} {time} 举行{kind}演练，届时请不必担心。"
+DRILL_EVE_PARENTS_TITLE = "{kind}演练通知"
+DRILL_EVE_PARENTS = ("学校将于明天{day} {time} 举行{kind}演练，届时请不必担心。"
                      "欢迎在家和孩子一起复习逃生要点。")
 DRILL_MORNING = "【演练提醒】今天 {time} 举行{kind}演练（范围：{scope}）。请按预案组织学生有序疏散。"
 DRILL_UNLOGGED = "【演练未记录】{month}的应急演练尚未记录（{plan}）。演练后请发送「演练 完成 疏散用时分钟 [问题]」。"
@@ -28,7 +31,8 @@ FIRE_GRACE = timedelta(days=3)
 
 
 def remind_drill_eve(ctx: JobContext, now: datetime) -> str:
-    """16:00 the day before a drill: teachers are reminded, parents get a notice."""
+    """16:00 the day before a drill: teachers are reminded, parents get a notice to confirm (回执,
+    handlers.notices)."""
     tomorrow = ctx.local_now.date() + timedelta(days=1)
     drills = list(ctx.db.scalars(select(Drill).where(Drill.day == tomorrow).order_by(Drill.at)))
     for d in drills:
@@ -36,8 +40,10 @@ def remind_drill_eve(ctx: JobContext, now: datetime) -> str:
         named = {"drill": d.kind, "scope": d.scope, "time": f"{d.day:%Y-%m-%d} {d.at:%H:%M}"}
         ctx.outbox.notify(people_with_role(ctx.db, "teacher"), "drill_reminder", DRILL_EVE_TEACHERS.format(**fields),
                           fields=named)
-        ctx.outbox.notify(people_with_role(ctx.db, "parent"), "drill_notice", DRILL_EVE_PARENTS.format(**fields),
-                          fields=named)
+        with contextlib.suppress(AudienceError):  # a school with no parents yet
+            send_notice(ctx.db, ctx.outbox, None, ALL_PARENTS[0], DRILL_EVE_PARENTS_TITLE.format(**fields),
+                        DRILL_EVE_PARENTS.format(**fields), confirm=True, kind="drill_notice", sender_name="安全",
+                        fields=named)
     return f"{len(drills)} 场演练的前一天提醒" if drills else "明天没有演练"
 
 

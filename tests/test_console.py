@@ -181,7 +181,7 @@ def test_canteen_feedback_of_a_month_newest_first(office, wechat_user, clock, fe
     assert "2026年11月" in page and "共 2 条评价，平均 2.5 分；" in page and "食品安全 1 条" in page
     newest, older = rows_of(page)
     assert newest.startswith("F3 11月26日 陈建国（家长） 1 饭里有头发 【食品安全】头发 下载失败：40007: invalid media_id")
-    assert newest.endswith("周春明 11-26 12:30：已核查")  # school time, not UTC
+    assert newest.endswith("周春明 11-26 12:30：已核查 回复")  # school time, not UTC; then the reply form
     assert older.startswith("F2 11月25日 王强（教师） 4 米饭有点硬")
     link = re.search(r'<a href="(/admin/canteen-photos/\d+)"><img class="thumb"[^>]* src="\1"', page)
     assert link, page

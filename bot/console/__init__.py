@@ -3,7 +3,7 @@
 accessor for the request's Services (`base.services()`) and the shared checks live in base.py; importing
 an area's module registers its pages on the blueprint, so each is listed here once."""
 
-from bot.console import audit, auth, canteen, outbox, people, repair, today
+from bot.console import audit, auth, bus, calendar, canteen, duty, outbox, people, repair, today
 from bot.console.auth import BAD_LOGIN, DUMMY_HASH, NOT_ADMIN, set_password
 from bot.console.base import LOCKED, bp
 
@@ -15,7 +15,10 @@ __all__ = [
     "audit",
     "auth",
     "bp",
+    "bus",
+    "calendar",
     "canteen",
+    "duty",
     "outbox",
     "people",
     "repair",
