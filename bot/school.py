@@ -112,6 +112,12 @@ def _category(db: Session, value: str) -> str:
     return value
 
 
+def _name(db: Session, value: str) -> str:
+    if len(value) > 40:
+        raise ValueError("不能超过 40 个字")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     default: str
@@ -120,6 +126,7 @@ class Setting:
 
 
 SETTINGS: dict[str, Setting] = {
+    "school_name": Setting("", "学校名称（印在每份台账的标题行）", _name),
     "fire_check_day": Setting("5", "每月消防设备自检提醒日（1-28）", _whole(1, 28)),
     "fire_check_category": Setting("消防", "负责消防自检的后勤类别", _category),
     "bus_manager": Setting("", "校车管理负责人姓名（重名时写 姓名 班级，或 姓名 手机号后四位）", _person),
