@@ -126,7 +126,6 @@ class Setting:
 
 
 SETTINGS: dict[str, Setting] = {
-    "school_name": Setting("", "学校名称（印在每份台账的标题行）", _name),
     "fire_check_day": Setting("5", "每月消防设备自检提醒日（1-28）", _whole(1, 28)),
     "fire_check_category": Setting("消防", "负责消防自检的后勤类别", _category),
     "bus_manager": Setting("", "校车管理负责人姓名（重名时写 姓名 班级，或 姓名 手机号后四位）", _person),
@@ -151,6 +150,7 @@ SETTINGS: dict[str, Setting] = {
                                    "食堂反馈中的食品安全关键词（分号分隔），出现即通知食堂和管理员", _words),
     "push_page_days": Setting("30", "推送详情页（推送中的全文链接）保留天数（1-3650）", _whole(1, 3650)),
     "console_idle_hours": Setting("8", "控制台闲置多少小时后需要重新登录（1-720）", _whole(1, 720)),
+    "school_name": Setting("", "学校名称（印在每份台账的标题行）", _name),
 }
 DEFAULT_SETTINGS = {key: setting.default for key, setting in SETTINGS.items()}
 SETTING_HELP = {key: setting.help for key, setting in SETTINGS.items()}
