@@ -53,6 +53,8 @@ BAD_MONTH = "请写成 YYYY-MM，例如 2026-11"
 BAD_WEEK = "请写成 YYYY-Www，例如 2026-W48"
 NO_MENU = "{week} 还没有导入菜单：请先运行 houqin menu import 文件"
 BAD_CONFIGURATION = "配置有误：{error}"
+SLIPS_NEED_CLASS = "请用 --class 指定班级（例：--class 三年级2班），或用 --staff 打印教职工的绑定码"
+EVERY_ONE = "全校"
 
 
 class CliError(click.ClickException):
@@ -440,6 +442,34 @@ def codes_reissue(name: str) -> None:
                 click.echo(f"  {number}. {describe_holder(each)}")
             holder = holders[click.prompt("请输入序号", type=click.IntRange(1, len(holders))) - 1]
         click.echo(reissue_code(session, services.now(), holder, services.settings.tz))
+
+
+@codes.command("slips")
+@click.option("--class", "class_name", default="", help="the class, written any way: 三(2)班, 三年级2班, 3-2")
+@click.option("--staff", is_flag=True, help="slips for the class's staff (every unbound staff member without --class)")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="the PDF to write")
+def codes_slips(class_name: str, staff: bool, out: str) -> None:
+    """Printable bind-code slips (PDF, 8 to a page): one per student for the parents, or one per staff member."""
+    from bot.fonts import FontMissing
+    from bot.slips import NO_STAFF, NO_STUDENTS, class_slips, heading, render_slips
+    from bot.wechat.gateway import ApiError
+
+    if not class_name and not staff:
+        raise CliUsageError(SLIPS_NEED_CLASS)
+    services = _services(upgrade=True)
+    try:
+        slips, issued = class_slips(services.factory, services.api, services.now(), services.settings.tz,
+                                    class_name, staff)
+    except ApiError as exc:
+        raise CliError(QR_REFUSED.format(error=exc)) from exc
+    if not slips:
+        raise CliError((NO_STAFF if staff else NO_STUDENTS).format(class_name=class_name or EVERY_ONE))
+    title = heading(class_name, staff)
+    try:
+        pages = render_slips(slips, out, title)
+    except FontMissing as exc:
+        raise CliError(str(exc)) from exc
+    click.echo(f"{title} {len(slips)} 张（新发绑定码 {issued} 个），{pages} 页：{out}")
 
 
 @main.command()
@@ -842,6 +872,7 @@ def qr() -> None:
 
 
 def _qr_sheet(kind: str, out: str) -> None:
+    from bot.fonts import FontMissing
     from bot.qrsheet import asset_card, ensure_codes, post_card, render_sheet, room_card
     from bot.wechat.gateway import ApiError
     from models import Asset, DutyPost, Room
@@ -858,7 +889,10 @@ def _qr_sheet(kind: str, out: str) -> None:
         raise CliError(QR_REFUSED.format(error=exc)) from exc
     if not cards:
         raise CliError(NOTHING_FOR_QR.format(what=what, kind=kind))
-    pages = render_sheet(cards, out, heading, hint)
+    try:
+        pages = render_sheet(cards, out, heading, hint)
+    except FontMissing as exc:
+        raise CliError(str(exc)) from exc
     click.echo(f"{len(cards)} 个二维码（新建 {created} 个），{pages} 页：{out}")
 
 
