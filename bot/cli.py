@@ -19,6 +19,7 @@ import click
 from sqlalchemy import select
 
 from bot import click_zh
+from bot.audit import cli_actor, record
 from bot.config import (
     ConfigError,
     NoInstance,
@@ -364,6 +365,7 @@ def _run_import(kind: str, path: str) -> None:
     try:
         with services.factory() as session, session.begin():
             result = importer(session, path, services.now())
+            record(session, cli_actor(), f"{kind}_import", Path(path).name, str(result), via="cli", at=services.now())
     except TableError as exc:
         click.echo("导入失败，未导入任何数据：", err=True)
         for problem in exc.problems:
@@ -442,6 +444,7 @@ def codes_reissue(name: str) -> None:
                 click.echo(f"  {number}. {describe_holder(each)}")
             holder = holders[click.prompt("请输入序号", type=click.IntRange(1, len(holders))) - 1]
         click.echo(reissue_code(session, services.now(), holder, services.settings.tz))
+        record(session, cli_actor(), "code_reissue", describe_holder(holder), via="cli", at=services.now())
 
 
 @codes.command("slips")
@@ -738,6 +741,7 @@ def setting(key: str | None, words: tuple[str, ...]) -> None:
                 set_setting(session, key, value)
             except ValueError as exc:
                 raise CliError(str(exc)) from exc
+            record(session, cli_actor(), "setting_set", key, value, via="cli", at=services.now())
         click.echo(f"{key} = {get_setting(session, key)!r}")
 
 
@@ -1047,6 +1051,7 @@ def menu_publish(week: str) -> None:
         if found is None or not found.items:
             raise CliError(NO_MENU.format(week=week))
         click.echo(publish_week(session, found, None, now, services.settings, Outbox(session, services.settings, now)))
+        record(session, cli_actor(), "menu_publish", week, via="cli", at=now)
 
 
 @export.command("canteen")
@@ -1079,7 +1084,9 @@ def console_password(words: tuple[str, ...], password: str) -> None:
     services = _services(upgrade=True)
     with services.factory() as session, session.begin():
         try:
-            set_password(session, resolve_person(session, name), password)
+            person = resolve_person(session, name)
+            set_password(session, person, password)
+            record(session, cli_actor(), "console_password", person.name, via="cli", at=services.now())
         except PersonNotFound as exc:
             raise CliError(exc.message) from exc
         except ValueError as exc:

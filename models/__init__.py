@@ -12,7 +12,7 @@ from models.canteen import (
     SurveyResponse,
     SurveyRound,
 )
-from models.console import ConsoleAccount, ConsoleLoginThrottle
+from models.console import AuditEntry, ConsoleAccount, ConsoleLoginThrottle
 from models.conversation import ConversationState
 from models.duty import DutyCheckin, DutyOverride, DutyPost, DutyRoster, DutyShift, DutySwap
 from models.identity import (
@@ -42,6 +42,7 @@ __all__ = [
     "AccessToken",
     "AccompaniedMeal",
     "Asset",
+    "AuditEntry",
     "Base",
     "BindAttempt",
     "BindCode",

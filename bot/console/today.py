@@ -1,0 +1,66 @@
+"""今日: what happened today and what needs the office now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, abort, g, redirect, render_template, request, session, url_for
+from sqlalchemy import func, select
+
+from bot.console import base
+from bot.console.base import bp, home_for, requires
+from bot.outbox import kind_name, short_reason, template_warning
+from bot.text import day_bounds, day_label
+from models import BusTrip, Delivery, DutyShift, InboundMessage, RepairTicket
+from models.outbox import FAILED, UNDELIVERABLE, DeliveryAlert
+from models.repair import ACTIVE
+
+ALERTS_SHOWN = 50
+
+
+@bp.get("/")
+@requires()
+def overview() -> Any:
+    """今日, for the office (admin, bureau); anyone else lands on their own first area."""
+    if not g.roles & {"admin", "bureau"}:
+        return redirect(home_for(g.roles))
+    services = base.services()
+    day = services.now().astimezone(services.settings.tz).date()
+    start, end = day_bounds(day, services.settings.tz)
+    with base.read_db() as db:
+        active = list(db.scalars(select(RepairTicket).where(RepairTicket.status.in_(ACTIVE))
+                                 .order_by(RepairTicket.urgent.desc(), RepairTicket.filed_at)))
+        trips = list(db.scalars(select(BusTrip).where(BusTrip.day == day).order_by(BusTrip.route_id, BusTrip.trip)))
+        shifts = list(db.scalars(select(DutyShift).where(DutyShift.day == day).order_by(DutyShift.slot)))
+        problems = db.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.status.in_((UNDELIVERABLE, FAILED)), Delivery.next_attempt_at >= start)) or 0
+        received = db.scalar(select(func.count()).select_from(InboundMessage).where(
+            InboundMessage.received_at >= start, InboundMessage.received_at < end)) or 0
+        failed = db.scalar(select(func.count()).select_from(InboundMessage).where(
+            InboundMessage.received_at >= start, InboundMessage.status == "failed")) or 0
+        alerts = list(db.scalars(select(DeliveryAlert).where(DeliveryAlert.acknowledged_at.is_(None))
+                                 .order_by(DeliveryAlert.safety.desc(), DeliveryAlert.raised_at.desc())
+                                 .limit(ALERTS_SHOWN)))
+        unacknowledged = db.scalar(select(func.count()).select_from(DeliveryAlert)
+                                   .where(DeliveryAlert.acknowledged_at.is_(None))) or 0
+        return render_template("admin/overview.html", day=day_label(day), active=active, trips=trips, shifts=shifts,
+                               problems=problems, received=received, failed=failed, alerts=alerts,
+                               unacknowledged=unacknowledged, kind_name=kind_name, short_reason=short_reason,
+                               template_warning=template_warning(services.settings))
+
+
+@bp.post("/alerts/acknowledge")
+@requires("admin")
+def acknowledge_alerts() -> Response:
+    """An admin has seen who could not be reached (one alert, or all of them): the banner drops them."""
+    wanted = request.form.get("alert", "")
+    alert_id = base.number(wanted)
+    if wanted and alert_id is None:
+        abort(400)
+    with base.db() as db, db.begin():
+        query = select(DeliveryAlert).where(DeliveryAlert.acknowledged_at.is_(None))
+        if alert_id is not None:
+            query = query.where(DeliveryAlert.id == alert_id)
+        for alert in db.scalars(query):
+            alert.acknowledged_at, alert.acknowledged_by = base.services().now(), str(session.get("name", ""))
+    return redirect(url_for("console.overview"))  # type: ignore[return-value]
