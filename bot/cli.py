@@ -767,25 +767,17 @@ def templates_list() -> None:
 @click.option("--sample", default=50, show_default=True, help="recent pushes per kind to measure lengths on")
 def templates_check(sample: int) -> None:
     """Check HOUQIN_TEMPLATES against the account's templates; exits 1 on any problem."""
-    from sqlalchemy import select
-
     from bot.wechat.gateway import ApiError
-    from bot.wechat.templates import check_templates
-    from models import Push
+    from bot.wechat.templates import check_account
 
     services = _services(upgrade=True)
     mapping = services.settings.templates
     if not mapping:
         raise CliError("HOUQIN_TEMPLATES 为空：没有可检查的模板（见 houqin templates list）")
     try:
-        library = services.api.private_templates()
+        problems = check_account(services.api, services.factory, mapping, sample)
     except ApiError as exc:
         raise CliError(f"无法获取公众号的模板列表：{exc}") from exc
-    with services.factory() as s:
-        samples = {kind: [p for p in s.scalars(select(Push.fields).where(Push.kind == kind, Push.fields.is_not(None))
-                                                .order_by(Push.id.desc()).limit(sample)) if p]
-                   for kind in mapping}
-    problems = check_templates(mapping, library, samples)
     for problem in problems:
         click.echo(f"✗ {problem}")
     if problems:
