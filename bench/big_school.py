@@ -46,7 +46,6 @@ from models import (  # noqa: E402
     CanteenFeedback,
     Delivery,
     DutyCheckin,
-    DutyPost,
     DutyRoster,
     DutyShift,
     ParentLink,
@@ -139,7 +138,6 @@ def build_school(db: Session, now: datetime, students: int = 2000, seed: int = 1
     days = [d for d in calendar.school_days(first, now.date())]
     rooms = list(db.scalars(select(Room)))
     assets = list(db.scalars(select(Asset)))
-    posts = list(db.scalars(select(DutyPost)))
     slots = duty_slots(db)
     roster = {(r.weekday, r.slot, r.post_id): r.person_id for r in db.scalars(select(DutyRoster))}
     number = int(db.scalar(select(RepairTicket.number).order_by(RepairTicket.number.desc()).limit(1)) or 0)
