@@ -423,6 +423,20 @@ def reissue_code(db: Session, now: datetime, holder: Person | Student, tz: tzinf
                            until=f"{code.expires_at.astimezone(tz):%Y-%m-%d %H:%M}") + note
 
 
+def deactivate(db: Session, now: datetime, person: Person) -> list[str]:
+    """A person leaves: their roles end, their bind codes are revoked and their WeChat bindings end; the
+    person stays, with every ticket, check-in and feedback they left. Returns the roles they had."""
+    db.flush()
+    had = sorted(person.role_set)
+    for old in db.scalars(select(BindCode).where(BindCode.person_id == person.id, BindCode.revoked_at.is_(None))):
+        old.revoked_at = now
+    for row in list(person.bindings):
+        _release(row)
+    person.roles = []
+    person.deactivated_at = now
+    return had
+
+
 @reissue.entry
 def ask_reissue(msg: Incoming, ctx: Context) -> Reply:
     name = " ".join(msg.kept_args)
@@ -465,12 +479,17 @@ NAMESAKE = "第{row}行：{name}与{others}同名，已分开登记；指名时�
 NAMESAKE_UNTOLD = "第{row}行：{name}与{others}同名，班级和手机号都无法区分二人：请填写手机号或班级"
 
 
+ADDED, CHANGED, UNCHANGED = "added", "changed", "unchanged"  # a row's fate in an import
+
+
 @dataclass
 class ImportResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     warnings: list[str] = field(default_factory=list)  # imported, but worth the operator's eye (namesakes)
+    # each row's fate: (row number, name, ADDED | CHANGED | UNCHANGED), for the console's preview
+    outcomes: list[tuple[int, str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         return f"新增 {self.created}，更新 {self.updated}，未变 {self.unchanged}"
@@ -517,7 +536,7 @@ def import_people(db: Session, path: str | Path, now: datetime | None = None) ->
     if problems:
         raise TableError(problems)
     result = ImportResult(warnings=warnings)
-    for name, phone, roles, class_name, route, categories in parsed:
+    for row, (name, phone, roles, class_name, route, categories) in zip(rows, parsed, strict=True):
         person = db.scalar(select(Person).where(Person.name == name, Person.phone == phone))
         if person is None:
             person = Person(name=name, phone=phone, class_name=class_name, route=route, categories=categories,
@@ -525,6 +544,7 @@ def import_people(db: Session, path: str | Path, now: datetime | None = None) ->
             db.add(person)
             issue_code(db, now, person=person)
             result.created += 1
+            result.outcomes.append((row.number, name, ADDED))
             continue
         changed = False
         for attr, value in (("class_name", class_name), ("route", route), ("categories", categories)):
@@ -537,6 +557,7 @@ def import_people(db: Session, path: str | Path, now: datetime | None = None) ->
             changed = True
         result.updated += changed
         result.unchanged += not changed
+        result.outcomes.append((row.number, name, CHANGED if changed else UNCHANGED))
     db.flush()
     return result
 

@@ -31,6 +31,7 @@ class Person(Base):
     route: Mapped[str] = mapped_column(String(32), default="")
     categories: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deactivated_at: Mapped[datetime | None] = mapped_column()  # left the school (停用): roles and bindings ended
 
     roles: Mapped[list[PersonRole]] = relationship(
         back_populates="person", cascade="all, delete-orphan", lazy="selectin"

@@ -7,11 +7,14 @@ from typing import Any
 from flask import Response, abort, g, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
 
+from bot.audit import record
 from bot.console import base
-from bot.console.base import bp, home_for, requires
+from bot.console.base import MAX_ID, acting_person, actor, bp, chat_context, home_for, requires
 from bot.outbox import kind_name, short_reason, template_warning
 from bot.text import day_bounds, day_label
-from models import BusTrip, Delivery, DutyShift, InboundMessage, RepairTicket
+from handlers.bus import TRIP_NAMES, _acknowledge, open_alarms
+from handlers.repair import is_overdue
+from models import BusRoute, BusTrip, Delivery, DutyShift, InboundMessage, RepairTicket
 from models.outbox import FAILED, UNDELIVERABLE, DeliveryAlert
 from models.repair import ACTIVE
 
@@ -43,10 +46,16 @@ def overview() -> Any:
                                  .limit(ALERTS_SHOWN)))
         unacknowledged = db.scalar(select(func.count()).select_from(DeliveryAlert)
                                    .where(DeliveryAlert.acknowledged_at.is_(None))) or 0
-        return render_template("admin/overview.html", day=day_label(day), active=active, trips=trips, shifts=shifts,
+        alarms = open_alarms(db)
+        overdue = [t for t in active if is_overdue(db, t, services.now())]
+        missed = list(db.scalars(select(DutyShift).where(DutyShift.day == day, DutyShift.missed_at.is_not(None))
+                                 .order_by(DutyShift.slot)))
+        return render_template("admin/overview.html", alarms=alarms, overdue=overdue, missed=missed,
+                               trip_names=TRIP_NAMES, day=day_label(day), active=active, trips=trips, shifts=shifts,
                                problems=problems, received=received, failed=failed, alerts=alerts,
                                unacknowledged=unacknowledged, kind_name=kind_name, short_reason=short_reason,
-                               template_warning=template_warning(services.settings))
+                               template_warning=template_warning(services.settings),
+                               done=request.args.get("done", "")[:300])
 
 
 @bp.post("/alerts/acknowledge")
@@ -63,4 +72,22 @@ def acknowledge_alerts() -> Response:
             query = query.where(DeliveryAlert.id == alert_id)
         for alert in db.scalars(query):
             alert.acknowledged_at, alert.acknowledged_by = base.services().now(), str(session.get("name", ""))
+            record(db, actor(), "alert_acknowledge", alert.name, kind_name(alert.push.kind), at=alert.acknowledged_at)
     return redirect(url_for("console.overview"))  # type: ignore[return-value]
+
+
+@bp.post(f"/bus-alarms/<int(max={MAX_ID}):route_id>/acknowledge")
+@requires("admin")
+def acknowledge_bus_alarm(route_id: int) -> Response:
+    """确认 a route's left-on-bus alarms with what was found: the chat's own 确认, so the monitor and the
+    others the alarm went to are told the same way."""
+    note = " ".join(request.form.get("note", "").split())[:500]
+    with base.db() as db, db.begin():
+        route = db.get(BusRoute, route_id)
+        if route is None:
+            abort(404)
+        person = acting_person(db)
+        ctx = chat_context(db, person)
+        answer = _acknowledge(ctx, route, note)
+        record(db, person.name, "bus_alarm_acknowledge", route.label, f"{note}｜{answer}", at=ctx.now)
+    return redirect(url_for("console.overview", done=answer))  # type: ignore[return-value]

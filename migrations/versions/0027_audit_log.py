@@ -1,11 +1,12 @@
-"""the audit log (操作记录): every change made from the console or the CLI
+"""the audit log (操作记录): every change made from the console or the CLI; people.deactivated_at
 
 Revision ID: 0027
 Revises: 0024
 Create Date: 2026-11-30 21:10:00.000000
 
 `audit_log` gets one row per change: when, who (a console account's name, or the CLI's user), from
-where (console / cli), the action, its target and a detail. A new table only.
+where (console / cli), the action, its target and a detail. `people.deactivated_at`: when a person was
+停用 from the console (their roles and bindings ended, the person and their history kept).
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_log_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_log_action'), ['action'], unique=False)
+    with op.batch_alter_table('people', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('deactivated_at', models.base.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('people', schema=None) as batch_op:
+        batch_op.drop_column('deactivated_at')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_log_action'))
         batch_op.drop_index(batch_op.f('ix_audit_log_at'))
