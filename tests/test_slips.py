@@ -88,3 +88,20 @@ def test_without_a_chinese_font_the_error_says_what_to_install(school, houqin, m
     monkeypatch.delitem(pdfmetrics._fonts, fonts.FONT_NAME, raising=False)
     result = houqin("codes", "slips", "--class", "三(2)班", "-o", str(tmp_path / "x.pdf"))
     assert result.exit_code == 1 and NO_FONT in result.output
+
+
+def test_the_console_prints_a_class_slips(school, client, houqin, fake_wechat, tmp_path: Path) -> None:
+    from tests.test_console import PASSWORD, sign_in
+
+    assert houqin("console-password", "周春明", "--password", PASSWORD).exit_code == 0
+    sign_in(client)
+    assert "打印绑定码条" in client.get("/admin/people").get_data(as_text=True)
+    res = client.get("/admin/people/slips?class=三(2)班")
+    assert res.status_code == 200 and res.mimetype == "application/pdf"
+    path = tmp_path / "slips.pdf"
+    path.write_bytes(res.data)
+    text = pdf_text(path)
+    assert "陈小明 家长" in text and school.code_of("陈小明") in text
+    assert_chinese_embedded(path)
+    assert client.get("/admin/people/slips?class=六(9)班").status_code == 404
+    assert client.get("/admin/people/slips").status_code == 400
