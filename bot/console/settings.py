@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, render_template, request
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import Length
 
 from bot.audit import record
 from bot.console import base
@@ -27,10 +30,22 @@ class _Refused(Exception):
     """A value was refused: the whole form is rolled back."""
 
 
-def _page(values: dict[str, str], errors: dict[str, str], message: str = "", problems: list[str] | None = None,
-          checked: str = "", status: int = 200) -> Any:
+def settings_form(current: dict[str, str]) -> FlaskForm:
+    """A Flask-WTF form with a field per setting (its help as the label, its value as the default); the
+    values are checked by each setting's own check (`set_setting`), as the CLI checks them."""
+
+    class SettingsForm(FlaskForm):
+        pass
+
+    for key, setting in SETTINGS.items():
+        setattr(SettingsForm, key, StringField(setting.help, default=current[key], validators=[Length(max=1000)]))
+    return SettingsForm()
+
+
+def _page(form: FlaskForm, message: str = "", problems: list[str] | None = None, checked: str = "",
+          status: int = 200) -> Any:
     mapping = base.services().settings.templates
-    return render_template("admin/settings.html", settings=SETTINGS, values=values, errors=errors, message=message,
+    return render_template("admin/settings.html", settings=SETTINGS, form=form, message=message,
                            mapping=mapping, kinds=PUSH_KINDS, problems=problems or [], checked=checked,
                            no_templates=NO_TEMPLATES, writable="admin" in g.roles), status
 
@@ -43,15 +58,17 @@ def _current() -> dict[str, str]:
 @bp.get("/settings")
 @requires("admin", READ_ONLY)
 def settings() -> Any:
-    return _page(_current(), {})
+    return _page(settings_form(_current()))
 
 
 @bp.post("/settings")
 @requires("admin")
 def settings_save() -> Any:
-    submitted = {key: request.form.get(key, "") for key in SETTINGS if key in request.form}
+    form = settings_form(_current())
+    if not form.validate_on_submit():
+        return _page(form, NOT_SAVED.format(n=len(form.errors)), status=400)
+    submitted = {key: form[key].data or "" for key in SETTINGS if key in request.form}
     services = base.services()
-    errors: dict[str, str] = {}
     changed: list[str] = []
     try:
         with base.db() as db, db.begin():
@@ -62,18 +79,19 @@ def settings_save() -> Any:
                 try:
                     stored = set_setting(db, key, value)
                 except ValueError as exc:
-                    errors[key] = str(exc)
+                    form[key].errors = [str(exc)]
                     continue
                 if stored == before:  # 7:30 for 07:30: the same setting
                     continue
                 changed.append(key)
                 record(db, actor(), "setting_set", key, stored, at=services.now())
-            if errors:
+            if any(form[key].errors for key in SETTINGS):
                 raise _Refused  # leaves the transaction: nothing is saved
     except _Refused:
-        return _page({**_current(), **submitted}, errors, NOT_SAVED.format(n=len(errors)), status=400)
+        refused = sum(1 for key in SETTINGS if form[key].errors)
+        return _page(form, NOT_SAVED.format(n=refused), status=400)
     message = SAVED.format(n=len(changed), keys="、".join(changed)) if changed else NOTHING_CHANGED
-    return _page(_current(), {}, message)
+    return _page(settings_form(_current()), message)
 
 
 @bp.post("/settings/templates-check")
@@ -86,9 +104,9 @@ def templates_check() -> Any:
     services = base.services()
     mapping = services.settings.templates
     if not mapping:
-        return _page(_current(), {}, checked=NO_TEMPLATES)
+        return _page(settings_form(_current()), checked=NO_TEMPLATES)
     try:
         problems = check_account(services.api, services.factory, mapping)
     except ApiError as exc:
-        return _page(_current(), {}, checked=CHECK_FAILED.format(error=exc))
-    return _page(_current(), {}, problems=problems, checked="" if problems else CHECK_OK.format(n=len(mapping)))
+        return _page(settings_form(_current()), checked=CHECK_FAILED.format(error=exc))
+    return _page(settings_form(_current()), problems=problems, checked="" if problems else CHECK_OK.format(n=len(mapping)))
