@@ -57,6 +57,8 @@ BAD_WEEK = "请写成 YYYY-Www，例如 2026-W48"
 NO_MENU = "{week} 还没有导入菜单：请先运行 houqin menu import 文件"
 BAD_CONFIGURATION = "配置有误：{error}"
 CHOOSE_SCHOOL = "这里有 {count} 所学校，请用 --school 代号（或环境变量 HOUQIN_SCHOOL）选一所：\n{schools}"
+SLIPS_NEED_CLASS = "请用 --class 指定班级（例：--class 三年级2班），或用 --staff 打印教职工的绑定码"
+EVERY_ONE = "全校"
 
 
 class CliError(click.ClickException):
@@ -510,6 +512,34 @@ def codes_reissue(name: str) -> None:
         record(session, cli_actor(), "code_reissue", describe_holder(holder), via="cli", at=services.now())
 
 
+@codes.command("slips")
+@click.option("--class", "class_name", default="", help="the class, written any way: 三(2)班, 三年级2班, 3-2")
+@click.option("--staff", is_flag=True, help="slips for the class's staff (every unbound staff member without --class)")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="the PDF to write")
+def codes_slips(class_name: str, staff: bool, out: str) -> None:
+    """Printable bind-code slips (PDF, 8 to a page): one per student for the parents, or one per staff member."""
+    from bot.fonts import FontMissing
+    from bot.slips import NO_STAFF, NO_STUDENTS, class_slips, heading, render_slips
+    from bot.wechat.gateway import ApiError
+
+    if not class_name and not staff:
+        raise CliUsageError(SLIPS_NEED_CLASS)
+    services = _services(upgrade=True)
+    try:
+        slips, issued = class_slips(services.factory, services.api, services.now(), services.settings.tz,
+                                    class_name, staff)
+    except ApiError as exc:
+        raise CliError(QR_REFUSED.format(error=exc)) from exc
+    if not slips:
+        raise CliError((NO_STAFF if staff else NO_STUDENTS).format(class_name=class_name or EVERY_ONE))
+    title = heading(class_name, staff)
+    try:
+        pages = render_slips(slips, out, title)
+    except FontMissing as exc:
+        raise CliError(str(exc)) from exc
+    click.echo(f"{title} {len(slips)} 张（新发绑定码 {issued} 个），{pages} 页：{out}")
+
+
 @main.command()
 def demo() -> None:
     """Load the demo school into an empty database."""
@@ -806,25 +836,17 @@ def templates_list() -> None:
 @click.option("--sample", default=50, show_default=True, help="recent pushes per kind to measure lengths on")
 def templates_check(sample: int) -> None:
     """Check HOUQIN_TEMPLATES against the account's templates; exits 1 on any problem."""
-    from sqlalchemy import select
-
     from bot.wechat.gateway import ApiError
-    from bot.wechat.templates import check_templates
-    from models import Push
+    from bot.wechat.templates import check_account
 
     services = _services(upgrade=True)
     mapping = services.settings.templates
     if not mapping:
         raise CliError("HOUQIN_TEMPLATES 为空：没有可检查的模板（见 houqin templates list）")
     try:
-        library = services.api.private_templates()
+        problems = check_account(services.api, services.factory, mapping, sample)
     except ApiError as exc:
         raise CliError(f"无法获取公众号的模板列表：{exc}") from exc
-    with services.factory() as s:
-        samples = {kind: [p for p in s.scalars(select(Push.fields).where(Push.kind == kind, Push.fields.is_not(None))
-                                                .order_by(Push.id.desc()).limit(sample)) if p]
-                   for kind in mapping}
-    problems = check_templates(mapping, library, samples)
     for problem in problems:
         click.echo(f"✗ {problem}")
     if problems:
@@ -916,6 +938,7 @@ def qr() -> None:
 
 def _qr_sheet(kind: str, out: str) -> None:
     from bot.county import scene_for
+    from bot.fonts import FontMissing
     from bot.qrsheet import asset_card, ensure_codes, post_card, render_sheet, room_card
     from bot.wechat.gateway import ApiError
     from models import Asset, DutyPost, Room
@@ -933,7 +956,10 @@ def _qr_sheet(kind: str, out: str) -> None:
         raise CliError(QR_REFUSED.format(error=exc)) from exc
     if not cards:
         raise CliError(NOTHING_FOR_QR.format(what=what, kind=kind))
-    pages = render_sheet(cards, out, heading, hint)
+    try:
+        pages = render_sheet(cards, out, heading, hint)
+    except FontMissing as exc:
+        raise CliError(str(exc)) from exc
     click.echo(f"{len(cards)} 个二维码（新建 {created} 个），{pages} 页：{out}")
 
 
@@ -956,23 +982,26 @@ def export() -> None:
     """Monthly ledgers (台账) as XLSX."""
 
 
+def _export(key: str, month: str, out: str) -> Any:
+    """Write the ledger `key` for --month; returns it (its sheets' rows for the summary line)."""
+    from bot.export import Period
+    from bot.ledgers import build
+
+    period = Period.month(_month(month))
+    services = _services(upgrade=True)
+    with services.read_factory() as session:
+        ledger = build(key, session, period, services.settings.tz)
+    ledger.save(out)
+    return ledger
+
+
 @export.command("repairs")
 @click.option("--month", required=True, help="YYYY-MM")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
 def export_repairs(month: str, out: str) -> None:
     """报修台账 (tickets filed in the month), 巡查隐患台账, and the per-staff summary."""
-
-    from bot.export import Sheet, write_workbook
-    from handlers.repair import LEDGER_HEADER, STAFF_HEADER, repair_ledger
-
-    first = _month(month)
-    services = _services(upgrade=True)
-    with services.read_factory() as session:
-        ledger = repair_ledger(session, first, services.settings.tz)
-    write_workbook(out, [Sheet("报修台账", LEDGER_HEADER, ledger.tickets),
-                         Sheet("巡查隐患台账", LEDGER_HEADER, ledger.hazards),
-                         Sheet("维修人员统计", STAFF_HEADER, ledger.staff)])
-    click.echo(f"{month} 报修 {len(ledger.tickets)} 张（隐患 {len(ledger.hazards)} 张）：{out}")
+    tickets, hazards, _ = _export("repairs", month, out).sheets
+    click.echo(f"{month} 报修 {len(tickets.rows)} 张（隐患 {len(hazards.rows)} 张）：{out}")
 
 
 @export.command("bus")
@@ -980,16 +1009,8 @@ def export_repairs(month: str, out: str) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
 def export_bus(month: str, out: str) -> None:
     """校车台账: a row per trip (expected, boarded, alighted, alerts, acknowledgements) and the leave records."""
-
-    from bot.export import Sheet, write_workbook
-    from handlers.bus import LEAVE_HEADER, TRIP_HEADER, bus_ledger
-
-    first = _month(month)
-    services = _services(upgrade=True)
-    with services.read_factory() as session:
-        trips, leaves = bus_ledger(session, first, services.settings.tz)
-    write_workbook(out, [Sheet("校车台账", TRIP_HEADER, trips), Sheet("请假记录", LEAVE_HEADER, leaves)])
-    click.echo(f"{month} 校车 {len(trips)} 趟，请假 {len(leaves)} 条：{out}")
+    trips, leaves = _export("bus", month, out).sheets
+    click.echo(f"{month} 校车 {len(trips.rows)} 趟，请假 {len(leaves.rows)} 条：{out}")
 
 
 @main.group()
@@ -1047,15 +1068,8 @@ def duty_import(file: str) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
 def export_duty(month: str, out: str) -> None:
     """值日台账: a row per post and slot (rostered, who checked in, how, when, status) and a per-teacher summary."""
-    from bot.export import Sheet, write_workbook
-    from handlers.duty import SHIFT_HEADER, TEACHER_HEADER, duty_ledger
-
-    first = _month(month)
-    services = _services(upgrade=True)
-    with services.read_factory() as session:
-        rows, teachers = duty_ledger(session, first, services.settings.tz)
-    write_workbook(out, [Sheet("值日台账", SHIFT_HEADER, rows), Sheet("教师汇总", TEACHER_HEADER, teachers)])
-    click.echo(f"{month} 值日 {len(rows)} 岗次：{out}")
+    rows, _ = _export("duty", month, out).sheets
+    click.echo(f"{month} 值日 {len(rows.rows)} 岗次：{out}")
 
 
 def _month(month: str) -> date:
@@ -1109,30 +1123,14 @@ def menu_publish(week: str) -> None:
 def export_canteen(month: str, out: str) -> None:
     """食堂台账: every rating and comment, averages by day and by group (with a chart), complaint words,
     survey answers, and the 陪餐 records."""
-    from bot.export import Sheet, write_workbook
-    from handlers.canteen import (
-        DAILY_HEADER,
-        FEEDBACK_HEADER,
-        GROUP_HEADER,
-        MEALS_HEADER,
-        SURVEY_HEADER,
-        WORDS_HEADER,
-        add_daily_chart,
-        canteen_report,
-    )
+    from handlers.canteen import accompanied_count
 
-    first = _month(month)
-    services = _services(upgrade=True)
+    ledger = _export("canteen", month, out)
+    feedback, _, _, _, surveys, _ = ledger.sheets
+    services = _services()
     with services.read_factory() as session:
-        report = canteen_report(session, first, services.settings.tz)
-    path = write_workbook(out, [Sheet("评价明细", FEEDBACK_HEADER, report.feedback),
-                                Sheet("每日平均", DAILY_HEADER, report.daily),
-                                Sheet("分组平均", GROUP_HEADER, report.groups),
-                                Sheet("意见高频词", WORDS_HEADER, report.words),
-                                Sheet("满意度调查", SURVEY_HEADER, report.surveys),
-                                Sheet("陪餐记录", MEALS_HEADER, report.meals)])
-    add_daily_chart(path, "每日平均", len(report.daily))
-    click.echo(f"{month} 食堂评价 {len(report.feedback)} 条，调查 {len(report.surveys)} 份，陪餐 {report.meal_count} 次：{out}")
+        meals = accompanied_count(session, _month(month))
+    click.echo(f"{month} 食堂评价 {len(feedback.rows)} 条，调查 {len(surveys.rows)} 份，陪餐 {meals} 次：{out}")
 
 
 @main.command("console-password")

@@ -2,7 +2,8 @@
 
 Codes are created once through the WeChat API (`QR_LIMIT_STR_SCENE`, scene "<kind>:<id>") and kept on
 their row, so printing again reuses them. The sheet is an A4 PDF drawn with reportlab; Chinese labels
-use the built-in CID font STSong-Light, so no font file is needed.
+are set in an embedded TrueType font (bot/fonts.py), so every viewer shows them. `draw_qr` draws one
+code; the bind-code slips (bot/slips.py) use it too.
 """
 
 from __future__ import annotations
@@ -10,18 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.fonts import cjk_font
 from bot.wechat.gateway import WeChatApi
 from models import Asset, DutyPost, Room
 
-FONT = "STSong-Light"
-# STSong-Light's UCS-2 map has no U+00B7: a middle dot printed as a gap (and vanished from the text);
-# the katakana middle dot U+30FB is in it
-PRINTABLE = str.maketrans({"\u00b7": "\u30fb"})
 COLUMNS, ROWS = 3, 4
 HINT = "微信扫一扫 · 报修"
 Coded = TypeVar("Coded", Room, Asset, DutyPost)  # a row with a QR code: id, qr_url, qr_ticket
@@ -67,49 +65,51 @@ def post_card(post: DutyPost) -> QrCard:
     return QrCard(post.name, "值日岗位", post.qr_url)
 
 
-def render_sheet(cards: Sequence[QrCard], out: str | Path, heading: str, hint: str = HINT) -> int:
-    """Draw the cards on A4 pages, 3 by 4; returns the number of pages."""
+def draw_qr(canvas: Any, url: str, x: float, y: float, size: float) -> None:
+    """A QR code of `url`, `size` points square, its lower-left corner at (x, y)."""
     from reportlab.graphics import renderPDF
     from reportlab.graphics.barcode.qr import QrCodeWidget
     from reportlab.graphics.shapes import Drawing
+
+    widget = QrCodeWidget(url, barLevel="M")
+    x1, y1, x2, y2 = widget.getBounds()
+    drawing = Drawing(size, size, transform=[size / (x2 - x1), 0, 0, size / (y2 - y1), 0, 0])
+    drawing.add(widget)
+    renderPDF.draw(drawing, canvas, x, y)
+
+
+def render_sheet(cards: Sequence[QrCard], out: str | Path | IO[bytes], heading: str, hint: str = HINT) -> int:
+    """Draw the cards on A4 pages, 3 by 4; returns the number of pages."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.pdfgen.canvas import Canvas
 
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+    font = cjk_font()
     width, height = A4
     margin, top = 12 * mm, 22 * mm
     cell_w, cell_h = (width - 2 * margin) / COLUMNS, (height - margin - top) / ROWS
     size = min(cell_w, cell_h) - 22 * mm
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas = Canvas(str(out), pagesize=A4)
+    if isinstance(out, str | Path):
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+    canvas = Canvas(str(out) if isinstance(out, Path) else out, pagesize=A4)
     canvas.setTitle(heading)
     per_page = COLUMNS * ROWS
     pages = max(1, -(-len(cards) // per_page))
     for page in range(pages):
-        canvas.setFont(FONT, 16)
-        canvas.drawCentredString(width / 2, height - 14 * mm,
-                                 f"{heading}（第{page + 1}/{pages}页）".translate(PRINTABLE))
+        canvas.setFont(font, 16)
+        canvas.drawCentredString(width / 2, height - 14 * mm, f"{heading}（第{page + 1}/{pages}页）")
         for i, card in enumerate(cards[page * per_page:(page + 1) * per_page]):
             col, row = i % COLUMNS, i // COLUMNS
             x0, y0 = margin + col * cell_w, height - top - (row + 1) * cell_h
             canvas.setDash(2, 3)
             canvas.rect(x0 + 2 * mm, y0 + 2 * mm, cell_w - 4 * mm, cell_h - 4 * mm)  # cut lines
             canvas.setDash()
-            widget = QrCodeWidget(card.url, barLevel="M")
-            x1, y1, x2, y2 = widget.getBounds()
-            drawing = Drawing(size, size, transform=[size / (x2 - x1), 0, 0, size / (y2 - y1), 0, 0])
-            drawing.add(widget)
-            renderPDF.draw(drawing, canvas, x0 + (cell_w - size) / 2, y0 + 17 * mm)
-            canvas.setFont(FONT, 13)
-            canvas.drawCentredString(x0 + cell_w / 2, y0 + 11 * mm, card.title[:16].translate(PRINTABLE))
-            canvas.setFont(FONT, 8)
-            canvas.drawCentredString(x0 + cell_w / 2, y0 + 6 * mm,
-                                     f"{card.subtitle}  {hint}".strip()[:40].translate(PRINTABLE))
+            draw_qr(canvas, card.url, x0 + (cell_w - size) / 2, y0 + 17 * mm, size)
+            canvas.setFont(font, 13)
+            canvas.drawCentredString(x0 + cell_w / 2, y0 + 11 * mm, card.title[:16])
+            canvas.setFont(font, 8)
+            canvas.drawCentredString(x0 + cell_w / 2, y0 + 6 * mm, f"{card.subtitle}  {hint}".strip()[:40])
         canvas.showPage()
     canvas.save()
     return pages

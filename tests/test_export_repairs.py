@@ -3,17 +3,14 @@ QR sheets (codes created once through the fake WeChat, then reused) and the mont
 
 from __future__ import annotations
 
-import base64
-import re
-import zlib
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from reportlab.lib.rl_accel import escapePDF
 from sqlalchemy import select
 
+from bot.export import read_ledger
 from models import Asset, Room
 
 ROOMS = "楼栋,楼层,房间,别名,负责人\n教学楼,3,三(2)班,,\n教学楼,4,四(1)班,,\n综合楼,2,科学室,实验室,\n"
@@ -30,17 +27,35 @@ def registered(houqin, services, tmp_path: Path):
     assert result.exit_code == 0 and "资产导入完成：2 条" in result.output, result.output
 
 
-def pdf_content(path: Path) -> bytes:
-    """The page streams of a reportlab PDF (ASCII85 + Flate), decoded."""
-    data = path.read_bytes()
-    assert data.startswith(b"%PDF-")
-    streams = re.findall(rb"stream\r?\n(.*?)endstream", data, re.S)
-    return b"".join(zlib.decompress(base64.a85decode(s.strip(), adobe=True)) for s in streams)
+def pdf_text(path: Path) -> str:
+    """The text a viewer shows (and lets you search and copy), page by page."""
+    from pypdf import PdfReader
+
+    assert path.read_bytes().startswith(b"%PDF-")
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
 
 
-def printed(content: bytes, text: str) -> bool:
-    """Whether `text` is drawn in the STSong-Light (UCS-2) font."""
-    return escapePDF(text.encode("utf_16_be")).encode("latin-1") in content
+def pdf_fonts(path: Path) -> dict[str, bool]:
+    """Every font the PDF's pages use: its name, and whether its TrueType program is embedded (FontFile2)."""
+    from pypdf import PdfReader
+
+    fonts: dict[str, bool] = {}
+    for page in PdfReader(path).pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            descriptor = font.get("/FontDescriptor")
+            if descriptor is None and "/DescendantFonts" in font:
+                descriptor = font["/DescendantFonts"][0].get_object().get("/FontDescriptor")
+            fonts[str(font["/BaseFont"])] = descriptor is not None and "/FontFile2" in descriptor.get_object()
+    return fonts
+
+
+def assert_chinese_embedded(path: Path) -> None:
+    """Every font with Chinese in it travels inside the PDF (no ☒ in a viewer without the font)."""
+    fonts = pdf_fonts(path)
+    chinese = {name: embedded for name, embedded in fonts.items() if not name.startswith("/Courier")
+               and not name.startswith("/Helvetica")}
+    assert chinese and all(chinese.values()), fonts
 
 
 def qr_calls(fake_wechat) -> list[str]:
@@ -57,9 +72,10 @@ def test_room_sheet_creates_each_code_once_and_reuses_it(registered, houqin, fak
         rooms = list(s.scalars(select(Room).order_by(Room.id)))
     assert sorted(qr_calls(fake_wechat)) == sorted(f"room:{r.id}" for r in rooms)
     assert all(r.qr_url == f"http://weixin.qq.com/q/room:{r.id}" and r.qr_ticket for r in rooms)
-    content = pdf_content(out)
-    assert all(printed(content, r.name) for r in rooms)
-    assert printed(content, "教学楼 3楼")
+    text = pdf_text(out)
+    assert all(r.name in text for r in rooms)
+    assert "教学楼 3楼" in text
+    assert_chinese_embedded(out)
 
     out.unlink()
     again = houqin("qr", "rooms", "--out", str(out))
@@ -74,17 +90,16 @@ def test_asset_sheet(registered, houqin, fake_wechat, services, tmp_path: Path) 
     with services.factory() as s:
         ids = list(s.scalars(select(Asset.id).order_by(Asset.id)))
     assert sorted(qr_calls(fake_wechat)) == sorted(f"asset:{i}" for i in ids)
-    content = pdf_content(out)
-    assert printed(content, "投影仪") and printed(content, "空调")
+    text = pdf_text(out)
+    assert "投影仪" in text and "空调" in text
 
 
 def test_the_sheet_prints_its_middle_dots(registered, houqin, fake_wechat, tmp_path: Path) -> None:
-    """STSong-Light has no U+00B7: 「扫码报修 · 房间」 printed as 「扫码报修   房间」 (seen with pdftoppm and pdftotext)."""
+    """The embedded font has U+00B7 (STSong-Light had not: 「扫码报修 · 房间」 printed as 「扫码报修   房间」)."""
     out = tmp_path / "rooms.pdf"
     assert houqin("qr", "rooms", "--out", str(out)).exit_code == 0
-    content = pdf_content(out)
-    assert printed(content, "扫码报修 \u30fb 房间") and printed(content, "微信扫一扫 \u30fb 报修")
-    assert not printed(content, "\u00b7")
+    text = pdf_text(out)
+    assert "扫码报修 · 房间" in text and "微信扫一扫 · 报修" in text
 
 
 def test_a_refused_code_stops_the_sheet_and_stores_nothing(registered, houqin, fake_wechat, services,
@@ -137,7 +152,7 @@ def test_monthly_ledger_and_staff_sheet(registered, houqin, people, wechat_user,
     assert result.exit_code == 0 and "报修 4 张（隐患 1 张）" in result.output, result.output
     book = load_workbook(out)
     assert book.sheetnames == ["报修台账", "巡查隐患台账", "维修人员统计"]
-    ledger = [list(r) for r in book["报修台账"].iter_rows(values_only=True)]
+    ledger = [list(r) for r in read_ledger(out, "报修台账")]
     assert ledger[0][:13] == ["编号", "报修时间", "报修人", "地点", "设备", "类别", "问题描述", "维修人", "接单时间",
                               "完成时间", "维修用时(小时)", "评分", "备注"]
     assert [r[0] for r in ledger[1:]] == ["R2", "R3", "R4", "R5"]
@@ -146,9 +161,9 @@ def test_monthly_ledger_and_staff_sheet(registered, houqin, people, wechat_user,
     assert ledger[2][7:12] == ["程财宝", datetime(2026, 11, 4, 8, 0), datetime(2026, 11, 4, 8, 0), 24, 2]
     assert ledger[3][3:5] == ["三(2)班 投影仪", "投影仪（DJ-0302）"] and ledger[3][10] == 1 and ledger[3][11] is None
     assert ledger[4][5] == "安全" and ledger[4][7] is None and ledger[4][13] == "巡查隐患"
-    hazards = [list(r) for r in book["巡查隐患台账"].iter_rows(values_only=True)]
+    hazards = [list(r) for r in read_ledger(out, "巡查隐患台账")]
     assert [r[0] for r in hazards[1:]] == ["R5"]
-    staff = [list(r) for r in book["维修人员统计"].iter_rows(values_only=True)]
+    staff = [list(r) for r in read_ledger(out, "维修人员统计")]
     assert staff == [["维修人", "报修单数", "已完成", "维修用时中位数(小时)", "平均评分"],
                      ["殷奇", 2, 2, 2, 4], ["程财宝", 1, 1, 24, 2]]
 

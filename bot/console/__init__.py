@@ -1,9 +1,10 @@
 """The admin console under /admin, one module per area mirroring handlers/: auth (signing in), today
-(今日), repair (报修 and the assets), canteen (食堂), outbox (推送), people (人员), audit (操作记录). The blueprint, the one
+(今日), repair (报修 and the assets), canteen (食堂), outbox (推送), people (人员), ledgers (台账),
+settings (设置), audit (操作记录). The blueprint, the one
 accessor for the request's Services (`base.services()`) and the shared checks live in base.py; importing
 an area's module registers its pages on the blueprint, so each is listed here once."""
 
-from bot.console import audit, auth, bus, calendar, canteen, duty, outbox, people, repair, today
+from bot.console import audit, auth, bus, calendar, canteen, duty, ledgers, outbox, people, repair, settings, today
 from bot.console.auth import BAD_LOGIN, DUMMY_HASH, NOT_ADMIN, set_password
 from bot.console.base import LOCKED, bp
 
@@ -19,9 +20,11 @@ __all__ = [
     "calendar",
     "canteen",
     "duty",
+    "ledgers",
     "outbox",
     "people",
     "repair",
     "set_password",
+    "settings",
     "today",
 ]

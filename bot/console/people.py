@@ -4,6 +4,7 @@ checks, run and rolled back) and written only on 确认导入."""
 
 from __future__ import annotations
 
+import io
 import secrets
 from pathlib import Path
 from typing import Any
@@ -218,18 +219,30 @@ def make_password_link(person_id: int) -> str:
 
 @bp.get("/people/slips")
 @requires("admin")
-def slips() -> Response:
-    """The bind-code slips of a class as a PDF to print (bot/slips.py makes it, once it exists)."""
-    try:
-        from bot import slips as maker  # type: ignore[attr-defined]
-    except ImportError:
-        abort(404)
+def slips() -> Any:
+    """The bind-code slips of a class (?class=三(2)班) for the parents, or ?staff=1 of its staff (the whole
+    school's unbound staff without a class), as a PDF to print: bot/slips.py, as `houqin codes slips`."""
+    from bot.fonts import FontMissing
+    from bot.slips import NO_STAFF, NO_STUDENTS, class_slips, heading, render_slips
+    from bot.wechat.gateway import ApiError
+
     class_name = request.args.get("class", "").strip()[:64]
+    staff = request.args.get("staff", "") == "1"
+    if not class_name and not staff:
+        abort(400)
     svc = base.services()
-    with base.db() as db, db.begin():
-        pdf = maker.class_slips_pdf(db, class_name, svc.now(), svc.settings)
-    return send_file(pdf, mimetype="application/pdf", as_attachment=True,
-                     download_name=f"绑定码-{class_name or '全部'}.pdf")
+    try:
+        made, _ = class_slips(svc.factory, svc.api, svc.now(), svc.settings.tz, class_name, staff)
+        if not made:
+            text = (NO_STAFF if staff else NO_STUDENTS).format(class_name=class_name or "全校")
+            return render_template("admin/message.html", title="绑定码条", text=text), 404
+        pdf = io.BytesIO()
+        title = heading(class_name, staff)
+        render_slips(made, pdf, title)
+    except (ApiError, FontMissing) as exc:
+        return render_template("admin/message.html", title="绑定码条", text=str(exc)), 502
+    pdf.seek(0)
+    return send_file(pdf, mimetype="application/pdf", as_attachment=True, download_name=f"{title}.pdf")
 
 
 # -- import by upload: preview, then 确认导入 --------------------------------------------------------------

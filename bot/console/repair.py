@@ -8,7 +8,7 @@ from statistics import median
 
 from flask import Response, abort, g, redirect, render_template, request, url_for
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.audit import record
 from bot.console import base
@@ -106,8 +106,9 @@ def ticket(code: str) -> str:
     with base.read_db() as db:
         found = _ticket(db, code)
         pushes = list(db.scalars(select(Push).where(Push.subject == REPAIR_SUBJECT, Push.subject_id == found.id)
-                                 .order_by(Push.id)))
-        names = dict(db.execute(select(Person.id, Person.name)).all())
+                                 .options(selectinload(Push.deliveries)).order_by(Push.id)))
+        told = {d.person_id for p in pushes for d in p.deliveries if d.person_id is not None}
+        names = dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(told))).all()) if told else {}
         workers = list(db.scalars(select(Person).join(PersonRole).where(PersonRole.role.in_(WORK_ROLES))
                                   .order_by(Person.name)).unique())
         return render_template("admin/ticket.html", ticket=found, text=describe(found, base.services().settings.tz),

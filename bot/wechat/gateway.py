@@ -32,6 +32,8 @@ from wechatpy.replies import TextReply
 
 log = logging.getLogger(__name__)
 
+MAX_QR_SECONDS = 30 * 24 * 3600  # WeChat's limit for a temporary QR code
+
 PLAINTEXT_IN_SAFE_MODE = "plaintext in safe mode (the URL signature does not cover the body)"
 WRONG_KEY = "wrong key: the message does not decrypt with WECHAT_AES_KEY (or WECHAT_AES_KEY_PREVIOUS)"
 
@@ -455,11 +457,14 @@ class WeChatApi:
                          files={"media": (filename, content)})
         return str(res["media_id"])
 
-    def create_qrcode(self, scene: str) -> dict[str, Any]:
-        """A permanent parametric QR code: returns ticket and url."""
-        res = self._call("post", "qrcode/create", data={
-            "action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": scene}},
-        })
+    def create_qrcode(self, scene: str, expire_seconds: int | None = None) -> dict[str, Any]:
+        """A permanent parametric QR code, or with `expire_seconds` (at most 30 days) a temporary one:
+        returns ticket and url."""
+        data: dict[str, Any] = {"action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": scene}}}
+        if expire_seconds is not None:
+            data = {"action_name": "QR_STR_SCENE", "expire_seconds": max(60, min(expire_seconds, MAX_QR_SECONDS)),
+                    "action_info": {"scene": {"scene_str": scene}}}
+        res = self._call("post", "qrcode/create", data=data)
         return dict(res)
 
     def create_menu(self, menu: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.push_kinds import FIELD_TIME_FORMAT, TITLE_LIMIT, example_fields, fit_length, one_line, push_kind
 
@@ -136,3 +137,18 @@ def check_templates(templates: Mapping[str, Template], library: Sequence[Mapping
                 problems.append(CHECK_LONG.format(kind=kind, keyword=keyword, fmt=fmt, type=kind_of, limit=limit,
                                                   cut=cut, total=len(rows)))
     return problems
+
+
+def check_account(api: Any, factory: Any, templates: Mapping[str, Template], sample: int = 50) -> list[str]:
+    """`houqin templates check` and the console's 设置 page: the mapping checked against the account's
+    templates (fetched through `api`) and the last `sample` pushes of each kind. Raises ApiError."""
+    from sqlalchemy import select
+
+    from models import Push
+
+    library = api.private_templates()
+    with factory() as s:
+        samples = {kind: [p for p in s.scalars(select(Push.fields).where(Push.kind == kind, Push.fields.is_not(None))
+                                                .order_by(Push.id.desc()).limit(sample)) if p]
+                   for kind in templates}
+    return check_templates(templates, library, samples)
