@@ -19,6 +19,7 @@ import click
 from sqlalchemy import select
 
 from bot import click_zh
+from bot.cli_tasks import tasks as tasks_group
 from bot.config import (
     ConfigError,
     NoInstance,
@@ -1079,6 +1080,9 @@ def console_password(words: tuple[str, ...], password: str) -> None:
         except ValueError as exc:
             raise CliError(str(exc)) from exc
     click.echo(f"{name} 可以登录控制台了：/admin")
+
+
+main.add_command(tasks_group)  # bot/cli_tasks.py: the 行事历
 
 
 if __name__ == "__main__":  # pragma: no cover

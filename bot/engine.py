@@ -374,6 +374,7 @@ class Conversation:
         hint: str = "",
         cues: Iterable[str] = (),
         photo_hint: str = "",
+        accepts: Callable[[str], bool] | None = None,
     ) -> None:
         self.name = name
         self.title = title
@@ -405,6 +406,9 @@ class Conversation:
         # the characters of each of its words, for finding the capability a text is nearest to
         self.word_chars = tuple(frozenset(w) for w in (*self.keywords, *self.cues) if len(w) >= 2)
         self.photo_hint = photo_hint  # what a photo sent out of the blue should be sent with
+        # a command word shared with a later capability (完成 T3 / 完成 R3): this one takes only the texts
+        # whose arguments `accepts` recognises; the others go on to the later one
+        self.accepts = accepts
         self.cancel_answers: dict[str, Handler] = {}
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}
@@ -457,11 +461,16 @@ class Conversation:
         to its argument), returned as "绑定 ABC234" so that steps see the usual command and args.
         """
         if not glued:
-            return text if text.split(" ", 1)[0].lower() in self.keywords else None  # text is normalised
+            matched = text if text.split(" ", 1)[0].lower() in self.keywords else None  # text is normalised
+            return matched if matched is None or self._accepted(matched) else None
         for k in self._glued_keywords:
             if len(text) > len(k) and text[:len(k)].lower() == k and not asks_how(text[len(k):]):  # 报修怎么弄: asked
-                return f"{k} {strip_separators(text[len(k):])}"
+                matched = f"{k} {strip_separators(text[len(k):])}"
+                return matched if self._accepted(matched) else None
         return None
+
+    def _accepted(self, matched: str) -> bool:
+        return self.accepts is None or self.accepts(matched.split(" ", 1)[1] if " " in matched else "")
 
     def matches_scene(self, scene: str) -> bool:
         return scene.split(":", 1)[0] in self.scenes
@@ -701,7 +710,7 @@ class Engine:
         if self._keyword_sounds is None:  # by length and reading, made on first use (it loads pypinyin)
             self._keyword_sounds = {}
             for cap in self.capabilities:
-                for k in cap.keywords if cap.entry_handler is not None else ():
+                for k in cap.keywords if cap.entry_handler is not None and cap.accepts is None else ():
                     if len(k) >= 2 and all(is_han(ch) for ch in k):
                         self._keyword_sounds.setdefault((len(k), reading(k)), []).append((cap, k))
         for length in sorted({length for length, _ in self._keyword_sounds}, reverse=True):
@@ -724,7 +733,7 @@ class Engine:
         if self._command_words is None:  # every command word of two characters or more, longest first
             owners: dict[str, Conversation] = {}
             for cap in self.capabilities:
-                for k in cap.keywords if cap.entry_handler is not None else ():
+                for k in cap.keywords if cap.entry_handler is not None and cap.accepts is None else ():
                     if len(k) >= 2:
                         owners.setdefault(k, cap)
             self._command_words = (re.compile("|".join(map(re.escape, sorted(owners, key=len, reverse=True)))),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.engine import Conversation
 from handlers import bus, canteen, courtesy, duty, identity, repair, safety
+from handlers.tasks import chat as tasks
 
 CAPABILITIES: list[Conversation] = [
     identity.follow,
@@ -24,6 +25,7 @@ CAPABILITIES: list[Conversation] = [
     repair.repair,
     repair.my_repairs,
     repair.accept,
+    tasks.task_finish,  # 完成 T<n>; 完成 R<n> goes on to repair.finish
     repair.finish,
     repair.transfer,
     repair.reopen,
@@ -37,5 +39,6 @@ CAPABILITIES: list[Conversation] = [
     duty.checkin,
     duty.swap,
     duty.agree,
+    tasks.task_list,
     courtesy.courtesy,  # last: only what no capability took
 ]

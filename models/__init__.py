@@ -34,6 +34,7 @@ from models.outbox import AccessToken, Delivery, DeliveryAlert, Push
 from models.repair import Asset, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
+from models.tasks import Task, TaskCheck, TaskOccurrence
 from models.wechat import WeChatMenu
 
 __all__ = [
@@ -90,6 +91,9 @@ __all__ = [
     "Student",
     "SurveyResponse",
     "SurveyRound",
+    "Task",
+    "TaskCheck",
+    "TaskOccurrence",
     "TicketEvent",
     "TicketFollower",
     "TicketPhoto",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler import Job, bus, canteen, digest, duty, repair, safety
+from scheduler import Job, bus, canteen, digest, duty, repair, safety, tasks
 
 JOBS: list[Job] = [
     Job("remind_drill_eve", safety.remind_drill_eve, {"hour": "16", "minute": "0"},
@@ -37,6 +37,10 @@ JOBS: list[Job] = [
         "周四16:00推送下周菜单给家长和教师；未发布则告知管理员、不推送"),
     Job("push_canteen_survey", canteen.push_canteen_survey, {"hour": "16", "minute": "30"},
         "每月调查日（canteen_survey_day）推送食堂满意度调查给家长和教师", school_days_only=True),
+    Job("remind_tasks", tasks.remind_tasks, {"hour": "8", "minute": "0"},
+        "行事历任务到提醒日推送给负责人（T编号，工作日）"),
+    Job("escalate_overdue_tasks", tasks.escalate_overdue_tasks, {"hour": "8", "minute": "30"},
+        "行事历任务逾期达上报天数报管理员（一次，工作日）"),
     Job("send_daily_digest", digest.send_daily_digest, {"hour": "17", "minute": "0"},
         "17:00 后勤日报给管理员", school_days_only=True),
 ]
