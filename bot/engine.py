@@ -375,6 +375,7 @@ class Conversation:
         cues: Iterable[str] = (),
         photo_hint: str = "",
         accepts: Callable[[str], bool] | None = None,
+        sample: str = "",
     ) -> None:
         self.name = name
         self.title = title
@@ -409,6 +410,7 @@ class Conversation:
         # a command word shared with a later capability (完成 T3 / 完成 R3): this one takes only the texts
         # whose arguments `accepts` recognises; the others go on to the later one
         self.accepts = accepts
+        self.sample = sample  # a text that reaches it, when its keyword alone goes elsewhere (完成 T1)
         self.cancel_answers: dict[str, Handler] = {}
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}

@@ -72,7 +72,7 @@ def is_task_code(args: str) -> bool:
 task_list = Conversation("tasks", title="任务", keywords=["任务", "我的任务"], roles=TASK_ROLES, help=HELP_LIST,
                          topic="任务")
 task_finish = Conversation("task_finish", title="完成任务", keywords=["完成"], roles=TASK_ROLES, help=HELP_FINISH,
-                           topic="任务", accepts=is_task_code, timeout=WALK_TIMEOUT)
+                           topic="任务", accepts=is_task_code, sample="完成 T1", timeout=WALK_TIMEOUT)
 
 
 # -- 任务 --------------------------------------------------------------------------------------
