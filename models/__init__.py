@@ -34,7 +34,7 @@ from models.outbox import AccessToken, Delivery, DeliveryAlert, Push
 from models.repair import Asset, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
-from models.tasks import Task, TaskCheck, TaskOccurrence
+from models.tasks import Task, TaskCheck, TaskOccurrence, TaskPhoto
 from models.wechat import WeChatMenu
 
 __all__ = [
@@ -94,6 +94,7 @@ __all__ = [
     "Task",
     "TaskCheck",
     "TaskOccurrence",
+    "TaskPhoto",
     "TicketEvent",
     "TicketFollower",
     "TicketPhoto",

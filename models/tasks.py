@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 from models.identity import Person
+from models.media import DownloadedPhoto
 from models.repair import RepairTicket
 
 NORMAL, ABNORMAL, READING = "正常", "异常", "读数"  # a checklist answer's result
@@ -85,7 +86,6 @@ class TaskCheck(Base):
     item: Mapped[str] = mapped_column(String(100))
     result: Mapped[str] = mapped_column(String(8), default="")  # 正常 / 异常 / 读数; empty: only a photo so far
     detail: Mapped[str] = mapped_column(Text, default="")  # what is wrong, or the reading, as written
-    photo_media_id: Mapped[str] = mapped_column(String(200), default="")
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("repair_tickets.id", ondelete="SET NULL"))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -93,3 +93,17 @@ class TaskCheck(Base):
     occurrence: Mapped[TaskOccurrence] = relationship(back_populates="checks")
     ticket: Mapped[RepairTicket | None] = relationship()
     person: Mapped[Person | None] = relationship()
+    photo: Mapped[TaskPhoto | None] = relationship(back_populates="check", cascade="all, delete-orphan")
+
+
+class TaskPhoto(DownloadedPhoto, Base):
+    """A checklist item's photo (one per item: a second replaces it); the media worker downloads it at once
+    into the storage folder, as tasks/T<n>/<id>-<media digest>.jpg."""
+
+    __tablename__ = "task_photos"
+    __table_args__ = (Index("ix_task_photos_due", "status", "next_attempt_at"),)
+
+    check_id: Mapped[int] = mapped_column(ForeignKey("task_checks.id", ondelete="CASCADE"), unique=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("task_occurrences.id", ondelete="CASCADE"), index=True)
+
+    check: Mapped[TaskCheck] = relationship(back_populates="photo")

@@ -24,7 +24,7 @@ from handlers.tasks.schedule import (
     open_occurrences,
     responsible,
 )
-from models import Task, TaskCheck, TaskOccurrence
+from models import Task, TaskCheck, TaskOccurrence, TaskPhoto
 from models.repair import REPORT
 from models.tasks import ABNORMAL, NORMAL, READING
 
@@ -193,7 +193,12 @@ def answer_item(msg: Incoming, ctx: Context) -> Reply | None:
         return _ask_next(ctx, occurrence, "")
     item = items[position]
     if msg.msg_type == "image" and msg.media_id:
-        _check(ctx, occurrence, position).photo_media_id = msg.media_id[:200]
+        check = _check(ctx, occurrence, position)
+        if check.photo is not None:  # one per item: a second replaces it
+            check.photo.replace_media(msg.media_id, ctx.now)
+        else:
+            check.photo = TaskPhoto(media_id=msg.media_id[:200], occurrence_id=occurrence.id, next_attempt_at=ctx.now,
+                                    created_at=ctx.now)
         return Reply(PHOTO_KEPT.format(item=item), next=Step.ITEM, data={"position": position})
     text = normalize(msg.text).strip().lower()
     last = ctx.data.get("abnormal")
@@ -249,8 +254,8 @@ def _file_repair(ctx: Context, occurrence: TaskOccurrence, position: int) -> str
     ticket = repair.ticket_by_code(ctx.db, f"R{number}") if number else None
     if ticket is not None:
         check.ticket = ticket
-        if check.photo_media_id:
-            repair.attach_photo(ctx, ticket, check.photo_media_id, REPORT)
+        if check.photo is not None:  # the repair keeps its own copy, in its own folder
+            repair.attach_photo(ctx, ticket, check.photo.media_id, REPORT)
     text = reply.text.rsplit("\n", 1)[0] if "\n" in reply.text else reply.text
     return REPAIR_FILED.format(text=text, code=occurrence.code, item=check.item)
 

@@ -30,6 +30,7 @@ TITLE_TWICE = "第{row}行：任务「{title}」在第{first}行已出现"
 TITLE_TOO_LONG = "第{row}行：任务「{title}」太长（最多40字）"
 BAD_DAYS = "第{row}行：{column}「{value}」须为 0 到 60 的整数（天）"
 ROW_PROBLEM = "第{row}行：{problem}"
+PHOTO_NOT_SAVED = "（照片尚未下载）"
 STATUS_DONE, STATUS_LATE, STATUS_OPEN, STATUS_PLANNED = "已完成", "已逾期", "待完成", "未到提醒日"
 LEDGER_HEADER = ["编号", "任务", "周期", "截止日期", "负责", "状态", "完成人", "完成时间", "备注", "检查结果", "照片",
                  "关联报修", "逾期上报"]
@@ -216,7 +217,7 @@ def task_ledger(db: Session, first: date, last: date, today: date, tz: tzinfo) -
         per_task.setdefault(e.task.id, []).append(e)
         checks = occ.checks if occ else []
         results = "\n".join(f"{c.item}：{c.result}{(' ' + c.detail) if c.detail else ''}" for c in checks if c.result)
-        photos = "\n".join(f"{c.item}：{c.photo_media_id}" for c in checks if c.photo_media_id)
+        photos = "\n".join(f"{c.item}：{c.photo.path or PHOTO_NOT_SAVED}" for c in checks if c.photo is not None)
         repairs = "、".join(f"{c.ticket.code}（{c.ticket.place}）" for c in checks if c.ticket)
         rows.append([occ.code if occ else "", e.task.title, e.period, e.due,
                      "、".join(p.name for p in responsible(db, e.task)), e.status(today),

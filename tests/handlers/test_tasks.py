@@ -202,7 +202,7 @@ def test_reminder_checklist_walk_and_linked_repair(school, houqin, tmp_path: Pat
         assert occurrence.done_by.name == "程财宝"
         checks = s.scalars(select(TaskCheck).order_by(TaskCheck.position)).all()
         assert [c.result for c in checks] == ["正常", "异常", "正常", "读数", "正常"]
-        assert checks[1].photo_media_id == "MEDIA_HYDRANT" and checks[1].ticket.code == "R1"
+        assert checks[1].photo.media_id == "MEDIA_HYDRANT" and checks[1].ticket.code == "R1"
         ticket = s.scalar(select(RepairTicket))
         assert ticket.category == "消防" and "消防栓异常" in ticket.description and "T1" in ticket.description
         assert [p.media_id for p in ticket.photos] == ["MEDIA_HYDRANT"]
@@ -279,15 +279,20 @@ def test_every_three_months_counts_from_the_last_completion(school, houqin, tmp_
     assert "T2" in runner.run_now("remind_tasks", at("2026-12-03 08:00")).result  # 5 days ahead
 
 
-def test_month_view_and_ledger(school, houqin, tmp_path: Path, runner: Runner, wechat_user, clock) -> None:
+def test_month_view_and_ledger(school, houqin, tmp_path: Path, runner: Runner, wechat_user, clock, fetch_media,
+                               settings) -> None:
     clock.set("2026-10-20 09:00")
     assert import_tasks(houqin, tmp_path, FIRE + "树木修剪,11月20日,程财宝,3,3,\n").exit_code == 0
     runner.run_now("remind_tasks", at("2026-11-05 08:00"))
     staff = wechat_user("程财宝")
     clock.set("2026-11-05 10:00")
     staff.say("完成 T1")
-    for answer in ("正常", "异常 二楼 灭火器压力偏低", "报修", "正常", "正常", "正常"):
+    staff.say("正常")
+    assert "照片已记在「消防栓」上" in staff.image(media_id="media_first").text
+    assert "照片已记在「消防栓」上" in staff.image(media_id="media_hydrant").text  # replaces the first
+    for answer in ("异常 二楼 灭火器压力偏低", "报修", "正常", "正常", "正常"):
         staff.say(answer)
+    assert fetch_media() == 2  # the item's photo, and the repair's own copy
     clock.set("2026-11-24 10:00")
     out = houqin("tasks", "month", "2026-11").output
     assert "2026-11 行事历：应完成 2 项，已完成 1 项，已逾期 1 项" in out
@@ -301,6 +306,8 @@ def test_month_view_and_ledger(school, houqin, tmp_path: Path, runner: Runner, w
     fire = rows[0]
     assert fire[0] == "T1" and fire[1] == "消防设备自检" and fire[5] == "已完成" and fire[6] == "程财宝"
     assert "消防栓：异常 二楼 灭火器压力偏低" in fire[9] and "R1" in fire[11]
+    photo = fire[10].removeprefix("消防栓：")
+    assert photo.startswith("tasks/T1/") and photo.endswith(".jpg") and (settings.storage_dir / photo).is_file()
     assert rows[1][1] == "树木修剪" and rows[1][5] == "已逾期"
     term = houqin("tasks", "ledger", "--term", "--out", str(tmp_path / "term.xlsx"))
     assert term.exit_code == 0 and "2026-09-01~2027-01-22" in term.output
