@@ -534,7 +534,8 @@ class Engine:
         ranked = sorted((cap for cap in usable if cap.topic), key=lambda c: c.rank or FEATURED * 10)
         topics = list(dict.fromkeys(cap.topic for cap in ranked))
         if topic and topic != HELP_ALL_WORD:
-            chosen = [cap for cap in usable if cap.topic == topic or topic in cap.keywords]
+            chosen = sorted((cap for cap in usable if cap.topic == topic or topic in cap.keywords),
+                            key=lambda c: c.accepts is not None)  # 帮助 完成: the word's own capability first
             if not chosen:
                 return HELP_NO_TOPIC.format(word=topic, topics="、".join([*topics, HELP_ALL_WORD]))
             lines = [HELP_TOPIC.format(topic=chosen[0].topic or topic) + HELP_HEADER.removeprefix("你可以发送"),

@@ -22,6 +22,8 @@ NOTHING_LATE = "没有需要上报的逾期任务"
 ESCALATED = "已上报管理员 {n} 项逾期任务：{items}"
 DIGEST_LATE = "逾期未完成：{code} {label}（截止{due}，逾期{days}天，{who}）"
 DIGEST_TODAY = "今天截止：{code} {label}（{who}）"
+DIGEST_MORE = "……另有 {n} 项（houqin tasks month 查看）"
+DIGEST_SHOWN = 10
 
 
 def push_fields(occurrence: TaskOccurrence, who: str) -> dict[str, str]:
@@ -86,4 +88,6 @@ def digest_section(ctx: JobContext, day: date) -> str | None:
                                             due=due_label(occurrence.due), days=days_late(occurrence, day), who=who))
         elif occurrence.due == day:
             lines.append(DIGEST_TODAY.format(code=occurrence.code, label=occurrence.label, who=who))
+    if len(lines) > DIGEST_SHOWN:
+        lines[DIGEST_SHOWN:] = [DIGEST_MORE.format(n=len(lines) - DIGEST_SHOWN)]
     return "\n".join(lines) if lines else None

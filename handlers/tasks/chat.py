@@ -10,7 +10,6 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.engine import Context, Conversation, Incoming, Reply
-from bot.places import find_asset, find_room
 from bot.text import normalize
 from handlers import repair
 from handlers.tasks.rules import TaskCalendar
@@ -58,6 +57,7 @@ NORMAL_WORDS = {"正常", "好", "好的", "完好", "无异常", "没问题", "
 ABNORMAL_WORDS = ("异常", "不正常", "有问题", "坏了", "不合格")
 REPAIR_WORDS = {"报修", "要报修", "报修一下"}
 WALK_TIMEOUT = timedelta(hours=2)  # a checklist is walked around the school
+REPAIR_OFFER = timedelta(minutes=10)  # after the last item, 报修 files its 异常 this long
 
 
 class Step:
@@ -236,8 +236,9 @@ def answer_item(msg: Incoming, ctx: Context) -> Reply | None:
 def repair_after(msg: Incoming, ctx: Context) -> Reply | None:
     occurrence = _walking(ctx)
     last = ctx.data.get("abnormal")
-    if occurrence is None or last is None or normalize(msg.text).strip() not in REPAIR_WORDS:
-        return None  # anything else is a new message
+    if (occurrence is None or last is None or normalize(msg.text).strip() not in REPAIR_WORDS
+            or occurrence.done_at is None or ctx.now - occurrence.done_at > REPAIR_OFFER):
+        return None  # anything else (or a 报修 long after) is a new message
     return Reply.end(_file_repair(ctx, occurrence, int(last)))
 
 
@@ -245,7 +246,7 @@ def _file_repair(ctx: Context, occurrence: TaskOccurrence, position: int) -> str
     """File the 异常 item as a repair ticket through the repair capability, and link it."""
     check = _answered(occurrence)[position]
     words = check.detail.split(" ", 1)
-    if len(words) == 2 and (find_room(ctx.db, words[0]) or find_asset(ctx.db, words[0])):
+    if len(words) == 2:  # 异常 三楼东 消防栓箱门损坏: a place, then what (as 报修 <地点> <描述>)
         place, what = repair.resolve_place(ctx.db, words[0]), words[1]
     else:
         place, what = repair.Place(occurrence.task.title), check.detail

@@ -314,3 +314,28 @@ def test_month_view_and_ledger(school, houqin, tmp_path: Path, runner: Runner, w
     summary = [[c.value for c in row] for row in load_workbook(tmp_path / "term.xlsx")["任务汇总"].iter_rows(min_row=2)]
     # imported on 20 October: November's is the term's first; the tree pruning is late
     assert summary == [["消防设备自检", "每月5日(顺延)", "消防", 1, 1, 0, "100%"], ["树木修剪", "11月20日", "程财宝", 1, 0, 1, "0%"]]
+
+
+def test_an_abnormal_last_item_can_still_be_reported(school, houqin, tmp_path: Path, runner: Runner, wechat_user,
+                                                      services: Services, clock) -> None:
+    clock.set("2026-10-20 09:00")
+    assert import_tasks(houqin, tmp_path, "二次供水巡检,每周三,程财宝,0,2,水箱;管道\n").exit_code == 0
+    runner.run_now("remind_tasks", at("2026-10-21 08:00"))
+    clock.set("2026-10-21 09:00")
+    staff = wechat_user("程财宝")
+    staff.say("完成 T1")
+    staff.say("正常")
+    done = staff.say("异常 一楼水泵房 管道漏水").text
+    assert "已完成 T1 二次供水巡检" in done and "回复「报修」即提交报修单（关联 T1）" in done
+    filed = staff.say("报修").text
+    assert "R1：一楼水泵房 · 水电 · 管道异常：管道漏水（T1）" in filed and "关联 T1「管道」" in filed
+    with services.factory() as s:
+        (check,) = [c for c in s.scalars(select(TaskCheck)) if c.result == "异常"]
+        assert check.ticket.place == "一楼水泵房" and check.ticket.reporter.name == "程财宝"
+    assert "报修地点" in staff.say("报修").text  # afterwards 报修 is the repair dialog again
+
+
+def test_help_for_the_shared_word_shows_both_commands(school, wechat_user) -> None:
+    text = wechat_user("程财宝").say("帮助 完成").text
+    assert "完成 R编号" in text
+    assert "完成 T编号" in wechat_user("程财宝").say("帮助 任务").text
