@@ -882,23 +882,26 @@ def export() -> None:
     """Monthly ledgers (台账) as XLSX."""
 
 
+def _export(key: str, month: str, out: str) -> Any:
+    """Write the ledger `key` for --month; returns it (its sheets' rows for the summary line)."""
+    from bot.export import Period
+    from bot.ledgers import build
+
+    period = Period.month(_month(month))
+    services = _services(upgrade=True)
+    with services.read_factory() as session:
+        ledger = build(key, session, period, services.settings.tz)
+    ledger.save(out)
+    return ledger
+
+
 @export.command("repairs")
 @click.option("--month", required=True, help="YYYY-MM")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
 def export_repairs(month: str, out: str) -> None:
     """报修台账 (tickets filed in the month), 巡查隐患台账, and the per-staff summary."""
-
-    from bot.export import Sheet, write_workbook
-    from handlers.repair import LEDGER_HEADER, STAFF_HEADER, repair_ledger
-
-    first = _month(month)
-    services = _services(upgrade=True)
-    with services.read_factory() as session:
-        ledger = repair_ledger(session, first, services.settings.tz)
-    write_workbook(out, [Sheet("报修台账", LEDGER_HEADER, ledger.tickets),
-                         Sheet("巡查隐患台账", LEDGER_HEADER, ledger.hazards),
-                         Sheet("维修人员统计", STAFF_HEADER, ledger.staff)])
-    click.echo(f"{month} 报修 {len(ledger.tickets)} 张（隐患 {len(ledger.hazards)} 张）：{out}")
+    tickets, hazards, _ = _export("repairs", month, out).sheets
+    click.echo(f"{month} 报修 {len(tickets.rows)} 张（隐患 {len(hazards.rows)} 张）：{out}")
 
 
 @export.command("bus")
@@ -906,16 +909,8 @@ def export_repairs(month: str, out: str) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
 def export_bus(month: str, out: str) -> None:
     """校车台账: a row per trip (expected, boarded, alighted, alerts, acknowledgements) and the leave records."""
-
-    from bot.export import Sheet, write_workbook
-    from handlers.bus import LEAVE_HEADER, TRIP_HEADER, bus_ledger
-
-    first = _month(month)
-    services = _services(upgrade=True)
-    with services.read_factory() as session:
-        trips, leaves = bus_ledger(session, first, services.settings.tz)
-    write_workbook(out, [Sheet("校车台账", TRIP_HEADER, trips), Sheet("请假记录", LEAVE_HEADER, leaves)])
-    click.echo(f"{month} 校车 {len(trips)} 趟，请假 {len(leaves)} 条：{out}")
+    trips, leaves = _export("bus", month, out).sheets
+    click.echo(f"{month} 校车 {len(trips.rows)} 趟，请假 {len(leaves.rows)} 条：{out}")
 
 
 @main.group()
@@ -973,15 +968,8 @@ def duty_import(file: str) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
 def export_duty(month: str, out: str) -> None:
     """值日台账: a row per post and slot (rostered, who checked in, how, when, status) and a per-teacher summary."""
-    from bot.export import Sheet, write_workbook
-    from handlers.duty import SHIFT_HEADER, TEACHER_HEADER, duty_ledger
-
-    first = _month(month)
-    services = _services(upgrade=True)
-    with services.read_factory() as session:
-        rows, teachers = duty_ledger(session, first, services.settings.tz)
-    write_workbook(out, [Sheet("值日台账", SHIFT_HEADER, rows), Sheet("教师汇总", TEACHER_HEADER, teachers)])
-    click.echo(f"{month} 值日 {len(rows)} 岗次：{out}")
+    rows, _ = _export("duty", month, out).sheets
+    click.echo(f"{month} 值日 {len(rows.rows)} 岗次：{out}")
 
 
 def _month(month: str) -> date:
@@ -1034,30 +1022,14 @@ def menu_publish(week: str) -> None:
 def export_canteen(month: str, out: str) -> None:
     """食堂台账: every rating and comment, averages by day and by group (with a chart), complaint words,
     survey answers, and the 陪餐 records."""
-    from bot.export import Sheet, write_workbook
-    from handlers.canteen import (
-        DAILY_HEADER,
-        FEEDBACK_HEADER,
-        GROUP_HEADER,
-        MEALS_HEADER,
-        SURVEY_HEADER,
-        WORDS_HEADER,
-        add_daily_chart,
-        canteen_report,
-    )
+    from handlers.canteen import accompanied_count
 
-    first = _month(month)
-    services = _services(upgrade=True)
+    ledger = _export("canteen", month, out)
+    feedback, _, _, _, surveys, _ = ledger.sheets
+    services = _services()
     with services.read_factory() as session:
-        report = canteen_report(session, first, services.settings.tz)
-    path = write_workbook(out, [Sheet("评价明细", FEEDBACK_HEADER, report.feedback),
-                                Sheet("每日平均", DAILY_HEADER, report.daily),
-                                Sheet("分组平均", GROUP_HEADER, report.groups),
-                                Sheet("意见高频词", WORDS_HEADER, report.words),
-                                Sheet("满意度调查", SURVEY_HEADER, report.surveys),
-                                Sheet("陪餐记录", MEALS_HEADER, report.meals)])
-    add_daily_chart(path, "每日平均", len(report.daily))
-    click.echo(f"{month} 食堂评价 {len(report.feedback)} 条，调查 {len(report.surveys)} 份，陪餐 {report.meal_count} 次：{out}")
+        meals = accompanied_count(session, _month(month))
+    click.echo(f"{month} 食堂评价 {len(feedback.rows)} 条，调查 {len(surveys.rows)} 份，陪餐 {meals} 次：{out}")
 
 
 @main.command("console-password")

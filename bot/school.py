@@ -112,6 +112,12 @@ def _category(db: Session, value: str) -> str:
     return value
 
 
+def _name(db: Session, value: str) -> str:
+    if len(value) > 40:
+        raise ValueError("不能超过 40 个字")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     default: str
@@ -144,6 +150,7 @@ SETTINGS: dict[str, Setting] = {
                                    "食堂反馈中的食品安全关键词（分号分隔），出现即通知食堂和管理员", _words),
     "push_page_days": Setting("30", "推送详情页（推送中的全文链接）保留天数（1-3650）", _whole(1, 3650)),
     "console_idle_hours": Setting("8", "控制台闲置多少小时后需要重新登录（1-720）", _whole(1, 720)),
+    "school_name": Setting("", "学校名称（印在每份台账的标题行）", _name),
 }
 DEFAULT_SETTINGS = {key: setting.default for key, setting in SETTINGS.items()}
 SETTING_HELP = {key: setting.help for key, setting in SETTINGS.items()}

@@ -638,9 +638,10 @@ TRIP_HEADER = ["日期", "线路", "趟次", "应到", "上车", "下车", "上�
 LEAVE_HEADER = ["日期", "学生", "班级", "线路", "趟次", "申请人", "申请时间", "状态"]
 
 
-def bus_ledger(db: Session, first: date, tz: tzinfo) -> tuple[list[list[object]], list[list[object]]]:
-    """The month's 校车台账: a row per trip, and the leave records."""
-    _, after = month_span(first)
+def bus_ledger(db: Session, first: date, tz: tzinfo,
+               after: date | None = None) -> tuple[list[list[object]], list[list[object]]]:
+    """The month's 校车台账 (or from `first` to `after`, a term): a row per trip, and the leave records."""
+    after = after or month_span(first)[1]
     trips = []
     for t in db.scalars(select(BusTrip).where(BusTrip.day >= first, BusTrip.day < after)
                         .order_by(BusTrip.day, BusTrip.route_id, BusTrip.trip)):

@@ -769,9 +769,10 @@ def record_accompanied(msg: Incoming, ctx: Context) -> Reply:
                                      n=records, count=accompanied_count(ctx.db, today)))
 
 
-def accompanied_count(db: Session, day: date) -> int:
-    """The meals accompanied in `day`'s month: a person's several records of one meal count once."""
-    first, after = month_span(day)
+def accompanied_count(db: Session, day: date, until: date | None = None) -> int:
+    """The meals accompanied in `day`'s month (or from `day` to `until`): a person's several records of
+    one meal count once."""
+    first, after = (day, until) if until else month_span(day)
     eaten = (select(AccompaniedMeal.person_id, AccompaniedMeal.day, AccompaniedMeal.meal).distinct()
              .where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after).subquery())
     return int(db.scalar(select(func.count()).select_from(eaten)) or 0)
@@ -920,18 +921,19 @@ def complaint_words(texts: Iterable[str], top: int = TOP_WORDS) -> list[list[Any
     return [[w, n] for w, n in counts.most_common(top)]
 
 
-def month_feedback(db: Session, month: date) -> list[CanteenFeedback]:
-    """The feedback on the meals of the month `month` falls in, by day and number, with the givers and
-    the replies: the report's 评价明细 and the console's 食堂评价 page."""
-    first, after = month_span(month)
+def month_feedback(db: Session, month: date, until: date | None = None) -> list[CanteenFeedback]:
+    """The feedback on the meals of the month `month` falls in (or from `month` to `until`), by day and
+    number, with the givers and the replies: the report's 评价明细 and the console's 食堂评价 page."""
+    first, after = (month, until) if until else month_span(month)
     return list(db.scalars(select(CanteenFeedback).where(CanteenFeedback.day >= first, CanteenFeedback.day < after)
                            .options(joinedload(CanteenFeedback.person),
                                     selectinload(CanteenFeedback.replies).joinedload(CanteenReply.person))
                            .order_by(CanteenFeedback.day, CanteenFeedback.number)))
 
 
-def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
-    rows = month_feedback(db, month)
+def canteen_report(db: Session, month: date, tz: tzinfo, after: date | None = None) -> CanteenReport:
+    """The month's 食堂台账 (or from `month` to `after`, a term)."""
+    rows = month_feedback(db, month, after)
     codes = {r.id: r.code for r in rows}
     feedback = [[r.code, r.day, local_naive(r.given_at, tz), ROLE_NAMES.get(r.role, r.role),
                  r.person.name if r.person else "", r.rating, r.comment, r.alert_words, photo_state(r.photo),
@@ -947,7 +949,7 @@ def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
                       *(average(by_group.get(g, [])) for g in ("teacher", "parent", "staff"))])
     groups = [[ROLE_NAMES[g], len(v), average(v), sum(1 for x in v if x <= 2), v.count(3), sum(1 for x in v if x >= 4)]
               for g, v in group_ratings(rows).items()]
-    surveys = month_surveys(db, month, tz)
+    surveys = month_surveys(db, month, tz, after)
     survey_rows = [[local_naive(s.at, tz), KIND_NAMES.get(s.kind, s.kind), s.period, ROLE_NAMES.get(s.role, s.role),
                     s.person.name if s.person else "", *(getattr(s, k) for k in SURVEY_SCORES), s.comment,
                     s.alert_words, survey_counted(s, tz)] for s in surveys]
@@ -955,15 +957,17 @@ def canteen_report(db: Session, month: date, tz: tzinfo) -> CanteenReport:
     complaints += [s.comment for s in surveys if s.comment and (s.alert_words or min(
         (v for k in SURVEY_SCORES if (v := getattr(s, k)) is not None), default=5) <= COMPLAINT_AT_MOST)]
     meals = [[m.day, m.meal, m.person.name if m.person else "", m.note, local_naive(m.at, tz)]
-             for m in month_meals(db, month)]
+             for m in month_meals(db, month, after)]
     return CanteenReport(feedback, daily, groups, complaint_words(complaints), survey_rows, meals,
-                         accompanied_count(db, month))
+                         accompanied_count(db, month, after))
 
 
-def month_surveys(db: Session, month: date, tz: tzinfo) -> list[SurveyResponse]:
-    """Every survey answer given in the month `month` falls in, superseded ones too, oldest first: the
-    report's 满意度调查 and the console's."""
+def month_surveys(db: Session, month: date, tz: tzinfo, until: date | None = None) -> list[SurveyResponse]:
+    """Every survey answer given in the month `month` falls in (or from `month` to `until`), superseded
+    ones too, oldest first: the report's 满意度调查 and the console's."""
     start, end = month_bounds(month, tz)
+    if until is not None:
+        start, end = day_bounds(month, tz)[0], day_bounds(until, tz)[0]
     return list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
                            .options(joinedload(SurveyResponse.person), joinedload(SurveyResponse.superseded_by))
                            .order_by(SurveyResponse.at, SurveyResponse.id)))
@@ -975,9 +979,9 @@ def survey_averages(answers: Iterable[SurveyResponse]) -> dict[str, float | None
     return {key: average([v for a in counted if (v := getattr(a, key)) is not None]) for key in SURVEY_SCORES}
 
 
-def month_meals(db: Session, month: date) -> list[AccompaniedMeal]:
-    """Every 陪餐 record of the month `month` falls in, by day, meal and time."""
-    first, after = month_span(month)
+def month_meals(db: Session, month: date, until: date | None = None) -> list[AccompaniedMeal]:
+    """Every 陪餐 record of the month `month` falls in (or from `month` to `until`), by day, meal and time."""
+    first, after = (month, until) if until else month_span(month)
     return list(db.scalars(select(AccompaniedMeal).where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after)
                            .options(joinedload(AccompaniedMeal.person))
                            .order_by(AccompaniedMeal.day, AccompaniedMeal.meal, AccompaniedMeal.at)))
@@ -989,26 +993,6 @@ def survey_counted(answer: SurveyResponse, tz: tzinfo) -> str:
     if later is None:
         return COUNTED
     return SURVEY_SUPERSEDED_BY.format(at=f"{local_naive(later.at, tz):%Y-%m-%d %H:%M}")
-
-
-def add_daily_chart(path: Path, sheet: str, days: int) -> None:
-    """A line chart of the daily average (column C) beside the daily sheet that write_workbook made."""
-    from openpyxl import load_workbook
-    from openpyxl.chart import LineChart, Reference
-
-    book = load_workbook(path)
-    ws = book[sheet]
-    chart = LineChart()
-    chart.title = "每日平均评分"
-    chart.y_axis.title = "平均分"
-    chart.x_axis.title = "日期"
-    chart.x_axis.number_format = "m/d"
-    chart.y_axis.scaling.min, chart.y_axis.scaling.max = 0, 5
-    chart.add_data(Reference(ws, min_col=3, min_row=1, max_row=days + 1), titles_from_data=True)
-    chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=days + 1))
-    chart.width, chart.height = 20, 9
-    ws.add_chart(chart, "H2")
-    book.save(path)
 
 
 __all__ = ["accompany", "canteen_report", "import_menu", "menu", "publish", "rating", "reply", "survey", "view"]

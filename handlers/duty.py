@@ -522,8 +522,10 @@ def shift_status(shift: DutyShift, slots: dict[str, Slot], tz: tzinfo) -> tuple[
     return (ON_TIME if slot is None or local.time() <= slot.start else LATE_STATUS), first
 
 
-def duty_ledger(db: Session, first: date, tz: tzinfo) -> tuple[list[list[object]], list[list[object]]]:
-    _, after = month_span(first)
+def duty_ledger(db: Session, first: date, tz: tzinfo,
+                after: date | None = None) -> tuple[list[list[object]], list[list[object]]]:
+    """The month's 值日台账 (or from `first` to `after`, a term) and the per-teacher summary."""
+    after = after or month_span(first)[1]
     slots = {s.name: s for s in duty_slots(db)}
     order = {name: i for i, name in enumerate(slots)}
     shifts = sorted(db.scalars(select(DutyShift).where(DutyShift.day >= first, DutyShift.day < after)),

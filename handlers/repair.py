@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.engine import DID_YOU_MEAN, Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
@@ -33,6 +33,7 @@ from bot.text import (
     LEADING_PARTICLES,
     SEPARATOR_MARKS,
     bare_score,
+    day_bounds,
     local_naive,
     month_bounds,
     normalize,
@@ -1018,8 +1019,16 @@ def import_categories(db: Session, path: str | Path) -> int:
 
 # -- the monthly ledger ----------------------------------------------------------------------------
 LEDGER_HEADER = ["编号", "报修时间", "报修人", "地点", "设备", "类别", "问题描述", "维修人", "接单时间", "完成时间",
-                 "维修用时(小时)", "评分", "备注", "类型", "状态", "补充报告", "撤销"]
+                 "维修用时(小时)", "评分", "备注", "类型", "状态", "返修次数", "补充报告", "撤销"]
+LEDGER_WIDE = ["问题描述", "备注", "补充报告", "撤销"]
+# the 巡查隐患台账 in the words of a hazard register (seeds/001: 发现、整改、复查)
+HAZARD_HEADER = ["编号", "发现时间", "发现人", "地点", "隐患描述", "整改责任人", "整改措施", "整改期限", "整改完成时间",
+                 "复查", "状态"]
+HAZARD_WIDE = ["隐患描述", "整改措施", "复查"]
 STAFF_HEADER = ["维修人", "报修单数", "已完成", "维修用时中位数(小时)", "平均评分"]
+REVIEWED = "已复查，评分 {rating}"
+REVIEW_WAITING = "待复查"
+REVIEW_REOPENED = "复查未通过，返修 {n} 次"
 
 
 @dataclass
@@ -1035,16 +1044,39 @@ def hours_to_fix(ticket: RepairTicket) -> float | None:
     return round((ticket.done_at - ticket.filed_at).total_seconds() / 3600, 1)
 
 
-def repair_ledger(db: Session, month: date, tz: tzinfo) -> Ledger:
-    """The 报修台账 of tickets filed in `month`, the 巡查隐患 among them, and the per-staff summary."""
+def hazard_review(ticket: RepairTicket) -> str:
+    """The 复查 column: the finder's rating closes the check; 未修好 is a failed one; done and unrated waits."""
+    lines = [REVIEW_REOPENED.format(n=ticket.reopen_count)] if ticket.reopen_count else []
+    if ticket.rating is not None:
+        lines.append(REVIEWED.format(rating=ticket.rating))
+    elif ticket.done_at is not None and ticket.status != WITHDRAWN:
+        lines.append(REVIEW_WAITING)
+    return "；".join(lines)
+
+
+def hazard_row(db: Session, t: RepairTicket, tz: tzinfo) -> list[Any]:
+    deadline = local_naive(t.filed_at + done_limit(db, t)[0], tz)
+    return [t.code, local_naive(t.filed_at, tz), t.reporter.name if t.reporter else "", t.place, t.description,
+            t.assignee.name if t.assignee else "", t.note, deadline, local_naive(t.done_at, tz), hazard_review(t),
+            STATUS_NAMES.get(t.status, t.status)]
+
+
+def repair_ledger(db: Session, month: date, tz: tzinfo, after: date | None = None) -> Ledger:
+    """The 报修台账 of tickets filed in `month` (or from `month` to `after`, a term), the 巡查隐患 among
+    them in a hazard register's columns, and the per-staff summary."""
     start, end = month_bounds(month, tz)
+    if after is not None:
+        start, end = day_bounds(month, tz)[0], day_bounds(after, tz)[0]
     tickets = list(db.scalars(select(RepairTicket).where(RepairTicket.filed_at >= start, RepairTicket.filed_at < end)
+                              .options(joinedload(RepairTicket.reporter), joinedload(RepairTicket.assignee),
+                                       joinedload(RepairTicket.asset), selectinload(RepairTicket.events),
+                                       selectinload(RepairTicket.photos))
                               .order_by(RepairTicket.number)))
     rows = [[t.code, local_naive(t.filed_at, tz), t.reporter.name if t.reporter else "", t.place,
              f"{t.asset.name}（{t.asset.code}）" if t.asset else "", t.category, t.description,
              t.assignee.name if t.assignee else "", local_naive(t.accepted_at, tz), local_naive(t.done_at, tz),
              hours_to_fix(t), t.rating, t.note, "巡查隐患" if t.hazard else "报修", STATUS_NAMES.get(t.status, t.status),
-             "\n".join(follow_up_lines(t, tz)), withdrawal_line(t.withdrawal, tz) if t.withdrawal else ""]
+             t.reopen_count, "\n".join(follow_up_lines(t, tz)), withdrawal_line(t.withdrawal, tz) if t.withdrawal else ""]
             for t in tickets]
     by_staff: dict[str, list[RepairTicket]] = {}
     for t in tickets:
@@ -1056,7 +1088,7 @@ def repair_ledger(db: Session, month: date, tz: tzinfo) -> Ledger:
         ratings = [t.rating for t in mine if t.rating is not None]
         staff.append([name, len(mine), len(hours), round(statistics.median(hours), 1) if hours else None,
                       round(sum(ratings) / len(ratings), 2) if ratings else None])
-    return Ledger(rows, [r for r, t in zip(rows, tickets, strict=True) if t.hazard], staff)
+    return Ledger(rows, [hazard_row(db, t, tz) for t in tickets if t.hazard], staff)
 
 
 __all__ = ["accept", "finish", "import_assets", "import_categories", "import_rooms", "my_repairs", "patrol",

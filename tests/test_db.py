@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 from flask.testing import FlaskClient
-from openpyxl import load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from bot.export import read_ledger
 from bot.services import Services
 from models import Person, RepairTicket
 
@@ -88,5 +88,5 @@ def test_pages_and_exports_answer_while_a_writer_holds_its_transaction(filed, se
         assert client.get("/menu/2026-W48").status_code == 404  # no menu published: answered, not stalled
         exported = houqin("export", "repairs", "--month", "2026-11", "--out", str(out))
         assert exported.exit_code == 0, exported.output
-    rows = list(load_workbook(out)["报修台账"].iter_rows(values_only=True))
+    rows = list(read_ledger(out, "报修台账"))
     assert len(rows) == 2 and "投影仪不亮" in " ".join(str(c) for c in rows[1])

@@ -29,8 +29,9 @@ def school(people, clock):
 
 
 def cell_under(path: Path, sheet: str, header: list[str], column: str, row: int = 2):
+    """The cell of `column` in the sheet's `row` counting the header as 1 (a title row stands above it)."""
     ws = load_workbook(path)[sheet]
-    return ws.cell(row=row, column=header.index(column) + 1)
+    return ws.cell(row=row + 1, column=header.index(column) + 1)
 
 
 def test_a_repair_described_as_a_formula_is_text_in_the_ledger(school, wechat_user, houqin, tmp_path: Path):

@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 from reportlab.lib.rl_accel import escapePDF
 from sqlalchemy import select
 
+from bot.export import read_ledger
 from models import Asset, Room
 
 ROOMS = "楼栋,楼层,房间,别名,负责人\n教学楼,3,三(2)班,,\n教学楼,4,四(1)班,,\n综合楼,2,科学室,实验室,\n"
@@ -137,7 +138,7 @@ def test_monthly_ledger_and_staff_sheet(registered, houqin, people, wechat_user,
     assert result.exit_code == 0 and "报修 4 张（隐患 1 张）" in result.output, result.output
     book = load_workbook(out)
     assert book.sheetnames == ["报修台账", "巡查隐患台账", "维修人员统计"]
-    ledger = [list(r) for r in book["报修台账"].iter_rows(values_only=True)]
+    ledger = [list(r) for r in read_ledger(out, "报修台账")]
     assert ledger[0][:13] == ["编号", "报修时间", "报修人", "地点", "设备", "类别", "问题描述", "维修人", "接单时间",
                               "完成时间", "维修用时(小时)", "评分", "备注"]
     assert [r[0] for r in ledger[1:]] == ["R2", "R3", "R4", "R5"]
@@ -146,9 +147,9 @@ def test_monthly_ledger_and_staff_sheet(registered, houqin, people, wechat_user,
     assert ledger[2][7:12] == ["程财宝", datetime(2026, 11, 4, 8, 0), datetime(2026, 11, 4, 8, 0), 24, 2]
     assert ledger[3][3:5] == ["三(2)班 投影仪", "投影仪（DJ-0302）"] and ledger[3][10] == 1 and ledger[3][11] is None
     assert ledger[4][5] == "安全" and ledger[4][7] is None and ledger[4][13] == "巡查隐患"
-    hazards = [list(r) for r in book["巡查隐患台账"].iter_rows(values_only=True)]
+    hazards = [list(r) for r in read_ledger(out, "巡查隐患台账")]
     assert [r[0] for r in hazards[1:]] == ["R5"]
-    staff = [list(r) for r in book["维修人员统计"].iter_rows(values_only=True)]
+    staff = [list(r) for r in read_ledger(out, "维修人员统计")]
     assert staff == [["维修人", "报修单数", "已完成", "维修用时中位数(小时)", "平均评分"],
                      ["殷奇", 2, 2, 2, 4], ["程财宝", 1, 1, 24, 2]]
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from openpyxl import load_workbook
 from sqlalchemy import select
 
+from bot.export import read_ledger
 from bot.services import Services
 from bot.wechat.gateway import ApiError, WeChatApi, redact, remember_secret
 from handlers.canteen import FEEDBACK_HEADER
@@ -127,7 +127,7 @@ def test_photo_errors_are_stored_shown_and_exported_redacted(office, people, wec
 
     out = tmp_path / "ledger.xlsx"
     assert houqin("export", "canteen", "--month", "2026-11", "--out", str(out)).exit_code == 0
-    rows = list(load_workbook(out)["评价明细"].iter_rows(min_row=2, values_only=True))
+    rows = list(read_ledger(out, "评价明细")[1:])
     photo = str(rows[0][FEEDBACK_HEADER.index("照片")])
     assert "system error at /cgi-bin/media/get" in photo
     assert leaks(" ".join(str(c) for row in rows for c in row), fake_wechat, settings.wechat_secret) == []

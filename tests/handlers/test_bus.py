@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from openpyxl import load_workbook
 from sqlalchemy import func, select
 
+from bot.export import read_ledger
 from bot.school import set_setting
 from bot.services import Services
 from handlers.bus import ACK_NOTHING_OPEN, ACK_REFUSED, ALARM_TOLD, MISMATCH_UNCHANGED, import_routes
@@ -260,13 +260,12 @@ def test_bus_ledger_export(monitor, wechat_user, services: Services, tmp_path: P
         with services.factory() as s:
             trips_rows, leave_rows = bus_ledger(s, date(2026, 11, 1), services.settings.tz)
         write_workbook(out, [Sheet("校车台账", TRIP_HEADER, trips_rows), Sheet("请假记录", LEAVE_HEADER, leave_rows)])
-    book = load_workbook(out)
-    rows = list(book["校车台账"].iter_rows(values_only=True))
+    rows = list(read_ledger(out, "校车台账"))
     assert rows[0][:6] == ("日期", "线路", "趟次", "应到", "上车", "下车")
     (trip,) = rows[1:]
     assert trip[1:6] == ("1号线", "放学", 3, 3, 2)
     assert "少1人" in trip[9] and trip[10] == "宦欢 16:35 情况：后排发现赵子轩睡着了，已送回家"
-    leaves = list(book["请假记录"].iter_rows(values_only=True))
+    leaves = list(read_ledger(out, "请假记录"))
     # the route as the trips sheet names it (1号线), not the bare number the students import stores
     assert leaves[1][1:5] == ("孙悦", "四(1)班", "2号线", "上学") and leaves[1][5] == "张丽"
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import alembic_config, make_engine, upgrade
 from bot.engine import IMAGE_UNUSED
+from bot.export import read_ledger
 from bot.numbering import allocate_number
 from bot.school import set_setting
 from bot.services import Services
@@ -267,13 +268,12 @@ def test_a_food_safety_feedback_keeps_its_text_reply_and_alert_after_a_later_rat
 
     out = tmp_path / "ledger.xlsx"
     assert houqin("export", "canteen", "--month", "2026-11", "--out", str(out)).exit_code == 0
-    book = load_workbook(out)
     ledger = {r[0]: dict(zip(FEEDBACK_HEADER, r, strict=True))
-              for r in book["评价明细"].iter_rows(min_row=2, values_only=True)}
+              for r in read_ledger(out, "评价明细")[1:]}
     assert [(c, r["评分"], r["意见"], r["食品安全"], r["食堂回复"], r["计入平均"]) for c, r in ledger.items()] == [
         ("F1", 1, "饭里有头发", "头发", "已核查 向您致歉", "否（评分已由F2更新）"),
         ("F2", 3, "汤太咸", None, "明天少放盐", "是"), ("F3", 5, None, None, None, "是")]
-    assert list(book["每日平均"].iter_rows(min_row=2, values_only=True)) == [(datetime(2026, 11, 26), 2, 4.0, 5.0, 3.0, None)]
+    assert list(read_ledger(out, "每日平均")[1:]) == [(datetime(2026, 11, 26), 2, 4.0, 5.0, 3.0, None)]
 
     assert houqin("console-password", "周春明", "--password", "后勤2026secret").exit_code == 0
     login = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/login").get_data(as_text=True))
@@ -376,7 +376,7 @@ def ledger_photo(houqin, tmp_path: Path, code: str = "F1") -> str:
     out = tmp_path / "ledger.xlsx"
     result = houqin("export", "canteen", "--month", "2026-11", "--out", str(out))
     assert result.exit_code == 0, result.output
-    rows = {r[0]: r for r in load_workbook(out)["评价明细"].iter_rows(min_row=2, values_only=True)}
+    rows = {r[0]: r for r in read_ledger(out, "评价明细")[1:]}
     return str(rows[code][FEEDBACK_HEADER.index("照片")] or "")
 
 
@@ -581,7 +581,7 @@ def test_a_later_survey_answer_supersedes_only_the_scores_and_a_food_safety_comm
     result = houqin("export", "canteen", "--month", "2026-11", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "调查 2 份" in result.output
-    rows = list(load_workbook(out)["满意度调查"].iter_rows(values_only=True))
+    rows = list(read_ledger(out, "满意度调查"))
     assert rows[0] == tuple(SURVEY_HEADER) and rows[0][-1] == "计入统计" and len(rows) == 3
     assert rows[1][0] == datetime(2026, 11, 26, 12, 40)
     assert rows[1][6:] == (2, 1, 3, 3, "汤里有虫子", "虫", "否（评分已由 2026-11-26 13:05 的答卷更新）")
@@ -601,7 +601,7 @@ def test_a_second_陪餐_record_of_a_meal_is_kept_and_the_ledger_shows_both(
     result = houqin("export", "canteen", "--month", "2026-11", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "陪餐 1 次" in result.output  # one meal, recorded twice
-    meals = list(load_workbook(out)["陪餐记录"].iter_rows(values_only=True))
+    meals = list(read_ledger(out, "陪餐记录"))
     assert meals[1:] == [
         (datetime(2026, 11, 26), "午餐", "周春明", "菜品偏咸", datetime(2026, 11, 26, 12, 20)),
         (datetime(2026, 11, 26), "午餐", "周春明", "米饭偏硬", datetime(2026, 11, 26, 12, 50))]
@@ -656,22 +656,22 @@ def test_monthly_report_has_every_rating_averages_words_surveys_meals_and_a_char
     assert "2026-11 食堂评价 4 条，调查 1 份，陪餐 1 次" in result.output
     book = load_workbook(out)
     assert book.sheetnames == ["评价明细", "每日平均", "分组平均", "意见高频词", "满意度调查", "陪餐记录"]
-    rows = list(book["评价明细"].iter_rows(values_only=True))
+    rows = list(read_ledger(out, "评价明细"))
     assert rows[0] == tuple(FEEDBACK_HEADER) and len(rows) == 5
     assert rows[1][:7] == ("F1", datetime(2026, 11, 25), datetime(2026, 11, 25, 12, 30), "家长", "陈建国", 2, "米饭太硬了")
-    daily = list(book["每日平均"].iter_rows(values_only=True))
+    daily = list(read_ledger(out, "每日平均"))
     assert daily[0] == tuple(DAILY_HEADER)
     assert daily[1] == (datetime(2026, 11, 25), 2, 3.5, 5.0, 2.0, None)
     assert daily[2] == (datetime(2026, 11, 26), 2, 2.5, None, 3.0, 2.0)
-    groups = {r[0]: r[1:3] for r in book["分组平均"].iter_rows(min_row=2, values_only=True)}
+    groups = {r[0]: r[1:3] for r in read_ledger(out, "分组平均")[1:]}
     assert groups == {"教师": (1, 5.0), "家长": (2, 2.5), "后勤": (1, 2.0)}
-    words = {r[0]: r[1] for r in book["意见高频词"].iter_rows(min_row=2, values_only=True)}
+    words = {r[0]: r[1] for r in read_ledger(out, "意见高频词")[1:]}
     assert words["凉"] == 3 and words["米饭"] == 2 and words["硬"] == 2  # 凉: two complaints and the survey
     assert "好吃" not in words and "了" not in words  # a 5 is no complaint; stop words are dropped
-    surveys = list(book["满意度调查"].iter_rows(values_only=True))
+    surveys = list(read_ledger(out, "满意度调查"))
     assert surveys[0] == tuple(SURVEY_HEADER)
     assert surveys[1][1:11] == ("学期问卷", "2026秋", "教师", "王强", None, 3, 4, 4, 4, "菜太凉了")
-    meals = list(book["陪餐记录"].iter_rows(values_only=True))
+    meals = list(read_ledger(out, "陪餐记录"))
     assert meals[0] == tuple(MEALS_HEADER) and meals[1][:4] == (datetime(2026, 11, 26), "午餐", "周春明", "偏咸")
     charts = book["每日平均"]._charts
     assert len(charts) == 1 and charts[0].tagname == "lineChart"

@@ -8,9 +8,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from openpyxl import load_workbook
 from sqlalchemy import func, select
 
+from bot.export import read_ledger
 from bot.school import set_setting
 from bot.services import Services
 from bot.tables import TableError
@@ -228,13 +228,12 @@ def test_duty_ledger(school, wechat_user, runner, houqin, tmp_path: Path) -> Non
     out = tmp_path / "duty.xlsx"
     result = houqin("export", "duty", "--month", "2026-11", "--out", str(out))
     assert result.exit_code == 0, result.output
-    book = load_workbook(out)
-    rows = list(book["值日台账"].iter_rows(values_only=True))
+    rows = list(read_ledger(out, "值日台账"))
     assert rows[0] == tuple(SHIFT_HEADER)
     assert rows[1][1:8] == ("一楼东楼梯", "课间（09:40–10:00）", "张丽", "张丽", "文字（未验证）",
                            datetime(2026, 11, 23, 9, 35), "按时")
     assert rows[2][1] == "校门口" and rows[2][3] == "王强" and rows[2][7] == "缺岗"
-    summary = {r[0]: r[1:] for r in book["教师汇总"].iter_rows(min_row=2, values_only=True)}
+    summary = {r[0]: r[1:] for r in read_ledger(out, "教师汇总")[1:]}
     assert summary["张丽"] == (1, 1, 0, 0, 0, 0) and summary["王强"] == (1, 0, 0, 1, 0, 0)
 
 

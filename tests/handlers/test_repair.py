@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
+from bot.export import read_ledger
 from bot.services import Services
 from bot.wechat.fake import fake_jpeg
 from handlers.repair import HELP_REPAIR, NO_OPEN, PHOTO_FIRST, import_assets, import_categories, import_rooms
@@ -328,9 +329,7 @@ def test_a_followers_words_and_photos_are_kept_and_the_worker_is_told(school, we
 
     out = tmp_path / "ledger.xlsx"
     assert houqin("export", "repairs", "--month", "2026-11", "--out", str(out)).exit_code == 0
-    from openpyxl import load_workbook
-
-    rows = [list(r) for r in load_workbook(out)["报修台账"].iter_rows(values_only=True)]
+    rows = [list(r) for r in read_ledger(out, "报修台账")]
     follow_ups = rows[1][rows[0].index("补充报告")]
     assert "王强 11月23日 08:05「投影仪没画面，只有蓝屏」（照片 1 张）" in follow_ups
     assert "张丽 11月23日 08:10「投影仪还是不亮，今天有公开课」" in follow_ups
@@ -398,9 +397,7 @@ def test_the_reporter_withdraws_before_it_is_accepted(school, wechat_user, fake_
 
     out = tmp_path / "ledger.xlsx"
     assert houqin("export", "repairs", "--month", "2026-11", "--out", str(out)).exit_code == 0
-    from openpyxl import load_workbook
-
-    rows = [list(r) for r in load_workbook(out)["报修台账"].iter_rows(values_only=True)]
+    rows = [list(r) for r in read_ledger(out, "报修台账")]
     assert rows[1][rows[0].index("状态")] == "已撤销"
     assert rows[1][rows[0].index("撤销")] == "张丽 11月23日 08:20，理由：其实是窗户渗水，已经擦干了"
 
