@@ -105,34 +105,26 @@ def tasks_month(month: str) -> None:
 
 
 @tasks.command("ledger")
-@click.option("--month", help="YYYY-MM: that month's due dates")
+@click.option("--month", help="YYYY-MM: the due dates of that month (default: this month)")
 @click.option("--term", "term", is_flag=True, help="the whole term containing --month (or today)")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
 def tasks_ledger(month: str | None, term: bool, out: str) -> None:
-    """行事历台账 as XLSX: each due date (task, due, done by, when, checklist results, photos, linked
-    repairs) and a per-task summary, for a month or a term."""
-    from datetime import timedelta
-
+    """行事历台账 as XLSX: each T<n> due in a month or a term (task, due, done by, when, checklist results,
+    photos, linked repairs) and a per-task summary. The same ledger as the console's."""
     from bot.cli import CliError, _month, _services
-    from bot.export import Sheet, write_workbook
-    from bot.text import month_span
-    from handlers.tasks.ledger import LEDGER_HEADER, SUMMARY_HEADER, task_ledger, term_span
+    from bot.export import Period
+    from bot.ledgers import build, terms
 
     services = _services(upgrade=True)
     tz = services.settings.tz
-    today = services.now().astimezone(tz).date()
-    day = _month(month) if month else today
+    day = _month(month) if month else services.now().astimezone(tz).date()
     with services.read_factory() as session:
+        period: Period | None = Period.month(day)
         if term:
-            span = term_span(session, day)
-            if span is None:
+            period = next((p for p in terms(session) if p.first <= day < p.after), None)
+            if period is None:
                 raise CliError(NO_TERM.format(day=day))
-            first, last = span
-        else:
-            first, after = month_span(day)
-            last = after - timedelta(days=1)
-        ledger = task_ledger(session, first, last, today, tz)
-    write_workbook(out, [Sheet("行事历台账", LEDGER_HEADER, ledger.rows), Sheet("任务汇总", SUMMARY_HEADER, ledger.summary)])
-    click.echo(LEDGER_WRITTEN.format(span=f"{first:%Y-%m-%d}~{last:%Y-%m-%d}", n=len(ledger.rows), out=out))
-    for warning in ledger.warnings:
-        click.echo(WARNING.format(warning=warning))
+        assert period is not None
+        ledger = build("tasks", session, period, tz)
+    ledger.save(out)
+    click.echo(LEDGER_WRITTEN.format(span=period.label, n=len(ledger.sheets[0].rows), out=out))

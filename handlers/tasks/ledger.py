@@ -17,7 +17,7 @@ from bot.text import local_naive, month_span
 from handlers.tasks.rules import RuleError, TaskCalendar, parse_rule
 from handlers.tasks.schedule import check_assignee, due_label, next_due, responsible, rule_of
 from models import Task, TaskOccurrence
-from models.tasks import ABNORMAL, FIRE_CHECK_KEY
+from models.tasks import FIRE_CHECK_KEY
 
 COLUMNS = {"title": ("任务", "任务名称", "事项"), "rule": ("规则", "周期", "时间"), "assignee": ("负责", "负责人"),
            "remind": ("提醒提前天数", "提前提醒天数", "提醒"), "escalate": ("逾期上报天数", "逾期天数", "上报"),
@@ -31,10 +31,12 @@ TITLE_TOO_LONG = "第{row}行：任务「{title}」太长（最多40字）"
 BAD_DAYS = "第{row}行：{column}「{value}」须为 0 到 60 的整数（天）"
 ROW_PROBLEM = "第{row}行：{problem}"
 PHOTO_NOT_SAVED = "（照片尚未下载）"
+LEDGER_DONE, LEDGER_DONE_LATE, LEDGER_OPEN, LEDGER_ESCALATED = "按时完成", "逾期完成", "未完成", "逾期未完成（已上报）"
 STATUS_DONE, STATUS_LATE, STATUS_OPEN, STATUS_PLANNED = "已完成", "已逾期", "待完成", "未到提醒日"
 LEDGER_HEADER = ["编号", "任务", "周期", "截止日期", "负责", "状态", "完成人", "完成时间", "备注", "检查结果", "照片",
-                 "关联报修", "逾期上报"]
-SUMMARY_HEADER = ["任务", "规则", "负责", "应完成", "已完成", "逾期未完成", "按时完成率"]
+                 "关联报修", "逾期上报时间"]
+LEDGER_WIDE = ["检查结果", "照片", "关联报修", "备注"]
+SUMMARY_HEADER = ["任务", "规则", "负责", "应完成", "已完成", "按时完成", "逾期未完成（已上报）", "按时完成率"]
 
 
 @dataclass
@@ -200,41 +202,35 @@ def month_view(db: Session, month: date, today: date, tz: tzinfo) -> tuple[list[
 class TaskLedger:
     rows: list[list[Any]]
     summary: list[list[Any]]
-    warnings: list[str]
 
 
-def term_span(db: Session, day: date) -> tuple[date, date] | None:
-    cal = TaskCalendar(db)
-    return next(((s, e) for s, e in cal.terms if s <= day <= e), None)
+def occurrence_status(occurrence: TaskOccurrence, tz: tzinfo) -> str:
+    """What the record says, whatever day it is read: done (on time or late), or not done (escalated or not)."""
+    if occurrence.done_at is not None:
+        return LEDGER_DONE if occurrence.done_at.astimezone(tz).date() <= occurrence.due else LEDGER_DONE_LATE
+    return LEDGER_ESCALATED if occurrence.escalated_at is not None else LEDGER_OPEN
 
 
-def task_ledger(db: Session, first: date, last: date, today: date, tz: tzinfo) -> TaskLedger:
-    found, warnings = entries(db, first, min(last, today), tz)
+def task_ledger(db: Session, first: date, after: date, tz: tzinfo) -> TaskLedger:
+    """The 行事历台账 of the occurrences (T<n>) due in [first, after): one row each, and a row per task."""
+    occurrences = list(db.scalars(select(TaskOccurrence).where(TaskOccurrence.due >= first, TaskOccurrence.due < after)
+                                  .order_by(TaskOccurrence.due, TaskOccurrence.number)))
     rows: list[list[Any]] = []
-    per_task: dict[int, list[Entry]] = {}
-    for e in found:
-        occ = e.occurrence
-        per_task.setdefault(e.task.id, []).append(e)
-        checks = occ.checks if occ else []
+    per_task: dict[int, list[TaskOccurrence]] = {}
+    for occ in occurrences:
+        per_task.setdefault(occ.task_id, []).append(occ)
+        checks = occ.checks
         results = "\n".join(f"{c.item}：{c.result}{(' ' + c.detail) if c.detail else ''}" for c in checks if c.result)
         photos = "\n".join(f"{c.item}：{c.photo.path or PHOTO_NOT_SAVED}" for c in checks if c.photo is not None)
         repairs = "、".join(f"{c.ticket.code}（{c.ticket.place}）" for c in checks if c.ticket)
-        rows.append([occ.code if occ else "", e.task.title, e.period, e.due,
-                     "、".join(p.name for p in responsible(db, e.task)), e.status(today),
-                     occ.done_by.name if occ and occ.done_by else "", local_naive(occ.done_at, tz) if occ else None,
-                     occ.note if occ else "", results, photos, repairs,
-                     local_naive(occ.escalated_at, tz) if occ else None])
+        rows.append([occ.code, occ.task.title, occ.period, occ.due, "、".join(p.name for p in responsible(db, occ.task)),
+                     occurrence_status(occ, tz), occ.done_by.name if occ.done_by else "", local_naive(occ.done_at, tz),
+                     occ.note, results, photos, repairs, local_naive(occ.escalated_at, tz)])
     summary = []
-    for entries_ in per_task.values():
-        task = entries_[0].task
-        done = [e for e in entries_ if e.occurrence and e.occurrence.done_at]
-        on_time = [e for e in done if e.occurrence and e.occurrence.done_at
-                   and e.occurrence.done_at.astimezone(tz).date() <= e.due]
-        late = [e for e in entries_ if e.status(today) == STATUS_LATE]
-        summary.append([task.title, task.rule, task.assignee, len(entries_), len(done), len(late),
-                        f"{round(100 * len(on_time) / len(entries_))}%" if entries_ else ""])
-    return TaskLedger(rows, summary, warnings)
-
-
-def abnormal_count(occurrence: TaskOccurrence) -> int:
-    return sum(c.result == ABNORMAL for c in occurrence.checks)
+    for mine in per_task.values():
+        task = mine[0].task
+        statuses = [occurrence_status(o, tz) for o in mine]
+        on_time = statuses.count(LEDGER_DONE)
+        summary.append([task.title, task.rule, task.assignee, len(mine), on_time + statuses.count(LEDGER_DONE_LATE),
+                        on_time, statuses.count(LEDGER_ESCALATED), f"{round(100 * on_time / len(mine))}%"])
+    return TaskLedger(rows, summary)

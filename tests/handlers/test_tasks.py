@@ -293,27 +293,31 @@ def test_month_view_and_ledger(school, houqin, tmp_path: Path, runner: Runner, w
     for answer in ("异常 二楼 灭火器压力偏低", "报修", "正常", "正常", "正常"):
         staff.say(answer)
     assert fetch_media() == 2  # the item's photo, and the repair's own copy
+    runner.run_now("remind_tasks", at("2026-11-17 08:00"))  # 树木修剪: T2, three days ahead
+    runner.run_now("escalate_overdue_tasks", at("2026-11-23 08:30"))
     clock.set("2026-11-24 10:00")
     out = houqin("tasks", "month", "2026-11").output
     assert "2026-11 行事历：应完成 2 项，已完成 1 项，已逾期 1 项" in out
     assert "11月5日 T1 消防设备自检（11月） 程财宝 已完成 程财宝 11月5日" in out
-    assert "11月20日 树木修剪（11月） 程财宝 已逾期" in out
+    assert "11月20日 T2 树木修剪（11月） 程财宝 已逾期" in out
     path = tmp_path / "ledger.xlsx"
     result = houqin("tasks", "ledger", "--month", "2026-11", "--out", str(path))
-    assert result.exit_code == 0 and "行事历台账 2 条" in result.output
+    assert result.exit_code == 0 and "2026年11月 行事历台账 2 条" in result.output
     sheet = load_workbook(path)["行事历台账"]
-    rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
+    assert sheet["A1"].value == "行事历台账（2026年11月）"  # bot.export.Ledger: a title row, then the header
+    rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=3)]
     fire = rows[0]
-    assert fire[0] == "T1" and fire[1] == "消防设备自检" and fire[5] == "已完成" and fire[6] == "程财宝"
-    assert "消防栓：异常 二楼 灭火器压力偏低" in fire[9] and "R1" in fire[11]
+    assert fire[0] == "T1" and fire[1] == "消防设备自检" and fire[5] == "按时完成" and fire[6] == "程财宝"
+    assert "消防栓：异常 二楼 灭火器压力偏低" in fire[9] and "R1（二楼）" in fire[11]
     photo = fire[10].removeprefix("消防栓：")
     assert photo.startswith("tasks/T1/") and photo.endswith(".jpg") and (settings.storage_dir / photo).is_file()
-    assert rows[1][1] == "树木修剪" and rows[1][5] == "已逾期"
+    assert rows[1][:2] == ["T2", "树木修剪"] and rows[1][5] == "逾期未完成（已上报）" and rows[1][12] is not None
     term = houqin("tasks", "ledger", "--term", "--out", str(tmp_path / "term.xlsx"))
-    assert term.exit_code == 0 and "2026-09-01~2027-01-22" in term.output
-    summary = [[c.value for c in row] for row in load_workbook(tmp_path / "term.xlsx")["任务汇总"].iter_rows(min_row=2)]
-    # imported on 20 October: November's is the term's first; the tree pruning is late
-    assert summary == [["消防设备自检", "每月5日(顺延)", "消防", 1, 1, 0, "100%"], ["树木修剪", "11月20日", "程财宝", 1, 0, 1, "0%"]]
+    assert term.exit_code == 0 and "2026-2027学年第一学期 行事历台账 2 条" in term.output
+    summary = [[c.value for c in row] for row in load_workbook(tmp_path / "term.xlsx")["任务汇总"].iter_rows(min_row=3)]
+    # imported on 20 October: November's fire check is the term's first; the tree pruning is late
+    assert summary == [["消防设备自检", "每月5日(顺延)", "消防", 1, 1, 1, 0, "100%"],
+                       ["树木修剪", "11月20日", "程财宝", 1, 0, 0, 1, "0%"]]
 
 
 def test_an_abnormal_last_item_can_still_be_reported(school, houqin, tmp_path: Path, runner: Runner, wechat_user,
