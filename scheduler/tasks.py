@@ -50,9 +50,8 @@ def remind_tasks(ctx: JobContext, now: datetime) -> str:
         ctx.outbox.notify(people, "task_reminder", reminder_text(occurrence),
                           fields=push_fields(occurrence, "、".join(p.name for p in people)))
         occurrence.reminded_at = ctx.now
-    if not due:
-        return NOTHING_DUE
-    return REMINDED.format(n=len(due), items="、".join(f"{o.code} {o.label}" for o in due))
+    result = REMINDED.format(n=len(due), items="、".join(f"{o.code} {o.label}" for o in due)) if due else NOTHING_DUE
+    return "；".join([result, *cal.warnings])  # a year chinesecalendar does not cover is said, not guessed
 
 
 def days_late(occurrence: TaskOccurrence, today: date) -> int:

@@ -343,3 +343,11 @@ def test_help_for_the_shared_word_shows_both_commands(school, wechat_user) -> No
     text = wechat_user("程财宝").say("帮助 完成").text
     assert "完成 R编号" in text
     assert "完成 T编号" in wechat_user("程财宝").say("帮助 任务").text
+
+
+def test_the_reminder_job_says_when_a_year_is_not_covered(school, houqin, tmp_path: Path, runner: Runner,
+                                                          clock) -> None:
+    clock.set("2027-12-20 09:00")
+    assert import_tasks(houqin, tmp_path, "月报,每月5日(顺延),周春明,3,3,\n").exit_code == 0
+    result = runner.run_now("remind_tasks", at("2028-01-03 08:00")).result
+    assert result.startswith("已提醒 1 项任务：T1 月报（1月）") and "2028年的法定节假日和调休尚未收录" in result
