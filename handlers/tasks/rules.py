@@ -17,8 +17,8 @@ A rule is one of (full-width or half-width brackets and separators alike):
 
 A working day (工作日) is what the school calendar says (放假 / 调休), and where it says nothing,
 China's official holidays and make-up workdays (chinesecalendar), else Monday–Friday; a school day
-(上课日) is a working day inside a term. A year chinesecalendar does not cover and the school calendar
-has no holiday in is reported as a warning (`TaskCalendar.warnings`), never silently guessed.
+(上课日) is a working day inside a term. A day of a year chinesecalendar does not cover that the school calendar
+has no mark for is counted Monday–Friday and named in a warning (`TaskCalendar.warnings`), never silently.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ BAD_DAY = "规则「{rule}」的日期不对：每月的日子须为 1 到 31"
 BAD_MONTH = "规则「{rule}」的月份不对：须为 1 到 12，如 8;12月 或 9-1月"
 BAD_NTH = "规则「{rule}」的第几个不对：须为第1到第5个，或最后一个"
 BAD_DATE = "规则「{rule}」的日期不存在"
-UNCOVERED_YEAR = ("{year}年的法定节假日和调休尚未收录（chinesecalendar {version}），学校校历中也没有该年的放假：该年按周一至周五计算，"
-                  "请用 houqin calendar import 导入该年的放假和调休，或升级 chinesecalendar。")
+UNCOVERED_YEAR = ("{year}年的法定节假日和调休尚未收录（chinesecalendar {version}）：该年学校校历没有标注的日子按周一至周五计算。"
+                  "请用 houqin calendar import 导入该年的全部放假和调休，或升级 chinesecalendar。")
 NEXT, BEFORE = "顺延", "提前"
 SHIFT = re.compile(r"\((顺延|提前)\)$")
 ONCE = re.compile(r"(\d{4})[-/年.](\d{1,2})[-/月.](\d{1,2})[日号]?")
@@ -76,7 +76,6 @@ class TaskCalendar(Calendar):
 
     def __init__(self, db: Session) -> None:
         super().__init__(db)
-        self.school_holiday_years = {d.year for d, kinds in self.marks.items() if HOLIDAY in kinds}
         self.uncovered: set[int] = set()
 
     def is_workday(self, day: date) -> bool:
@@ -88,8 +87,7 @@ class TaskCalendar(Calendar):
         try:
             return bool(chinese_calendar.is_workday(day))
         except NotImplementedError:
-            if day.year not in self.school_holiday_years:
-                self.uncovered.add(day.year)
+            self.uncovered.add(day.year)
             return day.weekday() < 5
 
     def is_school_day(self, day: date) -> bool:
@@ -193,8 +191,13 @@ class Rule:
         if self.kind == "every":
             found = self.due_dates(cal, date.min, date.max, last_done=last_done, created=created)
             return found[0] if found else None
-        found = self.due_dates(cal, today, today + timedelta(days=SEARCH_DAYS))
-        return found[0] if found else None
+        start = today
+        while start <= today + timedelta(days=SEARCH_DAYS):  # a month at a time: no year looked at needlessly
+            found = self.due_dates(cal, start, start + timedelta(days=30))
+            if found:
+                return found[0]
+            start += timedelta(days=31)
+        return None
 
 
 def _months(text: str, rule: str) -> frozenset[int]:

@@ -155,15 +155,17 @@ def test_import_names_each_bad_row_and_imports_nothing(school, houqin, tmp_path:
 
 def test_list_shows_next_due_and_warns_of_a_year_the_library_does_not_cover(school, houqin, tmp_path: Path,
                                                                            clock) -> None:
-    clock.set("2026-12-20 09:00")
+    clock.set("2026-05-20 09:00")
     assert import_tasks(houqin, tmp_path, "月报,每月15日(顺延),周春明,3,3,\n").exit_code == 0
     listing = houqin("tasks", "list").output
-    assert "月报 | 每月15日(顺延) | 周春明 | 2027-01-15（周五）" in listing
-    # the school calendar marks 2027-01-01 as a holiday: 2027 is the school's own, no warning
-    assert "2027年" not in listing
-    clock.set("2027-12-20 09:00")
+    assert "月报 | 每月15日(顺延) | 周春明 | 2026-06-15（周一） | 3天 | 3天" in listing
+    assert "尚未收录" not in listing  # 2026 is in chinesecalendar
+    clock.set("2039-12-20 09:00")  # a year no chinesecalendar knows yet
     listing = houqin("tasks", "list").output
-    assert "2028年的法定节假日和调休尚未收录" in listing and "houqin calendar import" in listing
+    assert "2040-01-16（周一）" in listing  # the 15th is a Sunday there
+    assert "2040年的法定节假日和调休尚未收录" in listing and "按周一至周五计算" in listing
+    assert "houqin calendar import" in listing and "2041年" not in listing
+    assert "2040年的法定节假日和调休尚未收录" in houqin("tasks", "month", "2040-01").output
 
 
 def test_reminder_checklist_walk_and_linked_repair(school, houqin, tmp_path: Path, runner: Runner, queued,
@@ -347,7 +349,7 @@ def test_help_for_the_shared_word_shows_both_commands(school, wechat_user) -> No
 
 def test_the_reminder_job_says_when_a_year_is_not_covered(school, houqin, tmp_path: Path, runner: Runner,
                                                           clock) -> None:
-    clock.set("2027-12-20 09:00")
+    clock.set("2039-12-20 09:00")
     assert import_tasks(houqin, tmp_path, "月报,每月5日(顺延),周春明,3,3,\n").exit_code == 0
-    result = runner.run_now("remind_tasks", at("2028-01-03 08:00")).result
-    assert result.startswith("已提醒 1 项任务：T1 月报（1月）") and "2028年的法定节假日和调休尚未收录" in result
+    result = runner.run_now("remind_tasks", at("2040-01-03 08:00")).result
+    assert result.startswith("已提醒 1 项任务：T1 月报（1月）") and "2040年的法定节假日和调休尚未收录" in result
