@@ -21,6 +21,7 @@ from sqlalchemy import select
 from bot import cli_voice, click_zh
 from bot.cli_schools import SchoolGroup, chosen_school
 from bot.audit import cli_actor, record
+from bot.cli_tasks import tasks as tasks_group
 from bot.config import (
     ConfigError,
     NoInstance,
@@ -1168,6 +1169,7 @@ def _register_school_commands() -> None:
 
 _register_school_commands()
 cli_voice.register(main, export)  # houqin notices | survey, export notices | suggestions (issue 19)
+main.add_command(tasks_group)  # bot/cli_tasks.py: the 行事历
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -378,6 +378,8 @@ class Conversation:
         cues: Iterable[str] = (),
         photo_hint: str = "",
         private: bool = False,
+        accepts: Callable[[str], bool] | None = None,
+        sample: str = "",
     ) -> None:
         self.name = name
         self.title = title
@@ -410,6 +412,10 @@ class Conversation:
         self.word_chars = tuple(frozenset(w) for w in (*self.keywords, *self.cues) if len(w) >= 2)
         self.photo_hint = photo_hint  # what a photo sent out of the blue should be sent with
         self.private = private  # its messages and replies are kept out of the message log (bot.inbox)
+        # a command word shared with a later capability (完成 T3 / 完成 R3): this one takes only the texts
+        # whose arguments `accepts` recognises; the others go on to the later one
+        self.accepts = accepts
+        self.sample = sample  # a text that reaches it, when its keyword alone goes elsewhere (完成 T1)
         self.cancel_answers: dict[str, Handler] = {}
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}
@@ -462,11 +468,16 @@ class Conversation:
         to its argument), returned as "绑定 ABC234" so that steps see the usual command and args.
         """
         if not glued:
-            return text if text.split(" ", 1)[0].lower() in self.keywords else None  # text is normalised
+            matched = text if text.split(" ", 1)[0].lower() in self.keywords else None  # text is normalised
+            return matched if matched is None or self._accepted(matched) else None
         for k in self._glued_keywords:
             if len(text) > len(k) and text[:len(k)].lower() == k and not asks_how(text[len(k):]):  # 报修怎么弄: asked
-                return f"{k} {strip_separators(text[len(k):])}"
+                matched = f"{k} {strip_separators(text[len(k):])}"
+                return matched if self._accepted(matched) else None
         return None
+
+    def _accepted(self, matched: str) -> bool:
+        return self.accepts is None or self.accepts(matched.split(" ", 1)[1] if " " in matched else "")
 
     def matches_scene(self, scene: str) -> bool:
         return scene.split(":", 1)[0] in self.scenes
@@ -548,7 +559,8 @@ class Engine:
         ranked = sorted((cap for cap in usable if cap.topic), key=lambda c: c.rank or FEATURED * 10)
         topics = list(dict.fromkeys(cap.topic for cap in ranked))
         if topic and topic != HELP_ALL_WORD:
-            chosen = [cap for cap in usable if cap.topic == topic or topic in cap.keywords]
+            chosen = sorted((cap for cap in usable if cap.topic == topic or topic in cap.keywords),
+                            key=lambda c: c.accepts is not None)  # 帮助 完成: the word's own capability first
             if not chosen:
                 return HELP_NO_TOPIC.format(word=topic, topics="、".join([*topics, HELP_ALL_WORD]))
             lines = [HELP_TOPIC.format(topic=chosen[0].topic or topic) + HELP_HEADER.removeprefix("你可以发送"),
@@ -728,7 +740,7 @@ class Engine:
         if self._keyword_sounds is None:  # by length and reading, made on first use (it loads pypinyin)
             self._keyword_sounds = {}
             for cap in self.capabilities:
-                for k in cap.keywords if cap.entry_handler is not None else ():
+                for k in cap.keywords if cap.entry_handler is not None and cap.accepts is None else ():
                     if len(k) >= 2 and all(is_han(ch) for ch in k):
                         self._keyword_sounds.setdefault((len(k), reading(k)), []).append((cap, k))
         for length in sorted({length for length, _ in self._keyword_sounds}, reverse=True):
@@ -751,7 +763,7 @@ class Engine:
         if self._command_words is None:  # every command word of two characters or more, longest first
             owners: dict[str, Conversation] = {}
             for cap in self.capabilities:
-                for k in cap.keywords if cap.entry_handler is not None else ():
+                for k in cap.keywords if cap.entry_handler is not None and cap.accepts is None else ():
                     if len(k) >= 2:
                         owners.setdefault(k, cap)
             self._command_words = (re.compile("|".join(map(re.escape, sorted(owners, key=len, reverse=True)))),

@@ -106,11 +106,22 @@ def canteen(db: Session, period: Period, tz: tzinfo) -> Ledger:
     return ledger
 
 
+def tasks(db: Session, period: Period, tz: tzinfo) -> Ledger:
+    from handlers.tasks.ledger import LEDGER_HEADER, LEDGER_WIDE, SUMMARY_HEADER, task_ledger
+
+    rows = task_ledger(db, period.first, period.after, tz)
+    ledger = new_ledger(db, "行事历台账", period)
+    ledger.sheet("行事历台账", LEDGER_HEADER, rows.rows, wide=LEDGER_WIDE)
+    ledger.sheet("任务汇总", SUMMARY_HEADER, rows.summary)
+    return ledger
+
+
 LEDGERS: dict[str, LedgerKind] = {kind.key: kind for kind in (
     LedgerKind("repairs", "报修台账", "报修单、巡查隐患（发现、整改、复查）、维修人员统计", repairs),
     LedgerKind("bus", "校车台账", "每趟应到、上车、下车、警报与确认；请假记录", bus),
     LedgerKind("duty", "值日台账", "每个岗位每个时段的签到；教师汇总", duty),
     LedgerKind("canteen", "食堂台账", "评价明细、每日平均（图表）、分组、高频词、满意度调查、陪餐", canteen),
+    LedgerKind("tasks", "行事历台账", "每项任务每次截止：负责、完成人与时间、检查结果、照片、关联报修；任务汇总", tasks),
 )}
 
 

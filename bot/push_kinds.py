@@ -45,6 +45,8 @@ SWAP = ("post", "slot", "day", "person")
 SWAP_EXAMPLE = {**DUTY_EXAMPLE, "day": "12月1日（周二）", "person": "王强"}
 FEEDBACK = ("code", "rating", "comment")
 MONTH = ("month",)
+TASK = ("code", "task", "due", "person")
+TASK_EXAMPLE = {"code": "T3", "task": "直饮水更换滤芯（8月）", "due": "8月25日", "person": "程财宝"}
 WEEK = ("week",)
 
 PUSH_KINDS: dict[str, PushKind] = {
@@ -87,6 +89,8 @@ PUSH_KINDS: dict[str, PushKind] = {
     "friday_talk": PushKind("周五夕会提醒", ("topic",), {"topic": "防火、冬季交通安全"}),
     "fire_check_reminder": PushKind("消防自检提醒", MONTH, {"month": "11月"}),
     "fire_check_escalation": PushKind("消防自检督办", (*MONTH, "person"), {"month": "11月", "person": "程财宝"}),
+    "task_reminder": PushKind("任务提醒", TASK, TASK_EXAMPLE),
+    "task_escalation": PushKind("任务逾期督办", TASK, TASK_EXAMPLE),
     "daily_digest": PushKind("后勤日报"),
     "county_digest": PushKind("教育局日报"),
     "delivery_alert": PushKind("推送未送达提醒"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.engine import Conversation
 from handlers import bus, canteen, courtesy, duty, identity, notices, repair, safety, suggestions, survey
+from handlers.tasks import chat as tasks
 
 CAPABILITIES: list[Conversation] = [
     identity.follow,
@@ -31,6 +32,7 @@ CAPABILITIES: list[Conversation] = [
     repair.repair,
     repair.my_repairs,
     repair.accept,
+    tasks.task_finish,  # 完成 T<n>; 完成 R<n> goes on to repair.finish
     repair.finish,
     repair.transfer,
     repair.reopen,
@@ -44,5 +46,6 @@ CAPABILITIES: list[Conversation] = [
     duty.checkin,
     duty.swap,
     duty.agree,
+    tasks.task_list,
     courtesy.courtesy,  # last: only what no capability took
 ]

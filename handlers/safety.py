@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.tables import TableError, read_table
 from bot.text import chinese_to_int, day_label, month_key, month_span
+from handlers.tasks.schedule import complete, open_fire_occurrence
 from models import Drill, FireCheck, SafetyTopic
 
 MONTHS_CN = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10,
@@ -43,6 +44,7 @@ DRILL_PLAN = "本月演练安排：{plan}。演练结束后发送：演练 完�
 DRILL_NONE = "本月尚未安排应急演练。"
 FIRE_USAGE = "请按格式发送：消防自检 完成 [备注]，例如：消防自检 完成 三楼灭火器压力偏低已更换"
 FIRE_DONE = "已记录{month}消防设备自检完成{note}。谢谢！"
+FIRE_TASK_DONE = "（行事历任务 {code} 已一并完成）"
 FIRE_ALREADY = "{month}消防设备自检已于{at}由{who}完成，无需重复提交。"
 
 drill = Conversation("drill", title="演练记录", keywords=["演练"], roles={"admin"}, help=HELP_DRILL,
@@ -115,7 +117,11 @@ def close_fire_check(msg: Incoming, ctx: Context) -> Reply:
         return Reply.end(FIRE_ALREADY.format(month=f"{local.month}月", at=f"{at.month}月{at.day}日", who=who))
     note = " ".join(msg.args[1:])
     check.done_at, check.done_by, check.note = ctx.now, ctx.person, note
-    return Reply.end(FIRE_DONE.format(month=f"{local.month}月", note=f"（备注：{note}）" if note else ""))
+    occurrence = open_fire_occurrence(ctx.db, local.date())  # the 行事历's task of this month, when there is one
+    if occurrence is not None:
+        complete(ctx.db, occurrence, ctx.person, ctx.now, note, ctx.settings.tz)
+    return Reply.end(FIRE_DONE.format(month=f"{local.month}月", note=f"（备注：{note}）" if note else "")
+                     + (FIRE_TASK_DONE.format(code=occurrence.code) if occurrence is not None else ""))
 
 
 # -- imports --------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from models.voice import (
     Suggestion,
     SuggestionReply,
 )
+from models.tasks import Task, TaskCheck, TaskOccurrence, TaskPhoto
 from models.wechat import WeChatMenu
 
 __all__ = [
@@ -114,6 +115,10 @@ __all__ = [
     "SuggestionReply",
     "SurveyResponse",
     "SurveyRound",
+    "Task",
+    "TaskCheck",
+    "TaskOccurrence",
+    "TaskPhoto",
     "TemplateQuota",
     "TicketEvent",
     "TicketFollower",

@@ -13,7 +13,7 @@ from bot.school import admins
 from bot.text import day_bounds, day_label
 from models import Binding, Delivery, DeliveryAlert, InboundMessage
 from models.outbox import FAILED, SENT, UNDELIVERABLE
-from scheduler import JobContext, bus, canteen, duty, repair, safety, suggestions
+from scheduler import JobContext, bus, canteen, duty, repair, safety, suggestions, tasks
 
 Section = Callable[[JobContext, date], str | None]
 DIGEST_TITLE = "【后勤日报】{day}"
@@ -69,6 +69,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("未送达通知", undelivered_section),
     ("安全", safety.digest_section),
     ("报修", repair.digest_section),
+    ("行事历", tasks.digest_section),
     ("校车", bus.digest_section),
     ("值日", duty.digest_section),
     ("食堂", canteen.digest_section),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler import Job, bus, canteen, county, digest, duty, repair, safety, survey
+from scheduler import Job, bus, canteen, county, digest, duty, repair, safety, survey, tasks
 
 JOBS: list[Job] = [
     Job("remind_drill_eve", safety.remind_drill_eve, {"hour": "16", "minute": "0"},
@@ -39,6 +39,10 @@ JOBS: list[Job] = [
         "每月调查日（canteen_survey_day）推送食堂满意度调查给家长和教师", school_days_only=True),
     Job("remind_office_survey", survey.remind_office_survey, {"hour": "15", "minute": "30"},
         "后勤满意度测评结束前2天提醒未完成的人（每人一次）", school_days_only=True),
+    Job("remind_tasks", tasks.remind_tasks, {"hour": "8", "minute": "0"},
+        "行事历任务到提醒日推送给负责人（T编号，工作日）"),
+    Job("escalate_overdue_tasks", tasks.escalate_overdue_tasks, {"hour": "8", "minute": "30"},
+        "行事历任务逾期达上报天数报管理员（一次，工作日）"),
     Job("send_daily_digest", digest.send_daily_digest, {"hour": "17", "minute": "0"},
         "17:00 后勤日报给管理员", school_days_only=True),
     Job("send_county_digest", county.send_county_digest, {"hour": "17", "minute": "30"},

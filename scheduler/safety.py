@@ -12,6 +12,7 @@ from bot.school import admins, get_setting, people_with_role
 from bot.text import day_label, month_key
 from handlers.notices import ALL_PARENTS, AudienceError, send_notice
 from handlers.safety import drills_in_month, month_topic
+from handlers.tasks.schedule import fire_task
 from models import Drill, FireCheck, Person
 from scheduler import JobContext
 
@@ -28,6 +29,7 @@ FRIDAY_TALK = "【夕会提醒】今天周五，请在夕会上进行安全教�
 FIRE_REMINDER = "【消防设备自检】请在3天内完成{month}消防设备自检（灭火器、消防栓、应急灯、疏散指示），完成后发送「消防自检 完成 [备注]」。"
 FIRE_ESCALATION = "【逾期未完成】{month}消防设备自检已提醒3天仍未完成。负责人：{who}。"
 FIRE_GRACE = timedelta(days=3)
+FIRE_BY_TASK = "消防设备自检由行事历任务「{title}」提醒和上报（houqin tasks list）"
 
 
 def remind_drill_eve(ctx: JobContext, now: datetime) -> str:
@@ -106,6 +108,9 @@ def responsible_for_fire(ctx: JobContext) -> list[Person]:
 def remind_fire_check(ctx: JobContext, now: datetime) -> str:
     """On the configured day (or the first school day after it) remind the responsible staff once a month."""
     today = ctx.local_now.date()
+    task = fire_task(ctx.db)
+    if task is not None:  # the fire self-check is one of the 行事历's tasks: scheduler/tasks.py reminds
+        return FIRE_BY_TASK.format(title=task.title)
     if today.day < int(get_setting(ctx.db, "fire_check_day")):
         return "未到本月自检提醒日"
     key = month_key(today)
@@ -125,6 +130,9 @@ def remind_fire_check(ctx: JobContext, now: datetime) -> str:
 def escalate_fire_check(ctx: JobContext, now: datetime) -> str:
     """Not closed within 3 days of the reminder: escalate to admin, once."""
     today = ctx.local_now.date()
+    task = fire_task(ctx.db)
+    if task is not None:
+        return FIRE_BY_TASK.format(title=task.title)
     check = ctx.db.get(FireCheck, month_key(today))
     if check is None or check.reminded_at is None or check.done_at or check.escalated_at:
         return "无需升级"

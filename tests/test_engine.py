@@ -337,7 +337,7 @@ def _roles_for(cap: Conversation) -> list[str]:
 def test_every_capability_has_help_answers_its_triggers_and_cancels(cap, capabilities, wechat_user, people,
                                                                     services):
     """Runs over handlers.CAPABILITIES as it stands, so a capability added later is covered too."""
-    triggers = [("say", k) for k in cap.keywords] + [("click", k) for k in cap.menu_keys]
+    triggers = [("say", cap.sample or k) for k in cap.keywords] + [("click", k) for k in cap.menu_keys]
     for i, (how, trigger) in enumerate(triggers):
         name = f"试用{cap.name}{i}"
         people.add(name, *_roles_for(cap))
@@ -361,7 +361,7 @@ def test_every_capability_has_help_answers_its_triggers_and_cancels(cap, capabil
 @pytest.mark.parametrize("cap", [c for c in [*TRIGGERED, *EXTRAS] if c.roles], ids=lambda c: c.name)
 def test_every_role_restricted_capability_refuses_others(cap, capabilities, wechat_user, people, services):
     outsider_roles = [r for r in ROLES if r not in cap.roles]
-    triggers = [("say", k) for k in cap.keywords] + [("click", k) for k in cap.menu_keys]
+    triggers = [("say", cap.sample or k) for k in cap.keywords] + [("click", k) for k in cap.menu_keys]
     needed = [ROLE_NAMES[r] for r in cap.roles]
     users = [wechat_user(f"未绑定{cap.name}", bind=False)]
     if outsider_roles:

@@ -18,6 +18,7 @@ from handlers.duty import import_posts, import_roster
 from handlers.identity import import_people, import_students
 from handlers.repair import import_assets, import_rooms
 from handlers.safety import import_drills
+from handlers.tasks.ledger import import_tasks
 from models import ParentLink, Person, Student
 from models.canteen import PUBLISHED
 
@@ -46,6 +47,7 @@ def load_demo(db: Session, now: datetime) -> None:
     import_posts(db, HERE / "posts.csv")
     import_roster(db, HERE / "duty.csv")
     load_demo_menu(db, now)
+    import_tasks(db, HERE / "tasks.csv", now.astimezone(DEMO_TZ).date())  # seeds/001 附1 行事历, 附2 分工
     parent = db.scalar(select(Person).where(Person.name == "陈建国"))
     child = db.scalar(select(Student).where(Student.name == "陈小明"))
     if parent is not None and child is not None:

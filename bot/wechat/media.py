@@ -26,7 +26,16 @@ from bot.config import Settings
 from bot.private import write_private
 from bot.wechat.gateway import IMAGE_TYPES, ApiError, BadMedia, WeChatApi, redact
 from bot.worker import drain_rounds, run_rounds
-from models import CanteenFeedback, DownloadedPhoto, FeedbackPhoto, RepairTicket, TicketPhoto, utcnow
+from models import (
+    CanteenFeedback,
+    DownloadedPhoto,
+    FeedbackPhoto,
+    RepairTicket,
+    TaskOccurrence,
+    TaskPhoto,
+    TicketPhoto,
+    utcnow,
+)
 from models.media import PHOTO_DOWNLOADING, PHOTO_FAILED, PHOTO_PENDING, PHOTO_SAVED
 
 if TYPE_CHECKING:
@@ -46,6 +55,12 @@ def feedback_file(photo: FeedbackPhoto, number: int) -> str:
     return f"canteen/F{number}/{photo.id}-{digest}"
 
 
+def task_file(photo: TaskPhoto, number: int) -> str:
+    """As a feedback photo: a replaced photo's late download cannot overwrite the new one."""
+    digest = hashlib.sha256(photo.media_id.encode()).hexdigest()[:8]
+    return f"tasks/T{number}/{photo.id}-{digest}"
+
+
 @dataclass(frozen=True)
 class Source:
     """One kind of photo the worker downloads: its rows, the number of what each belongs to (joined
@@ -57,7 +72,8 @@ class Source:
 
 
 SOURCES = (Source(TicketPhoto, RepairTicket.number, ticket_file),
-           Source(FeedbackPhoto, CanteenFeedback.number, feedback_file))
+           Source(FeedbackPhoto, CanteenFeedback.number, feedback_file),
+           Source(TaskPhoto, TaskOccurrence.number, task_file))
 
 
 @dataclass
