@@ -807,10 +807,11 @@ def assets() -> None:
 @assets.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 def assets_import(file: str) -> None:
-    """Import assets from CSV/XLSX (编号 名称 类别 房间)."""
-    from handlers.repair import import_assets
+    """Import assets from CSV/XLSX (编号 名称 类别 房间; optional 保管人 购置日期 价格 状态 照片 数量 可借 需审批
+    类型 — 类型 钥匙 registers a key, 数量 its copies)."""
+    from handlers.assets.register import import_assets
 
-    _import_with("资产", import_assets, file)
+    _import_with("资产", partial(import_assets, now=_clock()()), file)
 
 
 @main.group("repair-categories", invoke_without_command=True)

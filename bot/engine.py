@@ -374,6 +374,7 @@ class Conversation:
         hint: str = "",
         cues: Iterable[str] = (),
         photo_hint: str = "",
+        slips: bool = True,
     ) -> None:
         self.name = name
         self.title = title
@@ -405,6 +406,9 @@ class Conversation:
         # the characters of each of its words, for finding the capability a text is nearest to
         self.word_chars = tuple(frozenset(w) for w in (*self.keywords, *self.cues) if len(w) >= 2)
         self.photo_hint = photo_hint  # what a photo sent out of the blue should be sent with
+        # its command words are also recognised when written with another character of the same reading
+        # (保修 → 报修); False where a common word reads like one (要是 reads like 钥匙)
+        self.slips = slips
         self.cancel_answers: dict[str, Handler] = {}
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}
@@ -701,7 +705,7 @@ class Engine:
         if self._keyword_sounds is None:  # by length and reading, made on first use (it loads pypinyin)
             self._keyword_sounds = {}
             for cap in self.capabilities:
-                for k in cap.keywords if cap.entry_handler is not None else ():
+                for k in cap.keywords if cap.entry_handler is not None and cap.slips else ():
                     if len(k) >= 2 and all(is_han(ch) for ch in k):
                         self._keyword_sounds.setdefault((len(k), reading(k)), []).append((cap, k))
         for length in sorted({length for length, _ in self._keyword_sounds}, reverse=True):

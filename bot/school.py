@@ -143,6 +143,9 @@ SETTINGS: dict[str, Setting] = {
                                    "异味;没熟;不熟;夹生;苍蝇;蟑螂;老鼠;玻璃;钢丝;铁丝;塑料;过期",
                                    "食堂反馈中的食品安全关键词（分号分隔），出现即通知食堂和管理员", _words),
     "push_page_days": Setting("30", "推送详情页（推送中的全文链接）保留天数（1-3650）", _whole(1, 3650)),
+    "loan_days": Setting("7", "借用物品未写归还日期时的借期（天，1-365）", _whole(1, 365)),
+    "key_loan_days": Setting("0", "领钥匙未写归还日期时的借期（天，0 为当天归还）", _whole(0, 365)),
+    "loan_overdue_days": Setting("3", "借用逾期多少天报保管人和管理员（1-365）", _whole(1, 365)),
     "console_idle_hours": Setting("8", "控制台闲置多少小时后需要重新登录（1-720）", _whole(1, 720)),
 }
 DEFAULT_SETTINGS = {key: setting.default for key, setting in SETTINGS.items()}

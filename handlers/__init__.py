@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.engine import Conversation
 from handlers import bus, canteen, courtesy, duty, identity, repair, safety
+from handlers.assets import approvals, disposal, keys, loans, register, stocktake, supplies
 
 CAPABILITIES: list[Conversation] = [
     identity.follow,
@@ -37,5 +38,19 @@ CAPABILITIES: list[Conversation] = [
     duty.checkin,
     duty.swap,
     duty.agree,
+    keys.take_key,  # 领钥匙 / 还钥匙 before 还 and 钥匙
+    keys.return_key,
+    keys.who_holds,
+    loans.borrow,
+    loans.give_back,
+    loans.mine,
+    register.room_assets,
+    register.asset_file,
+    stocktake.stocktake,
+    supplies.stock_in,
+    supplies.issue,
+    supplies.stock,
+    disposal.dispose,
+    approvals.approve,
     courtesy.courtesy,  # last: only what no capability took
 ]

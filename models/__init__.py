@@ -1,5 +1,6 @@
 """All models, imported here so that metadata (and Alembic) sees every table."""
 
+from models.assets import AssetEvent, AssetLoan, Disposal, Stocktake, StocktakeCheck, Supply, SupplyMove
 from models.base import Base, utcnow
 from models.bus import BusAlarm, BusCountNotice, BusLeave, BusRoute, BusStop, BusSubscription, BusTrip
 from models.canteen import (
@@ -42,6 +43,8 @@ __all__ = [
     "AccessToken",
     "AccompaniedMeal",
     "Asset",
+    "AssetEvent",
+    "AssetLoan",
     "Base",
     "BindAttempt",
     "BindCode",
@@ -62,6 +65,7 @@ __all__ = [
     "ConversationState",
     "Delivery",
     "DeliveryAlert",
+    "Disposal",
     "DownloadedPhoto",
     "Drill",
     "DutyCheckin",
@@ -87,7 +91,11 @@ __all__ = [
     "SafetyTopic",
     "SchoolSetting",
     "SeenNonce",
+    "Stocktake",
+    "StocktakeCheck",
     "Student",
+    "Supply",
+    "SupplyMove",
     "SurveyResponse",
     "SurveyRound",
     "TicketEvent",

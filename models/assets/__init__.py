@@ -1,0 +1,9 @@
+"""The register of things (issue 18): assets' history, loans (keys included), stocktakes, supplies and
+disposals. The asset itself is models.repair.Asset (repairs knew it first)."""
+
+from models.assets.loans import AssetLoan
+from models.assets.register import AssetEvent, Disposal
+from models.assets.stocktake import Stocktake, StocktakeCheck
+from models.assets.supplies import Supply, SupplyMove
+
+__all__ = ["AssetEvent", "AssetLoan", "Disposal", "Stocktake", "StocktakeCheck", "Supply", "SupplyMove"]
