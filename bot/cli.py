@@ -18,7 +18,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from bot import click_zh
+from bot import cli_assets, click_zh
 from bot.config import (
     ConfigError,
     NoInstance,
@@ -916,6 +916,12 @@ def export_bus(month: str, out: str) -> None:
         trips, leaves = bus_ledger(session, first, services.settings.tz)
     write_workbook(out, [Sheet("校车台账", TRIP_HEADER, trips), Sheet("请假记录", LEAVE_HEADER, leaves)])
     click.echo(f"{month} 校车 {len(trips)} 趟，请假 {len(leaves)} 条：{out}")
+
+
+for _command in cli_assets.COMMANDS:  # stocktake, supplies, keys (bot/cli_assets.py)
+    main.add_command(_command)
+for _command in cli_assets.EXPORTS:  # export assets|loans|keys|stocktake|supplies
+    export.add_command(_command)
 
 
 @main.group()

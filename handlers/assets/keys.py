@@ -177,26 +177,35 @@ def give_back(msg: Incoming, ctx: Context) -> Reply:
         room = find_room(ctx.db, " ".join(msg.args))
         if room is None:
             return Reply.end(picked)
-        held = [loan for k in keys_of(ctx.db, room) for loan in key_loans(ctx.db, k) if loan.borrower_id == person.id]
-        if len(held) != 1:
+        room_keys = keys_of(ctx.db, room)
+        held = [loan for k in room_keys for loan in key_loans(ctx.db, k) if loan.borrower_id == person.id]
+        if len(held) > 1 or not room_keys:
             return Reply.end(picked)
+        if not held:
+            return Reply.end(not_holding(ctx, room, room_keys, person.id))
         key = held[0].asset
     else:
         room, key, _ = picked
     loans = key_loans(ctx.db, key)
     mine = next((loan for loan in loans if loan.borrower_id == person.id), None)
     if mine is None:
-        back = ctx.db.scalar(select(AssetLoan).where(AssetLoan.asset_id == key.id, AssetLoan.borrower_id == person.id,
-                                                     AssetLoan.status == RETURNED)
-                             .order_by(AssetLoan.returned_at.desc()).limit(1))
-        if back is not None and back.returned_at is not None:
-            return Reply.end(ALREADY_BACK.format(name=key.name, n=back.copy_no,
-                                                 day=day_label(back.returned_at.astimezone(ctx.settings.tz).date())))
-        names = "、".join(f"{loan.borrower.name}（第{loan.copy_no}把）" for loan in loans)
-        return Reply.end(NOT_HOLDING.format(room=room.name, holders=HELD_BY.format(names=names) if names else ""))
+        return Reply.end(not_holding(ctx, room, [key], person.id))
     mine.status, mine.returned_at = RETURNED, ctx.now
     record(ctx.db, key, RETURNED_EVENT, ctx.now, person, f"{mine.code} 第{mine.copy_no}把 {person.name}")
     return Reply.end(KEY_RETURNED.format(name=key.name, n=mine.copy_no, code=mine.code))
+
+
+def not_holding(ctx: Context, room: Room, keys: list[Asset], person_id: int) -> str:
+    """Why a 还钥匙 changes nothing: returned already, or someone else holds the keys."""
+    back = ctx.db.scalar(select(AssetLoan).where(AssetLoan.asset_id.in_([k.id for k in keys]),
+                                                 AssetLoan.borrower_id == person_id, AssetLoan.status == RETURNED)
+                         .order_by(AssetLoan.returned_at.desc()).limit(1))
+    if back is not None and back.returned_at is not None:
+        return ALREADY_BACK.format(name=back.asset.name, n=back.copy_no,
+                                   day=day_label(back.returned_at.astimezone(ctx.settings.tz).date()))
+    names = "、".join(f"{loan.borrower.name}（{loan.asset.name} 第{loan.copy_no}把）"
+                     for k in keys for loan in key_loans(ctx.db, k))
+    return NOT_HOLDING.format(room=room.name, holders=HELD_BY.format(names=names) if names else "")
 
 
 def unreturned(db: Session) -> list[AssetLoan]:
