@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -125,7 +126,9 @@ def stocktake_sheets(db: Session, period: Period, tz: tzinfo) -> list[Sheet]:
     start, end = period.bounds(tz)
     takes = list(db.scalars(select(Stocktake).where(Stocktake.started_at >= start, Stocktake.started_at < end)
                             .order_by(Stocktake.id)))
-    summary, discrepancies, checks = [], [], []
+    summary: list[list[Any]] = []
+    discrepancies: list[list[Any]] = []
+    checks: list[list[Any]] = []
     for take in takes:
         r = result(db, take)
         name = f"第{take.id}次"
