@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from bot.places import find_asset
 from bot.school import admins, people_with_role
 from bot.text import day_label, normalize, parse_day
-from models import Asset, AssetEvent, AssetLoan, Person
+from models import Asset, AssetEvent, AssetLoan, Person, RepairTicket
 from models.assets.loans import HELD, OUT
-from models.repair import DISPOSED, KEY, THING
+from models.repair import ACTIVE, ASSET_STATUS_NAMES, DISPOSED, IN_REPAIR, IN_USE, KEY, ON_LOAN, THING
 
 ASSET_ROLES = {"teacher", "staff", "admin"}
 WORK_ROLES = {"staff", "admin"}
@@ -135,6 +135,19 @@ def keepers(db: Session, asset: Asset) -> list[Person]:
     """Who answers for `asset` (its custodian or its room's responsible person), for escalations."""
     found = [p for p in (asset.custodian, asset.room.responsible if asset.room else None) if p is not None]
     return list({p.id: p for p in found}.values())
+
+
+def in_repair(db: Session, asset: Asset) -> bool:
+    """A repair on `asset` is still being worked on (its status reads 维修中 meanwhile)."""
+    return asset.status == IN_REPAIR or db.scalar(select(RepairTicket.id).where(
+        RepairTicket.asset_id == asset.id, RepairTicket.status.in_(ACTIVE)).limit(1)) is not None
+
+
+def status_name(db: Session, asset: Asset) -> str:
+    """在用 / 借出 / 维修中 / 已报废, an open repair counting as 维修中."""
+    if asset.status in (IN_USE, ON_LOAN) and in_repair(db, asset):
+        return ASSET_STATUS_NAMES[IN_REPAIR]
+    return asset.status_name
 
 
 def record(db: Session, asset: Asset, kind: str, at: datetime, person: Person | None, note: str = "") -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot.export import Sheet
 from bot.text import day_bounds, local_naive
+from handlers.assets.common import status_name
 from handlers.assets.stocktake import result
 from models import Asset, AssetEvent, AssetLoan, Disposal, Stocktake, Supply, SupplyMove
 from models.assets.loans import LOAN_STATUS_NAMES, OUT
@@ -74,7 +75,7 @@ def register_sheets(db: Session, period: Period, tz: tzinfo) -> list[Sheet]:
     assets = list(db.scalars(select(Asset).order_by(Asset.kind, Asset.code)))
     rows = [[a.code, a.name, KIND_NAMES.get(a.kind, a.kind), a.category, a.room.building if a.room else "",
              a.room.name if a.room else "", _name(a.custodian), a.purchased_on, float(a.price) if a.price is not None
-             else None, a.quantity, a.status_name, _yes(a.lendable), _yes(a.needs_approval),
+             else None, a.quantity, status_name(db, a), _yes(a.lendable), _yes(a.needs_approval),
              local_naive(a.disposed_at, tz)] for a in assets]
     events = [[local_naive(e.at, tz), e.asset.code, e.asset.name, EVENT_NAMES.get(e.kind, e.kind), e.note,
                _name(e.person)]

@@ -22,6 +22,7 @@ from handlers.assets.common import (
     Request,
     due_label,
     held,
+    in_repair,
     is_key,
     lenders,
     one_thing,
@@ -33,7 +34,7 @@ from models import Asset, AssetLoan, Person
 from models.assets.loans import OUT, PENDING, RETURNED
 from models.assets.register import LENT
 from models.assets.register import RETURNED as RETURNED_EVENT
-from models.repair import DISPOSED, IN_REPAIR, IN_USE, ON_LOAN
+from models.repair import DISPOSED, IN_USE, ON_LOAN
 
 HELP_BORROW = "借 物品或编号 [数量] [归还日期] — 借用登记的物品（也可扫物品二维码选「借用」）"
 HELP_RETURN = "还 物品或编号 [数量] — 归还借用的物品"
@@ -117,7 +118,7 @@ def lend(ctx: Context, asset: Asset, request: Request) -> Reply:
     if not asset.lendable:
         return Reply.end(NOT_LENDABLE.format(thing=asset.label,
                                              keeper="、".join(p.name for p in lenders(ctx.db, asset))))
-    if asset.status == IN_REPAIR:
+    if in_repair(ctx.db, asset):
         return Reply.end(IN_REPAIR_THING.format(thing=asset.label))
     wanted = request.quantity or 1
     left = asset.quantity - held(ctx.db, asset)

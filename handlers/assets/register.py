@@ -16,7 +16,7 @@ from bot.people import AmbiguousName, PersonNotFound, resolve_person
 from bot.places import find_asset, find_room
 from bot.tables import TableError, read_table
 from bot.text import normalize
-from handlers.assets.common import ASSET_ROLES, TOPIC, WORK_ROLES, held, out_loans
+from handlers.assets.common import ASSET_ROLES, TOPIC, WORK_ROLES, held, out_loans, status_name
 from models import Asset, AssetEvent, Person, RepairTicket, Room, utcnow
 from models.assets.register import EVENT_NAMES, MOVED, REGISTERED
 from models.repair import ASSET_STATUS_NAMES, DISPOSED, IN_USE, KEY, STATUS_NAMES, THING
@@ -43,7 +43,7 @@ asset_file = Conversation("asset_file", title="资产档案", keywords=["资产"
 
 
 def status_line(db: Session, asset: Asset) -> str:
-    status = asset.status_name
+    status = status_name(db, asset)
     if asset.quantity > 1:
         lent = held(db, asset)
         status = f"{status}，借出 {lent}" if lent else status

@@ -86,6 +86,9 @@ def test_scanning_a_thing_offers_borrow_return_and_repair(school, wechat_user, s
     with services.factory() as s:
         ticket = s.scalar(select(RepairTicket))
         assert ticket is not None and ticket.asset is not None and ticket.asset.code == "TY-001"
+    assert "正在维修，暂不能借用" in teacher.say("借 篮球").text  # an open repair: 维修中
+    assert "TY-001 篮球 ×10 · 维修中" in wechat_user("程财宝").say("本室资产").text
+    assert loans(services)[-1][3] == "returned"
 
 
 def test_scanning_a_thing_not_lent_still_files_a_repair(school, wechat_user, services) -> None:

@@ -77,7 +77,7 @@ def test_a_things_file_holds_its_history(school, wechat_user, services) -> None:
     scan(teacher, f"asset:{asset_id(services, 'TY-001')}")
     teacher.say("气不足")
     reply = wechat_user("程财宝").say("资产 TY-001")
-    assert "篮球（TY-001）：其他 · 在用" in reply.text and "保管人：程财宝" in reply.text
+    assert "篮球（TY-001）：其他 · 维修中" in reply.text and "保管人：程财宝" in reply.text
     assert "购置：2024-03-01；价格：120.00元" in reply.text
     for needle in ("登记 导入登记", "借出 J1 王强 ×2", "归还 J1 王强 ×2", "报修 R1 气不足"):
         assert needle in reply.text
