@@ -20,7 +20,9 @@ from models.repair import ACTIVE, ASSET_STATUS_NAMES, DISPOSED, IN_REPAIR, IN_US
 ASSET_ROLES = {"teacher", "staff", "admin"}
 WORK_ROLES = {"staff", "admin"}
 TOPIC = "资产"
-QUANTITY_RE = re.compile(r"^[x×X*]?(\d+)(?:个|只|件|把|台|套|本|张|支|盒|包|箱|瓶|卷|桶|根|副|块)?$")
+UNITS = "个只件把台套本张支盒包箱瓶卷桶根副块"
+QUANTITY_RE = re.compile(rf"^[x×X*]?(\d+)(?:[{UNITS}])?$")
+GLUED_UNIT_RE = re.compile(rf"^(.*[^\d\s])(\d+)[{UNITS}]$")  # A4纸2包, 篮球3个
 GLUED_QUANTITY_RE = re.compile(r"^(.+?)\s*(?:[×*]|(?<=[^\x00-\x7f])[xX])(\d+)$")  # 篮球×3; not YS-KX1
 DECIMAL_RE = re.compile(r"^[x×X*]?[-+]?\d+\.\d+\D{0,1}$")
 NUMERIC_RE = re.compile(r"^[x×X*]?[-+]?\d+(?:\.\d+)?\D{0,1}$")
@@ -64,7 +66,7 @@ def read_request(words: list[str], today: date, with_rest: bool = False) -> Requ
             if request.quantity <= 0:
                 request.error = BAD_QUANTITY.format(word=word)
             continue
-        if (m := GLUED_QUANTITY_RE.match(folded)) is not None and m[1].strip():
+        if (m := GLUED_QUANTITY_RE.match(folded) or GLUED_UNIT_RE.match(folded)) is not None and m[1].strip():
             name.append(word[:len(m[1])].strip())
             request.quantity = int(m[2])
             if request.quantity <= 0:
