@@ -46,6 +46,7 @@ CAPABILITIES: list[Conversation] = [
     loans.mine,
     register.room_assets,
     register.asset_file,
+    register.move,
     stocktake.stocktake,
     supplies.stock_in,
     supplies.issue,

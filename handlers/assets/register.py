@@ -36,10 +36,44 @@ FILE_LINES = ("{label}：{category} · {status}", "位置：{room}；保管人�
 HISTORY = "经历："
 NO_HISTORY = "（暂无记录）"
 
+HELP_MOVE = "调动 编号 房间 — 资产换了地方（记入它的经历）"
+USAGE_MOVE = "请按格式发送：调动 编号 房间，例如：调动 DJ-0302 四(1)班"
+NOT_MOVER = "只有后勤、管理员或 {label} 的保管人可以登记调动。"
+SAME_ROOM = "{label} 已登记在 {room}。"
+MOVED_REPLY = "已登记调动：{label} {old} → {new}。"
+
 room_assets = Conversation("room_assets", title="本室资产", keywords=["本室资产", "我的资产"], roles=ASSET_ROLES,
                            help=HELP_ROOM, topic=TOPIC, slips=False)
 asset_file = Conversation("asset_file", title="资产档案", keywords=["资产"], roles=ASSET_ROLES, help=HELP_FILE,
                           topic=TOPIC, slips=False)
+
+
+move = Conversation("asset_move", title="调动", keywords=["调动"], roles=ASSET_ROLES, help=HELP_MOVE, topic=TOPIC,
+                    slips=False)
+
+
+@move.entry
+def move_asset(msg: Incoming, ctx: Context) -> Reply:
+    if len(msg.args) < 2:
+        return Reply.end(USAGE_MOVE)
+    asset = find_asset(ctx.db, msg.args[0])
+    if asset is None:
+        return Reply.end(UNKNOWN_CODE.format(code=msg.kept_args[0]))
+    room = find_room(ctx.db, " ".join(msg.args[1:]))
+    if room is None:
+        return Reply.end(UNKNOWN_ROOM.format(name=" ".join(msg.kept_args[1:])))
+    person = ctx.person
+    assert person is not None
+    from handlers.assets.common import keepers
+
+    if not ctx.has_role(*WORK_ROLES) and person.id not in {p.id for p in keepers(ctx.db, asset)}:
+        return Reply.end(NOT_MOVER.format(label=asset.label))
+    if asset.room_id == room.id:
+        return Reply.end(SAME_ROOM.format(label=asset.label, room=room.name))
+    old = asset.room.name if asset.room else "未指定"
+    asset.room = room
+    ctx.db.add(AssetEvent(asset=asset, kind=MOVED, at=ctx.now, person=person, note=f"{old} → {room.name}"))
+    return Reply.end(MOVED_REPLY.format(label=asset.label, old=old, new=room.name))
 
 
 def status_line(db: Session, asset: Asset) -> str:

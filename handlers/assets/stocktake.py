@@ -36,7 +36,7 @@ NOT_CHECKER = "盘点由后勤、管理员或房间负责人进行。"
 PROGRESS = "正在盘点：{scope}，已盘 {done}/{count} 件。"
 IN_ROOM = "盘点：现在在 {room}。请扫描本室资产的二维码，或发送「盘点 编号 编号…」。如需报修请发送「报修」。"
 CHECKED_ONE = "盘点：{label} ✓（{room}）{moved}"
-MOVED_NOTE = "登记在 {room}，记为「位置变动」。"
+MOVED_NOTE = "登记在 {room}，记为「位置变动」（如已搬迁，请发送「调动 {code} {here}」）。"
 OUT_OF_SCOPE = "（不在本次盘点范围内）"
 BULK_REPLY = "盘点 {room}：已记 {n} 件{codes}。"
 UNKNOWN_CODES = "不在登记表中：{codes}，已记为「未登记」。请发送照片，便于登记入账（不拍照可发送「跳过」）。"
@@ -94,7 +94,7 @@ def check(ctx: Context, take: Stocktake, asset: Asset, room: Room | None) -> str
     record(ctx.db, asset, CHECKED, ctx.now, person, f"盘点于 {where.name if where else '未指定'}")
     moved = ""
     if where is not None and asset.room is not None and where.id != asset.room.id:
-        moved = MOVED_NOTE.format(room=asset.room.name)
+        moved = MOVED_NOTE.format(room=asset.room.name, code=asset.code, here=where.name)
     if not in_scope(take, asset):
         moved += OUT_OF_SCOPE
     return CHECKED_ONE.format(label=asset.label, room=where.name if where else "未指定", moved=moved)

@@ -82,3 +82,13 @@ def test_a_things_file_holds_its_history(school, wechat_user, services) -> None:
     for needle in ("登记 导入登记", "借出 J1 王强 ×2", "归还 J1 王强 ×2", "报修 R1 气不足"):
         assert needle in reply.text
     assert "没有编号为「XX」的资产" in teacher.say("资产 XX").text
+
+
+def test_a_move_is_recorded_in_the_things_history(school, wechat_user) -> None:
+    teacher, staff = wechat_user("王强"), wechat_user("程财宝")
+    assert "只有后勤、管理员或" in teacher.say("调动 DJ-0302 四(1)班").text
+    assert "不在登记表中" in staff.say("调动 DJ-0302 火星").text
+    assert "已登记调动：投影仪（DJ-0302） 三(2)班 → 四(1)班" in staff.say("调动 DJ-0302 4-1").text
+    assert "已登记在 四(1)班" in staff.say("调动 DJ-0302 四(1)班").text
+    assert "DJ-0302 投影仪" in teacher.say("本室资产").text  # now in his room
+    assert "调动 三(2)班 → 四(1)班（程财宝）" in staff.say("资产 DJ-0302").text
