@@ -89,7 +89,7 @@ def _period(month: str | None, term: str | None, session: Any, today: date) -> A
             first = datetime.strptime(month, "%Y-%m").date()
         except ValueError as exc:
             raise BadOption(BAD_MONTH, param_hint="--month") from exc
-        return Period(*month_span(first), month)
+        return Period(*month_span(first), f"{first.year}年{first.month}月")
     if term:
         try:
             day = datetime.strptime(term, "%Y-%m-%d").date()
@@ -101,7 +101,7 @@ def _period(month: str | None, term: str | None, session: Any, today: date) -> A
         start, end = found
         from datetime import timedelta
 
-        return Period(start, end + timedelta(days=1), f"{start:%Y-%m-%d}至{end:%Y-%m-%d}")
+        return Period(start, end + timedelta(days=1), f"{start:%Y年%m月%d日}至{end:%Y年%m月%d日}")
     raise CliUsageError(NO_PERIOD)
 
 
@@ -116,7 +116,7 @@ def _export(what: str, build: Callable[..., list[Any]], month: str | None, term:
         period = _period(month, term, session, today)
         sheets = build(session, period, tz, today)
     write_workbook(out, sheets)
-    click.echo(WRITTEN.format(what=what, title=period.title, rows=len(sheets[0].rows), out=out))
+    click.echo(WRITTEN.format(what=what, title=period.label, rows=len(sheets[0].rows), out=out))
 
 
 def _ledger_command(name: str, what: str, doc: str, build: Callable[..., list[Any]]) -> click.Command:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,16 +42,25 @@ BY_DEPARTMENT_HEADER = ["部门", "物品", "领用数量", "单位"]
 FOUND, MISSING, MOVED, UNREGISTERED = "盘到", "缺失", "位置变动", "未登记"
 
 
-@dataclass
-class Period:
-    """A month or a term: [first, after) as school days, and how the ledger names it."""
+class Covered(Protocol):
+    """The days a ledger covers, `first <= day < after` (bot.export's Period on the ledgers branch fits)."""
 
     first: date
     after: date
-    title: str
+    label: str
 
-    def bounds(self, tz: tzinfo) -> tuple[datetime, datetime]:
-        return day_bounds(self.first, tz)[0], day_bounds(self.after, tz)[0]
+
+@dataclass
+class Period:
+    """A month or a term, and how the ledger names it (2026年11月)."""
+
+    first: date
+    after: date
+    label: str
+
+
+def bounds(period: Covered, tz: tzinfo) -> tuple[datetime, datetime]:
+    return day_bounds(period.first, tz)[0], day_bounds(period.after, tz)[0]
 
 
 def _yes(flag: bool) -> str:
@@ -69,9 +78,9 @@ def _late(due: date | None, back: datetime | None, today: date, tz: tzinfo) -> i
     return max((end - due).days, 0) or None
 
 
-def register_sheets(db: Session, period: Period, tz: tzinfo) -> list[Sheet]:
+def register_sheets(db: Session, period: Covered, tz: tzinfo) -> list[Sheet]:
     """资产台账: every thing (the disposed ones too), what happened to them in the period, and the disposals."""
-    start, end = period.bounds(tz)
+    start, end = bounds(period, tz)
     assets = list(db.scalars(select(Asset).order_by(Asset.kind, Asset.code)))
     rows = [[a.code, a.name, KIND_NAMES.get(a.kind, a.kind), a.category, a.room.building if a.room else "",
              a.room.name if a.room else "", _name(a.custodian), a.purchased_on, float(a.price) if a.price is not None
@@ -85,29 +94,29 @@ def register_sheets(db: Session, period: Period, tz: tzinfo) -> list[Sheet]:
                   REQUEST_NAMES.get(d.status, d.status), _name(d.decided_by), local_naive(d.decided_at, tz)]
                  for d in db.scalars(select(Disposal).where(Disposal.asked_at >= start, Disposal.asked_at < end)
                                      .order_by(Disposal.number))]
-    return [Sheet(f"资产台账 {period.title}", REGISTER_HEADER, rows), Sheet("资产变动", EVENTS_HEADER, events),
+    return [Sheet("资产台账", REGISTER_HEADER, rows), Sheet("资产变动", EVENTS_HEADER, events),
             Sheet("报废记录", DISPOSAL_HEADER, disposals)]
 
 
-def _loans(db: Session, period: Period, tz: tzinfo, keys: bool) -> list[AssetLoan]:
+def _loans(db: Session, period: Covered, tz: tzinfo, keys: bool) -> list[AssetLoan]:
     """Loans asked in the period, and older ones still out (a loan never drops out of the ledger unreturned)."""
-    start, end = period.bounds(tz)
+    start, end = bounds(period, tz)
     every = db.scalars(select(AssetLoan).join(Asset, AssetLoan.asset_id == Asset.id)
                        .where((Asset.kind == KEY) if keys else (Asset.kind != KEY), AssetLoan.asked_at < end)
                        .order_by(AssetLoan.number))
     return [loan for loan in every if loan.asked_at >= start or loan.status == OUT]
 
 
-def loan_sheets(db: Session, period: Period, tz: tzinfo, today: date) -> list[Sheet]:
+def loan_sheets(db: Session, period: Covered, tz: tzinfo, today: date) -> list[Sheet]:
     rows = [[loan.code, loan.asset.code, loan.asset.name, loan.quantity, loan.borrower.name,
              local_naive(loan.asked_at, tz), local_naive(loan.lent_at, tz), loan.due_on,
              local_naive(loan.returned_at, tz), LOAN_STATUS_NAMES.get(loan.status, loan.status), _name(loan.approver),
              _late(loan.due_on, loan.returned_at, today, tz) if loan.lent_at else None]
             for loan in _loans(db, period, tz, keys=False)]
-    return [Sheet(f"借用登记 {period.title}", LOANS_HEADER, rows)]
+    return [Sheet("借用登记", LOANS_HEADER, rows)]
 
 
-def key_sheets(db: Session, period: Period, tz: tzinfo, today: date) -> list[Sheet]:
+def key_sheets(db: Session, period: Covered, tz: tzinfo, today: date) -> list[Sheet]:
     rows = [[loan.code, loan.asset.room.name if loan.asset.room else "", loan.asset.name, loan.asset.code,
              loan.copy_no, loan.borrower.name, local_naive(loan.lent_at or loan.asked_at, tz), loan.due_on,
              local_naive(loan.returned_at, tz), LOAN_STATUS_NAMES.get(loan.status, loan.status),
@@ -119,12 +128,12 @@ def key_sheets(db: Session, period: Period, tz: tzinfo, today: date) -> list[She
         out[loan.asset_id].append(loan)
     listing = [[k.code, k.room.name if k.room else "", k.name, k.quantity, len(out[k.id]),
                 "、".join(f"第{loan.copy_no}把 {loan.borrower.name}" for loan in out[k.id])] for k in keys]
-    return [Sheet(f"钥匙登记 {period.title}", KEYS_HEADER, rows), Sheet("钥匙清单", KEY_LIST_HEADER, listing)]
+    return [Sheet("钥匙登记", KEYS_HEADER, rows), Sheet("钥匙清单", KEY_LIST_HEADER, listing)]
 
 
-def stocktake_sheets(db: Session, period: Period, tz: tzinfo) -> list[Sheet]:
+def stocktake_sheets(db: Session, period: Covered, tz: tzinfo) -> list[Sheet]:
     """盘点报告: each stocktake of the period, every discrepancy, and who checked what."""
-    start, end = period.bounds(tz)
+    start, end = bounds(period, tz)
     takes = list(db.scalars(select(Stocktake).where(Stocktake.started_at >= start, Stocktake.started_at < end)
                             .order_by(Stocktake.id)))
     summary: list[list[Any]] = []
@@ -145,14 +154,14 @@ def stocktake_sheets(db: Session, period: Period, tz: tzinfo) -> list[Sheet]:
         checks += [[name, local_naive(c.at, tz), _name(c.person), c.room.name if c.room else "", c.code,
                     c.asset.name if c.asset else ("（到达房间）" if not c.code else UNREGISTERED)]
                    for c in take.checks]
-    return [Sheet(f"盘点报告 {period.title}", STOCKTAKE_HEADER, summary), Sheet("差异明细", DISCREPANCY_HEADER,
+    return [Sheet("盘点报告", STOCKTAKE_HEADER, summary), Sheet("差异明细", DISCREPANCY_HEADER,
                                                                             discrepancies),
             Sheet("盘点记录", CHECKS_HEADER, checks)]
 
 
-def supply_sheets(db: Session, period: Period, tz: tzinfo) -> list[Sheet]:
+def supply_sheets(db: Session, period: Covered, tz: tzinfo) -> list[Sheet]:
     """物品领用台账: every movement of the period, and the consumption per item and per department."""
-    start, end = period.bounds(tz)
+    start, end = bounds(period, tz)
     moves = list(db.scalars(select(SupplyMove).where(SupplyMove.at >= start, SupplyMove.at < end)
                             .order_by(SupplyMove.at, SupplyMove.id)))
     rows = [[m.code, local_naive(m.at, tz), m.supply.name, MOVE_NAMES.get(m.kind, m.kind), m.quantity, m.supply.unit,
@@ -169,5 +178,5 @@ def supply_sheets(db: Session, period: Period, tz: tzinfo) -> list[Sheet]:
         if m.kind == ISSUE:
             per_department[(m.department or "未填写", m.supply.name, m.supply.unit)] += m.quantity
     by_department = [[dept, item, count, unit] for (dept, item, unit), count in sorted(per_department.items())]
-    return [Sheet(f"物品领用台账 {period.title}", MOVES_HEADER, rows), Sheet("按物品汇总", BY_ITEM_HEADER, by_item),
+    return [Sheet("物品领用台账", MOVES_HEADER, rows), Sheet("按物品汇总", BY_ITEM_HEADER, by_item),
             Sheet("按部门汇总", BY_DEPARTMENT_HEADER, by_department)]

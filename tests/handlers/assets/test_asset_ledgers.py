@@ -74,7 +74,7 @@ def test_a_term_ledger_and_bad_periods(school, houqin, services, tmp_path: Path)
         import_calendar(s, tmp_path / "calendar.csv")
     out = tmp_path / "term.xlsx"
     result = houqin("export", "assets", "--term", "2026-11-24", "--out", str(out))
-    assert result.exit_code == 0 and "2026-09-01至2027-01-22" in result.output
+    assert result.exit_code == 0 and "2026年09月01日至2027年01月22日" in result.output
     assert houqin("export", "assets", "--term", "2027-03-01", "--out", str(out)).exit_code == 1
     assert houqin("export", "assets", "--out", str(out)).exit_code != 0
     assert houqin("export", "assets", "--month", "11月", "--out", str(out)).exit_code != 0
