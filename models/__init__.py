@@ -1,6 +1,16 @@
 """All models, imported here so that metadata (and Alembic) sees every table."""
 
-from models.assets import AssetEvent, AssetLoan, Disposal, Stocktake, StocktakeCheck, Supply, SupplyMove
+from models.assets import (
+    AssetEvent,
+    AssetLoan,
+    AssetPhoto,
+    Disposal,
+    Stocktake,
+    StocktakeCheck,
+    StocktakePhoto,
+    Supply,
+    SupplyMove,
+)
 from models.base import Base, utcnow
 from models.bus import BusAlarm, BusCountNotice, BusLeave, BusRoute, BusStop, BusSubscription, BusTrip
 from models.canteen import (
@@ -45,6 +55,7 @@ __all__ = [
     "Asset",
     "AssetEvent",
     "AssetLoan",
+    "AssetPhoto",
     "Base",
     "BindAttempt",
     "BindCode",
@@ -93,6 +104,7 @@ __all__ = [
     "SeenNonce",
     "Stocktake",
     "StocktakeCheck",
+    "StocktakePhoto",
     "Student",
     "Supply",
     "SupplyMove",

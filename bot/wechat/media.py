@@ -26,7 +26,18 @@ from bot.config import Settings
 from bot.private import write_private
 from bot.wechat.gateway import IMAGE_TYPES, ApiError, BadMedia, WeChatApi, redact
 from bot.worker import drain_rounds, run_rounds
-from models import CanteenFeedback, DownloadedPhoto, FeedbackPhoto, RepairTicket, TicketPhoto, utcnow
+from models import (
+    Asset,
+    AssetPhoto,
+    CanteenFeedback,
+    DownloadedPhoto,
+    FeedbackPhoto,
+    RepairTicket,
+    StocktakeCheck,
+    StocktakePhoto,
+    TicketPhoto,
+    utcnow,
+)
 from models.media import PHOTO_DOWNLOADING, PHOTO_FAILED, PHOTO_PENDING, PHOTO_SAVED
 
 if TYPE_CHECKING:
@@ -56,8 +67,18 @@ class Source:
     file: Callable[[Any, int], str]
 
 
+def asset_file(photo: AssetPhoto, number: int) -> str:
+    return f"assets/{number}/{photo.id}-{hashlib.sha256(photo.media_id.encode()).hexdigest()[:8]}"
+
+
+def stocktake_file(photo: StocktakePhoto, number: int) -> str:
+    return f"stocktakes/{number}/{photo.id}-{hashlib.sha256(photo.media_id.encode()).hexdigest()[:8]}"
+
+
 SOURCES = (Source(TicketPhoto, RepairTicket.number, ticket_file),
-           Source(FeedbackPhoto, CanteenFeedback.number, feedback_file))
+           Source(FeedbackPhoto, CanteenFeedback.number, feedback_file),
+           Source(AssetPhoto, Asset.id, asset_file),
+           Source(StocktakePhoto, StocktakeCheck.id, stocktake_file))
 
 
 @dataclass

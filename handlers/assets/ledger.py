@@ -15,17 +15,18 @@ from bot.export import Sheet
 from bot.text import day_bounds, local_naive
 from handlers.assets.common import status_name
 from handlers.assets.stocktake import result
-from models import Asset, AssetEvent, AssetLoan, Disposal, Stocktake, Supply, SupplyMove
+from models import Asset, AssetEvent, AssetLoan, AssetPhoto, Disposal, Stocktake, Supply, SupplyMove
 from models.assets.loans import LOAN_STATUS_NAMES, OUT
 from models.assets.register import EVENT_NAMES, REQUEST_NAMES
 from models.assets.supplies import DECLINED, DONE, ISSUE, PENDING, STOCK_IN
+from models.media import PHOTO_SAVED
 from models.repair import KEY
 
 KIND_NAMES = {KEY: "钥匙", "thing": "资产"}
 MOVE_NAMES = {STOCK_IN: "入库", ISSUE: "领用"}
 MOVE_STATUS = {DONE: "已完成", PENDING: "待批准", DECLINED: "已驳回"}
 REGISTER_HEADER = ["资产编号", "名称", "类型", "类别", "楼栋", "房间", "保管人", "购置日期", "价格(元)", "数量", "状态",
-                   "可借", "需审批", "报废时间"]
+                   "可借", "需审批", "报废时间", "照片"]
 EVENTS_HEADER = ["时间", "资产编号", "名称", "事项", "说明", "经办人"]
 DISPOSAL_HEADER = ["报废单", "资产编号", "名称", "原因", "申请人", "申请时间", "状态", "审批人", "审批时间"]
 LOANS_HEADER = ["借用单", "资产编号", "物品", "数量", "借用人", "申请时间", "借出时间", "应还日期", "归还时间", "状态",
@@ -82,10 +83,13 @@ def register_sheets(db: Session, period: Covered, tz: tzinfo) -> list[Sheet]:
     """资产台账: every thing (the disposed ones too), what happened to them in the period, and the disposals."""
     start, end = bounds(period, tz)
     assets = list(db.scalars(select(Asset).order_by(Asset.kind, Asset.code)))
+    photos: dict[int, str] = {}
+    for photo in db.scalars(select(AssetPhoto).where(AssetPhoto.status == PHOTO_SAVED).order_by(AssetPhoto.id)):
+        photos[photo.asset_id] = photo.path  # the latest saved
     rows = [[a.code, a.name, KIND_NAMES.get(a.kind, a.kind), a.category, a.room.building if a.room else "",
              a.room.name if a.room else "", _name(a.custodian), a.purchased_on, float(a.price) if a.price is not None
              else None, a.quantity, status_name(db, a), _yes(a.lendable), _yes(a.needs_approval),
-             local_naive(a.disposed_at, tz)] for a in assets]
+             local_naive(a.disposed_at, tz), photos.get(a.id, a.photo)] for a in assets]
     events = [[local_naive(e.at, tz), e.asset.code, e.asset.name, EVENT_NAMES.get(e.kind, e.kind), e.note,
                _name(e.person)]
               for e in db.scalars(select(AssetEvent).where(AssetEvent.at >= start, AssetEvent.at < end)

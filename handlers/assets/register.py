@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.engine import Context, Conversation, Incoming, Reply
@@ -17,7 +17,7 @@ from bot.places import find_asset, find_room
 from bot.tables import TableError, read_table
 from bot.text import normalize
 from handlers.assets.common import ASSET_ROLES, TOPIC, WORK_ROLES, held, out_loans, status_name
-from models import Asset, AssetEvent, Person, RepairTicket, Room, utcnow
+from models import Asset, AssetEvent, AssetPhoto, Person, RepairTicket, Room, utcnow
 from models.assets.register import EVENT_NAMES, MOVED, REGISTERED
 from models.repair import ASSET_STATUS_NAMES, DISPOSED, IN_USE, KEY, STATUS_NAMES, THING
 
@@ -41,6 +41,15 @@ USAGE_MOVE = "请按格式发送：调动 编号 房间，例如：调动 DJ-030
 NOT_MOVER = "只有后勤、管理员或 {label} 的保管人可以登记调动。"
 SAME_ROOM = "{label} 已登记在 {room}。"
 MOVED_REPLY = "已登记调动：{label} {old} → {new}。"
+
+ASK_PHOTO = "如需给它存档案照片，10分钟内直接发送照片即可。"
+PHOTO_KEPT = "照片已存入 {label} 的档案。"
+PHOTOS = "照片：{n} 张"
+
+
+class FileStep:
+    PHOTO = "photo"
+
 
 room_assets = Conversation("room_assets", title="本室资产", keywords=["本室资产", "我的资产"], roles=ASSET_ROLES,
                            help=HELP_ROOM, topic=TOPIC, slips=False)
@@ -137,7 +146,22 @@ def show_file(msg: Incoming, ctx: Context) -> Reply:
     asset = find_asset(ctx.db, msg.args[0])
     if asset is None:
         return Reply.end(UNKNOWN_CODE.format(code=msg.kept_args[0]))
-    return Reply.end(asset_history_text(ctx.db, asset, ctx.settings.tz))
+    text = asset_history_text(ctx.db, asset, ctx.settings.tz)
+    from handlers.assets.common import keepers
+
+    if ctx.has_role(*WORK_ROLES) or ctx.person_id in {p.id for p in keepers(ctx.db, asset)}:
+        return Reply(f"{text}\n{ASK_PHOTO}", next=FileStep.PHOTO, data={"asset": asset.id})
+    return Reply.end(text)
+
+
+@asset_file.on(FileStep.PHOTO)
+def got_photo(msg: Incoming, ctx: Context) -> Reply | None:
+    """A photo sent after the file: kept as the thing's photo (downloaded by the media worker)."""
+    asset = ctx.db.get(Asset, int(ctx.data["asset"]))
+    if asset is None or msg.msg_type != "image" or not msg.media_id:
+        return None  # anything else is a new message
+    ctx.db.add(AssetPhoto(asset=asset, media_id=msg.media_id, next_attempt_at=ctx.now, created_at=ctx.now))
+    return Reply.end(PHOTO_KEPT.format(label=asset.label))
 
 
 def history(db: Session, asset: Asset, tz: tzinfo) -> list[tuple[datetime, str]]:
@@ -158,8 +182,11 @@ def asset_history_text(db: Session, asset: Asset, tz: tzinfo) -> str:
                              (asset.room.responsible.name if asset.room and asset.room.responsible else "未指定")),
         FILE_LINES[2].format(bought=f"{asset.purchased_on:%Y-%m-%d}" if asset.purchased_on else "未登记",
                              price=f"{asset.price}元" if asset.price is not None else "未登记"),
-        HISTORY,
     ]
+    photos = int(db.scalar(select(func.count()).select_from(AssetPhoto).where(AssetPhoto.asset_id == asset.id)) or 0)
+    if photos or asset.photo:
+        lines.append(PHOTOS.format(n=photos + (1 if asset.photo else 0)))
+    lines.append(HISTORY)
     events = history(db, asset, tz)
     lines += [f"{at.astimezone(tz):%Y-%m-%d} {what}" for at, what in events[-10:]] or [NO_HISTORY]
     return "\n".join(lines)

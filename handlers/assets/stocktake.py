@@ -16,7 +16,7 @@ from bot.engine import Context, Conversation, Incoming, Reply
 from bot.places import find_asset, find_room
 from bot.text import normalize
 from handlers.assets.common import ASSET_ROLES, TOPIC, WORK_ROLES, record
-from models import Asset, Person, Room, Stocktake, StocktakeCheck
+from models import Asset, Person, Room, Stocktake, StocktakeCheck, StocktakePhoto
 from models.assets.register import CHECKED
 from models.assets.stocktake import BUILDING, ROOM, SCHOOL
 from models.repair import DISPOSED
@@ -209,7 +209,8 @@ def got_photo(msg: Incoming, ctx: Context) -> Reply | None:
     if msg.msg_type == "image" and msg.media_id:
         checks = [c for i in ids if (c := ctx.db.get(StocktakeCheck, i)) is not None]
         for c in checks:
-            c.photo_media_id = msg.media_id
+            c.photo_media_id = msg.media_id[:200]
+            ctx.db.add(StocktakePhoto(check=c, media_id=msg.media_id, next_attempt_at=ctx.now, created_at=ctx.now))
         return Reply.end(PHOTO_KEPT.format(codes="、".join(c.code for c in checks)))
     if msg.text in SKIP_WORDS:
         return Reply.end(SKIPPED)

@@ -182,9 +182,54 @@ def upgrade() -> None:
     op.create_index(op.f('ix_supply_moves_person_id'), 'supply_moves', ['person_id'], unique=False)
     op.create_index(op.f('ix_supply_moves_supply_id'), 'supply_moves', ['supply_id'], unique=False)
 
+    op.create_table(
+        'asset_photos',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('asset_id', sa.Integer(), nullable=False),
+        sa.Column('media_id', sa.String(length=200), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('path', sa.String(length=300), nullable=False),
+        sa.Column('content_type', sa.String(length=64), nullable=False),
+        sa.Column('size', sa.Integer(), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('next_attempt_at', UTC, nullable=False),
+        sa.Column('claim', sa.String(length=40), nullable=True),
+        sa.Column('lease_until', UTC, nullable=True),
+        sa.Column('last_error', sa.Text(), nullable=True),
+        sa.Column('created_at', UTC, nullable=False),
+        sa.Column('saved_at', UTC, nullable=True),
+        sa.ForeignKeyConstraint(['asset_id'], ['assets.id'], name=op.f('fk_asset_photos_asset_id_assets'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_asset_photos')),
+    )
+    op.create_index(op.f('ix_asset_photos_asset_id'), 'asset_photos', ['asset_id'], unique=False)
+    op.create_index('ix_asset_photos_due', 'asset_photos', ['status', 'next_attempt_at'], unique=False)
+    op.create_table(
+        'stocktake_photos',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('check_id', sa.Integer(), nullable=False),
+        sa.Column('media_id', sa.String(length=200), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('path', sa.String(length=300), nullable=False),
+        sa.Column('content_type', sa.String(length=64), nullable=False),
+        sa.Column('size', sa.Integer(), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('next_attempt_at', UTC, nullable=False),
+        sa.Column('claim', sa.String(length=40), nullable=True),
+        sa.Column('lease_until', UTC, nullable=True),
+        sa.Column('last_error', sa.Text(), nullable=True),
+        sa.Column('created_at', UTC, nullable=False),
+        sa.Column('saved_at', UTC, nullable=True),
+        sa.ForeignKeyConstraint(['check_id'], ['stocktake_checks.id'],
+                                name=op.f('fk_stocktake_photos_check_id_stocktake_checks'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_stocktake_photos')),
+    )
+    op.create_index(op.f('ix_stocktake_photos_check_id'), 'stocktake_photos', ['check_id'], unique=False)
+    op.create_index('ix_stocktake_photos_due', 'stocktake_photos', ['status', 'next_attempt_at'], unique=False)
+
 
 def downgrade() -> None:
-    for table in ('supply_moves', 'supplies', 'stocktake_checks', 'stocktakes', 'asset_loans', 'asset_disposals',
+    for table in ('stocktake_photos', 'asset_photos', 'supply_moves', 'supplies', 'stocktake_checks', 'stocktakes', 'asset_loans', 'asset_disposals',
                   'asset_events'):
         op.drop_table(table)
     with op.batch_alter_table('assets', schema=None) as batch_op:

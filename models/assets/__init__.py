@@ -2,8 +2,9 @@
 disposals. The asset itself is models.repair.Asset (repairs knew it first)."""
 
 from models.assets.loans import AssetLoan
-from models.assets.register import AssetEvent, Disposal
-from models.assets.stocktake import Stocktake, StocktakeCheck
+from models.assets.register import AssetEvent, AssetPhoto, Disposal
+from models.assets.stocktake import Stocktake, StocktakeCheck, StocktakePhoto
 from models.assets.supplies import Supply, SupplyMove
 
-__all__ = ["AssetEvent", "AssetLoan", "Disposal", "Stocktake", "StocktakeCheck", "Supply", "SupplyMove"]
+__all__ = ["AssetEvent", "AssetLoan", "AssetPhoto", "Disposal", "Stocktake", "StocktakeCheck", "StocktakePhoto", "Supply",
+           "SupplyMove"]

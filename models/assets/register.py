@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base
 from models.identity import Person
+from models.media import DownloadedPhoto
 from models.repair import Asset
 
 # history kinds
@@ -58,3 +59,15 @@ class Disposal(Base):
     @property
     def code(self) -> str:
         return f"BF{self.number}"
+
+
+class AssetPhoto(DownloadedPhoto, Base):
+    """A thing's photo for its file (一物一档), sent after 资产 <编号>; the media worker downloads it at
+    once into the storage folder, as assets/<asset id>/<id>-<media digest>.jpg."""
+
+    __tablename__ = "asset_photos"
+    __table_args__ = (Index("ix_asset_photos_due", "status", "next_attempt_at"),)
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+
+    asset: Mapped[Asset] = relationship()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base
 from models.identity import Person
+from models.media import DownloadedPhoto
 from models.repair import Asset, Room
 
 SCHOOL, BUILDING, ROOM = "school", "building", "room"  # scopes
@@ -49,3 +50,15 @@ class StocktakeCheck(Base):
     asset: Mapped[Asset | None] = relationship()
     room: Mapped[Room | None] = relationship()
     person: Mapped[Person | None] = relationship()
+
+
+class StocktakePhoto(DownloadedPhoto, Base):
+    """The photo of a thing not in the register, sent during a stocktake (to register it later); downloaded
+    by the media worker as stocktakes/<check id>/<id>-<media digest>.jpg."""
+
+    __tablename__ = "stocktake_photos"
+    __table_args__ = (Index("ix_stocktake_photos_due", "status", "next_attempt_at"),)
+
+    check_id: Mapped[int] = mapped_column(ForeignKey("stocktake_checks.id", ondelete="CASCADE"), index=True)
+
+    check: Mapped[StocktakeCheck] = relationship()

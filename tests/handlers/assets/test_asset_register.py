@@ -92,3 +92,17 @@ def test_a_move_is_recorded_in_the_things_history(school, wechat_user) -> None:
     assert "已登记在 四(1)班" in staff.say("调动 DJ-0302 四(1)班").text
     assert "DJ-0302 投影仪" in teacher.say("本室资产").text  # now in his room
     assert "调动 三(2)班 → 四(1)班（程财宝）" in staff.say("资产 DJ-0302").text
+
+
+def test_a_photo_sent_after_the_file_is_kept_and_downloaded(school, wechat_user, services, fetch_media) -> None:
+    from models import AssetPhoto
+
+    staff = wechat_user("程财宝")
+    assert "10分钟内直接发送照片" in staff.say("资产 TY-001").text
+    assert "照片已存入 篮球（TY-001） 的档案" in staff.image(media_id="media_ball").text
+    assert fetch_media() == 1
+    with services.factory() as s:
+        photo = s.scalar(select(AssetPhoto))
+        assert photo is not None and photo.status == "saved" and photo.path.startswith("assets/")
+    assert "照片：1 张" in staff.say("资产 TY-001").text
+    assert "10分钟内" not in wechat_user("王强").say("资产 TY-001").text  # not his to keep

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from models import RepairTicket, StocktakeCheck
+from models import RepairTicket, StocktakeCheck, StocktakePhoto
 from tests.handlers.assets.conftest import asset_id, room_id, scan
 
 
-def test_a_stocktake_of_a_building(school, wechat_user, services) -> None:
+def test_a_stocktake_of_a_building(school, wechat_user, services, fetch_media) -> None:
     admin, staff = wechat_user("周春明"), wechat_user("程财宝")
     assert "只有管理员" in staff.say("盘点 开始 综合楼").text
     assert "没有进行中的盘点" in staff.say("盘点 TY-001").text
@@ -22,7 +22,7 @@ def test_a_stocktake_of_a_building(school, wechat_user, services) -> None:
     assert "科学室门钥匙（YS-KX1） ✓（科学室）" in reply.text
     reply = staff.say("盘点 科学室 DJ-101, TY-001 ZZ-9")  # TY-001 belongs in 体育器材室
     assert "已记 2 件" in reply.text and "登记在 体育器材室" in reply.text and "ZZ-9" in reply.text
-    assert "照片已记在未登记物品 ZZ-9 上" in staff.image(media_id="photo_zz9").text
+    assert "照片已记在未登记物品 ZZ-9 上" in staff.image(media_id="media_zz9").text
     assert "已盘 3/4 件" in staff.say("盘点").text
     school.add("李明", "teacher")  # responsible for no room: does not check
     assert "盘点由后勤" in wechat_user("李明").say("盘点 DJ-101").text
@@ -31,8 +31,12 @@ def test_a_stocktake_of_a_building(school, wechat_user, services) -> None:
     assert "位置变动 1 件（篮球（TY-001） 在 科学室）" in ended and "未登记 1 件（ZZ-9）" in ended
     with services.factory() as s:
         unknown = s.scalar(select(StocktakeCheck).where(StocktakeCheck.code == "ZZ-9"))
-        assert unknown is not None and unknown.photo_media_id == "photo_zz9" and unknown.person.name == "程财宝"
+        assert unknown is not None and unknown.photo_media_id == "media_zz9" and unknown.person.name == "程财宝"
     assert "没有进行中的盘点" in admin.say("盘点 结束").text
+    assert fetch_media() == 1  # the unregistered thing's photo is downloaded (WeChat keeps media 3 days)
+    with services.factory() as s:
+        photo = s.scalar(select(StocktakePhoto))
+        assert photo is not None and photo.status == "saved" and photo.path.startswith("stocktakes/")
 
 
 def test_outside_a_stocktake_a_scan_is_a_repair_and_a_teacher_not_responsible_does_not_check(
