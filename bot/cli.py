@@ -18,7 +18,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from bot import cli_voice, click_zh
+from bot import cli_assets, cli_voice, click_zh
 from bot.cli_schools import SchoolGroup, chosen_school
 from bot.audit import cli_actor, record
 from bot.cli_tasks import tasks as tasks_group
@@ -903,10 +903,11 @@ def assets() -> None:
 @assets.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 def assets_import(file: str) -> None:
-    """Import assets from CSV/XLSX (编号 名称 类别 房间)."""
-    from handlers.repair import import_assets
+    """Import assets from CSV/XLSX (编号 名称 类别 房间; optional 保管人 购置日期 价格 状态 照片 数量 可借 需审批
+    类型 — 类型 钥匙 registers a key, 数量 its copies)."""
+    from handlers.assets.register import import_assets
 
-    _import_with("资产", import_assets, file)
+    _import_with("资产", partial(import_assets, now=_clock()()), file)
 
 
 @main.group("repair-categories", invoke_without_command=True)
@@ -1012,6 +1013,12 @@ def export_bus(month: str, out: str) -> None:
     """校车台账: a row per trip (expected, boarded, alighted, alerts, acknowledgements) and the leave records."""
     trips, leaves = _export("bus", month, out).sheets
     click.echo(f"{month} 校车 {len(trips.rows)} 趟，请假 {len(leaves.rows)} 条：{out}")
+
+
+for _command in cli_assets.COMMANDS:  # stocktake, supplies, keys (bot/cli_assets.py)
+    main.add_command(_command)
+for _command in cli_assets.EXPORTS:  # export assets|loans|keys|stocktake|supplies
+    export.add_command(_command)
 
 
 @main.group()

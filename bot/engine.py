@@ -380,6 +380,7 @@ class Conversation:
         private: bool = False,
         accepts: Callable[[str], bool] | None = None,
         sample: str = "",
+        slips: bool = True,
     ) -> None:
         self.name = name
         self.title = title
@@ -416,6 +417,9 @@ class Conversation:
         # whose arguments `accepts` recognises; the others go on to the later one
         self.accepts = accepts
         self.sample = sample  # a text that reaches it, when its keyword alone goes elsewhere (完成 T1)
+        # its command words are also recognised when written with another character of the same reading
+        # (保修 → 报修); False where a common word reads like one (要是 reads like 钥匙)
+        self.slips = slips
         self.cancel_answers: dict[str, Handler] = {}
         self.entry_handler: Handler | None = None
         self.steps: dict[str, Handler] = {}
@@ -740,7 +744,7 @@ class Engine:
         if self._keyword_sounds is None:  # by length and reading, made on first use (it loads pypinyin)
             self._keyword_sounds = {}
             for cap in self.capabilities:
-                for k in cap.keywords if cap.entry_handler is not None and cap.accepts is None else ():
+                for k in cap.keywords if cap.entry_handler is not None and cap.accepts is None and cap.slips else ():
                     if len(k) >= 2 and all(is_han(ch) for ch in k):
                         self._keyword_sounds.setdefault((len(k), reading(k)), []).append((cap, k))
         for length in sorted({length for length, _ in self._keyword_sounds}, reverse=True):

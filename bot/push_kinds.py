@@ -47,6 +47,8 @@ FEEDBACK = ("code", "rating", "comment")
 MONTH = ("month",)
 TASK = ("code", "task", "due", "person")
 TASK_EXAMPLE = {"code": "T3", "task": "直饮水更换滤芯（8月）", "due": "8月25日", "person": "程财宝"}
+REQUEST = ("code", "item", "person")  # a loan, requisition or disposal to approve, and its answer
+REQUEST_EXAMPLE = {"code": "J3", "item": "篮球 ×3", "person": "张丽"}
 WEEK = ("week",)
 
 PUSH_KINDS: dict[str, PushKind] = {
@@ -99,6 +101,16 @@ PUSH_KINDS: dict[str, PushKind] = {
     "suggestion_new": PushKind("意见箱新意见", ("code", "topic"), {"code": "Y3", "topic": "食堂"}),
     "suggestion_reply": PushKind("意见箱答复", ("code", "topic"), {"code": "Y3", "topic": "食堂"}),
     "office_survey": PushKind("后勤满意度测评", ("period",), {"period": "2026秋"}),
+    "loan_request": PushKind("借用申请", REQUEST, REQUEST_EXAMPLE),
+    "loan_decided": PushKind("借用审批结果", REQUEST, REQUEST_EXAMPLE),
+    "loan_due": PushKind("借用到期提醒", ("items",), {"items": "篮球 ×3（J3）今天到期"}),
+    "loan_overdue": PushKind("借用逾期督办", ("items",), {"items": "张丽 篮球 ×3（J3）逾期4天"}),
+    "keys_term_check": PushKind("期末钥匙清点", ("count",), {"count": "3"}),
+    "supply_request": PushKind("领用申请", REQUEST, {**REQUEST_EXAMPLE, "code": "L5", "item": "A4纸 2包"}),
+    "supply_decided": PushKind("领用审批结果", REQUEST, {**REQUEST_EXAMPLE, "code": "L5", "item": "A4纸 2包"}),
+    "supply_low": PushKind("库存不足", ("item", "count"), {"item": "A4纸", "count": "3"}),
+    "disposal_request": PushKind("报废申请", REQUEST, {**REQUEST_EXAMPLE, "code": "BF2", "item": "投影仪（DJ-0302）"}),
+    "disposal_decided": PushKind("报废审批结果", REQUEST, {**REQUEST_EXAMPLE, "code": "BF2", "item": "投影仪（DJ-0302）"}),
     "parent_bound": PushKind("家长绑定提醒", ("student", "person"), {"student": "陈小明", "person": "陈建国"}),
 }
 UNDECLARED = PushKind("")

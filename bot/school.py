@@ -152,6 +152,9 @@ SETTINGS: dict[str, Setting] = {
                                    _words),
     "office_survey_parent_items": Setting("食堂;校车;安保;宿舍", "后勤满意度测评中请家长评价的项目（分号分隔）", _words),
     "push_page_days": Setting("30", "推送详情页（推送中的全文链接）保留天数（1-3650）", _whole(1, 3650)),
+    "loan_days": Setting("7", "借用物品未写归还日期时的借期（天，1-365）", _whole(1, 365)),
+    "key_loan_days": Setting("0", "领钥匙未写归还日期时的借期（天，0 为当天归还）", _whole(0, 365)),
+    "loan_overdue_days": Setting("3", "借用逾期多少天报保管人和管理员（1-365）", _whole(1, 365)),
     "console_idle_hours": Setting("8", "控制台闲置多少小时后需要重新登录（1-720）", _whole(1, 720)),
     "school_name": Setting("", "学校名称（印在每份台账的标题行）", _name),
 }

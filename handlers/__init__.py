@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.engine import Conversation
 from handlers import bus, canteen, courtesy, duty, identity, notices, repair, safety, suggestions, survey
+from handlers.assets import approvals, disposal, keys, loans, register, stocktake, supplies
 from handlers.tasks import chat as tasks
 
 CAPABILITIES: list[Conversation] = [
@@ -47,5 +48,20 @@ CAPABILITIES: list[Conversation] = [
     duty.swap,
     duty.agree,
     tasks.task_list,
+    keys.take_key,  # 领钥匙 / 还钥匙 before 还 and 钥匙
+    keys.return_key,
+    keys.who_holds,
+    loans.borrow,
+    loans.give_back,
+    loans.mine,
+    register.room_assets,
+    register.asset_file,
+    register.move,
+    stocktake.stocktake,
+    supplies.stock_in,
+    supplies.issue,
+    supplies.stock,
+    disposal.dispose,
+    approvals.approve,
     courtesy.courtesy,  # last: only what no capability took
 ]

@@ -41,6 +41,8 @@ from bot.text import (
     segment,
     strip_particles,
 )
+from handlers.assets.loans import SCAN_CHOICE, offers_loan, scan_choice
+from handlers.assets.stocktake import scan as stocktake_scan
 from models import Asset, Person, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.repair import (
     ACCEPTED,
@@ -455,9 +457,16 @@ def _from_scene(scene: str, ctx: Context) -> Reply:
     place: Place | None = None
     if ident.isdigit():
         if kind == "room" and (room := ctx.db.get(Room, int(ident))) is not None:
+            if (counted := stocktake_scan(ctx, room=room)) is not None:  # a stocktake: where the checker is
+                return counted
             place = Place(room.name, room)
         elif kind == "asset" and (asset := ctx.db.get(Asset, int(ident))) is not None:
+            if (counted := stocktake_scan(ctx, asset=asset)) is not None:  # a stocktake: counted
+                return counted
             place = asset_place(asset)
+            if offers_loan(ctx, asset):  # 借用 / 归还 beside 报修 (handlers/assets/loans.py)
+                return Reply(SCAN_CHOICE.format(place=place.text), next=Step.DETAIL,
+                             data={**place.data, "asset_choice": asset.id})
     if place is None:
         return Reply(f"{QR_UNKNOWN}{ASK_PLACE}", next=Step.PLACE)
     return Reply(ASK_DETAIL.format(place=place.text), next=Step.DETAIL, data=place.data)
@@ -493,6 +502,8 @@ def got_place(msg: Incoming, ctx: Context) -> Reply:
 def got_detail(msg: Incoming, ctx: Context) -> Reply:
     if not msg.text:
         return Reply(ASK_DETAIL_TEXT, next=Step.DETAIL)
+    if ctx.data.get("asset_choice") and (chosen := scan_choice(msg, ctx)) is not None:
+        return chosen
     return file_ticket(ctx, place_from_data(ctx.db, ctx.data), msg.kept_text, ask_photo=True)
 
 

@@ -1,5 +1,16 @@
 """All models, imported here so that metadata (and Alembic) sees every table."""
 
+from models.assets import (
+    AssetEvent,
+    AssetLoan,
+    AssetPhoto,
+    Disposal,
+    Stocktake,
+    StocktakeCheck,
+    StocktakePhoto,
+    Supply,
+    SupplyMove,
+)
 from models.base import Base, utcnow
 from models.bus import BusAlarm, BusCountNotice, BusLeave, BusRoute, BusStop, BusSubscription, BusTrip
 from models.canteen import (
@@ -54,6 +65,9 @@ __all__ = [
     "AccessToken",
     "AccompaniedMeal",
     "Asset",
+    "AssetEvent",
+    "AssetLoan",
+    "AssetPhoto",
     "AuditEntry",
     "Base",
     "BindAttempt",
@@ -79,6 +93,7 @@ __all__ = [
     "CountySchool",
     "Delivery",
     "DeliveryAlert",
+    "Disposal",
     "DownloadedPhoto",
     "Drill",
     "DutyCheckin",
@@ -110,9 +125,14 @@ __all__ = [
     "SafetyTopic",
     "SchoolSetting",
     "SeenNonce",
+    "Stocktake",
+    "StocktakeCheck",
+    "StocktakePhoto",
     "Student",
     "Suggestion",
     "SuggestionReply",
+    "Supply",
+    "SupplyMove",
     "SurveyResponse",
     "SurveyRound",
     "Task",

@@ -4,9 +4,10 @@ can edit."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
@@ -19,6 +20,10 @@ STATUS_NAMES = {OPEN: "待接单", ACCEPTED: "维修中", DONE: "已完成待评
 
 REPORT, COMPLETION = "report", "completion"  # photo kinds
 FOLLOW_UP, WITHDRAWAL = "follow_up", "withdrawal"  # event kinds
+
+THING, KEY = "thing", "key"  # asset kinds
+IN_USE, ON_LOAN, IN_REPAIR, DISPOSED = "in_use", "on_loan", "in_repair", "disposed"  # asset statuses
+ASSET_STATUS_NAMES = {IN_USE: "在用", ON_LOAN: "借出", IN_REPAIR: "维修中", DISPOSED: "已报废"}
 
 
 class Room(Base):
@@ -61,8 +66,29 @@ class Asset(Base):
     room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"), index=True)
     qr_ticket: Mapped[str] = mapped_column(String(200), default="")
     qr_url: Mapped[str] = mapped_column(String(300), default="")
+    # the register (一物一档, issue 18): who keeps it, what it cost, where it stands; keys are assets too
+    kind: Mapped[str] = mapped_column(String(8), default=THING)  # thing | key
+    custodian_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    purchased_on: Mapped[date | None] = mapped_column()
+    price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    status: Mapped[str] = mapped_column(String(12), default=IN_USE)
+    photo: Mapped[str] = mapped_column(String(300), default="")
+    quantity: Mapped[int] = mapped_column(default=1)  # 篮球 ×10; a key's copies
+    lendable: Mapped[bool] = mapped_column(default=False)
+    needs_approval: Mapped[bool] = mapped_column(default=False)
+    disposed_at: Mapped[datetime | None] = mapped_column()
 
     room: Mapped[Room | None] = relationship()
+    custodian: Mapped[Person | None] = relationship()
+
+    @property
+    def status_name(self) -> str:
+        return ASSET_STATUS_NAMES.get(self.status, self.status)
+
+    @property
+    def label(self) -> str:
+        """投影仪（DJ-0302）."""
+        return f"{self.name}（{self.code}）"
 
 
 class RepairCategory(Base):

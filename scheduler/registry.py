@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from scheduler import Job, bus, canteen, county, digest, duty, repair, safety, survey, tasks
+from scheduler.assets import keys as asset_keys
+from scheduler.assets import loans as asset_loans
 
 JOBS: list[Job] = [
     Job("remind_drill_eve", safety.remind_drill_eve, {"hour": "16", "minute": "0"},
@@ -43,6 +45,12 @@ JOBS: list[Job] = [
         "行事历任务到提醒日推送给负责人（T编号，工作日）"),
     Job("escalate_overdue_tasks", tasks.escalate_overdue_tasks, {"hour": "8", "minute": "30"},
         "行事历任务逾期达上报天数报管理员（一次，工作日）"),
+    Job("remind_loans_due", asset_loans.remind_loans_due, {"hour": "8", "minute": "0"},
+        "每天8:00 给借用到期或逾期的人发一条汇总提醒（含钥匙）"),
+    Job("escalate_overdue_loans", asset_loans.escalate_overdue_loans, {"hour": "8", "minute": "30"},
+        "借用逾期 loan_overdue_days 天报保管人和管理员（每项一次，按人汇总）"),
+    Job("check_keys_at_term_end", asset_keys.check_keys_at_term_end, {"hour": "15", "minute": "0"},
+        "学期结束日15:00 列出未归还的钥匙报管理员并提醒领取人"),
     Job("send_daily_digest", digest.send_daily_digest, {"hour": "17", "minute": "0"},
         "17:00 后勤日报给管理员", school_days_only=True),
     Job("send_county_digest", county.send_county_digest, {"hour": "17", "minute": "30"},

@@ -63,9 +63,9 @@ def got_age(msg: Incoming, ctx: Context) -> Reply:
     return Reply.end(f"问卷完成：{ctx.data['name']}，{age}岁。")
 
 
-KEYS_HELP = "钥匙 — 借用库房钥匙（管理员，或库房管理人）"
+KEYS_HELP = "库房钥匙 — 借用库房钥匙（管理员，或库房管理人）"
 KEEPER = "库房管理人"
-keys = Conversation("test_keys", title="钥匙", keywords=["钥匙"], roles={"admin"}, help=KEYS_HELP,
+keys = Conversation("test_keys", title="库房钥匙", keywords=["库房钥匙"], roles={"admin"}, help=KEYS_HELP,
                     permits=lambda ctx: ctx.person is not None and ctx.person.name == KEEPER)
 
 
@@ -148,9 +148,9 @@ def test_help_and_use_follow_a_capabilitys_permits(wechat_user, people):
     keeper, teacher = wechat_user(KEEPER), wechat_user("张老师")
 
     assert KEYS_HELP in keeper.say("帮助").text
-    assert keeper.say("钥匙").text == "钥匙已借出。"
+    assert keeper.say("库房钥匙").text == "钥匙已借出。"
     assert KEYS_HELP not in teacher.say("帮助").text
-    refusal = teacher.say("钥匙").text
+    refusal = teacher.say("库房钥匙").text
     assert "仅限" in refusal and "管理员" in refusal
 
 

@@ -27,12 +27,16 @@ from bot.private import write_private
 from bot.wechat.gateway import IMAGE_TYPES, ApiError, BadMedia, WeChatApi, redact
 from bot.worker import drain_rounds, run_rounds
 from models import (
+    Asset,
+    AssetPhoto,
     CanteenFeedback,
     DownloadedPhoto,
     FeedbackPhoto,
     RepairTicket,
     TaskOccurrence,
     TaskPhoto,
+    StocktakeCheck,
+    StocktakePhoto,
     TicketPhoto,
     utcnow,
 )
@@ -71,9 +75,19 @@ class Source:
     file: Callable[[Any, int], str]
 
 
+def asset_file(photo: AssetPhoto, number: int) -> str:
+    return f"assets/{number}/{photo.id}-{hashlib.sha256(photo.media_id.encode()).hexdigest()[:8]}"
+
+
+def stocktake_file(photo: StocktakePhoto, number: int) -> str:
+    return f"stocktakes/{number}/{photo.id}-{hashlib.sha256(photo.media_id.encode()).hexdigest()[:8]}"
+
+
 SOURCES = (Source(TicketPhoto, RepairTicket.number, ticket_file),
            Source(FeedbackPhoto, CanteenFeedback.number, feedback_file),
-           Source(TaskPhoto, TaskOccurrence.number, task_file))
+           Source(TaskPhoto, TaskOccurrence.number, task_file),
+           Source(AssetPhoto, Asset.id, asset_file),
+           Source(StocktakePhoto, StocktakeCheck.id, stocktake_file))
 
 
 @dataclass
