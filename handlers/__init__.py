@@ -14,11 +14,6 @@ CAPABILITIES: list[Conversation] = [
     identity.reissue,
     notices.confirm,  # 收到 with a notice open; otherwise courtesy has it
     notices.status,
-    survey.survey,
-    suggestions.anonymous,
-    suggestions.signed,
-    suggestions.mine,
-    suggestions.reply,  # 回复 Y<n>; 回复 F<n> is passed to canteen.reply
     safety.drill,
     safety.fire_check,
     canteen.menu,
@@ -44,5 +39,10 @@ CAPABILITIES: list[Conversation] = [
     duty.checkin,
     duty.swap,
     duty.agree,
+    survey.survey,
+    suggestions.anonymous,
+    suggestions.signed,
+    suggestions.mine,
+    suggestions.reply,  # 回复 Y<n>; 回复 F<n> is passed to canteen.reply
     courtesy.courtesy,  # last: only what no capability took
 ]

@@ -51,7 +51,7 @@ GROUP_NAMES = {STAFF_GROUP: "教职工", PARENT_GROUP: "家长"}
 ALL_DIGITS = re.compile(r"[1-5](?:\s*[1-5])+")  # 5 4 5 3 4 5, 545345
 ONE = re.compile(r"([1-5])(?![0-9])\s*分?\s*[,，。.:：、!！]?\s*(.*)", re.S)
 
-HELP = "后勤问卷 — 填写后勤工作满意度测评（匿名）"
+HELP = "满意度测评 — 填写后勤工作满意度测评（匿名）"
 INTRO = ("【后勤工作满意度测评】匿名填写，共{n}项，后勤处只看到汇总。每项回复 1-5："
          "5 非常满意、4 满意、3 一般、2 不满意、1 非常不满意，可附意见（例：4 午餐可以再热一点）；"
          "也可一次回复全部，例如「{example}」。不了解的项目回复「跳过」。")
@@ -70,7 +70,7 @@ REMINDED = "已提醒 {n} 位尚未完成的人。"
 REMIND_NONE = "所有人都已完成，无需提醒。"
 NO_SURVEY = "没有找到{period}的后勤满意度测评。"
 
-survey = Conversation("office_survey", title="后勤满意度测评", keywords=["后勤问卷", "后勤测评", "满意度测评"],
+survey = Conversation("office_survey", title="后勤满意度测评", keywords=["满意度测评", "测评"],
                       roles=TAKER_ROLES, help=HELP, gives_way=True, topic="意见箱", private=True)
 
 

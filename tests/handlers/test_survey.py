@@ -61,7 +61,7 @@ def test_answered_one_item_per_message_or_all_at_once(started, queued) -> None:
     assert teacher.say("不满意 维修要等很久").text == "第4/7项：校车，请回复 1-5。"
     assert teacher.say("跳过").text == "第5/7项：安保，请回复 1-5。"
     assert teacher.say("5 4 4").text == "已记录3项。测评已提交，谢谢！你的回答是匿名的，后勤处只看到汇总。"
-    assert teacher.say("后勤问卷").text == "你已经完成了本次后勤满意度测评，谢谢！"
+    assert teacher.say("满意度测评").text == "你已经完成了本次后勤满意度测评，谢谢！"
     parent = started["陈建国"]
     assert parent.say("5 4 3 5").text.startswith("已记录4项。测评已提交")
 
@@ -134,7 +134,7 @@ def _person_columns() -> dict[str, set[str]]:
 def test_no_row_links_an_anonymous_answer_or_suggestion_to_its_sender(started, services: Services) -> None:
     parent = started["陈建国"]
     assert parent.say("匿名意见 接送时校门口的保安态度很差").text.startswith("已匿名收到你的意见 Y1")
-    assert parent.say("后勤问卷").text.startswith("【后勤工作满意度测评】")
+    assert parent.say("满意度测评").text.startswith("【后勤工作满意度测评】")
     parent.say("2 菜式太单调吃不饱")
     parent.say("1 2 3")
     parent.say("我的意见")
