@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.outbox import Outbox
 from bot.services import Services
 from handlers.notices import AudienceError, send_notice
-from models import Drill, Notice, NoticeRecipient, ParentLink, Person, Student
+from models import Delivery, Drill, Notice, NoticeRecipient, ParentLink, Person, Push, Student
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -153,3 +153,24 @@ def test_drill_notice_to_parents_asks_for_a_receipt(school, services, runner, we
     with services.factory() as s:
         notice = s.scalar(select(Notice))
         assert notice.kind == "drill_notice" and notice.confirm
+
+
+def test_each_recipient_confirms_from_their_own_page(school, services, wechat_user, client, clock) -> None:
+    wechat_user("陈建国"), wechat_user("李梅")
+    send(services, "全体家长", "防溺水告家长书", "远离危险水域。")
+    with services.factory() as s:
+        pages = {d.person_id: p.token for p, d in s.execute(
+            select(Push, Delivery).join(Delivery, Delivery.push_id == Push.id).where(Push.kind == "notice"))}
+        chen = s.scalar(select(Person.id).where(Person.name == "陈建国"))
+    assert len(set(pages.values())) == 2  # a page each: the page is the recipient's own key
+    page = client.get(f"/p/{pages[chen]}").get_data(as_text=True)
+    assert "防溺水告家长书" in page and "确认收到</button>" in page
+    clock.advance(minutes=5)
+    answer = client.post(f"/p/{pages[chen]}/confirm")
+    assert answer.status_code == 303
+    page = client.get(f"/p/{pages[chen]}").get_data(as_text=True)
+    assert "你已于" in page and "确认收到</button>" not in page
+    with services.factory() as s:
+        rows = {r.name: r for r in s.scalars(select(NoticeRecipient))}
+        assert rows["陈建国"].confirmed_via == "详情页" and rows["李梅"].confirmed_at is None
+    assert client.post("/p/not-a-token/confirm").status_code == 404
