@@ -167,3 +167,16 @@ def test_no_row_links_an_anonymous_answer_or_suggestion_to_its_sender(started, s
         assert not set(OfficeSurveyTally.__table__.columns.keys()) & {"person_id", "openid", "at", "created_at"}
         logged = list(s.scalars(select(InboundMessage).where(InboundMessage.openid == openid)))
         assert sum(m.content == REDACTED for m in logged) == 5
+
+
+def test_a_sentence_for_something_else_passes_the_waiting_survey_by(started, services: Services) -> None:
+    teacher = started["王强"]
+    reply = teacher.say("三楼男厕所的灯坏了好几天了").text
+    assert not reply.startswith("没有看懂") and "1-5" not in reply
+    with services.factory() as s:
+        logged = s.scalars(select(InboundMessage).where(InboundMessage.openid == teacher.openid)
+                           .order_by(InboundMessage.id.desc())).first()
+        assert logged.content == "三楼男厕所的灯坏了好几天了"  # not private: it was no survey answer
+    assert "报修" in reply  # the repair capability took it up
+    teacher.say("取消")
+    assert "第1/7项：食堂" in teacher.say("满意度测评").text  # the survey is there to go back to
