@@ -37,6 +37,7 @@ ALL_PARENTS = ("全体家长", "家长", "所有家长")
 TEACHERS = ("教师", "全体教师", "老师")
 STAFF = ("后勤", "后勤人员", "后勤处")
 EVERY_STAFF = ("全体教职工", "教职工")
+ADMINS = ("管理员", "学校管理员")  # the bureau's 通知 to a school's admins
 CLASS_PARENTS = re.compile(r"(.+班)(?:的)?家长")
 
 HELP_CONFIRM = "收到 [N编号] — 确认收到通知（回执）"
@@ -66,7 +67,7 @@ REMINDED = "已提醒 {n} 位未确认的人：{told}"
 REMIND_ONCE = "通知 {code} 已于 {at} 提醒过一次，不再重复提醒。请电话联系仍未确认的人。"
 REMIND_NOBODY = "通知 {code} 所有人都已确认，无需提醒。"
 REMIND_NO_CONFIRM = "通知 {code} 不需回执，无需提醒。"
-BAD_AUDIENCE = "没有「{audience}」这个发送对象。可以写：全体家长、三(2)班家长、教师、后勤、全体教职工，或一个人的姓名。"
+BAD_AUDIENCE = "没有「{audience}」这个发送对象。可以写：全体家长、三(2)班家长、教师、后勤、管理员、全体教职工，或一个人的姓名。"
 EMPTY_AUDIENCE = "「{audience}」目前没有人。"
 SHOWN_NAMES = 30
 WORDS_SEEN = ("收到", "已收到", "确认收到", "已阅", "已读", "收到了", "已确认")
@@ -121,6 +122,8 @@ def resolve_audience(db: Session, spec: str) -> Audience:
         audience = Audience(TEACHERS[0], people_with_role(db, "teacher"))
     elif spec in STAFF:
         audience = Audience(STAFF[0], people_with_role(db, "staff"))
+    elif spec in ADMINS:
+        audience = Audience(ADMINS[0], people_with_role(db, "admin"))
     elif spec in EVERY_STAFF:
         audience = Audience(EVERY_STAFF[0], people_with_role(db, *STAFF_ROLES))
     else:

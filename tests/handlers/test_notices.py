@@ -114,6 +114,8 @@ def test_parents_get_a_notice_after_the_quiet_hours(school, services, wechat_use
 def test_audiences_and_refusals(school, services) -> None:
     assert send(services, "全体教职工", "大扫除", "周五大扫除。")[2] == ["周春明", "张丽", "程财宝"]
     assert send(services, "后勤", "盘点", "月底盘点。")[2] == ["程财宝"]
+    bureau = send(services, "管理员", "安全检查", "下周县局来校检查。", sender="")
+    assert bureau[2] == ["周春明"]
     assert send(services, "张丽", "请到后勤处", "领取物品。")[2] == ["张丽"]
     with pytest.raises(AudienceError, match="没有「火星人」这个发送对象"):
         send(services, "火星人", "x", "y")

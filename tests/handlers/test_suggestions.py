@@ -108,3 +108,16 @@ def test_the_digest_and_the_ledger(school, wechat_user, runner, queued, houqin, 
     assert rows[1][2:5] == ("实名", "张丽", "综合")
     assert rows[2][2:4] == ("匿名", "匿名") and rows[2][7] == "已答复" and rows[2][10] == "已加装保温柜"
     assert "陈建国" not in str(rows)
+
+
+def test_a_replayed_anonymous_suggestion_gets_a_reply_push_that_names_nothing(school, wechat_user, services,
+                                                                              queued) -> None:
+    from bot.engine import Incoming
+    from bot.inbox import PRIVATE_REPLAYED
+
+    parent = wechat_user("陈建国")  # a message the spool kept while the database was away, replayed now
+    msg = Incoming.from_wechat({"FromUserName": parent.openid, "ToUserName": "gh_test", "MsgType": "text",
+                                "Content": "匿名意见 操场的跑道有个坑", "MsgId": "998877", "CreateTime": "1795000000"})
+    assert services.inbox.replayed(msg, services.now()).startswith("已匿名收到你的意见 Y1")
+    replies = queued("reply")
+    assert [r.text for r in replies] == [PRIVATE_REPLAYED]
