@@ -131,13 +131,15 @@ def _person_columns() -> dict[str, set[str]]:
     return found
 
 
-def test_no_row_links_an_anonymous_answer_or_suggestion_to_its_sender(started, services: Services) -> None:
+def test_no_row_links_an_anonymous_answer_or_suggestion_to_its_sender(started, services: Services, runner,
+                                                                       queued) -> None:
     parent = started["陈建国"]
     assert parent.say("匿名意见 接送时校门口的保安态度很差").text.startswith("已匿名收到你的意见 Y1")
     assert parent.say("满意度测评").text.startswith("【后勤工作满意度测评】")
     parent.say("2 菜式太单调吃不饱")
     parent.say("1 2 3")
     parent.say("我的意见")
+    runner.run_now("push_anonymous_suggestions", at("2027-01-04 10:00"))  # the suggestion's push to 保安's boss
     with services.factory() as s:
         person_id = s.scalar(select(Person.id).where(Person.name == "陈建国"))
         assert s.get(OfficeSurveyTaker, (1, person_id)).answered == 4  # who took part, not what they said
@@ -160,7 +162,8 @@ def test_no_row_links_an_anonymous_answer_or_suggestion_to_its_sender(started, s
             assert not any(secret in text for secret in secrets_), (table, row)
             if table == "inbound_messages" and row["content"] == REDACTED:
                 assert row["reply"] in (REDACTED, "") and "Y1" not in str(row["payload"])
-    assert carrying >= 2  # the suggestion and the comment are there, unattributed
+    assert carrying >= 3  # the suggestion, its push to whoever answers it, and the comment: unattributed
+    assert [p.name for p in queued("suggestion_new")] == ["周春明"]  # 安保: no staff of that category here
     with services.factory() as s:
         levels = list(s.scalars(select(OfficeSurveyTally).where(OfficeSurveyTally.group == "parent")))
         assert sorted((t.item, t.level) for t in levels) == [("安保", 2), ("宿舍", 3), ("校车", 1), ("食堂", 2)]
