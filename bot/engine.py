@@ -698,10 +698,11 @@ class Engine:
             step = cap.steps.get(state.step) if cap else None
             if cap is not None and step is not None and not (cap.gives_way and self.is_command(text)):
                 ctx.data = dict(state.data)
-                msg.private = msg.private or cap.private  # before the step: a step's failure is logged too
+                was_private, msg.private = msg.private, msg.private or cap.private  # a failing step's too
                 reply = self._run(cap, step, msg, ctx, owns_state=True)
                 if reply is not None:
                     return reply
+                msg.private = was_private  # the step passed it on
 
         if text:
             for glued in (False, True):  # every exact keyword before any glued one

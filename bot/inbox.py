@@ -38,6 +38,7 @@ BUSY = "系统繁忙，你的消息已收到，稍后处理并回复你。"
 
 # what the log keeps of a private message (an anonymous suggestion, a survey answer) and of its reply
 REDACTED = "〔匿名内容，不记录〕"
+PRIVATE_REPLAYED = "你稍早发送的匿名内容已处理。匿名意见的编号和答复请发送「我的意见」查看。"
 
 UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)  # the database, not the message, is at fault
 REPLAY_BUDGET_SECONDS = 0.5  # a request replays the spool at most this long before its own message
@@ -118,8 +119,8 @@ class Inbox:
                 kept = {"reply": REDACTED if text else text, **self._redacted(msg)} if msg.private else {"reply": text}
                 conn.execute(_UPDATE, {"row_id": row.id, "status": "handled", "error": None,
                                        "handled_at": self.clock(), **kept})
-                if push_reply and text:
-                    queue_reply(conn, msg.openid, text, self.clock())
+                if push_reply and text:  # a private reply is not written into a push that names its sender
+                    queue_reply(conn, msg.openid, PRIVATE_REPLAYED if msg.private else text, self.clock())
                 return text
         except IntegrityError:
             if not stored:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, make_response, render_template
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,9 +18,9 @@ from bot.menu_page import week_view
 from bot.outbox import MENU_SUBJECT, PAGE_PATH, REPAIR_SUBJECT, kind_name
 from bot.school import get_setting
 from bot.services import Services
-from handlers.notices import NOTICE_SUBJECT
+from handlers.notices import NOTICE_SUBJECT, confirm_from_page
 from handlers.repair import local_label
-from models import MenuWeek, Notice, Push, RepairTicket
+from models import MenuWeek, NoticeRecipient, Push, RepairTicket
 from models.repair import COMPLETION, FOLLOW_UP, REPORT, STATUS_NAMES, WITHDRAWAL
 
 bp = Blueprint("push_page", __name__)
@@ -42,7 +42,9 @@ EVENTS = {FOLLOW_UP: "{who}补充：{text}", WITHDRAWAL: "{who}撤销{text}"}
 OTHER_EVENT = "{who}：{text}"
 PHOTOS = {REPORT: "报修照片 {n} 张", COMPLETION: "完成照片 {n} 张"}
 SOMEONE = "（未知）"
-NOTICE_CONFIRM = "请在公众号中回复「收到 {code}」确认已阅（回执）。"
+NOTICE_CONFIRM = "请点下面的按钮，或在公众号中回复「收到 {code}」确认已阅（回执）。"
+NOTICE_CONFIRMED = "你已于 {at} 确认收到。"
+NOTICE_BUTTON = "确认收到"
 
 
 @dataclass
@@ -108,10 +110,15 @@ def _subject(db: Session, push: Push, services: Services) -> dict[str, object]:
             menu_title, days, allergens = week_view(week, today)
             return {"week": week, "menu_title": menu_title, "days": days, "allergens": allergens}
     if push.subject == NOTICE_SUBJECT and push.subject_id is not None:
-        notice = db.get(Notice, push.subject_id)
-        if notice is not None:
-            return {"notice": notice, "notice_confirm": NOTICE_CONFIRM.format(code=notice.code) if notice.confirm
-                    else ""}
+        row = db.get(NoticeRecipient, push.subject_id)
+        if row is not None:
+            tz = services.settings.tz
+            confirmed = (NOTICE_CONFIRMED.format(at=local_label(tz, row.confirmed_at))
+                         if row.confirmed_at is not None else "")
+            return {"notice": row.notice, "notice_confirmed": confirmed,
+                    "notice_confirm": NOTICE_CONFIRM.format(code=row.notice.code)
+                    if row.notice.confirm and row.confirmed_at is None else "",
+                    "confirm_label": NOTICE_BUTTON}
     return {}
 
 
@@ -129,3 +136,21 @@ def show(token: str) -> Response:
                                sent=SENT_AT.format(when=local_label(services.settings.tz, push.created_at)),
                                **_subject(db, push, services))
     return _private(make_response(page))
+
+
+@bp.post(f"{PAGE_PATH}<token>/confirm")
+def confirm(token: str) -> Response:
+    """确认收到 on a notice's page: the page's token is the recipient's own (one push each), so it is the 回执."""
+    services = _services()
+    with services.factory() as db, db.begin():
+        push = db.scalar(select(Push).where(Push.token == token)) if token else None
+        if push is None or push.subject != NOTICE_SUBJECT or push.subject_id is None:
+            return _gone(404, UNKNOWN_TITLE, UNKNOWN)
+        days = int(get_setting(db, "push_page_days"))
+        if services.now() >= push.created_at + timedelta(days=days):
+            return _gone(410, EXPIRED_TITLE, EXPIRED.format(days=days))
+        row = db.get(NoticeRecipient, push.subject_id)
+        if row is None:
+            return _gone(404, UNKNOWN_TITLE, UNKNOWN)
+        confirm_from_page(db, row, services.now())
+    return _private(redirect(f"{PAGE_PATH}{token}", code=303))  # type: ignore[arg-type]

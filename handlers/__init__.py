@@ -16,11 +16,6 @@ CAPABILITIES: list[Conversation] = [
     identity.reissue,
     notices.confirm,  # 收到 with a notice open; otherwise courtesy has it
     notices.status,
-    survey.survey,
-    suggestions.anonymous,
-    suggestions.signed,
-    suggestions.mine,
-    suggestions.reply,  # 回复 Y<n>; 回复 F<n> is passed to canteen.reply
     safety.drill,
     safety.fire_check,
     canteen.menu,
@@ -63,5 +58,10 @@ CAPABILITIES: list[Conversation] = [
     supplies.stock,
     disposal.dispose,
     approvals.approve,
+    survey.survey,
+    suggestions.anonymous,
+    suggestions.signed,
+    suggestions.mine,
+    suggestions.reply,  # 回复 Y<n>; 回复 F<n> is passed to canteen.reply
     courtesy.courtesy,  # last: only what no capability took
 ]

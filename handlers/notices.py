@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
+from bot.outbox import Notice as OutboxNotice
 from bot.outbox import Outbox, page_url, told
 from bot.people import PersonNotFound, resolve_person
 from bot.school import people_with_role
@@ -36,6 +37,7 @@ ALL_PARENTS = ("全体家长", "家长", "所有家长")
 TEACHERS = ("教师", "全体教师", "老师")
 STAFF = ("后勤", "后勤人员", "后勤处")
 EVERY_STAFF = ("全体教职工", "教职工")
+ADMINS = ("管理员", "学校管理员")  # the bureau's 通知 to a school's admins
 CLASS_PARENTS = re.compile(r"(.+班)(?:的)?家长")
 
 HELP_CONFIRM = "收到 [N编号] — 确认收到通知（回执）"
@@ -65,7 +67,7 @@ REMINDED = "已提醒 {n} 位未确认的人：{told}"
 REMIND_ONCE = "通知 {code} 已于 {at} 提醒过一次，不再重复提醒。请电话联系仍未确认的人。"
 REMIND_NOBODY = "通知 {code} 所有人都已确认，无需提醒。"
 REMIND_NO_CONFIRM = "通知 {code} 不需回执，无需提醒。"
-BAD_AUDIENCE = "没有「{audience}」这个发送对象。可以写：全体家长、三(2)班家长、教师、后勤、全体教职工，或一个人的姓名。"
+BAD_AUDIENCE = "没有「{audience}」这个发送对象。可以写：全体家长、三(2)班家长、教师、后勤、管理员、全体教职工，或一个人的姓名。"
 EMPTY_AUDIENCE = "「{audience}」目前没有人。"
 SHOWN_NAMES = 30
 WORDS_SEEN = ("收到", "已收到", "确认收到", "已阅", "已读", "收到了", "已确认")
@@ -120,6 +122,8 @@ def resolve_audience(db: Session, spec: str) -> Audience:
         audience = Audience(TEACHERS[0], people_with_role(db, "teacher"))
     elif spec in STAFF:
         audience = Audience(STAFF[0], people_with_role(db, "staff"))
+    elif spec in ADMINS:
+        audience = Audience(ADMINS[0], people_with_role(db, "admin"))
     elif spec in EVERY_STAFF:
         audience = Audience(EVERY_STAFF[0], people_with_role(db, *STAFF_ROLES))
     else:
@@ -156,23 +160,36 @@ def send_notice(db: Session, outbox: Outbox, sender: Person | None, audience: Au
                             title=notice.title, body=notice.body).rstrip()
     if confirm:
         text += PUSH_CONFIRM_MANY.format(code=notice.code)
-    result = outbox.notify(audience.people, kind, text, safety=safety, fields=fields)
-    unreached = {p.id for p, _ in result.unreached}
-    for person in audience.people:
-        notice.recipients.append(NoticeRecipient(person=person, name=person.name,
-                                                 detail=audience.details.get(person.id, ""),
-                                                 reached=person.id not in unreached))
-    if result.push is not None:
-        result.push.subject, result.push.url = NOTICE_SUBJECT, ""
-        db.flush()
-        result.push.subject_id = notice.id
-        notice.push_id = result.push.id
-        result.push.url = page_url(outbox.settings, result.push)
+    rows = [NoticeRecipient(person=person, name=person.name, detail=audience.details.get(person.id, ""))
+            for person in audience.people]
+    notice.recipients.extend(rows)
+    db.flush()
+    result = _push_each(db, outbox, notice, rows, text, safety=safety, fields=fields)
     db.flush()
     return Sent(notice, told(result))
 
 
-NOTICE_SUBJECT = "notice"  # what a notice push's page shows beside its text (bot.push_page)
+def _push_each(db: Session, outbox: Outbox, notice: Notice, rows: Sequence[NoticeRecipient], text: str,
+               safety: bool = False, fields: Mapping[str, object] | None = None) -> OutboxNotice:
+    """One push per recipient, so that its page (/p/<token>) is theirs and can take their 回执."""
+    result = OutboxNotice()
+    for row in rows:
+        if row.person is None:
+            continue
+        one = outbox.notify(row.person, notice.kind, text, safety=safety, fields=fields)
+        if one.unreached:
+            row.reached = False
+        if one.push is not None:
+            one.push.subject, one.push.subject_id = NOTICE_SUBJECT, row.id
+            one.push.url = page_url(outbox.settings, one.push)
+            if notice.push_id is None:
+                db.flush()
+                notice.push_id = one.push.id
+        result += one
+    return result
+
+
+NOTICE_SUBJECT = "notice"  # a notice push's page shows the notice and takes the 回执 (bot.push_page)
 
 
 def find_notice(db: Session, code: str) -> Notice | None:
@@ -295,13 +312,17 @@ def remind_unconfirmed(db: Session, outbox: Outbox, notice: Notice) -> str:
     notice.reminded_at = outbox.now
     for row in waiting:
         row.reminded_at = outbox.now
-    result = outbox.notify([r.person for r in waiting if r.person is not None], notice.kind,
-                           REMIND_TEXT.format(code=notice.code, title=notice.title, body=notice.body))
-    if result.push is not None:
-        result.push.subject, result.push.subject_id = NOTICE_SUBJECT, notice.id
-        db.flush()
-        result.push.url = page_url(outbox.settings, result.push)
+    result = _push_each(db, outbox, notice, waiting,
+                        REMIND_TEXT.format(code=notice.code, title=notice.title, body=notice.body))
     return REMINDED.format(n=len(waiting), told=told(result))
+
+
+def confirm_from_page(db: Session, row: NoticeRecipient, now: datetime) -> bool:
+    """The recipient pressed 确认收到 on their push's page; False if they had confirmed already."""
+    if row.confirmed_at is not None or not row.notice.confirm:
+        return False
+    row.confirmed_at, row.confirmed_via = now, VIA_PAGE
+    return True
 
 
 def may_see(notice: Notice, person: Person) -> bool:

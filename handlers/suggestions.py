@@ -59,8 +59,8 @@ HELP_REPLY = "回复 Y编号 内容 — 答复意见箱的意见"
 ASK_TEXT = "请直接发送你的意见内容（发送「取消」可退出）。"
 ASK_TEXT_ANONYMOUS = "请直接发送你的匿名意见内容（后勤处看不到是谁发的；发送「取消」可退出）。"
 FILED = "已收到你的意见 {code}，已转给{who}。答复后会通知你，也可发送「我的意见」查看。"
-FILED_ANONYMOUS = ("已匿名收到你的意见 {code}，已转给{who}。后勤处看不到是谁发的；"
-                   "答复不会推送给你，请之后发送「我的意见」查看回复。")
+FILED_ANONYMOUS = ("已匿名收到你的意见 {code}，将在整点与其他匿名意见一起转给{who}（以免从时间上认出你）。"
+                   "后勤处看不到是谁发的；答复不会推送给你，请之后发送「我的意见」查看回复。")
 TOO_LONG = "意见太长了（最多{n}字），请精简后再发。"
 PUSH_NEW = "【意见箱】{code}（{topic}）{who}：{text}\n答复请发送「回复 {code} 内容」。"
 PUSH_REPLY = "【意见箱答复】你{day}提的意见 {code}：{text}\n答复（{who}）：{reply}"
@@ -135,12 +135,29 @@ def file_suggestion(ctx: Context, text: str, anonymous_: bool) -> Reply:
         suggestion.person, suggestion.filed_at = person, ctx.now
     ctx.db.add(suggestion)
     ctx.db.flush()
-    who = ANONYMOUS_NAME if anonymous_ else person.name
-    ctx.outbox.notify(people, "suggestion_new",
-                      PUSH_NEW.format(code=suggestion.code, topic=topic, who=who, text=text),
-                      fields={"code": suggestion.code, "topic": topic})
     names = "、".join(p.name for p in people) or "后勤处"
-    return Reply.end((FILED_ANONYMOUS if anonymous_ else FILED).format(code=suggestion.code, who=names))
+    if anonymous_:  # told on the hour with the others (scheduler/suggestions.py), not now
+        return Reply.end(FILED_ANONYMOUS.format(code=suggestion.code, who=names))
+    notify_assignees(ctx.db, ctx.outbox, suggestion, people)
+    return Reply.end(FILED.format(code=suggestion.code, who=names))
+
+
+def notify_assignees(db: Session, outbox: Outbox, suggestion: Suggestion, people: list[Person] | None = None) -> None:
+    """Tell whoever answers for the suggestion (its topic's people); it is routed from then on."""
+    people = people if people is not None else route(db, suggestion.text)[1]
+    who = ANONYMOUS_NAME if suggestion.anonymous else (suggestion.person.name if suggestion.person else "")
+    outbox.notify(people, "suggestion_new",
+                  PUSH_NEW.format(code=suggestion.code, topic=suggestion.topic, who=who, text=suggestion.text),
+                  fields={"code": suggestion.code, "topic": suggestion.topic})
+    suggestion.routed = True
+
+
+def route_anonymous_suggestions(db: Session, outbox: Outbox) -> list[Suggestion]:
+    """The anonymous suggestions not yet passed on, told to whoever answers for them, all at once."""
+    waiting = list(db.scalars(select(Suggestion).where(Suggestion.routed.is_(False)).order_by(Suggestion.number)))
+    for suggestion in waiting:
+        notify_assignees(db, outbox, suggestion)
+    return waiting
 
 
 def _text(msg: Incoming) -> str:

@@ -44,6 +44,7 @@ MIN_SHOWN = 5  # fewer answers than this in a group: its figure is not shown (it
 DEFAULT_DAYS = 14
 REMIND_BEFORE = timedelta(days=2)
 MAX_COMMENT = 300
+PASS_ON_LENGTH = 8  # a longer text that is no rating, sent while the survey waits, is meant for something else
 TAKER_ROLES = ("admin", "staff", "teacher", "bus_monitor", "canteen", "parent")
 STAFF_ROLES = ("admin", "staff", "teacher", "bus_monitor", "canteen")
 SKIP_WORDS = {"跳过", "不了解", "不清楚", "没用过", "不评价"}
@@ -51,7 +52,7 @@ GROUP_NAMES = {STAFF_GROUP: "教职工", PARENT_GROUP: "家长"}
 ALL_DIGITS = re.compile(r"[1-5](?:\s*[1-5])+")  # 5 4 5 3 4 5, 545345
 ONE = re.compile(r"([1-5])(?![0-9])\s*分?\s*[,，。.:：、!！]?\s*(.*)", re.S)
 
-HELP = "后勤问卷 — 填写后勤工作满意度测评（匿名）"
+HELP = "满意度测评 — 填写后勤工作满意度测评（匿名）"
 INTRO = ("【后勤工作满意度测评】匿名填写，共{n}项，后勤处只看到汇总。每项回复 1-5："
          "5 非常满意、4 满意、3 一般、2 不满意、1 非常不满意，可附意见（例：4 午餐可以再热一点）；"
          "也可一次回复全部，例如「{example}」。不了解的项目回复「跳过」。")
@@ -70,7 +71,7 @@ REMINDED = "已提醒 {n} 位尚未完成的人。"
 REMIND_NONE = "所有人都已完成，无需提醒。"
 NO_SURVEY = "没有找到{period}的后勤满意度测评。"
 
-survey = Conversation("office_survey", title="后勤满意度测评", keywords=["后勤问卷", "后勤测评", "满意度测评"],
+survey = Conversation("office_survey", title="后勤满意度测评", keywords=["满意度测评", "测评"],
                       roles=TAKER_ROLES, help=HELP, gives_way=True, topic="意见箱", private=True)
 
 
@@ -162,7 +163,10 @@ def next_question(survey_: OfficeSurvey, person: Person, row: OfficeSurveyTaker 
     return ASK.format(index=done + 1, total=len(items), item=items[done])
 
 
-def _answer(msg: Incoming, ctx: Context, survey_: OfficeSurvey, text: str, kept: str) -> Reply:
+def _answer(msg: Incoming, ctx: Context, survey_: OfficeSurvey, text: str, kept: str,
+            passing_on: bool = False) -> Reply | None:
+    """Record what `text` answers; with `passing_on`, a text that is no answer at all (a sentence meant for
+    something else while the survey waits) is passed on (None) instead of asked again."""
     person = ctx.person
     assert person is not None
     data = {"survey": survey_.id}
@@ -171,6 +175,8 @@ def _answer(msg: Incoming, ctx: Context, survey_: OfficeSurvey, text: str, kept:
         prefix = NOTED_MANY.format(n=taken)
     else:
         parsed = parse_one(text, kept)
+        if parsed is None and passing_on:
+            return None
         if parsed is None:
             question = next_question(survey_, person, taker(ctx.db, survey_, person))
             return Reply(f"{BAD}\n{question}" if question else BAD, next=Step.ANSWER, data=data)
@@ -194,7 +200,9 @@ def start(msg: Incoming, ctx: Context) -> Reply:
     if question is None:
         return Reply.end(ALREADY)
     if msg.args:
-        return _answer(msg, ctx, survey_, " ".join(msg.args), " ".join(msg.kept_args))
+        answered = _answer(msg, ctx, survey_, " ".join(msg.args), " ".join(msg.kept_args))
+        assert answered is not None
+        return answered
     n = len(items_for(survey_, person))
     intro = INTRO.format(n=n, example=example(n)) if row is None or row.answered == 0 else ""
     return Reply(f"{intro}\n{question}".strip(), next=Step.ANSWER, data={"survey": survey_.id})
@@ -208,7 +216,7 @@ def got_answer(msg: Incoming, ctx: Context) -> Reply | None:
     today = ctx.local_now.date()
     if survey_ is None or not survey_.opens_on <= today <= survey_.closes_on:
         return Reply.end(NONE_OPEN)
-    return _answer(msg, ctx, survey_, msg.text, msg.kept_text)
+    return _answer(msg, ctx, survey_, msg.text, msg.kept_text, passing_on=len(msg.text) > PASS_ON_LENGTH)
 
 
 # -- starting and reminding ------------------------------------------------------------------------

@@ -87,6 +87,9 @@ class Suggestion(Base):
     filed_on: Mapped[date] = mapped_column(index=True)
     filed_at: Mapped[datetime | None] = mapped_column()  # signed ones only
     status: Mapped[str] = mapped_column(String(16), default=OPEN)
+    # whoever answers for it has been told: a signed one at once; anonymous ones together, on the hour
+    # (scheduler/suggestions.py), so that the push's time does not point to the message that brought it
+    routed: Mapped[bool] = mapped_column(default=False, index=True)
 
     person: Mapped[Person | None] = relationship(foreign_keys=[person_id])
     assignee: Mapped[Person | None] = relationship(foreign_keys=[assignee_id])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler import Job, bus, canteen, county, digest, duty, repair, safety, survey, tasks
+from scheduler import Job, bus, canteen, county, digest, duty, repair, safety, suggestions, survey, tasks
 from scheduler.assets import keys as asset_keys
 from scheduler.assets import loans as asset_loans
 
@@ -39,6 +39,8 @@ JOBS: list[Job] = [
         "周四16:00推送下周菜单给家长和教师；未发布则告知管理员、不推送"),
     Job("push_canteen_survey", canteen.push_canteen_survey, {"hour": "16", "minute": "30"},
         "每月调查日（canteen_survey_day）推送食堂满意度调查给家长和教师", school_days_only=True),
+    Job("push_anonymous_suggestions", suggestions.push_anonymous_suggestions, {"minute": "0"},
+        "整点把匿名意见一起转给负责人（推送时间不指向发送的消息）", grace_seconds=3000),
     Job("remind_office_survey", survey.remind_office_survey, {"hour": "15", "minute": "30"},
         "后勤满意度测评结束前2天提醒未完成的人（每人一次）", school_days_only=True),
     Job("remind_tasks", tasks.remind_tasks, {"hour": "8", "minute": "0"},

@@ -1,13 +1,14 @@
-"""The suggestion box in the daily digest: the day's new suggestions, the month's count, what waits."""
+"""The suggestion box's job — anonymous suggestions passed on together, on the hour — and its section of
+the daily digest: the day's new suggestions, the month's count, what waits."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 
 from bot.text import month_span
-from handlers.suggestions import shorten
+from handlers.suggestions import route_anonymous_suggestions, shorten
 from models import Suggestion
 from models.voice import OPEN
 from scheduler import JobContext
@@ -33,3 +34,14 @@ def digest_section(ctx: JobContext, day: date) -> str | None:
     if waiting:
         lines.append(WAITING.format(codes="、".join(s.code for s in waiting[:20])))
     return "\n".join(lines)
+
+
+ROUTED = "已转交匿名意见：{codes}"
+NONE_WAITING = "没有待转交的匿名意见"
+
+
+def push_anonymous_suggestions(ctx: JobContext, now: datetime) -> str:
+    """On the hour: the anonymous suggestions filed since, to whoever answers for each, in one go — so that a
+    push's time does not single out the message (kept, redacted, in the log) that brought it."""
+    routed = route_anonymous_suggestions(ctx.db, ctx.outbox)
+    return ROUTED.format(codes="、".join(s.code for s in routed)) if routed else NONE_WAITING

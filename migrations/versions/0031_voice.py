@@ -98,12 +98,14 @@ def upgrade() -> None:
     sa.Column('filed_on', sa.Date(), nullable=False),
     sa.Column('filed_at', models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('routed', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['assignee_id'], ['people.id'], name=op.f('fk_suggestions_assignee_id_people'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_suggestions_person_id_people'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_suggestions')),
     sa.UniqueConstraint('number', name=op.f('uq_suggestions_number'))
     )
     with op.batch_alter_table('suggestions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_suggestions_routed'), ['routed'], unique=False)
         batch_op.create_index(batch_op.f('ix_suggestions_claim'), ['claim'], unique=False)
         batch_op.create_index(batch_op.f('ix_suggestions_filed_on'), ['filed_on'], unique=False)
 
@@ -145,6 +147,7 @@ def downgrade() -> None:
 
     op.drop_table('notice_recipients')
     with op.batch_alter_table('suggestions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_suggestions_routed'))
         batch_op.drop_index(batch_op.f('ix_suggestions_filed_on'))
         batch_op.drop_index(batch_op.f('ix_suggestions_claim'))
 

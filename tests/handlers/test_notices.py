@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.outbox import Outbox
 from bot.services import Services
 from handlers.notices import AudienceError, send_notice
-from models import Drill, Notice, NoticeRecipient, ParentLink, Person, Student
+from models import Delivery, Drill, Notice, NoticeRecipient, ParentLink, Person, Push, Student
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -114,6 +114,8 @@ def test_parents_get_a_notice_after_the_quiet_hours(school, services, wechat_use
 def test_audiences_and_refusals(school, services) -> None:
     assert send(services, "全体教职工", "大扫除", "周五大扫除。")[2] == ["周春明", "张丽", "程财宝"]
     assert send(services, "后勤", "盘点", "月底盘点。")[2] == ["程财宝"]
+    bureau = send(services, "管理员", "安全检查", "下周县局来校检查。", sender="")
+    assert bureau[2] == ["周春明"]
     assert send(services, "张丽", "请到后勤处", "领取物品。")[2] == ["张丽"]
     with pytest.raises(AudienceError, match="没有「火星人」这个发送对象"):
         send(services, "火星人", "x", "y")
@@ -153,3 +155,24 @@ def test_drill_notice_to_parents_asks_for_a_receipt(school, services, runner, we
     with services.factory() as s:
         notice = s.scalar(select(Notice))
         assert notice.kind == "drill_notice" and notice.confirm
+
+
+def test_each_recipient_confirms_from_their_own_page(school, services, wechat_user, client, clock) -> None:
+    wechat_user("陈建国"), wechat_user("李梅")
+    send(services, "全体家长", "防溺水告家长书", "远离危险水域。")
+    with services.factory() as s:
+        pages = {d.person_id: p.token for p, d in s.execute(
+            select(Push, Delivery).join(Delivery, Delivery.push_id == Push.id).where(Push.kind == "notice"))}
+        chen = s.scalar(select(Person.id).where(Person.name == "陈建国"))
+    assert len(set(pages.values())) == 2  # a page each: the page is the recipient's own key
+    page = client.get(f"/p/{pages[chen]}").get_data(as_text=True)
+    assert "防溺水告家长书" in page and "确认收到</button>" in page
+    clock.advance(minutes=5)
+    answer = client.post(f"/p/{pages[chen]}/confirm")
+    assert answer.status_code == 303
+    page = client.get(f"/p/{pages[chen]}").get_data(as_text=True)
+    assert "你已于" in page and "确认收到</button>" not in page
+    with services.factory() as s:
+        rows = {r.name: r for r in s.scalars(select(NoticeRecipient))}
+        assert rows["陈建国"].confirmed_via == "详情页" and rows["李梅"].confirmed_at is None
+    assert client.post("/p/not-a-token/confirm").status_code == 404

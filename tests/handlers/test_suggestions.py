@@ -51,10 +51,12 @@ def test_a_signed_suggestion_goes_to_the_canteen_and_its_answer_back(school, wec
 
 
 def test_an_anonymous_suggestion_names_nobody_and_its_sender_still_reads_the_answer(
-        school, wechat_user, queued, services: Services) -> None:
+        school, wechat_user, queued, services: Services, runner) -> None:
     parent, staff, teacher = wechat_user("陈建国"), wechat_user("程财宝"), wechat_user("张丽")
     reply = parent.say("匿名意见 三楼厕所的水龙头漏水很久了").text
-    assert reply.startswith("已匿名收到你的意见 Y1，已转给程财宝。")
+    assert reply.startswith("已匿名收到你的意见 Y1，将在整点与其他匿名意见一起转给程财宝")
+    assert queued("suggestion_new") == []  # not at the moment it came: that moment is in the log
+    assert runner.run_now("push_anonymous_suggestions", at("2026-11-23 10:00")).result == "已转交匿名意见：Y1"
     new = queued("suggestion_new")
     assert [p.name for p in new] == ["程财宝"] and "Y1（水电）匿名：三楼厕所的水龙头漏水很久了" in new[0].text
     assert "陈建国" not in new[0].text
@@ -77,7 +79,7 @@ def test_an_anonymous_suggestion_names_nobody_and_its_sender_still_reads_the_ans
 def test_anonymous_asked_for_its_text_keeps_the_text_out_of_the_log(school, wechat_user, services) -> None:
     parent = wechat_user("陈建国")
     assert "请直接发送你的匿名意见内容" in parent.say("匿名意见").text
-    assert parent.say("校门口接送时太拥挤，希望错峰放学").text.startswith("已匿名收到你的意见 Y1，已转给")
+    assert parent.say("校门口接送时太拥挤，希望错峰放学").text.startswith("已匿名收到你的意见 Y1，将在整点")
     with services.factory() as s:
         assert s.scalar(select(Suggestion.topic)) == "安保"
         texts = [f"{m.content}{m.payload}{m.reply}" for m in s.scalars(select(InboundMessage))]
@@ -108,3 +110,16 @@ def test_the_digest_and_the_ledger(school, wechat_user, runner, queued, houqin, 
     assert rows[1][2:5] == ("实名", "张丽", "综合")
     assert rows[2][2:4] == ("匿名", "匿名") and rows[2][7] == "已答复" and rows[2][10] == "已加装保温柜"
     assert "陈建国" not in str(rows)
+
+
+def test_a_replayed_anonymous_suggestion_gets_a_reply_push_that_names_nothing(school, wechat_user, services,
+                                                                              queued) -> None:
+    from bot.engine import Incoming
+    from bot.inbox import PRIVATE_REPLAYED
+
+    parent = wechat_user("陈建国")  # a message the spool kept while the database was away, replayed now
+    msg = Incoming.from_wechat({"FromUserName": parent.openid, "ToUserName": "gh_test", "MsgType": "text",
+                                "Content": "匿名意见 操场的跑道有个坑", "MsgId": "998877", "CreateTime": "1795000000"})
+    assert services.inbox.replayed(msg, services.now()).startswith("已匿名收到你的意见 Y1")
+    replies = queued("reply")
+    assert [r.text for r in replies] == [PRIVATE_REPLAYED]

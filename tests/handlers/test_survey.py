@@ -61,7 +61,7 @@ def test_answered_one_item_per_message_or_all_at_once(started, queued) -> None:
     assert teacher.say("不满意 维修要等很久").text == "第4/7项：校车，请回复 1-5。"
     assert teacher.say("跳过").text == "第5/7项：安保，请回复 1-5。"
     assert teacher.say("5 4 4").text == "已记录3项。测评已提交，谢谢！你的回答是匿名的，后勤处只看到汇总。"
-    assert teacher.say("后勤问卷").text == "你已经完成了本次后勤满意度测评，谢谢！"
+    assert teacher.say("满意度测评").text == "你已经完成了本次后勤满意度测评，谢谢！"
     parent = started["陈建国"]
     assert parent.say("5 4 3 5").text.startswith("已记录4项。测评已提交")
 
@@ -131,13 +131,15 @@ def _person_columns() -> dict[str, set[str]]:
     return found
 
 
-def test_no_row_links_an_anonymous_answer_or_suggestion_to_its_sender(started, services: Services) -> None:
+def test_no_row_links_an_anonymous_answer_or_suggestion_to_its_sender(started, services: Services, runner,
+                                                                       queued) -> None:
     parent = started["陈建国"]
     assert parent.say("匿名意见 接送时校门口的保安态度很差").text.startswith("已匿名收到你的意见 Y1")
-    assert parent.say("后勤问卷").text.startswith("【后勤工作满意度测评】")
+    assert parent.say("满意度测评").text.startswith("【后勤工作满意度测评】")
     parent.say("2 菜式太单调吃不饱")
     parent.say("1 2 3")
     parent.say("我的意见")
+    runner.run_now("push_anonymous_suggestions", at("2027-01-04 10:00"))  # the suggestion's push to 保安's boss
     with services.factory() as s:
         person_id = s.scalar(select(Person.id).where(Person.name == "陈建国"))
         assert s.get(OfficeSurveyTaker, (1, person_id)).answered == 4  # who took part, not what they said
@@ -160,10 +162,24 @@ def test_no_row_links_an_anonymous_answer_or_suggestion_to_its_sender(started, s
             assert not any(secret in text for secret in secrets_), (table, row)
             if table == "inbound_messages" and row["content"] == REDACTED:
                 assert row["reply"] in (REDACTED, "") and "Y1" not in str(row["payload"])
-    assert carrying >= 2  # the suggestion and the comment are there, unattributed
+    assert carrying >= 3  # the suggestion, its push to whoever answers it, and the comment: unattributed
+    assert [p.name for p in queued("suggestion_new")] == ["周春明"]  # 安保: no staff of that category here
     with services.factory() as s:
         levels = list(s.scalars(select(OfficeSurveyTally).where(OfficeSurveyTally.group == "parent")))
         assert sorted((t.item, t.level) for t in levels) == [("安保", 2), ("宿舍", 3), ("校车", 1), ("食堂", 2)]
         assert not set(OfficeSurveyTally.__table__.columns.keys()) & {"person_id", "openid", "at", "created_at"}
         logged = list(s.scalars(select(InboundMessage).where(InboundMessage.openid == openid)))
         assert sum(m.content == REDACTED for m in logged) == 5
+
+
+def test_a_sentence_for_something_else_passes_the_waiting_survey_by(started, services: Services) -> None:
+    teacher = started["王强"]
+    reply = teacher.say("三楼男厕所的灯坏了好几天了").text
+    assert not reply.startswith("没有看懂") and "1-5" not in reply
+    with services.factory() as s:
+        logged = s.scalars(select(InboundMessage).where(InboundMessage.openid == teacher.openid)
+                           .order_by(InboundMessage.id.desc())).first()
+        assert logged.content == "三楼男厕所的灯坏了好几天了"  # not private: it was no survey answer
+    assert "报修" in reply  # the repair capability took it up
+    teacher.say("取消")
+    assert "第1/7项：食堂" in teacher.say("满意度测评").text  # the survey is there to go back to
