@@ -19,7 +19,7 @@ from alembic import op
 import models.base
 
 revision = '0029'
-down_revision = '0024'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 

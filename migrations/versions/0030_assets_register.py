@@ -18,7 +18,7 @@ from alembic import op
 import models.base
 
 revision = '0030'
-down_revision = '0024'
+down_revision = '0029'
 branch_labels = None
 depends_on = None
 

@@ -18,7 +18,7 @@ from alembic import op
 import models.base
 
 revision = '0031'
-down_revision = '0027'  # chained after 0027 on wave2-console2 so both branches' tests run; the coordinator re-chains
+down_revision = '0030'
 branch_labels = None
 depends_on = None
 
