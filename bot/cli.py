@@ -19,8 +19,8 @@ import click
 from sqlalchemy import select
 
 from bot import cli_assets, cli_voice, click_zh
-from bot.cli_schools import SchoolGroup, chosen_school
 from bot.audit import cli_actor, record
+from bot.cli_schools import SchoolGroup, chosen_school
 from bot.cli_tasks import tasks as tasks_group
 from bot.config import (
     ConfigError,

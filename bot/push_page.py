@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, current_app, make_response, redirect, render_template
+from flask import Blueprint, Response, make_response, redirect, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

@@ -46,6 +46,7 @@ from models.outbox import AccessToken, Delivery, DeliveryAlert, Push, TemplateQu
 from models.repair import Asset, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.safety import Drill, FireCheck, SafetyTopic
 from models.school import CalendarDay, JobRun, SchoolSetting
+from models.tasks import Task, TaskCheck, TaskOccurrence, TaskPhoto
 from models.voice import (
     Notice,
     NoticeRecipient,
@@ -56,7 +57,6 @@ from models.voice import (
     Suggestion,
     SuggestionReply,
 )
-from models.tasks import Task, TaskCheck, TaskOccurrence, TaskPhoto
 from models.wechat import WeChatMenu
 
 __all__ = [

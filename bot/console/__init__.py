@@ -4,7 +4,20 @@ settings (设置), audit (操作记录). The blueprint, the one
 accessor for the request's Services (`base.services()`) and the shared checks live in base.py; importing
 an area's module registers its pages on the blueprint, so each is listed here once."""
 
-from bot.console import audit, auth, bus, calendar, canteen, duty, ledgers, outbox, people, repair, settings, today
+from bot.console import (
+    audit,
+    auth,
+    bus,
+    calendar,
+    canteen,
+    duty,
+    ledgers,
+    outbox,
+    people,
+    repair,
+    settings,
+    today,
+)
 from bot.console.auth import BAD_LOGIN, DUMMY_HASH, NOT_ADMIN, set_password
 from bot.console.base import LOCKED, bp
 

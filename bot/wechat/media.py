@@ -33,10 +33,10 @@ from models import (
     DownloadedPhoto,
     FeedbackPhoto,
     RepairTicket,
-    TaskOccurrence,
-    TaskPhoto,
     StocktakeCheck,
     StocktakePhoto,
+    TaskOccurrence,
+    TaskPhoto,
     TicketPhoto,
     utcnow,
 )
