@@ -120,9 +120,6 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     app.jinja_env.globals["school_prefix"] = school_prefix
     app.register_blueprint(menu_page.bp, url_prefix=f"{SCHOOL_URL_PREFIX}/<school>", name="school_menu_page")
     app.register_blueprint(push_page.bp, url_prefix=f"{SCHOOL_URL_PREFIX}/<school>", name="school_push_page")
-    from bot import county_page
-
-    app.register_blueprint(county_page.bp)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

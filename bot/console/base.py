@@ -101,6 +101,7 @@ NAV = (
     NavItem("台账", "console.ledgers", ("admin", "bureau")),
     NavItem("设置", "console.settings", ("admin", "bureau")),
     NavItem("操作记录", "console.audit", ("admin", "bureau")),
+    NavItem("区县概览", "console.county", ("bureau",)),
 )
 
 

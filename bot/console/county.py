@@ -1,8 +1,6 @@
-"""The county overview in the console, read-only: /admin/county (?view=term, ?month=YYYY-MM) and its XLSX.
-
-A small blueprint of its own beside the console (which is being rebuilt as the bot/console/ package; this
-page moves there as bot/console/county.py). It uses the console's sign-in, and shows only on the default
-school's console, the county office's home; the figures come from every school's own namespace.
+"""区县概览, read-only: /admin/county (?view=term, ?month=YYYY-MM) and its XLSX, for the bureau (and the
+home school's admin). It shows only on the default school's console, the county office's home; the figures
+come from every school's own namespace (bot.county_report).
 """
 
 from __future__ import annotations
@@ -11,12 +9,12 @@ import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
+from flask import Response, abort, render_template, request, send_file
 
-from bot.console import login_required
+from bot.console import base
+from bot.console.base import bp, requires
 from bot.county_report import HEADER, MONTH, TERM, county_rows, write_xlsx
 
-bp = Blueprint("county_page", __name__, url_prefix="/admin/county", template_folder="templates")
 XLSX_NAME = "区县概览-{period}.xlsx"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -33,24 +31,24 @@ def _asked() -> tuple[str, date | None]:
 def _county():  # type: ignore[no-untyped-def]
     from bot.county import County
 
-    services = current_app.extensions["houqin"]
+    services = base.services()
     if services.settings.school:  # another school's console: the county is not its business
         abort(404)
     return County.of(services)
 
 
-@bp.get("")
-@login_required
-def overview() -> str:
+@bp.get("/county")
+@requires("bureau", "admin")
+def county() -> str:
     view, month = _asked()
     period, rows = county_rows(_county(), view, month)
     return render_template("admin/county.html", period=period, rows=rows, header=HEADER, view=view,
                            month=f"{period.first:%Y-%m}")
 
 
-@bp.get("/export.xlsx")
-@login_required
-def export() -> Response:
+@bp.get("/county/export.xlsx")
+@requires("bureau", "admin")
+def county_export() -> Response:
     view, month = _asked()
     period, rows = county_rows(_county(), view, month)
     with tempfile.TemporaryDirectory() as tmp:
