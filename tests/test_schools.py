@@ -117,6 +117,8 @@ def test_every_command_takes_school_and_refuses_to_guess_among_several(houqin: A
     assert "'9'" in houqin("setting", "fire_check_day", env={"HOUQIN_SCHOOL": "north"}).output
     unknown = houqin("setting", "fire_check_day", "--school", "nowhere")
     assert unknown.exit_code == 1 and "没有代号" in unknown.output
+    upgraded = houqin("db", "upgrade")  # migrations reach every school's namespace
+    assert upgraded.exit_code == 0 and "north: database at head" in upgraded.output
     for command in (["codes", "--json"], ["outbox"], ["jobs", "list"]):  # groups and sub-commands alike
         assert houqin(*command, "--school", "north").exit_code == 0, command
 
@@ -308,8 +310,8 @@ def test_jobs_run_per_school_in_its_own_timezone_and_calendar(county: County, se
 
     from models import CalendarDay, JobRun
     from models.school import HOLIDAY
-    from scheduler.runner import NOT_SCHOOL_DAY, CountyRunner, Runner
     from scheduler.registry import JOBS
+    from scheduler.runner import NOT_SCHOOL_DAY, CountyRunner, Runner
 
     county.add("north", "北城小学")  # Asia/Shanghai, like the default; but a holiday today
     county.add("west", "西城小学", tz_name="Asia/Urumqi")  # UTC+6: its 17:00 is two hours later
