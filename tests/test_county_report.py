@@ -152,3 +152,19 @@ def test_the_console_shows_the_overview_read_only(county: County, people, houqin
     export = client.get("/admin/county/export.xlsx?view=month")
     assert export.status_code == 200 and export.data[:2] == b"PK"
     assert client.post("/admin/county").status_code == 405
+
+
+def test_a_bureau_notice_reaches_each_chosen_schools_admins(county: County, people) -> None:
+    from bot.county import CountyError
+    from bot.county_report import bureau_notice_recipients
+    from models import Person, PersonRole
+
+    home_admin = people.add("周春明", "admin")
+    with county.services("north").factory() as db, db.begin():
+        north_admin = Person(name="北城校长", roles=[PersonRole(role="admin")])
+        db.add(Person(name="北城老师", roles=[PersonRole(role="teacher")]))
+        db.add(north_admin)
+    assert bureau_notice_recipients(county) == {"default": [home_admin.id], "north": [north_admin.id]}
+    assert bureau_notice_recipients(county, ["north"]) == {"north": [north_admin.id]}
+    with pytest.raises(CountyError):
+        bureau_notice_recipients(county, ["nowhere"])
