@@ -113,6 +113,13 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     app.register_blueprint(console.bp)
     app.register_blueprint(menu_page.bp)
     app.register_blueprint(push_page.bp)
+    # a school's own pages (bot.county): /s/<school>/p/<token>, /s/<school>/menu/…
+    from bot.county import SCHOOL_URL_PREFIX, pull_school, school_prefix
+
+    app.url_value_preprocessor(pull_school)
+    app.jinja_env.globals["school_prefix"] = school_prefix
+    app.register_blueprint(menu_page.bp, url_prefix=f"{SCHOOL_URL_PREFIX}/<school>", name="school_menu_page")
+    app.register_blueprint(push_page.bp, url_prefix=f"{SCHOOL_URL_PREFIX}/<school>", name="school_push_page")
     from bot import county_page
 
     app.register_blueprint(county_page.bp)

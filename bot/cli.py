@@ -911,6 +911,7 @@ def qr() -> None:
 
 
 def _qr_sheet(kind: str, out: str) -> None:
+    from bot.county import scene_for
     from bot.qrsheet import asset_card, ensure_codes, post_card, render_sheet, room_card
     from bot.wechat.gateway import ApiError
     from models import Asset, DutyPost, Room
@@ -922,7 +923,8 @@ def _qr_sheet(kind: str, out: str) -> None:
     }[kind]
     services = _services(upgrade=True)
     try:
-        cards, created = ensure_codes(services.factory, services.api, model, kind, card)  # type: ignore[arg-type,type-var]
+        cards, created = ensure_codes(services.factory, services.api, model, kind, card,  # type: ignore[arg-type,type-var]
+                                      prefix=scene_for(services, ""))
     except ApiError as exc:
         raise CliError(QR_REFUSED.format(error=exc)) from exc
     if not cards:

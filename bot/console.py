@@ -49,7 +49,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -63,6 +63,7 @@ from sqlalchemy.orm import Session, joinedload
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bot.county import choose_login_school, console_services, login_schools
 from bot.outbox import kind_name, short_reason, template_warning
 from bot.places import find_asset
 from bot.school import get_setting
@@ -135,7 +136,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in no name or code (PostgreSQL refu
 
 
 def _services() -> Services:
-    return current_app.extensions["houqin"]  # type: ignore[no-any-return]
+    """The signed-in person's school (chosen at sign-in when there are several): bot.county."""
+    return console_services()
 
 
 def _db() -> Session:
@@ -298,16 +300,18 @@ def _next_page() -> str:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     target = _next_page()
+    schools = login_schools()
     if request.method == "GET":
-        return render_template("admin/login.html", error="")
+        return render_template("admin/login.html", error="", schools=schools)
     _check_csrf()
     name = request.form.get("name", "").strip()
     if _CONTROL.search(name):
         abort(400)
+    choose_login_school(request.form.get("school", ""), schools)
     error, status = _sign_in(name, request.form.get("password", ""), (request.remote_addr or "")[:64])
     if not error:
         return redirect(target or url_for("console.overview"))
-    return render_template("admin/login.html", error=error), status
+    return render_template("admin/login.html", error=error, schools=schools), status
 
 
 def _sign_in(name: str, password: str, address: str) -> tuple[str, int]:
@@ -340,7 +344,7 @@ def _sign_in(name: str, password: str, address: str) -> tuple[str, int]:
             account.known_addresses = " ".join(addresses[:KNOWN_ADDRESSES])
             session.clear()
             session.update(person_id=person.id, name=person.name, version=account.session_version,
-                           seen=now.timestamp())
+                           seen=now.timestamp(), school=g.get("console_school", ""))
     return "", 200
 
 

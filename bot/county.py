@@ -29,11 +29,14 @@ public URL under `/s/<slug>` so its push and menu pages name the school.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,17 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot.engine import Incoming
 from bot.services import Services
-from models import CountyCode, CountySchool, SchoolSetting
+from models import (
+    BindCode,
+    Binding,
+    CountyCode,
+    CountyConversation,
+    CountyFollower,
+    CountySchool,
+    SchoolSetting,
+)
 from models.county import DEFAULT_SLUG
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]{1,29}")
@@ -55,7 +67,8 @@ SLUG_TAKEN = "学校代号「{slug}」已经存在"
 UNKNOWN_SCHOOL = "没有代号为「{slug}」的学校；已有：{known}"
 NEEDS_ALL = "本校公众号需同时给出 --appid、--token 和 --secret（--aes-key 可选）"
 DEFAULT_NAME = "本校"
-SCHOOL_URL_PREFIX = "/s"  # a non-default school's pages: /s/<slug>/p/<token>, /s/<slug>/menu/…
+SCHOOL_URL_PREFIX = "/s"
+SCHOOL_BLUEPRINT_PREFIX = "school_"  # the blueprints registered again under /s/<school> (bot.create_app)  # a non-default school's pages: /s/<slug>/p/<token>, /s/<slug>/menu/…
 
 
 class CountyError(ValueError):
@@ -115,6 +128,7 @@ class County:
         self._services: dict[str, Services] = {DEFAULT_SLUG: default}
         self._lock = threading.Lock()
         self._base_schema: str | None = None
+        self._cache: tuple[float, list[SchoolEntry]] | None = None
         self.env_templates = default.settings.templates  # HOUQIN_TEMPLATES, before a school's own
         apply_school_templates(default)
 
@@ -143,6 +157,13 @@ class County:
         if not any(e.is_default for e in entries):
             entries.insert(0, SchoolEntry(DEFAULT_SLUG, DEFAULT_NAME, True))
         return entries
+
+    def cached_schools(self) -> list[SchoolEntry]:
+        """schools(), read again at most every few seconds: for the webhook's routing."""
+        now = time.monotonic()
+        if self._cache is None or now - self._cache[0] > SCHOOLS_CACHE_SECONDS:
+            self._cache = (now, self.schools())
+        return self._cache[1]
 
     @property
     def several(self) -> bool:
@@ -216,6 +237,8 @@ class County:
         settings = replace(main, **changes)
         services = Services.from_settings(settings, schema=schema)
         services.clock = self.default.clock
+        services._county = self  # type: ignore[attr-defined]  # County.of(a school's services) is this county
+        services.factory.configure(info={"claim_code": partial(self.claim_code, slug)})
         services.api_base = self.default.api_base
         if entry.shared:
             # one access token per appid: a school on the shared account uses the default's store
@@ -246,6 +269,7 @@ class County:
                                 token_enc=_seal(box, token), secret_enc=_seal(box, secret),
                                 aes_key_enc=_seal(box, aes_key), tz_name=tz_name,
                                 **({"created_at": now} if now is not None else {})))
+        self._cache = None
         services = self.services(slug)
         upgrade(services.db_engine)
         return self.school(slug)
@@ -257,18 +281,15 @@ class County:
                 services.db_engine.dispose()
 
     # -- bind codes across schools --------------------------------------------------------------
-    def claim_code(self, slug: str, code: str, db: Session | None = None) -> bool:
-        """Record that `slug` issued `code`; False if another school holds it (then draw another).
-        `db`: the default school's own session, which already holds the main namespace."""
-        if db is not None:
-            if db.get(CountyCode, code) is not None:
-                return False
-            db.add(CountyCode(code=code, slug=slug, created_at=self.default.now()))
-            db.flush()
-            return True
+    def claim_code(self, slug: str, code: str) -> bool:
+        """Record that school `slug` (not the default) issued `code`; False if the default school or
+        another school holds it already (the caller draws another). Its own short transaction in the
+        main namespace: a code claimed by a transaction that then rolls back stays reserved, unused."""
         try:
             with self.default.factory() as main, main.begin():
-                if main.get(CountyCode, code) is not None:
+                taken = main.get(CountyCode, code) is not None or main.scalar(
+                    select(BindCode.id).where(BindCode.code == code).limit(1)) is not None
+                if taken:
                     return False
                 main.add(CountyCode(code=code, slug=slug, created_at=self.default.now()))
         except SQLAlchemyError:
@@ -330,3 +351,216 @@ def serve_every_school(county: County, stop: threading.Event, start: Any,
                 start(county.services(entry.slug), stop)
         if stop.wait(recheck_seconds):
             return
+
+
+# -- the web: which school a request is for ---------------------------------------------------------
+def app_county() -> County:
+    from flask import current_app
+
+    return County.of(current_app.extensions["houqin"])
+
+
+def request_services() -> Services:
+    """The Services of the school this request's URL names (`/s/<slug>/…`: a school's push and menu
+    pages), else the default school's. An unknown school is a 404."""
+    from flask import abort, current_app, g
+
+    default: Services = current_app.extensions["houqin"]
+    slug = g.get("houqin_school")
+    if not slug or slug == DEFAULT_SLUG:
+        return default
+    try:
+        return County.of(default).services(slug)
+    except CountyError:
+        abort(404)
+
+
+def console_services() -> Services:
+    """The console's one way to its school's Services: the school the signed-in person chose at sign-in
+    (kept in the signed session cookie), or the one being signed in to; the default school otherwise.
+    Every console page and export reads only that school's namespace."""
+    from flask import abort, current_app, g, session
+
+    default: Services = current_app.extensions["houqin"]
+    slug = g.get("console_school") or session.get("school")
+    if not slug or slug == DEFAULT_SLUG:
+        return default
+    try:
+        return County.of(default).services(str(slug))
+    except CountyError:
+        session.clear()
+        abort(404)
+
+
+def pull_school(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A url_value_preprocessor: `/s/<school>/…` routes keep the school for request_services()."""
+    from flask import g
+
+    if values is not None and "school" in values and (endpoint or "").startswith(SCHOOL_BLUEPRINT_PREFIX):
+        g.houqin_school = values.pop("school")
+
+
+def school_prefix() -> str:
+    """The path prefix of this request's school pages: "" for the default school, "/s/<slug>" for another."""
+    from flask import g, has_request_context
+
+    slug = g.get("houqin_school") if has_request_context() else None
+    return f"{SCHOOL_URL_PREFIX}/{slug}" if slug and slug != DEFAULT_SLUG else ""
+
+
+def login_schools() -> list[SchoolEntry]:
+    """The schools a console sign-in chooses among: none to choose with one school."""
+    schools = app_county().schools()
+    return schools if len(schools) > 1 else []
+
+
+def choose_login_school(slug: str, schools: list[SchoolEntry]) -> None:
+    """The school a sign-in is for (the form's choice, one of `schools`); a 400 for anything else."""
+    from flask import abort, g
+
+    if not schools:
+        return
+    if slug not in {s.slug for s in schools}:
+        abort(400)
+    g.console_school = slug
+
+
+# -- a shared account: which school a message is for ---------------------------------------------------
+SCHOOLS_CACHE_SECONDS = 5.0
+CHOICE_LIFETIME = timedelta(minutes=30)  # a chosen school holds this long after the follower's last message
+ASK_LIFETIME = timedelta(minutes=10)
+SWITCH_WORDS = ("切换学校", "换学校", "选择学校")
+ASK_SCHOOL = "你在{count}所学校都绑定了。这条消息是发给哪所学校的？请回复序号：\n{choices}"
+CHOSEN = "好的，接下来的消息都发给{name}（30 分钟内；发送「切换学校」可改）。"
+BIND_TEXT = re.compile(r"^\s*绑定\s*[:：]?\s*([A-Za-z0-9\s\-_.:;,]{6,20})\s*$")
+CODE_NOISE = re.compile(r"[\s:;,.\-_]+")
+SCENE_SCHOOL = "/"  # a shared school's QR scene: "<slug>/<scene>", e.g. "north/room:12"
+# events that concern every school the follower is bound in, not one conversation
+BROADCAST_EVENTS = ("subscribe", "unsubscribe", "templatesendjobfinish")
+
+
+def scene_for(services: Services, scene: str) -> str:
+    """The QR scene a school's code carries: a school on the shared account names itself in it
+    ("<slug>/room:12") so its codes never collide with another's; the default school's and a school
+    with its own account are unchanged."""
+    slug = services.settings.school
+    if not slug or services.settings.wechat_appid != County.of(services).default.settings.wechat_appid:
+        return scene
+    return f"{slug}{SCENE_SCHOOL}{scene}"
+
+
+def own_account_services(default: Services, slug: str) -> Services | None:
+    """`/wechat/<slug>`: the school's services if it has an account of its own, else None."""
+    county = County.of(default)
+    entry = next((e for e in county.cached_schools() if e.slug == slug), None)
+    if entry is None or not entry.own_account:
+        return None
+    return county.services(slug)
+
+
+def route(default: Services, msg: Incoming) -> str:
+    """Handle a message to the default account: with one school on it (every installation that never
+    added a school), the default school's inbox at once; with several sharing it, the school the QR
+    scene or bind code names, else the one(s) the follower is bound in (asking which, once, when two)."""
+    county = County.of(default)
+    shared = [e for e in county.cached_schools() if e.shared]
+    if len(shared) <= 1:
+        return default.inbox.handle(msg)
+    return SharedAccount(county, shared).handle(msg)
+
+
+class SharedAccount:
+    def __init__(self, county: County, shared: list[SchoolEntry]) -> None:
+        self.county = county
+        self.shared = shared
+        self.slugs = [e.slug for e in shared]
+
+    def handle(self, msg: Incoming) -> str:
+        if SCENE_SCHOOL in msg.scene:
+            slug, _, scene = msg.scene.partition(SCENE_SCHOOL)
+            if slug in self.slugs:
+                return self.deliver(slug, replace(msg, scene=scene))
+        code = _bind_code(msg)
+        if code:
+            slug = self.county.school_of_code(code)
+            if slug in self.slugs:
+                assert slug is not None
+                return self.deliver(slug, msg)
+        bound = self.followed(msg.openid)
+        if not bound:
+            return self.deliver(DEFAULT_SLUG, msg)
+        if len(bound) == 1:
+            return self.deliver(bound[0], msg)
+        if msg.msg_type == "event" and msg.event in BROADCAST_EVENTS:
+            replies = [self.deliver(slug, msg) for slug in bound]
+            return next((r for r in replies if r and r != "success"), replies[0])
+        return self.choose(msg, bound)
+
+    def followed(self, openid: str) -> list[str]:
+        with self.county.default.read_factory() as db:
+            found = set(db.scalars(select(CountyFollower.slug).where(CountyFollower.openid == openid)))
+        return [slug for slug in self.slugs if slug in found]
+
+    def deliver(self, slug: str, msg: Incoming) -> str:
+        services = self.county.services(slug)
+        reply = services.inbox.handle(msg)
+        self.sync_follower(slug, services, msg.openid)
+        return reply
+
+    def sync_follower(self, slug: str, services: Services, openid: str) -> None:
+        """Keep `county_followers` as the school's own bindings say (a bind, 解绑, a reissued code)."""
+        with services.read_factory() as db:
+            bound = db.scalar(select(Binding.person_id).where(Binding.openid == openid)) is not None
+        with self.county.default.factory() as main, main.begin():
+            row = main.scalar(select(CountyFollower).where(CountyFollower.openid == openid,
+                                                           CountyFollower.slug == slug))
+            if bound and row is None:
+                main.add(CountyFollower(openid=openid, slug=slug, bound_at=self.county.default.now()))
+            elif not bound and row is not None:
+                main.delete(row)
+
+    def choose(self, msg: Incoming, bound: list[str]) -> str:
+        """A follower bound in several schools: the school chosen for this conversation, or ask which
+        (the message waits, and goes to the school they pick)."""
+        now = self.county.default.now()
+        entries = [e for e in self.shared if e.slug in bound]
+        switch = msg.text in SWITCH_WORDS
+        with self.county.default.factory() as main, main.begin():
+            row = main.get(CountyConversation, msg.openid, with_for_update=True)
+            live = row is not None and row.expires_at > now
+            if row is not None and live and row.slug in bound and not switch:
+                row.expires_at = now + CHOICE_LIFETIME
+                target, earlier, chosen_now = row.slug, "", False
+            elif row is not None and live and not row.slug and (picked := _pick(msg, entries)) is not None:
+                target, earlier, chosen_now = picked.slug, row.pending, True
+                row.slug, row.pending, row.expires_at = picked.slug, "", now + CHOICE_LIFETIME
+            else:
+                waiting = "" if switch else json.dumps(msg.raw, ensure_ascii=False)
+                if row is None:
+                    main.add(CountyConversation(openid=msg.openid, slug="", pending=waiting,
+                                                expires_at=now + ASK_LIFETIME))
+                else:
+                    row.slug, row.pending, row.expires_at = "", waiting, now + ASK_LIFETIME
+                return ASK_SCHOOL.format(count=len(entries), choices="\n".join(
+                    f"{i}. {e.name}" for i, e in enumerate(entries, 1)))
+        if not chosen_now:
+            return self.deliver(target, msg)
+        told = CHOSEN.format(name=next(e.name for e in entries if e.slug == target))
+        if not earlier:
+            return told
+        return told + "\n\n" + self.deliver(target, Incoming.from_wechat(json.loads(earlier)))
+
+
+def _pick(msg: Incoming, entries: list[SchoolEntry]) -> SchoolEntry | None:
+    answer = msg.text.strip()
+    if answer.isdigit() and 1 <= int(answer) <= len(entries):
+        return entries[int(answer) - 1]
+    return next((e for e in entries if answer in (e.name, e.slug)), None)
+
+
+def _bind_code(msg: Incoming) -> str:
+    """The bind code a message carries (绑定 CODE, or a bind:CODE QR scene), upper-cased; else ""."""
+    if msg.scene.startswith("bind:"):
+        return CODE_NOISE.sub("", msg.scene.removeprefix("bind:")).upper()
+    found = BIND_TEXT.match(msg.text or "")
+    return CODE_NOISE.sub("", found[1]).upper() if found else ""

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, make_response, redirect, render_template, send_file
+from flask import Blueprint, Response, abort, make_response, redirect, render_template, send_file
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.county import request_services, school_prefix
 from bot.services import Services
 from bot.text import WEEKDAYS
 from handlers.canteen import by_day, find_week, iso_week, parse_week, week_key, week_monday
@@ -35,7 +36,8 @@ class DayView:
 
 
 def _services() -> Services:
-    return current_app.extensions["houqin"]  # type: ignore[no-any-return]
+    """The school the URL names (/s/<school>/…), else the default school (bot.county)."""
+    return request_services()
 
 
 def _published(db: Session, year: int, week: int) -> bool:
@@ -56,7 +58,8 @@ def week_view(found: MenuWeek, today: date) -> tuple[str, list[DayView], list[st
 
 def _no_menu() -> Response:
     """A week nobody can see, as a Chinese phone page that leads to this week's menu."""
-    page = render_template("push_gone.html", title=NO_MENU_TITLE, text=NO_MENU, link=THIS_WEEK)
+    page = render_template("push_gone.html", title=NO_MENU_TITLE, text=NO_MENU,
+                           link=(school_prefix() + THIS_WEEK[0], THIS_WEEK[1]))
     return make_response(page, 404)
 
 
@@ -65,7 +68,7 @@ def _no_menu() -> Response:
 def this_week() -> ResponseReturnValue:
     services = _services()
     today = services.now().astimezone(services.settings.tz).date()
-    return redirect(f"/menu/{week_key(*iso_week(today))}")
+    return redirect(f"{school_prefix()}/menu/{week_key(*iso_week(today))}")
 
 
 @bp.get("/menu/<key>")

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, current_app, make_response, render_template
+from flask import Blueprint, Response, make_response, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.county import request_services
 from bot.menu_page import week_view
 from bot.outbox import MENU_SUBJECT, PAGE_PATH, REPAIR_SUBJECT, kind_name
 from bot.school import get_setting
@@ -49,7 +50,8 @@ class Step:
 
 
 def _services() -> Services:
-    return current_app.extensions["houqin"]  # type: ignore[no-any-return]
+    """The school the URL names (/s/<school>/…), else the default school (bot.county)."""
+    return request_services()
 
 
 def _private(response: Response) -> Response:

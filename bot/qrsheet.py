@@ -35,14 +35,15 @@ class QrCard:
 
 
 def ensure_codes(factory: sessionmaker[Session], api: WeChatApi, model: type[Coded], kind: str,
-                 card: Callable[[Coded], QrCard]) -> tuple[list[QrCard], int]:
+                 card: Callable[[Coded], QrCard], prefix: str = "") -> tuple[list[QrCard], int]:
     """Every row's card, creating the codes still missing (each saved at once, so a failure part-way
-    keeps what was made). Returns the cards and how many codes were created."""
+    keeps what was made). Returns the cards and how many codes were created. `prefix` names the school
+    on a shared account (bot.county.scene_for): "north/room:12"."""
     created = 0
     with factory() as db:
         missing = list(db.scalars(select(model.id).where(model.qr_url == "").order_by(model.id)))
     for row_id in missing:
-        result = api.create_qrcode(f"{kind}:{row_id}")
+        result = api.create_qrcode(f"{prefix}{kind}:{row_id}")
         with factory() as db, db.begin():
             row = db.get(model, row_id)
             if row is not None and not row.qr_url:

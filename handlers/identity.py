@@ -356,9 +356,13 @@ def show_me(msg: Incoming, ctx: Context) -> Reply:
 
 # -- codes ------------------------------------------------------------------------------------
 def new_code(db: Session) -> str:
+    """A code no other code of this school has; in a county (bot.county) a school's session also
+    claims it county-wide (`claim_code` in its info), so no two schools ever hold the same code."""
+    claim = db.info.get("claim_code")
     while True:
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-        if db.scalar(select(func.count()).select_from(BindCode).where(BindCode.code == code)) == 0:
+        if db.scalar(select(func.count()).select_from(BindCode).where(BindCode.code == code)) == 0 and (
+                claim is None or claim(code)):
             return code
 
 

@@ -3,15 +3,25 @@ seen by another; the CLI's --school; a school's own account; the shared account'
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from openpyxl import load_workbook
 from sqlalchemy import select, text
 
 from bot.county import County, CountyError, mask, school_database_url
+from bot.outbox import Outbox
 from bot.services import Services
-from models import CountySchool, Person
+from bot.wechat.simulator import WeChatUser
+from models import CountySchool, Person, Push, RepairTicket
+from tests.conftest import People
 
 OWN_TOKEN = "northtoken1234567890"
 OWN_AES = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -122,3 +132,208 @@ def test_templates_set_is_per_school(houqin: Any, county: County, services: Serv
     assert houqin("templates", "set", "nonsense=1", "--school", "north").exit_code == 1
     assert houqin("templates", "set", "repair_new=", "--school", "north").exit_code == 0
     assert "repair_new" not in County(services).services("north").settings.templates
+
+
+# -- isolation through the webhook, the console, exports and pages ----------------------------------------
+PASSWORD = "correct-horse-1"
+
+
+@dataclass
+class School:
+    slug: str
+    services: Services
+    people: People
+    path: str  # its webhook
+    token: str
+    appid: str
+    aes_key: str
+
+    def user(self, client: FlaskClient, name: str, openid: str = "", bind: bool = True) -> WeChatUser:
+        def post(url: str, body: bytes) -> tuple[int, bytes]:
+            res = client.post(url, data=body, content_type="text/xml")
+            return res.status_code, res.data
+
+        user = WeChatUser(openid or "o" + uuid.uuid5(uuid.NAMESPACE_DNS, self.slug + name).hex[:27], token=self.token,
+                          appid=self.appid, aes_key=self.aes_key, transport=post, path=self.path)
+        if bind:
+            reply = user.say(f"绑定 {self.people.code_of(name)}").text
+            assert "绑定成功" in reply, reply
+        return user
+
+    def deliver(self) -> int:
+        worker = self.services.worker()
+        try:
+            return worker.drain()
+        finally:
+            worker.pool.shutdown(wait=True)
+
+
+@pytest.fixture
+def schools(county: County, services: Services, clock: Any) -> dict[str, School]:
+    """Three schools: the default one and 南城小学 on the default (shared) account, 北城小学 on its own."""
+    clock.set("2026-11-24 08:00")
+    county.add("north", "北城小学", appid="wxnorth", token=OWN_TOKEN, secret="northsecret", aes_key=OWN_AES)
+    county.add("south", "南城小学")
+    s = services.settings
+    made = {}
+    for slug in ("default", "north", "south"):
+        svc = county.services(slug)
+        own = slug == "north"
+        made[slug] = School(slug, svc, People(svc), "/wechat/north" if own else "/wechat",
+                            OWN_TOKEN if own else s.wechat_token, "wxnorth" if own else s.wechat_appid,
+                            OWN_AES if own else s.wechat_aes_key)
+    return made
+
+
+def _sign_in(client: FlaskClient, school: str, name: str) -> None:
+    page = client.get("/admin/login").get_data(as_text=True)
+    assert "北城小学" in page and "南城小学" in page  # several schools: the sign-in asks which
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf is not None
+    res = client.post("/admin/login", data={"csrf": csrf[1], "school": school, "name": name, "password": PASSWORD})
+    assert res.status_code == 302, res.get_data(as_text=True)
+
+
+def test_two_schools_see_nothing_of_each_other(schools: dict[str, School], app: Flask, houqin: Any,
+                                               fake_wechat: Any, clock: Any, tmp_path: Path) -> None:
+    client = app.test_client()
+    words = {"default": ("周春明", "张丽", "投影仪不亮", "本校的饭好吃"),
+             "north": ("北校长", "北老师", "北城窗户漏风", "北城的饭太咸"),
+             "south": ("南校长", "南老师", "南城水管漏水", "南城的汤很好")}
+    users = {}
+    for slug, (admin, teacher, _, _) in words.items():
+        school = schools[slug]
+        school.people.add(admin, "admin")
+        school.people.add(teacher, "teacher")
+        assert houqin("console-password", admin, "--password", PASSWORD, "--school", slug).exit_code == 0
+        users[slug] = (school.user(client, admin), school.user(client, teacher))
+    for slug, (admin, teacher) in users.items():
+        _, _, fault, meal = words[slug]
+        assert "R1" in teacher.say(f"报修 三(2)班 {fault}").text  # every school numbers its own tickets
+        assert "F1" in teacher.say(f"食堂 4 {meal}").text
+        assert "已记录" in admin.say("演练 完成 3.5 二楼拥挤").text
+        for school in schools.values():
+            school.deliver()
+    for slug, (admin, teacher) in users.items():
+        mine, others = words[slug], [w for s, w in words.items() if s != slug]
+        seen = admin.say("R1").text + admin.say("我的报修").text + admin.say("评价汇总 今天").text
+        seen += teacher.say("我的报修").text + teacher.say("我").text
+        assert mine[2] in seen and mine[3] in seen
+        for other in others:
+            assert not any(word in seen for word in other), (slug, seen)
+        # the admin was told of the ticket, by its own school, through its own account
+        told = [c for c in fake_wechat.sent_to(admin.openid) if "R1" in c.text]
+        assert told and all(mine[2] in c.text for c in told)
+    north_token = fake_wechat.state.stable.get("wxnorth")
+    assert north_token and any(c.params.get("access_token") == north_token
+                               for c in fake_wechat.sent_to(users["north"][0].openid))
+    # the console: each signed-in admin sees only their own school, on every page
+    for slug, (admin_name, _, fault, meal) in words.items():
+        browser = app.test_client()
+        _sign_in(browser, slug, admin_name)
+        pages = "".join(browser.get(path).get_data(as_text=True) for path in (
+            "/admin/", "/admin/repairs", "/admin/repairs/R1", "/admin/people", "/admin/outbox",
+            "/admin/canteen?month=2026-11", "/admin/assets"))
+        assert fault in pages and meal in pages and admin_name in pages
+        for other_slug, other in words.items():
+            if other_slug != slug:
+                assert not any(word in pages for word in other), (slug, other_slug)
+    # exports: the school chosen, and only it
+    for slug, (_, _, fault, _) in words.items():
+        out = tmp_path / f"{slug}.xlsx"
+        assert houqin("export", "repairs", "--month", "2026-11", "--out", str(out), "--school", slug).exit_code == 0
+        cells = " ".join(str(c.value) for row in load_workbook(out).active.iter_rows() for c in row)
+        assert fault in cells
+        assert not any(words[o][2] in cells for o in words if o != slug)
+    # push pages: a school's under /s/<slug>, not reachable as another school's
+    for slug, school in schools.items():
+        with school.services.factory() as db:
+            token = db.scalar(select(Push.token).where(Push.token.is_not(None)).order_by(Push.id))
+        if token is None:
+            continue
+        own = "" if slug == "default" else f"/s/{slug}"
+        assert client.get(f"{own}/p/{token}").status_code == 200
+        for other in schools:
+            if other != slug:
+                assert client.get(f"{'' if other == 'default' else '/s/' + other}/p/{token}").status_code == 404
+    assert client.get("/s/nowhere/p/abc").status_code == 404
+    assert client.post("/wechat/south").status_code == 404  # a shared-account school has no webhook of its own
+
+
+def test_a_follower_bound_in_two_schools_of_the_shared_account(schools: dict[str, School], app: Flask,
+                                                                fake_wechat: Any, clock: Any) -> None:
+    client = app.test_client()
+    default, south = schools["default"], schools["south"]
+    default.people.add("周春明", "admin")
+    south.people.add("南校长", "admin")
+    default.people.add("陈老师", "teacher")
+    south.people.add("陈老师", "teacher")
+    assert default.people.code_of("陈老师") != south.people.code_of("陈老师")
+    openid = "o_teacher_in_two_schools"
+    chen = default.user(client, "陈老师", openid=openid)
+    assert "南城" not in chen.say("我").text
+    # the same WeChat user binds the second school's code: the code decides the school
+    assert "绑定成功" in south.user(client, "陈老师", openid=openid, bind=False).say(
+        f"绑定 {south.people.code_of('陈老师')}").text
+    asked = chen.say("报修 三(2)班 灯不亮").text
+    assert "哪所学校" in asked and "1. 本校" in asked and "2. 南城小学" in asked
+    with south.services.factory() as db:
+        assert db.scalar(select(RepairTicket)) is None  # nothing filed on a guess
+    picked = chen.say("2").text
+    assert "南城小学" in picked and "R1" in picked  # the waiting message went to the school picked
+    assert "R2" in chen.say("报修 三(2)班 门锁坏了").text  # remembered: not asked again
+    with default.services.factory() as db:
+        assert db.scalar(select(RepairTicket)) is None
+    # pushes from both schools reach the follower
+    with default.services.factory() as db, db.begin():
+        person = db.scalar(select(Person).where(Person.name == "陈老师"))
+        assert person is not None
+        Outbox(db, default.services.settings, default.services.now()).notify([person], "drill_reminder", "本校明天演练")
+    with south.services.factory() as db, db.begin():
+        person = db.scalar(select(Person).where(Person.name == "陈老师"))
+        assert person is not None
+        Outbox(db, south.services.settings, south.services.now()).notify([person], "drill_reminder", "南城明天演练")
+    default.deliver()
+    south.deliver()
+    texts = [c.text for c in fake_wechat.sent_to(openid)]
+    assert any("本校明天演练" in t for t in texts) and any("南城明天演练" in t for t in texts)
+    # 切换学校 asks again
+    assert "哪所学校" in chen.say("切换学校").text
+    assert "本校" in chen.say("1").text
+
+
+# -- jobs: each school in its own timezone and calendar ------------------------------------------------
+def test_jobs_run_per_school_in_its_own_timezone_and_calendar(county: County, services: Services) -> None:
+    from datetime import UTC, date, datetime
+
+    from models import CalendarDay, JobRun
+    from models.school import HOLIDAY
+    from scheduler.runner import NOT_SCHOOL_DAY, CountyRunner, Runner
+    from scheduler.registry import JOBS
+
+    county.add("north", "北城小学")  # Asia/Shanghai, like the default; but a holiday today
+    county.add("west", "西城小学", tz_name="Asia/Urumqi")  # UTC+6: its 17:00 is two hours later
+    with county.services("north").factory() as db, db.begin():
+        db.add(CalendarDay(day=date(2026, 11, 24), kind=HOLIDAY, note="校庆"))
+    jobs = [j for j in JOBS if j.id in ("send_daily_digest", "push_weekly_menu")]
+    runner = CountyRunner(services, jobs)
+
+    def digests(at: datetime) -> dict[str, str]:
+        done = runner.tick(at)
+        return {slug: run.result for slug, runs in done.items() for run in runs if run.job_id == "send_daily_digest"}
+
+    at_shanghai_five = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # Tuesday 17:00 in Shanghai, 15:00 in Urumqi
+    first = digests(at_shanghai_five)
+    assert set(first) == {"default", "north"}
+    assert first["north"] == NOT_SCHOOL_DAY and first["default"] != NOT_SCHOOL_DAY
+    assert digests(at_shanghai_five) == {}  # a second scheduler tick: claimed, not run again
+    assert set(digests(datetime(2026, 11, 24, 11, 0, tzinfo=UTC))) == {"west"}  # 17:00 in Urumqi
+    other = CountyRunner(services, jobs)  # another scheduler process: nothing twice
+    assert not any(other.tick(datetime(2026, 11, 24, 11, 0, tzinfo=UTC)).values())
+    menu_runs = runner.tick(datetime(2026, 11, 26, 8, 0, tzinfo=UTC))  # Thursday 16:00 in Shanghai
+    assert {slug for slug, runs in menu_runs.items() if any(r.job_id == "push_weekly_menu" for r in runs)} == {
+        "default", "north"}
+    for slug in ("default", "north", "west"):
+        with county.services(slug).factory() as db:
+            assert db.scalar(select(JobRun).where(JobRun.job_id == "send_daily_digest")) is not None, slug
+    assert Runner(county.services("west")).tz.key == "Asia/Urumqi"

@@ -10,6 +10,7 @@ from typing import NoReturn
 from flask import Blueprint, Response, abort, current_app, request
 from werkzeug.serving import WSGIRequestHandler
 
+from bot.county import own_account_services, route
 from bot.engine import Incoming
 from bot.services import Services
 from bot.wechat.gateway import BadMessage, BadSignature
@@ -19,8 +20,15 @@ bp = Blueprint("wechat", __name__)
 log = logging.getLogger(__name__)
 
 
-def _services() -> Services:
-    return current_app.extensions["houqin"]  # type: ignore[no-any-return]
+def _services(school: str | None = None) -> Services:
+    """The default account's services, or (`/wechat/<school>`) those of a school with an account of its own."""
+    default: Services = current_app.extensions["houqin"]
+    if school is None:
+        return default
+    found = own_account_services(default, school)
+    if found is None:
+        _refuse(404, f"no school {school!r} with an account of its own")
+    return found
 
 
 def _refuse(status: int, reason: object) -> NoReturn:
@@ -29,17 +37,19 @@ def _refuse(status: int, reason: object) -> NoReturn:
 
 
 @bp.get("/wechat")
-def handshake() -> Response:
+@bp.get("/wechat/<school>")
+def handshake(school: str | None = None) -> Response:
     try:
-        _services().codec.verify(request.args.to_dict())
+        _services(school).codec.verify(request.args.to_dict())
     except BadSignature as exc:
         _refuse(403, exc)
     return Response(request.args.get("echostr", ""), mimetype="text/plain")
 
 
 @bp.post("/wechat")
-def receive() -> Response:
-    services = _services()
+@bp.post("/wechat/<school>")
+def receive(school: str | None = None) -> Response:
+    services = _services(school)
     limit = services.settings.max_body_bytes
     if (request.content_length or 0) > limit:
         _refuse(413, f"body too large (over {limit} bytes)")
@@ -58,7 +68,7 @@ def receive() -> Response:
         _refuse(400, "bad XML: no FromUserName or MsgType")
     if not _first_use(services, args):
         _refuse(403, "replayed nonce (this timestamp and nonce were used before)")
-    text = services.inbox.handle(message)
+    text = route(services, message) if school is None else services.inbox.handle(message)
     reply = services.codec.seal(data, text, crypto, args.get("nonce", ""))
     return Response(reply, mimetype="text/plain" if reply == "success" else "application/xml")
 
