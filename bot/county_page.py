@@ -31,12 +31,11 @@ def _asked() -> tuple[str, date | None]:
 
 
 def _county():  # type: ignore[no-untyped-def]
-    from bot.county import County
+    from bot.county import County, console_services
 
-    services = current_app.extensions["houqin"]
-    if services.settings.school:  # another school's console: the county is not its business
+    if console_services().settings.school:  # signed in to another school: the county is not its business
         abort(404)
-    return County.of(services)
+    return County.of(current_app.extensions["houqin"])
 
 
 @bp.get("")

@@ -28,7 +28,7 @@ from models import (
 from models.outbox import FAILED, SENT
 from scheduler import JobContext
 from scheduler.county import NOT_HOME, send_county_digest
-from tests.test_console import PASSWORD, sign_in
+from tests.test_console import PASSWORD, csrf
 
 
 @pytest.fixture
@@ -144,7 +144,18 @@ def test_the_console_shows_the_overview_read_only(county: County, people, houqin
     people.add("周春明", "admin")
     assert houqin("console-password", "周春明", "--password", PASSWORD, "--school", "default").exit_code == 0
     assert client.get("/admin/county").status_code == 302  # signed out: to the sign-in page
-    sign_in(client)
+    from models import Person, PersonRole
+
+    with county.services("north").factory() as db, db.begin():
+        db.add(Person(name="北城校长", roles=[PersonRole(role="admin")]))
+    assert houqin("console-password", "北城校长", "--password", PASSWORD, "--school", "north").exit_code == 0
+    north = client.application.test_client()
+    signed = north.post("/admin/login", data={"csrf": csrf(north), "name": "北城校长", "password": PASSWORD,
+                                              "school": "north"})
+    assert signed.status_code == 302
+    assert north.get("/admin/county").status_code == 404  # a school's own console: not the county's
+    client.post("/admin/login", data={"csrf": csrf(client), "name": "周春明", "password": PASSWORD,
+                                      "school": "default"})
     page = client.get("/admin/county").get_data(as_text=True)
     assert "北城小学" in page and "2026-11-01至2026-11-30" in page and "未确认警报" in page
     term = client.get("/admin/county?view=term").get_data(as_text=True)

@@ -308,8 +308,8 @@ def test_jobs_run_per_school_in_its_own_timezone_and_calendar(county: County, se
 
     from models import CalendarDay, JobRun
     from models.school import HOLIDAY
-    from scheduler.runner import NOT_SCHOOL_DAY, CountyRunner, Runner
     from scheduler.registry import JOBS
+    from scheduler.runner import NOT_SCHOOL_DAY, CountyRunner, Runner
 
     county.add("north", "北城小学")  # Asia/Shanghai, like the default; but a holiday today
     county.add("west", "西城小学", tz_name="Asia/Urumqi")  # UTC+6: its 17:00 is two hours later
