@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from models import MenuWeek
 from models.voice import Notice
-from tests.console.test_canteen import MONDAY_LUNCH
-from tests.console.test_canteen import office as canteen_office  # noqa: F401
 from tests.console.test_console_browser import browser, live, page, sign_in, status  # noqa: F401
+from tests.console.test_console_canteen import MONDAY_LUNCH
+from tests.console.test_console_canteen import office as canteen_office  # noqa: F401
 from tests.handlers.test_bus import school  # noqa: F401
 
 
