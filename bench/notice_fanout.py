@@ -6,6 +6,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root: tests.conftest
+
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
@@ -13,7 +15,6 @@ from bot.db import upgrade
 from bot.outbox import Outbox
 from handlers.notices import send_notice
 from models import Binding, Person, PersonRole
-from tests.conftest import make_settings
 
 n = int(sys.argv[1])
 tmp = Path(tempfile.mkdtemp())
@@ -26,6 +27,8 @@ with Session() as s, s.begin():
         s.add(p)
         s.flush()
         s.add(Binding(openid=f"o{i:027d}", person_id=p.id))
+from tests.conftest import make_settings  # noqa: E402
+
 settings = make_settings(tmp)
 now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 with Session() as s, s.begin():
