@@ -24,6 +24,8 @@ from handlers.canteen import (
 )
 from models import FeedbackPhoto
 
+SHOWN = 200  # the month's newest feedback on the page; every one is in the 食堂台账 (台账)
+
 
 @bp.get("/canteen")
 @requires("admin", "canteen", "bureau")
@@ -44,7 +46,7 @@ def canteen() -> str:
                                meals=month_meals(db, month),
                                average=average(counted_ratings(rows)),
                                superseded={r.id: superseded_code(r, codes) for r in rows if not r.counted},
-                               alerts=sum(1 for r in rows if r.alert_words),
+                               alerts=sum(1 for r in rows if r.alert_words), shown=SHOWN,
                                earlier=month_key(first - timedelta(days=1)), later=month_key(after))
 
 
