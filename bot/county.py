@@ -482,10 +482,9 @@ class SharedAccount:
                 return self.deliver(slug, replace(msg, scene=scene))
         code = _bind_code(msg)
         if code:
-            slug = self.county.school_of_code(code)
-            if slug in self.slugs:
-                assert slug is not None
-                return self.deliver(slug, msg)
+            coded = self.county.school_of_code(code)
+            if coded is not None and coded in self.slugs:
+                return self.deliver(coded, msg)
         bound = self.followed(msg.openid)
         if not bound:
             return self.deliver(DEFAULT_SLUG, msg)

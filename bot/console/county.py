@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
 
@@ -57,7 +58,7 @@ def county() -> str:
 
 @bp.post("/county/notify")
 @requires("bureau", "admin")
-def county_notify() -> Response:
+def county_notify() -> Any:
     """通知 from the bureau to the admins of every school or of the schools ticked (bot.county_notices)."""
     from bot.county import CountyError
 
