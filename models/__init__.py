@@ -25,7 +25,14 @@ from models.canteen import (
 )
 from models.console import AuditEntry, ConsoleAccount, ConsoleLoginThrottle
 from models.conversation import ConversationState
-from models.county import CountyCode, CountyConversation, CountyFollower, CountySchool
+from models.county import (
+    CountyCode,
+    CountyConversation,
+    CountyFollower,
+    CountyNotice,
+    CountyNoticeSchool,
+    CountySchool,
+)
 from models.duty import DutyCheckin, DutyOverride, DutyPost, DutyRoster, DutyShift, DutySwap
 from models.identity import (
     ROLE_NAMES,
@@ -90,6 +97,8 @@ __all__ = [
     "CountyCode",
     "CountyConversation",
     "CountyFollower",
+    "CountyNotice",
+    "CountyNoticeSchool",
     "CountySchool",
     "Delivery",
     "DeliveryAlert",

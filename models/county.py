@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 
@@ -68,3 +68,33 @@ class CountyConversation(Base):
     slug: Mapped[str] = mapped_column(String(32), default="")  # empty: being asked
     pending: Mapped[str] = mapped_column(Text, default="")  # the message's text while asked
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class CountyNotice(Base):
+    """A bureau's 通知 to schools' admins: one notice N<n> in each chosen school's own namespace (the
+    回执 are kept there, handlers.notices), tied together here, in the main namespace."""
+
+    __tablename__ = "county_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text, default="")
+    sender_name: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    schools: Mapped[list[CountyNoticeSchool]] = relationship(
+        back_populates="county_notice", cascade="all, delete-orphan", order_by="CountyNoticeSchool.id")
+
+
+class CountyNoticeSchool(Base):
+    """One school's part of a bureau notice: its notice's number there (0: nobody to send it to) and what
+    sending said (who could not be reached)."""
+
+    __tablename__ = "county_notice_schools"
+    __table_args__ = (UniqueConstraint("county_notice_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    county_notice_id: Mapped[int] = mapped_column(ForeignKey("county_notices.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(32))
+    notice_number: Mapped[int] = mapped_column(default=0)
+    told: Mapped[str] = mapped_column(Text, default="")
+    county_notice: Mapped[CountyNotice] = relationship(back_populates="schools")

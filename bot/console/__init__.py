@@ -18,6 +18,7 @@ from bot.console import (
     repair,
     settings,
     today,
+    voice,
 )
 from bot.console.auth import BAD_LOGIN, DUMMY_HASH, NOT_ADMIN, set_password
 from bot.console.base import LOCKED, bp
@@ -42,4 +43,5 @@ __all__ = [
     "set_password",
     "settings",
     "today",
+    "voice",
 ]

@@ -8,14 +8,22 @@ from __future__ import annotations
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
-from flask import Response, abort, render_template, request, send_file
+from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
 
+from bot.audit import record
 from bot.console import base
-from bot.console.base import bp, requires
+from bot.console.acting import field, refuse
+from bot.console.base import MAX_ID, actor, bp, requires
+from bot.county_notices import county_notice_status, county_notices, get_county_notice, send_county_notice
 from bot.county_report import HEADER, MONTH, TERM, county_rows, write_xlsx
 
 XLSX_NAME = "区县概览-{period}.xlsx"
+TITLE_LIMIT = 100
+TEXT_LIMIT = 1000
+NOTICE_SENT = "教育局通知 {id} 已发出。"
+ALL_OR_SOME = "请选择「全部学校」或勾选学校。"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -41,9 +49,50 @@ def _county():  # type: ignore[no-untyped-def]
 @requires("bureau", "admin")
 def county() -> str:
     view, month = _asked()
-    period, rows = county_rows(_county(), view, month)
+    county = _county()
+    period, rows = county_rows(county, view, month)
+    notices = [(n, county_notice_status(county, n)) for n in county_notices(county, limit=10)]
     return render_template("admin/county.html", period=period, rows=rows, header=HEADER, view=view,
-                           month=f"{period.first:%Y-%m}")
+                           month=f"{period.first:%Y-%m}", schools=county.schools(), notices=notices)
+
+
+@bp.post("/county/notify")
+@requires("bureau", "admin")
+def county_notify() -> Any:
+    """通知 from the bureau to the admins of every school or of the schools ticked (bot.county_notices)."""
+    from bot.county import CountyError
+
+    county = _county()
+    title = field("title", "标题", TITLE_LIMIT)
+    body = field("body", "通知内容", TEXT_LIMIT, lines=True)
+    scope = request.form.get("scope", "")
+    if scope not in ("all", "some"):
+        refuse(ALL_OR_SOME)
+    slugs = request.form.getlist("school") if scope == "some" else None
+    if slugs is not None and not slugs:
+        refuse(ALL_OR_SOME)
+    try:
+        notice, lines = send_county_notice(county, actor(), title, body, slugs)
+    except CountyError as exc:
+        refuse(str(exc))
+    with county.default.factory() as db, db.begin():
+        record(db, actor(), "county_notice", f"教育局通知 {notice.id}",
+               f"{title}\n{body}\n" + "\n".join(lines), at=county.default.now())
+    flash(NOTICE_SENT.format(id=notice.id))
+    for line in lines:
+        flash(line)
+    return redirect(url_for("console.county_notice", notice_id=notice.id))
+
+
+@bp.get(f"/county/notices/<int(max={MAX_ID}):notice_id>")
+@requires("bureau", "admin")
+def county_notice(notice_id: int) -> str:
+    """Each school's admins who have and have not confirmed the bureau's notice."""
+    county = _county()
+    notice = get_county_notice(county, notice_id)
+    if notice is None:
+        abort(404)
+    return render_template("admin/county_notice.html", notice=notice, parts=county_notice_status(county, notice))
 
 
 @bp.get("/county/export.xlsx")

@@ -27,6 +27,7 @@ from handlers.notices import (
     ALL_PARENTS,
     EVERY_STAFF,
     NOTICE_KIND,
+    NOTICE_SUBJECT,
     STAFF,
     TEACHERS,
     AudienceError,
@@ -158,23 +159,27 @@ def _form() -> dict[str, str]:
 def _preview(db: Session, sent: Sent, now: datetime) -> Preview:
     """What the queued notice's deliveries say each recipient's channel will do."""
     settings = base.services().settings
-    push = db.get(Push, sent.notice.push_id) if sent.notice.push_id is not None else None
-    if push is None:
+    rows = [r.id for r in sent.notice.recipients]
+    pushes = list(db.scalars(select(Push).where(Push.subject == NOTICE_SUBJECT, Push.subject_id.in_(rows))
+                             .order_by(Push.id))) if rows else []
+    if not pushes:
         refuse(NOBODY_REACHED)
+    push = pushes[0]  # every recipient's copy has the same text and fields; the deliveries are spread over them
+    deliveries = [d for p in pushes for d in p.deliveries]
     template = settings.templates.get(push.kind)
     channel = CHANNEL_NAMES["template" if template is not None else "custom"]
     names = {r.person_id: r.name for r in sent.notice.recipients}
     reached: dict[int, str] = {}
     unreached: dict[str, list[str]] = {}
     held = None
-    for delivery in push.deliveries:
+    for delivery in deliveries:
         name = names.get(delivery.person_id, delivery.openid)
         if delivery.status == UNDELIVERABLE:
             continue
         reached.setdefault(delivery.person_id or 0, name)
         if delivery.next_attempt_at > now:
             held = delivery.next_attempt_at
-    for delivery in push.deliveries:
+    for delivery in deliveries:
         if delivery.status == UNDELIVERABLE and (delivery.person_id or 0) not in reached:
             unreached.setdefault(short_reason(delivery.last_error or ""), []).append(
                 names.get(delivery.person_id, delivery.openid))
