@@ -7,7 +7,13 @@ from datetime import date, datetime
 
 from bot.school import admins
 from handlers.tasks.rules import TaskCalendar
-from handlers.tasks.schedule import due_label, due_occurrences, ensure_fire_task, open_occurrences, responsible
+from handlers.tasks.schedule import (
+    due_label,
+    due_occurrences,
+    ensure_fire_task,
+    open_occurrences,
+    responsible,
+)
 from models import TaskOccurrence
 from scheduler import JobContext
 
