@@ -7,7 +7,13 @@ from datetime import date, datetime
 
 from bot.school import admins
 from handlers.tasks.rules import TaskCalendar
-from handlers.tasks.schedule import due_label, due_occurrences, open_occurrences, responsible
+from handlers.tasks.schedule import (
+    due_label,
+    due_occurrences,
+    ensure_fire_task,
+    open_occurrences,
+    responsible,
+)
 from models import TaskOccurrence
 from scheduler import JobContext
 
@@ -44,6 +50,7 @@ def remind_tasks(ctx: JobContext, now: datetime) -> str:
     cal = TaskCalendar(ctx.db)
     if not cal.is_workday(today):
         return NOT_WORKDAY
+    ensure_fire_task(ctx.db, today)  # every school's 行事历 has the monthly fire self-check
     due = due_occurrences(ctx.db, cal, today, ctx.settings.tz)
     for occurrence in due:
         people = responsible(ctx.db, occurrence.task)

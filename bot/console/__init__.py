@@ -1,6 +1,6 @@
 """The admin console under /admin, one module per area mirroring handlers/: auth (signing in), today
 (今日), repair (报修 and the assets), canteen (食堂), outbox (推送), people (人员), ledgers (台账),
-settings (设置), audit (操作记录). The blueprint, the one
+settings (设置), tasks (行事历), audit (操作记录). The blueprint, the one
 accessor for the request's Services (`base.services()`) and the shared checks live in base.py; importing
 an area's module registers its pages on the blueprint, so each is listed here once."""
 
@@ -17,6 +17,7 @@ from bot.console import (
     people,
     repair,
     settings,
+    tasks,
     today,
     voice,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "repair",
     "set_password",
     "settings",
+    "tasks",
     "today",
     "voice",
 ]

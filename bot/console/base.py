@@ -97,6 +97,7 @@ NAV = (
     NavItem("校车", "console.bus", ("admin", "bureau")),
     NavItem("值日", "console.duty", ("admin", "bureau")),
     NavItem("日程", "console.calendar", ("admin", "bureau")),
+    NavItem("行事历", "console.tasks", ("admin", "bureau")),
     NavItem("推送", "console.outbox", ("admin", "bureau")),
     NavItem("通知回执", "console.notices", ("admin", "bureau")),
     NavItem("意见箱", "console.suggestions", ("admin", "bureau")),

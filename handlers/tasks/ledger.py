@@ -25,10 +25,11 @@ COLUMNS = {"title": ("任务", "任务名称", "事项"), "rule": ("规则", "�
 FIRE_TITLES = {"消防设备自检", "消防自检"}
 DEFAULT_REMIND, DEFAULT_ESCALATE = 3, 3
 MAX_DAYS = 60
-NO_TITLE = "第{row}行：任务为空"
+NO_TITLE = "任务为空"
+NO_ASSIGNEE = "负责为空"
 TITLE_TWICE = "第{row}行：任务「{title}」在第{first}行已出现"
-TITLE_TOO_LONG = "第{row}行：任务「{title}」太长（最多40字）"
-BAD_DAYS = "第{row}行：{column}「{value}」须为 0 到 60 的整数（天）"
+TITLE_TOO_LONG = "任务「{title}」太长（最多40字）"
+BAD_DAYS = "{column}「{value}」须为 0 到 60 的整数（天）"
 ROW_PROBLEM = "第{row}行：{problem}"
 PHOTO_NOT_SAVED = "（照片尚未下载）"
 LEDGER_DONE, LEDGER_DONE_LATE, LEDGER_OPEN, LEDGER_ESCALATED = "按时完成", "逾期完成", "未完成", "逾期未完成（已上报）"
@@ -49,14 +50,14 @@ class ImportResult:
         return f"新增 {self.added} 项任务，更新 {self.updated} 项"
 
 
-def _days(row: Any, key: str, column: str, default: int, problems: list[str]) -> int:
-    value = row.get(key).removesuffix("天").strip()
-    if not value:
+def _days(value: str, column: str, default: int, problems: list[str]) -> int:
+    text = value.removesuffix("天").strip()
+    if not text:
         return default
-    if not value.isdigit() or int(value) > MAX_DAYS:
-        problems.append(BAD_DAYS.format(row=row.number, column=column, value=row.get(key)))
+    if not text.isdigit() or int(text) > MAX_DAYS:
+        problems.append(BAD_DAYS.format(column=column, value=value))
         return default
-    return int(value)
+    return int(text)
 
 
 def _rule_text(row: Any) -> str:
@@ -68,6 +69,31 @@ def _rule_text(row: Any) -> str:
     return str(row.get("rule"))
 
 
+def task_values(db: Session, title: str, rule: str, assignee: str, remind: str, escalate: str,
+                checklist: str) -> tuple[dict[str, Any], list[str]]:
+    """One task's fields as written (an import row, the console's form) checked the same way: the values
+    to store, and each problem in Chinese (nothing is stored while there is one)."""
+    problems: list[str] = []
+    title, rule, assignee = title.strip(), rule.strip(), assignee.strip()
+    if not title:
+        problems.append(NO_TITLE)
+    elif len(title) > 40:
+        problems.append(TITLE_TOO_LONG.format(title=title))
+    try:
+        parse_rule(rule)
+    except RuleError as exc:
+        problems.append(str(exc))
+    reason = check_assignee(db, assignee) if assignee else NO_ASSIGNEE
+    if reason:
+        problems.append(reason)
+    items = ";".join(i.strip() for i in checklist.replace("；", ";").replace("、", ";").split(";") if i.strip())
+    values = {"title": title, "rule": rule, "assignee": assignee,
+              "remind_days": _days(remind, "提醒提前天数", DEFAULT_REMIND, problems),
+              "escalate_days": _days(escalate, "逾期上报天数", DEFAULT_ESCALATE, problems), "checklist": items,
+              "key": FIRE_CHECK_KEY if title in FIRE_TITLES else ""}
+    return values, problems
+
+
 def import_tasks(db: Session, path: str | Path, today: date) -> ImportResult:
     """Every row checked first (a problem names its row and nothing is written); then each task is added,
     or updated by its title. `today` (school-local) is the first day a task can fall due."""
@@ -76,31 +102,15 @@ def import_tasks(db: Session, path: str | Path, today: date) -> ImportResult:
     parsed: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for row in rows:
-        title = row.get("title").strip()
-        if not title:
-            problems.append(NO_TITLE.format(row=row.number))
-            continue
-        if len(title) > 40:
-            problems.append(TITLE_TOO_LONG.format(row=row.number, title=title))
-        if title in seen:
+        values, found = task_values(db, row.get("title"), _rule_text(row), row.get("assignee"), row.get("remind"),
+                                    row.get("escalate"), row.get("checklist"))
+        problems += [ROW_PROBLEM.format(row=row.number, problem=p) for p in found]
+        title = values["title"]
+        if title and title in seen:
             problems.append(TITLE_TWICE.format(row=row.number, title=title, first=seen[title]))
-        seen.setdefault(title, row.number)
-        rule = _rule_text(row).strip()
-        try:
-            parse_rule(rule)
-        except RuleError as exc:
-            problems.append(ROW_PROBLEM.format(row=row.number, problem=exc))
-        assignee = row.get("assignee").strip()
-        reason = check_assignee(db, assignee) if assignee else "负责为空"
-        if reason:
-            problems.append(ROW_PROBLEM.format(row=row.number, problem=reason))
-        remind = _days(row, "remind", "提醒提前天数", DEFAULT_REMIND, problems)
-        escalate = _days(row, "escalate", "逾期上报天数", DEFAULT_ESCALATE, problems)
-        checklist = ";".join(i.strip() for i in row.get("checklist").replace("；", ";").replace("、", ";").split(";")
-                             if i.strip())
-        parsed.append({"title": title, "rule": rule, "assignee": assignee, "remind_days": remind,
-                       "escalate_days": escalate, "checklist": checklist,
-                       "key": FIRE_CHECK_KEY if title in FIRE_TITLES else ""})
+        if title:
+            seen.setdefault(title, row.number)
+            parsed.append(values)
     if problems:
         raise TableError(problems)
     result = ImportResult()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.numbering import allocate_number
 from bot.people import PersonNotFound, resolve_person
-from bot.school import admins, people_with_role
+from bot.school import admins, get_setting, people_with_role
 from bot.text import month_key
 from handlers.tasks.rules import Rule, RuleError, TaskCalendar, parse_rule
 from models import FireCheck, Person, Task, TaskOccurrence
@@ -148,6 +148,25 @@ def complete(db: Session, occurrence: TaskOccurrence, person: Person | None, now
             db.add(check)
         if check.done_at is None:
             check.done_at, check.done_by, check.note = now, person, note
+
+
+FIRE_TITLE = "消防设备自检"
+FIRE_CHECKLIST = "灭火器压力;消防栓;应急灯;疏散指示;烟感;消防通道"
+FIRE_RULE = "每月{day}日(顺延)"
+
+
+def ensure_fire_task(db: Session, today: date) -> Task | None:
+    """The monthly fire self-check as one of the 行事历's tasks: made the first time the 行事历 is used when
+    the school has none (on the 消防自检 settings' day and category, reminded that day, escalated 3 days
+    late); returned when made. One stopped in the console, or imported under its title, is left as it is."""
+    if db.scalar(select(Task.id).where((Task.key == "fire_check") | (Task.title == FIRE_TITLE)).limit(1)):
+        return None
+    task = Task(title=FIRE_TITLE, rule=FIRE_RULE.format(day=int(get_setting(db, "fire_check_day"))),
+                assignee=str(get_setting(db, "fire_check_category")), remind_days=0, escalate_days=3,
+                checklist=FIRE_CHECKLIST, key="fire_check", created_on=today)
+    db.add(task)
+    db.flush()
+    return task
 
 
 def fire_task(db: Session) -> Task | None:

@@ -114,3 +114,18 @@ def test_acknowledge_a_bus_alarm(people, services, houqin, wechat_user, clock, t
     assert "车上无人，已点名" in status(page)
     assert page.locator("#act-now").count() == 0
     assert any(q.name == "李娜" and "车上无人，已点名" in q.text for q in queued(kind="bus_alarm_ack"))
+
+
+def test_add_a_task_and_see_it_in_the_month(office, live: str, page: Any, clock) -> None:
+    clock.set("2026-11-16 10:00")
+    sign_in(page, live)
+    page.click("nav >> text=行事历")
+    assert page.inner_text("h1") == "行事历 · 2026年11月"
+    page.fill("input[name=title]", "校园安全巡查")
+    page.fill("input[name=rule]", "每月28日")
+    page.fill("input[name=assignee]", "周春明")
+    page.fill("input[name=checklist]", "门岗；围墙")
+    page.click("button:has-text('新增任务')")
+    assert "已新增任务「校园安全巡查」" in page.inner_text("main")
+    month = page.inner_text("table.month")
+    assert "11月28日（周六）" in month and "校园安全巡查（11月）" in month and "未到提醒日" in month
