@@ -47,6 +47,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot.db import schema_engine
 from bot.engine import Incoming
 from bot.services import Services
 from models import (
@@ -235,7 +236,10 @@ class County:
         schema = self.schema_of(slug)
         changes["database_url"] = school_database_url(main.database_url, slug)
         settings = replace(main, **changes)
-        services = Services.from_settings(settings, schema=schema)
+        if schema is not None:  # PostgreSQL: the default's pool, each transaction in the school's schema
+            services = Services(settings, schema_engine(self.default.db_engine, schema), schema)
+        else:
+            services = Services.from_settings(settings)
         services.clock = self.default.clock
         services._county = self  # type: ignore[attr-defined]  # County.of(a school's services) is this county
         services.factory.configure(info={"claim_code": partial(self.claim_code, slug)})
@@ -277,7 +281,7 @@ class County:
     def dispose(self) -> None:
         """Close every school's connections (not the default's: its owner closes it)."""
         for slug, services in list(self._services.items()):
-            if slug != DEFAULT_SLUG:
+            if slug != DEFAULT_SLUG and services.schema is None:  # PostgreSQL schools use the default's pool
                 services.db_engine.dispose()
 
     # -- bind codes across schools --------------------------------------------------------------

@@ -160,7 +160,23 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+
+    @event.listens_for(engine, "begin")
+    def _pg_school_schema(conn: Any) -> None:
+        # a school of a county (schema_engine): this transaction reads and writes the school's schema
+        school_schema = conn.get_execution_options().get("houqin_schema")
+        if school_schema:
+            conn.connection.dbapi_connection.execute(f'SET LOCAL search_path TO "{school_schema}"')
+
+    return engine
+
+
+def schema_engine(engine: Engine, schema: str) -> Engine:
+    """PostgreSQL: the same engine — the same pool — with every transaction in `schema` (a `SET LOCAL
+    search_path` as it begins, gone at its end). A county's schools share one pool per process this way,
+    instead of a pool each: twenty schools would otherwise hold twenty pools' connections per process."""
+    return engine.execution_options(houqin_schema=schema)
 
 
 def read_only_engine(engine: Engine) -> Engine:
