@@ -10,7 +10,6 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from bot.export import display_width
-
 from bot.school import import_calendar
 from handlers.assets.supplies import import_supplies
 from tests.handlers.assets.test_asset_supplies import SUPPLIES
