@@ -1,7 +1,8 @@
 """资产: the register of things (filtered by room, category, status, custodian; repairs counted), one
 thing's file (一物一档: repairs, loans, moves, stocktakes, disposal), what is lent out and who holds which
 key, the supplies' stock, the requests waiting (借用 J / 领用 L / 报废 BF, answered with the chat's own
-批准 / 驳回) and the stocktake (盘点: started and ended here as with 盘点 开始 / 盘点 结束)."""
+批准 / 驳回) and the stocktake (盘点: started and ended here as with 盘点 开始 / 盘点 结束; the things it found in
+another room moved there with one 调动)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bot.console.base import _CONTROL, acting_person, as_command, bp, chat_conte
 from bot.places import find_asset
 from handlers.assets import approvals
 from handlers.assets.common import status_name
+from handlers.assets.register import move_asset
 from handlers.assets.stocktake import (
     STARTED,
     begin_stocktake,
@@ -50,6 +52,8 @@ SHOWN = 500
 NO_STOCKTAKE = "当前没有进行中的盘点。"
 BAD_SCOPE = "不能开始盘点"
 CANNOT_END = "不能结束盘点"
+NO_MOVES = "没有要登记的调动"
+NO_MOVES_TEXT = "这次盘点没有在别的房间找到的资产，或盘点还没有结束。"
 DECISIONS = {"approve": "批准", "decline": "驳回"}
 
 
@@ -227,3 +231,26 @@ def stocktake_end() -> Response | tuple[str, int]:
         answer = finish_stocktake(db, take, now)
         record(db, person.name, "stocktake_end", take.scope_name, answer, at=now)
     return redirect(url_for("console.stocktake", done=answer))  # type: ignore[return-value]
+
+
+@bp.post(f"/stocktake/<int(max={base.MAX_ID}):take_id>/moves")
+@requires("admin", "staff")
+def stocktake_moves(take_id: int) -> Response | tuple[str, int]:
+    """A finished stocktake's things found in another room, moved there in one step (调动, as in the chat)."""
+    with base.db() as db, db.begin():
+        take = db.get(Stocktake, take_id)
+        if take is None:
+            abort(404)
+        moved = [c for c in result(db, take).moved if c.asset is not None and c.room is not None]
+        if take.ended_at is None or not moved:
+            return render_template("admin/message.html", title=NO_MOVES, text=NO_MOVES_TEXT,
+                                   back=url_for("console.stocktake")), 400
+        person = acting_person(db)
+        ctx = chat_context(db, person)
+        answers = []
+        for c in moved:
+            assert c.asset is not None and c.room is not None
+            answer = move_asset(as_command(f"调动 {c.asset.code} {c.room.name}"), ctx).text
+            record(db, person.name, "asset_move", c.asset.code, answer, at=ctx.now)
+            answers.append(answer)
+    return redirect(url_for("console.stocktake", done=" ".join(answers)))  # type: ignore[return-value]

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from handlers.assets.supplies import import_supplies
-from models import AssetLoan, Disposal, Stocktake, Supply, SupplyMove
+from models import Asset, AssetLoan, Disposal, Room, Stocktake, Supply, SupplyMove
 from models.console import AuditEntry
 from tests.handlers.assets.conftest import school
 from tests.handlers.assets.test_asset_supplies import SUPPLIES
@@ -126,3 +126,24 @@ def test_a_stocktake_from_the_console(school, houqin, wechat_user, services, cli
     assert [r for r in table_rows(page) if "未登记" in r and "QQ-1" in r]
     assert [a for a, _, _ in audited(services, "stocktake_start")] == ["周春明"]
     assert audited(services, "stocktake_end")[0][1] == "体育器材室"
+
+
+def test_things_found_in_another_room_are_moved_in_one_step(school, houqin, wechat_user, services,
+                                                             client: FlaskClient) -> None:
+    assert houqin("console-password", "周春明", "--password", PASSWORD).exit_code == 0
+    sign_in(client)
+    token = csrf(client, "/admin/stocktake")
+    client.post("/admin/stocktake/start", data={"csrf": token, "scope": "综合楼"})
+    wechat_user("程财宝").say("盘点 科学室 TY-001 DJ-101")  # the basketballs are in the science room
+    assert client.post("/admin/stocktake/1/moves", data={"csrf": token}).status_code == 400  # not ended yet
+    client.post("/admin/stocktake/end", data={"csrf": token})
+    page = client.get("/admin/stocktake").get_data(as_text=True)
+    assert "把 1 件位置变动的资产登记调动到盘点房间" in page
+    res = client.post("/admin/stocktake/1/moves", data={"csrf": token})
+    assert "已登记调动：" in client.get(res.headers["Location"]).get_data(as_text=True)
+    with services.factory() as s:
+        assert s.scalar(select(Room.name).join(Asset, Asset.room_id == Room.id).where(Asset.code == "TY-001")) == "科学室"
+    assert [t for _, t, _ in audited(services, "asset_move")] == ["TY-001"]
+    assert "调动" in client.get("/admin/assets/TY-001").get_data(as_text=True)
+    assert client.post("/admin/stocktake/1/moves", data={"csrf": token}).status_code == 400  # nothing left to move
+    assert client.post("/admin/stocktake/99/moves", data={"csrf": token}).status_code == 404
