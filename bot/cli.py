@@ -123,9 +123,9 @@ def _school_services(services: Services, upgrade: bool, every_school: bool) -> S
     from bot.county import County, CountyError
 
     slug = chosen_school()
+    county = County.of(services)  # also overlays the school's own template ids (houqin templates set)
     if slug is None and every_school:
         return services
-    county = County.of(services)
     if slug is None:
         schools = county.schools()
         if len(schools) > 1:
@@ -240,6 +240,9 @@ def serve(host: str, port: int, demo: bool) -> None:
     from bot.db import upgrade
 
     upgrade(services.db_engine)
+    from bot.county import County
+
+    County.of(services)  # every school's services hang off it; the default's own template ids apply
     if demo:
         from bot.demo import DEMO_TEACHER, is_empty, load_demo
 
@@ -414,11 +417,17 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Apply the Alembic migrations."""
+    """Apply the Alembic migrations (to every school's namespace, unless --school names one)."""
+    from bot.county import County
     from bot.db import upgrade
 
-    services = _services()
+    services = _services(every_school=True)
     upgrade(services.db_engine, revision)
+    if chosen_school() is None:
+        for entry, school in County.of(services).each():
+            if not entry.is_default:
+                upgrade(school.db_engine, revision)
+                click.echo(f"{entry.slug}: database at {revision}")
     click.echo(f"database at {revision}")
 
 

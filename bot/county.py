@@ -481,11 +481,9 @@ class SharedAccount:
             if slug in self.slugs:
                 return self.deliver(slug, replace(msg, scene=scene))
         code = _bind_code(msg)
-        if code:
-            slug = self.county.school_of_code(code)
-            if slug in self.slugs:
-                assert slug is not None
-                return self.deliver(slug, msg)
+        issuer = self.county.school_of_code(code) if code else None
+        if issuer is not None and issuer in self.slugs:
+            return self.deliver(issuer, msg)
         bound = self.followed(msg.openid)
         if not bound:
             return self.deliver(DEFAULT_SLUG, msg)
@@ -564,3 +562,11 @@ def _bind_code(msg: Incoming) -> str:
         return CODE_NOISE.sub("", msg.scene.removeprefix("bind:")).upper()
     found = BIND_TEXT.match(msg.text or "")
     return CODE_NOISE.sub("", found[1]).upper() if found else ""
+
+
+def webhook_path(services: Services) -> str:
+    """Where WeChat posts a school's messages: `/wechat/<slug>` for a school with its own account, else `/wechat`."""
+    slug = services.settings.school
+    if slug and County.of(services).school(slug).own_account:
+        return f"/wechat/{slug}"
+    return "/wechat"

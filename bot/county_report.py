@@ -213,3 +213,19 @@ def county_digest(county: County) -> str:
     if len(lines) == 1:
         lines.append(DIGEST_QUIET)
     return "\n".join(lines)
+
+
+# -- the hook for the bureau's 通知 (issue 19's notices engine builds on it) ---------------------------
+def bureau_notice_recipients(county: County, slugs: list[str] | None = None) -> dict[str, list[int]]:
+    """Whom a bureau 通知 goes to: per school (all, or the chosen `slugs`), the ids of its admins in that
+    school's own namespace. The notices engine queues the notice in each school's outbox and keeps the
+    read receipts there, so each school's console shows its own; the bureau's view gathers them per
+    school like the overview does. Unknown slugs raise CountyError (a Chinese message)."""
+    from bot.school import admins
+
+    chosen = [county.school(slug).slug for slug in slugs] if slugs else [e.slug for e in county.schools()]
+    found: dict[str, list[int]] = {}
+    for slug in chosen:
+        with county.services(slug).read_factory() as db:
+            found[slug] = [p.id for p in admins(db)]
+    return found

@@ -14,17 +14,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.numbering import allocate_number
 from bot.outbox import Notice as OutboxNotice
-from bot.outbox import Outbox, page_url, told
+from bot.outbox import Outbox, new_page_token, page_url, told
 from bot.people import PersonNotFound, resolve_person
 from bot.school import people_with_role
 from bot.text import month_span
-from models import Notice, NoticeRecipient, ParentLink, Person, Student
+from models import Delivery, Notice, NoticeRecipient, ParentLink, Person, Push, Student
 
 OFFICE = "后勤处"
 NOTICE_KIND = "notice"
@@ -171,21 +171,38 @@ def send_notice(db: Session, outbox: Outbox, sender: Person | None, audience: Au
 
 def _push_each(db: Session, outbox: Outbox, notice: Notice, rows: Sequence[NoticeRecipient], text: str,
                safety: bool = False, fields: Mapping[str, object] | None = None) -> OutboxNotice:
-    """One push per recipient, so that its page (/p/<token>) is theirs and can take their 回执."""
-    result = OutboxNotice()
-    for row in rows:
-        if row.person is None:
-            continue
-        one = outbox.notify(row.person, notice.kind, text, safety=safety, fields=fields)
-        if one.unreached:
-            row.reached = False
-        if one.push is not None:
-            one.push.subject, one.push.subject_id = NOTICE_SUBJECT, row.id
-            one.push.url = page_url(outbox.settings, one.push)
-            if notice.push_id is None:
-                db.flush()
-                notice.push_id = one.push.id
-        result += one
+    """One push per recipient, so that its page (/p/<token>) is theirs and can take their 回执. The outbox
+    judges everyone's channels in one call; its push is then split, a copy (and page) per recipient."""
+    people = [r.person for r in rows if r.person is not None]
+    result = outbox.notify(people, notice.kind, text, safety=safety, fields=fields)
+    if result.push is None:
+        return result
+    unreached = {p.id for p, _ in result.unreached}
+    first = result.push
+    db.flush()
+    by_person: dict[int | None, list[int]] = {}
+    for delivery in first.deliveries:
+        by_person.setdefault(delivery.person_id, []).append(delivery.id)
+    moves: list[tuple[Push, list[int]]] = []
+    for index, row in enumerate(r for r in rows if r.person is not None):
+        row.reached = row.person_id not in unreached
+        if index == 0:
+            push = first
+        else:
+            push = Push(kind=first.kind, text=first.text, safety=first.safety, token=new_page_token(),
+                        created_at=first.created_at, fields=dict(first.fields or {}))
+            db.add(push)
+            moves.append((push, by_person.get(row.person_id, [])))
+        push.subject, push.subject_id = NOTICE_SUBJECT, row.id
+        push.url = page_url(outbox.settings, push)
+    db.flush()
+    for push, ids in moves:  # the deliveries move to their recipient's own push
+        if ids:
+            db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(push_id=push.id)
+                       .execution_options(synchronize_session=False))
+    db.expire(first, ["deliveries"])
+    if notice.push_id is None:
+        notice.push_id = first.id
     return result
 
 

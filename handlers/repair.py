@@ -899,6 +899,13 @@ def is_overdue(db: Session, ticket: RepairTicket, now: datetime) -> bool:
     return ticket.status in ACTIVE and now - ticket.filed_at >= done_limit(db, ticket)[0]
 
 
+def overdue_among(db: Session, tickets: list[RepairTicket], now: datetime) -> list[RepairTicket]:
+    """The tickets `is_overdue` picks, reading the two limits once (not once per ticket)."""
+    urgent = timedelta(hours=float(get_setting(db, "repair_urgent_done_hours")))
+    normal = timedelta(days=float(get_setting(db, "repair_done_days")))
+    return [t for t in tickets if t.status in ACTIVE and now - t.filed_at >= (urgent if t.urgent else normal)]
+
+
 def waiting_for(ctx: Context, me: Person) -> tuple[list[RepairTicket], list[RepairTicket]]:
     """The work waiting for a staff member or admin: the active tickets they work on (assigned to them, or
     unassigned and theirs by category, admin's when no staff has it), and — split off as 已逾期 — those

@@ -144,9 +144,18 @@ def test_the_console_shows_the_overview_read_only(county: County, people, houqin
     people.add("周春明", "admin")
     assert houqin("console-password", "周春明", "--password", PASSWORD, "--school", "default").exit_code == 0
     assert client.get("/admin/county").status_code == 302  # signed out: to the sign-in page
-    signed = client.post("/admin/login", data={"csrf": csrf(client), "name": "周春明", "password": PASSWORD,
-                                               "school": "default"})  # several schools: the form asks which
-    assert signed.status_code == 302, signed.get_data(as_text=True)
+    from models import Person, PersonRole
+
+    with county.services("north").factory() as db, db.begin():
+        db.add(Person(name="北城校长", roles=[PersonRole(role="admin")]))
+    assert houqin("console-password", "北城校长", "--password", PASSWORD, "--school", "north").exit_code == 0
+    north = client.application.test_client()
+    signed = north.post("/admin/login", data={"csrf": csrf(north), "name": "北城校长", "password": PASSWORD,
+                                              "school": "north"})
+    assert signed.status_code == 302
+    assert north.get("/admin/county").status_code == 404  # a school's own console: not the county's
+    client.post("/admin/login", data={"csrf": csrf(client), "name": "周春明", "password": PASSWORD,
+                                      "school": "default"})
     page = client.get("/admin/county").get_data(as_text=True)
     assert "北城小学" in page and "2026-11-01至2026-11-30" in page and "未确认警报" in page
     term = client.get("/admin/county?view=term").get_data(as_text=True)
@@ -154,3 +163,19 @@ def test_the_console_shows_the_overview_read_only(county: County, people, houqin
     export = client.get("/admin/county/export.xlsx?view=month")
     assert export.status_code == 200 and export.data[:2] == b"PK"
     assert client.post("/admin/county").status_code == 405
+
+
+def test_a_bureau_notice_reaches_each_chosen_schools_admins(county: County, people) -> None:
+    from bot.county import CountyError
+    from bot.county_report import bureau_notice_recipients
+    from models import Person, PersonRole
+
+    home_admin = people.add("周春明", "admin")
+    with county.services("north").factory() as db, db.begin():
+        north_admin = Person(name="北城校长", roles=[PersonRole(role="admin")])
+        db.add(Person(name="北城老师", roles=[PersonRole(role="teacher")]))
+        db.add(north_admin)
+    assert bureau_notice_recipients(county) == {"default": [home_admin.id], "north": [north_admin.id]}
+    assert bureau_notice_recipients(county, ["north"]) == {"north": [north_admin.id]}
+    with pytest.raises(CountyError):
+        bureau_notice_recipients(county, ["nowhere"])

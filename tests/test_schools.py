@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select, text
 
-from bot.county import County, CountyError, mask, school_database_url
+from bot.county import County, CountyError, mask, scene_for, school_database_url
 from bot.outbox import Outbox
 from bot.services import Services
 from bot.wechat.simulator import WeChatUser
@@ -117,6 +117,8 @@ def test_every_command_takes_school_and_refuses_to_guess_among_several(houqin: A
     assert "'9'" in houqin("setting", "fire_check_day", env={"HOUQIN_SCHOOL": "north"}).output
     unknown = houqin("setting", "fire_check_day", "--school", "nowhere")
     assert unknown.exit_code == 1 and "没有代号" in unknown.output
+    upgraded = houqin("db", "upgrade")  # migrations reach every school's namespace
+    assert upgraded.exit_code == 0 and "north: database at head" in upgraded.output
     for command in (["codes", "--json"], ["outbox"], ["jobs", "list"]):  # groups and sub-commands alike
         assert houqin(*command, "--school", "north").exit_code == 0, command
 
@@ -257,6 +259,14 @@ def test_two_schools_see_nothing_of_each_other(schools: dict[str, School], app: 
             if other != slug:
                 assert client.get(f"{'' if other == 'default' else '/s/' + other}/p/{token}").status_code == 404
     assert client.get("/s/nowhere/p/abc").status_code == 404
+    # menu pages: a school's own, its links staying under its prefix
+    this_week = client.get("/s/north/menu")
+    assert this_week.status_code == 302 and this_week.headers["Location"].startswith("/s/north/menu/2026-W")
+    unpublished = client.get(this_week.headers["Location"])
+    assert unpublished.status_code == 404 and 'href="/s/north/menu"' in unpublished.get_data(as_text=True)
+    # QR scenes: a school on the shared account names itself; its own account's and the default's are as before
+    assert scene_for(schools["south"].services, "room:1") == "south/room:1"
+    assert scene_for(schools["north"].services, "room:1") == "room:1" == scene_for(schools["default"].services, "room:1")
     assert client.post("/wechat/south").status_code == 404  # a shared-account school has no webhook of its own
 
 

@@ -54,6 +54,8 @@ from models.canteen import MEALS
 
 WEEKDAY_NAMES = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
+SHOWN = 200  # the month's newest feedback on the page; every one is in the 食堂台账 (台账)
+
 
 @bp.get("/canteen")
 @requires("admin", "canteen", "bureau")
@@ -74,7 +76,7 @@ def canteen() -> str:
                                meals=month_meals(db, month),
                                average=average(counted_ratings(rows)),
                                superseded={r.id: superseded_code(r, codes) for r in rows if not r.counted},
-                               alerts=sum(1 for r in rows if r.alert_words),
+                               alerts=sum(1 for r in rows if r.alert_words), shown=SHOWN,
                                earlier=month_key(first - timedelta(days=1)), later=month_key(after))
 
 

@@ -32,7 +32,7 @@ def _county():  # type: ignore[no-untyped-def]
     from bot.county import County
 
     services = base.services()
-    if services.settings.school:  # another school's console: the county is not its business
+    if services.settings.school:  # signed in to another school: the county is not its business
         abort(404)
     return County.of(services)
 

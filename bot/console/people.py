@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, abort, current_app, g, redirect, render_template, request, send_file, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from werkzeug.datastructures import FileStorage
 from wtforms import SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -33,10 +33,9 @@ from handlers.identity import (
     import_people,
     import_students,
     issue_code,
-    outstanding_codes,
     reissue_code,
 )
-from models import Person, PersonRole, Student
+from models import BindCode, ParentLink, Person, PersonRole, Student
 from models.identity import ROLE_NAMES, ROLES
 
 SHOWN = 300
@@ -89,7 +88,8 @@ def people() -> str:
                 query = query.where(Student.name.contains(q, autoescape=True))
             if class_name:
                 query = query.where(Student.class_name == class_name)
-            students = list(db.scalars(query.limit(SHOWN)))
+            students = list(db.scalars(query.options(selectinload(Student.parents).joinedload(ParentLink.person))
+                                       .limit(SHOWN)))
             return render_template("admin/people.html", show=show, students=students, people=[], codes={},
                                    classes=classes, roles=ROLES, args=request.args, shown=SHOWN)
         wanted = select(Person).order_by(Person.name).where(
@@ -100,8 +100,14 @@ def people() -> str:
             wanted = wanted.where(Person.roles.any(PersonRole.role == role))
         if class_name:
             wanted = wanted.where(Person.class_name == class_name)
-        everyone = list(db.scalars(wanted.limit(SHOWN)))
-        codes = {c["name"]: c for c in outstanding_codes(db, base.services().now()) if c["kind"] == "person"}
+        everyone = list(db.scalars(wanted.options(selectinload(Person.roles), selectinload(Person.bindings))
+                                   .limit(SHOWN)))
+        # the codes of the people shown (not every parent code of the school: one query, not thousands)
+        names = {p.id: p.name for p in everyone}
+        usable = select(BindCode).where(BindCode.person_id.in_(names), BindCode.used_at.is_(None),
+                                        BindCode.revoked_at.is_(None), BindCode.expires_at > base.services().now())
+        codes = {names[c.person_id]: {"code": c.code} for c in db.scalars(usable.order_by(BindCode.id))
+                 if c.person_id is not None}
         return render_template("admin/people.html", show=show, people=everyone, codes=codes, students=[],
                                classes=classes, roles=ROLES, args=request.args, shown=SHOWN,
                                done=request.args.get("done", "")[:300])

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response, abort, g, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from bot.audit import record
 from bot.console import base
@@ -13,8 +14,9 @@ from bot.console.base import MAX_ID, acting_person, actor, bp, chat_context, hom
 from bot.outbox import kind_name, short_reason, template_warning
 from bot.text import day_bounds, day_label
 from handlers.bus import TRIP_NAMES, _acknowledge, open_alarms
-from handlers.repair import is_overdue
-from models import BusRoute, BusTrip, Delivery, DutyShift, InboundMessage, RepairTicket
+from handlers.repair import overdue_among
+from models import BusRoute, BusTrip, Delivery, DutyCheckin, DutyShift, InboundMessage, RepairTicket
+from models.bus import BusAlarm
 from models.outbox import FAILED, UNDELIVERABLE, DeliveryAlert
 from models.repair import ACTIVE
 
@@ -32,9 +34,16 @@ def overview() -> Any:
     start, end = day_bounds(day, services.settings.tz)
     with base.read_db() as db:
         active = list(db.scalars(select(RepairTicket).where(RepairTicket.status.in_(ACTIVE))
+                                 .options(joinedload(RepairTicket.assignee))
                                  .order_by(RepairTicket.urgent.desc(), RepairTicket.filed_at)))
-        trips = list(db.scalars(select(BusTrip).where(BusTrip.day == day).order_by(BusTrip.route_id, BusTrip.trip)))
-        shifts = list(db.scalars(select(DutyShift).where(DutyShift.day == day).order_by(DutyShift.slot)))
+        trips = list(db.scalars(select(BusTrip).where(BusTrip.day == day)
+                                .options(joinedload(BusTrip.route),
+                                         selectinload(BusTrip.alarms).joinedload(BusAlarm.acknowledged_by))
+                                .order_by(BusTrip.route_id, BusTrip.trip)))
+        shifts = list(db.scalars(select(DutyShift).where(DutyShift.day == day)
+                                 .options(joinedload(DutyShift.post), joinedload(DutyShift.person),
+                                          selectinload(DutyShift.checkins).joinedload(DutyCheckin.person))
+                                 .order_by(DutyShift.slot)))
         problems = db.scalar(select(func.count()).select_from(Delivery).where(
             Delivery.status.in_((UNDELIVERABLE, FAILED)), Delivery.next_attempt_at >= start)) or 0
         received = db.scalar(select(func.count()).select_from(InboundMessage).where(
@@ -47,9 +56,8 @@ def overview() -> Any:
         unacknowledged = db.scalar(select(func.count()).select_from(DeliveryAlert)
                                    .where(DeliveryAlert.acknowledged_at.is_(None))) or 0
         alarms = open_alarms(db)
-        overdue = [t for t in active if is_overdue(db, t, services.now())]
-        missed = list(db.scalars(select(DutyShift).where(DutyShift.day == day, DutyShift.missed_at.is_not(None))
-                                 .order_by(DutyShift.slot)))
+        overdue = overdue_among(db, active, services.now())  # the limits read once, not per ticket
+        missed = [s for s in shifts if s.missed_at is not None]
         return render_template("admin/overview.html", alarms=alarms, overdue=overdue, missed=missed,
                                trip_names=TRIP_NAMES, day=day_label(day), active=active, trips=trips, shifts=shifts,
                                problems=problems, received=received, failed=failed, alerts=alerts,

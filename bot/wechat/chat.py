@@ -115,9 +115,11 @@ def _send(user: WeChatUser, line: str) -> SimReply:
 
 
 def run_chat(services: Services, link: ServeLink, openid: str, name: str | None, mode: str) -> None:
+    from bot.county import webhook_path
+
     s = services.settings
     user = WeChatUser(openid, token=s.wechat_token, appid=s.wechat_appid, aes_key=s.wechat_aes_key,
-                      transport=link.post, mode=mode)
+                      transport=link.post, mode=mode, path=webhook_path(services))
     click.echo(INTRO.format(url=link.bot_url, who=name or openid, openid=openid))
     hint = _bind_hint(services, openid, name)
     if hint:

@@ -37,13 +37,13 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_log_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_log_action'), ['action'], unique=False)
-    with op.batch_alter_table('people', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('deactivated_at', models.base.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('people', sa.Column('deactivated_at', models.base.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('people', schema=None) as batch_op:
-        batch_op.drop_column('deactivated_at')
+    # a plain DROP COLUMN (SQLite 3.35+): a batch rebuild of `people` would cascade-delete every row
+    # that references a person
+    op.drop_column('people', 'deactivated_at')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_log_action'))
         batch_op.drop_index(batch_op.f('ix_audit_log_at'))
