@@ -1001,7 +1001,7 @@ def _export(key: str, month: str, out: str) -> Any:
     period = Period.month(_month(month))
     services = _services(upgrade=True)
     with services.read_factory() as session:
-        ledger = build(key, session, period, services.settings.tz)
+        ledger = build(key, session, period, services.settings.tz, services.now().astimezone(services.settings.tz).date())
     ledger.save(out)
     return ledger
 

@@ -4,8 +4,7 @@ adds them to its groups; the helpers they share (`_services`, `_import_with`, er
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import click
@@ -78,96 +77,63 @@ def keys_command() -> None:
                                    .date()))
 
 
-def _period(month: str | None, term: str | None, session: Any, today: date) -> Any:
+def _period(month: str | None, term: str | None, session: Any) -> Any:
+    """--month YYYY-MM, or --term <any day of a term in the school calendar> (named like the console's terms)."""
     from bot.cli import BAD_MONTH, BadOption, CliError, CliUsageError
+    from bot.export import Period
+    from bot.ledgers import term_label
     from bot.school import Calendar
-    from bot.text import month_span
-    from handlers.assets.ledger import Period
 
     if month:
         try:
             first = datetime.strptime(month, "%Y-%m").date()
         except ValueError as exc:
             raise BadOption(BAD_MONTH, param_hint="--month") from exc
-        return Period(*month_span(first), f"{first.year}年{first.month}月")
+        return Period.month(first)
     if term:
         try:
             day = datetime.strptime(term, "%Y-%m-%d").date()
         except ValueError as exc:
             raise BadOption(BAD_TERM_DAY, param_hint="--term") from exc
-        found = next(((s, e) for s, e in Calendar(session).terms if s <= day <= e), None)
+        found = next(((s, e) for s, e in Calendar(session).terms if s <= day <= e and e != date.max), None)
         if found is None:
             raise CliError(NO_TERM.format(day=term))
         start, end = found
-        from datetime import timedelta
-
-        return Period(start, end + timedelta(days=1), f"{start:%Y年%m月%d日}至{end:%Y年%m月%d日}")
+        return Period(start, end + timedelta(days=1), term_label(start))
     raise CliUsageError(NO_PERIOD)
 
 
-def _export(what: str, build: Callable[..., list[Any]], month: str | None, term: str | None, out: str) -> None:
+def _export(key: str, month: str | None, term: str | None, out: str) -> None:
+    """The ledger `key` of bot/ledgers.py (the console's 台账 page offers the same workbook)."""
     from bot.cli import _services
-    from bot.export import write_workbook
+    from bot.ledgers import build
 
     services = _services(upgrade=True)
     tz = services.settings.tz
     today = services.now().astimezone(tz).date()
     with services.read_factory() as session:
-        period = _period(month, term, session, today)
-        sheets = build(session, period, tz, today)
-    write_workbook(out, sheets)
-    click.echo(WRITTEN.format(what=what, title=period.label, rows=len(sheets[0].rows), out=out))
+        period = _period(month, term, session)
+        ledger = build(key, session, period, tz, today)
+    ledger.save(out)
+    click.echo(WRITTEN.format(what=ledger.name, title=period.label, rows=len(ledger.sheets[0].rows), out=out))
 
 
-def _ledger_command(name: str, what: str, doc: str, build: Callable[..., list[Any]]) -> click.Command:
-    @click.command(name, help=doc)
+def _ledger_command(key: str, doc: str) -> click.Command:
+    @click.command(key, help=doc)
     @click.option("--month", help="YYYY-MM")
     @click.option("--term", help="YYYY-MM-DD: any day of the term (from the school calendar)")
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
     def command(month: str | None, term: str | None, out: str) -> None:
-        _export(what, build, month, term, out)
+        _export(key, month, term, out)
 
     return command
 
 
-def _register(session: Any, period: Any, tz: Any, today: date) -> list[Any]:
-    from handlers.assets.ledger import register_sheets
-
-    return register_sheets(session, period, tz)
-
-
-def _loans(session: Any, period: Any, tz: Any, today: date) -> list[Any]:
-    from handlers.assets.ledger import loan_sheets
-
-    return loan_sheets(session, period, tz, today)
-
-
-def _keys(session: Any, period: Any, tz: Any, today: date) -> list[Any]:
-    from handlers.assets.ledger import key_sheets
-
-    return key_sheets(session, period, tz, today)
-
-
-def _stocktakes(session: Any, period: Any, tz: Any, today: date) -> list[Any]:
-    from handlers.assets.ledger import stocktake_sheets
-
-    return stocktake_sheets(session, period, tz)
-
-
-def _supplies(session: Any, period: Any, tz: Any, today: date) -> list[Any]:
-    from handlers.assets.ledger import supply_sheets
-
-    return supply_sheets(session, period, tz)
-
-
 COMMANDS: list[click.Command] = [stocktake_group, supplies_group, keys_command]
 EXPORTS: list[click.Command] = [
-    _ledger_command("assets", "资产台账", "资产台账: every thing with its state, the period's changes and disposals.",
-                    _register),
-    _ledger_command("loans", "借用登记", "借用登记: loans asked in the period and those still out.", _loans),
-    _ledger_command("keys", "钥匙登记", "钥匙登记: key loans of the period, and who holds each key now.", _keys),
-    _ledger_command("stocktake", "盘点报告", "盘点报告: the period's stocktakes, every discrepancy, who checked what.",
-                    _stocktakes),
-    _ledger_command("supplies", "物品领用台账", "物品领用台账: every 入库 and 领用, per item and per department.",
-                    _supplies),
+    _ledger_command("assets", "资产台账: every thing with its state, the period's changes and disposals."),
+    _ledger_command("loans", "借用登记: loans asked in the period and those still out."),
+    _ledger_command("keys", "钥匙登记: key loans of the period, and who holds each key now."),
+    _ledger_command("stocktake", "盘点报告: the period's stocktakes, every discrepancy, who checked what."),
+    _ledger_command("supplies", "物品领用台账: every 入库 and 领用, per item and per department."),
 ]

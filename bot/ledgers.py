@@ -14,10 +14,11 @@ from datetime import date, timedelta, tzinfo
 
 from sqlalchemy.orm import Session
 
-from bot.export import Ledger, LineChart, Period
+from bot.export import Ledger, LineChart, Period, Sheet
 from bot.school import Calendar, get_setting
 
 Builder = Callable[[Session, Period, tzinfo], Ledger]
+DatedBuilder = Callable[[Session, Period, tzinfo, date], Ledger]  # also given the day it is written (逾期天数)
 TERM_LABEL = "{start}-{end}学年第{which}学期"
 
 
@@ -33,7 +34,8 @@ class LedgerKind:
     key: str  # `houqin export <key>`, the console's download name
     name: str  # 报修台账
     summary: str  # what is in it, one line
-    build: Builder
+    build: Builder | None = None
+    build_as_of: DatedBuilder | None = None  # a ledger that counts days up to today (or the period's end)
 
 
 def _until(period: Period) -> date | None:
@@ -116,18 +118,66 @@ def tasks(db: Session, period: Period, tz: tzinfo) -> Ledger:
     return ledger
 
 
+def _sheets(ledger: Ledger, sheets: list[Sheet], wide: dict[str, list[str]]) -> Ledger:
+    for sheet in sheets:
+        ledger.sheet(sheet.title, sheet.header, sheet.rows, wide=wide.get(sheet.title, ()))
+    return ledger
+
+
+def assets(db: Session, period: Period, tz: tzinfo) -> Ledger:
+    from handlers.assets.ledger import register_sheets
+
+    return _sheets(new_ledger(db, "资产台账", period), register_sheets(db, period, tz),
+                   {"资产变动": ["说明"], "报废记录": ["原因"], "资产台账": ["照片"]})
+
+
+def loans(db: Session, period: Period, tz: tzinfo, today: date) -> Ledger:
+    from handlers.assets.ledger import loan_sheets
+
+    return _sheets(new_ledger(db, "借用登记", period), loan_sheets(db, period, tz, today), {})
+
+
+def keys(db: Session, period: Period, tz: tzinfo, today: date) -> Ledger:
+    from handlers.assets.ledger import key_sheets
+
+    return _sheets(new_ledger(db, "钥匙登记", period), key_sheets(db, period, tz, today), {"钥匙清单": ["持有人"]})
+
+
+def stocktake(db: Session, period: Period, tz: tzinfo) -> Ledger:
+    from handlers.assets.ledger import stocktake_sheets
+
+    return _sheets(new_ledger(db, "盘点报告", period), stocktake_sheets(db, period, tz), {"差异明细": ["照片"]})
+
+
+def supplies(db: Session, period: Period, tz: tzinfo) -> Ledger:
+    from handlers.assets.ledger import supply_sheets
+
+    return _sheets(new_ledger(db, "物品领用台账", period), supply_sheets(db, period, tz), {"物品领用台账": ["用途"]})
+
+
 LEDGERS: dict[str, LedgerKind] = {kind.key: kind for kind in (
     LedgerKind("repairs", "报修台账", "报修单、巡查隐患（发现、整改、复查）、维修人员统计", repairs),
     LedgerKind("bus", "校车台账", "每趟应到、上车、下车、警报与确认；请假记录", bus),
     LedgerKind("duty", "值日台账", "每个岗位每个时段的签到；教师汇总", duty),
     LedgerKind("canteen", "食堂台账", "评价明细、每日平均（图表）、分组、高频词、满意度调查、陪餐", canteen),
     LedgerKind("tasks", "行事历台账", "每项任务每次截止：负责、完成人与时间、检查结果、照片、关联报修；任务汇总", tasks),
+    LedgerKind("assets", "资产台账", "每件资产（一物一档）及状态、本期变动、报废记录", assets),
+    LedgerKind("loans", "借用登记", "本期借用及仍未归还的借用、逾期天数", build_as_of=loans),
+    LedgerKind("keys", "钥匙登记", "钥匙领还记录；每把钥匙现在谁拿着", build_as_of=keys),
+    LedgerKind("stocktake", "盘点报告", "本期盘点：应盘、盘到、缺失、位置变动、未登记；差异明细与盘点记录", stocktake),
+    LedgerKind("supplies", "物品领用台账", "每笔入库与领用；按物品、按部门汇总", supplies),
 )}
 
 
-def build(key: str, db: Session, period: Period, tz: tzinfo) -> Ledger:
-    """The ledger `key` for `period` (KeyError for an unknown key)."""
-    return LEDGERS[key].build(db, period, tz)
+def build(key: str, db: Session, period: Period, tz: tzinfo, today: date | None = None) -> Ledger:
+    """The ledger `key` for `period` (KeyError for an unknown key); a ledger counting days (逾期天数)
+    counts them up to `today`, or to the period's last day when that is earlier (or today is not given)."""
+    kind = LEDGERS[key]
+    if kind.build_as_of is not None:
+        last = period.after - timedelta(days=1)
+        return kind.build_as_of(db, period, tz, min(today, last) if today else last)
+    assert kind.build is not None
+    return kind.build(db, period, tz)
 
 
 def file_name(ledger: Ledger) -> str:

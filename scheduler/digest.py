@@ -14,6 +14,7 @@ from bot.text import day_bounds, day_label
 from models import Binding, Delivery, DeliveryAlert, InboundMessage
 from models.outbox import FAILED, SENT, UNDELIVERABLE
 from scheduler import JobContext, bus, canteen, duty, repair, safety, suggestions, tasks
+from scheduler.assets import digest as assets_digest
 
 Section = Callable[[JobContext, date], str | None]
 DIGEST_TITLE = "【后勤日报】{day}"
@@ -70,6 +71,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("安全", safety.digest_section),
     ("报修", repair.digest_section),
     ("行事历", tasks.digest_section),
+    ("资产", assets_digest.digest_section),
     ("校车", bus.digest_section),
     ("值日", duty.digest_section),
     ("食堂", canteen.digest_section),

@@ -92,6 +92,7 @@ class NavItem(NamedTuple):
 NAV = (
     NavItem("今日", "console.overview", ("admin", "bureau")),
     NavItem("报修", "console.repairs", ("admin", "staff", "bureau")),
+    NavItem("资产", "console.assets", ("admin", "staff", "bureau")),
     NavItem("人员", "console.people", ("admin", "bureau")),
     NavItem("食堂", "console.canteen", ("admin", "canteen", "bureau")),
     NavItem("校车", "console.bus", ("admin", "bureau")),

@@ -55,7 +55,7 @@ def ledger_download(key: str) -> Response:
             period = _term(request.args["term"], terms(db))
         else:
             period = Period.month(month_asked(request.args.get("month", ""), today))
-        ledger = build(key, db, period, services.settings.tz)
+        ledger = build(key, db, period, services.settings.tz, today)
     stream = ledger.save(io.BytesIO())
     stream.seek(0)
     return send_file(stream, mimetype=XLSX, as_attachment=True, download_name=file_name(ledger))

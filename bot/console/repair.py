@@ -1,5 +1,6 @@
 """报修: the tickets (filtered), one ticket with its whole history, photos and pushes, the actions on it
-(指派, 转派, 完成, 重新打开, 撤销, merge, through the chat's own functions), charts, and the assets' repair history."""
+(指派, 转派, 完成, 重新打开, 撤销, merge, through the chat's own functions) and charts; the assets' pages
+(their repair history among the rest) are bot/console/assets.py."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from bot.console.base import (
     send_photo,
 )
 from bot.outbox import REPAIR_SUBJECT, kind_name
-from bot.places import find_asset
 from bot.text import day_bounds
 from handlers.repair import (
     UNKNOWN_TICKET,
@@ -227,35 +227,6 @@ def hours(values: list[float]) -> str:
         return "—"
     middle = median(values)
     return f"{middle:.1f} 小时" if middle < 48 else f"{middle / 24:.1f} 天"
-
-
-@bp.get("/assets")
-@requires("admin", "staff", "bureau")
-def assets() -> str:
-    """Every registered asset with how often it was repaired and when last, most-repaired first."""
-    repaired = (select(RepairTicket.asset_id, func.count().label("tickets"),
-                       func.max(RepairTicket.filed_at).label("last_filed"))
-                .group_by(RepairTicket.asset_id).subquery())
-    tickets = func.coalesce(repaired.c.tickets, 0)
-    with base.read_db() as db:
-        rows = db.execute(select(Asset, tickets, repaired.c.last_filed)
-                          .outerjoin(repaired, repaired.c.asset_id == Asset.id).options(joinedload(Asset.room))
-                          .order_by(tickets.desc(), repaired.c.last_filed.desc(), Asset.code)).all()
-        return render_template("admin/assets.html", rows=rows)
-
-
-@bp.get("/assets/<path:code>")
-@requires("admin", "staff", "bureau")
-def asset(code: str) -> str:
-    if _CONTROL.search(code):
-        abort(404)
-    with base.read_db() as db:
-        found = find_asset(db, code)
-        if found is None:
-            abort(404)
-        tickets = list(db.scalars(select(RepairTicket).where(RepairTicket.asset_id == found.id)
-                                  .order_by(RepairTicket.number.desc())))
-        return render_template("admin/asset.html", asset=found, tickets=tickets)
 
 
 @bp.get(f"/photos/<int(max={MAX_ID}):photo_id>")

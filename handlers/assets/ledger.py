@@ -1,17 +1,16 @@
 """The ledgers of things, as XLSX sheets for a month or a term: 资产台账, 借用登记, 钥匙登记, 盘点报告 and
-物品领用台账 (`houqin export assets|loans|keys|stocktake|supplies`)."""
+物品领用台账 (`houqin export assets|loans|keys|stocktake|supplies`), each laid out by bot/ledgers.py."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.export import Sheet
+from bot.export import Period, Sheet
 from bot.text import day_bounds, local_naive
 from handlers.assets.common import status_name
 from handlers.assets.stocktake import result
@@ -43,21 +42,7 @@ BY_DEPARTMENT_HEADER = ["部门", "物品", "领用数量", "单位"]
 FOUND, MISSING, MOVED, UNREGISTERED = "盘到", "缺失", "位置变动", "未登记"
 
 
-class Covered(Protocol):
-    """The days a ledger covers, `first <= day < after` (bot.export's Period on the ledgers branch fits)."""
-
-    first: date
-    after: date
-    label: str
-
-
-@dataclass
-class Period:
-    """A month or a term, and how the ledger names it (2026年11月)."""
-
-    first: date
-    after: date
-    label: str
+Covered = Period  # the days a ledger covers, `first <= day < after` (bot.export.Period)
 
 
 def bounds(period: Covered, tz: tzinfo) -> tuple[datetime, datetime]:

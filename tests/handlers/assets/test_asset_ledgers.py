@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
+from bot.export import display_width
 from bot.school import import_calendar
 from handlers.assets.supplies import import_supplies
 from tests.handlers.assets.test_asset_supplies import SUPPLIES
+from tests.test_console import PASSWORD, sign_in
 
 
 def rows(path: Path, sheet: str | None = None) -> list[list[object]]:
+    """The sheet's header and rows, under its title row (bot.export.Ledger)."""
     book = load_workbook(path)
     ws = book[sheet] if sheet else book.worksheets[0]
-    return [list(r) for r in ws.iter_rows(values_only=True)]
+    return [list(r) for r in ws.iter_rows(min_row=2, values_only=True)]
 
 
 def test_the_five_ledgers_of_a_month(school, wechat_user, houqin, services, tmp_path: Path, clock) -> None:
@@ -74,8 +80,57 @@ def test_a_term_ledger_and_bad_periods(school, houqin, services, tmp_path: Path)
         import_calendar(s, tmp_path / "calendar.csv")
     out = tmp_path / "term.xlsx"
     result = houqin("export", "assets", "--term", "2026-11-24", "--out", str(out))
-    assert result.exit_code == 0 and "2026年09月01日至2027年01月22日" in result.output
+    assert result.exit_code == 0 and "2026-2027学年第一学期" in result.output
     assert houqin("export", "assets", "--term", "2027-03-01", "--out", str(out)).exit_code == 1
     assert houqin("export", "assets", "--out", str(out)).exit_code != 0
     assert houqin("export", "assets", "--month", "11月", "--out", str(out)).exit_code != 0
     assert "所有钥匙都已归还" in houqin("keys").output
+
+
+LEDGER_SHEETS = {"assets": ["资产台账", "资产变动", "报废记录"], "loans": ["借用登记"], "keys": ["钥匙登记", "钥匙清单"],
+                 "stocktake": ["盘点报告", "差异明细", "盘点记录"],
+                 "supplies": ["物品领用台账", "按物品汇总", "按部门汇总"]}
+
+
+@pytest.mark.parametrize("key", list(LEDGER_SHEETS))
+def test_every_asset_ledger_is_laid_out_for_printing(school, wechat_user, houqin, tmp_path: Path, key: str) -> None:
+    assert houqin("setting", "school_name", "常州市新北区实验小学").exit_code == 0
+    wechat_user("王强").say("借 篮球 2 周三")
+    wechat_user("王强").say("领钥匙 科学室 门")
+    out = tmp_path / f"{key}.xlsx"
+    assert houqin("export", key, "--month", "2026-11", "--out", str(out)).exit_code == 0
+    book = load_workbook(out)
+    assert book.sheetnames == LEDGER_SHEETS[key]
+    for ws in book.worksheets:
+        assert ws["A1"].value == f"常州市新北区实验小学 {ws.title}（2026年11月）"
+        assert ws["A1"].font.bold
+        assert f"A1:{get_column_letter(ws.max_column)}1" in [str(r) for r in ws.merged_cells.ranges]
+        assert ws.print_title_rows == "$2:$2" and ws.freeze_panes == "A3"
+        assert ws.page_setup.orientation == "landscape" and ws.sheet_properties.pageSetUpPr.fitToPage
+        assert ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
+        for cell in ws[2]:
+            assert cell.border.left.style == "thin"
+            assert ws.column_dimensions[cell.column_letter].width >= display_width(cell.value), (ws.title, cell.value)
+    if key == "loans":  # overdue days counted to the day it is written, not to the month's end
+        (loan,) = rows(out)[1:]
+        assert loan[0] == "J1" and loan[-1] is None
+
+
+def test_the_console_offers_the_asset_ledgers_for_a_term(school, wechat_user, houqin, services, client, clock,
+                                                         tmp_path: Path) -> None:
+    (tmp_path / "calendar.csv").write_text("日期,类型\n2026-09-01,开学\n2027-01-22,学期结束\n", encoding="utf-8")
+    with services.factory() as s, s.begin():
+        import_calendar(s, tmp_path / "calendar.csv")
+    assert houqin("console-password", "周春明", "--password", PASSWORD).exit_code == 0
+    wechat_user("王强").say("借 篮球 2 周三")
+    clock.set("2026-11-30 09:00")  # five days past its due day (周三 11-25)
+    sign_in(client)
+    page = client.get("/admin/ledgers?month=2026-11").get_data(as_text=True)
+    for name in ("资产台账", "借用登记", "钥匙登记", "盘点报告", "物品领用台账"):
+        assert name in page
+    res = client.get("/admin/ledgers/loans.xlsx?term=2026-09-01")
+    assert res.status_code == 200
+    ws = load_workbook(io.BytesIO(res.data))["借用登记"]
+    assert ws["A1"].value.endswith("借用登记（2026-2027学年第一学期）")
+    assert [c.value for c in ws[3]][0] == "J1" and [c.value for c in ws[3]][-1] == 5
+    assert client.get("/admin/ledgers/keys.xlsx?term=2025-09-01").status_code == 400
