@@ -141,12 +141,12 @@ def test_gunicorn_app_refuses_to_start_without_settings(tmp_path: Path) -> None:
 
 
 def test_worker_process_delivers_and_scheduler_process_starts_and_stops(tmp_path: Path) -> None:
-    from conftest import make_settings
     from sqlalchemy import select
 
     from bot.db import make_engine, make_sessionmaker, upgrade
     from bot.outbox import Outbox
     from models import Binding, Person, PersonRole, utcnow
+    from tests.conftest import make_settings
 
     fake = FakeWeChat(0).start()
     try:

@@ -276,11 +276,11 @@ def test_houqin_worker_replays_the_spool(tmp_path: Path) -> None:
     import subprocess
     import time
 
-    from conftest import make_settings
     from test_processes import HOUQIN, stop, worker_env
 
     from bot.db import make_engine, upgrade
     from bot.spool import Spool
+    from tests.conftest import make_settings
 
     settings = make_settings(tmp_path)
     engine = make_engine(settings.database_url)
