@@ -615,7 +615,7 @@ def import_students(db: Session, path: str | Path, now: datetime | None = None) 
     """Students by name + class, each with a parent code; a route and stop must be registered ones."""
     now = now or utcnow()
     rows = read_table(path, STUDENT_COLUMNS, required=("name", "class"))
-    routes = list(db.scalars(select(BusRoute).order_by(BusRoute.id)))
+    routes = list(db.scalars(select(BusRoute).where(BusRoute.stopped_at.is_(None)).order_by(BusRoute.id)))
     problems, parsed = [], []
     seen: dict[tuple[str, str], int] = {}
     for row in rows:
