@@ -111,8 +111,8 @@ def bus() -> str:
 
 def _search(db: Session, query: str) -> list[Student]:
     """Students by part of their name or their class (三(2)班), as the 人员 page finds them."""
-    like = f"%{query}%"
-    return list(db.scalars(select(Student).where(or_(Student.name.like(like), Student.class_name == query,
+    return list(db.scalars(select(Student).where(or_(Student.name.contains(query, autoescape=True),
+                                                     Student.class_name == query,
                                                      (Student.class_name + Student.name) == query))
                            .order_by(Student.class_name, Student.name).limit(FOUND_LIMIT)))
 
