@@ -46,6 +46,22 @@ ACTION_NAMES = {
     "drill_delete": "删除演练安排",
     "safety_topic": "修改安全教育专题",
     "notice_send": "发通知",
+    "bus_route_add": "添加校车线路",
+    "bus_route_edit": "修改校车线路",
+    "bus_route_stop": "校车线路停运",
+    "bus_route_resume": "校车线路恢复运行",
+    "bus_stop_add": "添加校车站点",
+    "bus_stop_edit": "修改校车站点",
+    "bus_stop_move": "调整校车站序",
+    "bus_stop_remove": "删除校车站点",
+    "bus_rider_set": "安排学生乘车",
+    "bus_rider_remove": "学生不再乘车",
+    "bus_leave": "校车请假",
+    "bus_leave_cancel": "校车销假",
+    "duty_post_add": "添加值日岗位",
+    "duty_post_rename": "修改值日岗位名称",
+    "duty_post_stop": "停用值日岗位",
+    "duty_qr_sheet": "生成值日岗位二维码",
 }
 
 

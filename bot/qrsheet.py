@@ -38,8 +38,10 @@ def ensure_codes(factory: sessionmaker[Session], api: WeChatApi, model: type[Cod
     keeps what was made). Returns the cards and how many codes were created. `prefix` names the school
     on a shared account (bot.county.scene_for): "north/room:12"."""
     created = 0
+    stopped = getattr(model, "stopped_at", None)  # a 停用 duty post is printed no more
+    in_use = [stopped.is_(None)] if stopped is not None else []
     with factory() as db:
-        missing = list(db.scalars(select(model.id).where(model.qr_url == "").order_by(model.id)))
+        missing = list(db.scalars(select(model.id).where(model.qr_url == "", *in_use).order_by(model.id)))
     for row_id in missing:
         result = api.create_qrcode(f"{prefix}{kind}:{row_id}")
         with factory() as db, db.begin():
@@ -48,7 +50,7 @@ def ensure_codes(factory: sessionmaker[Session], api: WeChatApi, model: type[Cod
                 row.qr_url, row.qr_ticket = str(result["url"]), str(result.get("ticket", ""))
                 created += 1
     with factory() as db:
-        cards = [card(row) for row in db.scalars(select(model).order_by(model.id))]
+        cards = [card(row) for row in db.scalars(select(model).where(*in_use).order_by(model.id))]
     return cards, created
 
 

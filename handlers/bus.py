@@ -24,11 +24,13 @@ from bot.text import (
     day_short,
     local_naive,
     month_span,
+    normalize,
     original_tail,
     parse_day,
     parse_number,
     route_key,
     split_list,
+    tidy,
     without_emoji,
 )
 from models import Delivery, ParentLink, Person, Student
@@ -140,7 +142,8 @@ subscription = Conversation("bus_subscribe", title="校车到校通知", keyword
 
 # -- routes and rosters -------------------------------------------------------------------------
 def all_routes(db: Session) -> list[BusRoute]:
-    return list(db.scalars(select(BusRoute).order_by(BusRoute.number)))
+    """The routes in service (a 停运 route keeps its rows for the ledgers, and is no longer run)."""
+    return list(db.scalars(select(BusRoute).where(BusRoute.stopped_at.is_(None)).order_by(BusRoute.number)))
 
 
 def find_route(db: Session, text: str) -> BusRoute | None:
@@ -476,7 +479,7 @@ def which_child(children: list[Student]) -> str:
     return LEAVE_WHICH_CHILD.format(names="、".join(s.name for s in children), first=children[0].name)
 
 
-def _find_student(ctx: Context, name: str) -> Student | str:
+def find_student(ctx: Context, name: str) -> Student | str:
     """The student a sender may act for, or the answer explaining why not."""
     if not ctx.has_role("teacher", "admin"):
         return _own_child(_my_children(ctx), name)
@@ -514,7 +517,7 @@ def request_leave(msg: Incoming, ctx: Context) -> Reply:
         found: Student | str = mine[0] if len(mine) == 1 else (which_child(mine) if mine else LEAVE_USAGE)
         words = [w for word in msg.args for w in split_trip(word)]
     else:
-        found = _find_student(ctx, msg.args[0])
+        found = find_student(ctx, msg.args[0])
     if isinstance(found, str):
         return Reply.end(found)
     day, trips = today, "all"
@@ -562,12 +565,23 @@ def _leave(ctx: Context, student: Student, day: date, trips: str, cancelling: bo
         if not leaves:
             return UNLEAVE_NONE.format(name=student.name, day=day_label(day))
         for lv in leaves:
-            lv.cancelled_at = ctx.now
+            cancel_leave(lv, ctx.now)
         return UNLEAVE_DONE.format(name=student.name, day=day_label(day))
+    return take_leave(ctx, student, day, trips)
+
+
+def take_leave(ctx: Context, student: Student, day: date, trips: str) -> str:
+    """请假 for `student` on `day` (am | pm | all), asked by ctx's person: the chat's 请假 and the console's.
+    The day's expected count drops by the student (riders()). Refused, with the reply, without a route."""
     if not student.route:
         return LEAVE_NO_ROUTE.format(name=student.name)
     ctx.db.add(BusLeave(student=student, day=day, trips=trips, requested_by=ctx.person, created_at=ctx.now))
     return LEAVE_DONE.format(name=student.name, day=day_label(day), trips=TRIP_LABEL[trips], day_short=day_short(day))
+
+
+def cancel_leave(leave: BusLeave, now: datetime) -> None:
+    """销假 of one leave: kept, marked cancelled (the ledger shows it as 已销假)."""
+    leave.cancelled_at = now
 
 
 # -- 订阅 校车 / 退订 校车 -----------------------------------------------------------------------
@@ -589,6 +603,183 @@ def subscribe(msg: Incoming, ctx: Context) -> Reply:
     if current is None:
         ctx.db.add(BusSubscription(person_id=person.id, created_at=ctx.now))
     return Reply.end(SUBSCRIBED.format(names="、".join(s.name for s in children)))
+
+
+# -- routes, stops and riders one at a time (the console; the import replaces whole routes) ---------
+ROUTE_BAD_NUMBER = "线路号「{value}」不对：请写数字，例如 3 或 3号线。"
+ROUTE_TAKEN = "已有{route}，请换一个线路号。"
+ROUTE_HAS_RIDERS = "{route}还有 {count} 名学生乘坐（{names}），请先把他们移出本线路，再停运。"
+STOP_NO_NAME = "请填写站点名称。"
+STOP_TAKEN = "{route}已有站点「{name}」。"
+STOP_BAD_TIME = "时间「{value}」格式不对：请写成 07:10。"
+STOP_HAS_RIDERS = "站点「{name}」还有 {count} 名学生（{names}），请先给他们换站点或移出线路，再删除。"
+STOP_NOT_ON_ROUTE = "站点不在{route}上。"
+ROUTE_STOPPED = "{route}已停运。"
+RIDER_SAME = "{name}已经在{route}「{stop}」站。"
+FIELD_LIMITS = {"aliases": 200, "plate": 20, "driver": 64, "driver_phone": 32, "monitors": 200}
+_HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+class BusProblem(Exception):
+    """An operator's mistake in managing routes, stops or riders: the Chinese sentence to show them."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def route_number(text: str) -> str:
+    """The bare number a route is stored by (3 / 3号线 / 三号线 → "3"), or BusProblem."""
+    number = route_key(text)
+    if not number.isdigit() or len(number) > 16:
+        raise BusProblem(ROUTE_BAD_NUMBER.format(value=text))
+    return number
+
+
+def stop_time(text: str) -> str:
+    """A stop's time as HH:MM ("" when not given), or BusProblem."""
+    text = normalize(text).replace(" ", "")
+    if not text:
+        return ""
+    match = _HHMM.fullmatch(text)
+    if match is None:
+        raise BusProblem(STOP_BAD_TIME.format(value=text))
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+def add_route(db: Session, number: str) -> BusRoute:
+    """A new route by its number (its details and stops are added after)."""
+    number = route_number(number)
+    if db.scalar(select(BusRoute).where(BusRoute.number == number)) is not None:
+        raise BusProblem(ROUTE_TAKEN.format(route=route_label(number)))
+    route = BusRoute(number=number)
+    db.add(route)
+    db.flush()
+    return route
+
+
+def edit_route(route: BusRoute, aliases: str, plate: str, driver: str, driver_phone: str, monitors: str) -> list[str]:
+    """The route's details, lists stored as the import stores them (";"-joined); the changes, as "字段：旧→新".
+    The number is the route's identity (students and past trips name it) and is not changed here."""
+    wanted = {"aliases": ";".join(split_list(aliases)), "plate": plate, "driver": driver,
+              "driver_phone": driver_phone, "monitors": ";".join(split_list(monitors))}
+    labels = {"aliases": "别名", "plate": "车牌", "driver": "司机", "driver_phone": "司机电话", "monitors": "跟车老师"}
+    changes = []
+    for key, value in wanted.items():
+        if len(value) > FIELD_LIMITS[key]:
+            raise BusProblem(f"「{labels[key]}」太长了：最多 {FIELD_LIMITS[key]} 个字。")
+        old = getattr(route, key)
+        if old != value:
+            changes.append(f"{labels[key]}：{old or '（空）'}→{value or '（空）'}")
+            setattr(route, key, value)
+    return changes
+
+
+def route_riders(db: Session, route: BusRoute) -> list[Student]:
+    return list(db.scalars(select(Student).where(Student.route == route.number).order_by(Student.class_name,
+                                                                                         Student.name)))
+
+
+def stop_route(db: Session, route: BusRoute, now: datetime) -> None:
+    """停运: refused while students ride it; its trips, alarms and leaves stay for the ledgers."""
+    riding = route_riders(db, route)
+    if riding:
+        raise BusProblem(ROUTE_HAS_RIDERS.format(route=route.label, count=len(riding),
+                                                 names="、".join(s.name for s in riding[:5])
+                                                 + ("等" if len(riding) > 5 else "")))
+    route.stopped_at = now
+
+
+def _stop_name(route: BusRoute, name: str, stop: BusStop | None = None) -> str:
+    name = tidy(name)
+    if not name:
+        raise BusProblem(STOP_NO_NAME)
+    if len(name) > 64:
+        raise BusProblem("「站点」太长了：最多 64 个字。")
+    if any(normalize(s.name) == normalize(name) for s in route.stops if s is not stop):
+        raise BusProblem(STOP_TAKEN.format(route=route.label, name=name))
+    return name
+
+
+def add_stop(db: Session, route: BusRoute, name: str, am: str, pm: str) -> BusStop:
+    """A stop at the end of the route (move it up after)."""
+    name, am, pm = _stop_name(route, name), stop_time(am), stop_time(pm)
+    stop = BusStop(route=route, seq=max((s.seq for s in route.stops), default=0) + 1, name=name, am_time=am,
+                   pm_time=pm)
+    db.add(stop)
+    db.flush()
+    return stop
+
+
+def edit_stop(db: Session, stop: BusStop, name: str, am: str, pm: str) -> list[str]:
+    """A stop's name and times; its students follow a new name (they are stored by the stop's name).
+    Past trips name no stop, so nothing of them is rewritten. The changes, as "字段：旧→新"."""
+    name, am, pm = _stop_name(stop.route, name, stop), stop_time(am), stop_time(pm)
+    changes = []
+    if name != stop.name:
+        for student in db.scalars(select(Student).where(Student.route == stop.route.number,
+                                                        Student.stop == stop.name)):
+            student.stop = name
+        changes.append(f"站点：{stop.name}→{name}")
+        stop.name = name
+    for label, key, value in (("上学时间", "am_time", am), ("放学时间", "pm_time", pm)):
+        if getattr(stop, key) != value:
+            changes.append(f"{label}：{getattr(stop, key) or '（空）'}→{value or '（空）'}")
+            setattr(stop, key, value)
+    db.flush()
+    return changes
+
+
+def move_stop(db: Session, stop: BusStop, step: int) -> bool:
+    """Swap a stop with the one before (step -1) or after (+1); False at either end."""
+    stops = sorted(stop.route.stops, key=lambda s: s.seq)
+    at = stops.index(stop)
+    if not 0 <= at + step < len(stops):
+        return False
+    other = stops[at + step]
+    mine, theirs = stop.seq, other.seq
+    stop.seq = 0  # (route, seq) is unique: step aside first
+    db.flush()
+    other.seq = mine
+    db.flush()
+    stop.seq = theirs
+    db.flush()
+    return True
+
+
+def remove_stop(db: Session, stop: BusStop) -> None:
+    """A stop off the route (refused while students get on there); the stops after it move up."""
+    route = stop.route
+    here = list(db.scalars(select(Student).where(Student.route == route.number, Student.stop == stop.name)
+                           .order_by(Student.name)))
+    if here:
+        raise BusProblem(STOP_HAS_RIDERS.format(name=stop.name, count=len(here),
+                                                names="、".join(s.name for s in here[:5]) + ("等" if len(here) > 5 else "")))
+    later = sorted((s for s in route.stops if s.seq > stop.seq), key=lambda s: s.seq)
+    route.stops.remove(stop)
+    db.flush()
+    for s in later:
+        s.seq -= 1
+        db.flush()
+
+
+def set_rider(student: Student, stop: BusStop) -> str:
+    """The student rides `stop`'s route from that stop; what changed, as "旧→新"."""
+    route = stop.route
+    if route.stopped_at is not None:
+        raise BusProblem(ROUTE_STOPPED.format(route=route.label))
+    if (student.route, student.stop) == (route.number, stop.name):
+        raise BusProblem(RIDER_SAME.format(name=student.name, route=route.label, stop=stop.name))
+    before = f"{route_label(student.route)} {student.stop}".strip() or "（不坐校车）"
+    student.route, student.stop = route.number, stop.name
+    return f"{before}→{route.label} {stop.name}"
+
+
+def remove_rider(student: Student) -> str:
+    """The student no longer rides a bus (their leaves and the trips' counts stay as they were)."""
+    before = f"{route_label(student.route)} {student.stop}".strip()
+    student.route, student.stop = "", ""
+    return f"{before}→（不坐校车）"
 
 
 # -- import ---------------------------------------------------------------------------------

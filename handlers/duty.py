@@ -20,7 +20,7 @@ from bot.outbox import told
 from bot.people import AmbiguousName, PersonNotFound, find_person, resolve_person
 from bot.school import Calendar, Slot, duty_slots, get_setting
 from bot.tables import TableError, read_table
-from bot.text import WEEKDAYS, day_label, day_short, local_naive, month_span, parse_day
+from bot.text import WEEKDAYS, day_label, day_short, local_naive, month_span, parse_day, tidy
 from models import Person
 from models.duty import (
     LOCATION,
@@ -136,7 +136,8 @@ def slot_open(slots: list[Slot], now: datetime) -> Slot | None:
 
 
 def all_posts(db: Session) -> list[DutyPost]:
-    return list(db.scalars(select(DutyPost).order_by(DutyPost.name)))
+    """The posts in use (a 停用 post keeps its rows: its shifts and check-ins are history)."""
+    return list(db.scalars(select(DutyPost).where(DutyPost.stopped_at.is_(None)).order_by(DutyPost.name)))
 
 
 def find_post(db: Session, name: str) -> DutyPost | str:
@@ -176,7 +177,7 @@ def fence(db: Session, post: DutyPost) -> tuple[float, float, float] | None:
 def check_in_entry(msg: Incoming, ctx: Context) -> Reply:
     if msg.scene:
         post = ctx.db.get(DutyPost, _scene_id(msg.scene))
-        if post is None:
+        if post is None or post.stopped_at is not None:
             return Reply.end(UNKNOWN_POST.format(name=msg.scene, posts="、".join(p.name for p in all_posts(ctx.db))))
         return check_in(ctx, post, QR)
     if msg.args:
@@ -422,6 +423,60 @@ ROSTER_COLUMNS = {"weekday": ("星期", "周"), "date": ("日期",), "slot": ("�
 WEEKDAY_WORDS = {**{f"周{c}": i for i, c in enumerate(WEEKDAYS)}, **{f"星期{c}": i for i, c in enumerate(WEEKDAYS)},
                  **{str(i + 1): i for i in range(7)}, "周天": 6, "星期天": 6,
                  **{n: i for i, n in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}}
+
+
+# -- posts one at a time (the console; the import does whole tables) ---------------------------
+POST_NO_NAME = "请填写岗位名称。"
+POST_TOO_LONG = "岗位名称太长了：最多 64 个字。"
+POST_TAKEN = "已有岗位「{name}」。"
+POST_IN_ROSTER = "岗位「{name}」还在值日表或今后的调整中（{count} 处：{where}），请先清空，再停用。"
+
+
+class PostProblem(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _post_name(db: Session, name: str, post: DutyPost | None = None) -> str:
+    name = tidy(name)
+    if not name:
+        raise PostProblem(POST_NO_NAME)
+    if len(name) > 64:
+        raise PostProblem(POST_TOO_LONG)
+    same = db.scalar(select(DutyPost).where(DutyPost.name == name))
+    if same is not None and same is not post:
+        raise PostProblem(POST_TAKEN.format(name=name))
+    return name
+
+
+def add_post(db: Session, name: str) -> DutyPost:
+    """A new post (the school's geofence applies until the posts import gives it its own)."""
+    post = DutyPost(name=_post_name(db, name))
+    db.add(post)
+    db.flush()
+    return post
+
+
+def rename_post(db: Session, post: DutyPost, name: str) -> str:
+    """A post's new name (its printed QR code stays valid: the code names the post's id). The old name."""
+    old, post.name = post.name, _post_name(db, name, post)
+    db.flush()
+    return old
+
+
+def stop_post(db: Session, post: DutyPost, today: date, now: datetime) -> None:
+    """停用: refused while the weekly roster or an override from today names it; its QR code then answers
+    that the post is unknown, its shifts stay for the ledger."""
+    cells = [f"周{WEEKDAYS[r.weekday]}{r.slot}" for r in db.scalars(
+        select(DutyRoster).where(DutyRoster.post_id == post.id).order_by(DutyRoster.weekday, DutyRoster.slot))]
+    cells += [f"{o.day:%m-%d} {o.slot}" for o in db.scalars(
+        select(DutyOverride).where(DutyOverride.post_id == post.id, DutyOverride.day >= today)
+        .order_by(DutyOverride.day))]
+    if cells:
+        raise PostProblem(POST_IN_ROSTER.format(name=post.name, count=len(cells), where="、".join(cells[:6])
+                                                + ("等" if len(cells) > 6 else "")))
+    post.stopped_at = now
 
 
 def import_posts(db: Session, path: str | Path) -> int:

@@ -43,6 +43,7 @@ from models import (
     Student,
     utcnow,
 )
+from models.bus import route_label
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
 CODE_LENGTH = 6
@@ -494,6 +495,7 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)  # imported, but worth the operator's eye (namesakes)
     # each row's fate: (row number, name, ADDED | CHANGED | UNCHANGED), for the console's preview
     outcomes: list[tuple[int, str, str]] = field(default_factory=list)
+    changes: dict[int, str] = field(default_factory=dict)  # row number → what a CHANGED row changes, "旧→新"
 
     def __str__(self) -> str:
         return f"新增 {self.created}，更新 {self.updated}，未变 {self.unchanged}"
@@ -615,7 +617,7 @@ def import_students(db: Session, path: str | Path, now: datetime | None = None) 
     """Students by name + class, each with a parent code; a route and stop must be registered ones."""
     now = now or utcnow()
     rows = read_table(path, STUDENT_COLUMNS, required=("name", "class"))
-    routes = list(db.scalars(select(BusRoute).order_by(BusRoute.id)))
+    routes = list(db.scalars(select(BusRoute).where(BusRoute.stopped_at.is_(None)).order_by(BusRoute.id)))
     problems, parsed = [], []
     seen: dict[tuple[str, str], int] = {}
     for row in rows:
@@ -628,22 +630,29 @@ def import_students(db: Session, path: str | Path, now: datetime | None = None) 
         if (name, class_name) in seen:
             problems.append(f"第{row.number}行：与第{seen[(name, class_name)]}行重复（同名同班）")
         seen[(name, class_name)] = row.number
-        parsed.append((name, class_name, route, row.get("stop")))
+        parsed.append((row.number, name, class_name, route, row.get("stop")))
     if problems:
         raise TableError(problems)
     result = ImportResult()
-    for name, class_name, route, stop in parsed:
+    for number, name, class_name, route, stop in parsed:
         student = db.scalar(select(Student).where(Student.name == name, Student.class_name == class_name))
+        who = f"{class_name}{name}"
         if student is None:
             student = Student(name=name, class_name=class_name, route=route, stop=stop, created_at=now)
             db.add(student)
             issue_code(db, now, student=student)
             result.created += 1
+            result.outcomes.append((number, who, ADDED))
         elif (student.route, student.stop) != (route, stop):
+            result.changes[number] = "；".join(
+                f"{label}：{old or '（空）'}→{new or '（空）'}" for label, old, new in (
+                    ("线路", route_label(student.route), route_label(route)), ("站点", student.stop, stop)) if old != new)
             student.route, student.stop = route, stop
             result.updated += 1
+            result.outcomes.append((number, who, CHANGED))
         else:
             result.unchanged += 1
+            result.outcomes.append((number, who, UNCHANGED))
     db.flush()
     return result
 

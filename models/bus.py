@@ -32,6 +32,7 @@ class BusRoute(Base):
     driver: Mapped[str] = mapped_column(String(64), default="")
     driver_phone: Mapped[str] = mapped_column(String(32), default="")
     monitors: Mapped[str] = mapped_column(String(200), default="")  # names, ";"-separated
+    stopped_at: Mapped[datetime | None] = mapped_column()  # 停运: kept (its trips are history), no longer run
 
     stops: Mapped[list[BusStop]] = relationship(back_populates="route", order_by="BusStop.seq",
                                                 cascade="all, delete-orphan")

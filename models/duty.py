@@ -25,6 +25,7 @@ class DutyPost(Base):
     radius: Mapped[float | None] = mapped_column()  # metres; None: the school's geofence
     qr_ticket: Mapped[str] = mapped_column(String(200), default="")
     qr_url: Mapped[str] = mapped_column(String(300), default="")
+    stopped_at: Mapped[datetime | None] = mapped_column()  # 停用: kept (its shifts are history), no longer staffed
 
 
 class DutyRoster(Base):

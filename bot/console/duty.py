@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
 
 from bot.audit import record
@@ -17,7 +17,18 @@ from bot.console.base import MAX_ID, actor, bp, check_csrf, month_asked, require
 from bot.people import PersonNotFound, resolve_person
 from bot.school import duty_slots
 from bot.text import month_key, month_span
-from handlers.duty import DUTY_ROLES, MISSED, all_posts, duty_ledger, rostered_on, shift_status
+from handlers.duty import (
+    DUTY_ROLES,
+    MISSED,
+    PostProblem,
+    add_post,
+    all_posts,
+    duty_ledger,
+    rename_post,
+    rostered_on,
+    shift_status,
+    stop_post,
+)
 from models import Person, PersonRole
 from models.duty import METHOD_NAMES, DutyOverride, DutyPost, DutyRoster, DutyShift
 
@@ -34,7 +45,16 @@ NO_TEACHER = "请填写值日教师。"
 OVERRIDE_SAVED = "已安排 {day} {slot} {post}：{name}。"
 OVERRIDE_REMOVED = "已删除 {day} {slot} {post} 的调整，恢复按周值日表。"
 PAST_DAY = "{day} 已经过去，不能再调整。"
-QR_MISSING = "未生成（houqin qr posts --out 文件.pdf）"
+QR_MISSING = "未生成（点「生成并下载岗位二维码」，或 houqin qr posts --out 文件.pdf）"
+POST_ADDED = "已添加岗位「{name}」：把它排进值日表，再生成二维码贴到岗位上。"
+POST_RENAMED = "岗位「{old}」已改名为「{name}」（已贴的二维码仍然有效）。"
+POST_SAME = "岗位名称没有改动。"
+POST_STOPPED = "岗位「{name}」已停用：不再出现在值日表和签到中，以往的签到记录保留。"
+QR_TITLE = "值日岗位二维码"
+QR_HEADING, QR_HINT = "值日签到 · 岗位", "微信扫一扫 · 签到"  # as `houqin qr posts` prints them
+QR_REFUSED = "微信未能生成二维码：{error}"
+QR_NO_POSTS = "还没有登记值日岗位：请先添加岗位。"
+QR_MADE = "{count} 个二维码（新建 {created} 个），{pages} 页"
 
 
 def _cell(weekday: int, slot: int, post_id: int) -> str:
@@ -204,3 +224,96 @@ def post_qr(post_id: int) -> Response:
     drawing = Drawing(size, size, transform=[size / (x2 - x1), 0, 0, size / (y2 - y1), 0, 0])
     drawing.add(widget)
     return Response(renderSVG.drawToString(drawing), mimetype="image/svg+xml")
+
+
+# -- posts and their QR sheet -------------------------------------------------------------------------------
+def _post(db: Any, post_id: int) -> DutyPost:
+    post = db.get(DutyPost, post_id)
+    if post is None or post.stopped_at is not None:
+        abort(404)
+    return post
+
+
+@bp.post("/duty/posts")
+@requires("admin")
+def add_duty_post() -> Any:
+    check_csrf()
+    name = field("name", "岗位名称", 200)
+    with base.db() as db, db.begin():
+        try:
+            post = add_post(db, name)
+        except PostProblem as exc:
+            refuse(exc.message)
+        text = POST_ADDED.format(name=post.name)
+        record(db, actor(), "duty_post_add", post.name, text, at=base.services().now())
+    flash(text)
+    return redirect(url_for("console.duty", _anchor="posts"))
+
+
+@bp.post(f"/duty/posts/<int(max={MAX_ID}):post_id>/rename")
+@requires("admin")
+def rename_duty_post(post_id: int) -> Any:
+    check_csrf()
+    name = field("name", "岗位名称", 200)
+    with base.db() as db, db.begin():
+        post = _post(db, post_id)
+        try:
+            old = rename_post(db, post, name)
+        except PostProblem as exc:
+            refuse(exc.message)
+        text = POST_RENAMED.format(old=old, name=post.name) if old != post.name else POST_SAME
+        if old != post.name:
+            record(db, actor(), "duty_post_rename", post.name, f"{old}→{post.name}", at=base.services().now())
+    flash(text)
+    return redirect(url_for("console.duty", _anchor="posts"))
+
+
+@bp.post(f"/duty/posts/<int(max={MAX_ID}):post_id>/stop")
+@requires("admin")
+def stop_duty_post(post_id: int) -> Any:
+    check_csrf()
+    services = base.services()
+    now = services.now()
+    with base.db() as db, db.begin():
+        post = _post(db, post_id)
+        try:
+            stop_post(db, post, now.astimezone(services.settings.tz).date(), now)
+        except PostProblem as exc:
+            refuse(exc.message)
+        text = POST_STOPPED.format(name=post.name)
+        record(db, actor(), "duty_post_stop", post.name, text, at=now)
+    flash(text)
+    return redirect(url_for("console.duty", _anchor="posts"))
+
+
+@bp.post("/duty/posts/qr.pdf")
+@requires("admin")
+def duty_qr_sheet() -> Any:
+    """Every post's check-in code on A4 to print: the codes still missing are made through WeChat (and kept,
+    so printing again reuses them) and drawn by bot/qrsheet.py — the same sheet as `houqin qr posts`."""
+    import io
+
+    from bot.county import scene_for
+    from bot.fonts import FontMissing
+    from bot.qrsheet import ensure_codes, post_card, render_sheet
+    from bot.wechat.gateway import ApiError
+
+    check_csrf()
+    services = base.services()
+    try:
+        cards, created = ensure_codes(services.factory, services.api, DutyPost, "post", post_card,
+                                      prefix=scene_for(services, ""))
+    except ApiError as exc:
+        refuse(QR_REFUSED.format(error=exc), 502)
+    if not cards:
+        refuse(QR_NO_POSTS, 404)
+    pdf = io.BytesIO()
+    try:
+        pages = render_sheet(cards, pdf, QR_HEADING, QR_HINT)
+    except FontMissing as exc:
+        refuse(str(exc), 502)
+    with base.db() as db, db.begin():
+        record(db, actor(), "duty_qr_sheet", QR_TITLE, QR_MADE.format(count=len(cards), created=created, pages=pages),
+               at=services.now())
+    pdf.seek(0)
+    return send_file(pdf, mimetype="application/pdf", as_attachment=True, download_name=f"{QR_TITLE}.pdf")

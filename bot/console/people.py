@@ -91,7 +91,8 @@ def people() -> str:
             students = list(db.scalars(query.options(selectinload(Student.parents).joinedload(ParentLink.person))
                                        .limit(SHOWN)))
             return render_template("admin/people.html", show=show, students=students, people=[], codes={},
-                                   classes=classes, roles=ROLES, args=request.args, shown=SHOWN)
+                                   classes=classes, roles=ROLES, args=request.args, shown=SHOWN,
+                                   done=request.args.get("done", "")[:300])  # the students import's result
         wanted = select(Person).order_by(Person.name).where(
             Person.deactivated_at.is_not(None) if show == "inactive" else Person.deactivated_at.is_(None))
         if q:

@@ -41,7 +41,7 @@ def test_duty_page_shows_today_roster_grid_and_posts(office, client: FlaskClient
     assert "<td>午间</td><td>校门口</td><td>王强</td>" in page and "未签到" in page
     cells = grid_form(page)
     assert len(cells) == 5 * 3 * 2 and sorted(v for v in cells.values() if v) == ["张丽", "王强"]
-    assert "未生成（houqin qr posts" in page
+    assert "未生成（点「生成并下载岗位二维码」，或 houqin qr posts" in page
 
 
 def test_roster_grid_saves_and_refuses_a_wrong_name_whole(office, client: FlaskClient, services) -> None:
@@ -98,3 +98,92 @@ def test_missed_duties_of_the_month(office, client: FlaskClient, runner, clock) 
     page = client.get("/admin/duty?month=2026-11").get_data(as_text=True)
     assert "2026年11月缺岗" in page and re.search(r"<td>张丽</td><td>1</td><td>0</td><td>0</td><td class=\"alarm\">1</td>", page)
     assert "本月没有缺岗" in client.get("/admin/duty?month=2026-10").get_data(as_text=True)
+
+
+# -- posts added, renamed, 停用; their QR sheet --------------------------------------------------------------
+def posts(services) -> list[tuple[str, bool]]:
+    with services.factory() as s:
+        return [(p.name, p.stopped_at is None) for p in s.scalars(select(DutyPost).order_by(DutyPost.id))]
+
+
+def audit(services, action: str) -> list[str]:
+    with services.factory() as s:
+        return [f"{e.actor}|{e.target}|{e.detail}" for e in s.scalars(select(AuditEntry).where(AuditEntry.action == action)
+                                                                         .order_by(AuditEntry.id))]
+
+
+def test_posts_added_renamed_and_stopped(office, client: FlaskClient, services, wechat_user) -> None:
+    sign_in(client)
+    before = posts(services)
+    for form, words in (({"name": ""}, "请填写岗位名称。"), ({"name": "校门口"}, "已有岗位「校门口」。"),
+                        ({"name": "岗" * 65}, "岗位名称太长了：最多 64 个字。")):
+        res = client.post("/admin/duty/posts", data={"csrf": csrf(client, "/admin/duty"), **form})
+        assert res.status_code == 400 and words in res.get_data(as_text=True), form
+    assert client.post("/admin/duty/posts", data={"name": "二楼西楼梯"}).status_code == 400  # no CSRF token
+    with services.factory() as s:
+        gate = s.scalar(select(DutyPost.id).where(DutyPost.name == "校门口"))
+    res = client.post(f"/admin/duty/posts/{gate}/stop", data={"csrf": csrf(client, "/admin/duty")})
+    assert res.status_code == 400 and "岗位「校门口」还在值日表或今后的调整中（1 处：周一午间），请先清空，再停用。" in res.get_data(as_text=True)
+    assert posts(services) == before and audit(services, "duty_post_add") == []
+
+    res = client.post("/admin/duty/posts", data={"csrf": csrf(client, "/admin/duty"), "name": "二楼西楼梯"})
+    assert "已添加岗位「二楼西楼梯」" in client.get(res.headers["Location"]).get_data(as_text=True)
+    with services.factory() as s:
+        west = s.scalar(select(DutyPost.id).where(DutyPost.name == "二楼西楼梯"))
+    res = client.post(f"/admin/duty/posts/{west}/rename", data={"csrf": csrf(client, "/admin/duty"), "name": "校门口"})
+    assert res.status_code == 400 and "已有岗位「校门口」。" in res.get_data(as_text=True)
+    res = client.post(f"/admin/duty/posts/{west}/rename", data={"csrf": csrf(client, "/admin/duty"), "name": "二楼西侧楼梯"})
+    page = client.get(res.headers["Location"]).get_data(as_text=True)
+    assert "岗位「二楼西楼梯」已改名为「二楼西侧楼梯」" in page and grid_form(page).get(f"r-0-0-{west}") == ""
+    res = client.post(f"/admin/duty/posts/{west}/stop", data={"csrf": csrf(client, "/admin/duty")})
+    page = client.get(res.headers["Location"]).get_data(as_text=True)
+    assert "岗位「二楼西侧楼梯」已停用" in page and f"r-0-0-{west}" not in grid_form(page)
+    assert posts(services) == [*before, ("二楼西侧楼梯", False)]
+    assert "没有找到岗位「二楼西侧楼梯」" in wechat_user("张丽").say("签到 二楼西侧楼梯").text
+    assert client.post(f"/admin/duty/posts/{west}/rename", data={"csrf": csrf(client, "/admin/duty"),
+                                                                 "name": "x"}).status_code == 404
+    assert audit(services, "duty_post_add")[0].startswith("周春明|二楼西楼梯|")
+    assert audit(services, "duty_post_rename") == ["周春明|二楼西侧楼梯|二楼西楼梯→二楼西侧楼梯"]
+    assert len(audit(services, "duty_post_stop")) == 1
+
+
+def test_post_qr_sheet_downloaded_as_the_cli_makes_it(office, client: FlaskClient, services, fake_wechat) -> None:
+    sign_in(client)
+    client.post("/admin/duty/posts", data={"csrf": csrf(client, "/admin/duty"), "name": "二楼西楼梯"})
+    with services.factory() as s:
+        west = s.scalar(select(DutyPost.id).where(DutyPost.name == "二楼西楼梯"))
+        ids = {p.name: p.id for p in s.scalars(select(DutyPost))}
+    client.post(f"/admin/duty/posts/{west}/stop", data={"csrf": csrf(client, "/admin/duty")})
+    res = client.post("/admin/duty/posts/qr.pdf", data={"csrf": csrf(client, "/admin/duty")})
+    assert res.status_code == 200 and res.mimetype == "application/pdf" and res.data.startswith(b"%PDF")
+    assert "attachment" in res.headers["Content-Disposition"]
+    scenes = [c.body["action_info"]["scene"]["scene_str"] for c in fake_wechat.calls if c.endpoint == "qrcode/create"]
+    assert sorted(scenes) == sorted(f"post:{ids[n]}" for n in ("一楼东楼梯", "校门口"))  # not the stopped post
+    page = client.get("/admin/duty").get_data(as_text=True)
+    assert f'src="/admin/duty/posts/{ids["校门口"]}/qr.svg"' in page
+    again = client.post("/admin/duty/posts/qr.pdf", data={"csrf": csrf(client, "/admin/duty")})
+    assert again.status_code == 200 and len([c for c in fake_wechat.calls if c.endpoint == "qrcode/create"]) == 2
+    assert [a.split("|")[2] for a in audit(services, "duty_qr_sheet")] == ["2 个二维码（新建 2 个），1 页",
+                                                                           "2 个二维码（新建 0 个），1 页"]
+    assert client.post("/admin/duty/posts/qr.pdf").status_code == 400  # no CSRF token
+
+
+def test_post_actions_refuse_other_roles(office, app, services, houqin) -> None:
+    office.add("宦欢", "canteen")
+    office.add("局里的人", "bureau")
+    with services.factory() as s:
+        gate = s.scalar(select(DutyPost.id).where(DutyPost.name == "校门口"))
+    before = posts(services)
+    for name in ("宦欢", "局里的人"):
+        assert houqin("console-password", name, "--password", PASSWORD).exit_code == 0
+        other = app.test_client()
+        sign_in(other, name)
+        token = csrf(other, "/admin/account")
+        for path, form in (("/admin/duty/posts", {"name": "二楼"}), (f"/admin/duty/posts/{gate}/rename", {"name": "大门"}),
+                           (f"/admin/duty/posts/{gate}/stop", {}), ("/admin/duty/posts/qr.pdf", {})):
+            assert other.post(path, data={"csrf": token, **form}).status_code == 403, (name, path)
+    bureau = app.test_client()
+    sign_in(bureau, "局里的人")
+    page = bureau.get("/admin/duty").get_data(as_text=True)
+    assert "校门口" in page and "添加岗位</button>" not in page and "（PDF）</button>" not in page
+    assert posts(services) == before and audit(services, "duty_qr_sheet") == []

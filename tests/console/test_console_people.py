@@ -10,8 +10,8 @@ import re
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from models import Person
-from tests.test_console import csrf, rows_of, sign_in
+from models import AuditEntry, Person, Student
+from tests.test_console import PASSWORD, csrf, rows_of, sign_in
 
 GOOD = "姓名,角色,手机,班级,负责类别\n殷奇,后勤,,,电教;水电\n王老师,教师,13900001111,三(1)班,\n李师傅,后勤,13900002222,,水电\n"
 BAD = "姓名,角色,手机\n赵一,厨师,\n,教师,123\n"
@@ -104,3 +104,77 @@ def test_add_edit_deactivate_and_reissue(office, client: FlaskClient, services, 
     log = client.get("/admin/audit").get_data(as_text=True)
     for words in ("添加人员", "修改人员", "二(1)班 → 二(2)班", "停用人员", "重发绑定码"):
         assert words in log, words
+
+
+# -- students import: a preview by row with what changes, nothing written until 确认导入 -------------------------
+STUDENTS = "姓名,班级,线路,站点\n陈小明,三(2)班,2号线,新北万达\n刘欣怡,三(2)班,1,龙城花园\n王小明,四(1)班,,\n"
+STUDENTS_BAD = "姓名,班级,线路,站点\n陈小明,三(2)班,9号线,\n刘欣怡,三(2)班,1,新北万达\n,四(1)班,,\n刘欣怡,三(2)班,,\n"
+
+
+def students_of(services) -> list[tuple[str, str, str, str]]:
+    with services.factory() as s:
+        return sorted((st.class_name, st.name, st.route, st.stop) for st in s.scalars(select(Student)))
+
+
+def preview_rows(page: str) -> list[str]:
+    table = page[page.index('id="preview"'):page.index("</table>", page.index('id="preview"'))]
+    return [" ".join(re.sub(r"<[^>]+>", " ", r).split()) for r in re.findall(r"<tr class=[^>]*>(.*?)</tr>", table, re.S)]
+
+
+def with_routes(office, services, tmp_path) -> None:
+    from handlers.bus import import_routes
+    from tests.handlers.test_bus import ROUTES_CSV
+
+    (tmp_path / "routes.csv").write_text(ROUTES_CSV, encoding="utf-8")
+    with services.factory() as s, s.begin():
+        import_routes(s, tmp_path / "routes.csv")
+    office.student("陈小明", "三(2)班", route="1", stop="龙城花园")
+    office.student("刘欣怡", "三(2)班", route="1", stop="龙城花园")
+
+
+def test_students_import_previews_adds_changes_and_unchanged_then_confirms(office, client: FlaskClient, services,
+                                                                            tmp_path) -> None:
+    with_routes(office, services, tmp_path)
+    sign_in(client)
+    before = students_of(services)
+    preview = upload(client, STUDENTS, name="students.csv", kind="students")
+    page = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and "还没有写入" in page and "新增 <b class=\"added\">1</b>" in page
+    assert preview_rows(page) == ["第2行 三(2)班陈小明 修改 线路：1号线→2号线；站点：龙城花园→新北万达",
+                                  "第3行 三(2)班刘欣怡 未变", "第4行 四(1)班王小明 新增"]
+    assert students_of(services) == before  # nothing written yet
+    token = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)
+    done = client.post("/admin/people/import/confirm", data={"csrf": csrf(client, "/admin/"), "kind": "students",
+                                                             "token": token})
+    assert done.status_code == 302
+    assert "已导入学生：新增 1，更新 1，未变 1" in client.get(done.headers["Location"]).get_data(as_text=True)
+    assert students_of(services) == [("三(2)班", "刘欣怡", "1", "龙城花园"), ("三(2)班", "陈小明", "2", "新北万达"),
+                                     ("四(1)班", "王小明", "", "")]
+    with services.factory() as s:
+        entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "students_import"))
+        assert entry.actor == "周春明" and entry.detail == "新增 1，更新 1，未变 1"
+
+
+def test_students_import_lists_every_problem_by_row_and_writes_nothing(office, client: FlaskClient, services,
+                                                                       tmp_path, app, houqin) -> None:
+    with_routes(office, services, tmp_path)
+    sign_in(client)
+    before = students_of(services)
+    res = upload(client, STUDENTS_BAD, name="students.csv", kind="students")
+    page = res.get_data(as_text=True)
+    assert res.status_code == 400 and "这个文件有 4 处问题，没有导入任何数据" in page
+    for words in ("第2行：线路「9号线」不存在（已有线路：1号线、2号线）", "第3行：站点「新北万达」不在1号线上",
+                  "第4行：姓名为空", "第5行：与第3行重复（同名同班）"):
+        assert words in page, words
+    assert "确认导入" not in page and students_of(services) == before
+    with services.factory() as s:
+        assert s.scalar(select(AuditEntry).where(AuditEntry.action == "students_import")) is None
+    office.add("宦欢", "canteen")
+    assert houqin("console-password", "宦欢", "--password", PASSWORD).exit_code == 0
+    canteen = app.test_client()
+    sign_in(canteen, "宦欢")
+    assert canteen.get("/admin/people/import?kind=students").status_code == 403
+    assert canteen.post("/admin/people/import", data={"csrf": csrf(canteen, "/admin/account"), "kind": "students",
+                                                      "file": (io.BytesIO(STUDENTS.encode()), "s.csv")},
+                        content_type="multipart/form-data").status_code == 403
+    assert students_of(services) == before
