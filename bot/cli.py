@@ -899,7 +899,7 @@ def rooms() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def rooms_import(file: str) -> None:
     """Import rooms from CSV/XLSX (楼栋 楼层 房间 别名 负责人)."""
-    from handlers.repair import import_rooms
+    from handlers.repair.ledger import import_rooms
 
     _import_with("房间", import_rooms, file)
 
@@ -925,7 +925,7 @@ def repair_categories(ctx: click.Context) -> None:
     """The repair categories and their keywords (the first matching category wins)."""
     if ctx.invoked_subcommand is not None:
         return
-    from handlers.repair import category_map
+    from handlers.repair.rules import category_map
 
     services = _services(upgrade=True)
     with services.factory() as session:
@@ -937,7 +937,7 @@ def repair_categories(ctx: click.Context) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def repair_categories_import(file: str) -> None:
     """Replace the keyword map from CSV/XLSX (类别 关键词; keywords separated by ; or 、)."""
-    from handlers.repair import import_categories
+    from handlers.repair.ledger import import_categories
 
     _import_with("报修类别", import_categories, file)
 

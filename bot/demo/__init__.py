@@ -16,7 +16,7 @@ from handlers.bus import import_routes
 from handlers.canteen import MEAL_WORDS, MealRow, find_week, iso_week, joined, save_menu
 from handlers.duty import import_posts, import_roster
 from handlers.identity import import_people, import_students
-from handlers.repair import import_assets, import_rooms
+from handlers.repair.ledger import import_assets, import_rooms
 from handlers.safety import import_drills
 from handlers.tasks.ledger import import_tasks
 from models import ParentLink, Person, Student

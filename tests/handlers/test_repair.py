@@ -16,7 +16,8 @@ from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
 from bot.export import read_ledger
 from bot.services import Services
 from bot.wechat.fake import fake_jpeg
-from handlers.repair import HELP_REPAIR, NO_OPEN, PHOTO_FIRST, import_assets, import_categories, import_rooms
+from handlers.repair.chat import HELP_REPAIR, NO_OPEN, PHOTO_FIRST
+from handlers.repair.ledger import import_assets, import_categories, import_rooms
 from models import Asset, RepairTicket, Room, TicketFollower, TicketPhoto
 from scheduler.runner import NOT_SCHOOL_DAY, Runner
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.services import Services
 from handlers.assets.register import import_assets
-from handlers.repair import import_rooms
+from handlers.repair.ledger import import_rooms
 from models import Asset, AssetLoan, Room
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
