@@ -6,9 +6,10 @@ import click
 from sqlalchemy import select
 
 from bot.cli.base import CliError, _services, main
+from bot.outbox import requeue
 from bot.worker import quota_line
 from models import Delivery, Person
-from models.outbox import DELIVERY_STATES, PENDING
+from models.outbox import DELIVERY_STATES
 
 NOTHING_TO_RETRY = "该接收人没有绑定微信，无法重发"
 
@@ -46,7 +47,7 @@ def outbox(ctx: click.Context, status: str | None, limit: int) -> None:
 @outbox.command("retry")
 @click.argument("delivery_id", type=int)
 def outbox_retry(delivery_id: int) -> None:
-    """Queue a delivery again (after a failure, or to re-send)."""
+    """Queue a delivery again (after a failure, or to re-send), as the console's 重发 does."""
     services = _services(upgrade=True)
     with services.factory() as session, session.begin():
         delivery = session.get(Delivery, delivery_id)
@@ -54,6 +55,5 @@ def outbox_retry(delivery_id: int) -> None:
             raise CliError(NO_DELIVERY.format(id=delivery_id))
         if delivery.openid.startswith("person:"):
             raise CliError(NOTHING_TO_RETRY)
-        delivery.status, delivery.attempts, delivery.next_attempt_at = PENDING, 0, services.now()
-        delivery.last_error, delivery.claim, delivery.lease_until = None, None, None
+        requeue(delivery, services.now())
     click.echo(f"投递 {delivery_id} 已重新排队")
