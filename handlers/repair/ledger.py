@@ -1,5 +1,5 @@
-"""The repair ledgers: the rooms, assets and category imports, and the monthly 报修台账 (with the
-巡查隐患台账 and the per-staff summary)."""
+"""The repair ledgers: the rooms and category imports (the assets' is handlers/assets/register.py's), and
+the monthly 报修台账 with the 巡查隐患台账 and the per-staff summary."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from bot.places import find_asset, find_room, place_key
+from bot.places import place_key
 from bot.tables import TableError, read_table
 from bot.text import (
     day_bounds,
@@ -20,14 +20,12 @@ from bot.text import (
     month_bounds,
 )
 from handlers.repair.rules import (
-    categorize,
-    category_map,
     done_limit,
     follow_up_lines,
     split_words,
     withdrawal_line,
 )
-from models import Asset, Person, RepairCategory, RepairTicket, Room
+from models import Person, RepairCategory, RepairTicket, Room
 from models.repair import (
     STATUS_NAMES,
     WITHDRAWN,
@@ -36,8 +34,6 @@ from models.repair import (
 # -- imports ------------------------------------------------------------------------------------
 ROOM_COLUMNS = {"building": ("楼栋", "楼宇", "建筑"), "floor": ("楼层",), "name": ("房间", "名称", "房间名", "教室"),
                 "aliases": ("别名", "又名"), "responsible": ("负责人",)}
-ASSET_COLUMNS = {"code": ("编号", "资产编号"), "name": ("名称", "资产名称", "设备"), "category": ("类别",),
-                 "room": ("房间", "地点", "位置")}
 CATEGORY_COLUMNS = {"name": ("类别", "名称"), "keywords": ("关键词", "关键字")}
 
 
@@ -72,40 +68,6 @@ def import_rooms(db: Session, path: str | Path) -> int:
             room = Room(building=building, name=name)
             db.add(room)
         room.floor, room.aliases, room.responsible = floor, aliases, person
-    db.flush()
-    return len(parsed)
-
-
-def import_assets(db: Session, path: str | Path) -> int:
-    """Assets by code; the category must be one the map knows (empty: from the name), the room registered."""
-    rows = read_table(path, ASSET_COLUMNS, required=("code", "name"))
-    known = [name for name, _ in category_map(db)]
-    problems: list[str] = []
-    parsed: list[tuple[str, str, str, Room | None]] = []
-    seen: dict[str, int] = {}
-    for row in rows:
-        code, name = row.get("code").replace(" ", ""), row.get("name")
-        if not code or not name:
-            problems.append(f"第{row.number}行：编号或名称为空")
-            continue
-        if code.lower() in seen:
-            problems.append(f"第{row.number}行：编号「{code}」与第{seen[code.lower()]}行重复")
-        seen[code.lower()] = row.number
-        category = row.get("category") or categorize(db, name)
-        if category not in known:
-            problems.append(f"第{row.number}行：不认识的类别「{category}」（可用：{'、'.join(known)}）")
-        room = find_room(db, row.get("room")) if row.get("room") else None
-        if row.get("room") and room is None:
-            problems.append(f"第{row.number}行：房间「{row.get('room')}」不在房间登记表中（先导入房间）")
-        parsed.append((code, name, category, room))
-    if problems:
-        raise TableError(problems)
-    for code, name, category, room in parsed:
-        asset = find_asset(db, code)
-        if asset is None:
-            asset = Asset(code=code, name=name, category=category)
-            db.add(asset)
-        asset.name, asset.category, asset.room = name, category, room
     db.flush()
     return len(parsed)
 

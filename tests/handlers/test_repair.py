@@ -15,8 +15,9 @@ from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
 from bot.export import read_ledger
 from bot.services import Services
 from bot.wechat.fake import fake_jpeg
+from handlers.assets.register import import_assets
 from handlers.repair.chat import HELP_REPAIR, NO_OPEN, PHOTO_FIRST
-from handlers.repair.ledger import import_assets, import_categories, import_rooms
+from handlers.repair.ledger import import_categories, import_rooms
 from models import RepairTicket, Room, TicketFollower, TicketPhoto
 from scheduler.runner import NOT_SCHOOL_DAY, Runner
 from tests.conftest import asset_id, at, heard, import_register, room_id, seeds_staff
@@ -37,7 +38,7 @@ def school(people, services: Services, tmp_path: Path, clock):
     """The 分工 of seeds/001 (tests.conftest.seeds_staff), the rooms and two assets."""
     clock.set("2026-11-23 08:00")  # a Monday; bind codes are issued now and last 14 days
     seeds_staff(people)
-    import_register(services, tmp_path, ROOMS, ASSETS, import_assets)
+    import_register(services, tmp_path, ROOMS, ASSETS, import_assets, now=services.now())
     clock.set("2026-11-23 08:00")  # a Monday
     return people
 
@@ -729,7 +730,7 @@ def test_room_and_asset_imports_check_every_row(school, services, tmp_path: Path
         with pytest.raises(TableError) as rooms_error:
             import_rooms(s, bad_rooms)
         with pytest.raises(TableError) as assets_error:
-            import_assets(s, bad_assets)
+            import_assets(s, bad_assets, now=services.now())
         assert import_rooms(s, tmp_path / "rooms.csv") == 3  # re-import updates in place
     assert [p[:3] for p in rooms_error.value.problems] == ["第2行", "第3行", "第4行"]
     assert "无名氏" in rooms_error.value.problems[0] and "重复" in rooms_error.value.problems[2]
