@@ -31,6 +31,7 @@ from bot.tables import TableError
 from models import utcnow
 
 click_zh.install()  # click's own messages (missing argument, bad choice …) in Chinese too
+
 RUNTIME = "runtime.json"
 START_SERVE_FIRST = ("没有找到正在运行的 houqin serve：未配置公众号时，此命令使用它启动的本地模拟微信。"
                      "请先在另一个终端运行 houqin serve，再执行此命令")

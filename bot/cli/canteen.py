@@ -18,7 +18,6 @@ from bot.cli.base import (
 )
 
 NO_MENU = "{week} 还没有导入菜单：请先运行 houqin menu import 文件"
-
 BAD_WEEK = "请写成 YYYY-Www，例如 2026-W48"
 
 

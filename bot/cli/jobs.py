@@ -9,7 +9,6 @@ import click
 from bot.cli.base import BadOption, CliError, _services, main
 
 BAD_JOB_TIME = '时间请写成 "YYYY-MM-DD HH:MM"（学校时间）'
-
 NO_SUCH_JOB = "没有任务 {job}（见 houqin jobs list）"
 
 

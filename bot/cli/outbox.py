@@ -12,7 +12,6 @@ from models import Delivery, Person
 from models.outbox import DELIVERY_STATES
 
 NOTHING_TO_RETRY = "该接收人没有绑定微信，无法重发"
-
 NO_DELIVERY = "没有编号为 {id} 的投递（见 houqin outbox）"
 
 

@@ -13,7 +13,6 @@ from bot.cli.base import QR_REFUSED, CliError, CliUsageError, _services, main
 from bot.tables import TableError
 
 EVERY_ONE = "全校"
-
 SLIPS_NEED_CLASS = "请用 --class 指定班级（例：--class 三年级2班），或用 --staff 打印教职工的绑定码"
 
 

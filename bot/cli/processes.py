@@ -23,7 +23,6 @@ from bot.services import Services
 from bot.worker import Wakeup
 
 DEMO_NOT_EMPTY = "数据库中已有人员：演示数据只能载入空数据库"
-
 PORT_TAKEN = "无法在 {host}:{port} 上监听：{reason}（端口被其他程序占用？可用 --port 换一个）"
 
 

@@ -9,16 +9,11 @@ from functools import partial
 import click
 
 from bot.cli.base import CliError, CliUsageError, _runtime, _services, main
-from bot.config import (
-    read_environment,
-)
+from bot.config import read_environment
 
 MENU_REFUSED = "微信拒绝了菜单：{error}"
-
 CHAT_NEEDS_WHO = "请给出 --as 姓名 或 --openid OPENID"
-
 FINISH_NEEDS_WEBHOOK = "--finish 需要同时给出 --webhook URL"
-
 WEBHOOK_NEEDS_ACCOUNT = "--webhook 需要 WECHAT_TOKEN 和 WECHAT_APPID（机器人服务的公众号）"
 
 
