@@ -13,7 +13,7 @@ import time
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -38,6 +38,7 @@ START_SERVE_FIRST = ("没有找到正在运行的 houqin serve：未配置公众
 QR_REFUSED = "微信未能生成二维码：{error}"
 NOTHING_FOR_QR = "还没有登记{what}：请先导入（houqin {kind}s import 文件）"
 BAD_MONTH = "请写成 YYYY-MM，例如 2026-11"
+IMPORT_FAILED = "导入失败，未导入任何数据："
 BAD_CONFIGURATION = "配置有误：{error}"
 CHOOSE_SCHOOL = "这里有 {count} 所学校，请用 --school 代号（或环境变量 HOUQIN_SCHOOL）选一所：\n{schools}"
 
@@ -187,6 +188,14 @@ def main(verbose: bool) -> None:
 
 
 # -- school data ----------------------------------------------------------------------------------
+def refuse_import(exc: TableError) -> NoReturn:
+    """An import that found problems imported nothing: say so and every problem (row-numbered), exit 1."""
+    click.echo(IMPORT_FAILED, err=True)
+    for problem in exc.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(1)
+
+
 def _import_with(label: str, importer: Any, path: str, dated: bool = False) -> None:
     """Run an import in one transaction; a `dated` importer reads dates without a year (12月14日) as
     the coming one from the school's today."""
@@ -196,10 +205,7 @@ def _import_with(label: str, importer: Any, path: str, dated: bool = False) -> N
         with services.factory() as session, session.begin():
             count = importer(session, path, **extra)
     except TableError as exc:
-        click.echo("导入失败，未导入任何数据：", err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(1)
+        refuse_import(exc)
     click.echo(f"{label}导入完成：{count} 条")
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from bot.audit import cli_actor, record
-from bot.cli.base import QR_REFUSED, CliError, CliUsageError, _services, main
+from bot.cli.base import QR_REFUSED, CliError, CliUsageError, _services, main, refuse_import
 from bot.tables import TableError
 
 EVERY_ONE = "全校"
@@ -27,10 +26,7 @@ def _run_import(kind: str, path: str) -> None:
             result = importer(session, path, services.now())
             record(session, cli_actor(), f"{kind}_import", Path(path).name, str(result), via="cli", at=services.now())
     except TableError as exc:
-        click.echo("导入失败，未导入任何数据：", err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(1)
+        refuse_import(exc)
     click.echo(f"导入完成：{result}")
     for warning in result.warnings:
         click.echo(f"⚠ {warning}")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from bot.tables import TableError
 
-IMPORT_FAILED = "导入失败，未导入任何数据："
 IMPORTED = "行事历导入完成：{result}"
 WARNING = "⚠ {warning}"
 NO_TASKS = "还没有任务：先导入 houqin tasks import FILE"
@@ -44,7 +41,7 @@ def tasks_import(file: str) -> None:
     提醒提前天数 / 逾期上报天数: days, default 3. 检查项: items separated by ; or 、.
     A task is updated by its title; a file with a problem imports nothing.
     """
-    from bot.cli.base import _services
+    from bot.cli.base import _services, refuse_import
     from handlers.tasks.ledger import import_tasks
 
     services = _services(upgrade=True)
@@ -53,10 +50,7 @@ def tasks_import(file: str) -> None:
         with services.factory() as session, session.begin():
             result = import_tasks(session, file, today)
     except TableError as exc:
-        click.echo(IMPORT_FAILED, err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(1)
+        refuse_import(exc)
     click.echo(IMPORTED.format(result=result))
     for warning in result.warnings:
         click.echo(WARNING.format(warning=warning))
