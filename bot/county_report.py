@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.export import Sheet, write_workbook
 from bot.school import Calendar
-from handlers.repair import is_overdue
+from handlers.repair.rules import is_overdue
 from models import BusAlarm, CanteenFeedback, Delivery, Drill, FireCheck, Push, RepairTicket
 from models.outbox import FAILED, PENDING, SENDING, UNDELIVERABLE
 from models.repair import ACTIVE

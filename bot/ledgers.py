@@ -48,7 +48,7 @@ def new_ledger(db: Session, name: str, period: Period) -> Ledger:
 
 
 def repairs(db: Session, period: Period, tz: tzinfo) -> Ledger:
-    from handlers.repair import (
+    from handlers.repair.ledger import (
         HAZARD_HEADER,
         HAZARD_WIDE,
         LEDGER_HEADER,

@@ -19,7 +19,7 @@ from bot.outbox import MENU_SUBJECT, PAGE_PATH, REPAIR_SUBJECT, kind_name
 from bot.school import get_setting
 from bot.services import Services
 from handlers.notices import NOTICE_SUBJECT, confirm_from_page
-from handlers.repair import local_label
+from handlers.repair.rules import local_label
 from models import MenuWeek, NoticeRecipient, Push, RepairTicket
 from models.repair import COMPLETION, FOLLOW_UP, REPORT, STATUS_NAMES, WITHDRAWAL
 

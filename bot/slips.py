@@ -13,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.fonts import cjk_font
 from bot.places import place_key
-from bot.qrsheet import draw_qr
+from bot.qrsheet import Layout, cut_sheet, draw_qr
 from bot.wechat.gateway import WeChatApi
 from models import BindCode, Person, Student
 
@@ -36,7 +35,7 @@ STAFF_HEADING = "{class_name}教职工绑定码"
 EVERY_STAFF = "全体"
 NO_STUDENTS = "{class_name}没有学生（先导入学生：houqin students import 文件）"
 NO_STAFF = "{class_name}没有需要绑定的教职工（已绑定的人不再打印）"
-COLUMNS, ROWS = 2, 4
+SLIPS = Layout(columns=2, rows=4, margin=10, top=18, heading_size=14, heading_drop=12, inset=1)
 
 
 @dataclass
@@ -115,46 +114,25 @@ def heading(class_name: str, staff: bool) -> str:
 
 def render_slips(slips: list[Slip], out: str | Path | IO[bytes], title: str) -> int:
     """Draw the slips on A4 pages, 2 by 4, with dashed cut lines; returns the number of pages."""
-    from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
     from reportlab.pdfbase.pdfmetrics import stringWidth
-    from reportlab.pdfgen.canvas import Canvas
 
-    font = cjk_font()
-    width, height = A4
-    margin, top = 10 * mm, 18 * mm
-    cell_w, cell_h = (width - 2 * margin) / COLUMNS, (height - margin - top) / ROWS
     qr = 34 * mm
-    if isinstance(out, str | Path):
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-    canvas = Canvas(str(out) if isinstance(out, Path) else out, pagesize=A4)
-    canvas.setTitle(title)
-    per_page = COLUMNS * ROWS
-    pages = max(1, -(-len(slips) // per_page))
-    for page in range(pages):
-        canvas.setFont(font, 14)
-        canvas.drawCentredString(width / 2, height - 12 * mm, f"{title}（第{page + 1}/{pages}页）")
-        for i, slip in enumerate(slips[page * per_page:(page + 1) * per_page]):
-            col, row = i % COLUMNS, i // COLUMNS
-            x0, y0 = margin + col * cell_w, height - top - (row + 1) * cell_h
-            canvas.setDash(2, 3)
-            canvas.rect(x0 + 1 * mm, y0 + 1 * mm, cell_w - 2 * mm, cell_h - 2 * mm)  # cut lines
-            canvas.setDash()
-            left, line_top = x0 + 5 * mm, y0 + cell_h - 11 * mm
-            canvas.setFont(font, 15)
-            canvas.drawString(left, line_top, slip.title[:14])
-            canvas.setFont(font, 9)
-            canvas.drawString(left, line_top - 6 * mm, slip.subtitle[:24])
-            canvas.setFont(font, 11)
-            canvas.drawString(left, line_top - 14 * mm, "绑定码")
-            canvas.setFont("Courier-Bold", 20)
-            canvas.drawString(left + 14 * mm, line_top - 14.5 * mm, slip.code)
-            draw_qr(canvas, slip.url or f"bind:{slip.code}", x0 + cell_w - qr - 4 * mm, y0 + cell_h - qr - 6 * mm, qr)
-            room = cell_w - 9 * mm
-            for n, line in enumerate(slip.lines):  # a long name shrinks its line rather than leave the slip
-                canvas.setFont(font, min(8.5, 8.5 * room / stringWidth(line, font, 8.5)))
-                canvas.drawString(left, y0 + 15 * mm - n * 4.5 * mm, line)
-        canvas.showPage()
-    canvas.save()
-    return pages
+
+    def slip_cell(canvas: Any, font: str, slip: Slip, x0: float, y0: float, cell_w: float, cell_h: float) -> None:
+        left, line_top = x0 + 5 * mm, y0 + cell_h - 11 * mm
+        canvas.setFont(font, 15)
+        canvas.drawString(left, line_top, slip.title[:14])
+        canvas.setFont(font, 9)
+        canvas.drawString(left, line_top - 6 * mm, slip.subtitle[:24])
+        canvas.setFont(font, 11)
+        canvas.drawString(left, line_top - 14 * mm, "绑定码")
+        canvas.setFont("Courier-Bold", 20)
+        canvas.drawString(left + 14 * mm, line_top - 14.5 * mm, slip.code)
+        draw_qr(canvas, slip.url or f"bind:{slip.code}", x0 + cell_w - qr - 4 * mm, y0 + cell_h - qr - 6 * mm, qr)
+        room = cell_w - 9 * mm
+        for n, line in enumerate(slip.lines):  # a long name shrinks its line rather than leave the slip
+            canvas.setFont(font, min(8.5, 8.5 * room / stringWidth(line, font, 8.5)))
+            canvas.drawString(left, y0 + 15 * mm - n * 4.5 * mm, line)
+
+    return cut_sheet(slips, out, title, SLIPS, slip_cell)

@@ -31,8 +31,8 @@ from bot.outbox import Outbox, told
 from bot.school import admins, people_with_role, setting_person
 from bot.text import day_label, month_span, original_tail
 from handlers import canteen
-from handlers.repair import OTHER_CATEGORY, categorize
-from handlers.repair import responsible as repair_responsible
+from handlers.repair.rules import OTHER_CATEGORY, categorize
+from handlers.repair.rules import responsible as repair_responsible
 from models import Person, Suggestion, SuggestionReply
 from models.voice import ANSWERED, OPEN
 

@@ -9,7 +9,7 @@ comment is a row with a random key and neither person nor time; `office_survey_t
 taken part and how many items they have answered — what the reminders need — and never what. The
 conversation's state holds the survey's id alone (the item asked is the taker's count), and every
 answer's message is kept out of the message log (Conversation(private=True)). A group's figure is shown
-only from MIN_SHOWN answers. `houqin survey start|remind|results` (bot/cli_voice.py) and the console
+only from MIN_SHOWN answers. `houqin survey start|remind|results` (bot/cli/voice.py) and the console
 call the plain functions below; the reminder is a job (scheduler/survey.py).
 
 Shared with the canteen's survey: the term key (handlers.canteen.term_key), putting the recipients'

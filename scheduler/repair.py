@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.school import admins, get_setting
 from bot.text import clock_time, day_bounds
-from handlers.repair import done_limit, is_overdue, local_label, names_of, ticket_push, workers_of
+from handlers.repair.rules import done_limit, is_overdue, local_label, names_of, ticket_push, workers_of
 from models import RepairTicket
 from models.repair import ACTIVE, OPEN, STATUS_NAMES, WITHDRAWN
 from scheduler import JobContext

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -259,6 +260,59 @@ class People:
 @pytest.fixture
 def people(services: Services) -> People:
     return People(services)
+
+
+# -- helpers the capability tests share (import them: `from tests.conftest import at, heard …`) ------
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def at(local: str) -> datetime:
+    """A school time, "2026-11-23 08:00" in Shanghai, as UTC."""
+    return datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+
+def heard(fake_wechat: Any, name: str, *needles: str) -> bool:
+    """Whether `name` received a message containing all of `needles` (one batch may arrive in any order)."""
+    return any(call.mentions(*needles) for call in fake_wechat.sent_to(name))
+
+
+def seeds_staff(people: People) -> People:
+    """The 分工 of seeds/001: 程财宝 looks after 水电 门窗 桌椅 消防 安全 其他, 殷奇 电教; 周春明 is admin;
+    张丽 and 王强 teach 三(2)班 and 四(1)班; 陈建国 is a parent."""
+    people.add("周春明", "admin")
+    people.add("程财宝", "staff", categories="水电;门窗;桌椅;消防;安全;其他", phone="13800000002")
+    people.add("殷奇", "staff", categories="电教")
+    people.add("张丽", "teacher", class_name="三(2)班", phone="13800000011")
+    people.add("王强", "teacher", class_name="四(1)班")
+    people.add("陈建国", "parent")
+    return people
+
+
+def import_register(services: Services, tmp_path: Path, rooms: str, assets: str,
+                    import_assets: Callable[..., int], **kwargs: Any) -> None:
+    """Import the rooms CSV `rooms`, then the assets CSV `assets` through `import_assets` (the repair
+    one, or the register's with more columns), in one transaction, as the operator's commands would."""
+    from handlers.repair.ledger import import_rooms
+
+    (tmp_path / "rooms.csv").write_text(rooms, encoding="utf-8")
+    (tmp_path / "assets.csv").write_text(assets, encoding="utf-8")
+    with services.factory() as s, s.begin():
+        import_rooms(s, tmp_path / "rooms.csv")
+        import_assets(s, tmp_path / "assets.csv", **kwargs)
+
+
+def room_id(services: Services, name: str) -> int:
+    from models import Room
+
+    with services.factory() as s:
+        return int(s.scalar(select(Room.id).where(Room.name == name)))
+
+
+def asset_id(services: Services, code: str) -> int:
+    from models import Asset
+
+    with services.factory() as s:
+        return int(s.scalar(select(Asset.id).where(Asset.code == code)))
 
 
 @pytest.fixture

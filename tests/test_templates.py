@@ -16,7 +16,7 @@ from bot.outbox import USER_BLOCKED
 from bot.services import Services
 from bot.wechat.fake import Webhook
 from bot.wechat.templates import Template, fit
-from handlers.repair import import_rooms
+from handlers.repair.ledger import import_rooms
 from models import Delivery, DeliveryAlert, Drill, Push
 from models.outbox import PENDING, SENT, UNDELIVERABLE
 from tests.handlers.test_duty import at as duty_at

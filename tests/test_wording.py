@@ -17,7 +17,8 @@ import handlers.canteen
 import handlers.courtesy
 import handlers.duty
 import handlers.identity
-import handlers.repair
+import handlers.repair.chat
+import handlers.repair.ledger
 import handlers.safety
 import scheduler.digest
 import scheduler.repair
@@ -25,7 +26,7 @@ from bot.text import day_label
 
 NESTED = re.compile(r"（[^（）]*（|\([^()]*\(|【[^【】]*【")
 MODULES = [bot.engine, handlers.bus, handlers.canteen, handlers.courtesy, handlers.duty, handlers.identity,
-           handlers.repair, handlers.safety, scheduler.digest, scheduler.repair]
+           handlers.repair.chat, handlers.repair.ledger, handlers.safety, scheduler.digest, scheduler.repair]
 
 
 def readable(text: str) -> bool:

@@ -26,17 +26,15 @@ from bot.console.base import (
 )
 from bot.outbox import REPAIR_SUBJECT, kind_name
 from bot.text import day_bounds
-from handlers.repair import (
+from handlers.repair.chat import (
     UNKNOWN_TICKET,
-    WORK_ROLES,
-    category_map,
     describe,
     finish_ticket,
-    follow,
     reopen_ticket,
     transfer_ticket,
     withdraw_ticket,
 )
+from handlers.repair.rules import WORK_ROLES, category_map, follow
 from models import Asset, Person, PersonRole, Push, RepairTicket, TicketEvent, TicketPhoto
 from models.repair import ACTIVE, FOLLOW_UP, STATUS_NAMES
 

@@ -14,7 +14,7 @@ from bot.console.base import MAX_ID, acting_person, actor, bp, chat_context, hom
 from bot.outbox import kind_name, short_reason, template_warning
 from bot.text import day_bounds, day_label
 from handlers.bus import TRIP_NAMES, _acknowledge, open_alarms
-from handlers.repair import overdue_among
+from handlers.repair.rules import overdue_among
 from models import BusRoute, BusTrip, Delivery, DutyCheckin, DutyShift, InboundMessage, RepairTicket
 from models.bus import BusAlarm
 from models.outbox import FAILED, UNDELIVERABLE, DeliveryAlert

@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 from bot.school import import_calendar, set_setting
 from bot.tables import read_table
 from bot.text import WEEKDAYS
+from handlers.assets.register import import_assets
+from handlers.assets.supplies import import_supplies
 from handlers.bus import import_routes
 from handlers.canteen import MEAL_WORDS, MealRow, find_week, iso_week, joined, save_menu
 from handlers.duty import import_posts, import_roster
 from handlers.identity import import_people, import_students
-from handlers.repair import import_assets, import_rooms
+from handlers.repair.ledger import import_rooms
 from handlers.safety import import_drills
 from handlers.tasks.ledger import import_tasks
 from models import ParentLink, Person, Student
@@ -40,7 +42,8 @@ def load_demo(db: Session, now: datetime) -> None:
     import_calendar(db, HERE / "calendar.csv")
     import_drills(db, HERE / "drills.csv")
     import_rooms(db, HERE / "rooms.csv")
-    import_assets(db, HERE / "assets.csv")
+    import_assets(db, HERE / "assets.csv", now)  # the register: equipment, things to lend, keys
+    import_supplies(db, HERE / "supplies.csv")  # 日常用品 with their reorder levels (seeds/001 分工 14)
     set_setting(db, "bus_manager", "宦欢")  # 校车管理 in seeds/001's 分工 table
     set_setting(db, "school_latitude", "31.810000")
     set_setting(db, "school_longitude", "119.974000")

@@ -213,7 +213,7 @@ def _flag(value: str) -> bool | None:
 def import_assets(db: Session, path: str | Path, now: datetime | None = None) -> int:
     """Assets by code, all or nothing, with row-numbered problems. The category must be one the repair
     map knows (empty: from the name), the room registered, the custodian in the people list."""
-    from handlers.repair import categorize, category_map
+    from handlers.repair.rules import categorize, category_map
 
     rows = read_table(path, ASSET_COLUMNS, required=("code", "name"))
     known = [name for name, _ in category_map(db)]

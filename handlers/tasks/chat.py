@@ -1,6 +1,6 @@
 """The 行事历 in the chat: 任务 (my open tasks), 完成 T<n> [备注] (closes one; a checklist is walked one
 item per message: 正常, 异常 and what, a reading, a photo), and 报修 right after an 异常 item files a
-repair ticket linked to the task (handlers/repair.py's own filing)."""
+repair ticket linked to the task (handlers/repair/chat.py's own filing)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -16,11 +15,13 @@ from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
 from bot.export import read_ledger
 from bot.services import Services
 from bot.wechat.fake import fake_jpeg
-from handlers.repair import HELP_REPAIR, NO_OPEN, PHOTO_FIRST, import_assets, import_categories, import_rooms
-from models import Asset, RepairTicket, Room, TicketFollower, TicketPhoto
+from handlers.assets.register import import_assets
+from handlers.repair.chat import HELP_REPAIR, NO_OPEN, PHOTO_FIRST
+from handlers.repair.ledger import import_categories, import_rooms
+from models import RepairTicket, Room, TicketFollower, TicketPhoto
 from scheduler.runner import NOT_SCHOOL_DAY, Runner
+from tests.conftest import asset_id, at, heard, import_register, room_id, seeds_staff
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 ROOMS = """楼栋,楼层,房间,别名,负责人
 教学楼,3,三(2)班,,张丽
 教学楼,4,四(1)班,,
@@ -32,25 +33,12 @@ SD-0302,空调,水电,三(2)班
 """
 
 
-def at(local: str) -> datetime:
-    return datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI).astimezone(UTC)
-
-
 @pytest.fixture
 def school(people, services: Services, tmp_path: Path, clock):
-    """The 分工 of seeds/001: 程财宝 looks after 水电 门窗 桌椅 消防 安全 其他, 殷奇 电教; 周春明 is admin."""
+    """The 分工 of seeds/001 (tests.conftest.seeds_staff), the rooms and two assets."""
     clock.set("2026-11-23 08:00")  # a Monday; bind codes are issued now and last 14 days
-    people.add("周春明", "admin")
-    people.add("程财宝", "staff", categories="水电;门窗;桌椅;消防;安全;其他", phone="13800000002")
-    people.add("殷奇", "staff", categories="电教")
-    people.add("张丽", "teacher", class_name="三(2)班", phone="13800000011")
-    people.add("王强", "teacher", class_name="四(1)班")
-    people.add("陈建国", "parent")
-    (tmp_path / "rooms.csv").write_text(ROOMS, encoding="utf-8")
-    (tmp_path / "assets.csv").write_text(ASSETS, encoding="utf-8")
-    with services.factory() as s, s.begin():
-        import_rooms(s, tmp_path / "rooms.csv")
-        import_assets(s, tmp_path / "assets.csv")
+    seeds_staff(people)
+    import_register(services, tmp_path, ROOMS, ASSETS, import_assets, now=services.now())
     clock.set("2026-11-23 08:00")  # a Monday
     return people
 
@@ -90,26 +78,12 @@ def ticket_count(services: Services) -> int:
         return int(s.scalar(select(func.count()).select_from(RepairTicket)) or 0)
 
 
-def room_id(services: Services, name: str) -> int:
-    with services.factory() as s:
-        return int(s.scalar(select(Room.id).where(Room.name == name)))
-
-
-def asset_id(services: Services, code: str) -> int:
-    with services.factory() as s:
-        return int(s.scalar(select(Asset.id).where(Asset.code == code)))
-
 
 FALLBACK = NOT_UNDERSTOOD.split("「")[0]  # 没有听懂
 
 
 def names(rows) -> set[str]:
     return {r.name for r in rows}
-
-
-def heard(fake_wechat, name: str, *needles: str) -> bool:
-    """Whether `name` received a message containing all of `needles` (one batch may arrive in any order)."""
-    return any(call.mentions(*needles) for call in fake_wechat.sent_to(name))
 
 
 # -- filing -----------------------------------------------------------------------------------------
@@ -756,7 +730,7 @@ def test_room_and_asset_imports_check_every_row(school, services, tmp_path: Path
         with pytest.raises(TableError) as rooms_error:
             import_rooms(s, bad_rooms)
         with pytest.raises(TableError) as assets_error:
-            import_assets(s, bad_assets)
+            import_assets(s, bad_assets, now=services.now())
         assert import_rooms(s, tmp_path / "rooms.csv") == 3  # re-import updates in place
     assert [p[:3] for p in rooms_error.value.problems] == ["第2行", "第3行", "第4行"]
     assert "无名氏" in rooms_error.value.problems[0] and "重复" in rooms_error.value.problems[2]

@@ -5,19 +5,16 @@ projector that is not lent, and keys."""
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from bot.services import Services
 from handlers.assets.register import import_assets
-from handlers.repair import import_rooms
-from models import Asset, AssetLoan, Room
+from models import Asset, AssetLoan
+from tests.conftest import import_register, seeds_staff
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 ROOMS = """楼栋,楼层,房间,别名,负责人
 教学楼,3,三(2)班,,张丽
 教学楼,4,四(1)班,,王强
@@ -33,35 +30,13 @@ YS-KX2,科学室柜钥匙,门窗,科学室,程财宝,,,,1,是,否,钥匙
 """
 
 
-def at(local: str) -> datetime:
-    return datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI).astimezone(UTC)
-
-
 @pytest.fixture
 def school(people, services: Services, tmp_path: Path, clock):
     clock.set("2026-11-23 08:00")  # a Monday
-    people.add("周春明", "admin")
-    people.add("程财宝", "staff", categories="水电;门窗;桌椅;消防;安全;其他", phone="13800000002")
-    people.add("殷奇", "staff", categories="电教")
-    people.add("张丽", "teacher", class_name="三(2)班", phone="13800000011")
-    people.add("王强", "teacher", class_name="四(1)班")
-    people.add("陈建国", "parent")
-    (tmp_path / "rooms.csv").write_text(ROOMS, encoding="utf-8")
-    (tmp_path / "assets.csv").write_text(ASSETS, encoding="utf-8")
-    with services.factory() as s, s.begin():
-        import_rooms(s, tmp_path / "rooms.csv")
-        import_assets(s, tmp_path / "assets.csv", now=services.now())
+    seeds_staff(people)
+    import_register(services, tmp_path, ROOMS, ASSETS, import_assets, now=services.now())
     return people
 
-
-def asset_id(services: Services, code: str) -> int:
-    with services.factory() as s:
-        return int(s.scalar(select(Asset.id).where(Asset.code == code)))
-
-
-def room_id(services: Services, name: str) -> int:
-    with services.factory() as s:
-        return int(s.scalar(select(Room.id).where(Room.name == name)))
 
 
 def status_of(services: Services, code: str) -> str:
@@ -74,10 +49,6 @@ def loans(services: Services) -> list[tuple[str, str, int, str]]:
     with services.factory() as s:
         return [(loan.code, loan.borrower.name, loan.quantity, loan.status)
                 for loan in s.scalars(select(AssetLoan).order_by(AssetLoan.id))]
-
-
-def heard(fake_wechat, name: str, *needles: str) -> bool:
-    return any(call.mentions(*needles) for call in fake_wechat.sent_to(name))
 
 
 _event_times = itertools.count(1_800_000_000)

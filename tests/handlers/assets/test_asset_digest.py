@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from handlers.assets.supplies import import_supplies
-from tests.handlers.assets.conftest import at
+from tests.conftest import at
 from tests.handlers.assets.test_asset_supplies import SUPPLIES
 
 

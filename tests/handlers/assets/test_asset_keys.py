@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.school import import_calendar
-from tests.handlers.assets.conftest import at, loans
+from tests.conftest import at
+from tests.handlers.assets.conftest import loans
 
 
 def test_take_and_return_a_key_copy_by_copy(school, wechat_user, services) -> None:

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from handlers.assets.common import BAD_QUANTITY
 from models import AssetEvent, RepairTicket
-from tests.handlers.assets.conftest import asset_id, at, heard, loans, scan, status_of
+from tests.conftest import asset_id, at, heard
+from tests.handlers.assets.conftest import loans, scan, status_of
 
 
 def test_borrow_and_return_by_quantity(school, wechat_user, services) -> None:

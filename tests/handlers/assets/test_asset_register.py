@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from bot.tables import TableError
 from handlers.assets.register import import_assets
 from models import Asset
-from tests.handlers.assets.conftest import asset_id, scan
+from tests.conftest import asset_id
+from tests.handlers.assets.conftest import scan
 
 
 def test_the_import_reads_the_register_columns(school, services) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from models import RepairTicket, StocktakeCheck, StocktakePhoto
-from tests.handlers.assets.conftest import asset_id, room_id, scan
+from tests.conftest import asset_id, room_id
+from tests.handlers.assets.conftest import scan
 
 
 def test_a_stocktake_of_a_building(school, wechat_user, services, fetch_media) -> None:

@@ -27,7 +27,7 @@ def county_report(month: str, term: bool, xlsx: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from bot.cli import CliError, CliUsageError, _county
+    from bot.cli.base import CliError, CliUsageError, _county
 
     if month and term:
         raise CliUsageError(BOTH_VIEWS)
@@ -66,7 +66,7 @@ PART_NOT_SENT = "{name}：未发送（{why}）"
 @click.option("--sender", "sender", default="", help="who sends it, as the record names them (default: 教育局)")
 def county_notify(title: str, body: str, schools: str, sender: str) -> None:
     """A 通知 from the bureau to the admins of every school (or of the schools given), with 回执."""
-    from bot.cli import CliError, _county
+    from bot.cli.base import CliError, _county
     from bot.county import CountyError
     from bot.county_notices import BUREAU, send_county_notice
 
@@ -84,7 +84,7 @@ def county_notify(title: str, body: str, schools: str, sender: str) -> None:
 @click.argument("notice_id", required=False, type=int)
 def county_notices_cmd(notice_id: int | None) -> None:
     """The bureau's notices; with an id, each school's admins who have and have not confirmed."""
-    from bot.cli import CliError, _county
+    from bot.cli.base import CliError, _county
     from bot.county_notices import county_notice_status, county_notices, get_county_notice, unknown
 
     county_ = _county()

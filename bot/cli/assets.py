@@ -1,6 +1,6 @@
 """`houqin` commands of the register of things (issue 18): stocktakes, supplies, keys and the ledgers
-(`houqin export assets|loans|keys|stocktake|supplies --month YYYY-MM | --term YYYY-MM-DD`). bot/cli.py
-adds them to its groups; the helpers they share (`_services`, `_import_with`, errors) are bot/cli's."""
+(`houqin export assets|loans|keys|stocktake|supplies --month YYYY-MM | --term YYYY-MM-DD`). bot/cli/__init__.py
+adds them to its groups; the helpers they share (`_services`, `_import_with`, errors) are bot/cli/base.py's."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def stocktake_group() -> None:
 @click.argument("scope", nargs=-1)
 def stocktake_start(scope: tuple[str, ...]) -> None:
     """Start a stocktake of SCOPE (全校 when not given, a building, or a room)."""
-    from bot.cli import CliError, _services
+    from bot.cli.base import CliError, _services
     from handlers.assets.stocktake import STARTED, begin_stocktake, expected
 
     services = _services(upgrade=True)
@@ -39,7 +39,7 @@ def stocktake_start(scope: tuple[str, ...]) -> None:
 @stocktake_group.command("end")
 def stocktake_end() -> None:
     """End the open stocktake: found, missing, moved and unregistered."""
-    from bot.cli import CliError, _services
+    from bot.cli.base import CliError, _services
     from handlers.assets.stocktake import finish_stocktake, open_stocktake
 
     services = _services(upgrade=True)
@@ -59,7 +59,7 @@ def supplies_group() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def supplies_import(file: str) -> None:
     """Import items from CSV/XLSX (物品 单位 库存 补货线 需审批 负责人)."""
-    from bot.cli import _import_with
+    from bot.cli.base import _import_with
     from handlers.assets.supplies import import_supplies
 
     _import_with("日常用品", import_supplies, file)
@@ -68,7 +68,7 @@ def supplies_import(file: str) -> None:
 @click.command("keys")
 def keys_command() -> None:
     """Every key not returned, who holds it and since when (the term-end check)."""
-    from bot.cli import _services
+    from bot.cli.base import _services
     from handlers.assets.keys import unreturned_text
 
     services = _services(upgrade=True)
@@ -79,7 +79,7 @@ def keys_command() -> None:
 
 def _period(month: str | None, term: str | None, session: Any) -> Any:
     """--month YYYY-MM, or --term <any day of a term in the school calendar> (named like the console's terms)."""
-    from bot.cli import BAD_MONTH, BadOption, CliError, CliUsageError
+    from bot.cli.base import BAD_MONTH, BadOption, CliError, CliUsageError
     from bot.export import Period
     from bot.ledgers import term_label
     from bot.school import Calendar
@@ -105,7 +105,7 @@ def _period(month: str | None, term: str | None, session: Any) -> Any:
 
 def _export(key: str, month: str | None, term: str | None, out: str) -> None:
     """The ledger `key` of bot/ledgers.py (the console's 台账 page offers the same workbook)."""
-    from bot.cli import _services
+    from bot.cli.base import _services
     from bot.ledgers import build
 
     services = _services(upgrade=True)

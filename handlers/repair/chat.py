@@ -1,49 +1,66 @@
-"""Repairs and hazards: 报修 (multi-turn, one-shot, or by scanning a room or asset QR code), photos,
-duplicates, 接单 / 完成 / 转派, the reporter's rating or 未修好, 撤销, R<n>, 我的报修 and 巡查; and the
-rooms, assets and category imports and the monthly ledger (报修台账).
+"""The repair conversations: 报修 (multi-turn, one-shot, or by scanning a room or asset QR code), photos,
+duplicates, 接单 / 完成 / 转派, the reporter's rating or 未修好, 撤销, R<n>, 我的报修 and 巡查.
 
 A ticket's category comes from its asset, or from the description through the keyword map the school
 edits; it goes to the staff whose categories include it, else to admin. Urgent words alert staff and
-admin at once. A report is a duplicate only of an active ticket for the same fault: the same asset, or
-the same place and a thing in common (see `same_fault`); its reporter's words and photos join the
-ticket's history and whoever works on it is told. The escalation jobs and the digest section are in
-scheduler/repair.py.
+admin at once. A report is a duplicate only of an active ticket for the same fault (rules.same_fault);
+its reporter's words and photos join the ticket's history and whoever works on it is told. The
+escalation jobs and the digest section are in scheduler/repair.py.
 """
 
 from __future__ import annotations
 
 import re
-import statistics
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
-from pathlib import Path
-from typing import Any
+from datetime import timedelta, tzinfo
 
-from sqlalchemy import delete, or_, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import or_, select
 
 from bot.engine import DID_YOU_MEAN, Context, Conversation, Incoming, Reply
-from bot.numbering import allocate_number
 from bot.outbox import told
 from bot.people import AmbiguousName, PersonNotFound, resolve_person
-from bot.places import find_asset, find_place_in, find_room, place_key, split_place
-from bot.school import admins, get_setting, people_with_role
-from bot.tables import TableError, read_table
+from bot.places import find_place_in, split_place
+from bot.school import admins
 from bot.text import (
     LEADING_PARTICLES,
     SEPARATOR_MARKS,
     bare_score,
-    day_bounds,
-    local_naive,
-    month_bounds,
     normalize,
     original_tail,
-    segment,
     strip_particles,
 )
 from handlers.assets.loans import SCAN_CHOICE, offers_loan, scan_choice
 from handlers.assets.stocktake import scan as stocktake_scan
-from models import Asset, Person, RepairCategory, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
+from handlers.repair.rules import (
+    CODE_RE,
+    HAZARD_CATEGORY,
+    MAX_DESCRIPTION,
+    MAX_PLACE,
+    REPAIR_ROLES,
+    WORK_ROLES,
+    Place,
+    asset_place,
+    categorize,
+    find_duplicate,
+    follow,
+    follow_up_lines,
+    is_overdue,
+    is_party,
+    is_urgent,
+    local_label,
+    names_of,
+    next_number,
+    parties,
+    place_from_data,
+    resolve_place,
+    responsible,
+    shown_code,
+    ticket_by_code,
+    ticket_fields,
+    ticket_push,
+    withdrawal_line,
+    workers_of,
+)
+from models import Asset, Person, RepairTicket, Room, TicketEvent, TicketFollower, TicketPhoto
 from models.repair import (
     ACCEPTED,
     ACTIVE,
@@ -58,34 +75,10 @@ from models.repair import (
     WITHDRAWN,
 )
 
-HAZARD_CATEGORY = "安全"
-OTHER_CATEGORY = "其他"
-DEFAULT_CATEGORIES: list[tuple[str, str]] = [  # matched in this order: the first category with a keyword wins
-    ("消防", "灭火器;消防栓;消火栓;消防;应急灯;疏散指示;安全出口;烟感;喷淋;着火;起火;冒烟"),
-    ("电教", "投影;电脑;一体机;白板;显示屏;屏幕;音响;话筒;麦克风;广播;网络;网线;wifi;打印机;电视;摄像头;幕布;"
-             "鼠标;键盘;录播"),
-    ("水电", "水龙头;水管;漏水;跑水;下水;马桶;厕所;便池;堵;直饮水;饮水机;热水;灯;插座;开关;跳闸;停电;没电;断电;"
-             "漏电;电线;空调;风扇;电扇;电梯"),
-    ("门窗", "门;窗;锁;玻璃;把手;合页;钥匙"),
-    ("桌椅", "桌;椅;凳;柜;讲台;书架;黑板"),
-    ("安全", "隐患;栏杆;护栏;扶手;楼梯;台阶;地面;地砖;墙;吊顶;天花板;松动;脱落;裂缝;井盖;尖角"),
-    ("其他", ""),
-]
 PHOTO_WINDOW = timedelta(minutes=10)
 MAX_PHOTOS = 9
-MAX_DESCRIPTION = 500
-MAX_PLACE = 200
 SKIP_WORDS = {"跳过", "不用", "没有", "无", "skip"}
-REPAIR_ROLES = {"teacher", "staff", "admin"}
-WORK_ROLES = {"staff", "admin"}
-CODE_RE = re.compile(r"[Rr](\d{1,9})")
 OUT_OF_RANGE_RE = re.compile(r"-?\d{1,3}(?:\.\d+)?\s*[分星]?\s*[。.!！~～]*")  # 6, 0, 10分: not a 1-5 rating
-SEPARATORS = re.compile(r"[;；、，,]+")
-# Words that say how something is broken, or name nothing in particular: two reports sharing only
-# these are not about the same thing (the urgent words are added to them: 漏水, 冒烟, 火花 ...)
-NOT_THINGS = {"漏水", "跑水", "渗水", "漏电", "跳闸", "停电", "没电", "断电", "堵", "松动", "脱落", "裂缝", "着火",
-              "起火", "冒烟", "火花", "黑屏", "花屏", "画面", "声音", "隐患", "问题", "故障", "毛病", "东西", "情况",
-              "地方", "时候", "现在", "今天", "开机", "教室", "老师", "同学", "学生", "我们", "大家"}
 
 
 class Step:
@@ -214,144 +207,6 @@ WORK_WORDS = (("完成", finish, ("修好", "已修", "完成", "搞定", "弄�
               ("接单", accept, ("接", "处理", "马上", "过去", "收到")))
 
 
-# -- categories, urgency, routing -----------------------------------------------------------------
-def split_words(text: str) -> list[str]:
-    return [w.strip() for w in SEPARATORS.split(text) if w.strip()]
-
-
-def category_map(db: Session) -> list[tuple[str, list[str]]]:
-    """The school's keyword map, in matching order; the defaults until one is imported."""
-    rows = list(db.scalars(select(RepairCategory).order_by(RepairCategory.position, RepairCategory.name)))
-    pairs = [(r.name, r.keywords) for r in rows] if rows else DEFAULT_CATEGORIES
-    return [(name, split_words(words)) for name, words in pairs]
-
-
-def categorize(db: Session, text: str) -> str:
-    lowered = text.lower()
-    for name, words in category_map(db):
-        if any(w.lower() in lowered for w in words):
-            return name
-    return OTHER_CATEGORY
-
-
-def is_urgent(db: Session, text: str) -> bool:
-    return any(w in text for w in split_words(get_setting(db, "repair_urgent_words")))
-
-
-def responsible(db: Session, category: str) -> list[Person]:
-    """The staff whose categories include `category`, else admin."""
-    staff = [p for p in people_with_role(db, "staff") if category in p.category_list]
-    return staff or admins(db)
-
-
-def names_of(people: list[Person]) -> str:
-    return "、".join(p.name for p in people) or "管理员"
-
-
-# -- places ---------------------------------------------------------------------------------------
-@dataclass
-class Place:
-    text: str
-    room: Room | None = None
-    asset: Asset | None = None
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return {"place": self.text, "room_id": self.room.id if self.room else None,
-                "asset_id": self.asset.id if self.asset else None}
-
-
-def asset_place(asset: Asset) -> Place:
-    text = f"{asset.room.name} {asset.name}" if asset.room else asset.name
-    return Place(text, asset.room, asset)
-
-
-def resolve_place(db: Session, text: str) -> Place:
-    """An asset code, a registered room however written, or the place as typed."""
-    asset = find_asset(db, text)
-    if asset is not None:
-        return asset_place(asset)
-    room = find_room(db, text)
-    return Place(room.name, room) if room is not None else Place(text)
-
-
-def place_from_data(db: Session, data: dict[str, Any]) -> Place:
-    room = db.get(Room, data["room_id"]) if data.get("room_id") else None
-    asset = db.get(Asset, data["asset_id"]) if data.get("asset_id") else None
-    return Place(str(data.get("place", "")), room, asset)
-
-
-# -- tickets --------------------------------------------------------------------------------------
-def ticket_by_code(db: Session, word: str, lock: bool = False) -> RepairTicket | None:
-    match = CODE_RE.fullmatch(word) or re.fullmatch(r"(\d{1,9})", word)
-    if match is None:
-        return None
-    query = select(RepairTicket).where(RepairTicket.number == int(match.group(1)))
-    return db.scalar(query.with_for_update() if lock else query)
-
-
-def shown_code(word: str) -> str:
-    return word if word.upper().startswith("R") else f"R{word}"
-
-
-def is_party(ticket: RepairTicket, person: Person) -> bool:
-    """The reporter or a follower."""
-    return ticket.reporter_id == person.id or any(f.person_id == person.id for f in ticket.followers)
-
-
-def parties(ticket: RepairTicket) -> list[Person]:
-    return [p for p in [ticket.reporter, *ticket.follower_people] if p is not None]
-
-
-def follow(db: Session, ticket: RepairTicket, person: Person) -> None:
-    if not is_party(ticket, person):
-        ticket.followers.append(TicketFollower(person=person))
-        db.flush()
-
-
-def things(db: Session, text: str) -> set[str]:
-    """What a description says is broken: its nouns (jieba), each reduced to the longest category keyword
-    it contains (灯管 → 灯, 投影仪 → 投影), less NOT_THINGS and the urgent words. 空调在漏水 → {空调}."""
-    skip = NOT_THINGS | set(split_words(get_setting(db, "repair_urgent_words")))
-    keywords = sorted({w.lower() for _, words in category_map(db) for w in words} - skip, key=len, reverse=True)
-    found = set()
-    for token, flag in segment(normalize(text).lower()):
-        word = token.strip()
-        keyword = next((k for k in keywords if k in word), None)
-        if keyword is not None:
-            found.add(keyword)
-        elif flag.startswith("n") and len(word) >= 2 and word not in skip:
-            found.add(word)
-    return found
-
-
-def same_fault(db: Session, ticket: RepairTicket, place: Place, description: str) -> bool:
-    """Whether a report at the ticket's place describes the ticket's fault: the same asset; else a thing
-    in common (the assets' names count: 没有声音 scanned on the projector is about 投影); else the same
-    words. Two assets, or two things, are two faults: 插座冒火花 is not 空调漏水."""
-    if place.asset is not None and ticket.asset is not None:
-        return place.asset.id == ticket.asset.id
-    mine = things(db, f"{place.asset.name if place.asset else ''} {description}")
-    theirs = things(db, f"{ticket.asset.name if ticket.asset else ''} {ticket.description}")
-    if mine or theirs:
-        return bool(mine & theirs)
-    return normalize(description).replace(" ", "") == normalize(ticket.description).replace(" ", "")
-
-
-def find_duplicate(db: Session, place: Place, description: str) -> RepairTicket | None:
-    """The first active ticket for the same room (or the same place as typed) and the same fault."""
-    query = select(RepairTicket).where(RepairTicket.status.in_(ACTIVE)).order_by(RepairTicket.number)
-    if place.room is not None:
-        candidates = list(db.scalars(query.where(RepairTicket.room_id == place.room.id)))
-    else:
-        key = place_key(place.text)
-        candidates = [t for t in db.scalars(query.where(RepairTicket.room_id.is_(None))) if place_key(t.place) == key]
-    return next((t for t in candidates if same_fault(db, t, place, description)), None)
-
-
-def next_number(db: Session) -> int:
-    return allocate_number(db, RepairTicket.number)
-
 
 def file_ticket(ctx: Context, place: Place, description: str, *, hazard: bool = False,
                 ask_photo: bool = False) -> Reply:
@@ -390,10 +245,6 @@ def file_ticket(ctx: Context, place: Place, description: str, *, hazard: bool = 
     return Reply.end(f"{text}\n{PHOTO_LATER.format(code=ticket.code)}")
 
 
-def workers_of(db: Session, ticket: RepairTicket) -> list[Person]:
-    """Who works on the ticket: its assignee, else the staff of its category (else admin)."""
-    return [ticket.assignee] if ticket.assignee else responsible(db, ticket.category)
-
 
 def _duplicate(ctx: Context, ticket: RepairTicket, person: Person, description: str, urgent: bool,
                ask_photo: bool) -> Reply:
@@ -420,26 +271,6 @@ def _duplicate(ctx: Context, ticket: RepairTicket, person: Person, description: 
         return Reply(f"{text}\n{ASK_PHOTO}", next=Step.PHOTO, data={"ticket": ticket.number})
     return Reply.end(f"{text}\n{PHOTO_LATER.format(code=ticket.code)}")
 
-
-def ticket_fields(ticket: RepairTicket) -> dict[str, Any]:
-    return {"code": ticket.code, "place": ticket.place, "category": ticket.category,
-            "description": ticket.description, "status": STATUS_NAMES.get(ticket.status, ticket.status),
-            "reporter": ticket.reporter.name if ticket.reporter else "（已删除）",
-            "name": ticket.assignee.name if ticket.assignee else ""}
-
-
-def ticket_push(ticket: RepairTicket) -> dict[str, str]:
-    """A repair push's named fields (bot.push_kinds): who `person` is, the worker or else the reporter."""
-    fields = ticket_fields(ticket)
-    return {"code": fields["code"], "place": fields["place"], "description": fields["description"],
-            "status": fields["status"], "person": fields["name"] or fields["reporter"]}
-
-
-def local_label(ctx_tz: tzinfo, moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    local = moment.astimezone(ctx_tz)
-    return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
 # -- 报修 ----------------------------------------------------------------------------------------
@@ -838,20 +669,6 @@ def describe(ticket: RepairTicket, tz: tzinfo) -> str:
     return "\n".join(lines)
 
 
-def follow_up_lines(ticket: RepairTicket, tz: tzinfo) -> list[str]:
-    """The later reports of the ticket's fault, in their reporters' words, with the photos each sent."""
-    lines = []
-    for event in ticket.follow_ups:
-        photos = sum(1 for p in ticket.photos if p.kind == REPORT and p.sender_id == event.person_id
-                     and event.person_id != ticket.reporter_id)
-        lines.append(f"{event.who} {local_label(tz, event.created_at)}「{event.text}」"
-                     + ("【紧急】" if event.urgent else "") + (f"（照片 {photos} 张）" if photos else ""))
-    return lines
-
-
-def withdrawal_line(event: TicketEvent, tz: tzinfo) -> str:
-    return f"{event.who} {local_label(tz, event.created_at)}" + (f"，理由：{event.text}" if event.text else "")
-
 
 MY_LIMIT = 10
 
@@ -886,26 +703,6 @@ def list_mine(msg: Incoming, ctx: Context) -> Reply:
     return Reply.end("\n".join(lines) if lines else NO_OPEN)
 
 
-def done_limit(db: Session, ticket: RepairTicket) -> tuple[timedelta, str]:
-    """How long a ticket may take before it is late (school settings), and that said in Chinese."""
-    if ticket.urgent:
-        hours = float(get_setting(db, "repair_urgent_done_hours"))
-        return timedelta(hours=hours), f"{hours:g}小时"
-    days = float(get_setting(db, "repair_done_days"))
-    return timedelta(days=days), f"{days:g}天"
-
-
-def is_overdue(db: Session, ticket: RepairTicket, now: datetime) -> bool:
-    return ticket.status in ACTIVE and now - ticket.filed_at >= done_limit(db, ticket)[0]
-
-
-def overdue_among(db: Session, tickets: list[RepairTicket], now: datetime) -> list[RepairTicket]:
-    """The tickets `is_overdue` picks, reading the two limits once (not once per ticket)."""
-    urgent = timedelta(hours=float(get_setting(db, "repair_urgent_done_hours")))
-    normal = timedelta(days=float(get_setting(db, "repair_done_days")))
-    return [t for t in tickets if t.status in ACTIVE and now - t.filed_at >= (urgent if t.urgent else normal)]
-
-
 def waiting_for(ctx: Context, me: Person) -> tuple[list[RepairTicket], list[RepairTicket]]:
     """The work waiting for a staff member or admin: the active tickets they work on (assigned to them, or
     unassigned and theirs by category, admin's when no staff has it), and — split off as 已逾期 — those
@@ -933,181 +730,3 @@ def waiting_for(ctx: Context, me: Person) -> tuple[list[RepairTicket], list[Repa
         elif mine:
             work.append(ticket)
     return work, late
-
-
-# -- imports ------------------------------------------------------------------------------------
-ROOM_COLUMNS = {"building": ("楼栋", "楼宇", "建筑"), "floor": ("楼层",), "name": ("房间", "名称", "房间名", "教室"),
-                "aliases": ("别名", "又名"), "responsible": ("负责人",)}
-ASSET_COLUMNS = {"code": ("编号", "资产编号"), "name": ("名称", "资产名称", "设备"), "category": ("类别",),
-                 "room": ("房间", "地点", "位置")}
-CATEGORY_COLUMNS = {"name": ("类别", "名称"), "keywords": ("关键词", "关键字")}
-
-
-def import_rooms(db: Session, path: str | Path) -> int:
-    """Rooms by building + name; a name or alias that would name two rooms is refused."""
-    rows = read_table(path, ROOM_COLUMNS, required=("name",))
-    problems: list[str] = []
-    parsed: list[tuple[str, str, str, str, Person | None]] = []
-    claimed: dict[str, int] = {}
-    people = {p.name: p for p in db.scalars(select(Person).order_by(Person.id.desc()))}
-    for row in rows:
-        name, building = row.get("name"), row.get("building")
-        aliases = ";".join(split_words(row.get("aliases")))
-        if not name:
-            problems.append(f"第{row.number}行：房间名称为空")
-            continue
-        who = row.get("responsible")
-        person = people.get(who) if who else None
-        if who and person is None:
-            problems.append(f"第{row.number}行：负责人「{who}」不在人员名单中（先导入人员）")
-        for key in {place_key(n) for n in [name, *split_words(aliases)]}:
-            if key in claimed:
-                problems.append(f"第{row.number}行：「{name}」的名称或别名与第{claimed[key]}行重复")
-                break
-            claimed[key] = row.number
-        parsed.append((building, row.get("floor"), name, aliases, person))
-    if problems:
-        raise TableError(problems)
-    for building, floor, name, aliases, person in parsed:
-        room = db.scalar(select(Room).where(Room.building == building, Room.name == name))
-        if room is None:
-            room = Room(building=building, name=name)
-            db.add(room)
-        room.floor, room.aliases, room.responsible = floor, aliases, person
-    db.flush()
-    return len(parsed)
-
-
-def import_assets(db: Session, path: str | Path) -> int:
-    """Assets by code; the category must be one the map knows (empty: from the name), the room registered."""
-    rows = read_table(path, ASSET_COLUMNS, required=("code", "name"))
-    known = [name for name, _ in category_map(db)]
-    problems: list[str] = []
-    parsed: list[tuple[str, str, str, Room | None]] = []
-    seen: dict[str, int] = {}
-    for row in rows:
-        code, name = row.get("code").replace(" ", ""), row.get("name")
-        if not code or not name:
-            problems.append(f"第{row.number}行：编号或名称为空")
-            continue
-        if code.lower() in seen:
-            problems.append(f"第{row.number}行：编号「{code}」与第{seen[code.lower()]}行重复")
-        seen[code.lower()] = row.number
-        category = row.get("category") or categorize(db, name)
-        if category not in known:
-            problems.append(f"第{row.number}行：不认识的类别「{category}」（可用：{'、'.join(known)}）")
-        room = find_room(db, row.get("room")) if row.get("room") else None
-        if row.get("room") and room is None:
-            problems.append(f"第{row.number}行：房间「{row.get('room')}」不在房间登记表中（先导入房间）")
-        parsed.append((code, name, category, room))
-    if problems:
-        raise TableError(problems)
-    for code, name, category, room in parsed:
-        asset = find_asset(db, code)
-        if asset is None:
-            asset = Asset(code=code, name=name, category=category)
-            db.add(asset)
-        asset.name, asset.category, asset.room = name, category, room
-    db.flush()
-    return len(parsed)
-
-
-def import_categories(db: Session, path: str | Path) -> int:
-    """Replace the keyword map: one row per category, in matching order."""
-    rows = read_table(path, CATEGORY_COLUMNS, required=("name", "keywords"))
-    problems: list[str] = []
-    seen: set[str] = set()
-    for row in rows:
-        if not row.get("name"):
-            problems.append(f"第{row.number}行：类别为空")
-        elif row.get("name") in seen:
-            problems.append(f"第{row.number}行：类别「{row.get('name')}」重复")
-        seen.add(row.get("name"))
-    if not rows:
-        problems.append("文件中没有类别")
-    if problems:
-        raise TableError(problems)
-    db.execute(delete(RepairCategory))
-    for position, row in enumerate(rows):
-        db.add(RepairCategory(name=row.get("name"), keywords=";".join(split_words(row.get("keywords"))),
-                              position=position))
-    db.flush()
-    return len(rows)
-
-
-# -- the monthly ledger ----------------------------------------------------------------------------
-LEDGER_HEADER = ["编号", "报修时间", "报修人", "地点", "设备", "类别", "问题描述", "维修人", "接单时间", "完成时间",
-                 "维修用时(小时)", "评分", "备注", "类型", "状态", "返修次数", "补充报告", "撤销"]
-LEDGER_WIDE = ["问题描述", "备注", "补充报告", "撤销"]
-# the 巡查隐患台账 in the words of a hazard register (seeds/001: 发现、整改、复查)
-HAZARD_HEADER = ["编号", "发现时间", "发现人", "地点", "隐患描述", "整改责任人", "整改措施", "整改期限", "整改完成时间",
-                 "复查", "状态"]
-HAZARD_WIDE = ["隐患描述", "整改措施", "复查"]
-STAFF_HEADER = ["维修人", "报修单数", "已完成", "维修用时中位数(小时)", "平均评分"]
-REVIEWED = "已复查，评分 {rating}"
-REVIEW_WAITING = "待复查"
-REVIEW_REOPENED = "复查未通过，返修 {n} 次"
-
-
-@dataclass
-class Ledger:
-    tickets: list[list[Any]]
-    hazards: list[list[Any]]
-    staff: list[list[Any]]
-
-
-def hours_to_fix(ticket: RepairTicket) -> float | None:
-    if ticket.done_at is None:
-        return None
-    return round((ticket.done_at - ticket.filed_at).total_seconds() / 3600, 1)
-
-
-def hazard_review(ticket: RepairTicket) -> str:
-    """The 复查 column: the finder's rating closes the check; 未修好 is a failed one; done and unrated waits."""
-    lines = [REVIEW_REOPENED.format(n=ticket.reopen_count)] if ticket.reopen_count else []
-    if ticket.rating is not None:
-        lines.append(REVIEWED.format(rating=ticket.rating))
-    elif ticket.done_at is not None and ticket.status != WITHDRAWN:
-        lines.append(REVIEW_WAITING)
-    return "；".join(lines)
-
-
-def hazard_row(db: Session, t: RepairTicket, tz: tzinfo) -> list[Any]:
-    deadline = local_naive(t.filed_at + done_limit(db, t)[0], tz)
-    return [t.code, local_naive(t.filed_at, tz), t.reporter.name if t.reporter else "", t.place, t.description,
-            t.assignee.name if t.assignee else "", t.note, deadline, local_naive(t.done_at, tz), hazard_review(t),
-            STATUS_NAMES.get(t.status, t.status)]
-
-
-def repair_ledger(db: Session, month: date, tz: tzinfo, after: date | None = None) -> Ledger:
-    """The 报修台账 of tickets filed in `month` (or from `month` to `after`, a term), the 巡查隐患 among
-    them in a hazard register's columns, and the per-staff summary."""
-    start, end = month_bounds(month, tz)
-    if after is not None:
-        start, end = day_bounds(month, tz)[0], day_bounds(after, tz)[0]
-    tickets = list(db.scalars(select(RepairTicket).where(RepairTicket.filed_at >= start, RepairTicket.filed_at < end)
-                              .options(joinedload(RepairTicket.reporter), joinedload(RepairTicket.assignee),
-                                       joinedload(RepairTicket.asset), selectinload(RepairTicket.events),
-                                       selectinload(RepairTicket.photos))
-                              .order_by(RepairTicket.number)))
-    rows = [[t.code, local_naive(t.filed_at, tz), t.reporter.name if t.reporter else "", t.place,
-             f"{t.asset.name}（{t.asset.code}）" if t.asset else "", t.category, t.description,
-             t.assignee.name if t.assignee else "", local_naive(t.accepted_at, tz), local_naive(t.done_at, tz),
-             hours_to_fix(t), t.rating, t.note, "巡查隐患" if t.hazard else "报修", STATUS_NAMES.get(t.status, t.status),
-             t.reopen_count, "\n".join(follow_up_lines(t, tz)), withdrawal_line(t.withdrawal, tz) if t.withdrawal else ""]
-            for t in tickets]
-    by_staff: dict[str, list[RepairTicket]] = {}
-    for t in tickets:
-        if t.assignee is not None:
-            by_staff.setdefault(t.assignee.name, []).append(t)
-    staff = []
-    for name, mine in sorted(by_staff.items()):
-        hours = [h for t in mine if (h := hours_to_fix(t)) is not None]
-        ratings = [t.rating for t in mine if t.rating is not None]
-        staff.append([name, len(mine), len(hours), round(statistics.median(hours), 1) if hours else None,
-                      round(sum(ratings) / len(ratings), 2) if ratings else None])
-    return Ledger(rows, [hazard_row(db, t, tz) for t in tickets if t.hazard], staff)
-
-
-__all__ = ["accept", "finish", "import_assets", "import_categories", "import_rooms", "my_repairs", "patrol",
-           "reopen", "repair", "repair_ledger", "ticket_view", "transfer", "withdraw"]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from bot.tables import TableError
 
-IMPORT_FAILED = "导入失败，未导入任何数据："
 IMPORTED = "行事历导入完成：{result}"
 WARNING = "⚠ {warning}"
 NO_TASKS = "还没有任务：先导入 houqin tasks import FILE"
@@ -44,7 +41,7 @@ def tasks_import(file: str) -> None:
     提醒提前天数 / 逾期上报天数: days, default 3. 检查项: items separated by ; or 、.
     A task is updated by its title; a file with a problem imports nothing.
     """
-    from bot.cli import _services
+    from bot.cli.base import _services, refuse_import
     from handlers.tasks.ledger import import_tasks
 
     services = _services(upgrade=True)
@@ -53,10 +50,7 @@ def tasks_import(file: str) -> None:
         with services.factory() as session, session.begin():
             result = import_tasks(session, file, today)
     except TableError as exc:
-        click.echo(IMPORT_FAILED, err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(1)
+        refuse_import(exc)
     click.echo(IMPORTED.format(result=result))
     for warning in result.warnings:
         click.echo(WARNING.format(warning=warning))
@@ -65,7 +59,7 @@ def tasks_import(file: str) -> None:
 @tasks.command("list")
 def tasks_list() -> None:
     """Every task with its rule, who does it and its next due date."""
-    from bot.cli import _services
+    from bot.cli.base import _services
     from handlers.tasks.ledger import LIST_HEADER, task_listing
 
     services = _services(upgrade=True)
@@ -86,7 +80,7 @@ def tasks_list() -> None:
 @click.argument("month")
 def tasks_month(month: str) -> None:
     """MONTH (YYYY-MM): each due date, who, and whether it is done, overdue or still to come."""
-    from bot.cli import _month, _services
+    from bot.cli.base import _month, _services
     from handlers.tasks.ledger import STATUS_DONE, STATUS_LATE, month_view
 
     first = _month(month)
@@ -111,7 +105,7 @@ def tasks_month(month: str) -> None:
 def tasks_ledger(month: str | None, term: bool, out: str) -> None:
     """行事历台账 as XLSX: each T<n> due in a month or a term (task, due, done by, when, checklist results,
     photos, linked repairs) and a per-task summary. The same ledger as the console's."""
-    from bot.cli import CliError, _month, _services
+    from bot.cli.base import CliError, _month, _services
     from bot.export import Period
     from bot.ledgers import build, terms
 

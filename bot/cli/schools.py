@@ -2,7 +2,7 @@
 
 `SchoolGroup` is the class of the `houqin` group: every command and group added to it — now or by a
 later module, with `@main.command()` or `main.add_command(...)` — gets `--school SLUG` (or the
-environment's `HOUQIN_SCHOOL`), which `bot.cli._services()` reads through `chosen_school()`.
+environment's `HOUQIN_SCHOOL`), which `bot.cli.base._services()` reads through `chosen_school()`.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def school() -> None:
 @click.option("--tz", "tz_name", default="", help="its timezone, if not HOUQIN_TZ")
 def school_add(slug: str, name: str, appid: str, token: str, aes_key: str, secret: str, tz_name: str) -> None:
     """Add a school: its own database namespace, migrated; its account's secrets stored encrypted."""
-    from bot.cli import CliError, _county
+    from bot.cli.base import CliError, _county
     from bot.config import ConfigError, _check_aes_key
     from bot.county import CountyError
 
@@ -115,7 +115,7 @@ def school_list() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from bot.cli import _county
+    from bot.cli.base import _county
     from bot.county import mask
     from models import CountySchool
 
@@ -158,7 +158,7 @@ def templates_set(pairs: tuple[str, ...], data: str) -> None:
 
     Stored in the school's own settings; HOUQIN_TEMPLATES stays the default for the keyword formats
     and for schools that set none. Workers pick a change up when they start."""
-    from bot.cli import CliError, _services
+    from bot.cli.base import CliError, _services
     from bot.county import TEMPLATES_SETTING, County, school_templates
     from bot.push_kinds import PUSH_KINDS
     from bot.wechat.templates import parse_templates

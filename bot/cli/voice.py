@@ -1,6 +1,6 @@
 """`houqin notices …`, `houqin survey …`, `houqin suggestions …` and their ledgers (issue 19): thin
 commands over the plain functions of handlers/notices.py, handlers/survey.py and handlers/suggestions.py
-(the console calls the same functions). Registered from bot/cli.py."""
+(the console calls the same functions). Registered from bot/cli/__init__.py."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ NOTICE_LIST_NONE = "还没有发过通知。"
 
 
 def _cli() -> Any:
-    from bot import cli
+    from bot.cli import base
 
-    return cli
+    return base
 
 
 def _outbox(services: Any, session: Any) -> Outbox:
