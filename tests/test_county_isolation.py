@@ -1,0 +1,85 @@
+"""Issue 15's isolation, all of it: every capability and every console page with several schools, each
+seeing only its own; every reminding, digesting or escalating job run per school in its own timezone and
+calendar; the bureau's links to each school's read-only pages; the shared account's choice kept in the log;
+a school's own account's template reports going to its own webhook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from bot.services import Services
+from bot.wechat.fake import Webhook
+from models import Delivery, InboundMessage, Push, RepairTicket
+from tests import test_schools
+from tests.test_schools import School
+
+county = test_schools.county  # the fixtures of tests/test_schools.py: the county and its three schools
+schools = test_schools.schools
+
+REPAIR_TPL = '{"character_string1": "{code}", "thing2": "{place}", "thing3": "{description}", "time4": "{time}"}'
+
+
+def _inbound(services: Services) -> list[tuple[str, str]]:
+    with services.factory() as db:
+        return [(m.content, m.reply or "") for m in db.scalars(select(InboundMessage).order_by(InboundMessage.id))]
+
+
+# -- the shared account: nothing a follower sends is lost ----------------------------------------------------
+def test_the_school_choice_and_every_waiting_message_are_kept(schools: dict[str, School], app: Flask,
+                                                              clock: Any) -> None:
+    client = app.test_client()
+    default, south = schools["default"], schools["south"]
+    default.people.add("陈老师", "teacher")
+    south.people.add("陈老师", "teacher")
+    south.people.add("南校长", "admin")
+    openid = "o_chen_in_two"
+    chen = default.user(client, "陈老师", openid=openid)
+    south.user(client, "陈老师", openid=openid, bind=False).say(f"绑定 {south.people.code_of('陈老师')}")
+    assert "哪所学校" in chen.say("报修 三(2)班 南城灯不亮").text
+    assert "哪所学校" in chen.say("食堂 4 南城的汤很好").text  # a second message while asked waits too
+    picked = chen.say("2").text
+    assert "南城小学" in picked and "R1" in picked and "F1" in picked
+    kept = _inbound(south.services)
+    assert ("2", picked.split("\n\n")[0]) in kept  # the choice itself, with the answer it got
+    assert any("南城灯不亮" in c for c, _ in kept) and any("南城的汤很好" in c for c, _ in kept)
+    assert not any(c == "2" for c, _ in _inbound(default.services))
+    with south.services.factory() as db:
+        assert db.scalar(select(RepairTicket.description)) == "南城灯不亮"
+    # 切换学校 is kept in the log of the school the conversation was with
+    assert "哪所学校" in chen.say("切换学校").text
+    assert any(c == "切换学校" for c, _ in _inbound(south.services))
+    assert "本校" in chen.say("1").text
+    assert any(c == "1" for c, _ in _inbound(default.services))
+
+
+# -- the fake WeChat: a school's own account reports to its own webhook -----------------------------------------
+def test_a_template_report_for_a_school_of_its_own_account_goes_to_its_webhook(
+        schools: dict[str, School], app: Flask, houqin: Any, fake_wechat: Any, clock: Any, transport: Any,
+        settings: Any) -> None:
+    client = app.test_client()
+    north = schools["north"]
+    assert houqin("templates", "set", "repair_new=TPL_REPAIR", "--school", "north", "--data", REPAIR_TPL).exit_code == 0
+    from bot.county import County, apply_school_templates, own_account_webhooks
+
+    apply_school_templates(north.services)  # the template ids just set, as a process started now has them
+    fake_wechat.fake.webhook = Webhook(settings.wechat_token, settings.wechat_appid, transport, settings.wechat_aes_key)
+    (hook,) = own_account_webhooks(County.of(north.services), transport)
+    assert (hook.appid, hook.path) == ("wxnorth", "/wechat/north")
+    fake_wechat.fake.add_webhook(hook)
+    north.people.add("北校长", "admin")
+    north.people.add("北老师", "teacher")
+    north.user(client, "北校长")
+    assert "R1" in north.user(client, "北老师").say("报修 三(2)班 北城窗户漏风").text
+    north.deliver()
+    with north.services.factory() as db:
+        sent = db.scalars(select(Delivery).join(Push).where(Push.kind == "repair_new")).one()
+    assert sent.msgid and sent.confirmed_at is None
+    assert fake_wechat.finish_template_job(sent.msgid, "success") == 200
+    with north.services.factory() as db:
+        assert db.get(Delivery, sent.id).confirmed_at is not None  # type: ignore[union-attr]
+        assert any(m.event == "templatesendjobfinish" for m in db.scalars(select(InboundMessage)))
+    with schools["default"].services.factory() as db:  # not posted to the default account's /wechat
+        assert not any(m.event == "templatesendjobfinish" for m in db.scalars(select(InboundMessage)))
