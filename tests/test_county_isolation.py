@@ -83,3 +83,70 @@ def test_a_template_report_for_a_school_of_its_own_account_goes_to_its_webhook(
         assert any(m.event == "templatesendjobfinish" for m in db.scalars(select(InboundMessage)))
     with schools["default"].services.factory() as db:  # not posted to the default account's /wechat
         assert not any(m.event == "templatesendjobfinish" for m in db.scalars(select(InboundMessage)))
+
+
+# -- the bureau: each figure of the overview links to that school's read-only records ------------------------
+def test_each_county_figure_opens_that_schools_read_only_records_for_the_bureau_only(
+        schools: dict[str, School], app: Flask, houqin: Any) -> None:
+    import re
+
+    from bot.county import County
+    from tests.test_county_report import arrange
+    from tests.test_schools import PASSWORD, _sign_in
+
+    arrange(County.of(schools["default"].services))  # home: an overdue repair; north: an alarm, 异物, a failed push
+    default, north = schools["default"], schools["north"]
+    default.people.add("王局长", "bureau")
+    default.people.add("周春明", "admin")
+    north.people.add("北校长", "admin")
+    for slug, name in (("default", "王局长"), ("default", "周春明"), ("north", "北校长")):
+        assert houqin("console-password", name, "--password", PASSWORD, "--school", slug).exit_code == 0
+    bureau = app.test_client()
+    _sign_in(bureau, "default", "王局长")
+    overview = bureau.get("/admin/county").get_data(as_text=True)
+    links = {href.replace("&amp;", "&") for href in re.findall(r'href="(/admin/county/[a-z]+/[a-z]+\?[^"]*)"', overview)}
+    def find(slug: str, page: str) -> str | None:
+        path, _, state = page.partition("?")
+        return next((x for x in links if x.startswith(f"/admin/county/{slug}/{path}?") and state in x), None)
+
+    for slug in ("default", "north", "south"):
+        for page in ("repairs?state=open", "repairs?state=overdue", "safety", "bus", "canteen", "outbox"):
+            assert find(slug, page) is not None, (slug, page, links)
+
+    def read(slug: str, page: str) -> str:
+        link = find(slug, page)
+        assert link is not None
+        res = bureau.get(link)
+        assert res.status_code == 200, link
+        body = res.get_data(as_text=True)
+        main = body[body.index("<main>"):]
+        assert "<form" not in main and "<button" not in main and "<input" not in main  # read-only
+        return main
+
+    overdue = read("default", "repairs?state=overdue")
+    assert "R1" in overdue and "投影仪不亮" in overdue and "本校" in overdue
+    assert "投影仪不亮" not in read("north", "repairs?state=open")
+    north_bus = read("north", "bus")
+    assert "北城小学" in north_bus and "未确认" in north_bus and "2（" in north_bus
+    assert "未确认" not in read("default", "bus")  # the home school's alarm was acknowledged after 6 minutes
+    assert "6.0" in read("default", "bus")
+    assert "菜里有异物" in read("north", "canteen") and "异物" not in read("default", "canteen")
+    assert "4.50" in read("default", "canteen")
+    assert "notice" in read("north", "outbox") and "notice" not in read("default", "outbox")
+    assert "消防疏散" in read("default", "safety") and "未完成" in read("north", "safety")
+    # read-only: a POST is refused, and changes nothing; an unknown school or page is not found
+    csrf = re.search(r'name="csrf" value="([^"]+)"', overview)
+    assert csrf is not None
+    assert bureau.post("/admin/county/north/repairs", data={"csrf": csrf[1]}).status_code == 403
+    assert bureau.get("/admin/county/nowhere/repairs").status_code == 404
+    assert bureau.get("/admin/county/north/people").status_code == 404
+    assert bureau.get("/admin/county/north/repairs?state=all").status_code == 400
+    # a school's admin opens no other school's records: the home school's admin sees the figures, unlinked
+    home_admin = app.test_client()
+    _sign_in(home_admin, "default", "周春明")
+    assert "/admin/county/north/" not in home_admin.get("/admin/county").get_data(as_text=True)
+    assert home_admin.get("/admin/county/north/repairs?state=open").status_code == 403
+    north_admin = app.test_client()
+    _sign_in(north_admin, "north", "北校长")
+    for slug in ("default", "south", "north"):
+        assert north_admin.get(f"/admin/county/{slug}/bus").status_code in (403, 404)
