@@ -150,3 +150,68 @@ def test_each_county_figure_opens_that_schools_read_only_records_for_the_bureau_
     _sign_in(north_admin, "north", "北校长")
     for slug in ("default", "south", "north"):
         assert north_admin.get(f"/admin/county/{slug}/bus").status_code in (403, 404)
+
+
+# -- jobs: every reminder, digest and escalation, per school, in its own timezone and calendar ------------------
+def test_every_job_runs_per_school_in_its_timezone_and_calendar_once(county: Any, services: Services) -> None:
+    """Every job of the registry, one at a time, on a Thursday (and Friday) that is a holiday at 北城小学 only, with 西城小学
+    two hours behind (Asia/Urumqi): each school runs it at its own local fire time, in its own namespace
+    and without error; a school-days-only job is skipped at 北城小学 alone; a second scheduler runs nothing."""
+    from datetime import UTC, date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from models import CalendarDay, JobRun
+    from models.school import HOLIDAY
+    from scheduler.county import NOT_HOME
+    from scheduler.registry import JOBS
+    from scheduler.runner import DONE, NOT_SCHOOL_DAY, CountyRunner, trigger_for
+
+    county.add("north", "北城小学")
+    county.add("west", "西城小学", tz_name="Asia/Urumqi")
+    thursday = date(2026, 11, 26)
+    with county.services("north").factory() as db, db.begin():
+        db.add(CalendarDay(day=thursday, kind=HOLIDAY, note="校庆"))
+        db.add(CalendarDay(day=thursday + timedelta(days=1), kind=HOLIDAY, note="校庆"))  # the Friday talk's day
+    zones = {"default": ZoneInfo("Asia/Shanghai"), "north": ZoneInfo("Asia/Shanghai"), "west": ZoneInfo("Asia/Urumqi")}
+    # the jobs whose first fire on that Thursday depends on the hour (not "every N minutes, every hour")
+    hourly = {j.id for j in JOBS if "hour" in j.cron}
+    seen: dict[str, set[str]] = {}
+    for job in JOBS:
+        first = {slug: trigger_for(job, tz).get_next_fire_time(
+            None, datetime(thursday.year, thursday.month, thursday.day, tzinfo=tz)).astimezone(UTC)
+            for slug, tz in zones.items()}
+        # every job fires that Thursday (the Friday talk the day after)
+        assert first["default"].astimezone(zones["default"]).date() - thursday <= timedelta(days=1), job.id
+        runner, other = CountyRunner(services, [job]), CountyRunner(services, [job])
+        done = runner.tick(first["default"])
+        ran = {slug for slug, runs in done.items() if any(r.occurrence == first["default"] for r in runs)}
+        if job.id in hourly:  # two hours behind, 西城 is not there yet
+            assert ran == {"default", "north"}, (job.id, ran)
+            assert first["west"] - first["default"] == timedelta(hours=2), job.id
+        else:
+            assert {"default", "north"} <= ran, (job.id, ran)
+        results = {}
+        for slug, runs in done.items():
+            for run in runs:
+                assert run.status in (DONE, "skipped"), (job.id, slug, run.error)
+                if run.occurrence == first["default"]:
+                    results[slug] = run.result
+        if job.school_days_only:
+            assert results["north"] == NOT_SCHOOL_DAY and results["default"] != NOT_SCHOOL_DAY, job.id
+        else:
+            assert results["north"] != NOT_SCHOOL_DAY, job.id
+        if job.id == "send_county_digest":  # the bureau's: at the county office's home only
+            assert results["north"] in (NOT_HOME, NOT_SCHOOL_DAY)
+        assert not any(r.status == DONE for runs in other.tick(first["default"]).values() for r in runs), job.id
+        later = runner.tick(first["west"])
+        assert any(r.occurrence == first["west"] and r.status == DONE for r in later.get("west", [])), job.id
+        if job.school_days_only:
+            (west_run,) = [r for r in later["west"] if r.occurrence == first["west"]]
+            assert west_run.result != NOT_SCHOOL_DAY, job.id  # the holiday is 北城's alone
+        assert not any(r.status == DONE and r.occurrence == first["west"]
+                       for runs in other.tick(first["west"]).values() for r in runs), job.id
+        seen[job.id] = set(ran)
+    assert len(seen) == len(JOBS) >= 25
+    for slug in zones:  # each school's claims are in its own namespace
+        with county.services(slug).factory() as db:
+            assert {r for r in db.scalars(select(JobRun.job_id))} == {j.id for j in JOBS}, slug
