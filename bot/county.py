@@ -489,6 +489,11 @@ class SharedAccount:
         issuer = self.county.school_of_code(code) if code else None
         if issuer is not None and issuer in self.slugs:
             return self.deliver(issuer, msg)
+        if code or (msg.scene and DEFAULT_SLUG in self.slugs):
+            # a code no other school issued is the default school's (or none); a QR scene that names no
+            # school is one of the default school's own codes (printed before there were several schools):
+            # never another school's room, post or asset that happens to have the same number
+            return self.deliver(DEFAULT_SLUG, msg)
         bound = self.followed(msg.openid)
         if not bound:
             return self.deliver(DEFAULT_SLUG, msg)

@@ -215,3 +215,194 @@ def test_every_job_runs_per_school_in_its_timezone_and_calendar_once(county: Any
     for slug in zones:  # each school's claims are in its own namespace
         with county.services(slug).factory() as db:
             assert {r for r in db.scalars(select(JobRun.job_id))} == {j.id for j in JOBS}, slug
+
+
+# -- every capability and every console page, three schools, each with its own words ------------------------
+MARKS = {"default": "东甲", "north": "北乙", "south": "南丙"}  # every name and text of a school carries its mark
+
+
+def _arrange_school(school: School, mark: str, tmp_path: Any, houqin: Any) -> None:
+    """A school's people, rooms, assets, bus route, duty post and a task, every word carrying `mark`."""
+    from bot.school import set_setting
+    from handlers.assets.register import import_assets
+    from handlers.bus import import_routes
+    from handlers.duty import import_posts, import_roster
+    from handlers.repair import import_rooms
+
+    p = school.people
+    p.add(f"{mark}校长", "admin")
+    p.add(f"{mark}老师", "teacher", class_name="三(2)班")
+    p.add(f"{mark}师傅", "staff", categories="水电;消防;安全;电教")
+    p.add(f"{mark}食堂", "canteen")
+    p.add(f"{mark}跟车", "bus_monitor", "teacher", route="1")
+    p.add(f"{mark}家长", "parent")
+    p.student(f"{mark}小明", "三(2)班", route="1", stop=f"{mark}花园")
+    folder = tmp_path / school.slug
+    folder.mkdir()
+    files = {
+        "rooms.csv": f"楼栋,楼层,房间,别名,负责人\n{mark}楼,1,{mark}器材室,,{mark}师傅\n",
+        "assets.csv": "编号,名称,类别,房间,保管人,购置日期,价格,状态,数量,可借,需审批,类型\n"
+                      f"TY-001,{mark}篮球,其他,{mark}器材室,{mark}师傅,2024-03-01,120,在用,10,是,否,资产\n",
+        "routes.csv": "线路,别名,车牌,司机,司机电话,跟车老师,站点,上学时间,放学时间\n"
+                      f"1,{mark}线,苏D·{abs(hash(mark)) % 90000 + 10000},{mark}司机,,{mark}跟车,{mark}花园,07:10,16:55\n",
+        "posts.csv": f"岗位,纬度,经度,半径\n{mark}校门口,,,\n",
+        "roster.csv": f"星期,时段,岗位,教师\n周二,午间,{mark}校门口,{mark}老师\n",
+        "tasks.csv": f"任务,规则,负责,提醒提前天数,逾期上报天数,检查项\n{mark}月报,每月25日,{mark}师傅,1,2,\n",
+    }
+    for name, content in files.items():
+        (folder / name).write_text(content, encoding="utf-8")
+    svc = school.services
+    with svc.factory() as s, s.begin():
+        import_rooms(s, folder / "rooms.csv")
+        import_assets(s, folder / "assets.csv", now=svc.now())
+        assert import_routes(s, folder / "routes.csv") == 1
+        assert import_posts(s, folder / "posts.csv") == 1
+        assert import_roster(s, folder / "roster.csv") == 1
+        set_setting(s, "bus_manager", f"{mark}食堂")
+    done = houqin("tasks", "import", str(folder / "tasks.csv"), "--school", school.slug)
+    assert done.exit_code == 0, done.output
+    assert houqin("console-password", f"{mark}校长", "--password", test_schools.PASSWORD,
+                  "--school", school.slug).exit_code == 0
+
+
+def _texts_of_xlsx(data: bytes) -> str:
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    book = load_workbook(BytesIO(data))
+    return " ".join(str(c.value) for sheet in book.worksheets for row in sheet.iter_rows() for c in row
+                    if c.value is not None)
+
+
+def _texts_of_pdf(data: bytes) -> str:
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    return " ".join(page.extract_text() or "" for page in PdfReader(BytesIO(data)).pages)
+
+
+def test_every_capability_and_console_page_keeps_each_school_to_itself(
+        schools: dict[str, School], app: Flask, houqin: Any, fake_wechat: Any, clock: Any, tmp_path: Any) -> None:
+    import re
+    from datetime import UTC, datetime
+
+    from bot.county import scene_for
+    from bot.outbox import Outbox
+    from handlers.notices import send_notice
+    from models import DutyPost, Person, Room
+    from scheduler.runner import Runner
+
+    client = app.test_client()
+    for slug, school in schools.items():
+        _arrange_school(school, MARKS[slug], tmp_path, houqin)
+    heard: dict[str, list[str]] = {slug: [] for slug in schools}  # every reply each school's people got
+    users: dict[str, dict[str, Any]] = {}
+    for slug, school in schools.items():
+        m = MARKS[slug]
+        users[slug] = {role: school.user(client, f"{m}{role}") for role in ("校长", "老师", "师傅", "食堂", "跟车")}
+        parent = school.user(client, f"{m}家长", bind=False)
+        heard[slug].append(parent.say(f"绑定 {school.people.code_of(f'{m}小明')}").text)
+        users[slug]["家长"] = parent
+    clock.set("2026-11-24 12:05")  # Tuesday: the lunch duty (午间) is on
+    for slug, school in schools.items():
+        m, u = MARKS[slug], users[slug]
+        said = heard[slug]
+        said.append(u["老师"].say("我").text)
+        assert f"{m}老师" in said[-1]
+        said.append(u["老师"].say(f"报修 {m}器材室 {m}窗户漏风").text)
+        assert "R1" in said[-1], said[-1]  # every school numbers its own
+        said.append(u["老师"].say(f"食堂 4 {m}的汤很好").text)
+        assert "F1" in said[-1], said[-1]
+        said.append(u["校长"].say(f"演练 完成 3.5 {m}二楼拥挤").text)
+        said.append(u["老师"].say(f"借 {m}篮球 1").text)
+        assert "J1" in said[-1], said[-1]
+        said.append(u["老师"].say("我借的").text)
+        assert f"{m}篮球" in said[-1], said[-1]
+        said.append(u["老师"].say(f"意见 {m}厕所的水龙头漏水").text)
+        assert "Y1" in said[-1], said[-1]
+        with school.services.factory() as s:
+            post = s.scalar(select(DutyPost.id))
+            room = s.scalar(select(Room.id))
+        said.append(u["老师"].scan(scene_for(school.services, f"post:{post}")).text)
+        assert f"{m}校门口" in said[-1], said[-1]  # the school's own post code, on the shared account too
+        said.append(u["师傅"].scan(scene_for(school.services, f"room:{room}")).text)
+        assert f"{m}器材室" in said[-1], said[-1]
+        with school.services.factory() as s, s.begin():
+            admin = s.scalar(select(Person).where(Person.name == f"{m}校长"))
+            sent = send_notice(s, Outbox(s, school.services.settings, school.services.now()), admin, "教师",
+                               f"{m}防溺水通知", f"{m}请各位老师提醒学生")
+            assert sent.notice.code == "N1"
+        assert Runner(school.services).run_now("remind_tasks", datetime(2026, 11, 24, 0, 0, tzinfo=UTC)).status == "done"
+    clock.set("2026-11-24 16:35")
+    for slug, school in schools.items():
+        m, u = MARKS[slug], users[slug]
+        heard[slug].append(u["跟车"].say("校车 1号线 上车 1").text)
+        heard[slug].append(u["跟车"].say("校车 1号线 下车 0").text)
+        assert "少 1 人" in heard[slug][-1], heard[slug][-1]
+        school.deliver()
+    for slug, school in schools.items():
+        m, u = MARKS[slug], users[slug]
+        heard[slug].append(u["老师"].say("收到").text)
+        assert "N1" in heard[slug][-1], heard[slug][-1]
+        heard[slug].append(u["校长"].say("通知 N1").text)
+        heard[slug].append(u["师傅"].say("任务").text)
+        assert f"{m}月报" in heard[slug][-1] and "T1" in heard[slug][-1], heard[slug][-1]
+        heard[slug].append(u["校长"].say("R1").text + u["校长"].say("评价汇总 今天").text)
+        school.deliver()
+    # a default-school code scanned by a follower of 南丙 alone is the default school's, never 南丙's room 1
+    south_only = users["south"]["师傅"]
+    with schools["default"].services.factory() as s:
+        default_room = s.scalar(select(Room.id))
+    reply = south_only.scan(f"room:{default_room}").text
+    assert "南丙器材室" not in reply, reply
+    # what each school's people were told and pushed: their own school's words, no other's
+    for slug in schools:
+        pushed = [c.text for u in users[slug].values() for c in fake_wechat.sent_to(u.openid)]
+        kinds = " ".join(pushed)
+        for word in ("窗户漏风", "司机", "防溺水通知", "月报"):  # the ticket, the alarm, the notice, the task
+            assert f"{MARKS[slug]}{word}" in kinds, (slug, word)
+        everything = "\n".join(heard[slug] + pushed)
+        for other, mark in MARKS.items():
+            if other != slug:
+                assert mark not in everything, (slug, other, [t for t in heard[slug] + pushed if mark in t])
+    # the console: each admin walks every page of the navigation, the detail pages, every ledger and slip
+    for slug in schools:
+        m = MARKS[slug]
+        browser = app.test_client()
+        test_schools._sign_in(browser, slug, f"{m}校长")
+        home = browser.get("/admin/").get_data(as_text=True)
+        nav = re.findall(r'<nav>(.*?)</nav>', home, re.S)
+        paths = set(re.findall(r'href="(/admin/[^"#?]*)"', nav[0])) if nav else set()
+        assert len(paths) >= 15, paths
+        shown = []
+        for path in sorted(paths):
+            res = browser.get(path)
+            assert res.status_code == 200, path
+            shown.append(res.get_data(as_text=True))
+        # the detail pages each list links to, one level down
+        details = {href for page in shown for href in re.findall(r'href="(/admin/[^"]+)"', page)
+                   if not href.startswith(("/admin/logout", "/admin/login")) and "download" not in href}
+        for path in sorted(details - paths)[:150]:
+            res = browser.get(path.replace("&amp;", "&"))
+            if res.status_code == 200 and res.mimetype == "text/html":
+                shown.append(res.get_data(as_text=True))
+        ledgers = browser.get("/admin/ledgers?month=2026-11").get_data(as_text=True)
+        files = []
+        for href in sorted(set(re.findall(r'href="(/admin/ledgers/[^"]+)"', ledgers))):
+            res = browser.get(href.replace("&amp;", "&"))
+            assert res.status_code == 200, href
+            files.append(_texts_of_xlsx(res.data))
+        assert len(files) >= 5
+        slips = browser.get("/admin/people/slips?class=三(2)班")  # the bind-code slips (text via pypdf)
+        assert slips.status_code == 200 and slips.mimetype == "application/pdf"
+        files.append(_texts_of_pdf(slips.data))
+        assert f"{m}小明" in files[-1], files[-1][:300]
+        text = "\n".join(shown + files)
+        for word in ("窗户漏风", "的汤很好", "篮球", "校门口", "防溺水通知", "月报", "小明"):
+            assert f"{m}{word}" in text, (slug, word)
+        for other, mark in MARKS.items():
+            if other != slug:
+                leaked = [t[max(0, t.index(mark) - 200):t.index(mark) + 100] for t in shown + files if mark in t]
+                assert not leaked, (slug, other, leaked[:2])
