@@ -1,6 +1,7 @@
-"""区县概览, read-only: /admin/county (?view=term, ?month=YYYY-MM) and its XLSX, for the bureau (and the
-home school's admin). It shows only on the default school's console, the county office's home; the figures
-come from every school's own namespace (bot.county_report).
+"""区县概览, read-only: /admin/county (?view=term, ?month=YYYY-MM) and its XLSX, for the bureau's people only:
+the home school's admin is a school's admin like any other and sees no other school's figures. It shows only
+on the default school's console, the county office's home; the figures come from every school's own
+namespace (bot.county_report), and each links to that school's read-only records.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _county():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/county")
-@requires("bureau", "admin")
+@requires("bureau")
 def county() -> str:
     view, month = _asked()
     county = _county()
@@ -62,7 +63,7 @@ def county() -> str:
 
 
 @bp.post("/county/notify")
-@requires("bureau", "admin")
+@requires("bureau")
 def county_notify() -> Any:
     """通知 from the bureau to the admins of every school or of the schools ticked (bot.county_notices)."""
     from bot.county import CountyError
@@ -90,7 +91,7 @@ def county_notify() -> Any:
 
 
 @bp.get(f"/county/notices/<int(max={MAX_ID}):notice_id>")
-@requires("bureau", "admin")
+@requires("bureau")
 def county_notice(notice_id: int) -> str:
     """Each school's admins who have and have not confirmed the bureau's notice."""
     county = _county()
@@ -101,7 +102,7 @@ def county_notice(notice_id: int) -> str:
 
 
 @bp.get("/county/export.xlsx")
-@requires("bureau", "admin")
+@requires("bureau")
 def county_export() -> Response:
     view, month = _asked()
     period, rows = county_rows(_county(), view, month)
