@@ -414,3 +414,63 @@ def test_every_capability_and_console_page_keeps_each_school_to_itself(
             if other != slug:
                 leaked = [t[max(0, t.index(mark) - 200):t.index(mark) + 100] for t in shown + files if mark in t]
                 assert not leaked, (slug, other, leaked[:2])
+
+
+def test_keys_surveys_duty_swaps_and_bind_codes_stay_in_their_school(
+        schools: dict[str, School], app: Flask, houqin: Any, fake_wechat: Any, clock: Any, tmp_path: Any) -> None:
+    from handlers.assets.register import import_assets
+
+    client = app.test_client()
+    for slug, school in schools.items():
+        m = MARKS[slug]
+        _arrange_school(school, m, tmp_path, houqin)
+        keys = tmp_path / slug / "keys.csv"
+        keys.write_text("编号,名称,类别,房间,保管人,购置日期,价格,状态,数量,可借,需审批,类型\n"
+                        f"YS-1,{m}门钥匙,门窗,{m}器材室,{m}师傅,,,,2,是,否,钥匙\n", encoding="utf-8")
+        with school.services.factory() as s, s.begin():
+            import_assets(s, keys, now=school.services.now())
+    clock.set("2026-11-24 11:00")  # Tuesday, before the lunch duty
+    heard: dict[str, list[str]] = {}
+    for slug, school in schools.items():
+        m = MARKS[slug]
+        teacher, other = school.user(client, f"{m}老师"), school.user(client, f"{m}跟车")
+        admin = school.user(client, f"{m}校长")
+        said = heard[slug] = []
+        said.append(teacher.say(f"领钥匙 {m}器材室").text)
+        assert f"{m}门钥匙" in said[-1] and "第1把" in said[-1], said[-1]
+        said.append(teacher.say(f"还钥匙 {m}器材室").text)
+        assert "已归还" in said[-1] and "J1" in said[-1], said[-1]  # the loan numbers are the school's own
+        said.append(teacher.say(f"代班 {m}跟车 今天 午间").text)
+        assert "同意" in said[-1], said[-1]
+        said.append(other.say("同意").text)
+        assert "已接受代班" in said[-1] and f"{m}校门口" in said[-1], said[-1]
+        started = houqin("survey", "start", "--days", "7", "--school", slug)
+        assert started.exit_code == 0, started.output
+        said.append(teacher.say("5 4 4 3 5 4 5").text)
+        assert "测评已提交" in said[-1], said[-1]
+        said.append(admin.say("我").text)
+        school.deliver()
+        pushed = [c.text for u in (teacher, other, admin) for c in fake_wechat.sent_to(u.openid)]
+        assert any(f"{m}老师请你代班" in t for t in pushed), pushed
+        said.extend(pushed)
+    for slug in schools:
+        for other, mark in MARKS.items():
+            if other != slug:
+                assert not any(mark in t for t in heard[slug]), (slug, other)
+    for slug, school in schools.items():
+        result = houqin("survey", "results", "--out", str(tmp_path / f"{slug}.xlsx"), "--school", slug)
+        assert result.exit_code == 0, result.output
+        assert "1" in result.output and not any(mark in result.output for o, mark in MARKS.items() if o != slug)
+    # bind codes on the shared account: a code decides its school, by text or by a slip's QR scene; the
+    # default school's code binds there even for a follower bound elsewhere before
+    default, south = schools["default"], schools["south"]
+    default.people.add("东甲保安", "staff")
+    south.people.add("南丙保安", "staff")
+    guard = south.user(client, "南丙保安", openid="o_guard_of_two")
+    assert "南丙保安" in guard.say("我").text
+    bound = guard.subscribe(f"bind:{default.people.code_of('东甲保安')}").text
+    assert "绑定成功" in bound and "东甲保安" in bound, bound
+    newcomer = default.user(client, "南丙家长", openid="o_newcomer", bind=False)
+    south.people.add("南丙新家长", "parent")
+    by_scan = newcomer.scan(f"bind:{south.people.code_of('南丙新家长')}").text
+    assert "南丙新家长" in by_scan and "东甲" not in by_scan, by_scan
