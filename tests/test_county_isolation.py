@@ -416,19 +416,22 @@ def test_every_capability_and_console_page_keeps_each_school_to_itself(
                 assert not leaked, (slug, other, leaked[:2])
 
 
-def test_keys_surveys_duty_swaps_and_bind_codes_stay_in_their_school(
+def test_keys_supplies_disposals_surveys_duty_swaps_and_bind_codes_stay_in_their_school(
         schools: dict[str, School], app: Flask, houqin: Any, fake_wechat: Any, clock: Any, tmp_path: Any) -> None:
     from handlers.assets.register import import_assets
+    from handlers.assets.supplies import import_supplies
 
     client = app.test_client()
     for slug, school in schools.items():
         m = MARKS[slug]
         _arrange_school(school, m, tmp_path, houqin)
-        keys = tmp_path / slug / "keys.csv"
+        keys, supplies = tmp_path / slug / "keys.csv", tmp_path / slug / "supplies.csv"
         keys.write_text("编号,名称,类别,房间,保管人,购置日期,价格,状态,数量,可借,需审批,类型\n"
                         f"YS-1,{m}门钥匙,门窗,{m}器材室,{m}师傅,,,,2,是,否,钥匙\n", encoding="utf-8")
+        supplies.write_text(f"物品,单位,库存,补货线,需审批,负责人\n{m}粉笔,盒,50,10,否,{m}师傅\n", encoding="utf-8")
         with school.services.factory() as s, s.begin():
             import_assets(s, keys, now=school.services.now())
+            assert import_supplies(s, supplies) == 1
     clock.set("2026-11-24 11:00")  # Tuesday, before the lunch duty
     heard: dict[str, list[str]] = {}
     for slug, school in schools.items():
@@ -444,13 +447,20 @@ def test_keys_surveys_duty_swaps_and_bind_codes_stay_in_their_school(
         assert "同意" in said[-1], said[-1]
         said.append(other.say("同意").text)
         assert "已接受代班" in said[-1] and f"{m}校门口" in said[-1], said[-1]
+        said.append(teacher.say(f"领用 {m}粉笔 2").text)
+        assert "L1" in said[-1] and f"{m}粉笔" in said[-1], said[-1]  # supplies: L<n> per school
+        staff = school.user(client, f"{m}师傅")
+        said.append(staff.say(f"报废 TY-001 {m}篮球破了").text)
+        assert "BF1" in said[-1], said[-1]  # disposals: BF<n> per school
+        said.append(admin.say("批准 BF1").text)
+        assert "已批准 BF1" in said[-1], said[-1]
         started = houqin("survey", "start", "--days", "7", "--school", slug)
         assert started.exit_code == 0, started.output
         said.append(teacher.say("5 4 4 3 5 4 5").text)
         assert "测评已提交" in said[-1], said[-1]
         said.append(admin.say("我").text)
         school.deliver()
-        pushed = [c.text for u in (teacher, other, admin) for c in fake_wechat.sent_to(u.openid)]
+        pushed = [c.text for u in (teacher, other, admin, staff) for c in fake_wechat.sent_to(u.openid)]
         assert any(f"{m}老师请你代班" in t for t in pushed), pushed
         said.extend(pushed)
     for slug in schools:
