@@ -454,6 +454,11 @@ def test_keys_supplies_disposals_surveys_duty_swaps_and_bind_codes_stay_in_their
         assert "BF1" in said[-1], said[-1]  # disposals: BF<n> per school
         said.append(admin.say("批准 BF1").text)
         assert "已批准 BF1" in said[-1], said[-1]
+        said.append(admin.say(f"盘点 开始 {m}楼").text)
+        assert f"已开始盘点：{m}楼" in said[-1], said[-1]  # the stocktake, of the school's own register
+        said.append(staff.say(f"盘点 {m}器材室 YS-1").text)
+        said.append(staff.say("盘点").text)
+        assert "已盘 1/" in said[-1], said[-1]
         started = houqin("survey", "start", "--days", "7", "--school", slug)
         assert started.exit_code == 0, started.output
         said.append(teacher.say("5 4 4 3 5 4 5").text)
