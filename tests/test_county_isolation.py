@@ -489,3 +489,31 @@ def test_keys_supplies_disposals_surveys_duty_swaps_and_bind_codes_stay_in_their
     south.people.add("南丙新家长", "parent")
     by_scan = newcomer.scan(f"bind:{south.people.code_of('南丙新家长')}").text
     assert "南丙新家长" in by_scan and "东甲" not in by_scan, by_scan
+
+
+def test_each_schools_qr_sheets_carry_its_own_codes_and_scanning_them_reaches_it(
+        schools: dict[str, School], app: Flask, houqin: Any, fake_wechat: Any, clock: Any, tmp_path: Any) -> None:
+    client = app.test_client()
+    for slug, school in schools.items():
+        _arrange_school(school, MARKS[slug], tmp_path, houqin)
+    for slug, school in schools.items():
+        m = MARKS[slug]
+        before = len(fake_wechat.calls)
+        texts = []
+        for kind in ("rooms", "posts", "assets"):
+            out = tmp_path / f"{slug}-{kind}.pdf"
+            made = houqin("qr", kind, "--out", str(out), "--school", slug)
+            assert made.exit_code == 0, made.output
+            texts.append(_texts_of_pdf(out.read_bytes()))
+        sheet = "\n".join(texts)
+        assert f"{m}器材室" in sheet and f"{m}校门口" in sheet, sheet[:300]
+        assert not any(mark in sheet for o, mark in MARKS.items() if o != slug)
+        scenes = [str(c.body["action_info"]["scene"]["scene_str"]) for c in fake_wechat.calls[before:]
+                  if c.endpoint == "qrcode/create"]
+        assert len(scenes) == 3, scenes
+        # a school on the shared account names itself; the default's and a school with its own account's don't
+        assert all(s.startswith("south/") for s in scenes) if slug == "south" else not any("/" in s for s in scenes)
+        staff = school.user(client, f"{m}师傅")
+        room_scene = next(s for s in scenes if "room:" in s)
+        reply = staff.scan(room_scene).text
+        assert f"{m}器材室" in reply and not any(mark in reply for o, mark in MARKS.items() if o != slug), reply
