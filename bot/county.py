@@ -433,6 +433,7 @@ def choose_login_school(slug: str, schools: list[SchoolEntry]) -> None:
 SCHOOLS_CACHE_SECONDS = 5.0
 CHOICE_LIFETIME = timedelta(minutes=30)  # a chosen school holds this long after the follower's last message
 ASK_LIFETIME = timedelta(minutes=10)
+MAX_WAITING = 5  # messages kept while the follower is asked which school
 SWITCH_WORDS = ("切换学校", "换学校", "选择学校")
 ASK_SCHOOL = "你在{count}所学校都绑定了。这条消息是发给哪所学校的？请回复序号：\n{choices}"
 CHOSEN = "好的，接下来的消息都发给{name}（30 分钟内；发送「切换学校」可改）。"
@@ -488,6 +489,11 @@ class SharedAccount:
         issuer = self.county.school_of_code(code) if code else None
         if issuer is not None and issuer in self.slugs:
             return self.deliver(issuer, msg)
+        if code or (msg.scene and DEFAULT_SLUG in self.slugs):
+            # a code no other school issued is the default school's (or none); a QR scene that names no
+            # school is one of the default school's own codes (printed before there were several schools):
+            # never another school's room, post or asset that happens to have the same number
+            return self.deliver(DEFAULT_SLUG, msg)
         bound = self.followed(msg.openid)
         if not bound:
             return self.deliver(DEFAULT_SLUG, msg)
@@ -523,34 +529,59 @@ class SharedAccount:
 
     def choose(self, msg: Incoming, bound: list[str]) -> str:
         """A follower bound in several schools: the school chosen for this conversation, or ask which
-        (the message waits, and goes to the school they pick)."""
+        (the messages wait, every one of them, and go to the school they pick). The answer that picks
+        ("1", "2", a school's name) is kept in that school's inbound log like every message."""
         now = self.county.default.now()
         entries = [e for e in self.shared if e.slug in bound]
         switch = msg.text in SWITCH_WORDS
+        asked = ""
         with self.county.default.factory() as main, main.begin():
             row = main.get(CountyConversation, msg.openid, with_for_update=True)
             live = row is not None and row.expires_at > now
             if row is not None and live and row.slug in bound and not switch:
                 row.expires_at = now + CHOICE_LIFETIME
-                target, earlier, chosen_now = row.slug, "", False
+                target, earlier, chosen_now = row.slug, [], False
             elif row is not None and live and not row.slug and (picked := _pick(msg, entries)) is not None:
-                target, earlier, chosen_now = picked.slug, row.pending, True
+                target, earlier, chosen_now = picked.slug, _waiting(row.pending), True
                 row.slug, row.pending, row.expires_at = picked.slug, "", now + CHOICE_LIFETIME
             else:
-                waiting = "" if switch else json.dumps(msg.raw, ensure_ascii=False)
+                # the school the conversation was with (切换学校 is kept in its log)
+                target, earlier, chosen_now = (row.slug if row is not None and row.slug in bound else bound[0]), [], False
+                # a message while asked waits beside the earlier ones (none is dropped), up to a few
+                kept = _waiting(row.pending) if row is not None and live and not row.slug else []
+                if not switch and msg.raw not in kept:  # a retry of a waiting message waits once
+                    kept = (kept + [msg.raw])[-MAX_WAITING:]
+                waiting = json.dumps(kept, ensure_ascii=False) if kept else ""
                 if row is None:
                     main.add(CountyConversation(openid=msg.openid, slug="", pending=waiting,
                                                 expires_at=now + ASK_LIFETIME))
                 else:
                     row.slug, row.pending, row.expires_at = "", waiting, now + ASK_LIFETIME
-                return ASK_SCHOOL.format(count=len(entries), choices="\n".join(
+                asked = ASK_SCHOOL.format(count=len(entries), choices="\n".join(
                     f"{i}. {e.name}" for i, e in enumerate(entries, 1)))
+        if asked:
+            if switch:
+                self.county.services(target).inbox.record(msg, asked, now)
+            return asked
         if not chosen_now:
             return self.deliver(target, msg)
         told = CHOSEN.format(name=next(e.name for e in entries if e.slug == target))
-        if not earlier:
+        services = self.county.services(target)
+        if not services.inbox.record(msg, told, now):  # WeChat's retry of the answer: the same reply
             return told
-        return told + "\n\n" + self.deliver(target, Incoming.from_wechat(json.loads(earlier)))
+        replies = [self.deliver(target, Incoming.from_wechat(raw)) for raw in earlier]
+        return "\n\n".join([told, *(r for r in replies if r and r != "success")])
+
+
+def _waiting(pending: str) -> list[dict[str, Any]]:
+    """The messages waiting for the follower's choice (one JSON object as written before, or a list)."""
+    if not pending:
+        return []
+    try:
+        found = json.loads(pending)
+    except ValueError:
+        return []
+    return [found] if isinstance(found, dict) else [m for m in found if isinstance(m, dict)]
 
 
 def _pick(msg: Incoming, entries: list[SchoolEntry]) -> SchoolEntry | None:
@@ -574,3 +605,16 @@ def webhook_path(services: Services) -> str:
     if slug and County.of(services).school(slug).own_account:
         return f"/wechat/{slug}"
     return "/wechat"
+
+
+def own_account_webhooks(county: County, transport: Any) -> list[Any]:
+    """For the fake WeChat (`houqin serve --fake`): where each school with an account of its own
+    receives WeChat's events, /wechat/<slug>, signed with its own token and key."""
+    from bot.wechat.fake import Webhook
+
+    hooks = []
+    for entry in county.schools():
+        if entry.own_account:
+            s = county.services(entry.slug).settings
+            hooks.append(Webhook(s.wechat_token, s.wechat_appid, transport, s.wechat_aes_key, f"/wechat/{entry.slug}"))
+    return hooks

@@ -133,6 +133,17 @@ class Inbox:
         except Exception:  # noqa: BLE001 - a handler bug: its work is rolled back, the message is kept
             return self._failed(msg, now, push_reply)
 
+    def record(self, msg: Incoming, reply: str, now: datetime) -> bool:
+        """Keep a message answered before any handler saw it (a shared account's "which school?"
+        answer) in the log, as handled with `reply`; False if it is there already (WeChat's retry)."""
+        try:
+            with self.writer.begin() as conn:
+                conn.execute(insert(InboundMessage), {**self._row(msg, now), "status": "handled",
+                                                      "reply": reply, "handled_at": self.clock()})
+        except IntegrityError:
+            return False
+        return True
+
     def _row(self, msg: Incoming, now: datetime) -> dict[str, object]:
         return {"dedup_key": msg.dedup_key, "openid": _fit("openid", msg.openid),
                 "msg_type": _fit("msg_type", msg.msg_type), "event": _fit("event", msg.event),

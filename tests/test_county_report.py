@@ -141,8 +141,8 @@ def test_the_county_digest_goes_to_the_bureau_at_the_home_school_only(county: Co
 
 def test_the_console_shows_the_overview_read_only(county: County, people, houqin, client) -> None:
     arrange(county)
-    people.add("周春明", "admin")
-    assert houqin("console-password", "周春明", "--password", PASSWORD, "--school", "default").exit_code == 0
+    people.add("教育局王科长", "bureau")
+    assert houqin("console-password", "教育局王科长", "--password", PASSWORD, "--school", "default").exit_code == 0
     assert client.get("/admin/county").status_code == 302  # signed out: to the sign-in page
     from models import Person, PersonRole
 
@@ -153,8 +153,8 @@ def test_the_console_shows_the_overview_read_only(county: County, people, houqin
     signed = north.post("/admin/login", data={"csrf": csrf(north), "name": "北城校长", "password": PASSWORD,
                                               "school": "north"})
     assert signed.status_code == 302
-    assert north.get("/admin/county").status_code == 404  # a school's own console: not the county's
-    client.post("/admin/login", data={"csrf": csrf(client), "name": "周春明", "password": PASSWORD,
+    assert north.get("/admin/county").status_code == 403  # a school's admin: not the county's business
+    client.post("/admin/login", data={"csrf": csrf(client), "name": "教育局王科长", "password": PASSWORD,
                                       "school": "default"})
     page = client.get("/admin/county").get_data(as_text=True)
     assert "北城小学" in page and "2026-11-01至2026-11-30" in page and "未确认警报" in page

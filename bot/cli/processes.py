@@ -92,12 +92,15 @@ def serve(host: str, port: int, demo: bool) -> None:
     runtime = {"bot_url": bot_url, "pid": os.getpid(), "fake_wechat_url": fake.base_url if fake else ""}
     write_private(services.settings.instance_dir / RUNTIME, json.dumps(runtime))
     if fake:  # like WeChat, the embedded fake reports each template send back to this bot
+        from bot.county import County, own_account_webhooks
         from bot.wechat.fake import Webhook
         from bot.wechat.simulator import http_transport
 
         settings = services.settings
         fake.webhook = Webhook(settings.wechat_token, settings.wechat_appid, http_transport(bot_url),
                                settings.wechat_aes_key)
+        for hook in own_account_webhooks(County.of(services), http_transport(bot_url)):  # /wechat/<slug>
+            fake.add_webhook(hook)
         fake.state.finish = "success"
     click.echo(f"Houqin 后勤助手 on {runtime['bot_url']}  (webhook /wechat, health /healthz)")
     if fake:

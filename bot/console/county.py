@@ -1,6 +1,7 @@
-"""区县概览, read-only: /admin/county (?view=term, ?month=YYYY-MM) and its XLSX, for the bureau (and the
-home school's admin). It shows only on the default school's console, the county office's home; the figures
-come from every school's own namespace (bot.county_report).
+"""区县概览, read-only: /admin/county (?view=term, ?month=YYYY-MM) and its XLSX, for the bureau's people only:
+the home school's admin is a school's admin like any other and sees no other school's figures. It shows only
+on the default school's console, the county office's home; the figures come from every school's own
+namespace (bot.county_report), and each links to that school's read-only records.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Response, abort, flash, g, redirect, render_template, request, send_file, url_for
 
 from bot.audit import record
 from bot.console import base
@@ -24,6 +25,10 @@ TITLE_LIMIT = 100
 TEXT_LIMIT = 1000
 NOTICE_SENT = "教育局通知 {id} 已发出。"
 ALL_OR_SOME = "请选择「全部学校」或勾选学校。"
+# the overview's columns (0-based, as SchoolRow.cells) -> the school page their figure links to
+FIGURE_PAGES = {2: ("safety", {}), 3: ("safety", {}), 4: ("repairs", {"state": "open"}),
+                5: ("repairs", {"state": "overdue"}), 6: ("bus", {}), 7: ("bus", {}), 8: ("bus", {}),
+                9: ("canteen", {}), 10: ("canteen", {}), 11: ("outbox", {})}
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -46,18 +51,19 @@ def _county():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/county")
-@requires("bureau", "admin")
+@requires("bureau")
 def county() -> str:
     view, month = _asked()
     county = _county()
     period, rows = county_rows(county, view, month)
     notices = [(n, county_notice_status(county, n)) for n in county_notices(county, limit=10)]
     return render_template("admin/county.html", period=period, rows=rows, header=HEADER, view=view,
-                           month=f"{period.first:%Y-%m}", schools=county.schools(), notices=notices)
+                           month=f"{period.first:%Y-%m}", schools=county.schools(), notices=notices,
+                           links=FIGURE_PAGES if "bureau" in g.roles else {})
 
 
 @bp.post("/county/notify")
-@requires("bureau", "admin")
+@requires("bureau")
 def county_notify() -> Any:
     """通知 from the bureau to the admins of every school or of the schools ticked (bot.county_notices)."""
     from bot.county import CountyError
@@ -85,7 +91,7 @@ def county_notify() -> Any:
 
 
 @bp.get(f"/county/notices/<int(max={MAX_ID}):notice_id>")
-@requires("bureau", "admin")
+@requires("bureau")
 def county_notice(notice_id: int) -> str:
     """Each school's admins who have and have not confirmed the bureau's notice."""
     county = _county()
@@ -96,7 +102,7 @@ def county_notice(notice_id: int) -> str:
 
 
 @bp.get("/county/export.xlsx")
-@requires("bureau", "admin")
+@requires("bureau")
 def county_export() -> Response:
     view, month = _asked()
     period, rows = county_rows(_county(), view, month)
@@ -107,3 +113,43 @@ def county_export() -> Response:
     from io import BytesIO
 
     return send_file(BytesIO(data), mimetype=XLSX_TYPE, as_attachment=True, download_name=name)
+
+
+# -- each figure's records: that school's read-only page, for the bureau -----------------------------------
+SCHOOL_PAGES = ("repairs", "safety", "bus", "canteen", "outbox")
+READ_ONLY_REFUSED = 403
+
+
+@bp.route("/county/<slug>/<page>", methods=["GET", "POST"])
+@requires("bureau")
+def county_school(slug: str, page: str) -> Any:
+    """The records behind one figure of a school's row (bot.county_pages): read-only, for bureau people
+    only — a school's admin (the home school's included) does not open another school's records here.
+    A POST is refused (403): there is nothing to change on these pages."""
+    from bot.county import CountyError
+    from bot.county_pages import OPEN, OVERDUE, PAGES, repairs_page
+    from bot.county_report import period_for
+
+    if request.method == "POST":
+        abort(READ_ONLY_REFUSED)
+    county = _county()
+    if page not in SCHOOL_PAGES:
+        abort(404)
+    try:
+        entry = county.school(slug)
+    except CountyError:
+        abort(404)
+    view, month = _asked()
+    default = county.default
+    with default.read_factory() as db:
+        period = period_for(db, view, default.now().astimezone(default.settings.tz).date(), month)
+    services = county.services(entry.slug)
+    if page == "repairs":
+        state = request.args.get("state", OPEN)
+        if state not in (OPEN, OVERDUE):
+            abort(400)
+        shown = repairs_page(services, period, state)
+    else:
+        shown = PAGES[page](services, period)
+    return render_template("admin/county_school.html", school=entry, page=shown, period=period, view=view,
+                           month=f"{period.first:%Y-%m}")

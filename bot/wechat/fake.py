@@ -131,6 +131,9 @@ class FakeState:
     msgids: int = 1_000_000_000
     sent_msgids: dict[str, str] = field(default_factory=dict)  # template send's msgid -> openid
     webhook: Webhook | None = None  # where TEMPLATESENDJOBFINISH goes
+    # an account other than the webhook's (a school's own, in a county): appid -> where its reports go
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
+    sent_appids: dict[str, str] = field(default_factory=dict)  # template send's msgid -> the sending appid
     finish: str = ""  # when set, every template send is reported with this status
     # template sends an account may make per day (Beijing time) before WeChat answers 45009; 0: no limit
     template_quota: int = 0
@@ -260,9 +263,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             return _err(40037, "invalid template_id")
         call.warnings.extend(template_warnings(template[1], call.body.get("data") or {}))
         with state.lock:
+            token = request.args.get("access_token", "")
+            appid = next((a for a, t in state.stable.items() if t == token), "")
             if state.template_quota:
-                token = request.args.get("access_token", "")
-                appid = next((a for a, t in state.stable.items() if t == token), "")
                 key = (appid, datetime.now(WECHAT_DAY).date().isoformat())
                 if state.template_counts[key] >= state.template_quota:
                     call.errcode = DAILY_QUOTA
@@ -271,7 +274,8 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             state.msgids += 1
             msgid = state.msgids
             state.sent_msgids[str(msgid)] = call.openid
-        if state.finish and state.webhook is not None:
+            state.sent_appids[str(msgid)] = appid
+        if state.finish and _hook_for(state, str(msgid)) is not None:
             # WeChat reports a moment after it answered the send, never inside it
             threading.Thread(target=_report_later, args=(state, str(msgid), state.finish), daemon=True).start()
         return _ok(msgid=msgid)
@@ -280,7 +284,7 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
     def finish() -> Response:
         asked = body()
         msgid, status = str(asked.get("msgid", "")), str(asked.get("status") or "success")
-        if state.webhook is None:
+        if msgid in state.sent_msgids and _hook_for(state, msgid) is None:
             return _err(-1, "no webhook: start the fake with --webhook URL")
         if msgid not in state.sent_msgids:
             return _err(40003, f"no template send with msgid {msgid}")
@@ -562,12 +566,19 @@ def report(state: FakeState, msgid: str, status: str) -> int:
     knows: "success", "failed:user block" or "failed: system failed". Returns the HTTP status."""
     from bot.wechat.simulator import WeChatUser
 
-    hook = state.webhook
+    hook = _hook_for(state, msgid)
     if hook is None:
         raise RuntimeError("the fake has no webhook to post to (set FakeWeChat.webhook)")
     user = WeChatUser(state.sent_msgids[msgid], token=hook.token, appid=hook.appid, transport=hook.transport,
-                      aes_key=hook.aes_key)
+                      aes_key=hook.aes_key, path=hook.path)
     return user.event("TEMPLATESENDJOBFINISH", MsgID=int(msgid), Status=status).status
+
+
+def _hook_for(state: FakeState, msgid: str) -> Webhook | None:
+    """Where the report on `msgid` goes: the webhook of the account that sent it (a school's own account
+    posts to its /wechat/<slug>), else the fake's one webhook (the default account's /wechat)."""
+    appid = state.sent_appids.get(msgid, "")
+    return state.webhooks.get(appid) or state.webhook
 
 
 def _report_later(state: FakeState, msgid: str, status: str) -> None:
@@ -585,6 +596,7 @@ class Webhook:
     appid: str
     transport: Transport
     aes_key: str = ""
+    path: str = "/wechat"  # a school's own account: /wechat/<slug>
 
 
 class FakeWeChat:
@@ -651,6 +663,11 @@ class FakeWeChat:
             self.state.media[media_id] = (content, mimetype)
             self.state.media_pace[media_id] = (delay, sized)
 
+    def add_webhook(self, hook: Webhook) -> None:
+        """Report template sends made with `hook.appid`'s token to `hook` (a school's own account)."""
+        with self.state.lock:
+            self.state.webhooks[hook.appid] = hook
+
     def finish_template_job(self, msgid: str, status: str = "success") -> int:
         """Report on the template send `msgid` to the webhook now (see `report`)."""
         return report(self.state, str(msgid), status)
@@ -703,6 +720,7 @@ class FakeWeChat:
             self.state.tags = dict(SYSTEM_TAGS)
             self.state.user_tags.clear()
             self.state.webhook = None
+            self.state.webhooks.clear()
             self.state.finish = ""
             self.state.media_pace.clear()
             self.state.template_quota = 0
