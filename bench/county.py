@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import signal
@@ -175,11 +176,19 @@ def proc_cpu(pid: int) -> float:
         return 0.0
 
 
-def start_workers(count: int, env: dict[str, str], logdir: Path) -> list[subprocess.Popen[bytes]]:
+def start_workers(count: int, env: dict[str, str], logdir: Path, profile: Path | None = None
+                  ) -> list[subprocess.Popen[bytes]]:
+    """`count` `houqin worker` processes; with `profile`, each under cProfile (bench/profiled_worker.py),
+    its stats written to profile/worker-<count>-<i>.prof when it stops."""
     procs = []
     for i in range(count):
         log = open(logdir / f"worker-{i}.log", "wb")  # noqa: SIM115 - closed with the process
-        procs.append(subprocess.Popen([HOUQIN, "worker"], env={**os.environ, **env}, stdout=log,
+        command = [HOUQIN, "worker"]
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            command = [sys.executable, str(ROOT / "bench" / "profiled_worker.py"),
+                       str(profile / f"worker-{count}-{i}.prof")]
+        procs.append(subprocess.Popen(command, env={**os.environ, **env}, stdout=log,
                                       stderr=subprocess.STDOUT, cwd=logdir))
     return procs
 
@@ -209,7 +218,7 @@ def run(args: argparse.Namespace, workers: int, fake: FakeWeChat, workdir: Path)
     try:
         county, openids = build_county(args, env, schema)
         print(f"  county ready: {args.schools} schools x {args.parents} parents", flush=True)
-        procs = start_workers(workers, env, instance)
+        procs = start_workers(workers, env, instance, args.profile)
         time.sleep(args.settle)  # every school's worker started and idle in LISTEN
         if any(p.poll() is not None for p in procs):
             raise RuntimeError(f"a worker process exited; see {instance}/worker-*.log")
@@ -301,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="queue every school's menu held, then release them at one moment, so the clock "
                              "times the workers alone (--no-held: the clock starts at the first school's commit)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--profile", type=Path, help="run each worker under cProfile (all threads); stats to this "
+                                                     "folder, one .prof per process (python -m pstats FILE)")
     args = parser.parse_args(argv)
     if args.small:
         args.schools, args.parents, args.workers = 4, 500, [1, 2]
@@ -311,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"machine: {os.cpu_count()} cores; {args.schools} schools x {args.parents} parents, "
           f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency} per school per process", flush=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per call of 100,000
     fake = FakeWeChat(0, latency=args.latency).start()
     results = []
     try:
