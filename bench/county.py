@@ -236,14 +236,16 @@ def measure(args: argparse.Namespace, workers: int, fake: FakeWeChat, county: Co
         time.sleep(args.settle)  # every school's worker started and idle in LISTEN
         if any(p.poll() is not None for p in procs):
             raise RuntimeError(f"a worker process exited; see {instance}/worker-*.log")
+        first_call = len(fake.state.calls)
+        if first and args.held:  # queued while the workers wait; the CPU is counted from the release
+            result.queued, result.queue_seconds, started = queue_menus(county, held=True)
         cpu_before = [proc_cpu(p.pid) for p in procs]
         bench_cpu = time.process_time()
         busy0, total0 = machine_ticks()
         load0 = os.getloadavg()[0]
-        first_call = len(fake.state.calls)
-        if first:
-            result.queued, result.queue_seconds, started = queue_menus(county, args.held)
-        else:
+        if first and not args.held:
+            result.queued, result.queue_seconds, started = queue_menus(county, held=False)
+        elif not first:
             result.queued = args.schools * args.parents
             started = time.time()
         if args.held or not first:
@@ -281,6 +283,18 @@ def connections(county: County) -> int:
                    or 0)
 
 
+def drop_schemas(admin: Any, schema: str) -> None:
+    """Drop the county's schemas one transaction each: all of them in one would take a lock per table of
+    twenty schools at once and can fill PostgreSQL's shared lock table ("out of shared memory"), which
+    every other session of the server shares."""
+    with admin.connect() as conn:
+        names = [n for (n,) in conn.execute(sql_text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
+                                            {"p": schema + "%"}).all()]
+    for name in names:
+        with admin.begin() as conn:
+            conn.execute(sql_text(f'DROP SCHEMA "{name}" CASCADE'))
+
+
 def run_all(args: argparse.Namespace, fake: FakeWeChat, workdir: Path) -> list[CountyRun]:
     """Build the county once, then each worker count in turn on it (the menu requeued between runs)."""
     schema = "houqin_county_" + uuid.uuid4().hex[:8]
@@ -309,10 +323,7 @@ def run_all(args: argparse.Namespace, fake: FakeWeChat, workdir: Path) -> list[C
         if county is not None:
             county.dispose()
             county.default.db_engine.dispose()
-        with admin.begin() as conn:
-            for (name,) in conn.execute(sql_text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-                                        {"p": schema + "%"}).all():
-                conn.execute(sql_text(f'DROP SCHEMA "{name}" CASCADE'))
+        drop_schemas(admin, schema)
         admin.dispose()
     return results
 

@@ -41,6 +41,7 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -278,6 +279,18 @@ def pct(values: list[float], q: float) -> float:
     return 1000 * values[int(q * (len(values) - 1))] if values else 0.0
 
 
+def drop_schemas(admin: Any, schema: str) -> None:
+    """Drop the county's schemas one transaction each: all of them in one would take a lock per table of
+    twenty schools at once and can fill PostgreSQL's shared lock table ("out of shared memory"), which
+    every other session of the server shares."""
+    with admin.connect() as conn:
+        names = [n for (n,) in conn.execute(sql_text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
+                                            {"p": schema + "%"}).all()]
+    for name in names:
+        with admin.begin() as conn:
+            conn.execute(sql_text(f'DROP SCHEMA "{name}" CASCADE'))
+
+
 def run(args: argparse.Namespace, workdir: Path) -> CountyWebhookRun:
     schema = "houqin_cwh_" + uuid.uuid4().hex[:8]
     admin = make_engine(args.pg_url)
@@ -328,10 +341,7 @@ def run(args: argparse.Namespace, workdir: Path) -> CountyWebhookRun:
     finally:
         if server is not None:
             stop_server(server)
-        with admin.begin() as conn:
-            for (name,) in conn.execute(sql_text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-                                        {"p": schema + "%"}).all():
-                conn.execute(sql_text(f'DROP SCHEMA "{name}" CASCADE'))
+        drop_schemas(admin, schema)
         admin.dispose()
     return result
 
