@@ -75,7 +75,6 @@ TEXT = "下周菜单（12月7日-12月11日）已发布：周一 红烧鸡块、
 FIELDS = {"week": "12月7日-12月11日", "dishes": "红烧鸡块、番茄牛腩、清蒸鲈鱼"}
 TEMPLATE_ENDPOINT = "message/template/send"
 HOLD = timedelta(hours=1)
-HOUQIN = str(Path(sys.executable).with_name("houqin"))
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -190,12 +189,13 @@ def start_workers(count: int, env: dict[str, str], logdir: Path, profile: Path |
     procs = []
     for i in range(count):
         log = open(logdir / f"worker-{i}.log", "wb")  # noqa: SIM115 - closed with the process
-        command = [HOUQIN, "worker"]
+        command = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", "worker"]
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
             command = [sys.executable, str(ROOT / "bench" / "profiled_worker.py"),
                        str(profile / f"worker-{count}-{i}.prof")]
-        procs.append(subprocess.Popen(command, env={**os.environ, **env}, stdout=log,
+        # this checkout's code, whatever the `houqin` script on the PATH or its shebang's interpreter imports
+        procs.append(subprocess.Popen(command, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdout=log,
                                       stderr=subprocess.STDOUT, cwd=logdir))
     return procs
 
