@@ -10,7 +10,7 @@ secret: 20 accounts, 20 access tokens, 20 daily template quotas) and its own tem
 menu (as `houqin templates set` stores it). Each school gets --parents parents, each with one
 subscribed binding (bench/fanout.py's bulk insert).
 
-For each worker count, M real `houqin worker` processes start (each serves every school: a push worker
+The county is built once; for each worker count in turn, M real `houqin worker` processes start (each serves every school: a push worker
 per school in threads, idle in LISTEN on one shared connection) and sit idle. Then the menu is queued
 for all schools, one transaction per school as the Thursday job queues it (`Outbox.notify(parents,
 "weekly_menu", …)`, quiet hours off); the clock starts at the first commit. It stops when no delivery of
@@ -23,6 +23,11 @@ Reported: messages/s (delivered / seconds until the last delivery at the fake), 
 processes per delivered message (from /proc: user+system of each process, all its threads), the time
 until the last school's last parent has the menu, lost (a parent with no successful send at the fake,
 or whose row is not 'sent') and duplicated (a parent who got it more than once), counted at the fake.
+After the first worker count the same deliveries are set back to pending and held (their attempts and
+outcomes cleared) and released again, so 100,000 parents are built and queued once, not once per count.
+Each worker process gets HOUQIN_DB_POOL=--db-pool (8): its PostgreSQL connections, shared by all its
+schools; the peak of connections to the database (every client's) is reported.
+--profile DIR: each worker under cProfile (bench/profiled_worker.py, CPU time, all threads).
 --small: 4 schools x 500 parents, 1 and 2 workers. Every loop is bounded in count and in time.
 """
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import signal
@@ -69,7 +75,6 @@ TEXT = "下周菜单（12月7日-12月11日）已发布：周一 红烧鸡块、
 FIELDS = {"week": "12月7日-12月11日", "dishes": "红烧鸡块、番茄牛腩、清蒸鲈鱼"}
 TEMPLATE_ENDPOINT = "message/template/send"
 HOLD = timedelta(hours=1)
-HOUQIN = str(Path(sys.executable).with_name("houqin"))
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -94,6 +99,8 @@ class CountyRun:
     cpu_ms_per_message: float = 0.0
     bench_cpu_seconds: float = 0.0  # this process: the fake WeChat, mostly
     machine_cpu: float = 0.0  # share of the machine's cores busy meanwhile (PostgreSQL and all)
+    load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the release and at the end
+    peak_connections: int = 0  # PostgreSQL connections to the database, every client's, at the peak
     per_school_last: dict[str, float] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
 
@@ -175,11 +182,20 @@ def proc_cpu(pid: int) -> float:
         return 0.0
 
 
-def start_workers(count: int, env: dict[str, str], logdir: Path) -> list[subprocess.Popen[bytes]]:
+def start_workers(count: int, env: dict[str, str], logdir: Path, profile: Path | None = None
+                  ) -> list[subprocess.Popen[bytes]]:
+    """`count` `houqin worker` processes; with `profile`, each under cProfile (bench/profiled_worker.py),
+    its stats written to profile/worker-<count>-<i>.prof when it stops."""
     procs = []
     for i in range(count):
         log = open(logdir / f"worker-{i}.log", "wb")  # noqa: SIM115 - closed with the process
-        procs.append(subprocess.Popen([HOUQIN, "worker"], env={**os.environ, **env}, stdout=log,
+        command = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", "worker"]
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            command = [sys.executable, str(ROOT / "bench" / "profiled_worker.py"),
+                       str(profile / f"worker-{count}-{i}.prof")]
+        # this checkout's code, whatever the `houqin` script on the PATH or its shebang's interpreter imports
+        procs.append(subprocess.Popen(command, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdout=log,
                                       stderr=subprocess.STDOUT, cwd=logdir))
     return procs
 
@@ -195,34 +211,50 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=10)
 
 
-def run(args: argparse.Namespace, workers: int, fake: FakeWeChat, workdir: Path) -> CountyRun:
-    schema = "houqin_county_" + uuid.uuid4().hex[:8]
-    admin = make_engine(args.pg_url)
-    with admin.begin() as conn:
-        conn.execute(sql_text(f'CREATE SCHEMA "{schema}"'))
-    instance = workdir / f"instance-{workers}"
-    instance.mkdir()
-    env = county_env(args.pg_url, schema, fake.base_url, instance, args.concurrency)
+def requeue(county: County) -> float:
+    """The menu queued again for a further worker count, without building the county anew: every
+    delivery back to pending, held (due in an hour), its attempts, claim and outcome cleared — as the
+    first run found them after queueing. Returns the seconds it took."""
+    started = time.perf_counter()
+    for _, services in county.each():
+        with services.factory() as s, s.begin():
+            s.execute(update(Delivery).values(status=PENDING, attempts=0, claim=None, lease_until=None,
+                                              sent_at=None, msgid=None, last_error=None, channel="",
+                                              next_attempt_at=datetime.now(UTC) + HOLD))
+    return time.perf_counter() - started
+
+
+def measure(args: argparse.Namespace, workers: int, fake: FakeWeChat, county: County, env: dict[str, str],
+            openids: dict[str, list[str]], instance: Path, first: bool) -> CountyRun:
+    """One worker count on the county built: start the workers, queue (or requeue) the menu, time it."""
     result = CountyRun(workers, args.schools, args.parents, args.concurrency)
-    county: County | None = None
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        county, openids = build_county(args, env, schema)
-        print(f"  county ready: {args.schools} schools x {args.parents} parents", flush=True)
-        procs = start_workers(workers, env, instance)
+        if not first:
+            result.queue_seconds = requeue(county)
+        procs = start_workers(workers, env, instance, args.profile)
         time.sleep(args.settle)  # every school's worker started and idle in LISTEN
         if any(p.poll() is not None for p in procs):
             raise RuntimeError(f"a worker process exited; see {instance}/worker-*.log")
+        first_call = len(fake.state.calls)
+        if first and args.held:  # queued while the workers wait; the CPU is counted from the release
+            result.queued, result.queue_seconds, started = queue_menus(county, held=True)
         cpu_before = [proc_cpu(p.pid) for p in procs]
         bench_cpu = time.process_time()
         busy0, total0 = machine_ticks()
-        first_call = len(fake.state.calls)
-        result.queued, result.queue_seconds, started = queue_menus(county, args.held)
-        if args.held:
+        load0 = os.getloadavg()[0]
+        if first and not args.held:
+            result.queued, result.queue_seconds, started = queue_menus(county, held=False)
+        elif not first:
+            result.queued = args.schools * args.parents
+            started = time.time()
+        if args.held or not first:
             started = release(county)
         deadline = time.time() + args.time_limit
+        peak = 0
         while time.time() < deadline:
             now_counts = counts(county)
+            peak = max(peak, connections(county))
             if not now_counts.get(PENDING) and not now_counts.get(SENDING):
                 result.finished = True
                 break
@@ -232,6 +264,8 @@ def run(args: argparse.Namespace, workers: int, fake: FakeWeChat, workdir: Path)
         result.bench_cpu_seconds = time.process_time() - bench_cpu
         busy, total = machine_ticks()
         result.machine_cpu = (busy - busy0) / (total - total0) if total > total0 else 0.0
+        result.load_average = (round(load0, 1), round(os.getloadavg()[0], 1))
+        result.peak_connections = peak
         stop_workers(procs)
         procs = []
         print(f"  statuses: {counts(county)}", flush=True)
@@ -239,15 +273,59 @@ def run(args: argparse.Namespace, workers: int, fake: FakeWeChat, workdir: Path)
     finally:
         if procs:
             stop_workers(procs)
+    return result
+
+
+def connections(county: County) -> int:
+    """PostgreSQL connections open to this database right now (every client, the other sessions' too)."""
+    with county.default.read_factory() as s:
+        return int(s.scalar(sql_text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"))
+                   or 0)
+
+
+def drop_schemas(admin: Any, schema: str) -> None:
+    """Drop the county's schemas one transaction each: all of them in one would take a lock per table of
+    twenty schools at once and can fill PostgreSQL's shared lock table ("out of shared memory"), which
+    every other session of the server shares."""
+    with admin.connect() as conn:
+        names = [n for (n,) in conn.execute(sql_text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
+                                            {"p": schema + "%"}).all()]
+    for name in names:
+        with admin.begin() as conn:
+            conn.execute(sql_text(f'DROP SCHEMA "{name}" CASCADE'))
+
+
+def run_all(args: argparse.Namespace, fake: FakeWeChat, workdir: Path) -> list[CountyRun]:
+    """Build the county once, then each worker count in turn on it (the menu requeued between runs)."""
+    schema = "houqin_county_" + uuid.uuid4().hex[:8]
+    admin = make_engine(args.pg_url)
+    with admin.begin() as conn:
+        conn.execute(sql_text(f'CREATE SCHEMA "{schema}"'))
+    instance = workdir / "instance"
+    instance.mkdir()
+    env = county_env(args.pg_url, schema, fake.base_url, instance, args.concurrency)
+    if args.db_pool:
+        env["HOUQIN_DB_POOL"] = str(args.db_pool)
+    county: County | None = None
+    results: list[CountyRun] = []
+    try:
+        built = time.perf_counter()
+        county, openids = build_county(args, env, schema)
+        print(f"  county ready: {args.schools} schools x {args.parents} parents "
+              f"({time.perf_counter() - built:.0f} s)", flush=True)
+        for i, workers in enumerate(args.workers):
+            fake.reset()
+            fake.state.latency = args.latency
+            result = measure(args, workers, fake, county, env, openids, instance, first=i == 0)
+            show(result)
+            results.append(result)
+    finally:
         if county is not None:
             county.dispose()
             county.default.db_engine.dispose()
-        with admin.begin() as conn:
-            for (name,) in conn.execute(sql_text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-                                        {"p": schema + "%"}).all():
-                conn.execute(sql_text(f'DROP SCHEMA "{name}" CASCADE'))
+        drop_schemas(admin, schema)
         admin.dispose()
-    return result
+    return results
 
 
 def check(result: CountyRun, county: County, openids: dict[str, list[str]], calls: list[Any], started: float) -> None:
@@ -281,7 +359,8 @@ def show(r: CountyRun) -> None:
           f"last parent at {r.last_parent_seconds:.1f} s (queueing {r.queue_seconds:.1f} s), "
           f"worker CPU {r.cpu_ms_per_message:.2f} ms/msg ({r.worker_cpu_seconds:.1f} s), "
           f"bench+fake CPU {r.bench_cpu_seconds:.1f} s, machine {100 * r.machine_cpu:.0f}% busy, "
-          f"lost {r.lost}, duplicated {r.duplicated}, WeChat errors {r.error_calls}"
+          f"lost {r.lost}, duplicated {r.duplicated}, WeChat errors {r.error_calls}, "
+          f"load {r.load_average[0]}→{r.load_average[1]}, peak PG connections {r.peak_connections}"
           f"{'' if r.finished else ' (NOT FINISHED within the time limit)'}", flush=True)
 
 
@@ -300,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--held", action=argparse.BooleanOptionalAction, default=True,
                         help="queue every school's menu held, then release them at one moment, so the clock "
                              "times the workers alone (--no-held: the clock starts at the first school's commit)")
+    parser.add_argument("--db-pool", type=int, default=8,
+                        help="HOUQIN_DB_POOL of each worker process: its PostgreSQL connections, all schools (8)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--profile", type=Path, help="run each worker under cProfile (all threads); stats to this "
+                                                     "folder, one .prof per process (python -m pstats FILE)")
     args = parser.parse_args(argv)
     if args.small:
         args.schools, args.parents, args.workers = 4, 500, [1, 2]
@@ -311,16 +394,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"machine: {os.cpu_count()} cores; {args.schools} schools x {args.parents} parents, "
           f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency} per school per process", flush=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per call of 100,000
     fake = FakeWeChat(0, latency=args.latency).start()
-    results = []
+    results: list[CountyRun] = []
     try:
         with tempfile.TemporaryDirectory(prefix="houqin-county-") as tmp:
-            for workers in args.workers:
-                fake.reset()
-                fake.state.latency = args.latency
-                result = run(args, workers, fake, Path(tmp))
-                show(result)
-                results.append(result)
+            results = run_all(args, fake, Path(tmp))
     finally:
         fake.stop()
     if args.json:

@@ -81,6 +81,9 @@ class Settings:
     # 32 sends in flight keep ~300 messages/s going at 100 ms per call; WeChat sets a daily quota
     # on template messages (100,000 by default), not a per-second one: the rate is only a guard
     push_concurrency: int = 32
+    # PostgreSQL: at most this many connections per process (HOUQIN_DB_POOL), shared by every school it
+    # serves, plus the LISTEN connection; 0 = SQLAlchemy's 10 kept open and 20 more at a peak
+    db_pool: int = 0
     push_rate_per_second: float = 500.0
     push_max_attempts: int = 6
     push_backoff_seconds: float = 5.0
@@ -235,6 +238,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         public_url=(env.get("HOUQIN_PUBLIC_URL", "") or "http://127.0.0.1:5000").rstrip("/"),
         trusted_proxies=_int(env, "HOUQIN_TRUSTED_PROXIES", 0),
         push_concurrency=_int(env, "HOUQIN_PUSH_CONCURRENCY", 32),
+        db_pool=max(0, _int(env, "HOUQIN_DB_POOL", 0)),
         push_rate_per_second=_float(env, "HOUQIN_PUSH_RATE", 500.0),
         push_max_attempts=_int(env, "HOUQIN_PUSH_MAX_ATTEMPTS", 6),
         push_backoff_seconds=_float(env, "HOUQIN_PUSH_BACKOFF", 5.0),

@@ -38,7 +38,10 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings, schema: str | None = None) -> Services:
-        return cls(settings, make_engine(settings.database_url, schema=schema), schema)
+        pool: dict[str, int] = {}
+        if settings.db_pool and not settings.database_url.startswith("sqlite"):
+            pool = {"pool_size": settings.db_pool, "max_overflow": 0}  # a bound, whatever the peak
+        return cls(settings, make_engine(settings.database_url, schema=schema, **pool), schema)
 
     @cached_property
     def factory(self) -> sessionmaker[Session]:

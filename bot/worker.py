@@ -21,7 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any, cast
@@ -37,7 +37,8 @@ from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOS
 from bot.outbox import windows as open_windows
 from bot.push_kinds import push_fields
 from bot.wechat.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi, redact
-from models import Binding, Delivery, DeliveryAlert, Person, Push, TemplateQuota, utcnow
+from bot.wechat.templates import parse_templates
+from models import Binding, Delivery, DeliveryAlert, Person, Push, SchoolSetting, TemplateQuota, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ LISTEN_POLL = 5.0  # seconds: a worker in LISTEN still looks this often (a misse
 LISTEN_SLICE = 0.5  # seconds: how long one wait in LISTEN lasts before the stop flag is looked at again
 LISTEN_READY = 5.0  # seconds a new worker waits for the LISTEN connection before its first look
 LISTEN_RETRY = 2.0  # seconds between attempts to LISTEN again after the connection broke
+# -- a school's template ids (`houqin templates set`, in its school_settings) reach running workers
+TEMPLATES_KEY = "templates"  # bot.county.TEMPLATES_SETTING
+TEMPLATES_RECHECK = 5.0  # seconds: a worker looks this often whether they changed (one primary-key read)
 # -- the daily template quota: WeChat counts an account's day in Beijing time
 WECHAT_DAY = ZoneInfo("Asia/Shanghai")
 DAILY_QUOTA_ERROR = 45009
@@ -235,12 +239,43 @@ class PushWorker:
         self.pool = ThreadPoolExecutor(max_workers=settings.push_concurrency, thread_name_prefix="push")
         # run_forever: custom messages planned but not yet recorded as sent, per openid (the budget)
         self._custom_inflight: Counter[str] = Counter()
+        self.templates_recheck = TEMPLATES_RECHECK
+        self._templates_seen: str | None = None  # the stored mapping last applied (None: not looked yet)
+        self._templates_at = float("-inf")
+
+    # -- the school's template ids ----------------------------------------------------------------
+    def refresh_templates(self) -> None:
+        """Apply the school's own template ids if `houqin templates set` changed them since the last
+        look (at most every `templates_recheck` seconds), so a running worker sends with the new ones
+        from its next batch on — no restart. A school that stored none keeps the mapping it started with."""
+        if time.monotonic() - self._templates_at < self.templates_recheck:
+            return
+        self._templates_at = time.monotonic()
+        try:
+            with self.factory() as session:
+                raw = session.scalar(select(SchoolSetting.value).where(SchoolSetting.key == TEMPLATES_KEY))
+        except SQLAlchemyError:  # not migrated yet, or the database away: what the worker has
+            return
+        if raw is None or raw == self._templates_seen:
+            return
+        try:
+            templates = parse_templates(raw)
+        except ValueError as exc:  # `templates set` checks before storing; a hand edit may not
+            log.warning("school %s: its stored template ids do not parse (%s); keeping the current ones",
+                        self.settings.school or "default", exc)
+        else:
+            if self._templates_seen is not None:
+                log.info("school %s: template ids changed; sending with the new ones",
+                         self.settings.school or "default")
+            self.settings = replace(self.settings, templates=templates)
+        self._templates_seen = raw
 
     # -- claiming ------------------------------------------------------------------------------
     def claim(self) -> list[Delivery]:
         return self._claim(self.batch_size)
 
     def _claim(self, limit: int) -> list[Delivery]:
+        self.refresh_templates()
         now = self.clock()
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
         with self.factory() as session, session.begin():
@@ -521,6 +556,7 @@ class PushWorker:
         log.info("push worker %s started", self.worker_id)
         inflight: dict[Future[Outcome], Delivery] = {}
         finished: list[tuple[Delivery, Outcome]] = []
+        custom_ids: set[int] = set()  # in flight as customer-service messages (the window's budget)
         last_record = next_claim = time.monotonic()
         while True:
             try:
@@ -528,7 +564,8 @@ class PushWorker:
                                  or time.monotonic() - last_record >= RECORD_EVERY):
                     self._record([d for d, _ in finished], [o for _, o in finished])
                     for delivery, _ in finished:
-                        if delivery.push.kind not in self.settings.templates:
+                        if delivery.id in custom_ids:  # counted when planned (templates may change since)
+                            custom_ids.discard(delivery.id)
                             self._custom_inflight[delivery.openid] -= 1
                     self._custom_inflight = +self._custom_inflight  # drop the zeros
                     finished, last_record = [], time.monotonic()
@@ -541,6 +578,7 @@ class PushWorker:
                                                          else self._idle_for(idle_sleep, wakeup))
                     for delivery, window, reachable, defer in self._plan(batch) if batch else []:
                         if delivery.push.kind not in self.settings.templates:
+                            custom_ids.add(delivery.id)
                             self._custom_inflight[delivery.openid] += 1
                         inflight[self.pool.submit(self._send, delivery, window, reachable, defer)] = delivery
                 if inflight:
@@ -585,13 +623,24 @@ def drain_rounds(run_once: Callable[[], int], timeout: float) -> int:
     return total
 
 
-def run_rounds(run_once: Callable[[], int], stop: threading.Event, idle_sleep: float, what: str) -> None:
+IDLE_BACKOFF_MAX = 8.0  # seconds: the longest an idle photo or menu worker waits between looks
+
+
+def run_rounds(run_once: Callable[[], int], stop: threading.Event, idle_sleep: float, what: str,
+               idle_max: float = IDLE_BACKOFF_MAX) -> None:
     """A background worker's loop: `run_once` until `stop` is set, waiting `idle_sleep` when a round had
-    nothing to do, and at least 2 s after a failed one (logged: the database may be restarting)."""
+    nothing to do, twice as long after each further empty round up to `idle_max` (back to `idle_sleep`
+    once a round finds work: a county's twenty schools per process would otherwise look 20-40 times a
+    second for photos and menus that rarely come), and at least 2 s after a failed one (logged: the
+    database may be restarting)."""
+    wait = idle_sleep
     while not stop.is_set():
         try:
-            if not run_once():
-                stop.wait(idle_sleep)
+            if run_once():
+                wait = idle_sleep
+            else:
+                stop.wait(wait)
+                wait = max(idle_sleep, min(idle_max, wait * 2))
         except Exception:  # noqa: BLE001 - keep the worker alive
             log.exception("%s round failed", what)
             stop.wait(max(idle_sleep, 2.0))

@@ -340,3 +340,19 @@ def test_an_existing_embedded_instance_is_found(clean_env, tmp_path):
     listed = _houqin("codes", "--json")
     assert listed.exit_code == 0 and "张丽" in listed.output
     assert (tmp_path / "instance" / "houqin.env").read_text(encoding="utf-8") == secrets_file  # the same school
+
+
+def test_db_pool_bounds_a_processes_postgresql_connections(tmp_path):
+    """HOUQIN_DB_POOL: every school a process serves shares one pool of at most that many connections
+    (bench/county.py: 20 schools x 4 workers within max_connections); unset, SQLAlchemy's 10 + 20."""
+    from bot.services import Services
+
+    url = "postgresql://127.0.0.1:5432/test"
+    bounded = load_settings(valid_env(tmp_path, DATABASE_URL=url, HOUQIN_DB_POOL="6"))
+    assert bounded.db_pool == 6
+    pool = Services.from_settings(bounded).db_engine.pool
+    assert (pool.size(), pool._max_overflow) == (6, 0)  # type: ignore[attr-defined]
+    default = Services.from_settings(load_settings(valid_env(tmp_path, DATABASE_URL=url))).db_engine.pool
+    assert (default.size(), default._max_overflow) == (10, 20)  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="HOUQIN_DB_POOL"):
+        load_settings(valid_env(tmp_path, DATABASE_URL=url, HOUQIN_DB_POOL="许多"))

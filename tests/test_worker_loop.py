@@ -100,3 +100,39 @@ def test_stop_finishes_and_records_what_is_in_flight(services, people, wechat_us
     assert statuses[SENDING] == 0, statuses
     assert statuses[SENT] == len(fake_wechat.sent()) and statuses[SENT] >= 1, statuses
     assert statuses[SENT] + statuses[PENDING] == 20
+
+
+def test_templates_set_reaches_a_running_worker(services, people, wechat_user, fake_wechat, houqin) -> None:
+    """`houqin templates set` while a worker runs: its next batch goes with the new template id (the
+    worker re-reads the school's mapping), the first one with none (a customer-service message)."""
+    people.add("张丽", "teacher")
+    wechat_user("张丽")
+    fake_wechat.state.templates.update({"TPL_NOTICE_A": ("通知", "通知内容：{{thing1.DATA}}"),
+                                        "TPL_NOTICE_B": ("通知", "通知内容：{{thing1.DATA}}")})
+    running = worker(services, 8)
+    running.templates_recheck = 0.0  # every batch looks (the default: at most every 5 s)
+    stop = threading.Event()
+    thread = threading.Thread(target=running.run_forever, args=(stop, 0.05))
+    thread.start()
+    try:
+        def send(text: str, expected: int) -> None:
+            queue(services, ["张丽"], text)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(fake_wechat.sent_to("张丽")) < expected:
+                time.sleep(0.05)
+            assert len(fake_wechat.sent_to("张丽")) == expected
+
+        send("停水通知", 1)
+        set_a = houqin("templates", "set", "notice=TPL_NOTICE_A", "--data", '{"thing1": "{title}"}')
+        assert set_a.exit_code == 0, set_a.output
+        send("停电通知", 2)
+        assert houqin("templates", "set", "notice=TPL_NOTICE_B").exit_code == 0
+        send("消防演练通知", 3)
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    first, second, third = fake_wechat.sent_to("张丽")
+    assert first.endpoint == "message/custom/send" and "停水通知" in first.body["text"]["content"]
+    assert second.endpoint == "message/template/send" and second.body["template_id"] == "TPL_NOTICE_A"
+    assert third.endpoint == "message/template/send" and third.body["template_id"] == "TPL_NOTICE_B"
+    assert not thread.is_alive() and {r.status for r in rows(services)} == {SENT}
