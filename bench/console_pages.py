@@ -1,7 +1,7 @@
 """How fast does every console page answer with a month of a 2,000-student school's data?
 
     python bench/console_pages.py [--students 2000] [--requests 20] [--budget 20] [--backend sqlite|postgresql]
-                                  [--downloads]
+                                  [--downloads] [--only 食堂,人员] [--profile]
 
 Builds the school (bench/big_school.py: November 2026, up to Monday 30 November 16:00) in a fresh,
 migrated database (SQLite: a file in a temporary directory; PostgreSQL: a new schema in --pg-url,
@@ -16,6 +16,7 @@ times the ledger downloads (台账 XLSX), which are files, not pages.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -80,7 +81,8 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
-def run(backend: str, pg_url: str, students: int, requests: int, budget: float, with_downloads: bool) -> None:
+def run(backend: str, pg_url: str, students: int, requests: int, budget: float, with_downloads: bool,
+        only: set[str] | None = None, profile: bool = False) -> None:
     from bot.console import set_password
     from bot.db import make_engine, upgrade
     from models import Person
@@ -122,6 +124,8 @@ def run(backend: str, pg_url: str, students: int, requests: int, budget: float, 
 
         event.listen(services.db_engine, "before_cursor_execute", count)  # the read-only engine's too
         targets = pages(services) + (downloads() if with_downloads else [])
+        if only:
+            targets = [(name, path) for name, path in targets if name in only]
         print(f"{'page':<14}{'path':<46}{'n':>4}{'median ms':>11}{'p95 ms':>9}{'KB':>8}{'SQL':>6}")
         slow = []
         for name, path in targets:
@@ -138,8 +142,15 @@ def run(backend: str, pg_url: str, students: int, requests: int, budget: float, 
                 size, queries = len(res.data), statements[0]
                 if i and time.monotonic() > deadline:
                     break
+            if profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.runcall(client.get, path)
+                pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(int(os.environ.get("BENCH_LINES", "25")))
             median, p95 = statistics.median(times[1:] or times), percentile(times[1:] or times, 0.95)
-            flag = "  ← over 200 ms" if median > LIMIT_MS and not path.endswith(".xlsx") else ""
+            flag = "  ← over 200 ms" if median > LIMIT_MS and ".xlsx" not in path else ""
             if flag:
                 slow.append(name)
             print(f"{name:<14}{path[:45]:<46}{len(times):>4}{median:>11.1f}{p95:>9.1f}{size / 1024:>8.0f}"
@@ -160,9 +171,12 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
     parser.add_argument("--pg-url", default="postgresql://127.0.0.1:5432/test")
     parser.add_argument("--downloads", action="store_true", help="also time the ledger downloads")
+    parser.add_argument("--only", default="", help="only these pages, by name, comma-separated (e.g. 食堂,人员)")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one more request of each page")
     args = parser.parse_args()
+    only = {name.strip() for name in args.only.split(",") if name.strip()} or None
     for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
-        run(backend, args.pg_url, args.students, args.requests, args.budget, args.downloads)
+        run(backend, args.pg_url, args.students, args.requests, args.budget, args.downloads, only, args.profile)
 
 
 if __name__ == "__main__":
