@@ -104,3 +104,41 @@ def test_add_edit_deactivate_and_reissue(office, client: FlaskClient, services, 
     log = client.get("/admin/audit").get_data(as_text=True)
     for words in ("添加人员", "修改人员", "二(1)班 → 二(2)班", "停用人员", "重发绑定码"):
         assert words in log, words
+
+
+def test_people_are_paged_by_100_with_the_search_and_filters_kept(office, client: FlaskClient, services) -> None:
+    """105 teachers of 一(1)班 found by a search: page 1 holds 100 of them and a 下一页 link with the same
+    search, role and class; page 2 the last 5 and 上一页; past the end is the last page; a bad page is
+    refused in Chinese. Students are paged the same way."""
+    from html import unescape
+    from urllib.parse import parse_qs, urlsplit
+
+    from models import PersonRole, Student
+
+    with services.factory() as s, s.begin():
+        s.add_all(Person(name=f"测试老师{i:03d}", class_name="一(1)班", roles=[PersonRole(role="teacher")])
+                  for i in range(105))
+        s.add_all(Student(name=f"学生{i:03d}", class_name="一(1)班") for i in range(101))
+        s.add(Person(name="测试后勤", roles=[PersonRole(role="staff")]))  # found by the search, not by the role
+    sign_in(client)
+    first = client.get("/admin/people?q=测试&role=teacher&class=一(1)班").get_data(as_text=True)
+    names = [r.split()[0] for r in rows_of(first)]
+    assert names == [f"测试老师{i:03d}" for i in range(100)]
+    assert "共 105 人，第 1–100 条（第 1/2 页）" in first and "上一页" not in first
+    later = unescape(re.search(r'<a href="([^"]+)" rel="next">下一页</a>', first).group(1))
+    assert parse_qs(urlsplit(later).query) == {"q": ["测试"], "role": ["teacher"], "class": ["一(1)班"], "page": ["2"]}
+    second = client.get(later).get_data(as_text=True)
+    assert [r.split()[0] for r in rows_of(second)] == [f"测试老师{i:03d}" for i in range(100, 105)]
+    assert "共 105 人，第 101–105 条（第 2/2 页）" in second and "下一页" not in second
+    earlier = unescape(re.search(r'<a href="([^"]+)" rel="prev">上一页</a>', second).group(1))
+    assert parse_qs(urlsplit(earlier).query)["page"] == ["1"] and "q=" in earlier
+    assert "第 2/2 页" in client.get("/admin/people?q=测试&role=teacher&page=9").get_data(as_text=True)
+    for bad in ("0", "x", "-1"):
+        refused = client.get(f"/admin/people?page={bad}")
+        assert refused.status_code == 400 and "请求的参数不对" in refused.get_data(as_text=True), bad
+
+    students = client.get("/admin/people?show=students&class=一(1)班").get_data(as_text=True)
+    assert len(rows_of(students)) == 100 and "共 101 名学生" in students
+    nxt = unescape(re.search(r'<a href="([^"]+)" rel="next">下一页</a>', students).group(1))
+    assert parse_qs(urlsplit(nxt).query) == {"show": ["students"], "class": ["一(1)班"], "page": ["2"]}
+    assert [r.split()[0] for r in rows_of(client.get(nxt).get_data(as_text=True))] == ["学生100"]
