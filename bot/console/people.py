@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from models.identity import ROLE_NAMES, ROLES
 PAGE = 100  # people (or students) a page
 IMPORT_KINDS = {"people": ("人员", import_people), "students": ("学生", import_students)}
 UPLOAD_SUFFIXES = (".csv", ".xlsx")
+UPLOAD_KEEP = timedelta(days=1)  # an import preview not confirmed within a day is removed (the next preview sweeps)
 UPLOAD_BAD = "请上传 CSV 或 XLSX 文件（人员：姓名 角色 手机 班级 线路 负责类别；学生：姓名 班级 线路 站点）。"
 UPLOAD_GONE = "这次导入的文件已不在了，请重新上传。"
 IMPORTED = "已导入{what}：{result}"
@@ -278,6 +280,25 @@ def _upload_dir() -> Path:
     return base.services().settings.instance_dir / "uploads"
 
 
+def _sweep_uploads() -> int:
+    """Remove the previews never confirmed (nor refused): import uploads older than UPLOAD_KEEP. Done
+    when a new preview is made, so the folder holds at most a day of abandoned files. How many went."""
+    folder = _upload_dir()
+    if not folder.is_dir():
+        return 0
+    oldest = (base.services().now() - UPLOAD_KEEP).timestamp()
+    removed = 0
+    for kind in IMPORT_KINDS:
+        for path in folder.glob(f"{kind}-*"):
+            try:
+                if path.is_file() and path.stat().st_mtime < oldest:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # confirmed (or swept) by another request meanwhile
+                continue
+    return removed
+
+
 def _upload_path(token: str, kind: str) -> Path:
     if not (token.isalnum() and len(token) <= 64) or kind not in IMPORT_KINDS:
         abort(400)
@@ -322,6 +343,7 @@ def people_import() -> Any:
     if upload is None or suffix not in UPLOAD_SUFFIXES:
         return render_template("admin/people_import.html", kind=kind, kinds=IMPORT_KINDS, result=None, problems=[],
                                token="", error=UPLOAD_BAD, outcome_names=OUTCOME_NAMES, filename=""), 400
+    _sweep_uploads()
     token = secrets.token_hex(16)
     path = _upload_dir() / f"{kind}-{token}{suffix}"
     write_private(path, upload.read(current_app.config.get("MAX_CONTENT_LENGTH") or 5_000_000))

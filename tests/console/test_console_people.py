@@ -142,3 +142,31 @@ def test_people_are_paged_by_100_with_the_search_and_filters_kept(office, client
     nxt = unescape(re.search(r'<a href="([^"]+)" rel="next">下一页</a>', students).group(1))
     assert parse_qs(urlsplit(nxt).query) == {"show": ["students"], "class": ["一(1)班"], "page": ["2"]}
     assert [r.split()[0] for r in rows_of(client.get(nxt).get_data(as_text=True))] == ["学生100"]
+
+
+def test_abandoned_import_previews_older_than_a_day_are_removed_by_the_next_preview(office, client: FlaskClient,
+                                                                                   services) -> None:
+    """A preview never confirmed leaves its upload in instance/uploads; the next preview removes those
+    older than a day (by the app's clock), keeps younger ones and every other file, and the old token
+    is then answered as gone."""
+    import os
+    from datetime import timedelta
+
+    folder = services.settings.instance_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    now = services.now().timestamp()
+    old = folder / "people-0123456789abcdef0123456789abcdef.csv"
+    young = folder / "students-fedcba9876543210fedcba9876543210.xlsx"
+    other = folder / "readme.txt"
+    for path, age in ((old, timedelta(days=1, minutes=5)), (young, timedelta(hours=23)), (other, timedelta(days=30))):
+        path.write_text(GOOD)
+        os.utime(path, (now - age.total_seconds(),) * 2)
+    sign_in(client)
+    preview = upload(client, GOOD)
+    assert preview.status_code == 200 and "还没有写入" in preview.get_data(as_text=True)
+    assert not old.exists() and young.exists() and other.exists()
+    new = [p.name for p in folder.glob("people-*")]
+    assert len(new) == 1 and new[0] != old.name  # the new preview's own file stays for 确认导入
+    gone = client.post("/admin/people/import/confirm", data={"csrf": csrf(client, "/admin/"), "kind": "people",
+                                                             "token": "0123456789abcdef0123456789abcdef"})
+    assert gone.status_code == 410 and "已失效" in gone.get_data(as_text=True)
