@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, lazyload, selectinload
 
 from bot.config import Settings
 from bot.engine import Context, Conversation, Incoming, Reply, open_conversation
@@ -1019,6 +1019,9 @@ def canteen_report(db: Session, month: date, tz: tzinfo, after: date | None = No
                          accompanied_count(db, month, after))
 
 
+NAME_ONLY = (lazyload(Person.roles), lazyload(Person.bindings))  # a giver's name is shown: not their roles, bindings
+
+
 def month_surveys(db: Session, month: date, tz: tzinfo, until: date | None = None) -> list[SurveyResponse]:
     """Every survey answer given in the month `month` falls in (or from `month` to `until`), superseded
     ones too, oldest first: the report's 满意度调查 and the console's."""
@@ -1026,7 +1029,8 @@ def month_surveys(db: Session, month: date, tz: tzinfo, until: date | None = Non
     if until is not None:
         start, end = day_bounds(month, tz)[0], day_bounds(until, tz)[0]
     return list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
-                           .options(joinedload(SurveyResponse.person), joinedload(SurveyResponse.superseded_by))
+                           .options(joinedload(SurveyResponse.person).options(*NAME_ONLY),
+                                    joinedload(SurveyResponse.superseded_by))
                            .order_by(SurveyResponse.at, SurveyResponse.id)))
 
 
@@ -1040,7 +1044,7 @@ def month_meals(db: Session, month: date, until: date | None = None) -> list[Acc
     """Every 陪餐 record of the month `month` falls in (or from `month` to `until`), by day, meal and time."""
     first, after = (month, until) if until else month_span(month)
     return list(db.scalars(select(AccompaniedMeal).where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after)
-                           .options(joinedload(AccompaniedMeal.person))
+                           .options(joinedload(AccompaniedMeal.person).options(*NAME_ONLY))
                            .order_by(AccompaniedMeal.day, AccompaniedMeal.meal, AccompaniedMeal.at)))
 
 

@@ -24,6 +24,7 @@ from handlers.canteen import (
     GROUP_HEADER,
     KIND_NAMES,
     MEAL_CODES,
+    NAME_ONLY,
     NEXT_WEEK,
     PUBLISH_NONE,
     SCORE_NAMES,
@@ -102,8 +103,9 @@ def _month_figures(db: Session, first: date, after: date) -> MonthFigures:
 def _newest_feedback(db: Session, first: date, after: date, limit: int) -> list[CanteenFeedback]:
     """The month's newest `limit` feedback (by day and number, newest first) with givers, photos, replies."""
     return list(db.scalars(select(CanteenFeedback).where(CanteenFeedback.day >= first, CanteenFeedback.day < after)
-                           .options(joinedload(CanteenFeedback.person),
-                                    selectinload(CanteenFeedback.replies).joinedload(CanteenReply.person))
+                           .options(joinedload(CanteenFeedback.person).options(*NAME_ONLY),
+                                    selectinload(CanteenFeedback.replies).joinedload(CanteenReply.person)
+                                    .options(*NAME_ONLY))
                            .order_by(CanteenFeedback.day.desc(), CanteenFeedback.number.desc()).limit(limit)))
 
 
@@ -128,7 +130,8 @@ def _newest_surveys(db: Session, month: date, tz: tzinfo, limit: int) -> list[Su
     that superseded each."""
     start, end = month_bounds(month, tz)
     newest = list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
-                             .options(joinedload(SurveyResponse.person), joinedload(SurveyResponse.superseded_by))
+                             .options(joinedload(SurveyResponse.person).options(*NAME_ONLY),
+                                      joinedload(SurveyResponse.superseded_by))
                              .order_by(SurveyResponse.at.desc(), SurveyResponse.id.desc()).limit(limit)))
     return newest[::-1]
 
