@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -198,12 +199,20 @@ def _fill(ws: Any, sheet: Sheet, title: str | None) -> None:
         cell.fill = PatternFill("solid", fgColor=HEADER_FILL)
         cell.border = border
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    # A body cell's style is one of a few (wrapped or not, and its number format): set it the slow way
+    # (openpyxl hashes every style object on each assignment) once, then copy the finished style.
+    styles: dict[tuple[bool, str], Any] = {}
     for number, row in enumerate(sheet.rows, start=header_row + 1):
         for column in range(1, columns + 1):
             value = row[column - 1] if column - 1 < len(row) else None
             cell = ledger_cell(ws, number, column, value)
+            key = (wraps[column - 1], cell.number_format)
+            if key in styles:
+                cell._style = copy(styles[key])
+                continue
             cell.border = border
             cell.alignment = Alignment(vertical="top", wrap_text=wraps[column - 1])
+            styles[key] = copy(cell._style)
     for column, heading in enumerate(sheet.header, start=1):
         limit = WIDE_WIDTH if heading in sheet.wide else MAX_WIDTH
         ws.column_dimensions[get_column_letter(column)].width = min(max(widths[column - 1] + 2, MIN_WIDTH), limit)

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.engine import Context, Conversation, Incoming, Reply
 from bot.outbox import Outbox, told
@@ -840,7 +840,10 @@ def bus_ledger(db: Session, first: date, tz: tzinfo,
     after = after or month_span(first)[1]
     trips = []
     for t in db.scalars(select(BusTrip).where(BusTrip.day >= first, BusTrip.day < after)
-                        .order_by(BusTrip.day, BusTrip.route_id, BusTrip.trip)):
+                        .options(joinedload(BusTrip.route), joinedload(BusTrip.boarded_by),
+                                 joinedload(BusTrip.alighted_by),
+                                 selectinload(BusTrip.alarms).joinedload(BusAlarm.acknowledged_by))
+                        .order_by(BusTrip.day, BusTrip.route_id, BusTrip.trip)):  # their people: not one by one
         reporters = "、".join(dict.fromkeys(p.name for p in (t.boarded_by, t.alighted_by) if p))
         alarms = "；".join(f"{local_naive(a.raised_at, tz):%H:%M} 少{a.missing}人，提醒{a.pushes}次" for a in t.alarms)
         acks = "；".join(f"{a.acknowledged_by.name if a.acknowledged_by else '他人'} "
@@ -851,6 +854,7 @@ def bus_ledger(db: Session, first: date, tz: tzinfo,
                       t.data_error])
     leaves = []
     for lv in db.scalars(select(BusLeave).where(BusLeave.day >= first, BusLeave.day < after)
+                         .options(joinedload(BusLeave.student), joinedload(BusLeave.requested_by))
                          .order_by(BusLeave.day, BusLeave.id)):
         leaves.append([lv.day, lv.student.name, lv.student.class_name, route_label(lv.student.route),
                        TRIP_LABEL[lv.trips],

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, lazyload, selectinload
 
 from bot.config import Settings
 from bot.engine import Context, Conversation, Incoming, Reply, open_conversation
@@ -576,12 +576,23 @@ def show_feedback(msg: Incoming, ctx: Context) -> Reply:
     return Reply.end("\n".join(lines))
 
 
-def counted_ratings(rows: Iterable[CanteenFeedback]) -> list[int]:
+class Rated(Protocol):
+    """A feedback as the averages read it: a CanteenFeedback or a ledger's FeedbackLine."""
+
+    @property
+    def counted(self) -> bool: ...
+    @property
+    def rating(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+
+
+def counted_ratings(rows: Iterable[Rated]) -> list[int]:
     """The scores that count in an average: a person's latest rating of a day, not the ones it superseded."""
     return [r.rating for r in rows if r.counted]
 
 
-def group_ratings(rows: Iterable[CanteenFeedback]) -> dict[str, list[int]]:
+def group_ratings(rows: Iterable[Rated]) -> dict[str, list[int]]:
     """The counted scores by the givers' group."""
     groups: dict[str, list[int]] = {g: [] for g in ("teacher", "parent", "staff")}
     for row in rows:
@@ -927,18 +938,68 @@ def month_feedback(db: Session, month: date, until: date | None = None) -> list[
                            .order_by(CanteenFeedback.day, CanteenFeedback.number)))
 
 
+@dataclass(frozen=True)
+class FeedbackLine:
+    """One feedback as the 食堂台账 reads it: columns, not an ORM object with its person, photo and
+    replies loaded one by one (a month of a 2,000-student school has thousands)."""
+
+    id: int
+    number: int
+    day: date
+    given_at: datetime
+    role: str
+    name: str
+    rating: int
+    comment: str
+    alert_words: str
+    superseded_by_id: int | None
+    photo: str  # photo_state's text
+    replies: str
+
+    @property
+    def counted(self) -> bool:
+        return self.superseded_by_id is None
+
+    @property
+    def code(self) -> str:
+        return f"F{self.number}"
+
+
+def feedback_lines(db: Session, first: date, after: date) -> list[FeedbackLine]:
+    """The feedback of the days [first, after), by day and number, read as columns in three queries."""
+    span = (CanteenFeedback.day >= first, CanteenFeedback.day < after)
+    photos = {row.feedback_id: photo_state(row) for row in db.execute(  # type: ignore[arg-type]
+        select(FeedbackPhoto.feedback_id, FeedbackPhoto.status, FeedbackPhoto.path, FeedbackPhoto.last_error)
+        .join(CanteenFeedback, FeedbackPhoto.feedback_id == CanteenFeedback.id).where(*span))}
+    replies: dict[int, list[str]] = {}
+    for feedback_id, text in db.execute(select(CanteenReply.feedback_id, CanteenReply.text)
+                                        .join(CanteenFeedback, CanteenReply.feedback_id == CanteenFeedback.id)
+                                        .where(*span).order_by(CanteenReply.at, CanteenReply.id)):
+        replies.setdefault(feedback_id, []).append(text)
+    query = (select(CanteenFeedback.id, CanteenFeedback.number, CanteenFeedback.day, CanteenFeedback.given_at,
+                    CanteenFeedback.role, Person.name, CanteenFeedback.rating, CanteenFeedback.comment,
+                    CanteenFeedback.alert_words, CanteenFeedback.superseded_by_id)
+             .outerjoin(Person, CanteenFeedback.person_id == Person.id).where(*span)
+             .order_by(CanteenFeedback.day, CanteenFeedback.number))
+    return [FeedbackLine(id=r.id, number=r.number, day=r.day, given_at=r.given_at, role=r.role, name=r.name or "",
+                         rating=r.rating, comment=r.comment, alert_words=r.alert_words,
+                         superseded_by_id=r.superseded_by_id, photo=photos.get(r.id, ""),
+                         replies="；".join(replies.get(r.id, []))) for r in db.execute(query)]
+
+
 def canteen_report(db: Session, month: date, tz: tzinfo, after: date | None = None) -> CanteenReport:
     """The month's 食堂台账 (or from `month` to `after`, a term)."""
-    rows = month_feedback(db, month, after)
+    rows = feedback_lines(db, *((month, after) if after else month_span(month)))
     codes = {r.id: r.code for r in rows}
-    feedback = [[r.code, r.day, local_naive(r.given_at, tz), ROLE_NAMES.get(r.role, r.role),
-                 r.person.name if r.person else "", r.rating, r.comment, r.alert_words, photo_state(r.photo),
-                 "；".join(x.text for x in r.replies),
-                 COUNTED if r.counted else SUPERSEDED_BY.format(code=superseded_code(r, codes))]
+    feedback = [[r.code, r.day, local_naive(r.given_at, tz), ROLE_NAMES.get(r.role, r.role), r.name, r.rating,
+                 r.comment, r.alert_words, r.photo, r.replies,
+                 COUNTED if r.counted else SUPERSEDED_BY.format(code=codes.get(r.superseded_by_id or 0, "?"))]
                 for r in rows]
+    by_day: dict[date, list[FeedbackLine]] = {}
+    for r in rows:
+        by_day.setdefault(r.day, []).append(r)
     daily = []
-    for day in sorted({r.day for r in rows}):
-        today = [r for r in rows if r.day == day]
+    for day, today in by_day.items():  # rows come by day
         by_group = group_ratings(today)
         scores = counted_ratings(today)
         daily.append([day, len(scores), average(scores),
@@ -958,6 +1019,9 @@ def canteen_report(db: Session, month: date, tz: tzinfo, after: date | None = No
                          accompanied_count(db, month, after))
 
 
+NAME_ONLY = (lazyload(Person.roles), lazyload(Person.bindings))  # a giver's name is shown: not their roles, bindings
+
+
 def month_surveys(db: Session, month: date, tz: tzinfo, until: date | None = None) -> list[SurveyResponse]:
     """Every survey answer given in the month `month` falls in (or from `month` to `until`), superseded
     ones too, oldest first: the report's 满意度调查 and the console's."""
@@ -965,7 +1029,8 @@ def month_surveys(db: Session, month: date, tz: tzinfo, until: date | None = Non
     if until is not None:
         start, end = day_bounds(month, tz)[0], day_bounds(until, tz)[0]
     return list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
-                           .options(joinedload(SurveyResponse.person), joinedload(SurveyResponse.superseded_by))
+                           .options(joinedload(SurveyResponse.person).options(*NAME_ONLY),
+                                    joinedload(SurveyResponse.superseded_by))
                            .order_by(SurveyResponse.at, SurveyResponse.id)))
 
 
@@ -979,7 +1044,7 @@ def month_meals(db: Session, month: date, until: date | None = None) -> list[Acc
     """Every 陪餐 record of the month `month` falls in (or from `month` to `until`), by day, meal and time."""
     first, after = (month, until) if until else month_span(month)
     return list(db.scalars(select(AccompaniedMeal).where(AccompaniedMeal.day >= first, AccompaniedMeal.day < after)
-                           .options(joinedload(AccompaniedMeal.person))
+                           .options(joinedload(AccompaniedMeal.person).options(*NAME_ONLY))
                            .order_by(AccompaniedMeal.day, AccompaniedMeal.meal, AccompaniedMeal.at)))
 
 

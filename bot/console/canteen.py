@@ -3,58 +3,57 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from bot.audit import record
 from bot.console import base
 from bot.console.acting import field, refuse
 from bot.console.base import MAX_ID, acting_person, actor, bp, check_csrf, month_asked, requires, send_photo
 from bot.outbox import Outbox
-from bot.text import month_key, month_span
+from bot.text import month_bounds, month_key, month_span
 from bot.wechat.gateway import sniff_image
 from handlers.canteen import (
     DAILY_HEADER,
     GROUP_HEADER,
     KIND_NAMES,
     MEAL_CODES,
+    NAME_ONLY,
     NEXT_WEEK,
     PUBLISH_NONE,
     SCORE_NAMES,
+    SURVEY_SCORES,
     THIS_WEEK,
     MealRow,
-    average,
     canteen_report,
-    counted_ratings,
     find_week,
     iso_week,
     joined,
     menu_url,
-    month_feedback,
     month_meals,
-    month_surveys,
     next_week_of,
     parse_week,
     photo_state,
     publish_week,
     reply_feedback,
     save_menu,
-    superseded_code,
-    survey_averages,
     survey_counted,
     week_key,
     week_monday,
 )
-from models import CanteenFeedback, FeedbackPhoto, MenuItem
+from models import CanteenFeedback, CanteenReply, FeedbackPhoto, MenuItem, SurveyResponse
 from models.canteen import MEALS
 
 WEEKDAY_NAMES = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
-SHOWN = 200  # the month's newest feedback on the page; every one is in the 食堂台账 (台账)
+SHOWN = 100  # the month's newest feedback on the page; every one is in the 食堂台账 (台账)
+SURVEYS_SHOWN = 100  # the month's newest survey answers on the page; every one is in the 食堂台账 too
 
 
 @bp.get("/canteen")
@@ -67,17 +66,85 @@ def canteen() -> str:
     first, after = month_span(month)
     tz = services.settings.tz
     with base.read_db() as db:
-        rows = month_feedback(db, month)[::-1]
-        codes = {r.id: r.code for r in rows}
-        surveys = month_surveys(db, month, tz)
+        figures = _month_figures(db, first, after)
+        rows = _newest_feedback(db, first, after, SHOWN)
+        survey_total, survey_counted_count, averages = _survey_figures(db, month, tz)
+        surveys = _newest_surveys(db, month, tz, SURVEYS_SHOWN)
         return render_template("admin/canteen.html", month=month, rows=rows, photo_state=photo_state,
-                               surveys=surveys, survey_averages=survey_averages(surveys), score_names=SCORE_NAMES,
+                               surveys=surveys, survey_total=survey_total, survey_counted_count=survey_counted_count,
+                               survey_averages=averages, surveys_shown=SURVEYS_SHOWN, score_names=SCORE_NAMES,
                                kind_names=KIND_NAMES, survey_counted=lambda a: survey_counted(a, tz),
-                               meals=month_meals(db, month),
-                               average=average(counted_ratings(rows)),
-                               superseded={r.id: superseded_code(r, codes) for r in rows if not r.counted},
-                               alerts=sum(1 for r in rows if r.alert_words), shown=SHOWN,
+                               meals=month_meals(db, month), total=figures.total, average=figures.average,
+                               superseded=_superseded_codes(db, rows), superseded_count=figures.superseded,
+                               alerts=figures.alerts, shown=SHOWN,
                                earlier=month_key(first - timedelta(days=1)), later=month_key(after))
+
+
+@dataclass
+class MonthFigures:
+    total: int  # every feedback of the month
+    average: float | None  # over the scores that count (not superseded), as handlers.canteen.average rounds it
+    superseded: int  # feedback whose score a later rating of the same person and day replaced
+    alerts: int  # feedback with food-safety words
+
+
+def _month_figures(db: Session, first: date, after: date) -> MonthFigures:
+    """The month's figures as one SQL aggregate: the page shows them over every feedback of the month
+    but loads only the rows it shows."""
+    counted = CanteenFeedback.superseded_by_id.is_(None)
+    total, scored, score_sum, alerts = db.execute(
+        select(func.count(), func.count().filter(counted), func.coalesce(func.sum(CanteenFeedback.rating).filter(counted), 0),
+               func.count().filter(CanteenFeedback.alert_words != ""))
+        .where(CanteenFeedback.day >= first, CanteenFeedback.day < after)).one()
+    return MonthFigures(total=total, average=round(score_sum / scored, 1) if scored else None,
+                        superseded=total - scored, alerts=alerts)
+
+
+def _newest_feedback(db: Session, first: date, after: date, limit: int) -> list[CanteenFeedback]:
+    """The month's newest `limit` feedback (by day and number, newest first) with givers, photos, replies."""
+    return list(db.scalars(select(CanteenFeedback).where(CanteenFeedback.day >= first, CanteenFeedback.day < after)
+                           .options(joinedload(CanteenFeedback.person).options(*NAME_ONLY),
+                                    selectinload(CanteenFeedback.replies).joinedload(CanteenReply.person)
+                                    .options(*NAME_ONLY))
+                           .order_by(CanteenFeedback.day.desc(), CanteenFeedback.number.desc()).limit(limit)))
+
+
+def _survey_figures(db: Session, month: date, tz: tzinfo) -> tuple[int, int, dict[str, float | None]]:
+    """The month's answers, those that count, and each score's average over those that count (one SQL
+    aggregate; rounded as handlers.canteen.average rounds)."""
+    start, end = month_bounds(month, tz)
+    counted = SurveyResponse.superseded_by_id.is_(None)
+    columns = [getattr(SurveyResponse, key) for key in SURVEY_SCORES]
+    row = db.execute(select(func.count(), func.count().filter(counted),
+                            *(func.count(c).filter(counted) for c in columns),
+                            *(func.coalesce(func.sum(c).filter(counted), 0) for c in columns))
+                     .where(SurveyResponse.at >= start, SurveyResponse.at < end)).one()
+    n = len(SURVEY_SCORES)
+    scored, sums = row[2:2 + n], row[2 + n:]
+    averages = {key: round(sums[i] / scored[i], 1) if scored[i] else None for i, key in enumerate(SURVEY_SCORES)}
+    return row[0], row[1], averages
+
+
+def _newest_surveys(db: Session, month: date, tz: tzinfo, limit: int) -> list[SurveyResponse]:
+    """The month's newest `limit` survey answers, oldest of them first, with who gave them and the answer
+    that superseded each."""
+    start, end = month_bounds(month, tz)
+    newest = list(db.scalars(select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)
+                             .options(joinedload(SurveyResponse.person).options(*NAME_ONLY),
+                                      joinedload(SurveyResponse.superseded_by))
+                             .order_by(SurveyResponse.at.desc(), SurveyResponse.id.desc()).limit(limit)))
+    return newest[::-1]
+
+
+def _superseded_codes(db: Session, rows: list[CanteenFeedback]) -> dict[int, str]:
+    """For each shown row whose score was superseded, the code of the later rating that counts instead
+    (read in one query when it is not itself among the shown rows)."""
+    codes = {r.id: r.code for r in rows}
+    missing = {r.superseded_by_id for r in rows if r.superseded_by_id is not None} - codes.keys()
+    if missing:
+        codes.update((i, f"F{n}") for i, n in db.execute(
+            select(CanteenFeedback.id, CanteenFeedback.number).where(CanteenFeedback.id.in_(missing))))
+    return {r.id: codes.get(r.superseded_by_id, "?") for r in rows if r.superseded_by_id is not None}
 
 
 @bp.get(f"/canteen-photos/<int(max={MAX_ID}):photo_id>")

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import io
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Response, abort, current_app, g, redirect, render_template, request, send_file, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.datastructures import FileStorage
 from wtforms import SelectMultipleField, StringField
@@ -38,9 +39,10 @@ from handlers.identity import (
 from models import BindCode, ParentLink, Person, PersonRole, Student
 from models.identity import ROLE_NAMES, ROLES
 
-SHOWN = 300
+PAGE = 100  # people (or students) a page
 IMPORT_KINDS = {"people": ("人员", import_people), "students": ("学生", import_students)}
 UPLOAD_SUFFIXES = (".csv", ".xlsx")
+UPLOAD_KEEP = timedelta(days=1)  # an import preview not confirmed within a day is removed (the next preview sweeps)
 UPLOAD_BAD = "请上传 CSV 或 XLSX 文件（人员：姓名 角色 手机 班级 线路 负责类别；学生：姓名 班级 线路 站点）。"
 UPLOAD_GONE = "这次导入的文件已不在了，请重新上传。"
 IMPORTED = "已导入{what}：{result}"
@@ -77,23 +79,27 @@ class PersonForm(FlaskForm):
 def people() -> str:
     q, role, class_name = (request.args.get(k, "").strip()[:64] for k in ("q", "role", "class"))
     show = request.args.get("show", "people")
-    if (role and role not in ROLES) or show not in ("people", "students", "inactive") or _CONTROL.search(q + class_name):
+    page_asked = base.number(request.args.get("page", "1"))
+    if (role and role not in ROLES) or show not in ("people", "students", "inactive") or _CONTROL.search(q + class_name) \
+            or not page_asked:
         abort(400)
     with base.read_db() as db:
         classes = sorted({c for c in db.scalars(select(Student.class_name).distinct()) if c}
                          | {c for c in db.scalars(select(Person.class_name).distinct()) if c})
         if show == "students":
-            query = select(Student).order_by(Student.class_name, Student.name)
+            query = select(Student)
             if q:
                 query = query.where(Student.name.contains(q, autoescape=True))
             if class_name:
                 query = query.where(Student.class_name == class_name)
-            students = list(db.scalars(query.options(selectinload(Student.parents).joinedload(ParentLink.person))
-                                       .limit(SHOWN)))
+            pages = _Pages(db, query, page_asked, show=show, q=q, cls=class_name)
+            students = list(db.scalars(query.order_by(Student.class_name, Student.name, Student.id)
+                                       .options(selectinload(Student.parents).joinedload(ParentLink.person))
+                                       .offset(pages.offset).limit(PAGE)))
             return render_template("admin/people.html", show=show, students=students, people=[], codes={},
-                                   classes=classes, roles=ROLES, args=request.args, shown=SHOWN,
+                                   classes=classes, roles=ROLES, args=request.args, pages=pages,
                                    done=request.args.get("done", "")[:300])  # the students import's result
-        wanted = select(Person).order_by(Person.name).where(
+        wanted = select(Person).where(
             Person.deactivated_at.is_not(None) if show == "inactive" else Person.deactivated_at.is_(None))
         if q:
             wanted = wanted.where(or_(Person.name.contains(q, autoescape=True), Person.phone.contains(q, autoescape=True)))
@@ -101,17 +107,35 @@ def people() -> str:
             wanted = wanted.where(Person.roles.any(PersonRole.role == role))
         if class_name:
             wanted = wanted.where(Person.class_name == class_name)
-        everyone = list(db.scalars(wanted.options(selectinload(Person.roles), selectinload(Person.bindings))
-                                   .limit(SHOWN)))
+        pages = _Pages(db, wanted, page_asked, show=show, q=q, role=role, cls=class_name)
+        everyone = list(db.scalars(wanted.order_by(Person.name, Person.id)
+                                   .options(selectinload(Person.roles), selectinload(Person.bindings))
+                                   .offset(pages.offset).limit(PAGE)))
         # the codes of the people shown (not every parent code of the school: one query, not thousands)
-        names = {p.id: p.name for p in everyone}
-        usable = select(BindCode).where(BindCode.person_id.in_(names), BindCode.used_at.is_(None),
+        usable = select(BindCode).where(BindCode.person_id.in_([p.id for p in everyone]), BindCode.used_at.is_(None),
                                         BindCode.revoked_at.is_(None), BindCode.expires_at > base.services().now())
-        codes = {names[c.person_id]: {"code": c.code} for c in db.scalars(usable.order_by(BindCode.id))
+        codes = {c.person_id: {"code": c.code} for c in db.scalars(usable.order_by(BindCode.id))
                  if c.person_id is not None}
         return render_template("admin/people.html", show=show, people=everyone, codes=codes, students=[],
-                               classes=classes, roles=ROLES, args=request.args, shown=SHOWN,
+                               classes=classes, roles=ROLES, args=request.args, pages=pages,
                                done=request.args.get("done", "")[:300])
+
+
+class _Pages:
+    """Paging of the people or students a search finds: PAGE a page, the total counted in SQL, and the
+    links to the page before and after with the search and the filters kept."""
+
+    def __init__(self, db: Session, query: Any, asked: int, **kept: str) -> None:
+        self.total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+        self.last = max(1, -(-self.total // PAGE))
+        self.number = min(asked, self.last)  # past the end: the last page
+        self.offset = (self.number - 1) * PAGE
+        self.first_shown = self.offset + 1 if self.total else 0
+        self.last_shown = min(self.total, self.offset + PAGE)
+        args: dict[str, Any] = {"class" if k == "cls" else k: v for k, v in kept.items()
+                                if v and not (k == "show" and v == "people")}
+        self.earlier = url_for("console.people", **args, page=self.number - 1) if self.number > 1 else ""
+        self.later = url_for("console.people", **args, page=self.number + 1) if self.number < self.last else ""
 
 
 def _person(db: Session, person_id: int) -> Person:
@@ -257,6 +281,25 @@ def _upload_dir() -> Path:
     return base.services().settings.instance_dir / "uploads"
 
 
+def _sweep_uploads() -> int:
+    """Remove the previews never confirmed (nor refused): import uploads older than UPLOAD_KEEP. Done
+    when a new preview is made, so the folder holds at most a day of abandoned files. How many went."""
+    folder = _upload_dir()
+    if not folder.is_dir():
+        return 0
+    oldest = (base.services().now() - UPLOAD_KEEP).timestamp()
+    removed = 0
+    for kind in IMPORT_KINDS:
+        for path in folder.glob(f"{kind}-*"):
+            try:
+                if path.is_file() and path.stat().st_mtime < oldest:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # confirmed (or swept) by another request meanwhile
+                continue
+    return removed
+
+
 def _upload_path(token: str, kind: str) -> Path:
     if not (token.isalnum() and len(token) <= 64) or kind not in IMPORT_KINDS:
         abort(400)
@@ -301,6 +344,7 @@ def people_import() -> Any:
     if upload is None or suffix not in UPLOAD_SUFFIXES:
         return render_template("admin/people_import.html", kind=kind, kinds=IMPORT_KINDS, result=None, problems=[],
                                token="", error=UPLOAD_BAD, outcome_names=OUTCOME_NAMES, filename=""), 400
+    _sweep_uploads()
     token = secrets.token_hex(16)
     path = _upload_dir() / f"{kind}-{token}{suffix}"
     write_private(path, upload.read(current_app.config.get("MAX_CONTENT_LENGTH") or 5_000_000))

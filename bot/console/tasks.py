@@ -53,10 +53,13 @@ def tasks() -> str:
     with base.read_db() as db:
         found, warnings = entries(db, first, after - timedelta(days=1), tz)
         days: dict[Any, list[dict[str, Any]]] = {}
+        who: dict[int, str] = {}  # a task's 负责, worked out once for all its dates of the month
         for e in found:
+            if e.task.id not in who:
+                who[e.task.id] = "、".join(p.name for p in responsible(db, e.task))
             days.setdefault(e.due, []).append({
                 "entry": e, "status": e.status(today), "label": f"{e.task.title}（{e.period}）" if e.period else e.task.title,
-                "who": "、".join(p.name for p in responsible(db, e.task))})
+                "who": who[e.task.id]})
         listing = task_listing(db, today, tz)
         active = list(db.scalars(select(Task).where(Task.active.is_(True)).order_by(Task.id)))
         stopped = list(db.scalars(select(Task).where(Task.active.is_(False)).order_by(Task.id)))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from bot.tables import TableError, read_table
 from bot.text import local_naive, month_span
@@ -147,7 +147,8 @@ LIST_HEADER = ["任务", "规则", "负责", "下次截止", "提醒提前", "�
 def task_listing(db: Session, today: date, tz: tzinfo) -> Listing:
     cal = TaskCalendar(db)
     rows = []
-    for task in db.scalars(select(Task).where(Task.active.is_(True)).order_by(Task.id)):
+    for task in db.scalars(select(Task).where(Task.active.is_(True)).order_by(Task.id)
+                           .options(selectinload(Task.occurrences))):  # next_due reads them: one query, not one a task
         due = next_due(db, cal, task, today, tz)
         shown = f"{due[0]:%Y-%m-%d}（周{'一二三四五六日'[due[0].weekday()]}）" if due else "无"
         rows.append([task.title, task.rule, task.assignee, shown, f"{task.remind_days}天", f"{task.escalate_days}天",
@@ -177,7 +178,7 @@ def entries(db: Session, first: date, last: date, tz: tzinfo) -> tuple[list[Entr
     found: dict[tuple[int, date], Entry] = {}
     for occ in db.scalars(select(TaskOccurrence).where(TaskOccurrence.due >= first, TaskOccurrence.due <= last)):
         found[(occ.task_id, occ.due)] = Entry(occ.due, occ.task, occ.period, occ)
-    for task in db.scalars(select(Task).where(Task.active.is_(True))):
+    for task in db.scalars(select(Task).where(Task.active.is_(True)).options(selectinload(Task.occurrences))):
         rule = rule_of(task)
         if rule is None:
             continue

@@ -27,6 +27,7 @@ import re
 from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 import chinese_calendar
@@ -64,6 +65,7 @@ class RuleError(ValueError):
     """A rule that cannot be read; the message (Chinese) says why and how to write it."""
 
 
+@cache
 def chinese_calendar_version() -> str:
     try:
         return version("chinesecalendar")
@@ -77,8 +79,15 @@ class TaskCalendar(Calendar):
     def __init__(self, db: Session) -> None:
         super().__init__(db)
         self.uncovered: set[int] = set()
+        self._workdays: dict[date, bool] = {}  # asked again and again by every rule: chinesecalendar is slow
 
     def is_workday(self, day: date) -> bool:
+        known = self._workdays.get(day)
+        if known is None:
+            known = self._workdays[day] = self._is_workday(day)
+        return known
+
+    def _is_workday(self, day: date) -> bool:
         kinds = self.marks.get(day, set())
         if HOLIDAY in kinds:
             return False

@@ -31,7 +31,9 @@ def due_label(day: date) -> str:
 
 
 def known_categories(db: Session) -> list[str]:
-    return sorted({c for p in db.scalars(select(Person)) for c in p.category_list})
+    """Every 负责类别 someone has (one column read: not every person of the school with their roles)."""
+    texts = db.scalars(select(Person.categories).where(Person.categories != "").distinct())
+    return sorted({c for text in texts for c in text.replace("、", ";").split(";") if c})
 
 
 def assignee_parts(text: str) -> list[str]:
@@ -55,10 +57,11 @@ def responsible(db: Session, task: Task) -> list[Person]:
     """Who does the task: the people of a role, the staff of a category, or the named person; admin when
     the 负责 names nobody any more."""
     people: list[Person] = []
+    categories: list[str] | None = None
     for part in assignee_parts(task.assignee):
         if part in ROLE_WORDS:
             people += people_with_role(db, ROLE_WORDS[part])
-        elif part in known_categories(db):
+        elif part in (categories := known_categories(db) if categories is None else categories):
             people += [p for p in people_with_role(db, "staff") if part in p.category_list]
         else:
             try:

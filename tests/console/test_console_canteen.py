@@ -131,3 +131,70 @@ def test_monthly_report_draws_its_chart(office, client: FlaskClient, wechat_user
     empty = client.get("/admin/canteen/report?month=2026-10").get_data(as_text=True)
     assert "本月还没有食堂评价" in empty and "<svg" not in empty
     assert client.get("/admin/canteen/report?month=2026-13").status_code == 400
+
+
+def test_month_figures_count_every_feedback_while_only_the_newest_are_shown(office, client: FlaskClient, wechat_user,
+                                                                           clock, services, monkeypatch) -> None:
+    """The count, the average over the scores that count, the superseded and food-safety counts are the
+    whole month's (SQL aggregates); the table holds only the newest SHOWN rows, and the page reads the
+    same few statements however many rows the month has."""
+    from sqlalchemy import event
+
+    from bot.console import canteen as page_module
+    from tests.test_console import rows_of
+
+    monkeypatch.setattr(page_module, "SHOWN", 2)
+    office.add("陈建国", "parent")
+    parent, teacher = wechat_user("陈建国"), wechat_user("张丽")
+    clock.set("2026-11-24 12:10")
+    assert "编号 F1" in parent.say("食堂 1 饭里有头发").text  # superseded by F3: not in the average
+    clock.set("2026-11-24 12:20")
+    assert "编号 F2" in teacher.say("食堂 5").text
+    clock.set("2026-11-24 12:40")
+    assert "编号 F3" in parent.say("食堂 3 汤太咸").text
+    clock.set("2026-11-25 12:40")
+    assert "编号 F4" in teacher.say("食堂 4").text
+    sign_in(client)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(services.db_engine, "before_cursor_execute", count)
+    try:
+        page = client.get("/admin/canteen?month=2026-11").get_data(as_text=True)
+    finally:
+        event.remove(services.db_engine, "before_cursor_execute", count)
+    assert "共 4 条评价，平均 4.0 分（1 条的评分已被同一人当天的新评分取代，不计入平均）" in page
+    assert "食品安全 1 条" in page and "下面是最新的 2 条" in page
+    shown = [row.split()[0] for row in rows_of(page) if row.startswith("F")]
+    assert shown == ["F4", "F3"]
+    canteen_reads = [s for s in statements if "canteen_feedback" in s]
+    assert len(canteen_reads) <= 4, canteen_reads  # the figures, the shown rows, their photos and replies
+
+    monkeypatch.setattr(page_module, "SHOWN", 4)
+    page = client.get("/admin/canteen?month=2026-11").get_data(as_text=True)
+    assert [row.split()[0] for row in rows_of(page) if row.startswith("F")] == ["F4", "F3", "F2", "F1"]
+    assert "下面是最新的" not in page and "已由 F3 更新，不计入平均" in page
+
+
+def test_survey_figures_are_the_months_while_only_the_newest_answers_are_listed(office, client: FlaskClient,
+                                                                                wechat_user, clock,
+                                                                                monkeypatch) -> None:
+    """Counts and averages over every answer of the month (the earlier, superseded one too in the count);
+    the table lists the newest SURVEYS_SHOWN answers and sends to the 食堂台账 for the rest."""
+    from bot.console import canteen as page_module
+    from tests.test_console import rows_of
+
+    monkeypatch.setattr(page_module, "SURVEYS_SHOWN", 1)
+    teacher = wechat_user("张丽")
+    clock.set("2026-11-26 12:40")
+    teacher.dialog([("食堂问卷", "第1题"), ("2", ""), ("1", ""), ("3", ""), ("3", ""), ("饭里有头发", "问卷已提交")])
+    clock.set("2026-11-26 13:05")
+    teacher.dialog([("食堂问卷", "第1题"), ("4", ""), ("4", ""), ("5", ""), ("4", ""), ("无", "仍保留")])
+    sign_in(client)
+    page = client.get("/admin/canteen?month=2026-11").get_data(as_text=True)
+    assert "共 2 份答卷，计入统计 1 份" in page and "平均：口味 4.0 · 卫生 4.0 · 分量 5.0 · 服务 4.0" in page
+    assert "下面是最新的 1 份，全部答卷见" in page
+    listed = [row for row in rows_of(page) if "学期问卷" in row]
+    assert listed == ["11-26 13:05 学期问卷 2026秋 张丽（教师） 4 4 5 4 是"]

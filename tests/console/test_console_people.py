@@ -178,3 +178,67 @@ def test_students_import_lists_every_problem_by_row_and_writes_nothing(office, c
                                                       "file": (io.BytesIO(STUDENTS.encode()), "s.csv")},
                         content_type="multipart/form-data").status_code == 403
     assert students_of(services) == before
+def test_people_are_paged_by_100_with_the_search_and_filters_kept(office, client: FlaskClient, services) -> None:
+    """105 teachers of 一(1)班 found by a search: page 1 holds 100 of them and a 下一页 link with the same
+    search, role and class; page 2 the last 5 and 上一页; past the end is the last page; a bad page is
+    refused in Chinese. Students are paged the same way."""
+    from html import unescape
+    from urllib.parse import parse_qs, urlsplit
+
+    from models import PersonRole, Student
+
+    with services.factory() as s, s.begin():
+        s.add_all(Person(name=f"测试老师{i:03d}", class_name="一(1)班", roles=[PersonRole(role="teacher")])
+                  for i in range(105))
+        s.add_all(Student(name=f"学生{i:03d}", class_name="一(1)班") for i in range(101))
+        s.add(Person(name="测试后勤", roles=[PersonRole(role="staff")]))  # found by the search, not by the role
+    sign_in(client)
+    first = client.get("/admin/people?q=测试&role=teacher&class=一(1)班").get_data(as_text=True)
+    names = [r.split()[0] for r in rows_of(first)]
+    assert names == [f"测试老师{i:03d}" for i in range(100)]
+    assert "共 105 人，第 1–100 条（第 1/2 页）" in first and "上一页" not in first
+    later = unescape(re.search(r'<a href="([^"]+)" rel="next">下一页</a>', first).group(1))
+    assert parse_qs(urlsplit(later).query) == {"q": ["测试"], "role": ["teacher"], "class": ["一(1)班"], "page": ["2"]}
+    second = client.get(later).get_data(as_text=True)
+    assert [r.split()[0] for r in rows_of(second)] == [f"测试老师{i:03d}" for i in range(100, 105)]
+    assert "共 105 人，第 101–105 条（第 2/2 页）" in second and "下一页" not in second
+    earlier = unescape(re.search(r'<a href="([^"]+)" rel="prev">上一页</a>', second).group(1))
+    assert parse_qs(urlsplit(earlier).query)["page"] == ["1"] and "q=" in earlier
+    assert "第 2/2 页" in client.get("/admin/people?q=测试&role=teacher&page=9").get_data(as_text=True)
+    for bad in ("0", "x", "-1"):
+        refused = client.get(f"/admin/people?page={bad}")
+        assert refused.status_code == 400 and "请求的参数不对" in refused.get_data(as_text=True), bad
+
+    students = client.get("/admin/people?show=students&class=一(1)班").get_data(as_text=True)
+    assert len(rows_of(students)) == 100 and "共 101 名学生" in students
+    nxt = unescape(re.search(r'<a href="([^"]+)" rel="next">下一页</a>', students).group(1))
+    assert parse_qs(urlsplit(nxt).query) == {"show": ["students"], "class": ["一(1)班"], "page": ["2"]}
+    assert [r.split()[0] for r in rows_of(client.get(nxt).get_data(as_text=True))] == ["学生100"]
+
+
+def test_abandoned_import_previews_older_than_a_day_are_removed_by_the_next_preview(office, client: FlaskClient,
+                                                                                   services) -> None:
+    """A preview never confirmed leaves its upload in instance/uploads; the next preview removes those
+    older than a day (by the app's clock), keeps younger ones and every other file, and the old token
+    is then answered as gone."""
+    import os
+    from datetime import timedelta
+
+    folder = services.settings.instance_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    now = services.now().timestamp()
+    old = folder / "people-0123456789abcdef0123456789abcdef.csv"
+    young = folder / "students-fedcba9876543210fedcba9876543210.xlsx"
+    other = folder / "readme.txt"
+    for path, age in ((old, timedelta(days=1, minutes=5)), (young, timedelta(hours=23)), (other, timedelta(days=30))):
+        path.write_text(GOOD)
+        os.utime(path, (now - age.total_seconds(),) * 2)
+    sign_in(client)
+    preview = upload(client, GOOD)
+    assert preview.status_code == 200 and "还没有写入" in preview.get_data(as_text=True)
+    assert not old.exists() and young.exists() and other.exists()
+    new = [p.name for p in folder.glob("people-*")]
+    assert len(new) == 1 and new[0] != old.name  # the new preview's own file stays for 确认导入
+    gone = client.post("/admin/people/import/confirm", data={"csrf": csrf(client, "/admin/"), "kind": "people",
+                                                             "token": "0123456789abcdef0123456789abcdef"})
+    assert gone.status_code == 410 and "已失效" in gone.get_data(as_text=True)
