@@ -1,6 +1,7 @@
 """The console in a real browser: Debian's Chromium driven by Playwright against the app served on
 127.0.0.1 (werkzeug, in a thread) — sign in, add a person, import a file through its preview, assign
-and complete a ticket, acknowledge a bus alarm; 今日 and 报修 fit a phone's width. Skipped, saying
+and complete a ticket, acknowledge a bus alarm, download a ledger and open it; 今日 and 报修 fit a phone's
+width. Skipped, saying
 why, where Chromium or Playwright is missing (.ci/run installs Chromium)."""
 
 from __future__ import annotations
@@ -129,3 +130,26 @@ def test_add_a_task_and_see_it_in_the_month(office, live: str, page: Any, clock)
     assert "已新增任务「校园安全巡查」" in page.inner_text("main")
     month = page.inner_text("table.month")
     assert "11月28日（周六）" in month and "校园安全巡查（11月）" in month and "未到提醒日" in month
+
+
+def test_download_a_ledger_and_open_it(office, live: str, page: Any, tmp_path: Path) -> None:
+    """台账: the month's 报修台账 downloaded by clicking 下载, as the office would, opens as a print-ready
+    workbook: the title row names the school, the ledger and the month; the ticket is in it."""
+    from openpyxl import load_workbook
+
+    sign_in(page, live)
+    page.click("nav >> text=台账")
+    assert page.inner_text("h1") == "台账 · 2026年11月"
+    row = page.locator("tr", has_text="报修台账").first
+    with page.expect_download() as info:
+        row.locator("a:has-text('下载')").first.click()
+    download = info.value
+    assert download.suggested_filename.endswith(".xlsx")
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    sheet = load_workbook(saved).worksheets[0]
+    title = str(sheet.cell(1, 1).value)
+    assert "报修台账" in title and "2026年11月" in title
+    cells = " ".join(str(c.value) for r in sheet.iter_rows() for c in r if c.value is not None)
+    assert "R1" in cells and "投影仪不亮" in cells
+    assert sheet.print_title_rows and sheet.page_setup.orientation == "landscape"
