@@ -1,8 +1,7 @@
 """The console in a real browser: Debian's Chromium driven by Playwright against the app served on
 127.0.0.1 (werkzeug, in a thread) — sign in, add a person, import a file through its preview, assign
 and complete a ticket, acknowledge a bus alarm, download a ledger and open it; 今日 and 报修 fit a phone's
-width. Skipped, saying
-why, where Chromium or Playwright is missing (.ci/run installs Chromium)."""
+width. Skipped, saying why, where Chromium or Playwright is missing (.ci/run installs Chromium)."""
 
 from __future__ import annotations
 
