@@ -124,3 +124,29 @@ def test_term_periods_are_named_like_the_school_year() -> None:
     assert term_label(date(2027, 2, 20)) == "2026-2027学年第二学期"
     assert Period.month(date(2026, 12, 9)) == Period(date(2026, 12, 1), date(2027, 1, 1), "2026年12月")
     assert set(LEDGERS) >= set(SHEETS)
+
+
+def test_every_ledger_exports_for_a_term_from_the_cli_as_the_console_offers(month_of_work, houqin, tmp_path: Path
+                                                                            ) -> None:
+    """`houqin export <any ledger> --term <a day of the term>` writes the term's workbook the console's 台账
+    page offers (its title names the school year's term, the work of November is in it); a day outside
+    every term, both periods, or neither are refused in Chinese and write nothing."""
+    (tmp_path / "calendar.csv").write_text("日期,类型\n2026-09-01,开学\n2027-01-22,学期结束\n", encoding="utf-8")
+    assert houqin("calendar", "import", str(tmp_path / "calendar.csv")).exit_code == 0
+    for key in LEDGERS:
+        out = tmp_path / f"{key}-term.xlsx"
+        result = houqin("export", key, "--term", "2026-11-24", "--out", str(out))
+        assert result.exit_code == 0 and "2026-2027学年第一学期" in result.output, (key, result.output)
+        assert "2026-2027学年第一学期" in str(load_workbook(out).worksheets[0].cell(1, 1).value), key
+    tickets = read_ledger(tmp_path / "repairs-term.xlsx", "报修台账")
+    assert [row[0] for row in tickets[1:]] == ["R1"]
+    canteen = read_ledger(tmp_path / "canteen-term.xlsx", "评价明细")
+    assert any("今天的青菜很新鲜" in str(cell) for row in canteen[1:] for cell in row)
+    refused = tmp_path / "refused.xlsx"
+    for args, words in ((["--term", "2027-03-01"], "校历中没有包含 2027-03-01 的学期"),
+                        (["--term", "11月24日"], "请写成 YYYY-MM-DD"),
+                        (["--month", "2026-11", "--term", "2026-11-24"], "--month 和 --term 只能选一个"),
+                        ([], "请给出 --month YYYY-MM 或 --term YYYY-MM-DD")):
+        result = houqin("export", "repairs", *args, "--out", str(refused))
+        assert result.exit_code != 0 and words in result.output, (args, result.output)
+        assert not refused.exists()

@@ -34,6 +34,7 @@ for _command in assets.COMMANDS:  # stocktake, supplies, keys
     main.add_command(_command)
 for _command in assets.EXPORTS:  # export assets|loans|keys|stocktake|supplies
     export.add_command(_command)
+export.add_command(tasks.export_tasks)  # export tasks: the 行事历台账 (also `houqin tasks ledger`)
 main.add_command(schools.school)
 main.add_command(county.county)
 wechat.templates.add_command(schools.templates_set)

@@ -4,16 +4,11 @@ adds them to its groups; the helpers they share (`_services`, `_import_with`, er
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from typing import Any
-
 import click
 
-NO_PERIOD = "请给出 --month YYYY-MM 或 --term YYYY-MM-DD（学期中的任意一天）"
-BAD_TERM_DAY = "请写成 YYYY-MM-DD，例如 2026-11-24"
-NO_TERM = "校历中没有包含 {day} 的学期（先用 houqin calendar import 导入开学和学期结束日）"
+from bot.cli.base import ledger_command
+
 NO_OPEN_STOCKTAKE = "当前没有进行中的盘点"
-WRITTEN = "{what} {title}：{rows} 行，{out}"
 
 
 @click.group("stocktake")
@@ -77,63 +72,11 @@ def keys_command() -> None:
                                    .date()))
 
 
-def _period(month: str | None, term: str | None, session: Any) -> Any:
-    """--month YYYY-MM, or --term <any day of a term in the school calendar> (named like the console's terms)."""
-    from bot.cli.base import BAD_MONTH, BadOption, CliError, CliUsageError
-    from bot.export import Period
-    from bot.ledgers import term_label
-    from bot.school import Calendar
-
-    if month:
-        try:
-            first = datetime.strptime(month, "%Y-%m").date()
-        except ValueError as exc:
-            raise BadOption(BAD_MONTH, param_hint="--month") from exc
-        return Period.month(first)
-    if term:
-        try:
-            day = datetime.strptime(term, "%Y-%m-%d").date()
-        except ValueError as exc:
-            raise BadOption(BAD_TERM_DAY, param_hint="--term") from exc
-        found = next(((s, e) for s, e in Calendar(session).terms if s <= day <= e and e != date.max), None)
-        if found is None:
-            raise CliError(NO_TERM.format(day=term))
-        start, end = found
-        return Period(start, end + timedelta(days=1), term_label(start))
-    raise CliUsageError(NO_PERIOD)
-
-
-def _export(key: str, month: str | None, term: str | None, out: str) -> None:
-    """The ledger `key` of bot/ledgers.py (the console's 台账 page offers the same workbook)."""
-    from bot.cli.base import _services
-    from bot.ledgers import build
-
-    services = _services(upgrade=True)
-    tz = services.settings.tz
-    today = services.now().astimezone(tz).date()
-    with services.read_factory() as session:
-        period = _period(month, term, session)
-        ledger = build(key, session, period, tz, today)
-    ledger.save(out)
-    click.echo(WRITTEN.format(what=ledger.name, title=period.label, rows=len(ledger.sheets[0].rows), out=out))
-
-
-def _ledger_command(key: str, doc: str) -> click.Command:
-    @click.command(key, help=doc)
-    @click.option("--month", help="YYYY-MM")
-    @click.option("--term", help="YYYY-MM-DD: any day of the term (from the school calendar)")
-    @click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
-    def command(month: str | None, term: str | None, out: str) -> None:
-        _export(key, month, term, out)
-
-    return command
-
-
 COMMANDS: list[click.Command] = [stocktake_group, supplies_group, keys_command]
 EXPORTS: list[click.Command] = [
-    _ledger_command("assets", "资产台账: every thing with its state, the period's changes and disposals."),
-    _ledger_command("loans", "借用登记: loans asked in the period and those still out."),
-    _ledger_command("keys", "钥匙登记: key loans of the period, and who holds each key now."),
-    _ledger_command("stocktake", "盘点报告: the period's stocktakes, every discrepancy, who checked what."),
-    _ledger_command("supplies", "物品领用台账: every 入库 and 领用, per item and per department."),
+    ledger_command("assets", "资产台账: every thing with its state, the period's changes and disposals."),
+    ledger_command("loans", "借用登记: loans asked in the period and those still out."),
+    ledger_command("keys", "钥匙登记: key loans of the period, and who holds each key now."),
+    ledger_command("stocktake", "盘点报告: the period's stocktakes, every discrepancy, who checked what."),
+    ledger_command("supplies", "物品领用台账: every 入库 and 领用, per item and per department."),
 ]

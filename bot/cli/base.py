@@ -251,17 +251,69 @@ def _qr_sheet(kind: str, out: str) -> None:
 
 @main.group()
 def export() -> None:
-    """Monthly ledgers (台账) as XLSX."""
+    """Ledgers (台账) as XLSX, for a month (--month YYYY-MM) or a term (--term YYYY-MM-DD)."""
 
 
-def _export(key: str, month: str, out: str) -> Any:
-    """Write the ledger `key` for --month; returns it (its sheets' rows for the summary line)."""
+NO_PERIOD = "请给出 --month YYYY-MM 或 --term YYYY-MM-DD（学期中的任意一天）"
+BOTH_PERIODS = "--month 和 --term 只能选一个"
+BAD_TERM_DAY = "请写成 YYYY-MM-DD，例如 2026-11-24"
+NO_TERM = "校历中没有包含 {day} 的学期（先用 houqin calendar import 导入开学和学期结束日）"
+WRITTEN = "{what} {title}：{rows} 行，{out}"
+
+
+def ledger_period(month: str | None, term: str | None, session: Any) -> Any:
+    """--month YYYY-MM, or --term <any day of a term in the school calendar> (named like the console's terms)."""
+    from datetime import timedelta
+
     from bot.export import Period
+    from bot.ledgers import term_label
+    from bot.school import Calendar
+
+    if month and term:
+        raise CliUsageError(BOTH_PERIODS)
+    if month:
+        return Period.month(_month(month))
+    if term:
+        try:
+            day = datetime.strptime(term, "%Y-%m-%d").date()
+        except ValueError as exc:
+            raise BadOption(BAD_TERM_DAY, param_hint="--term") from exc
+        found = next(((s, e) for s, e in Calendar(session).terms if s <= day <= e and e != date.max), None)
+        if found is None:
+            raise CliError(NO_TERM.format(day=term))
+        start, end = found
+        return Period(start, end + timedelta(days=1), term_label(start))
+    raise CliUsageError(NO_PERIOD)
+
+
+def ledger_options(command: Any) -> Any:
+    """--month YYYY-MM | --term YYYY-MM-DD, and --out: what every `houqin export <ledger>` takes."""
+    command = click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")(command)
+    command = click.option("--term", help="YYYY-MM-DD: any day of the term (from the school calendar)")(command)
+    return click.option("--month", help="YYYY-MM")(command)
+
+
+def _export(key: str, month: str | None, term: str | None, out: str) -> Any:
+    """Write the ledger `key` of bot/ledgers.py for the month or the term (the console's 台账 page offers
+    the same workbook); returns it, its `period` set (its sheets' rows and its label for the summary line)."""
     from bot.ledgers import build
 
-    period = Period.month(_month(month))
     services = _services(upgrade=True)
+    tz = services.settings.tz
     with services.read_factory() as session:
-        ledger = build(key, session, period, services.settings.tz, services.now().astimezone(services.settings.tz).date())
+        period = ledger_period(month, term, session)
+        ledger = build(key, session, period, tz, services.now().astimezone(tz).date())
     ledger.save(out)
     return ledger
+
+
+def ledger_command(key: str, doc: str) -> click.Command:
+    """`houqin export <key>` for a ledger of bot/ledgers.py whose summary line needs nothing of its own."""
+    @click.command(key, help=doc)
+    @ledger_options
+    def command(month: str | None, term: str | None, out: str) -> None:
+        ledger = _export(key, month, term, out)
+        click.echo(WRITTEN.format(what=ledger.name, title=ledger.period.label, rows=len(ledger.sheets[0].rows),
+                                  out=out))
+
+    return command

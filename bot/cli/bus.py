@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from bot.cli.base import _export, _import_with, _qr_sheet, export, main, qr
+from bot.cli.base import _export, _import_with, _qr_sheet, export, ledger_options, main, qr
 
 
 @export.command("bus")
-@click.option("--month", required=True, help="YYYY-MM")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
-def export_bus(month: str, out: str) -> None:
+@ledger_options
+def export_bus(month: str | None, term: str | None, out: str) -> None:
     """校车台账: a row per trip (expected, boarded, alighted, alerts, acknowledgements) and the leave records."""
-    trips, leaves = _export("bus", month, out).sheets
-    click.echo(f"{month} 校车 {len(trips.rows)} 趟，请假 {len(leaves.rows)} 条：{out}")
+    ledger = _export("bus", month, term, out)
+    trips, leaves = ledger.sheets
+    click.echo(f"{ledger.period.label} 校车 {len(trips.rows)} 趟，请假 {len(leaves.rows)} 条：{out}")
 
 
 @main.group()

@@ -10,10 +10,10 @@ from bot.cli.base import (
     CliError,
     _export,
     _import_with,
-    _month,
     _services,
     _settings,
     export,
+    ledger_options,
     main,
 )
 
@@ -59,16 +59,15 @@ def menu_publish(week: str) -> None:
 
 
 @export.command("canteen")
-@click.option("--month", required=True, help="YYYY-MM")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
-def export_canteen(month: str, out: str) -> None:
+@ledger_options
+def export_canteen(month: str | None, term: str | None, out: str) -> None:
     """食堂台账: every rating and comment, averages by day and by group (with a chart), complaint words,
     survey answers, and the 陪餐 records."""
     from handlers.canteen import accompanied_count
 
-    ledger = _export("canteen", month, out)
+    ledger = _export("canteen", month, term, out)
     feedback, _, _, _, surveys, _ = ledger.sheets
     services = _services()
     with services.read_factory() as session:
-        meals = accompanied_count(session, _month(month))
-    click.echo(f"{month} 食堂评价 {len(feedback.rows)} 条，调查 {len(surveys.rows)} 份，陪餐 {meals} 次：{out}")
+        meals = accompanied_count(session, ledger.period.first, ledger.period.after)
+    click.echo(f"{ledger.period.label} 食堂评价 {len(feedback.rows)} 条，调查 {len(surveys.rows)} 份，陪餐 {meals} 次：{out}")

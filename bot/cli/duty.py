@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.cli.base import _export, _import_with, export, main
+from bot.cli.base import _export, _import_with, export, ledger_options, main
 
 
 @main.group()
@@ -23,9 +23,9 @@ def duty_import(file: str) -> None:
 
 
 @export.command("duty")
-@click.option("--month", required=True, help="YYYY-MM")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
-def export_duty(month: str, out: str) -> None:
+@ledger_options
+def export_duty(month: str | None, term: str | None, out: str) -> None:
     """值日台账: a row per post and slot (rostered, who checked in, how, when, status) and a per-teacher summary."""
-    rows, _ = _export("duty", month, out).sheets
-    click.echo(f"{month} 值日 {len(rows.rows)} 岗次：{out}")
+    ledger = _export("duty", month, term, out)
+    rows, _ = ledger.sheets
+    click.echo(f"{ledger.period.label} 值日 {len(rows.rows)} 岗次：{out}")

@@ -6,7 +6,7 @@ from functools import partial
 
 import click
 
-from bot.cli.base import _clock, _export, _import_with, _qr_sheet, _services, export, main, qr
+from bot.cli.base import _clock, _export, _import_with, _qr_sheet, _services, export, ledger_options, main, qr
 
 
 # -- repairs: rooms, assets, categories, QR sheets, the ledger --------------------------------------
@@ -77,9 +77,9 @@ def qr_assets(out: str) -> None:
 
 
 @export.command("repairs")
-@click.option("--month", required=True, help="YYYY-MM")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
-def export_repairs(month: str, out: str) -> None:
-    """报修台账 (tickets filed in the month), 巡查隐患台账, and the per-staff summary."""
-    tickets, hazards, _ = _export("repairs", month, out).sheets
-    click.echo(f"{month} 报修 {len(tickets.rows)} 张（隐患 {len(hazards.rows)} 张）：{out}")
+@ledger_options
+def export_repairs(month: str | None, term: str | None, out: str) -> None:
+    """报修台账 (tickets filed in the period), 巡查隐患台账, and the per-staff summary."""
+    ledger = _export("repairs", month, term, out)
+    tickets, hazards, _ = ledger.sheets
+    click.echo(f"{ledger.period.label} 报修 {len(tickets.rows)} 张（隐患 {len(hazards.rows)} 张）：{out}")

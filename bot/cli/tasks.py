@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from bot.cli.base import ledger_command
 from bot.tables import TableError
 
 IMPORTED = "行事历导入完成：{result}"
@@ -122,3 +123,8 @@ def tasks_ledger(month: str | None, term: bool, out: str) -> None:
         ledger = build("tasks", session, period, tz)
     ledger.save(out)
     click.echo(LEDGER_WRITTEN.format(span=period.label, n=len(ledger.sheets[0].rows), out=out))
+
+
+# `houqin export tasks --month YYYY-MM | --term YYYY-MM-DD`: the same ledger beside every other one (bot/cli/__init__.py)
+export_tasks = ledger_command("tasks", "行事历台账: each T<n> due in the period, who did it and when, checklist results, "
+                                       "photos, linked repairs; a per-task summary.")

@@ -653,7 +653,7 @@ def test_monthly_report_has_every_rating_averages_words_surveys_meals_and_a_char
     out = tmp_path / "canteen.xlsx"
     result = houqin("export", "canteen", "--month", "2026-11", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "2026-11 食堂评价 4 条，调查 1 份，陪餐 1 次" in result.output
+    assert "2026年11月 食堂评价 4 条，调查 1 份，陪餐 1 次" in result.output
     book = load_workbook(out)
     assert book.sheetnames == ["评价明细", "每日平均", "分组平均", "意见高频词", "满意度调查", "陪餐记录"]
     rows = list(read_ledger(out, "评价明细"))
