@@ -41,3 +41,15 @@ def test_demo_school_has_equipment_lendable_things_keys_and_supplies(services: S
     assert "投影仪" in room.text and "空调" in room.text, room.text
     borrowed = teacher.say("借 篮球 2")
     assert "已借用" in borrowed.text and "篮球 ×2" in borrowed.text, borrowed.text
+
+
+def test_the_demo_school_has_a_name_on_its_ledgers(services: Services, houqin, clock, tmp_path) -> None:
+    """A ledger printed from the demo says whose it is: the title row starts with the school's name."""
+    from openpyxl import load_workbook
+
+    clock.set("2026-11-24 10:00")
+    assert houqin("demo").exit_code == 0
+    assert "龙城实验小学" in houqin("setting", "school_name").output
+    out = tmp_path / "assets.xlsx"
+    assert houqin("export", "assets", "--month", "2026-11", "--out", str(out)).exit_code == 0
+    assert str(load_workbook(out).worksheets[0].cell(1, 1).value).startswith("龙城实验小学 资产台账")

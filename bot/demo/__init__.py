@@ -26,6 +26,7 @@ from models.canteen import PUBLISHED
 
 HERE = Path(__file__).resolve().parent
 DEMO_TEACHER = "张丽"
+DEMO_SCHOOL = "龙城实验小学"  # the demo school's name, in the title row of its ledgers
 DEMO_TZ = ZoneInfo("Asia/Shanghai")
 MENU_COLUMNS = {"week": ("周",), "weekday": ("星期",), "meal": ("餐次",), "dishes": ("菜品",), "allergens": ("过敏原",)}
 NEXT_WEEK = "下周"
@@ -44,6 +45,7 @@ def load_demo(db: Session, now: datetime) -> None:
     import_rooms(db, HERE / "rooms.csv")
     import_assets(db, HERE / "assets.csv", now)  # the register: equipment, things to lend, keys
     import_supplies(db, HERE / "supplies.csv")  # 日常用品 with their reorder levels (seeds/001 分工 14)
+    set_setting(db, "school_name", DEMO_SCHOOL)  # heads every printed ledger (台账)
     set_setting(db, "bus_manager", "宦欢")  # 校车管理 in seeds/001's 分工 table
     set_setting(db, "school_latitude", "31.810000")
     set_setting(db, "school_longitude", "119.974000")
