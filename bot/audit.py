@@ -25,6 +25,7 @@ ACTION_NAMES = {
     "people_import": "导入人员",
     "students_import": "导入学生",
     "code_reissue": "重发绑定码",
+    "school_rename": "学校改名",
     "setting_set": "修改设置",
     "menu_publish": "发布菜单",
     "ticket_assign": "指派报修",

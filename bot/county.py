@@ -66,6 +66,8 @@ TEMPLATES_SETTING = "templates"  # a school's own HOUQIN_TEMPLATES, in its schoo
 BAD_SLUG = "学校代号「{slug}」不可用：请用 2–30 个小写字母或数字、以字母开头（例如 beicheng）"
 SLUG_TAKEN = "学校代号「{slug}」已经存在"
 UNKNOWN_SCHOOL = "没有代号为「{slug}」的学校；已有：{known}"
+BAD_NAME = "学校名称须为 1–{limit} 个字，例如 北城小学"
+NAME_LIMIT = 50
 NEEDS_ALL = "本校公众号需同时给出 --appid、--token 和 --secret（--aes-key 可选）"
 DEFAULT_NAME = "本校"
 SCHOOL_URL_PREFIX = "/s"
@@ -277,6 +279,22 @@ class County:
         services = self.services(slug)
         upgrade(services.db_engine)
         return self.school(slug)
+
+    def rename(self, slug: str, name: str) -> tuple[str, SchoolEntry]:
+        """Give a school (the default one too: 本校 until named) the name the bureau and its followers see;
+        returns the old name and the school. The default school's row is made if the installation has none."""
+        name = name.strip()
+        if not name or len(name) > NAME_LIMIT:
+            raise CountyError(BAD_NAME.format(limit=NAME_LIMIT))
+        old = self.school(slug)
+        with self.default.factory() as db, db.begin():
+            row = db.get(CountySchool, slug)
+            if row is None:  # the default school of an installation that never had a row for it
+                db.add(CountySchool(slug=slug, name=name, is_default=True))
+            else:
+                row.name = name
+        self._cache = None
+        return old.name, self.school(slug)
 
     def dispose(self) -> None:
         """Close every school's connections (not the default's: its owner closes it)."""

@@ -104,6 +104,31 @@ def test_school_add_and_list_show_secrets_masked(houqin: Any, county: County) ->
     assert bad.exit_code == 1 and "学校代号" in bad.output
 
 
+def test_school_rename_names_the_default_school_and_refuses_a_bad_name(houqin: Any, county: County,
+                                                                       services: Services) -> None:
+    """本校 until the operator names it: `school rename default --name …` is what the bureau's overview and
+    the shared account's question 「哪所学校」 show; recorded in 操作记录; a bad name or school changes nothing."""
+    from models import AuditEntry
+
+    assert houqin("school", "add", "north", "--name", "北城小学").exit_code == 0
+    done = houqin("school", "rename", "default", "--name", "龙城实验小学")
+    assert done.exit_code == 0 and "学校 default 已改名：本校 → 龙城实验小学" in done.output, done.output
+    assert [e.name for e in county.schools()] == ["龙城实验小学", "北城小学"]
+    assert "龙城实验小学" in houqin("school", "list").output
+    assert "北城二小" in houqin("school", "rename", "north", "--name", " 北城二小 ").output
+    for args, words in ((["north", "--name", " "], "学校名称须为 1–50 个字"),
+                        (["north", "--name", "北" * 51], "学校名称须为 1–50 个字"),
+                        (["nowhere", "--name", "某校"], "没有代号为「nowhere」的学校")):
+        refused = houqin("school", "rename", *args)
+        assert refused.exit_code == 1 and words in refused.output, refused.output
+    assert [e.name for e in county.schools()] == ["龙城实验小学", "北城二小"]
+    with services.factory() as db:
+        renamed = [(e.action, e.target, e.detail, e.via) for e in db.scalars(select(AuditEntry).order_by(AuditEntry.id))
+                   if e.action == "school_rename"]
+    assert renamed == [("school_rename", "default", "本校 → 龙城实验小学", "cli"),
+                       ("school_rename", "north", "北城小学 → 北城二小", "cli")]
+
+
 def test_every_command_takes_school_and_refuses_to_guess_among_several(houqin: Any, county: County,
                                                                        services: Services) -> None:
     assert houqin("setting", "fire_check_day").exit_code == 0  # one school: --school may be left out

@@ -17,6 +17,7 @@ SCHOOL_ENV = "HOUQIN_SCHOOL"
 SCHOOL_HELP = "the school (its code, see houqin school list); with one school it may be left out"
 META_KEY = "houqin.school"
 SCHOOL_ADDED = "已添加学校 {slug}（{name}）：{account}。"
+SCHOOL_RENAMED = "学校 {slug} 已改名：{old} → {name}。"
 OWN_ACCOUNT = "使用本校公众号 {appid}，微信后台的服务器地址填 {url}/wechat/{slug}"
 SHARED_ACCOUNT = "使用默认（县级共用）公众号"
 TEMPLATE_SET = "{slug}：{kind} → {template_id}"
@@ -107,6 +108,26 @@ def school_add(slug: str, name: str, appid: str, token: str, aes_key: str, secre
     url = county.default.settings.public_url
     account = OWN_ACCOUNT.format(appid=appid, url=url, slug=slug) if entry.own_account else SHARED_ACCOUNT
     click.echo(SCHOOL_ADDED.format(slug=slug, name=name, account=account))
+
+
+@school.command("rename")
+@click.argument("slug")
+@click.option("--name", required=True, help="the school's name as the bureau and its followers see it")
+def school_rename(slug: str, name: str) -> None:
+    """Name a school anew — the default one too (本校 until it is named): the bureau's overview, the
+    question 「哪所学校」 on the shared account and `school list` use it. Recorded in 操作记录."""
+    from bot.audit import cli_actor, record
+    from bot.cli.base import CliError, _county
+    from bot.county import CountyError
+
+    county = _county()
+    try:
+        old, entry = county.rename(slug, name)
+    except CountyError as exc:
+        raise CliError(str(exc)) from exc
+    with county.default.factory() as db, db.begin():
+        record(db, cli_actor(), "school_rename", slug, f"{old} → {entry.name}", via="cli", at=county.default.now())
+    click.echo(SCHOOL_RENAMED.format(slug=slug, old=old, name=entry.name))
 
 
 @school.command("list")
