@@ -11,7 +11,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from bot.audit import record
 from bot.console import base
 from bot.console.base import MAX_ID, acting_person, actor, bp, chat_context, home_for, requires
-from bot.outbox import kind_name, short_reason, template_warning
+from bot.outbox import SAFETY_KINDS, kind_name, kinds_without_template, short_reason
 from bot.text import day_bounds, day_label
 from handlers.bus import TRIP_NAMES, _acknowledge, open_alarms
 from handlers.repair.rules import overdue_among
@@ -58,11 +58,13 @@ def overview() -> Any:
         alarms = open_alarms(db)
         overdue = overdue_among(db, active, services.now())  # the limits read once, not per ticket
         missed = [s for s in shifts if s.missed_at is not None]
+        missing_templates = kinds_without_template(services.settings.templates)
         return render_template("admin/overview.html", alarms=alarms, overdue=overdue, missed=missed,
                                trip_names=TRIP_NAMES, day=day_label(day), active=active, trips=trips, shifts=shifts,
                                problems=problems, received=received, failed=failed, alerts=alerts,
                                unacknowledged=unacknowledged, kind_name=kind_name, short_reason=short_reason,
-                               template_warning=template_warning(services.settings),
+                               missing_templates=missing_templates,
+                               unsafe=[SAFETY_KINDS[k] for k in missing_templates if k in SAFETY_KINDS],
                                done=request.args.get("done", "")[:300])
 
 
