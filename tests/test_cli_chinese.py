@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -38,6 +39,15 @@ def test_codes_table_names_roles_in_chinese(people, houqin) -> None:
     table = houqin("codes").output
     assert "管理员、食堂" in table and "教师、跟车老师" in table
     assert "admin" not in table and "bus_monitor" not in table
+
+
+def test_codes_table_gives_the_expiry_on_the_schools_clock(people, houqin, clock) -> None:
+    """A code issued at 08:00 in the school (00:00 UTC) lasts 14 days: the table says 08:00, as the --json's
+    UTC moment, read in the school's timezone, does."""
+    clock.set("2026-11-24 08:00")  # the school's time (Asia/Shanghai)
+    people.add("张丽", "teacher")
+    assert "2026-12-08 08:00" in houqin("codes").output
+    assert json.loads(houqin("codes", "--json").stdout)[0]["expires_at"].startswith("2026-12-08T00:00")
 
 
 def test_clicks_own_refusals_are_in_chinese_too(houqin) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 from pathlib import Path
 
 import click
@@ -75,10 +76,11 @@ def codes(ctx: click.Context, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    tz = services.settings.tz
     table = Table("姓名", "类型", "绑定码", "角色", "有效期至")
     for r in rows:
         table.add_row(r["name"], "人员" if r["kind"] == "person" else "学生家长", r["code"],
-                      "、".join(ROLE_NAMES.get(role, role) for role in r["roles"]), r["expires_at"][:16].replace("T", " "))
+                      "、".join(ROLE_NAMES.get(role, role) for role in r["roles"]), local_minute(r["expires_at"], tz))
     Console().print(table)
 
 
@@ -153,3 +155,11 @@ def console_password(words: tuple[str, ...], password: str) -> None:
         except ValueError as exc:
             raise CliError(str(exc)) from exc
     click.echo(f"{name} 可以登录控制台了：/admin")
+
+
+def local_minute(stamp: str, tz: tzinfo) -> str:
+    """A stored moment (ISO, UTC when it names no zone) as the school's clock reads it: 2026-12-15 09:25."""
+    from datetime import UTC, datetime
+
+    moment = datetime.fromisoformat(stamp)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(tz).strftime("%Y-%m-%d %H:%M")
