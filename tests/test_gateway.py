@@ -156,6 +156,12 @@ def test_sends_keep_their_connection_to_wechat_open(services, people, wechat_use
     assert time.monotonic() - started < 5.0
     assert [c.body["text"]["content"] for c in fake_wechat.sent_to("张丽")][-5:] == [f"第{i}条通知" for i in range(5)]
     assert len(connects) <= 1, connects  # a TCP handshake per call, closed after each, would be 6
+    took = []
+    for i in range(15):  # headers and body of an answer go out at once (no Nagle wait for a delayed ACK)
+        started = time.monotonic()
+        api.send_text(fake_wechat.names["张丽"], f"快{i}")
+        took.append(time.monotonic() - started)
+    assert sorted(took)[len(took) // 2] < 0.03, took  # ~0.045 s a call with Nagle's algorithm
 
 
 def test_a_stopped_fake_closes_the_connections_it_kept_open() -> None:

@@ -18,6 +18,7 @@ for one msgid (`POST /_fake/finish {"msgid": …, "status": …}`).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import random
 import re
@@ -610,8 +611,9 @@ class KeepAliveHandler(WSGIRequestHandler):
     "Connection: close" on every response and then drains the socket of any request body the app left
     unread: on a kept-alive connection that drain reads — and blocks on — the client's next request,
     which is why setting protocol_version alone stalled sends. Here every request's body is read to its
-    Content-Length whatever the route read, the drain is pointed at a socket that never has data, and
-    the connection stays open; a chunked request body, or a client asking for close, still closes it.
+    Content-Length whatever the route read, the drain is pointed at an empty buffer (a socket at its
+    end, so its 10 ms select does not wait either), the answer goes out without Nagle's delay, and the
+    connection stays open; a chunked request body, or a client asking for close, still closes it.
     FakeWeChat.stop() closes the connections still open."""
 
     protocol_version = "HTTP/1.1"
@@ -620,7 +622,13 @@ class KeepAliveHandler(WSGIRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self._quiet, self._quiet_peer = socket.socketpair()  # nothing is ever written to it
+        # werkzeug writes a response's headers and body apart: on a kept-alive connection Nagle's
+        # algorithm would hold the body until the client's delayed ACK (~40 ms a call)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # what werkzeug's drain looks at instead: at its end at once (the peer closed), read from an
+        # empty buffer — no wait for, and no read of, the client's next request
+        self._drained, peer = socket.socketpair()
+        peer.close()
         self._body: LimitedStream | None = None
         with self.server.connections_lock:
             self.server.connections.add(self.connection)
@@ -628,12 +636,12 @@ class KeepAliveHandler(WSGIRequestHandler):
     def finish(self) -> None:
         with self.server.connections_lock:
             self.server.connections.discard(self.connection)
-        self._quiet.close()
-        self._quiet_peer.close()
+        self._drained.close()
         super().finish()
 
     def make_environ(self) -> Any:
-        environ = super().make_environ()
+        environ = super().make_environ()  # its wsgi.input: the connection's stream
+        self.rfile = io.BytesIO()  # until run_wsgi ends: werkzeug's drain reads this, not the connection
         self._body = None
         if not environ.get("wsgi.input_terminated"):  # not chunked: the body is Content-Length bytes
             try:
@@ -654,12 +662,12 @@ class KeepAliveHandler(WSGIRequestHandler):
         return self._body is not None and not self.close_connection
 
     def run_wsgi(self) -> None:
-        connection = self.connection
-        self.connection = self._quiet  # werkzeug's drain after the response: nothing to read there
+        connection, rfile = self.connection, self.rfile
+        self.connection = self._drained
         try:
             super().run_wsgi()
         finally:
-            self.connection = connection
+            self.connection, self.rfile = connection, rfile
         if not self._keep_alive():
             self.close_connection = True
             return
