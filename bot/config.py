@@ -81,6 +81,9 @@ class Settings:
     # 32 sends in flight keep ~300 messages/s going at 100 ms per call; WeChat sets a daily quota
     # on template messages (100,000 by default), not a per-second one: the rate is only a guard
     push_concurrency: int = 32
+    # one pool of send threads per process, shared by all the schools it serves (each still at most
+    # push_concurrency at once); 0 = push_concurrency x 8, started only as sends need them
+    send_threads: int = 0
     # PostgreSQL: at most this many connections per process (HOUQIN_DB_POOL), shared by every school it
     # serves, plus the LISTEN connection; 0 = SQLAlchemy's 10 kept open and 20 more at a peak
     db_pool: int = 0
@@ -238,6 +241,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         public_url=(env.get("HOUQIN_PUBLIC_URL", "") or "http://127.0.0.1:5000").rstrip("/"),
         trusted_proxies=_int(env, "HOUQIN_TRUSTED_PROXIES", 0),
         push_concurrency=_int(env, "HOUQIN_PUSH_CONCURRENCY", 32),
+        send_threads=max(0, _int(env, "HOUQIN_SEND_THREADS", 0)),
         db_pool=max(0, _int(env, "HOUQIN_DB_POOL", 0)),
         push_rate_per_second=_float(env, "HOUQIN_PUSH_RATE", 500.0),
         push_max_attempts=_int(env, "HOUQIN_PUSH_MAX_ATTEMPTS", 6),

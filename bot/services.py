@@ -19,7 +19,7 @@ from bot.wechat.gateway import Codec, TokenStore, WeChatApi
 from bot.wechat.menu import watch_roles
 from bot.wechat.nonces import DatabaseNonceLedger, NonceLedger, RedisNonceLedger
 from bot.wechat.tokens import DatabaseTokenStore, RedisTokenStore
-from bot.worker import PushWorker
+from bot.worker import PushWorker, send_threads
 from models import utcnow
 
 
@@ -93,7 +93,7 @@ class Services:
         s = self.settings
         base = self.api_base() if self.api_base is not None else s.wechat_api_base
         return WeChatApi(base, s.wechat_appid, s.wechat_secret, self.token_store,
-                         connections=s.push_concurrency)
+                         connections=send_threads(s))
 
     def worker(self) -> PushWorker:
         # the account's daily template count lives beside its access token: for a school on the shared

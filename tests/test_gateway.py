@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable
 
 import pytest
+import urllib3.connection
 
+from bot.wechat.fake import FakeWeChat
 from bot.wechat.gateway import (
     ApiError,
     BadMessage,
@@ -126,3 +128,51 @@ def test_an_unreachable_wechat_error_names_no_secret_or_token(token: str | None)
     assert "Connection" in str(caught.value) and "/cgi-bin/" in str(caught.value)
     assert "AppSecret_0123456789" not in str(caught.value) and "TOKEN_abc123" not in str(caught.value)
     assert "secret=" not in str(caught.value) and "access_token=" not in str(caught.value)
+
+
+def test_sends_keep_their_connection_to_wechat_open(services, people, wechat_user, fake_wechat,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like WeChat's API, the fake keeps connections alive (HTTP/1.1): a process's sends reuse them
+    instead of a TCP handshake per call, and a route that leaves a request's body unread (an unknown
+    path) does not stall or spoil the next request on the same connection."""
+    people.add("张丽", "teacher")
+    wechat_user("张丽")
+    api = services.api
+    api.send_text(fake_wechat.names["张丽"], "预热")  # the token fetched, a connection open
+    connects: list[int] = []
+    connect = urllib3.connection.HTTPConnection.connect
+
+    def counting(conn: urllib3.connection.HTTPConnection) -> None:
+        connects.append(conn.port or 0)
+        connect(conn)
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "connect", counting)
+    started = time.monotonic()
+    stray = api._sends.request("POST", fake_wechat.base_url + "/cgi-bin/no/such/api", body=b"x" * 5000,
+                               retries=False, timeout=5.0)
+    assert stray.status == 404
+    for i in range(5):
+        api.send_text(fake_wechat.names["张丽"], f"第{i}条通知")
+    assert time.monotonic() - started < 5.0
+    assert [c.body["text"]["content"] for c in fake_wechat.sent_to("张丽")][-5:] == [f"第{i}条通知" for i in range(5)]
+    assert len(connects) <= 1, connects  # a TCP handshake per call, closed after each, would be 6
+    took = []
+    for i in range(15):  # headers and body of an answer go out at once (no Nagle wait for a delayed ACK)
+        started = time.monotonic()
+        api.send_text(fake_wechat.names["张丽"], f"快{i}")
+        took.append(time.monotonic() - started)
+    assert sorted(took)[len(took) // 2] < 0.03, took  # ~0.045 s a call with Nagle's algorithm
+
+
+def test_a_stopped_fake_closes_the_connections_it_kept_open() -> None:
+    fake = FakeWeChat().start()
+    store = _Store(None)
+    api = WeChatApi(fake.base_url, APPID, "AppSecret_0123456789", store, timeout=2)
+    store.token = api.refresh_token(None)  # the fake's token, kept: the next calls only send
+    api.send_text("oUser", "你好")  # answered, over a connection kept open
+    assert [c.body["text"]["content"] for c in fake.sent()] == ["你好"]
+    fake.stop()
+    with pytest.raises(ApiError) as caught:  # not answered by the stopped fake's idle connection
+        api.send_text("oUser", "再见")
+    assert caught.value.errcode is None
+    assert [c.body["text"]["content"] for c in fake.sent()] == ["你好"]

@@ -136,3 +136,39 @@ def test_templates_set_reaches_a_running_worker(services, people, wechat_user, f
     assert second.endpoint == "message/template/send" and second.body["template_id"] == "TPL_NOTICE_A"
     assert third.endpoint == "message/template/send" and third.body["template_id"] == "TPL_NOTICE_B"
     assert not thread.is_alive() and {r.status for r in rows(services)} == {SENT}
+
+
+def test_schools_share_one_send_pool_each_within_its_concurrency(services, people, wechat_user,
+                                                                 fake_wechat) -> None:
+    """Push workers in one process (a county's schools) send on one bounded pool of threads, not a pool
+    each, and each still has at most HOUQIN_PUSH_CONCURRENCY of its sends in flight."""
+    names = [f"家长{i}" for i in range(12)]
+    for name in names:
+        people.add(name, "teacher")
+        wechat_user(name)
+    queue(services, names, "下周菜单已发布")
+    fake_wechat.state.latency = 0.05
+    settings = services.settings.with_overrides(push_concurrency=2, send_threads=3)
+    workers = [PushWorker(services.factory, settings, services.api, clock=services.now, batch_size=4)
+               for _ in range(3)]
+    lock = threading.Lock()
+    running: Counter[int] = Counter()
+    peak: Counter[int] = Counter()
+    threads: set[int] = set()
+    for i, w in enumerate(workers):
+        def counting(*args, _i=i, _send=w._send):  # type: ignore[no-untyped-def]
+            with lock:
+                running[_i] += 1
+                peak[_i] = max(peak[_i], running[_i])
+                threads.add(threading.get_ident())
+            try:
+                return _send(*args)
+            finally:
+                with lock:
+                    running[_i] -= 1
+        w._send = counting  # type: ignore[method-assign]
+    run_until(workers, settled(services))
+    assert {r.status for r in rows(services)} == {SENT}
+    assert sorted(c.openid for c in fake_wechat.sent()) == sorted(fake_wechat.names[n] for n in names)
+    assert peak and max(peak.values()) <= 2, peak  # each worker: its own concurrency, as with its own pool
+    assert len(threads) <= 3, threads  # three workers x 2 would have been up to 6 threads of their own

@@ -18,21 +18,24 @@ for one msgid (`POST /_fake/finish {"msgid": …, "status": …}`).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import random
 import re
 import secrets
+import socket
 import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wsgi import LimitedStream
 
 if TYPE_CHECKING:
     from bot.wechat.simulator import Transport
@@ -599,13 +602,98 @@ class Webhook:
     path: str = "/wechat"  # a school's own account: /wechat/<slug>
 
 
+KEEP_ALIVE_IDLE = 60.0  # seconds a kept-alive connection may sit idle before the fake closes it
+
+
+class KeepAliveHandler(WSGIRequestHandler):
+    """HTTP/1.1 keep-alive, as WeChat's API keeps connections open (a county's pushes would otherwise
+    open and close a TCP connection per call, half of a send's CPU). werkzeug's dev server sends
+    "Connection: close" on every response and then drains the socket of any request body the app left
+    unread: on a kept-alive connection that drain reads — and blocks on — the client's next request,
+    which is why setting protocol_version alone stalled sends. Here every request's body is read to its
+    Content-Length whatever the route read, the drain is pointed at an empty buffer (a socket at its
+    end, so its 10 ms select does not wait either), the answer goes out without Nagle's delay, and the
+    connection stays open; a chunked request body, or a client asking for close, still closes it.
+    FakeWeChat.stop() closes the connections still open."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = KEEP_ALIVE_IDLE
+    server: FakeServer
+
+    def setup(self) -> None:
+        super().setup()
+        # werkzeug writes a response's headers and body apart: on a kept-alive connection Nagle's
+        # algorithm would hold the body until the client's delayed ACK (~40 ms a call)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # what werkzeug's drain looks at instead: at its end at once (the peer closed), read from an
+        # empty buffer — no wait for, and no read of, the client's next request
+        self._drained, peer = socket.socketpair()
+        peer.close()
+        self._body: LimitedStream | None = None
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        self._drained.close()
+        super().finish()
+
+    def make_environ(self) -> Any:
+        environ = super().make_environ()  # its wsgi.input: the connection's stream
+        self.rfile = io.BytesIO()  # until run_wsgi ends: werkzeug's drain reads this, not the connection
+        self._body = None
+        if not environ.get("wsgi.input_terminated"):  # not chunked: the body is Content-Length bytes
+            try:
+                length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
+            except ValueError:
+                length = -1
+            if length >= 0:
+                self._body = LimitedStream(environ["wsgi.input"], length)
+                environ["wsgi.input"] = self._body
+        return environ
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and self._keep_alive():
+            return
+        super().send_header(keyword, value)
+
+    def _keep_alive(self) -> bool:
+        return self._body is not None and not self.close_connection
+
+    def run_wsgi(self) -> None:
+        connection, rfile = self.connection, self.rfile
+        self.connection = self._drained
+        try:
+            super().run_wsgi()
+        finally:
+            self.connection, self.rfile = connection, rfile
+        if not self._keep_alive():
+            self.close_connection = True
+            return
+        try:
+            assert self._body is not None
+            self._body.exhaust()  # what the route left unread, so the next request starts clean
+        except (OSError, ValueError):
+            self.close_connection = True
+
+
+class FakeServer(BaseWSGIServer):
+    """For type checkers: the server make_server returns, with the connections KeepAliveHandler tracks."""
+
+    connections: set[socket.socket]
+    connections_lock: threading.Lock
+
+
 class FakeWeChat:
     """The fake running in a background thread; tests use it through the `fake_wechat` fixture."""
 
     def __init__(self, port: int = 0, **options: Any) -> None:
         self.state = FakeState(**options)
         self.app = create_fake_app(self.state)
-        self.server: BaseWSGIServer = make_server(LOOPBACK, port, self.app, threaded=True)
+        self.server = cast(FakeServer, make_server(LOOPBACK, port, self.app, threaded=True,
+                                                   request_handler=KeepAliveHandler))
+        self.server.connections, self.server.connections_lock = set(), threading.Lock()
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name="fake-wechat", daemon=True)
 
@@ -628,6 +716,11 @@ class FakeWeChat:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        with self.server.connections_lock:  # kept-alive connections: closed, as a stopped server's are
+            open_now = list(self.server.connections)
+        for conn in open_now:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     # -- what tests ask --------------------------------------------------------------------------
     @property

@@ -331,15 +331,24 @@ class _Client(WeChatClient):  # type: ignore[misc]
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
+_sends_pools: dict[tuple[str, str, int], urllib3.PoolManager] = {}
+_sends_pools_lock = threading.Lock()
+
+
 def _sends_pool(base: str, connections: int) -> urllib3.PoolManager:
-    """The connection pool for pushes: a kept-alive connection per sending thread, through the proxy the
-    environment names for `base` (HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as requests reads them), read
-    once here instead of on every call."""
+    """The connection pool for pushes, one per process and API base, shared by every school's account
+    (WeChat is one host whatever the appid): its connections are kept alive between calls, as many as
+    the process's send threads, through the proxy the environment names for `base` (HTTPS_PROXY /
+    HTTP_PROXY / NO_PROXY, as requests reads them), read once here instead of on every call."""
     size = max(connections, 10)
-    proxy = requests.utils.select_proxy(base, requests.utils.get_environ_proxies(base))
-    if proxy:
-        return urllib3.ProxyManager(proxy, num_pools=2, maxsize=size)
-    return urllib3.PoolManager(num_pools=2, maxsize=size)
+    proxy = requests.utils.select_proxy(base, requests.utils.get_environ_proxies(base)) or ""
+    with _sends_pools_lock:
+        pool = _sends_pools.get((base, proxy, size))
+        if pool is None:
+            pool = urllib3.ProxyManager(proxy, num_pools=2, maxsize=size) if proxy else \
+                urllib3.PoolManager(num_pools=2, maxsize=size)
+            _sends_pools[(base, proxy, size)] = pool
+        return pool
 
 
 class WeChatApi:
