@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, lazyload
 
 from bot.numbering import allocate_number
@@ -152,8 +152,18 @@ def parties(ticket: RepairTicket) -> list[Person]:
 
 
 def follow(db: Session, ticket: RepairTicket, person: Person) -> None:
-    if not is_party(ticket, person):
-        ticket.followers.append(TicketFollower(person=person))
+    """`person` follows the ticket unless a party to it already. A ticket loaded without its followers
+    (find_duplicate) is asked by one query instead of loading them all, each with their roles and bindings."""
+    if ticket.reporter_id == person.id:
+        return
+    if "followers" in inspect(ticket).unloaded:
+        db.flush()
+        party = db.scalar(select(TicketFollower.id).where(TicketFollower.ticket_id == ticket.id,
+                                                          TicketFollower.person_id == person.id)) is not None
+    else:
+        party = is_party(ticket, person)
+    if not party:
+        db.add(TicketFollower(ticket=ticket, person=person))
         db.flush()
 
 
