@@ -203,9 +203,22 @@ def duty_slots(db: Session) -> list[Slot]:
     return parse_slots(get_setting(db, "duty_slots"))
 
 
+ABSENT_SETTINGS = "houqin_absent_settings"  # db.info: keys this session found unset (their default applies)
+
+
 def get_setting(db: Session, key: str) -> str:
+    """The school's setting, else its default. A stored row stays in the session's identity map; a key
+    found unset is remembered for the session (`db.info`), so a handler asking for it again — a repair
+    report asks for 报修紧急词 three times — does not query again. set_setting forgets it."""
+    absent: set[str] = db.info.setdefault(ABSENT_SETTINGS, set())
+    if key in absent and not any(isinstance(o, SchoolSetting) and o.key == key for o in db.new):
+        return DEFAULT_SETTINGS[key]
     row = db.get(SchoolSetting, key)
-    return row.value if row is not None else DEFAULT_SETTINGS[key]
+    if row is None:
+        absent.add(key)
+        return DEFAULT_SETTINGS[key]
+    absent.discard(key)
+    return row.value
 
 
 def set_setting(db: Session, key: str, value: str) -> str:
@@ -224,6 +237,7 @@ def set_setting(db: Session, key: str, value: str) -> str:
         db.add(SchoolSetting(key=key, value=value))
     else:
         row.value = value
+    db.info.get(ABSENT_SETTINGS, set()).discard(key)
     return value
 
 

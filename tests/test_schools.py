@@ -4,6 +4,7 @@ seen by another; the CLI's --school; a school's own account; the shared account'
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from bot.county import County, CountyError, mask, scene_for, school_database_url
 from bot.outbox import Outbox
 from bot.services import Services
 from bot.wechat.simulator import WeChatUser
-from models import CountySchool, Person, Push, RepairTicket
+from models import CountySchool, Person, Push, RepairTicket, SeenNonce
 from tests.conftest import People
 
 OWN_TOKEN = "northtoken1234567890"
@@ -293,6 +294,29 @@ def test_two_schools_see_nothing_of_each_other(schools: dict[str, School], app: 
     assert scene_for(schools["south"].services, "room:1") == "south/room:1"
     assert scene_for(schools["north"].services, "room:1") == "room:1" == scene_for(schools["default"].services, "room:1")
     assert client.post("/wechat/south").status_code == 404  # a shared-account school has no webhook of its own
+
+
+
+def test_a_schools_own_account_refuses_replays_in_its_own_ledger(schools: dict[str, School], app: Flask) -> None:
+    """/wechat/<slug> remembers a request's (timestamp, nonce) in the school's own namespace: the same
+    request again is refused, while the default account, whose ledger is another, takes the same pair."""
+    client = app.test_client()
+    north, default = schools["north"], schools["default"]
+    stamp, nonce = int(time.time()), "5550001111"
+    walker = north.user(client, "路人", bind=False)
+    url, body = walker.request(walker.message("text", Content="帮助"), timestamp=stamp, nonce=nonce)
+    assert client.post(url, data=body, content_type="text/xml").status_code == 200
+    assert client.post(url, data=body, content_type="text/xml").status_code == 403  # a replay
+
+    def pairs(school: School) -> list[tuple[int, str]]:
+        with school.services.factory() as db:
+            return [(n.timestamp, n.nonce) for n in db.scalars(select(SeenNonce).where(SeenNonce.nonce == nonce))]
+
+    assert pairs(north) == [(stamp, nonce)] and pairs(default) == []
+    other = default.user(client, "路人", bind=False)
+    url, body = other.request(other.message("text", Content="帮助"), timestamp=stamp, nonce=nonce)
+    res = client.post(url, data=body, content_type="text/xml")
+    assert res.status_code == 200 and pairs(default) == [(stamp, nonce)] and pairs(north) == [(stamp, nonce)]
 
 
 def test_a_follower_bound_in_two_schools_of_the_shared_account(schools: dict[str, School], app: Flask,

@@ -4,7 +4,10 @@ The URL signature covers the timestamp and nonce, and the timestamp must be with
 (`timestamp_tolerance_seconds`), so a pair needs remembering only while its timestamp is inside it.
 The pairs live where every web process sees them: Redis when `REDIS_URL` is set (a key that expires),
 else the `seen_nonces` table — one INSERT … ON CONFLICT DO NOTHING a request, and each process
-deletes the pairs that left the window at most once a minute.
+deletes the pairs that left the window at most once a minute. On PostgreSQL those statements run in
+autocommit (each is atomic on its own): no BEGIN and COMMIT round trips around them, and for a school of
+a county (bot.db.schema_engine) the table is named with its schema instead of a `SET LOCAL search_path`
+— three round trips fewer per webhook request.
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ class DatabaseNonceLedger(NonceLedger):
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(tolerance)
         self.writer = db_engine.execution_options(houqin_write_wait=write_wait)
+        if db_engine.dialect.name == "postgresql":
+            schema = db_engine.get_execution_options().get("houqin_schema")
+            self.writer = self.writer.execution_options(
+                isolation_level="AUTOCOMMIT", houqin_schema=None,
+                **({"schema_translate_map": {None: schema}} if schema else {}))
         self.clock = clock
         self._insert = _INSERTS[db_engine.dialect.name](SeenNonce).on_conflict_do_nothing().returning(SeenNonce.nonce)
         self._next_purge = 0.0

@@ -250,8 +250,9 @@ def _duplicate(ctx: Context, ticket: RepairTicket, person: Person, description: 
                ask_photo: bool) -> Reply:
     """Another report of the ticket's fault: kept in its history in the reporter's words, who then
     follows the ticket; whoever works on it is told (urgent words: at once, with admin, as safety)."""
-    ticket.events.append(TicketEvent(kind=FOLLOW_UP, person=person, text=description, urgent=urgent,
-                                     created_at=ctx.now))
+    # added by its ticket, not appended to ticket.events: that would load the whole history first
+    ctx.db.add(TicketEvent(ticket=ticket, kind=FOLLOW_UP, person=person, text=description, urgent=urgent,
+                           created_at=ctx.now))
     follow(ctx.db, ticket, person)
     fields = {**ticket_fields(ticket), "said": description}
     workers = workers_of(ctx.db, ticket)

@@ -20,6 +20,7 @@ from bot.text import (
     month_bounds,
 )
 from handlers.repair.rules import (
+    CATEGORY_MAP,
     done_limit,
     follow_up_lines,
     split_words,
@@ -88,6 +89,7 @@ def import_categories(db: Session, path: str | Path) -> int:
     if problems:
         raise TableError(problems)
     db.execute(delete(RepairCategory))
+    db.info.pop(CATEGORY_MAP, None)  # the map read before the import is gone
     for position, row in enumerate(rows):
         db.add(RepairCategory(name=row.get("name"), keywords=";".join(split_words(row.get("keywords"))),
                               position=position))

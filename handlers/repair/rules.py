@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session, lazyload
 
 from bot.numbering import allocate_number
 from bot.places import find_asset, find_room, place_key
@@ -58,11 +58,20 @@ def split_words(text: str) -> list[str]:
     return [w.strip() for w in SEPARATORS.split(text) if w.strip()]
 
 
+CATEGORY_MAP = "houqin_repair_category_map"  # db.info: the map as this session read it
+
+
 def category_map(db: Session) -> list[tuple[str, list[str]]]:
-    """The school's keyword map, in matching order; the defaults until one is imported."""
+    """The school's keyword map, in matching order; the defaults until one is imported. Read once per
+    session (a repair report asks for it three times); an import (handlers.repair.ledger) forgets it,
+    and so does any change to a category this session has not flushed yet."""
+    found: list[tuple[str, list[str]]] | None = db.info.get(CATEGORY_MAP)
+    if found is not None and not any(isinstance(o, RepairCategory) for o in (*db.new, *db.dirty, *db.deleted)):
+        return found
     rows = list(db.scalars(select(RepairCategory).order_by(RepairCategory.position, RepairCategory.name)))
     pairs = [(r.name, r.keywords) for r in rows] if rows else DEFAULT_CATEGORIES
-    return [(name, split_words(words)) for name, words in pairs]
+    db.info[CATEGORY_MAP] = found = [(name, split_words(words)) for name, words in pairs]
+    return found
 
 
 def categorize(db: Session, text: str) -> str:
@@ -143,8 +152,18 @@ def parties(ticket: RepairTicket) -> list[Person]:
 
 
 def follow(db: Session, ticket: RepairTicket, person: Person) -> None:
-    if not is_party(ticket, person):
-        ticket.followers.append(TicketFollower(person=person))
+    """`person` follows the ticket unless a party to it already. A ticket loaded without its followers
+    (find_duplicate) is asked by one query instead of loading them all, each with their roles and bindings."""
+    if ticket.reporter_id == person.id:
+        return
+    if "followers" in inspect(ticket).unloaded:
+        db.flush()
+        party = db.scalar(select(TicketFollower.id).where(TicketFollower.ticket_id == ticket.id,
+                                                          TicketFollower.person_id == person.id)) is not None
+    else:
+        party = is_party(ticket, person)
+    if not party:
+        db.add(TicketFollower(ticket=ticket, person=person))
         db.flush()
 
 
@@ -178,8 +197,13 @@ def same_fault(db: Session, ticket: RepairTicket, place: Place, description: str
 
 
 def find_duplicate(db: Session, place: Place, description: str) -> RepairTicket | None:
-    """The first active ticket for the same room (or the same place as typed) and the same fault."""
-    query = select(RepairTicket).where(RepairTicket.status.in_(ACTIVE)).order_by(RepairTicket.number)
+    """The first active ticket for the same room (or the same place as typed) and the same fault.
+    The candidates come without their followers, photos and history (selectin on a plain load): the
+    comparison needs none of them, and a busy room's open ticket gathers many; the one that matches loads
+    them when they are used."""
+    query = (select(RepairTicket).where(RepairTicket.status.in_(ACTIVE)).order_by(RepairTicket.number)
+             .options(lazyload(RepairTicket.followers), lazyload(RepairTicket.photos),
+                      lazyload(RepairTicket.events)))
     if place.room is not None:
         candidates = list(db.scalars(query.where(RepairTicket.room_id == place.room.id)))
     else:

@@ -9,16 +9,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.engine import IMAGE_UNUSED, NOT_UNDERSTOOD
 from bot.export import read_ledger
+from bot.school import DEFAULT_SETTINGS, get_setting, set_setting
 from bot.services import Services
 from bot.wechat.fake import fake_jpeg
 from handlers.assets.register import import_assets
 from handlers.repair.chat import HELP_REPAIR, NO_OPEN, PHOTO_FIRST
 from handlers.repair.ledger import import_categories, import_rooms
-from models import RepairTicket, Room, TicketFollower, TicketPhoto
+from handlers.repair.rules import categorize
+from models import RepairTicket, Room, SchoolSetting, TicketFollower, TicketPhoto
 from scheduler.runner import NOT_SCHOOL_DAY, Runner
 from tests.conftest import asset_id, at, heard, import_register, room_id, seeds_staff
 
@@ -177,6 +179,24 @@ def test_category_routing_falls_back_to_admin(school, wechat_user, fake_wechat, 
     assert heard(fake_wechat, "周春明", "R1", "树枝断了")
 
 
+
+def test_a_session_reads_the_map_and_settings_it_changed(school, services, tmp_path: Path) -> None:
+    """The category map and an unset setting are read once per session, and a change in that session —
+    an import of the map, a setting set or added — is what it reads next."""
+    (tmp_path / "categories.csv").write_text("类别,关键词\n绿化,树;草坪\n", encoding="utf-8")
+    with services.factory() as s, s.begin():
+        assert categorize(s, "树枝断了") != "绿化" and get_setting(s, "loan_days") == DEFAULT_SETTINGS["loan_days"]
+        import_categories(s, tmp_path / "categories.csv")
+        assert categorize(s, "树枝断了") == "绿化"
+        set_setting(s, "loan_days", "9")
+        assert get_setting(s, "loan_days") == "9"
+        assert get_setting(s, "key_loan_days") == DEFAULT_SETTINGS["key_loan_days"]
+        s.add(SchoolSetting(key="key_loan_days", value="3"))
+        assert get_setting(s, "key_loan_days") == "3"
+    with services.factory() as s:
+        assert (categorize(s, "草坪坏了"), get_setting(s, "loan_days"), get_setting(s, "key_loan_days")) == ("绿化", "9", "3")
+
+
 def test_urgent_words_alert_staff_and_admin_at_once(school, wechat_user, fake_wechat, deliver, queued,
                                                    services, clock) -> None:
     clock.set("2026-11-23 22:30")  # late: safety pushes are never held
@@ -207,6 +227,34 @@ def test_a_duplicate_follows_the_open_ticket_and_hears_its_progress(school, wech
     assert heard(fake_wechat, "张丽", "R1", "殷奇已接单")
     assert heard(fake_wechat, "王强", "R1", "殷奇已接单")
     assert "R1" in wang.say("我的报修").text
+
+
+
+def test_a_report_of_an_open_fault_adds_to_its_history_without_reading_it(school, wechat_user, services) -> None:
+    """A busy room's open ticket gathers reports: a further one is added to the history (in order, with
+    who said it) without loading the history first, and asks for no setting or the category map twice."""
+    zhang, wang = wechat_user("张丽"), wechat_user("王强")
+    zhang.say("报修 三(2)班 投影仪不亮")
+    assert "已有报修 R1" in wang.say("报修 三年级2班 投影仪没画面").text
+    run: list[tuple[str, str]] = []
+
+    def record(conn, cursor, statement, parameters, *args) -> None:
+        run.append((" ".join(statement.split()), repr(parameters)))
+
+    event.listen(services.db_engine, "before_cursor_execute", record)
+    try:
+        assert "R1" in zhang.say("报修 3-2 投影坏了").text
+    finally:
+        event.remove(services.db_engine, "before_cursor_execute", record)
+    selects = [r for r in run if r[0].startswith("SELECT")]
+    assert not [s for s, _ in selects if "FROM ticket_events" in s], selects
+    assert len({r for r in selects if "FROM school_settings" in r[0]}) == len(
+        [r for r in selects if "FROM school_settings" in r[0]]), selects
+    assert len([s for s, _ in selects if "FROM repair_categories" in s]) <= 1, selects
+    with services.factory() as s:
+        t = s.scalar(select(RepairTicket).where(RepairTicket.number == 1))
+        assert t is not None
+        assert [(e.who, e.text) for e in t.follow_ups] == [("王强", "投影仪没画面"), ("张丽", "投影坏了")]
 
 
 def test_urgent_words_in_a_followers_report_alert_at_once(school, wechat_user, queued, services, clock) -> None:
