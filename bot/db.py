@@ -188,6 +188,23 @@ def read_only_engine(engine: Engine) -> Engine:
     return engine.execution_options(houqin_read_only=True)
 
 
+MEMO = "houqin_memo"  # Session.info: what this transaction read and may be asked again
+
+
+def memo(db: Session) -> dict[str, Any]:
+    """A place for what one transaction read and would otherwise read again (the repair category map,
+    settings found unset): it lives as long as the session's outermost transaction, like the rows of
+    its identity map, so a change committed elsewhere is seen by the next transaction."""
+    found: dict[str, Any] = db.info.setdefault(MEMO, {})
+    return found
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_memo(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(MEMO, None)
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

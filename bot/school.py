@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from bot.db import memo
 from bot.people import PersonNotFound, resolve_person
 from bot.tables import TableError, read_table
 from bot.text import clock_time, month_span, parse_clock, parse_date, split_list, tidy
@@ -203,14 +204,14 @@ def duty_slots(db: Session) -> list[Slot]:
     return parse_slots(get_setting(db, "duty_slots"))
 
 
-ABSENT_SETTINGS = "houqin_absent_settings"  # db.info: keys this session found unset (their default applies)
+ABSENT_SETTINGS = "absent_settings"  # bot.db.memo: keys this transaction found unset (their default applies)
 
 
 def get_setting(db: Session, key: str) -> str:
     """The school's setting, else its default. A stored row stays in the session's identity map; a key
-    found unset is remembered for the session (`db.info`), so a handler asking for it again — a repair
+    found unset is remembered for the transaction (`bot.db.memo`), so a handler asking for it again — a repair
     report asks for 报修紧急词 three times — does not query again. set_setting forgets it."""
-    absent: set[str] = db.info.setdefault(ABSENT_SETTINGS, set())
+    absent: set[str] = memo(db).setdefault(ABSENT_SETTINGS, set())
     if key in absent and not any(isinstance(o, SchoolSetting) and o.key == key for o in db.new):
         return DEFAULT_SETTINGS[key]
     row = db.get(SchoolSetting, key)
@@ -237,7 +238,7 @@ def set_setting(db: Session, key: str, value: str) -> str:
         db.add(SchoolSetting(key=key, value=value))
     else:
         row.value = value
-    db.info.get(ABSENT_SETTINGS, set()).discard(key)
+    memo(db).get(ABSENT_SETTINGS, set()).discard(key)
     return value
 
 

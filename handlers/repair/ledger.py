@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from bot.db import memo
 from bot.places import place_key
 from bot.tables import TableError, read_table
 from bot.text import (
@@ -89,7 +90,7 @@ def import_categories(db: Session, path: str | Path) -> int:
     if problems:
         raise TableError(problems)
     db.execute(delete(RepairCategory))
-    db.info.pop(CATEGORY_MAP, None)  # the map read before the import is gone
+    memo(db).pop(CATEGORY_MAP, None)  # the map read before the import is gone
     for position, row in enumerate(rows):
         db.add(RepairCategory(name=row.get("name"), keywords=";".join(split_words(row.get("keywords"))),
                               position=position))

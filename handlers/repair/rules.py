@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, lazyload
 
+from bot.db import memo
 from bot.numbering import allocate_number
 from bot.places import find_asset, find_room, place_key
 from bot.school import admins, get_setting, people_with_role
@@ -58,19 +59,19 @@ def split_words(text: str) -> list[str]:
     return [w.strip() for w in SEPARATORS.split(text) if w.strip()]
 
 
-CATEGORY_MAP = "houqin_repair_category_map"  # db.info: the map as this session read it
+CATEGORY_MAP = "repair_category_map"  # bot.db.memo: the map as this transaction read it
 
 
 def category_map(db: Session) -> list[tuple[str, list[str]]]:
     """The school's keyword map, in matching order; the defaults until one is imported. Read once per
-    session (a repair report asks for it three times); an import (handlers.repair.ledger) forgets it,
+    transaction (a repair report asks for it three times); an import (handlers.repair.ledger) forgets it,
     and so does any change to a category this session has not flushed yet."""
-    found: list[tuple[str, list[str]]] | None = db.info.get(CATEGORY_MAP)
+    found: list[tuple[str, list[str]]] | None = memo(db).get(CATEGORY_MAP)
     if found is not None and not any(isinstance(o, RepairCategory) for o in (*db.new, *db.dirty, *db.deleted)):
         return found
     rows = list(db.scalars(select(RepairCategory).order_by(RepairCategory.position, RepairCategory.name)))
     pairs = [(r.name, r.keywords) for r in rows] if rows else DEFAULT_CATEGORIES
-    db.info[CATEGORY_MAP] = found = [(name, split_words(words)) for name, words in pairs]
+    memo(db)[CATEGORY_MAP] = found = [(name, split_words(words)) for name, words in pairs]
     return found
 
 

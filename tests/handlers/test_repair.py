@@ -197,6 +197,22 @@ def test_a_session_reads_the_map_and_settings_it_changed(school, services, tmp_p
         assert (categorize(s, "草坪坏了"), get_setting(s, "loan_days"), get_setting(s, "key_loan_days")) == ("绿化", "9", "3")
 
 
+def test_a_long_lived_session_reads_anew_in_its_next_transaction(school, services, tmp_path: Path) -> None:
+    """What a transaction remembered (the map, a setting found unset) ends with it: a worker's or a job's
+    session that lives on sees, in its next transaction, a change the console committed meanwhile."""
+    (tmp_path / "categories.csv").write_text("类别,关键词\n绿化,树;草坪\n", encoding="utf-8")
+    with services.factory() as long:
+        with long.begin():
+            assert get_setting(long, "loan_days") == DEFAULT_SETTINGS["loan_days"]
+            assert categorize(long, "树枝断了") != "绿化"
+        with services.factory() as console, console.begin():
+            set_setting(console, "loan_days", "11")
+            import_categories(console, tmp_path / "categories.csv")
+        with long.begin():
+            assert get_setting(long, "loan_days") == "11"
+            assert categorize(long, "树枝断了") == "绿化"
+
+
 def test_urgent_words_alert_staff_and_admin_at_once(school, wechat_user, fake_wechat, deliver, queued,
                                                    services, clock) -> None:
     clock.set("2026-11-23 22:30")  # late: safety pushes are never held
