@@ -41,7 +41,6 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +49,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import text as sql_text  # noqa: E402
 
+from bench.county import drop_schemas  # noqa: E402  (re-exported for bench/county_webhook_cpu.py)
 from bench.fanout import PG_URL, postgres_unreachable  # noqa: E402
 from bench.webhook import (  # noqa: E402
     CORES,
@@ -277,18 +277,6 @@ async def drive(port: int, lanes: list[list[Turn]], seconds: float,
 
 def pct(values: list[float], q: float) -> float:
     return 1000 * values[int(q * (len(values) - 1))] if values else 0.0
-
-
-def drop_schemas(admin: Any, schema: str) -> None:
-    """Drop the county's schemas one transaction each: all of them in one would take a lock per table of
-    twenty schools at once and can fill PostgreSQL's shared lock table ("out of shared memory"), which
-    every other session of the server shares."""
-    with admin.connect() as conn:
-        names = [n for (n,) in conn.execute(sql_text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-                                            {"p": schema + "%"}).all()]
-    for name in names:
-        with admin.begin() as conn:
-            conn.execute(sql_text(f'DROP SCHEMA "{name}" CASCADE'))
 
 
 def run(args: argparse.Namespace, workdir: Path) -> CountyWebhookRun:
