@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
@@ -37,7 +38,7 @@ from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOS
 from bot.outbox import windows as open_windows
 from bot.push_kinds import push_fields
 from bot.wechat.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi, redact
-from bot.wechat.templates import parse_templates
+from bot.wechat.templates import Template, parse_templates
 from models import Binding, Delivery, DeliveryAlert, Person, Push, SchoolSetting, TemplateQuota, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
@@ -78,6 +79,29 @@ class Outcome:
     retry_at: datetime | None = None  # instead of retry_in: a fixed moment (the account's next day)
     refund: bool = False  # the attempt does not count (it was deferred, not tried and failed)
     exhausted: bool = False  # WeChat said the day's template quota is used up (45009)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery this worker has claimed and is sending: the few columns of its row the send needs, its
+    push (shared by the batch, `PushWorker._pushes`), and whether its recipient can be reached."""
+
+    id: int
+    push: Push
+    openid: str
+    person_id: int | None
+    attempts: int
+    claim: str
+    reachable: bool
+
+    @property
+    def push_id(self) -> int:
+        return self.push.id
+
+
+CLAIMED_COLUMNS = (Delivery.id, Delivery.push_id, Delivery.openid, Delivery.person_id, Delivery.attempts,
+                   Delivery.next_attempt_at)
+PUSH_CACHE = 256  # pushes a worker keeps loaded (a batch's deliveries mostly share one)
 
 
 class RateLimiter:
@@ -327,6 +351,9 @@ class PushWorker:
         self.templates_recheck = TEMPLATES_RECHECK
         self._templates_seen: str | None = None  # the stored mapping last applied (None: not looked yet)
         self._templates_at = float("-inf")
+        self._push_cache: dict[int, Push] = {}
+        # a template's data per push (the same for all its recipients), dropped when the template ids change
+        self._rendered: dict[int, tuple[str, dict[str, Any], str]] = {}
 
     # -- the school's template ids ----------------------------------------------------------------
     def refresh_templates(self) -> None:
@@ -353,40 +380,65 @@ class PushWorker:
                 log.info("school %s: template ids changed; sending with the new ones",
                          self.settings.school or "default")
             self.settings = replace(self.settings, templates=templates)
+            self._rendered = {}
         self._templates_seen = raw
 
     # -- claiming ------------------------------------------------------------------------------
-    def claim(self) -> list[Delivery]:
+    def claim(self) -> list[Claimed]:
         return self._claim(self.batch_size)
 
-    def _claim(self, limit: int) -> list[Delivery]:
+    def _claim(self, limit: int) -> list[Claimed]:
+        """Take up to `limit` due deliveries (pending and due, or sending with a run-out lease) under a
+        new claim token, and say for each whether its recipient can be reached (bound, subscribed and
+        not refused by WeChat). On PostgreSQL one statement does it all (lock, claim, the bindings);
+        on SQLite, whose single writer needs no SKIP LOCKED, three in one transaction."""
         self.refresh_templates()
         now = self.clock()
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
+        due = (select(Delivery.id)
+               .where(or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
+                          and_(Delivery.status == SENDING, Delivery.lease_until < now)))
+               .order_by(Delivery.next_attempt_at, Delivery.id)
+               .limit(limit))
+        claiming = update(Delivery).values(
+            status=SENDING, claim=token, attempts=Delivery.attempts + 1,
+            lease_until=now + timedelta(seconds=self.settings.push_lease_seconds))
+        reachable = and_(Binding.subscribed, Binding.reachable)
         with self.factory() as session, session.begin():
-            due = (
-                select(Delivery.id)
-                .where(or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
-                           and_(Delivery.status == SENDING, Delivery.lease_until < now)))
-                .order_by(Delivery.next_attempt_at, Delivery.id)
-                .limit(limit)
-            )
             if session.get_bind().dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
-            ids = list(session.scalars(due))
-            if not ids:
+                locked = due.with_for_update(skip_locked=True).cte("due")
+                claimed = (claiming.where(Delivery.id == locked.c.id)
+                           .returning(*CLAIMED_COLUMNS).cte("claimed"))
+                rows = session.execute(
+                    select(claimed, reachable).outerjoin(Binding, Binding.openid == claimed.c.openid)
+                    .order_by(claimed.c.next_attempt_at, claimed.c.id)).all()
+            else:
+                ids = list(session.scalars(due))
+                if not ids:
+                    return []
+                session.execute(claiming.where(Delivery.id.in_(ids)), execution_options={"synchronize_session": False})
+                rows = session.execute(
+                    select(*CLAIMED_COLUMNS, reachable).outerjoin(Binding, Binding.openid == Delivery.openid)
+                    .where(Delivery.claim == token).order_by(Delivery.next_attempt_at, Delivery.id)).all()
+            if not rows:
                 return []
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids))
-                .values(status=SENDING, claim=token, attempts=Delivery.attempts + 1,
-                        lease_until=now + timedelta(seconds=self.settings.push_lease_seconds))
-            )
-            return list(session.scalars(select(Delivery).where(Delivery.claim == token)
-                                        .order_by(Delivery.next_attempt_at, Delivery.id)).unique())
+            pushes = self._pushes(session, {row.push_id for row in rows})
+        return [Claimed(row.id, pushes[row.push_id], row.openid, row.person_id, row.attempts, token,
+                        bool(row[-1])) for row in rows]
+
+    def _pushes(self, session: Session, ids: set[int]) -> dict[int, Push]:
+        """The pushes of a batch: loaded once per push and kept (a push is never changed once queued),
+        so the 5,000 deliveries of a menu load it once, not 5,000 times."""
+        missing = ids - self._push_cache.keys()
+        if missing:
+            if len(self._push_cache) + len(missing) > PUSH_CACHE:
+                self._push_cache.clear()
+            for push in session.scalars(select(Push).where(Push.id.in_(sorted(missing)))):
+                self._push_cache[push.id] = push
+        return {i: self._push_cache[i] for i in ids}
 
     # -- choosing a channel --------------------------------------------------------------------
-    def _send(self, delivery: Delivery, window: tuple[datetime | None, int], reachable: bool,
+    def _send(self, delivery: Claimed, window: tuple[datetime | None, int], reachable: bool,
               defer: datetime | None = None) -> Outcome:
         if not reachable:
             return Outcome(UNDELIVERABLE, error=UNSUBSCRIBED)
@@ -410,11 +462,8 @@ class PushWorker:
                         raise
                     return Outcome(UNDELIVERABLE, "custom", error=f"{exc}; {WINDOW_CLOSED}")
             assert template is not None
-            data = template.render(push.fields or push_fields(push.kind, push.text,
-                                                              push.created_at.astimezone(self.settings.tz)))
-            # the template shows a few short fields; its link opens the push's whole text (its page)
-            msgid = self.api.send_template(delivery.openid, template.template_id, data,
-                                           page_url(self.settings, push) or push.url)
+            template_id, data, link = self._render(push, template)
+            msgid = self.api.send_template(delivery.openid, template_id, data, link)
             return Outcome(SENT, "template", msgid=msgid or None)
         except ApiError as exc:
             if exc.errcode == DAILY_QUOTA_ERROR and not use_custom:
@@ -436,8 +485,22 @@ class PushWorker:
                 return Outcome(FAILED, error=f"{error} (gave up after {delivery.attempts} attempts)")
             return Outcome(PENDING, error=error, retry_in=self.settings.push_backoff_seconds)
 
-    def _budget(self, batch: list[Delivery], windows: dict[str, tuple[datetime | None, int]]
-                ) -> list[tuple[Delivery, tuple[datetime | None, int]]]:
+    def _render(self, push: Push, template: Template) -> tuple[str, dict[str, Any], str]:
+        """A push's template send but for its recipient: the template id, the data (its fields filled and
+        fitted: the same for every recipient, so made once per push) and the link, which opens the push's
+        whole text (its page) since the template shows only a few short fields."""
+        rendered = self._rendered.get(push.id)
+        if rendered is None or rendered[0] != template.template_id:
+            data = template.render(push.fields or push_fields(push.kind, push.text,
+                                                              push.created_at.astimezone(self.settings.tz)))
+            rendered = (template.template_id, data, page_url(self.settings, push) or push.url)
+            if len(self._rendered) >= PUSH_CACHE:
+                self._rendered = {}
+            self._rendered[push.id] = rendered
+        return rendered
+
+    def _budget(self, batch: list[Claimed], windows: dict[str, tuple[datetime | None, int]]
+                ) -> list[tuple[Claimed, tuple[datetime | None, int]]]:
         """Each delivery with its recipient's window, counting the custom messages ahead of it in
         this batch as used, so a batch never spends more than the 5-message budget."""
         queued: dict[str, int] = {}
@@ -476,23 +539,22 @@ class PushWorker:
             row.deferred += wanted - granted
         return granted, next_account_day(now)
 
-    def _plan(self, batch: list[Delivery]
-              ) -> list[tuple[Delivery, tuple[datetime | None, int], bool, datetime | None]]:
+    def _plan(self, batch: list[Claimed]
+              ) -> list[tuple[Claimed, tuple[datetime | None, int], bool, datetime | None]]:
         """Each delivery with its recipient's window, whether the recipient can be reached, and (for a
         template send past the account's daily quota) when it goes instead."""
-        openids = sorted({d.openid for d in batch})
         # only customer-service messages depend on the 48-hour window; a template needs none
         custom = sorted({d.openid for d in batch if d.push.kind not in self.settings.templates})
-        with self.factory() as session:
-            windows = open_windows(session, custom, self.clock()) if custom else {}
-            reachable = {openid: subscribed and ok for openid, subscribed, ok in session.execute(
-                select(Binding.openid, Binding.subscribed, Binding.reachable).where(Binding.openid.in_(openids)))}
+        windows: dict[str, tuple[datetime | None, int]] = {}
+        if custom:
+            with self.factory() as session:
+                windows = open_windows(session, custom, self.clock())
         for openid, (since, used) in windows.items():  # still being sent by this process: spent too
             windows[openid] = (since, used + self._custom_inflight.get(openid, 0))
-        templated = [d.id for d in batch if d.push.kind in self.settings.templates and reachable.get(d.openid)]
+        templated = [d.id for d in batch if d.push.kind in self.settings.templates and d.reachable]
         granted, tomorrow = self.reserve(len(templated)) if templated else (0, self.clock())
         deferred = set(templated[granted:])
-        return [(d, window, reachable.get(d.openid, False), tomorrow if d.id in deferred else None)
+        return [(d, window, d.reachable, tomorrow if d.id in deferred else None)
                 for d, window in self._budget(batch, windows)]
 
     # -- one round -----------------------------------------------------------------------------
@@ -505,7 +567,7 @@ class PushWorker:
         self._record(batch, outcomes)
         return len(batch)
 
-    def _record(self, batch: list[Delivery], outcomes: list[Outcome]) -> None:
+    def _record(self, batch: list[Claimed], outcomes: list[Outcome]) -> None:
         """Write the batch's outcomes in one transaction: one executemany UPDATE per shape of outcome
         (sent, retry, final), each row guarded by its claim, so a lease taken over by another worker
         wins and this worker's late result is dropped."""
@@ -639,9 +701,11 @@ class PushWorker:
         crash repeats only the sends in flight and those finished in the last RECORD_EVERY seconds.
         """
         log.info("push worker %s started", self.worker_id)
-        inflight: dict[Future[Outcome], Delivery] = {}
-        finished: list[tuple[Delivery, Outcome]] = []
+        inflight: dict[Future[Outcome], Claimed] = {}
+        finished: list[tuple[Claimed, Outcome]] = []
         custom_ids: set[int] = set()  # in flight as customer-service messages (the window's budget)
+        # sends report here as they finish: one queue to wait on, not a waiter put on every send in flight
+        done: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
         last_record = next_claim = time.monotonic()
         while True:
             try:
@@ -665,10 +729,11 @@ class PushWorker:
                         if delivery.push.kind not in self.settings.templates:
                             custom_ids.add(delivery.id)
                             self._custom_inflight[delivery.openid] += 1
-                        inflight[self.pool.submit(self._send, delivery, window, reachable, defer)] = delivery
+                        future = self.pool.submit(self._send, delivery, window, reachable, defer)
+                        inflight[future] = delivery
+                        future.add_done_callback(done.put)
                 if inflight:
-                    done, _ = wait(inflight, timeout=RECORD_EVERY, return_when=FIRST_COMPLETED)
-                    finished.extend((inflight.pop(f), f.result()) for f in done)
+                    finished.extend((inflight.pop(f), f.result()) for f in _finished(done, RECORD_EVERY))
                 elif not finished:
                     if stop.is_set():
                         break
@@ -687,6 +752,18 @@ class PushWorker:
         self.pool.shutdown(wait=True)
         if wakeup is not None:
             wakeup.close()
+
+
+def _finished(done: queue.SimpleQueue[Future[Outcome]], timeout: float) -> list[Future[Outcome]]:
+    """The sends finished since the last look: waits up to `timeout` for the first, takes the rest as they are."""
+    try:
+        futures = [done.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            futures.append(done.get_nowait())
+    return futures
 
 
 def custom_text(push: Push, settings: Settings) -> str:

@@ -4,13 +4,13 @@ The webhook tests (tests/test_webhook.py) cover the same ground end to end; thes
 from __future__ import annotations
 
 import base64
+import http.client
 import secrets
 import socket
 import time
 from collections.abc import Callable
 
 import pytest
-import urllib3.connection
 
 from bot.wechat.fake import FakeWeChat
 from bot.wechat.gateway import (
@@ -140,17 +140,16 @@ def test_sends_keep_their_connection_to_wechat_open(services, people, wechat_use
     api = services.api
     api.send_text(fake_wechat.names["张丽"], "预热")  # the token fetched, a connection open
     connects: list[int] = []
-    connect = urllib3.connection.HTTPConnection.connect
+    connect = http.client.HTTPConnection.connect
 
-    def counting(conn: urllib3.connection.HTTPConnection) -> None:
+    def counting(conn: http.client.HTTPConnection) -> None:
         connects.append(conn.port or 0)
         connect(conn)
 
-    monkeypatch.setattr(urllib3.connection.HTTPConnection, "connect", counting)
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", counting)
     started = time.monotonic()
-    stray = api._sends.request("POST", fake_wechat.base_url + "/cgi-bin/no/such/api", body=b"x" * 5000,
-                               retries=False, timeout=5.0)
-    assert stray.status == 404
+    status, _ = api._sends.post("/cgi-bin/no/such/api", b"x" * 5000)
+    assert status == 404
     for i in range(5):
         api.send_text(fake_wechat.names["张丽"], f"第{i}条通知")
     assert time.monotonic() - started < 5.0
@@ -176,3 +175,22 @@ def test_a_stopped_fake_closes_the_connections_it_kept_open() -> None:
         api.send_text("oUser", "再见")
     assert caught.value.errcode is None
     assert [c.body["text"]["content"] for c in fake.sent()] == ["你好"]
+
+
+def test_a_kept_connection_the_server_closed_while_idle_is_opened_again() -> None:
+    """WeChat closes an idle kept-alive connection after a while: the next push goes out on a new one
+    instead of failing on the dead one (and being retried minutes later)."""
+    fake = FakeWeChat().start()
+    port = int(fake.base_url.rsplit(":", 1)[1])
+    store = _Store(None)
+    api = WeChatApi(fake.base_url, APPID, "AppSecret_0123456789", store, timeout=2)
+    store.token = api.refresh_token(None)
+    api.send_text("oUser", "第一条")
+    fake.stop()  # closes the connection it kept for us
+    again = FakeWeChat(port).start()
+    try:
+        again.state.tokens = fake.state.tokens  # the same WeChat behind the same address
+        api.send_text("oUser", "第二条")
+        assert [c.body["text"]["content"] for c in again.sent()] == ["第二条"]
+    finally:
+        again.stop()

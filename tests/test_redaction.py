@@ -76,14 +76,14 @@ def test_a_push_error_naming_the_url_and_secret_is_stored_and_shown_redacted(
 
 def test_an_unreachable_wechat_is_stored_without_the_token(office, services: Services, settings, fake_wechat,
                                                            make_worker) -> None:
-    """requests names the URL it could not reach, access_token and all."""
+    """The URL it could not reach is named, never with its access_token."""
     token = services.api.token()  # fetched while WeChat answered
     api = WeChatApi(f"http://127.0.0.1:{closed_port()}", settings.wechat_appid, settings.wechat_secret,
                     services.token_store, timeout=2)
     delivery_id = queue(services, "张丽", "明天停电")
     make_worker(api).run_once()
     stored = last_error(services, delivery_id)
-    assert "ConnectionError" in stored and "/cgi-bin/message/custom/send" in stored
+    assert "ConnectionRefusedError" in stored and "/cgi-bin/message/custom/send" in stored
     assert token not in stored and "access_token=" not in stored
 
 

@@ -381,7 +381,7 @@ def test_ip_not_whitelisted_is_shown_in_the_outbox(services, teacher, fake_wecha
 def test_upstream_errors_are_stored_without_token_or_secret(services, settings, teacher, fake_wechat, clock):
     store = DatabaseTokenStore(services.factory, settings.wechat_appid)
     store.refresh(lambda force: ("TOKEN_THAT_MUST_NOT_LEAK", 7200))
-    with socket.socket() as sock:  # a port nothing listens on: requests names the URL it failed on
+    with socket.socket() as sock:  # a port nothing listens on: the error names the URL it failed on
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     cut_off = Services.from_settings(settings.with_overrides(wechat_api_base=dead, database_url=services.settings.database_url),
@@ -393,7 +393,7 @@ def test_upstream_errors_are_stored_without_token_or_secret(services, settings, 
     worker.pool.shutdown(wait=True)
 
     error = only(services, push).last_error or ""
-    assert "ConnectionError" in error and "/cgi-bin/" in error and "access_token=" not in error  # no query at all
+    assert "ConnectionRefusedError" in error and "/cgi-bin/" in error and "access_token=" not in error  # no query at all
     assert "TOKEN_THAT_MUST_NOT_LEAK" not in error and settings.wechat_secret not in error
     cut_off.db_engine.dispose()
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import re
+import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -19,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -27,6 +30,7 @@ import urllib3
 import urllib3.exceptions
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
+from urllib3.util.wait import wait_for_read
 from wechatpy.client import WeChatClient
 from wechatpy.crypto import PrpCrypto
 from wechatpy.exceptions import WeChatClientException
@@ -331,24 +335,77 @@ class _Client(WeChatClient):  # type: ignore[misc]
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
-_sends_pools: dict[tuple[str, str, int], urllib3.PoolManager] = {}
-_sends_pools_lock = threading.Lock()
+class _KeptConnections:
+    """The HTTP of pushes: each sending thread keeps one HTTP/1.1 connection to WeChat's API host open
+    (`http.client`, no pool to look up per call: a county's Thursday menu is 100,000 sends, and a pool
+    manager's per-call work cost as much CPU as the send itself). A connection the server closed while it
+    sat idle is noticed before it is used (readable with nothing asked) and replaced; one that fails
+    mid-call is closed, and the call fails as before (ApiError, the delivery retried on its backoff)."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        parts = urlsplit(base)
+        self.https = parts.scheme == "https"
+        self.host, self.port = parts.hostname or "", parts.port
+        self.prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self.context = ssl.create_default_context() if self.https else None
+        self.local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
+        if conn is not None and conn.sock is not None and wait_for_read(conn.sock, timeout=0.0):
+            conn.close()  # closed by the server while idle (or it sent something unasked): opened again
+        if conn is None:
+            conn = (http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
+                    if self.https else http.client.HTTPConnection(self.host, self.port, timeout=self.timeout))
+            conn.auto_open = 1
+            self.local.conn = conn
+        return conn
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST `body` to `path` (under the base's path); the answer's status and body."""
+        conn = self._connection()
+        try:
+            conn.request("POST", self.prefix + path, body, JSON_HEADERS)
+            res = conn.getresponse()
+            data = res.read()
+        except BaseException:
+            conn.close()
+            raise
+        if res.will_close:
+            conn.close()
+        return res.status, data
 
 
-def _sends_pool(base: str, connections: int) -> urllib3.PoolManager:
-    """The connection pool for pushes, one per process and API base, shared by every school's account
-    (WeChat is one host whatever the appid): its connections are kept alive between calls, as many as
-    the process's send threads, through the proxy the environment names for `base` (HTTPS_PROXY /
-    HTTP_PROXY / NO_PROXY, as requests reads them), read once here instead of on every call."""
-    size = max(connections, 10)
-    proxy = requests.utils.select_proxy(base, requests.utils.get_environ_proxies(base)) or ""
-    with _sends_pools_lock:
-        pool = _sends_pools.get((base, proxy, size))
-        if pool is None:
-            pool = urllib3.ProxyManager(proxy, num_pools=2, maxsize=size) if proxy else \
-                urllib3.PoolManager(num_pools=2, maxsize=size)
-            _sends_pools[(base, proxy, size)] = pool
-        return pool
+class _ProxiedSends:
+    """The same through the proxy the environment names for WeChat's host (urllib3 speaks to proxies)."""
+
+    def __init__(self, base: str, proxy: str, timeout: float, connections: int) -> None:
+        self.base = base
+        self.pool = urllib3.ProxyManager(proxy, num_pools=2, maxsize=max(connections, 10))
+        self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        res = self.pool.request("POST", self.base + path, body=body, headers=JSON_HEADERS, timeout=self.timeout,
+                                retries=False, redirect=False)
+        return res.status, res.data
+
+
+_sends_by_base: dict[tuple[str, float], _KeptConnections | _ProxiedSends] = {}
+_sends_lock = threading.Lock()
+
+
+def _sends(base: str, timeout: float, connections: int) -> _KeptConnections | _ProxiedSends:
+    """How this process's pushes reach `base`: one per process and API base, shared by every school's
+    account (WeChat is one host whatever the appid), through the proxy the environment names for `base`
+    (HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as requests reads them), read once here, not on every call."""
+    with _sends_lock:
+        sends = _sends_by_base.get((base, timeout))
+        if sends is None:
+            proxy = requests.utils.select_proxy(base, requests.utils.get_environ_proxies(base)) or ""
+            sends = _ProxiedSends(base, proxy, timeout, connections) if proxy else _KeptConnections(base, timeout)
+            _sends_by_base[(base, timeout)] = sends
+        return sends
 
 
 class WeChatApi:
@@ -362,7 +419,7 @@ class WeChatApi:
         self.store = store
         self.timeout = timeout
         self._client = _Client(self, timeout, connections)
-        self._sends = _sends_pool(self.base, connections)
+        self._sends = _sends(self.base, timeout, connections)
 
     # -- token ---------------------------------------------------------------------------------
     def _fetch_token(self, force: bool) -> tuple[str, int]:
@@ -420,27 +477,24 @@ class WeChatApi:
         return self._with_token(call)
 
     def _post_json(self, endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST `payload` as JSON to /cgi-bin/`endpoint`, straight through urllib3: the path of every
-        push (a county's Thursday menu is 100,000 of them). The same answers as `_call` — WeChat's
-        errcode as an ApiError, HTTP errors and time-outs as ApiError(None) — without requests' and
-        wechatpy's per-call work (the environment's proxy settings read on every call cost more CPU
-        than the rest of a send; they are read once, in `_sends_pool`)."""
+        """POST `payload` as JSON to /cgi-bin/`endpoint` on a kept-alive connection (`_KeptConnections`):
+        the path of every push. The same answers as `_call` — WeChat's errcode as an ApiError, HTTP errors
+        and time-outs as ApiError(None) — without requests' and wechatpy's per-call work."""
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        url = f"{self.base}/cgi-bin/{endpoint}?access_token="
+        path = f"/cgi-bin/{endpoint}?access_token="
 
         def call(token: str) -> dict[str, Any]:
             try:
-                res = self._sends.request("POST", url + token, body=body, headers=JSON_HEADERS,
-                                          timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
-                                          retries=False, redirect=False)
-            except urllib3.exceptions.HTTPError as exc:  # named with the URL (redacted: no token)
-                raise ApiError(None, f"{type(exc).__name__}: {exc} ({url})") from None
-            if res.status >= 400:
-                raise ApiError(None, f"HTTP {res.status}")
+                status, answer = self._sends.post(path + token, body)
+            except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
+                # named with the URL (redacted: no token)
+                raise ApiError(None, f"{type(exc).__name__}: {exc} ({self.base}{path})") from None
+            if status >= 400:
+                raise ApiError(None, f"HTTP {status}")
             try:
-                data = json.loads(res.data.decode("utf-8", "ignore"), strict=False)
+                data = json.loads(answer.decode("utf-8", "ignore"), strict=False)
             except ValueError:
-                raise ApiError(None, f"HTTP {res.status}: not JSON") from None
+                raise ApiError(None, f"HTTP {status}: not JSON") from None
             if not isinstance(data, dict):
                 return {}
             errcode = data.get("errcode")
