@@ -44,7 +44,7 @@ from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
 log = logging.getLogger(__name__)
 
-RECORD_EVERY = 0.1  # seconds: run_forever writes finished sends at least this often
+RECORD_EVERY = 0.25  # seconds: run_forever writes finished sends at least this often
 # A customer-service message longer than this many characters ends with its page's link: a phone shows
 # a long chat bubble folded, and the page keeps the text (and the ticket's or menu's state) one tap away.
 LONG_TEXT = 300
@@ -101,6 +101,7 @@ class Claimed:
 
 CLAIMED_COLUMNS = (Delivery.id, Delivery.push_id, Delivery.openid, Delivery.person_id, Delivery.attempts,
                    Delivery.next_attempt_at)
+Plan = tuple[Claimed, tuple[datetime | None, int], bool, datetime | None]  # window, reachable, deferred to
 PUSH_CACHE = 256  # pushes a worker keeps loaded (a batch's deliveries mostly share one)
 
 
@@ -346,8 +347,9 @@ class PushWorker:
         self.batch_size = batch_size or max(settings.push_concurrency * 4, 16)
         self.limiter = RateLimiter(settings.push_rate_per_second)
         self.pool = SendLane(send_pool(send_threads(settings)), settings.push_concurrency)
-        # run_forever: custom messages planned but not yet recorded as sent, per openid (the budget)
+        # custom messages planned but not yet written as sent, per openid (the 48-hour window's budget)
         self._custom_inflight: Counter[str] = Counter()
+        self._custom_ids: set[int] = set()
         self.templates_recheck = TEMPLATES_RECHECK
         self._templates_seen: str | None = None  # the stored mapping last applied (None: not looked yet)
         self._templates_at = float("-inf")
@@ -385,14 +387,15 @@ class PushWorker:
 
     # -- claiming ------------------------------------------------------------------------------
     def claim(self) -> list[Claimed]:
-        return self._claim(self.batch_size)
+        self.refresh_templates()
+        with self.factory() as session, session.begin():
+            return self._claim(session, self.batch_size)
 
-    def _claim(self, limit: int) -> list[Claimed]:
+    def _claim(self, session: Session, limit: int) -> list[Claimed]:
         """Take up to `limit` due deliveries (pending and due, or sending with a run-out lease) under a
         new claim token, and say for each whether its recipient can be reached (bound, subscribed and
         not refused by WeChat). On PostgreSQL one statement does it all (lock, claim, the bindings);
-        on SQLite, whose single writer needs no SKIP LOCKED, three in one transaction."""
-        self.refresh_templates()
+        on SQLite, whose single writer needs no SKIP LOCKED, three."""
         now = self.clock()
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
         due = (select(Delivery.id)
@@ -404,25 +407,23 @@ class PushWorker:
             status=SENDING, claim=token, attempts=Delivery.attempts + 1,
             lease_until=now + timedelta(seconds=self.settings.push_lease_seconds))
         reachable = and_(Binding.subscribed, Binding.reachable)
-        with self.factory() as session, session.begin():
-            if session.get_bind().dialect.name == "postgresql":
-                locked = due.with_for_update(skip_locked=True).cte("due")
-                claimed = (claiming.where(Delivery.id == locked.c.id)
-                           .returning(*CLAIMED_COLUMNS).cte("claimed"))
-                rows = session.execute(
-                    select(claimed, reachable).outerjoin(Binding, Binding.openid == claimed.c.openid)
-                    .order_by(claimed.c.next_attempt_at, claimed.c.id)).all()
-            else:
-                ids = list(session.scalars(due))
-                if not ids:
-                    return []
-                session.execute(claiming.where(Delivery.id.in_(ids)), execution_options={"synchronize_session": False})
-                rows = session.execute(
-                    select(*CLAIMED_COLUMNS, reachable).outerjoin(Binding, Binding.openid == Delivery.openid)
-                    .where(Delivery.claim == token).order_by(Delivery.next_attempt_at, Delivery.id)).all()
-            if not rows:
+        if session.get_bind().dialect.name == "postgresql":
+            locked = due.with_for_update(skip_locked=True).cte("due")
+            claimed = claiming.where(Delivery.id == locked.c.id).returning(*CLAIMED_COLUMNS).cte("claimed")
+            rows = session.execute(
+                select(claimed, reachable).outerjoin(Binding, Binding.openid == claimed.c.openid)
+                .order_by(claimed.c.next_attempt_at, claimed.c.id)).all()
+        else:
+            ids = list(session.scalars(due))
+            if not ids:
                 return []
-            pushes = self._pushes(session, {row.push_id for row in rows})
+            session.execute(claiming.where(Delivery.id.in_(ids)), execution_options={"synchronize_session": False})
+            rows = session.execute(
+                select(*CLAIMED_COLUMNS, reachable).outerjoin(Binding, Binding.openid == Delivery.openid)
+                .where(Delivery.claim == token).order_by(Delivery.next_attempt_at, Delivery.id)).all()
+        if not rows:
+            return []
+        pushes = self._pushes(session, {row.push_id for row in rows})
         return [Claimed(row.id, pushes[row.push_id], row.openid, row.person_id, row.attempts, token,
                         bool(row[-1])) for row in rows]
 
@@ -517,42 +518,45 @@ class PushWorker:
     def _when(self, moment: datetime) -> str:
         return moment.astimezone(self.settings.tz).strftime("%m月%d日 %H:%M")
 
-    def reserve(self, wanted: int) -> tuple[int, datetime]:
-        """Take up to `wanted` template sends from the account's quota for its current day, in one
-        transaction (the row locked: every worker counts against the same figure). Returns how many
-        were granted and when the account's next day starts; the rest are counted as deferred."""
+    def reserve(self, wanted: int, session: Session | None = None) -> tuple[int, datetime]:
+        """Take up to `wanted` template sends from the account's quota for its current day (the row
+        locked: every worker counts against the same figure), in `session`'s transaction when the quota
+        lives in the worker's own database, else in one of its own. Returns how many were granted and
+        when the account's next day starts; the rest are counted as deferred."""
+        if session is None or self.quota_factory is not self.factory:
+            with self.quota_factory() as own, own.begin():
+                return self.reserve(wanted, own)
         now = self.clock()
         key = (self.settings.wechat_appid, account_day(now))
-        with self.quota_factory() as session, session.begin():
-            row = session.get(TemplateQuota, key, with_for_update=True)
-            if row is None:
-                try:
-                    with session.begin_nested():
-                        session.add(TemplateQuota(appid=key[0], day=key[1], sent=0, deferred=0))
-                except IntegrityError:  # another worker made it first
-                    pass
-                row = session.get(TemplateQuota, key, with_for_update=True, populate_existing=True)
-                assert row is not None
-            left = 0 if row.exhausted_at is not None else max(0, self.settings.template_daily_quota - row.sent)
-            granted = min(wanted, left)
-            row.sent += granted
-            row.deferred += wanted - granted
+        row = session.get(TemplateQuota, key, with_for_update=True)
+        if row is None:
+            try:
+                with session.begin_nested():
+                    session.add(TemplateQuota(appid=key[0], day=key[1], sent=0, deferred=0))
+            except IntegrityError:  # another worker made it first
+                pass
+            row = session.get(TemplateQuota, key, with_for_update=True, populate_existing=True)
+            assert row is not None
+        left = 0 if row.exhausted_at is not None else max(0, self.settings.template_daily_quota - row.sent)
+        granted = min(wanted, left)
+        row.sent += granted
+        row.deferred += wanted - granted
         return granted, next_account_day(now)
 
-    def _plan(self, batch: list[Claimed]
-              ) -> list[tuple[Claimed, tuple[datetime | None, int], bool, datetime | None]]:
+    def _plan(self, session: Session, batch: list[Claimed]) -> list[Plan]:
         """Each delivery with its recipient's window, whether the recipient can be reached, and (for a
         template send past the account's daily quota) when it goes instead."""
         # only customer-service messages depend on the 48-hour window; a template needs none
         custom = sorted({d.openid for d in batch if d.push.kind not in self.settings.templates})
-        windows: dict[str, tuple[datetime | None, int]] = {}
-        if custom:
-            with self.factory() as session:
-                windows = open_windows(session, custom, self.clock())
+        windows = open_windows(session, custom, self.clock()) if custom else {}
         for openid, (since, used) in windows.items():  # still being sent by this process: spent too
             windows[openid] = (since, used + self._custom_inflight.get(openid, 0))
+        for delivery in batch:  # in flight from now on: its recipient's budget is spent until it is written
+            if delivery.push.kind not in self.settings.templates and delivery.id not in self._custom_ids:
+                self._custom_ids.add(delivery.id)
+                self._custom_inflight[delivery.openid] += 1
         templated = [d.id for d in batch if d.push.kind in self.settings.templates and d.reachable]
-        granted, tomorrow = self.reserve(len(templated)) if templated else (0, self.clock())
+        granted, tomorrow = self.reserve(len(templated), session) if templated else (0, self.clock())
         deferred = set(templated[granted:])
         return [(d, window, d.reachable, tomorrow if d.id in deferred else None)
                 for d, window in self._budget(batch, windows)]
@@ -560,18 +564,38 @@ class PushWorker:
     # -- one round -----------------------------------------------------------------------------
     def run_once(self) -> int:
         """Claim a batch, send it concurrently, record each outcome. Returns how many were handled."""
-        batch = self.claim()
-        if not batch:
+        plans = self._round(self.batch_size, [])
+        if not plans:
             return 0
-        outcomes = list(self.pool.map(lambda plan: self._send(*plan), self._plan(batch)))
-        self._record(batch, outcomes)
-        return len(batch)
+        outcomes = list(self.pool.map(lambda plan: self._send(*plan), plans))
+        self._record([plan[0] for plan in plans], outcomes)
+        return len(plans)
+
+    def _round(self, limit: int, finished: list[tuple[Claimed, Outcome]]) -> list[Plan]:
+        """One transaction: the outcomes of `finished` written, then up to `limit` deliveries claimed and
+        planned (windows, quota). A county's school sends ~80 messages a second at most (8 in flight,
+        100 ms a call), so a transaction per step cost more than the steps: one does them all."""
+        self.refresh_templates()  # (its own read, before this transaction: on SQLite that one holds the writer)
+        with self.factory() as session, session.begin():
+            if finished:
+                self._write(session, [d for d, _ in finished], [o for _, o in finished])
+            batch = self._claim(session, limit)
+            return self._plan(session, batch) if batch else []
 
     def _record(self, batch: list[Claimed], outcomes: list[Outcome]) -> None:
-        """Write the batch's outcomes in one transaction: one executemany UPDATE per shape of outcome
-        (sent, retry, final), each row guarded by its claim, so a lease taken over by another worker
-        wins and this worker's late result is dropped."""
+        with self.factory() as session, session.begin():
+            self._write(session, batch, outcomes)
+
+    def _write(self, session: Session, batch: list[Claimed], outcomes: list[Outcome]) -> None:
+        """Write the batch's outcomes: one executemany UPDATE per shape of outcome (sent, retry, final),
+        each row guarded by its claim, so a lease taken over by another worker wins and this worker's
+        late result is dropped."""
         now = self.clock()
+        for delivery in batch:  # written: counted by its row from now on, no longer as in flight
+            if delivery.id in self._custom_ids:
+                self._custom_ids.discard(delivery.id)
+                self._custom_inflight[delivery.openid] -= 1
+        self._custom_inflight = +self._custom_inflight  # drop the zeros
         groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
         unreachable: list[str] = []
         for delivery, outcome in zip(batch, outcomes, strict=True):
@@ -593,22 +617,21 @@ class PushWorker:
             if outcome.unreachable:
                 unreachable.append(delivery.openid)
         table = cast(Table, Delivery.__table__)
-        with self.factory() as session, session.begin():
-            for columns, rows in groups.items():
-                session.execute(
-                    update(table)
-                    .where(table.c.id == bindparam("k_id"), table.c.claim == bindparam("k_claim"))
-                    .values(lease_until=None, claim=None, **{c: bindparam(f"v_{c}") for c in columns}),
-                    rows,
-                )
-            if any(o.exhausted for o in outcomes):
-                self._exhausted(session, now, sum(o.exhausted for o in outcomes))
-            if unreachable:
-                session.execute(update(Binding).where(Binding.openid.in_(sorted(set(unreachable))))
-                                .values(reachable=False))
-            given_up = [d.id for d, o in zip(batch, outcomes, strict=True) if o.status in (FAILED, UNDELIVERABLE)]
-            if given_up:
-                self._escalate(session, given_up, now)
+        for columns, rows in groups.items():
+            session.execute(
+                update(table)
+                .where(table.c.id == bindparam("k_id"), table.c.claim == bindparam("k_claim"))
+                .values(lease_until=None, claim=None, **{c: bindparam(f"v_{c}") for c in columns}),
+                rows,
+            )
+        if any(o.exhausted for o in outcomes):
+            self._exhausted(session, now, sum(o.exhausted for o in outcomes))
+        if unreachable:
+            session.execute(update(Binding).where(Binding.openid.in_(sorted(set(unreachable))))
+                            .values(reachable=False))
+        given_up = [d.id for d, o in zip(batch, outcomes, strict=True) if o.status in (FAILED, UNDELIVERABLE)]
+        if given_up:
+            self._escalate(session, given_up, now)
 
     def _exhausted(self, session: Session, now: datetime, deferred: int) -> None:
         """WeChat answered 45009: no more template sends today, whatever our own count says."""
@@ -703,35 +726,29 @@ class PushWorker:
         log.info("push worker %s started", self.worker_id)
         inflight: dict[Future[Outcome], Claimed] = {}
         finished: list[tuple[Claimed, Outcome]] = []
-        custom_ids: set[int] = set()  # in flight as customer-service messages (the window's budget)
         # sends report here as they finish: one queue to wait on, not a waiter put on every send in flight
         done: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
         last_record = next_claim = time.monotonic()
         while True:
             try:
-                if finished and (not inflight or len(finished) >= self.batch_size // 2
-                                 or time.monotonic() - last_record >= RECORD_EVERY):
-                    self._record([d for d, _ in finished], [o for _, o in finished])
-                    for delivery, _ in finished:
-                        if delivery.id in custom_ids:  # counted when planned (templates may change since)
-                            custom_ids.discard(delivery.id)
-                            self._custom_inflight[delivery.openid] -= 1
-                    self._custom_inflight = +self._custom_inflight  # drop the zeros
-                    finished, last_record = [], time.monotonic()
                 room = self.batch_size - len(inflight)
                 if (room > 0 and len(inflight) <= self.settings.push_concurrency and not stop.is_set()
                         and time.monotonic() >= next_claim):
-                    batch = self._claim(room)
-                    if not batch:  # nothing due: look again after idle_sleep (or a NOTIFY)
-                        next_claim = time.monotonic() + (idle_sleep if inflight or finished
+                    # what finished is written in the same transaction as the next claim
+                    plans = self._round(room, finished)
+                    if finished:
+                        finished, last_record = [], time.monotonic()
+                    if not plans:  # nothing due: look again after idle_sleep (or a NOTIFY)
+                        next_claim = time.monotonic() + (idle_sleep if inflight
                                                          else self._idle_for(idle_sleep, wakeup))
-                    for delivery, window, reachable, defer in self._plan(batch) if batch else []:
-                        if delivery.push.kind not in self.settings.templates:
-                            custom_ids.add(delivery.id)
-                            self._custom_inflight[delivery.openid] += 1
-                        future = self.pool.submit(self._send, delivery, window, reachable, defer)
-                        inflight[future] = delivery
+                    for plan in plans:
+                        future = self.pool.submit(self._send, *plan)
+                        inflight[future] = plan[0]
                         future.add_done_callback(done.put)
+                elif finished and (not inflight or len(finished) >= self.batch_size // 2
+                                   or time.monotonic() - last_record >= RECORD_EVERY):
+                    self._record([d for d, _ in finished], [o for _, o in finished])
+                    finished, last_record = [], time.monotonic()
                 if inflight:
                     finished.extend((inflight.pop(f), f.result()) for f in _finished(done, RECORD_EVERY))
                 elif not finished:
