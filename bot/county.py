@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import schema_engine
 from bot.engine import Incoming
+from bot.school import TEMPLATES_SETTING
 from bot.services import Services
 from models import (
     BindCode,
@@ -62,7 +63,6 @@ from models import (
 from models.county import DEFAULT_SLUG
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]{1,29}")
-TEMPLATES_SETTING = "templates"  # a school's own HOUQIN_TEMPLATES, in its school_settings
 BAD_SLUG = "学校代号「{slug}」不可用：请用 2–30 个小写字母或数字、以字母开头（例如 beicheng）"
 SLUG_TAKEN = "学校代号「{slug}」已经存在"
 UNKNOWN_SCHOOL = "没有代号为「{slug}」的学校；已有：{known}"
