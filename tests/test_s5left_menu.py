@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from bot.county import County, apply_school_templates
+from bot.county import County
 from bot.services import Services
 from models import Push
 from scheduler.registry import JOBS
@@ -71,6 +71,8 @@ def test_each_school_gets_its_own_menu_at_its_own_thursday_four(menu_schools: di
                                                                 houqin: Any, fake_wechat: Any, tmp_path: Path,
                                                                 clock: Any, settings: Any) -> None:
     client = app.test_client()
+    # the scheduler runs from the start: what the office sets up below reaches it without a restart
+    runner = CountyRunner(menu_schools["default"].services, [j for j in JOBS if j.id == "push_weekly_menu"])
     for slug, rows in MENUS.items():  # the office's way: a file per school, imported as drafts
         path = tmp_path / f"{slug}.csv"
         path.write_text("日期,餐次,菜品,过敏原\n" + rows, encoding="utf-8")
@@ -82,7 +84,6 @@ def test_each_school_gets_its_own_menu_at_its_own_thursday_four(menu_schools: di
     for slug in menu_schools:
         set_menu = houqin("templates", "set", "weekly_menu=TPL_MENU", "--school", slug, "--data", MENU_DATA)
         assert set_menu.exit_code == 0, set_menu.output
-        apply_school_templates(menu_schools[slug].services)  # as a scheduler started now has them
     users = {}
     for slug, school in menu_schools.items():
         name = _prefix(slug)
@@ -92,7 +93,6 @@ def test_each_school_gets_its_own_menu_at_its_own_thursday_four(menu_schools: di
             published = school.user(client, f"{name}食堂").say("发布菜单").text
             assert published.startswith("已发布下周菜单（2026-W49"), published
             assert "11月26日（周四） 16:00" in published  # each at its own Thursday 16:00
-    runner = CountyRunner(menu_schools["default"].services, [j for j in JOBS if j.id == "push_weekly_menu"])
 
     def results(at: datetime) -> dict[str, str]:
         return {slug: run.result for slug, runs in runner.tick(at).items() for run in runs}
