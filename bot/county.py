@@ -33,7 +33,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import schema_engine
 from bot.engine import Incoming
+from bot.school import TEMPLATES_SETTING
 from bot.services import Services
 from models import (
     BindCode,
@@ -62,7 +63,6 @@ from models import (
 from models.county import DEFAULT_SLUG
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]{1,29}")
-TEMPLATES_SETTING = "templates"  # a school's own HOUQIN_TEMPLATES, in its school_settings
 BAD_SLUG = "学校代号「{slug}」不可用：请用 2–30 个小写字母或数字、以字母开头（例如 beicheng）"
 SLUG_TAKEN = "学校代号「{slug}」已经存在"
 UNKNOWN_SCHOOL = "没有代号为「{slug}」的学校；已有：{known}"
@@ -625,14 +625,24 @@ def webhook_path(services: Services) -> str:
     return "/wechat"
 
 
-def own_account_webhooks(county: County, transport: Any) -> list[Any]:
-    """For the fake WeChat (`houqin serve --fake`): where each school with an account of its own
-    receives WeChat's events, /wechat/<slug>, signed with its own token and key."""
+def report_webhooks(county: County, transport: Any) -> tuple[Any, Callable[[str], Any]]:
+    """For a fake WeChat (`houqin serve`'s own, `houqin fake-wechat --webhook`): where it reports template
+    sends — the default account's /wechat, and a resolver for any other appid: the /wechat/<slug> of the
+    school with that account of its own, signed with its token and key (None for an appid no school has).
+    The resolver reads the county's schools when the fake asks, so a school added while both run
+    (`houqin school add`) gets its reports without a restart."""
     from bot.wechat.fake import Webhook
 
-    hooks = []
+    s = county.default.settings
+    return Webhook(s.wechat_token, s.wechat_appid, transport, s.wechat_aes_key), partial(_school_webhook, county,
+                                                                                          transport)
+
+
+def _school_webhook(county: County, transport: Any, appid: str) -> Any:
+    from bot.wechat.fake import Webhook
+
     for entry in county.schools():
-        if entry.own_account:
+        if entry.own_account and entry.appid == appid:
             s = county.services(entry.slug).settings
-            hooks.append(Webhook(s.wechat_token, s.wechat_appid, transport, s.wechat_aes_key, f"/wechat/{entry.slug}"))
-    return hooks
+            return Webhook(s.wechat_token, s.wechat_appid, transport, s.wechat_aes_key, f"/wechat/{entry.slug}")
+    return None

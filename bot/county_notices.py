@@ -3,12 +3,13 @@
 `send_county_notice(county, sender, title, body, slugs)` sends, in each chosen school's own namespace,
 a notice N<n> to its 管理员 through the notices engine (handlers.notices.send_notice: the same push, page
 and 回执 as any notice there); the main namespace keeps a `CountyNotice` tying each school's N<n> together.
-`county_notice_status` reads back, school by school, who has confirmed. The console (区县概览) and
+`county_notice_status` reads back, school by school, who has confirmed and who was reminded (once, on the
+school's next school day: scheduler.county.remind_unread_county_notices). The console (区县概览) and
 `houqin county notify` / `houqin county notices` call these."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -38,6 +39,7 @@ class SchoolPart:
     told: str
     confirmed: list[tuple[str, datetime]]
     unconfirmed: list[str]
+    reminded: list[tuple[str, datetime]] = field(default_factory=list)  # (scheduler.county) who, when
 
 
 def send_county_notice(county: County, sender: str, title: str, body: str, slugs: list[str] | None = None
@@ -109,7 +111,8 @@ def county_notice_status(county: County, notice: CountyNotice) -> list[SchoolPar
             st = notice_status(found)
             parts.append(SchoolPart(row.slug, name, found.code, row.told,
                                     [(r.name, r.confirmed_at) for r in st.confirmed if r.confirmed_at is not None],
-                                    [r.name for r in st.unconfirmed]))
+                                    [r.name for r in st.unconfirmed],
+                                    [(r.name, r.reminded_at) for r in found.recipients if r.reminded_at is not None]))
     return parts
 
 

@@ -155,6 +155,24 @@ def supplies(db: Session, period: Period, tz: tzinfo) -> Ledger:
     return _sheets(new_ledger(db, "物品领用台账", period), supply_sheets(db, period, tz), {"物品领用台账": ["用途"]})
 
 
+def notices(db: Session, period: Period, tz: tzinfo) -> Ledger:
+    from handlers.notices import LEDGER_HEADER, notice_ledger, notices_between
+
+    rows = notice_ledger(notices_between(db, period.first, period.after, tz), tz)
+    ledger = new_ledger(db, "通知回执台账", period)
+    ledger.sheet("通知回执台账", LEDGER_HEADER, rows, wide=["标题"])
+    return ledger
+
+
+def suggestions(db: Session, period: Period, tz: tzinfo) -> Ledger:
+    from handlers.suggestions import LEDGER_HEADER, suggestion_ledger, suggestions_between
+
+    rows = suggestion_ledger(suggestions_between(db, period.first, period.after), tz)
+    ledger = new_ledger(db, "意见箱台账", period)
+    ledger.sheet("意见箱台账", LEDGER_HEADER, rows, wide=["内容", "答复"])
+    return ledger
+
+
 LEDGERS: dict[str, LedgerKind] = {kind.key: kind for kind in (
     LedgerKind("repairs", "报修台账", "报修单、巡查隐患（发现、整改、复查）、维修人员统计", repairs),
     LedgerKind("bus", "校车台账", "每趟应到、上车、下车、警报与确认；请假记录", bus),
@@ -166,6 +184,8 @@ LEDGERS: dict[str, LedgerKind] = {kind.key: kind for kind in (
     LedgerKind("keys", "钥匙登记", "钥匙领还记录；每把钥匙现在谁拿着", build_as_of=keys),
     LedgerKind("stocktake", "盘点报告", "本期盘点：应盘、盘到、缺失、位置变动、未登记；差异明细与盘点记录", stocktake),
     LedgerKind("supplies", "物品领用台账", "每笔入库与领用；按物品、按部门汇总", supplies),
+    LedgerKind("notices", "通知回执台账", "本期每条通知的每位接收人：送达、确认时间与方式、提醒时间", notices),
+    LedgerKind("suggestions", "意见箱台账", "本期每条意见（匿名的不记姓名）：主题、转给谁、状态与答复", suggestions),
 )}
 
 

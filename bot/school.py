@@ -160,6 +160,9 @@ SETTINGS: dict[str, Setting] = {
     "school_name": Setting("", "学校名称（印在每份台账的标题行）", _name),
 }
 DEFAULT_SETTINGS = {key: setting.default for key, setting in SETTINGS.items()}
+# a school's own HOUQIN_TEMPLATES (`houqin templates set`), JSON in its school_settings beside the settings
+# above but not one of them: bot.county overlays it on a school's Services, bot.worker re-reads it while it runs
+TEMPLATES_SETTING = "templates"
 SETTING_HELP = {key: setting.help for key, setting in SETTINGS.items()}
 BAD_SETTING = "{key} 不能设为「{value}」：{reason}"
 UNKNOWN_SETTING = "没有设置项「{key}」；可用：{known}"

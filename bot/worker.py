@@ -37,6 +37,7 @@ from bot.config import Settings
 from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
 from bot.push_kinds import push_fields
+from bot.school import TEMPLATES_SETTING
 from bot.wechat.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi, redact
 from bot.wechat.templates import Template, parse_templates
 from models import Binding, Delivery, DeliveryAlert, Person, Push, SchoolSetting, TemplateQuota, utcnow
@@ -56,7 +57,6 @@ LISTEN_SLICE = 0.5  # seconds: how long one wait in LISTEN lasts before the stop
 LISTEN_READY = 5.0  # seconds a new worker waits for the LISTEN connection before its first look
 LISTEN_RETRY = 2.0  # seconds between attempts to LISTEN again after the connection broke
 # -- a school's template ids (`houqin templates set`, in its school_settings) reach running workers
-TEMPLATES_KEY = "templates"  # bot.county.TEMPLATES_SETTING
 TEMPLATES_RECHECK = 5.0  # seconds: a worker looks this often whether they changed (one primary-key read)
 # -- the daily template quota: WeChat counts an account's day in Beijing time
 WECHAT_DAY = ZoneInfo("Asia/Shanghai")
@@ -367,7 +367,7 @@ class PushWorker:
         self._templates_at = time.monotonic()
         try:
             with self.factory() as session:
-                raw = session.scalar(select(SchoolSetting.value).where(SchoolSetting.key == TEMPLATES_KEY))
+                raw = session.scalar(select(SchoolSetting.value).where(SchoolSetting.key == TEMPLATES_SETTING))
         except SQLAlchemyError:  # not migrated yet, or the database away: what the worker has
             return
         if raw is None or raw == self._templates_seen:

@@ -23,7 +23,6 @@ from bot.outbox import Notice as OutboxNotice
 from bot.outbox import Outbox, new_page_token, page_url, told
 from bot.people import PersonNotFound, resolve_person
 from bot.school import people_with_role
-from bot.text import month_span
 from models import Delivery, Notice, NoticeRecipient, ParentLink, Person, Push, Student
 
 OFFICE = "后勤处"
@@ -378,8 +377,8 @@ LEDGER_HEADER = ["通知编号", "标题", "发送对象", "发送人", "发送�
                  "送达", "确认时间", "确认方式", "提醒时间"]
 
 
-def notices_in_month(db: Session, month: date, tz: tzinfo) -> list[Notice]:
-    first, after = month_span(month)
+def notices_between(db: Session, first: date, after: date, tz: tzinfo) -> list[Notice]:
+    """The notices sent on the school days `first <= day < after` (a month, a term: bot/ledgers.py)."""
     start = datetime.combine(first, datetime.min.time(), tzinfo=tz)
     end = datetime.combine(after, datetime.min.time(), tzinfo=tz)
     return list(db.scalars(select(Notice).where(Notice.created_at >= start, Notice.created_at < end)

@@ -265,7 +265,11 @@ LEDGER_HEADER = ["编号", "日期", "实名/匿名", "提意见人", "主题", 
 
 
 def suggestions_in_month(db: Session, month: date) -> list[Suggestion]:
-    first, after = month_span(month)
+    return suggestions_between(db, *month_span(month))
+
+
+def suggestions_between(db: Session, first: date, after: date) -> list[Suggestion]:
+    """The suggestions filed on the days `first <= day < after` (a month, a term: bot/ledgers.py)."""
     return list(db.scalars(select(Suggestion).where(Suggestion.filed_on >= first, Suggestion.filed_on < after)
                            .order_by(Suggestion.number).options(selectinload(Suggestion.replies))))
 

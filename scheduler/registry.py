@@ -57,4 +57,7 @@ JOBS: list[Job] = [
         "17:00 后勤日报给管理员", school_days_only=True),
     Job("send_county_digest", county.send_county_digest, {"hour": "17", "minute": "30"},
         "17:30 教育局日报：各校今日需关注的事项（逾期报修、未确认校车警报、食品安全反馈……）", school_days_only=True),
+    Job("remind_unread_county_notices", county.remind_unread_county_notices, {"hour": "8-17", "minute": "0"},
+        "教育局通知发出后的下一个上课日（8:00 起、静默时段外）提醒未确认的管理员（每条通知一次）",
+        school_days_only=True, grace_seconds=3000),
 ]

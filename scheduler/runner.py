@@ -35,6 +35,7 @@ from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.config import Settings
 from bot.services import Services
 from bot.wechat.gateway import redact
 from models import JobRun, Person, Push
@@ -272,13 +273,22 @@ class Runner:
             return NOT_SCHOOL_DAY
         return job.func(ctx, as_of) or ""
 
+    def _settings(self) -> Settings:
+        """The school's settings with its template ids as stored now: `houqin templates set` while this
+        scheduler runs reaches the next job (its outbox judges by them whether a push can go as a template,
+        or is undeliverable outside the 48-hour window), as a running worker's sends do (bot.worker)."""
+        from bot.county import apply_school_templates
+
+        apply_school_templates(self.services)
+        return self.services.settings
+
     def _execute(self, job: Job, run: JobRun, as_of: datetime) -> JobRun:
         """Run the job in its own transaction; the run's row is finished in the same transaction, and only
         if this attempt still holds its claim (else everything the job did is rolled back)."""
         started = self.services.now()
         try:
             with self._renewing(run), self.services.factory() as db, db.begin():
-                ctx = JobContext(db=db, settings=self.services.settings, now=as_of, services=self.services)
+                ctx = JobContext(db=db, settings=self._settings(), now=as_of, services=self.services)
                 result = self._call(job, ctx, as_of)
                 finished = db.execute(update(JobRun).where(JobRun.id == run.id, JobRun.status == RUNNING).values(
                     status=DONE, result=result, finished_at=self.services.now(), lease_until=None))
@@ -368,7 +378,7 @@ class Runner:
             db.begin()
             try:
                 last = self._latest_attempt(db, job.id, occurrence) if occurrence is not None else None
-                result = self._call(job, JobContext(db=db, settings=self.services.settings, now=as_of), as_of)
+                result = self._call(job, JobContext(db=db, settings=self._settings(), now=as_of), as_of)
                 db.flush()
                 preview = Preview(job, as_of, occurrence, last, result,
                                   [self._describe_push(db, push) for push in queued])

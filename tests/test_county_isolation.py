@@ -11,7 +11,6 @@ from flask import Flask
 from sqlalchemy import select
 
 from bot.services import Services
-from bot.wechat.fake import Webhook
 from models import Delivery, InboundMessage, Push, RepairTicket
 from tests import test_schools
 from tests.test_schools import School
@@ -62,13 +61,14 @@ def test_a_template_report_for_a_school_of_its_own_account_goes_to_its_webhook(
     client = app.test_client()
     north = schools["north"]
     assert houqin("templates", "set", "repair_new=TPL_REPAIR", "--school", "north", "--data", REPAIR_TPL).exit_code == 0
-    from bot.county import County, apply_school_templates, own_account_webhooks
+    from bot.county import County, apply_school_templates, report_webhooks
 
     apply_school_templates(north.services)  # the template ids just set, as a process started now has them
-    fake_wechat.fake.webhook = Webhook(settings.wechat_token, settings.wechat_appid, transport, settings.wechat_aes_key)
-    (hook,) = own_account_webhooks(County.of(north.services), transport)
-    assert (hook.appid, hook.path) == ("wxnorth", "/wechat/north")
-    fake_wechat.fake.add_webhook(hook)
+    default_hook, resolve = report_webhooks(County.of(north.services), transport)
+    assert (default_hook.appid, default_hook.path) == (settings.wechat_appid, "/wechat")
+    hook = resolve("wxnorth")
+    assert (hook.appid, hook.path) == ("wxnorth", "/wechat/north") and resolve("wxnobody") is None
+    fake_wechat.fake.webhook, fake_wechat.fake.state.resolve = default_hook, resolve
     north.people.add("北校长", "admin")
     north.people.add("北老师", "teacher")
     north.user(client, "北校长")

@@ -56,6 +56,7 @@ NOTICE_ROW = "{id} {when} {title}（{schools} 所学校，已确认 {done}/{tota
 PART_HEAD = "{name}（{code}）：已确认 {done}/{total}"
 PART_CONFIRMED = "  已确认：{names}"
 PART_WAITING = "  未确认：{names}"
+PART_REMINDED = "  已提醒：{names}"
 PART_NOT_SENT = "{name}：未发送（{why}）"
 
 
@@ -115,3 +116,6 @@ def county_notices_cmd(notice_id: int | None) -> None:
                 f"{name}（{at.astimezone(tz):%m-%d %H:%M}）" for name, at in part.confirmed)))
         if part.unconfirmed:
             click.echo(PART_WAITING.format(names="、".join(part.unconfirmed)))
+        if part.reminded:
+            click.echo(PART_REMINDED.format(names="、".join(
+                f"{name}（{at.astimezone(tz):%m-%d %H:%M}）" for name, at in part.reminded)))

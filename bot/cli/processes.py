@@ -91,16 +91,12 @@ def serve(host: str, port: int, demo: bool) -> None:
     bot_url = f"http://{host}:{server.server_port}"
     runtime = {"bot_url": bot_url, "pid": os.getpid(), "fake_wechat_url": fake.base_url if fake else ""}
     write_private(services.settings.instance_dir / RUNTIME, json.dumps(runtime))
-    if fake:  # like WeChat, the embedded fake reports each template send back to this bot
-        from bot.county import County, own_account_webhooks
-        from bot.wechat.fake import Webhook
+    if fake:  # like WeChat, the embedded fake reports each template send back to this bot: the default
+        # account's to /wechat, a school's own account's to its /wechat/<slug> (one added later too)
+        from bot.county import report_webhooks
         from bot.wechat.simulator import http_transport
 
-        settings = services.settings
-        fake.webhook = Webhook(settings.wechat_token, settings.wechat_appid, http_transport(bot_url),
-                               settings.wechat_aes_key)
-        for hook in own_account_webhooks(County.of(services), http_transport(bot_url)):  # /wechat/<slug>
-            fake.add_webhook(hook)
+        fake.webhook, fake.state.resolve = report_webhooks(County.of(services), http_transport(bot_url))
         fake.state.finish = "success"
     click.echo(f"Houqin 后勤助手 on {runtime['bot_url']}  (webhook /wechat, health /healthz)")
     if fake:

@@ -1,6 +1,7 @@
-"""`houqin notices …`, `houqin survey …`, `houqin suggestions …` and their ledgers (issue 19): thin
-commands over the plain functions of handlers/notices.py, handlers/survey.py and handlers/suggestions.py
-(the console calls the same functions). Registered from bot/cli/__init__.py."""
+"""`houqin notices …`, `houqin survey …`, `houqin suggestions …` (issue 19): thin commands over the plain
+functions of handlers/notices.py, handlers/survey.py and handlers/suggestions.py (the console calls the same
+functions); their ledgers, `houqin export notices|suggestions`, are bot/ledgers.py's like every other.
+Registered from bot/cli/__init__.py."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ NO_SURVEY = "还没有后勤满意度测评。"
 NO_SURVEY_OF = "没有找到{period}的后勤满意度测评。"
 NO_OPEN_SURVEY = "目前没有进行中的后勤满意度测评。"
 WROTE = "已写入 {path}"
-LEDGER_NOTICES = "{month} 通知 {n} 条（回执 {rows} 行）：{out}"
-LEDGER_SUGGESTIONS = "{month} 意见 {n} 条：{out}"
 NOTICE_LIST_ROW = "{code} {when} {title}（{audience}，{sender}）已确认 {done}/{total}"
 NOTICE_LIST_NONE = "还没有发过通知。"
 
@@ -181,51 +180,16 @@ def survey_results(period: str, out: str | None) -> None:
             click.echo(WROTE.format(path=out))
 
 
-# -- ledgers ---------------------------------------------------------------------------------------
-def _month_first(month: str) -> Any:
-    return _cli()._month(month)
-
-
-@click.command("notices")
-@click.option("--month", required=True, help="YYYY-MM")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
-def export_notices(month: str, out: str) -> None:
-    """通知回执台账: every recipient of the month's notices and when they confirmed."""
-    from bot.export import Sheet, write_workbook
-    from handlers.notices import LEDGER_HEADER, notice_ledger, notices_in_month
-
-    first = _month_first(month)
-    services = _cli()._services(upgrade=True)
-    with services.read_factory() as session:
-        found = notices_in_month(session, first, services.settings.tz)
-        rows = notice_ledger(found, services.settings.tz)
-    write_workbook(out, [Sheet("通知回执台账", LEDGER_HEADER, rows)])
-    click.echo(LEDGER_NOTICES.format(month=month, n=len(found), rows=len(rows), out=out))
-
-
-@click.command("suggestions")
-@click.option("--month", required=True, help="YYYY-MM")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the XLSX to write")
-def export_suggestions(month: str, out: str) -> None:
-    """意见箱台账: the month's suggestions (anonymous ones without a name), their topics and answers."""
-    from bot.export import Sheet, write_workbook
-    from handlers.suggestions import LEDGER_HEADER, suggestion_ledger, suggestions_in_month
-
-    first = _month_first(month)
-    services = _cli()._services(upgrade=True)
-    with services.read_factory() as session:
-        found = suggestions_in_month(session, first)
-        rows = suggestion_ledger(found, services.settings.tz)
-    write_workbook(out, [Sheet("意见箱台账", LEDGER_HEADER, rows)])
-    click.echo(LEDGER_SUGGESTIONS.format(month=month, n=len(found), out=out))
-
-
 def register(main: click.Group, export: click.Group) -> None:
-    """Add these commands to `houqin` and `houqin export`."""
+    """Add these commands to `houqin`, and their ledgers (bot/ledgers.py) to `houqin export`."""
+    from bot.cli.base import ledger_command
+
     main.add_command(notices, "notices")
     main.add_command(notices, "notice")
     main.add_command(survey, "survey")
-    export.add_command(export_notices)
-    export.add_command(export_suggestions)
+    export.add_command(ledger_command("notices", "通知回执台账: every recipient of the period's notices, when they "
+                                                 "confirmed and how, when they were reminded."))
+    export.add_command(ledger_command("suggestions", "意见箱台账: the period's suggestions (anonymous ones without "
+                                                     "a name), their topics and answers."))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from functools import partial
+from typing import Any
 
 import click
 
@@ -15,6 +16,7 @@ MENU_REFUSED = "微信拒绝了菜单：{error}"
 CHAT_NEEDS_WHO = "请给出 --as 姓名 或 --openid OPENID"
 FINISH_NEEDS_WEBHOOK = "--finish 需要同时给出 --webhook URL"
 WEBHOOK_NEEDS_ACCOUNT = "--webhook 需要 WECHAT_TOKEN 和 WECHAT_APPID（机器人服务的公众号）"
+SCHOOLS_UNREADABLE = "读不到本安装的数据库（{error}）：只回报默认公众号的模板消息，不回报各校自己的公众号"
 
 
 # -- local WeChat -------------------------------------------------------------------------------
@@ -24,7 +26,9 @@ WEBHOOK_NEEDS_ACCOUNT = "--webhook 需要 WECHAT_TOKEN 和 WECHAT_APPID（机器
 @click.option("--error-rate", default=0.0, show_default=True, help="share of calls answering -1")
 @click.option("--refuse-ip", default="", help="answer every call 40164 (IP not whitelisted), naming this IP")
 @click.option("--webhook", default="", help="the bot's /wechat URL: TEMPLATESENDJOBFINISH is posted there, signed "
-              "with WECHAT_TOKEN/WECHAT_APPID (and WECHAT_AES_KEY) like WeChat's own events")
+              "with WECHAT_TOKEN/WECHAT_APPID (and WECHAT_AES_KEY) like WeChat's own events; a school with an "
+              "account of its own (houqin school add, then or later) is reported to at its /wechat/<slug>, "
+              "signed with its token and key")
 @click.option("--finish", default="", help='report every template send with this status ("success", '
               '"failed:user block", "failed: system failed"); without it, POST /_fake/finish reports one')
 @click.option("--templates", "library", type=click.Path(exists=True, dir_okay=False),
@@ -38,17 +42,31 @@ def fake_wechat(port: int, latency: float, error_rate: float, refuse_ip: str, we
     from bot.wechat.fake import serve as serve_fake
     from bot.wechat.simulator import http_transport
 
-    hook = None
+    hook, resolve = None, None
     if webhook:
         env = read_environment()
         if not env.get("WECHAT_TOKEN") or not env.get("WECHAT_APPID"):
             raise CliUsageError(WEBHOOK_NEEDS_ACCOUNT)
-        base = webhook.split("/wechat")[0]
-        hook = Webhook(env["WECHAT_TOKEN"], env["WECHAT_APPID"], http_transport(base), env.get("WECHAT_AES_KEY", ""))
+        transport = http_transport(webhook.split("/wechat")[0])
+        hook = Webhook(env["WECHAT_TOKEN"], env["WECHAT_APPID"], transport, env.get("WECHAT_AES_KEY", ""))
+        resolve = _schools_webhooks(transport)
     elif finish:
         raise CliUsageError(FINISH_NEEDS_WEBHOOK)
     serve_fake(port, latency=latency, error_rate=error_rate, refused_ip=refuse_ip, webhook=hook, finish=finish,
-               library=load_library(library) if library else None, template_quota=template_quota)
+               library=load_library(library) if library else None, template_quota=template_quota, resolve=resolve)
+
+
+def _schools_webhooks(transport: Any) -> Any:
+    """Where each school's own account reports (bot.county.report_webhooks), read from the installation's
+    database when a send is reported; without a database to read, the default account alone."""
+    from bot.county import County, report_webhooks
+
+    try:
+        services = _services(every_school=True)
+    except click.ClickException as exc:
+        click.echo(SCHOOLS_UNREADABLE.format(error=exc.format_message()))
+        return None
+    return report_webhooks(County.of(services), transport)[1]
 
 
 @main.command()

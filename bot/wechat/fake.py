@@ -12,7 +12,9 @@ Like WeChat, the fake reports on each template send to the account's server: giv
 (`houqin fake-wechat --webhook URL`, or `FakeWeChat.webhook` in tests) it posts
 TEMPLATESENDJOBFINISH, signed and encrypted like WeChat's own events, after every send when
 `finish` names a status ("success", "failed:user block", "failed: system failed"), and on demand
-for one msgid (`POST /_fake/finish {"msgid": …, "status": …}`).
+for one msgid (`POST /_fake/finish {"msgid": …, "status": …}`). Each account reports to its own
+server: a county's school with an account of its own to its /wechat/<slug>, found when its first send is
+reported (`FakeState.resolve`), so a school added while the fake runs is reported to without a restart.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import socket
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -136,6 +138,9 @@ class FakeState:
     webhook: Webhook | None = None  # where TEMPLATESENDJOBFINISH goes
     # an account other than the webhook's (a school's own, in a county): appid -> where its reports go
     webhooks: dict[str, Webhook] = field(default_factory=dict)
+    # asked, when a send is reported, for an appid not in `webhooks` (then kept there): where that account's
+    # reports go, or None for the webhook's — an account added while the fake runs is found this way
+    resolve: Callable[[str], Webhook | None] | None = None
     sent_appids: dict[str, str] = field(default_factory=dict)  # template send's msgid -> the sending appid
     finish: str = ""  # when set, every template send is reported with this status
     # template sends an account may make per day (Beijing time) before WeChat answers 45009; 0: no limit
@@ -579,9 +584,17 @@ def report(state: FakeState, msgid: str, status: str) -> int:
 
 def _hook_for(state: FakeState, msgid: str) -> Webhook | None:
     """Where the report on `msgid` goes: the webhook of the account that sent it (a school's own account
-    posts to its /wechat/<slug>), else the fake's one webhook (the default account's /wechat)."""
+    posts to its /wechat/<slug>; one the fake was not told of is asked of `state.resolve`, now), else the
+    fake's one webhook (the default account's /wechat)."""
     appid = state.sent_appids.get(msgid, "")
-    return state.webhooks.get(appid) or state.webhook
+    hook = state.webhooks.get(appid)
+    if hook is None and appid and state.resolve is not None and (state.webhook is None
+                                                                 or appid != state.webhook.appid):
+        hook = state.resolve(appid)
+        if hook is not None:
+            with state.lock:
+                state.webhooks[appid] = hook
+    return hook or state.webhook
 
 
 def _report_later(state: FakeState, msgid: str, status: str) -> None:
@@ -814,6 +827,7 @@ class FakeWeChat:
             self.state.user_tags.clear()
             self.state.webhook = None
             self.state.webhooks.clear()
+            self.state.resolve = None
             self.state.finish = ""
             self.state.media_pace.clear()
             self.state.template_quota = 0
@@ -831,10 +845,11 @@ def load_library(path: str) -> dict[str, tuple[str, str]]:
 
 def serve(port: int, latency: float = 0.0, error_rate: float = 0.0, refused_ip: str = "",
           webhook: Webhook | None = None, finish: str = "", library: dict[str, tuple[str, str]] | None = None,
-          template_quota: int = 0) -> None:
-    """`houqin fake-wechat --port P`: run in the foreground until interrupted."""
+          template_quota: int = 0, resolve: Callable[[str], Webhook | None] | None = None) -> None:
+    """`houqin fake-wechat --port P`: run in the foreground until interrupted; `resolve` finds the webhook
+    of an account other than `webhook`'s when one of its sends is reported (FakeState.resolve)."""
     fake = FakeWeChat(port, latency=latency, error_rate=error_rate, refused_ip=refused_ip, finish=finish,
-                      template_quota=template_quota)
+                      template_quota=template_quota, resolve=resolve)
     fake.webhook = webhook
     if library is not None:
         fake.state.templates = dict(library)

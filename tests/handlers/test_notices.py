@@ -8,9 +8,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from openpyxl import load_workbook
 from sqlalchemy import select
 
+from bot.export import read_ledger
 from bot.outbox import Outbox
 from bot.services import Services
 from handlers.notices import AudienceError, send_notice
@@ -136,7 +136,7 @@ def test_cli_sends_shows_reminds_and_exports_the_record(school, services, houqin
     assert houqin("notices", "remind", "N1").output.startswith("已提醒 1 位未确认的人")
     out = tmp_path / "notices.xlsx"
     assert houqin("export", "notices", "--month", "2026-11", "--out", str(out)).exit_code == 0
-    rows = list(load_workbook(out)["通知回执台账"].iter_rows(values_only=True))
+    rows = read_ledger(out, "通知回执台账")
     assert rows[0][:3] == ("通知编号", "标题", "发送对象")
     by_name = {r[6]: r for r in rows[1:]}
     assert by_name["陈建国"][7] == "三(2)班陈小明家长" and by_name["陈建国"][9] is not None

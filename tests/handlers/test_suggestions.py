@@ -8,9 +8,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from openpyxl import load_workbook
 from sqlalchemy import select
 
+from bot.export import read_ledger
 from bot.inbox import REDACTED
 from bot.school import set_setting
 from bot.services import Services
@@ -105,8 +105,8 @@ def test_the_digest_and_the_ledger(school, wechat_user, runner, queued, houqin, 
     assert "本月意见 2 条（匿名 1 条），已答复 1 条，待答复 1 条" in digest and "待答复：Y1" in digest
     out = tmp_path / "suggestions.xlsx"
     result = houqin("export", "suggestions", "--month", "2026-11", "--out", str(out))
-    assert result.exit_code == 0 and "2026-11 意见 2 条" in result.output
-    rows = list(load_workbook(out)["意见箱台账"].iter_rows(values_only=True))
+    assert result.exit_code == 0 and f"意见箱台账 2026年11月：2 行，{out}" in result.output
+    rows = read_ledger(out, "意见箱台账")
     assert rows[1][2:5] == ("实名", "张丽", "综合")
     assert rows[2][2:4] == ("匿名", "匿名") and rows[2][7] == "已答复" and rows[2][10] == "已加装保温柜"
     assert "陈建国" not in str(rows)
