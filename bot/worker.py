@@ -28,12 +28,13 @@ from datetime import time as clock_time
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, Integer, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
+from bot.numbering import dialect_insert
 from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
 from bot.push_kinds import push_fields
@@ -99,10 +100,46 @@ class Claimed:
         return self.push.id
 
 
-CLAIMED_COLUMNS = (Delivery.id, Delivery.push_id, Delivery.openid, Delivery.person_id, Delivery.attempts,
-                   Delivery.next_attempt_at)
 Plan = tuple[Claimed, tuple[datetime | None, int], bool, datetime | None]  # window, reachable, deferred to
 PUSH_CACHE = 256  # pushes a worker keeps loaded (a batch's deliveries mostly share one)
+
+# -- the push loop's statements, built once: building a statement (its CTEs' columns above all) cost more
+# CPU than running it; each round binds its values (now, limit, token, lease)
+_deliveries, _bindings, _quota = (cast(Table, m.__table__) for m in (Delivery, Binding, TemplateQuota))
+_d, _b, _q = _deliveries.c, _bindings.c, _quota.c
+_DUE = (select(_d.id)
+        .where(or_(and_(_d.status == PENDING, _d.next_attempt_at <= bindparam("now")),
+                   and_(_d.status == SENDING, _d.lease_until < bindparam("now"))))
+        .order_by(_d.next_attempt_at, _d.id)
+        .limit(bindparam("limit", type_=Integer)))
+_CLAIMING = update(_deliveries).values(status=SENDING, claim=bindparam("token"), attempts=_d.attempts + 1,
+                                       lease_until=bindparam("lease"))
+_CLAIMED = (_d.id, _d.push_id, _d.openid, _d.person_id, _d.attempts, _d.next_attempt_at)
+_REACHABLE = and_(_b.subscribed, _b.reachable)
+_locked = _DUE.with_for_update(skip_locked=True).cte("due")
+_claimed = _CLAIMING.where(_d.id == _locked.c.id).returning(*_CLAIMED).cte("claimed")
+# PostgreSQL: lock, claim and the recipients' bindings in one statement
+CLAIM = (select(_claimed, _REACHABLE).outerjoin(_bindings, _b.openid == _claimed.c.openid)
+         .order_by(_claimed.c.next_attempt_at, _claimed.c.id))
+# SQLite: the due ids, then claimed, then read back with the bindings (one writer: nothing to skip)
+CLAIM_MARK = _CLAIMING.where(_d.id.in_(bindparam("ids", expanding=True)))
+CLAIM_READ = (select(*_CLAIMED, _REACHABLE).outerjoin(_bindings, _b.openid == _d.openid)
+              .where(_d.claim == bindparam("token")).order_by(_d.next_attempt_at, _d.id))
+_THIS_DAY = and_(_q.appid == bindparam("k_appid"), _q.day == bindparam("k_day"))
+QUOTA_LOOK = select(_q.sent, _q.exhausted_at).where(_THIS_DAY).with_for_update()
+QUOTA_TAKE = update(_quota).where(_THIS_DAY).values(sent=_q.sent + bindparam("granted", type_=Integer),
+                                                    deferred=_q.deferred + bindparam("put_off", type_=Integer))
+_OUTCOMES: dict[tuple[str, ...], Any] = {}
+
+
+def outcome_update(columns: tuple[str, ...]) -> Any:
+    """The executemany UPDATE for one shape of outcome: its columns set, the row guarded by its claim."""
+    statement = _OUTCOMES.get(columns)
+    if statement is None:
+        statement = _OUTCOMES[columns] = (
+            update(_deliveries).where(_d.id == bindparam("k_id"), _d.claim == bindparam("k_claim"))
+            .values(lease_until=None, claim=None, **{c: bindparam(f"v_{c}") for c in columns}))
+    return statement
 
 
 class RateLimiter:
@@ -340,6 +377,10 @@ class PushWorker:
         # where the account's daily template count lives: the worker's own database, unless several
         # schools share one account (then the county's namespace, so they count against one quota)
         self.quota_factory = quota_factory or factory
+        # the push loop's own statements go through Core connections of the same engines: a county school
+        # sends ~80 messages a second, and an ORM session per round cost more CPU than its statements
+        self.engine: Engine = factory.kw["bind"]
+        self.quota_engine: Engine = self.quota_factory.kw["bind"] if quota_factory is not None else self.engine
         self.settings = settings
         self.api = api
         self.clock = clock
@@ -388,54 +429,42 @@ class PushWorker:
     # -- claiming ------------------------------------------------------------------------------
     def claim(self) -> list[Claimed]:
         self.refresh_templates()
-        with self.factory() as session, session.begin():
-            return self._claim(session, self.batch_size)
+        with self.engine.begin() as conn:
+            return self._claim(conn, self.batch_size)
 
-    def _claim(self, session: Session, limit: int) -> list[Claimed]:
+    def _claim(self, conn: Connection, limit: int) -> list[Claimed]:
         """Take up to `limit` due deliveries (pending and due, or sending with a run-out lease) under a
         new claim token, and say for each whether its recipient can be reached (bound, subscribed and
         not refused by WeChat). On PostgreSQL one statement does it all (lock, claim, the bindings);
         on SQLite, whose single writer needs no SKIP LOCKED, three."""
         now = self.clock()
         token = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
-        due = (select(Delivery.id)
-               .where(or_(and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
-                          and_(Delivery.status == SENDING, Delivery.lease_until < now)))
-               .order_by(Delivery.next_attempt_at, Delivery.id)
-               .limit(limit))
-        claiming = update(Delivery).values(
-            status=SENDING, claim=token, attempts=Delivery.attempts + 1,
-            lease_until=now + timedelta(seconds=self.settings.push_lease_seconds))
-        reachable = and_(Binding.subscribed, Binding.reachable)
-        if session.get_bind().dialect.name == "postgresql":
-            locked = due.with_for_update(skip_locked=True).cte("due")
-            claimed = claiming.where(Delivery.id == locked.c.id).returning(*CLAIMED_COLUMNS).cte("claimed")
-            rows = session.execute(
-                select(claimed, reachable).outerjoin(Binding, Binding.openid == claimed.c.openid)
-                .order_by(claimed.c.next_attempt_at, claimed.c.id)).all()
+        values = {"now": now, "limit": limit, "token": token,
+                  "lease": now + timedelta(seconds=self.settings.push_lease_seconds)}
+        if conn.dialect.name == "postgresql":
+            rows = conn.execute(CLAIM, values).all()
         else:
-            ids = list(session.scalars(due))
+            ids = list(conn.scalars(_DUE, values))
             if not ids:
                 return []
-            session.execute(claiming.where(Delivery.id.in_(ids)), execution_options={"synchronize_session": False})
-            rows = session.execute(
-                select(*CLAIMED_COLUMNS, reachable).outerjoin(Binding, Binding.openid == Delivery.openid)
-                .where(Delivery.claim == token).order_by(Delivery.next_attempt_at, Delivery.id)).all()
+            conn.execute(CLAIM_MARK, {**values, "ids": ids})
+            rows = conn.execute(CLAIM_READ, values).all()
         if not rows:
             return []
-        pushes = self._pushes(session, {row.push_id for row in rows})
+        pushes = self._pushes(conn, {row.push_id for row in rows})
         return [Claimed(row.id, pushes[row.push_id], row.openid, row.person_id, row.attempts, token,
                         bool(row[-1])) for row in rows]
 
-    def _pushes(self, session: Session, ids: set[int]) -> dict[int, Push]:
+    def _pushes(self, conn: Connection, ids: set[int]) -> dict[int, Push]:
         """The pushes of a batch: loaded once per push and kept (a push is never changed once queued),
         so the 5,000 deliveries of a menu load it once, not 5,000 times."""
         missing = ids - self._push_cache.keys()
         if missing:
             if len(self._push_cache) + len(missing) > PUSH_CACHE:
                 self._push_cache.clear()
-            for push in session.scalars(select(Push).where(Push.id.in_(sorted(missing)))):
-                self._push_cache[push.id] = push
+            with Session(bind=conn) as session:
+                for push in session.scalars(select(Push).where(Push.id.in_(sorted(missing)))):
+                    self._push_cache[push.id] = push
         return {i: self._push_cache[i] for i in ids}
 
     # -- choosing a channel --------------------------------------------------------------------
@@ -518,37 +547,36 @@ class PushWorker:
     def _when(self, moment: datetime) -> str:
         return moment.astimezone(self.settings.tz).strftime("%m月%d日 %H:%M")
 
-    def reserve(self, wanted: int, session: Session | None = None) -> tuple[int, datetime]:
+    def reserve(self, wanted: int, conn: Connection | None = None) -> tuple[int, datetime]:
         """Take up to `wanted` template sends from the account's quota for its current day (the row
-        locked: every worker counts against the same figure), in `session`'s transaction when the quota
+        locked: every worker counts against the same figure), in `conn`'s transaction when the quota
         lives in the worker's own database, else in one of its own. Returns how many were granted and
         when the account's next day starts; the rest are counted as deferred."""
-        if session is None or self.quota_factory is not self.factory:
-            with self.quota_factory() as own, own.begin():
+        if conn is None or self.quota_engine is not self.engine:
+            with self.quota_engine.begin() as own:
                 return self.reserve(wanted, own)
         now = self.clock()
-        key = (self.settings.wechat_appid, account_day(now))
-        row = session.get(TemplateQuota, key, with_for_update=True)
-        if row is None:
-            try:
-                with session.begin_nested():
-                    session.add(TemplateQuota(appid=key[0], day=key[1], sent=0, deferred=0))
-            except IntegrityError:  # another worker made it first
-                pass
-            row = session.get(TemplateQuota, key, with_for_update=True, populate_existing=True)
-            assert row is not None
+        appid, day = self.settings.wechat_appid, account_day(now)
+        key = {"k_appid": appid, "k_day": day}
+        row = conn.execute(QUOTA_LOOK, key).first()
+        if row is None:  # the day's first: made here, or by another worker meanwhile (then its row counts)
+            conn.execute(dialect_insert(conn)(TemplateQuota).values(appid=appid, day=day, sent=0, deferred=0)
+                         .on_conflict_do_nothing())
+            row = conn.execute(QUOTA_LOOK, key).one()
         left = 0 if row.exhausted_at is not None else max(0, self.settings.template_daily_quota - row.sent)
         granted = min(wanted, left)
-        row.sent += granted
-        row.deferred += wanted - granted
+        conn.execute(QUOTA_TAKE, {**key, "granted": granted, "put_off": wanted - granted})
         return granted, next_account_day(now)
 
-    def _plan(self, session: Session, batch: list[Claimed]) -> list[Plan]:
+    def _plan(self, conn: Connection, batch: list[Claimed]) -> list[Plan]:
         """Each delivery with its recipient's window, whether the recipient can be reached, and (for a
         template send past the account's daily quota) when it goes instead."""
         # only customer-service messages depend on the 48-hour window; a template needs none
         custom = sorted({d.openid for d in batch if d.push.kind not in self.settings.templates})
-        windows = open_windows(session, custom, self.clock()) if custom else {}
+        windows: dict[str, tuple[datetime | None, int]] = {}
+        if custom:
+            with Session(bind=conn) as session:
+                windows = open_windows(session, custom, self.clock())
         for openid, (since, used) in windows.items():  # still being sent by this process: spent too
             windows[openid] = (since, used + self._custom_inflight.get(openid, 0))
         for delivery in batch:  # in flight from now on: its recipient's budget is spent until it is written
@@ -556,7 +584,7 @@ class PushWorker:
                 self._custom_ids.add(delivery.id)
                 self._custom_inflight[delivery.openid] += 1
         templated = [d.id for d in batch if d.push.kind in self.settings.templates and d.reachable]
-        granted, tomorrow = self.reserve(len(templated), session) if templated else (0, self.clock())
+        granted, tomorrow = self.reserve(len(templated), conn) if templated else (0, self.clock())
         deferred = set(templated[granted:])
         return [(d, window, d.reachable, tomorrow if d.id in deferred else None)
                 for d, window in self._budget(batch, windows)]
@@ -576,17 +604,17 @@ class PushWorker:
         planned (windows, quota). A county's school sends ~80 messages a second at most (8 in flight,
         100 ms a call), so a transaction per step cost more than the steps: one does them all."""
         self.refresh_templates()  # (its own read, before this transaction: on SQLite that one holds the writer)
-        with self.factory() as session, session.begin():
+        with self.engine.begin() as conn:
             if finished:
-                self._write(session, [d for d, _ in finished], [o for _, o in finished])
-            batch = self._claim(session, limit)
-            return self._plan(session, batch) if batch else []
+                self._write(conn, [d for d, _ in finished], [o for _, o in finished])
+            batch = self._claim(conn, limit)
+            return self._plan(conn, batch) if batch else []
 
     def _record(self, batch: list[Claimed], outcomes: list[Outcome]) -> None:
-        with self.factory() as session, session.begin():
-            self._write(session, batch, outcomes)
+        with self.engine.begin() as conn:
+            self._write(conn, batch, outcomes)
 
-    def _write(self, session: Session, batch: list[Claimed], outcomes: list[Outcome]) -> None:
+    def _write(self, conn: Connection, batch: list[Claimed], outcomes: list[Outcome]) -> None:
         """Write the batch's outcomes: one executemany UPDATE per shape of outcome (sent, retry, final),
         each row guarded by its claim, so a lease taken over by another worker wins and this worker's
         late result is dropped."""
@@ -616,36 +644,31 @@ class PushWorker:
                 {**{f"v_{k}": v for k, v in values.items()}, "k_id": delivery.id, "k_claim": delivery.claim})
             if outcome.unreachable:
                 unreachable.append(delivery.openid)
-        table = cast(Table, Delivery.__table__)
         for columns, rows in groups.items():
-            session.execute(
-                update(table)
-                .where(table.c.id == bindparam("k_id"), table.c.claim == bindparam("k_claim"))
-                .values(lease_until=None, claim=None, **{c: bindparam(f"v_{c}") for c in columns}),
-                rows,
-            )
+            conn.execute(outcome_update(columns), rows)
         if any(o.exhausted for o in outcomes):
-            self._exhausted(session, now, sum(o.exhausted for o in outcomes))
+            self._exhausted(conn, now, sum(o.exhausted for o in outcomes))
         if unreachable:
-            session.execute(update(Binding).where(Binding.openid.in_(sorted(set(unreachable))))
+            conn.execute(update(Binding).where(Binding.openid.in_(sorted(set(unreachable))))
                             .values(reachable=False))
         given_up = [d.id for d, o in zip(batch, outcomes, strict=True) if o.status in (FAILED, UNDELIVERABLE)]
         if given_up:
-            self._escalate(session, given_up, now)
+            with Session(bind=conn) as session:  # the rare path: the ORM's Outbox, in this transaction
+                self._escalate(session, given_up, now)
+                session.flush()
 
-    def _exhausted(self, session: Session, now: datetime, deferred: int) -> None:
+    def _exhausted(self, conn: Connection, now: datetime, deferred: int) -> None:
         """WeChat answered 45009: no more template sends today, whatever our own count says."""
-        if self.quota_factory is not self.factory:
-            with self.quota_factory() as other, other.begin():
+        if self.quota_engine is not self.engine:
+            with self.quota_engine.begin() as other:
                 self._exhausted(other, now, deferred)
             return
         log.warning("account %s: WeChat says the day's template quota is used up; %d sends wait for tomorrow",
                     self.settings.wechat_appid, deferred)
-        session.execute(update(TemplateQuota)
-                        .where(TemplateQuota.appid == self.settings.wechat_appid,
-                               TemplateQuota.day == account_day(now))
-                        .values(exhausted_at=func.coalesce(TemplateQuota.exhausted_at, now),
-                                deferred=TemplateQuota.deferred + deferred))
+        conn.execute(update(TemplateQuota)
+                     .where(TemplateQuota.appid == self.settings.wechat_appid, TemplateQuota.day == account_day(now))
+                     .values(exhausted_at=func.coalesce(TemplateQuota.exhausted_at, now),
+                             deferred=TemplateQuota.deferred + deferred))
 
     def _escalate(self, session: Session, ids: list[int], now: datetime) -> None:
         """A safety push that failed for good or could not be delivered tells the office at once
