@@ -46,7 +46,7 @@ from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
 log = logging.getLogger(__name__)
 
-RECORD_EVERY = 0.25  # seconds: run_forever writes finished sends at least this often
+RECORD_EVERY = 1.0  # seconds: run_forever writes finished sends at least this often (and with each claim)
 # A customer-service message longer than this many characters ends with its page's link: a phone shows
 # a long chat bubble folded, and the page keeps the text (and the ticket's or menu's state) one tap away.
 LONG_TEXT = 300
@@ -101,6 +101,7 @@ class Claimed:
 
 
 Plan = tuple[Claimed, tuple[datetime | None, int], bool, datetime | None]  # window, reachable, deferred to
+BATCH_FACTOR = 8  # a batch: this many times HOUQIN_PUSH_CONCURRENCY (claimed in one round, sent as the lane frees)
 PUSH_CACHE = 256  # pushes a worker keeps loaded (a batch's deliveries mostly share one)
 
 # -- the push loop's statements, built once: building a statement (its CTEs' columns above all) cost more
@@ -385,7 +386,7 @@ class PushWorker:
         self.api = api
         self.clock = clock
         self.worker_id = uuid.uuid4().hex[:12]
-        self.batch_size = batch_size or max(settings.push_concurrency * 4, 16)
+        self.batch_size = batch_size or max(settings.push_concurrency * BATCH_FACTOR, 16)
         self.limiter = RateLimiter(settings.push_rate_per_second)
         self.pool = SendLane(send_pool(send_threads(settings)), settings.push_concurrency)
         # custom messages planned but not yet written as sent, per openid (the 48-hour window's budget)
