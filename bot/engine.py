@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, String, bindparam, delete, func, insert, literal_column, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from bot.outbox import Outbox
 from bot.text import (
@@ -242,6 +242,11 @@ class Sender:
         return sender
 
 
+# The sender's binding with its person, but not the person's roles and bindings (selectin wherever a
+# Person is loaded): the roles came with the message (Sender.roles), and a step that does want them, or
+# the person's other bindings, loads them when it asks.
+_SENDER_BINDING = [joinedload(Binding.person).options(lazyload(Person.roles), lazyload(Person.bindings))]
+
 _BINDINGS, _ROLES, _STATES = Binding.__table__, PersonRole.__table__, ConversationState.__table__
 _SENDER = bindparam("sender", type_=String)
 
@@ -299,7 +304,7 @@ class Context:
     @property
     def binding(self) -> Binding | None:
         if self._binding is NOT_LOADED:
-            self._binding = (self.db.get(Binding, self.openid, options=[joinedload(Binding.person)])
+            self._binding = (self.db.get(Binding, self.openid, options=_SENDER_BINDING)
                              if self.sender.known else None)
         assert self._binding is None or isinstance(self._binding, Binding)
         return self._binding
