@@ -19,6 +19,7 @@ from sqlalchemy import Connection, String, bindparam, delete, func, insert, lite
 from sqlalchemy.orm import Session, joinedload, lazyload
 
 from bot.outbox import Outbox
+from bot.school import DEFAULT_SETTINGS, get_setting
 from bot.text import (
     SEPARATOR_MARKS,
     asks_how,
@@ -31,7 +32,7 @@ from bot.text import (
     strip_separators,
     tidy,
 )
-from models import ROLE_NAMES, Binding, ConversationState, Person, PersonRole
+from models import ROLE_NAMES, Binding, ConversationState, Person, PersonRole, SchoolSetting
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -227,6 +228,8 @@ class Sender:
     following: bool = True  # subscribed and reachable
     state: State | None = None  # a live conversation
     state_stored: bool = False  # a conversation_states row exists (live or expired)
+    # ROUTING_SETTINGS as stored when the message was (None: unset), read with it; empty: not read
+    settings: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, openid: str, row: Any, now: datetime) -> Sender:
@@ -235,7 +238,8 @@ class Sender:
         sender = cls(openid, known=known, person_id=row.sender_person_id,
                      roles=frozenset((row.sender_roles or "").split()),
                      following=bool(row.sender_subscribed and row.sender_reachable) if known else True,
-                     state_stored=row.sender_conversation is not None)
+                     state_stored=row.sender_conversation is not None,
+                     settings={key: getattr(row, "setting_" + key) for key in ROUTING_SETTINGS})
         if row.sender_conversation is not None and row.sender_expires_at > now:
             sender.state = State(row.sender_conversation, row.sender_step, dict(row.sender_data or {}),
                                  row.sender_expires_at)
@@ -268,6 +272,14 @@ SENDER_COLUMNS = (
     _of_sender(_STATES.c.conversation), _of_sender(_STATES.c.step), _of_sender(_STATES.c.data),
     _of_sender(_STATES.c.expires_at),
 )
+# Settings that deciding whether a sender may use a capability asks on any message: the bus manager named
+# in settings may acknowledge bus alarms, so a bound teacher's 帮助 asks whether that is them. Read with
+# the message (`Context.setting`), they cost no session and no query of their own.
+ROUTING_SETTINGS = ("bus_manager",)
+_SETTINGS = SchoolSetting.__table__
+SENDER_COLUMNS += tuple(
+    select(_SETTINGS.c.value).where(_SETTINGS.c.key == literal_column(f"'{key}'")).scalar_subquery()
+    .label("setting_" + key) for key in ROUTING_SETTINGS)
 _INSERT_STATE = insert(ConversationState)
 _UPDATE_STATE = update(ConversationState).where(ConversationState.openid == bindparam("key"))
 _DELETE_STATE = delete(ConversationState).where(ConversationState.openid == bindparam("key"))
@@ -340,6 +352,14 @@ class Context:
         if self._binding is NOT_LOADED:
             return set(self.sender.roles)
         return self.person.role_set if self.person is not None else set()
+
+    def setting(self, key: str) -> str:
+        """The school's setting (its default when unset): one of ROUTING_SETTINGS as read with the message
+        while no step has opened the session, else as the session reads it (bot.school.get_setting)."""
+        if self._session is None and key in self.sender.settings:
+            value = self.sender.settings[key]
+            return DEFAULT_SETTINGS[key] if value is None else value
+        return get_setting(self.db, key)
 
     @property
     def local_now(self) -> datetime:
