@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="houqin-county-cpu-") as tmp:
             env, accounts = build_county(county_args, schema, Path(tmp) / "instance")
+            env.pop("PGAPPNAME", None)  # this process's backends keep the name they are counted by
             os.environ.update(env)
             import logging
 
