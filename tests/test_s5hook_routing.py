@@ -88,3 +88,15 @@ def test_a_repeat_report_tells_the_assignee_and_names_the_reporter(school, wecha
     assert heard(fake_wechat, "殷奇", "R1", "王强也报告了「投影仪没画面」")
     assert not heard(fake_wechat, "周春明", "投影仪没画面")
     assert "已有报修 R1" in wang.say("报修 三(2)班 投影仪还是不亮").text  # followed: asked by one query
+
+
+def test_every_response_carries_the_security_headers_once(client, wechat_user, school) -> None:
+    """Set in one pass over a response's headers (bot._security_headers): each of them once, the webhook's
+    replies and refusals included; one a page set already is kept."""
+    from bot import SECURITY_HEADERS
+
+    for res in (client.get("/healthz"), client.get("/wechat?signature=bad&timestamp=1&nonce=1"),
+                client.post("/wechat", data=b"<xml/>")):
+        for name, value in SECURITY_HEADERS.items():
+            assert res.headers.getlist(name) == [value], (res.status_code, name)
+    assert "你可以发送" in wechat_user("张丽").say("帮助").text
