@@ -171,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  replies wrong: {bad} of {len(order)}; load average {os.getloadavg()[0]:.1f}", flush=True)
     if args.profile:
         stats = pstats.Stats(profile)
+        if args.profile_out:
+            stats.dump_stats(args.profile_out)
         stats.sort_stats("cumulative").print_stats(args.top)
         if args.tottime:
             stats.sort_stats("tottime").print_stats(args.top)
@@ -184,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="", metavar="KIND",
                         help="cProfile this kind of turn, e.g. 报修内容, or `all` of them")
     parser.add_argument("--sql", default="", metavar="KIND", help="print the SQL of two requests of this kind per path")
+    parser.add_argument("--profile-out", metavar="FILE", help="also write the profile there (pstats)")
     parser.add_argument("--top", type=int, default=50, help="lines of the profile printed (50)")
     parser.add_argument("--tottime", action="store_true", help="the profile by own time too")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL", PG_URL))

@@ -198,20 +198,21 @@ def same_fault(db: Session, ticket: RepairTicket, place: Place, description: str
     return normalize(description).replace(" ", "") == normalize(ticket.description).replace(" ", "")
 
 
-def _name_only(relation: Any) -> list[Any]:
-    """A ticket's person joined in the ticket's query, without the roles and bindings a Person loads (selectin)
-    wherever it is loaded: the reply names them; telling one (the assignee) loads those when it does."""
-    return [joinedload(relation).options(lazyload(Person.roles), lazyload(Person.bindings))]
+# A duplicate's candidates come without their followers, photos and history, and with their reporter and
+# assignee joined, without the roles and bindings a Person loads (selectin) wherever it is loaded: the reply
+# names them; telling one (the assignee) loads those when it does. Made once: building options costs.
+_CANDIDATE_OPTIONS = (lazyload(RepairTicket.followers), lazyload(RepairTicket.photos), lazyload(RepairTicket.events),
+                      *(joinedload(person).options(lazyload(Person.roles), lazyload(Person.bindings))
+                        for person in (RepairTicket.reporter, RepairTicket.assignee)))
 
 
 def find_duplicate(db: Session, place: Place, description: str) -> RepairTicket | None:
     """The first active ticket for the same room (or the same place as typed) and the same fault.
     The candidates come without their followers, photos and history (selectin on a plain load): the
     comparison needs none of them, and a busy room's open ticket gathers many; the one that matches loads
-    them when they are used. Its reporter and assignee come in the same query (`_name_only`)."""
+    them when they are used. Its reporter and assignee come in the same query (`_CANDIDATE_OPTIONS`)."""
     query = (select(RepairTicket).where(RepairTicket.status.in_(ACTIVE)).order_by(RepairTicket.number)
-             .options(lazyload(RepairTicket.followers), lazyload(RepairTicket.photos), lazyload(RepairTicket.events),
-                      *_name_only(RepairTicket.reporter), *_name_only(RepairTicket.assignee)))
+             .options(*_CANDIDATE_OPTIONS))
     if place.room is not None:
         candidates = list(db.scalars(query.where(RepairTicket.room_id == place.room.id)))
     else:
