@@ -260,9 +260,15 @@ def _of_sender(column: Any) -> Any:
     return select(column).where(column.table.c.openid == _SENDER).scalar_subquery().label("sender_" + column.name)
 
 
-# The sender's binding, roles and conversation state as scalar subqueries on the bind parameter
-# "sender": the inbox returns them from the INSERT that stores the message, so that storing and
-# knowing who wrote is one statement (RETURNING takes subqueries on SQLite and PostgreSQL alike).
+# Settings that deciding whether a sender may use a capability asks on any message: the bus manager named
+# in settings may acknowledge bus alarms, so a bound teacher's 帮助 asks whether that is them. Read with
+# the message (`Context.setting`), they cost no session and no query of their own.
+ROUTING_SETTINGS = ("bus_manager",)
+_SETTINGS = SchoolSetting.__table__
+
+# The sender's binding, roles and conversation state, and the ROUTING_SETTINGS, as scalar subqueries on
+# the bind parameter "sender": the inbox returns them from the INSERT that stores the message, so that
+# storing and knowing who wrote is one statement (RETURNING takes subqueries on SQLite and PostgreSQL alike).
 SENDER_COLUMNS = (
     _of_sender(_BINDINGS.c.person_id), _of_sender(_BINDINGS.c.subscribed), _of_sender(_BINDINGS.c.reachable),
     # the separator as literal SQL: a str would be a parameter rendered anew on every execution
@@ -271,15 +277,9 @@ SENDER_COLUMNS = (
     .scalar_subquery().label("sender_roles"),
     _of_sender(_STATES.c.conversation), _of_sender(_STATES.c.step), _of_sender(_STATES.c.data),
     _of_sender(_STATES.c.expires_at),
+    *(select(_SETTINGS.c.value).where(_SETTINGS.c.key == literal_column(f"'{key}'")).scalar_subquery()
+      .label("setting_" + key) for key in ROUTING_SETTINGS),
 )
-# Settings that deciding whether a sender may use a capability asks on any message: the bus manager named
-# in settings may acknowledge bus alarms, so a bound teacher's 帮助 asks whether that is them. Read with
-# the message (`Context.setting`), they cost no session and no query of their own.
-ROUTING_SETTINGS = ("bus_manager",)
-_SETTINGS = SchoolSetting.__table__
-SENDER_COLUMNS += tuple(
-    select(_SETTINGS.c.value).where(_SETTINGS.c.key == literal_column(f"'{key}'")).scalar_subquery()
-    .label("setting_" + key) for key in ROUTING_SETTINGS)
 _INSERT_STATE = insert(ConversationState)
 _UPDATE_STATE = update(ConversationState).where(ConversationState.openid == bindparam("key"))
 _DELETE_STATE = delete(ConversationState).where(ConversationState.openid == bindparam("key"))
