@@ -1,7 +1,8 @@
 """County webhook benchmark: 20 official accounts on one installation, mixed traffic, concurrency 32.
 
     python bench/county_webhook.py [--schools 20] [--concurrency 32] [--duration 20] [--rounds 40]
-                                   [--teachers 4] [--strangers 4] [--workers 2] [--json FILE]
+                                   [--teachers 4] [--strangers 4] [--gunicorn-workers 2]
+                                   [--gunicorn-args "-k gthread --threads 4"] [--db-pool 8] [--json FILE]
 
 PostgreSQL only (--pg-url, default 127.0.0.1:5432/test), in a fresh base schema dropped afterwards. The
 county is made as an operator makes it: the default school on the WECHAT_* account (served at /wechat)
@@ -9,7 +10,8 @@ and `County.add` for the others, each with an account of its own — appid, toke
 served at /wechat/<slug>, all in safe mode. Each school gets bound teachers, a bus monitor with route
 1 and three pupils on it, and strangers (followers not bound).
 
-The app runs under gunicorn on 127.0.0.1 (`-w --workers`, sync workers, as bench/webhook.py runs it).
+The app runs under gunicorn on 127.0.0.1 (`-w --gunicorn-workers`, sync workers as bench/webhook.py runs it
+unless --gunicorn-args say otherwise, `HOUQIN_DB_POOL=--db-pool`).
 The traffic, signed and encrypted with each account's own token and key, is built before the clock
 starts; every user's turns go in order (one user's turns are on one connection of the load, so a
 dialog's second turn never overtakes its first):
@@ -22,8 +24,11 @@ dialog's second turn never overtakes its first):
 seconds (and at most --rounds rounds of every script). Every reply is checked: HTTP 200, its
 MsgSignature verifies with that school's token, it decrypts with that school's key, it is addressed to
 the sender, and its text is the one expected (the help text, the repair dialog's question or its
-filing, the headcount's answer, the welcome). Reported: requests/s, p50/p99/max latency, the checks,
-CPU of the server, PostgreSQL and the machine in the timed window, and the load average.
+filing, the headcount's answer, the welcome) — after the timed window, from the raw responses kept: the
+load generator spends the window only sending prepared bytes and reading replies. Reported: requests/s,
+p50/p99/max latency, the checks, CPU in the timed window of the server, of its own PostgreSQL backends
+(PGAPPNAME = the run's schema) and of every PostgreSQL process, of the load generator and of the machine,
+each also per request, and the load average.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +112,7 @@ class CountyWebhookRun:
     schools: int
     concurrency: int
     gunicorn_workers: int
+    gunicorn_args: str = ""
     sent: int = 0
     completed: int = 0
     ok: int = 0
@@ -118,7 +126,8 @@ class CountyWebhookRun:
     errors: dict[str, int] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
     server_cpu: float = 0.0  # cores
-    db_cpu: float = 0.0  # cores
+    db_cpu: float = 0.0  # cores, every PostgreSQL process (other sessions' too)
+    db_own_cpu: float = 0.0  # cores, the backends of this run's server (its PGAPPNAME)
     client_cpu: float = 0.0  # cores
     machine_cpu: float = 0.0  # share of all cores
     load_average: tuple[float, float] = (0.0, 0.0)
@@ -136,7 +145,7 @@ def build_county(args: argparse.Namespace, schema: str, instance: Path) -> tuple
            "WECHAT_AES_KEY": default.aes_key, "WECHAT_SECRET": secrets.token_hex(16),
            "HOUQIN_SECRET_KEY": secrets.token_urlsafe(32), "DATABASE_URL": url, "HOUQIN_INSTANCE": str(instance),
            "WECHAT_API_BASE": "http://127.0.0.1:9", "REDIS_URL": "", "HOUQIN_DB_POOL": str(args.db_pool),
-           "HOUQIN_PUBLIC_URL": "https://houqin.example.edu.cn"}
+           "HOUQIN_PUBLIC_URL": "https://houqin.example.edu.cn", "PGAPPNAME": schema}
     settings = Settings(wechat_token=default.token, wechat_appid=default.appid, wechat_secret=env["WECHAT_SECRET"],
                         wechat_aes_key=default.aes_key, secret_key=env["HOUQIN_SECRET_KEY"],
                         database_url=args.pg_url, wechat_api_base=env["WECHAT_API_BASE"], instance_dir=instance)
@@ -166,6 +175,19 @@ def build_county(args: argparse.Namespace, schema: str, instance: Path) -> tuple
         county.dispose()
         services.db_engine.dispose()
     return env, accounts
+
+
+def own_backend_ticks(admin: Any, name: str) -> dict[int, int]:
+    """CPU ticks so far of each PostgreSQL backend whose application_name is `name` (the server's)."""
+    with admin.connect() as conn:
+        pids = [pid for (pid,) in conn.execute(sql_text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                                               {"n": name})]
+    ticks = {}
+    for pid in pids:
+        with suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
 
 
 def user_openid(school: int, role: str, k: int) -> str:
@@ -284,14 +306,15 @@ def run(args: argparse.Namespace, workdir: Path) -> CountyWebhookRun:
     admin = make_engine(args.pg_url)
     with admin.begin() as conn:
         conn.execute(sql_text(f'CREATE SCHEMA "{schema}"'))
-    result = CountyWebhookRun(args.schools, args.concurrency, args.gunicorn_workers)
+    result = CountyWebhookRun(args.schools, args.concurrency, args.gunicorn_workers, args.gunicorn_args)
     server = None
     try:
         built = time.perf_counter()
         env, accounts = build_county(args, schema, workdir / "instance")
         print(f"  county ready: {len(accounts)} schools, each its own account ({time.perf_counter() - built:.0f} s)",
               flush=True)
-        server = start_server("houqin", "bot:create_app()", env, workdir, ["-w", str(args.gunicorn_workers)])
+        server = start_server("houqin", "bot:create_app()", env, workdir,
+                              ["-w", str(args.gunicorn_workers), *args.gunicorn_args.split()])
         lanes = build_turns(args, accounts, server.port)
         cryptos = [Crypto(a.token, a.appid, a.aes_key) for a in accounts]
         warm: list[tuple[Turn, int, float, bytes]] = []  # each school's first turns, untimed: caches, pools
@@ -299,12 +322,15 @@ def run(args: argparse.Namespace, workdir: Path) -> CountyWebhookRun:
         lanes = [lane[2:] for lane in lanes]
         done: list[tuple[Turn, int, float, bytes]] = []
         errors: Counter[str] = Counter()
+        own0 = own_backend_ticks(admin, schema)
         (server0, db0), machine0, cpu0 = process_ticks(server.process.pid), machine_ticks(), time.process_time()
         load0, wall0 = os.getloadavg()[0], time.perf_counter()
         result.sent = asyncio.run(drive(server.port, lanes, args.duration, done, errors))
         result.elapsed = time.perf_counter() - wall0
         (server1, db1), machine1 = process_ticks(server.process.pid), machine_ticks()
         result.client_cpu = (time.process_time() - cpu0) / result.elapsed
+        own1 = own_backend_ticks(admin, schema)
+        result.db_own_cpu = sum(t - own0.get(pid, 0) for pid, t in own1.items()) / TICKS / result.elapsed
         result.server_cpu = (server1 - server0) / TICKS / result.elapsed
         result.db_cpu = sum(max(0, t - db0.get(pid, 0)) for pid, t in db1.items()) / TICKS / result.elapsed
         total = machine1[1] - machine0[1]
@@ -335,11 +361,18 @@ def run(args: argparse.Namespace, workdir: Path) -> CountyWebhookRun:
 
 
 def show(r: CountyWebhookRun) -> None:
-    print(f"  {r.schools} accounts, c={r.concurrency}, gunicorn -w {r.gunicorn_workers}: {r.rps:.0f} req/s, "
+    print(f"  {r.schools} accounts, c={r.concurrency}, gunicorn -w {r.gunicorn_workers} {r.gunicorn_args}: "
+          f"{r.rps:.0f} req/s, "
           f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, max {r.max_ms:.1f} ms; {r.ok}/{r.completed} HTTP 200 "
           f"({r.sent} sent in {r.elapsed:.1f} s); CPU in cores: server {r.server_cpu:.2f}, postgres {r.db_cpu:.2f}, "
           f"client {r.client_cpu:.2f}, machine {100 * r.machine_cpu:.0f}% of {CORES}; "
           f"load {r.load_average[0]}→{r.load_average[1]}", flush=True)
+    if r.rps:
+        per = 1000 / r.rps
+        print(f"  CPU per request (ms): server {r.server_cpu * per:.2f}, its PostgreSQL backends "
+              f"{r.db_own_cpu * per:.2f} (every PostgreSQL process {r.db_cpu * per:.2f}), client {r.client_cpu * per:.2f}; "
+              f"the machine's other work {max(0.0, r.machine_cpu * CORES - r.server_cpu - r.db_cpu - r.client_cpu):.2f} "
+              f"cores", flush=True)
     print(f"  turns: {r.by_kind}", flush=True)
     print(f"  p99 per kind (ms): {r.p99_by_kind_ms}", flush=True)
     for kind, n in sorted(r.errors.items()):
@@ -359,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teachers", type=int, default=4, help="bound teachers per school (4)")
     parser.add_argument("--strangers", type=int, default=4, help="followers not bound, per school (4)")
     parser.add_argument("--gunicorn-workers", type=int, default=2, help="gunicorn -w (2)")
+    parser.add_argument("--gunicorn-args", default="", metavar="ARGS",
+                        help='more gunicorn options, e.g. "-k gthread --threads 4" (none: sync workers)')
     parser.add_argument("--db-pool", type=int, default=8, help="HOUQIN_DB_POOL of each gunicorn worker (8)")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL", PG_URL))
     parser.add_argument("--json", type=Path, help="also write the result to this file")

@@ -10,8 +10,8 @@ replays the same users' turns one request at a time through the Flask test clien
 reply checked as the bench checks it. The first fifth is untimed (caches, pools). Reported per account
 kind and kind of turn: this process's CPU per request (`time.process_time`), the SQL round trips
 (statements, BEGIN and COMMIT, counted at the driver) and, with PGAPPNAME set, the CPU of this process's
-own PostgreSQL backends per request (from /proc). --profile KIND: cProfile (CPU clock) of that kind's
-requests, the top of it printed.
+own PostgreSQL backends per request (from /proc). --sql KIND: the statements of two such requests per path. --profile KIND: cProfile (CPU clock) of that kind's
+requests (`all`: of every request), the top of it printed (--top, by own time too with --tottime).
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class RoundTrips:
 
     def __init__(self) -> None:
         self.count = 0
+        self.log: list[str] | None = None  # the statements themselves, when a list
         self._execute = psycopg.Cursor.execute
         self._command = psycopg.Connection._exec_command
 
@@ -71,10 +72,14 @@ class RoundTrips:
 
         def counted_execute(cursor: Any, *args: Any, **kwargs: Any) -> Any:
             trips.count += 1
+            if trips.log is not None:
+                trips.log.append(" ".join(str(args[0] if args else kwargs.get("query")).split())[:300])
             return execute(cursor, *args, **kwargs)
 
         def counted_command(conn: Any, *args: Any, **kwargs: Any) -> Any:
             trips.count += 1
+            if trips.log is not None:
+                trips.log.append(bytes(args[0]).decode() if args and isinstance(args[0], bytes) else str(args[:1]))
             return command(conn, *args, **kwargs)
 
         psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
@@ -98,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="houqin-county-cpu-") as tmp:
             env, accounts = build_county(county_args, schema, Path(tmp) / "instance")
+            env.pop("PGAPPNAME", None)  # this process's backends keep the name they are counted by
             os.environ.update(env)
             import logging
 
@@ -116,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
             trips: Counter[tuple[str, str]] = Counter()
             profile = cProfile.Profile(time.process_time)
             warm = len(order) // 5
+            shown = [0, 0]  # requests whose SQL was printed (--sql), per path
             db0 = 0
             with RoundTrips() as counter:
                 for i, turn in enumerate(order):
@@ -123,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
                     url = head.split(b" ")[1].decode()
                     if i == warm:
                         db0 = backend_ticks(admin, app_name)
-                    hot = i >= warm and turn.kind == args.profile
+                    hot = i >= warm and args.profile in (turn.kind, "all")
+                    logged = i >= warm and turn.kind == args.sql and shown[turn.account == 0] < 2
+                    counter.log = [] if logged else None
                     counter.count, cpu0 = 0, time.process_time()
                     if hot:
                         profile.enable()
@@ -133,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
                     spent = time.process_time() - cpu0
                     if check(accounts[turn.account], cryptos[turn.account], turn, res.status_code, res.data):
                         bad += 1
+                    if counter.log is not None:
+                        shown[turn.account == 0] += 1
+                        print(f"  {url.split('?')[0]} {turn.kind}: {len(counter.log)} round trips")
+                        for line in counter.log:
+                            print(f"      {line}")
                     if i >= warm:
                         key = ("/wechat" if turn.account == 0 else "/wechat/<slug>", turn.kind)
                         cpu[key] += spent
@@ -157,7 +171,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"  replies wrong: {bad} of {len(order)}; load average {os.getloadavg()[0]:.1f}", flush=True)
     if args.profile:
         stats = pstats.Stats(profile)
-        stats.sort_stats("cumulative").print_stats(50)
+        if args.profile_out:
+            stats.dump_stats(args.profile_out)
+        stats.sort_stats("cumulative").print_stats(args.top)
+        if args.tottime:
+            stats.sort_stats("tottime").print_stats(args.top)
     return 1 if bad else 0
 
 
@@ -165,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--schools", type=int, default=2, help="schools, the default one included (2)")
     parser.add_argument("--rounds", type=int, default=12, help="times each user's script repeats (12)")
-    parser.add_argument("--profile", default="", metavar="KIND", help="cProfile this kind of turn, e.g. 报修内容")
+    parser.add_argument("--profile", default="", metavar="KIND",
+                        help="cProfile this kind of turn, e.g. 报修内容, or `all` of them")
+    parser.add_argument("--sql", default="", metavar="KIND", help="print the SQL of two requests of this kind per path")
+    parser.add_argument("--profile-out", metavar="FILE", help="also write the profile there (pstats)")
+    parser.add_argument("--top", type=int, default=50, help="lines of the profile printed (50)")
+    parser.add_argument("--tottime", action="store_true", help="the profile by own time too")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL", PG_URL))
     args = parser.parse_args(argv)
     if not 2 <= args.schools <= 100 or not 1 <= args.rounds <= 200:

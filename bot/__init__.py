@@ -66,11 +66,17 @@ def _quota(session: Session, services: Services) -> dict[str, object]:
             "quota_deferred": row.deferred, **({"quota_exhausted": True} if row.exhausted_at else {})}
 
 
+_SECURITY_HEADER_KEYS = {name.lower(): name for name in SECURITY_HEADERS}
+
+
 def _security_headers(response: Response) -> Response:
     """The same headers on every response; a page that wants a stricter one (the push pages'
-    no-referrer) has set it already."""
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    no-referrer) has set it already. One pass over the response's headers instead of a `setdefault`
+    each (werkzeug scans the list per call: a tenth of Flask's own time per webhook request)."""
+    present = {key.lower() for key, _ in response.headers.items()} & _SECURITY_HEADER_KEYS.keys()
+    if len(present) < len(SECURITY_HEADERS):
+        response.headers.extend([(name, value) for name, value in SECURITY_HEADERS.items()
+                                 if name.lower() not in present])
     return response
 
 

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, String, bindparam, delete, func, insert, literal_column, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from bot.outbox import Outbox
+from bot.school import DEFAULT_SETTINGS, get_setting
 from bot.text import (
     SEPARATOR_MARKS,
     asks_how,
@@ -31,7 +32,7 @@ from bot.text import (
     strip_separators,
     tidy,
 )
-from models import ROLE_NAMES, Binding, ConversationState, Person, PersonRole
+from models import ROLE_NAMES, Binding, ConversationState, Person, PersonRole, SchoolSetting
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -227,6 +228,8 @@ class Sender:
     following: bool = True  # subscribed and reachable
     state: State | None = None  # a live conversation
     state_stored: bool = False  # a conversation_states row exists (live or expired)
+    # ROUTING_SETTINGS as stored when the message was (None: unset), read with it; empty: not read
+    settings: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, openid: str, row: Any, now: datetime) -> Sender:
@@ -235,12 +238,18 @@ class Sender:
         sender = cls(openid, known=known, person_id=row.sender_person_id,
                      roles=frozenset((row.sender_roles or "").split()),
                      following=bool(row.sender_subscribed and row.sender_reachable) if known else True,
-                     state_stored=row.sender_conversation is not None)
+                     state_stored=row.sender_conversation is not None,
+                     settings={key: getattr(row, "setting_" + key) for key in ROUTING_SETTINGS})
         if row.sender_conversation is not None and row.sender_expires_at > now:
             sender.state = State(row.sender_conversation, row.sender_step, dict(row.sender_data or {}),
                                  row.sender_expires_at)
         return sender
 
+
+# The sender's binding with its person, but not the person's roles and bindings (selectin wherever a
+# Person is loaded): the roles came with the message (Sender.roles), and a step that does want them, or
+# the person's other bindings, loads them when it asks.
+_SENDER_BINDING = [joinedload(Binding.person).options(lazyload(Person.roles), lazyload(Person.bindings))]
 
 _BINDINGS, _ROLES, _STATES = Binding.__table__, PersonRole.__table__, ConversationState.__table__
 _SENDER = bindparam("sender", type_=String)
@@ -251,9 +260,15 @@ def _of_sender(column: Any) -> Any:
     return select(column).where(column.table.c.openid == _SENDER).scalar_subquery().label("sender_" + column.name)
 
 
-# The sender's binding, roles and conversation state as scalar subqueries on the bind parameter
-# "sender": the inbox returns them from the INSERT that stores the message, so that storing and
-# knowing who wrote is one statement (RETURNING takes subqueries on SQLite and PostgreSQL alike).
+# Settings that deciding whether a sender may use a capability asks on any message: the bus manager named
+# in settings may acknowledge bus alarms, so a bound teacher's 帮助 asks whether that is them. Read with
+# the message (`Context.setting`), they cost no session and no query of their own.
+ROUTING_SETTINGS = ("bus_manager",)
+_SETTINGS = SchoolSetting.__table__
+
+# The sender's binding, roles and conversation state, and the ROUTING_SETTINGS, as scalar subqueries on
+# the bind parameter "sender": the inbox returns them from the INSERT that stores the message, so that
+# storing and knowing who wrote is one statement (RETURNING takes subqueries on SQLite and PostgreSQL alike).
 SENDER_COLUMNS = (
     _of_sender(_BINDINGS.c.person_id), _of_sender(_BINDINGS.c.subscribed), _of_sender(_BINDINGS.c.reachable),
     # the separator as literal SQL: a str would be a parameter rendered anew on every execution
@@ -262,6 +277,8 @@ SENDER_COLUMNS = (
     .scalar_subquery().label("sender_roles"),
     _of_sender(_STATES.c.conversation), _of_sender(_STATES.c.step), _of_sender(_STATES.c.data),
     _of_sender(_STATES.c.expires_at),
+    *(select(_SETTINGS.c.value).where(_SETTINGS.c.key == literal_column(f"'{key}'")).scalar_subquery()
+      .label("setting_" + key) for key in ROUTING_SETTINGS),
 )
 _INSERT_STATE = insert(ConversationState)
 _UPDATE_STATE = update(ConversationState).where(ConversationState.openid == bindparam("key"))
@@ -299,7 +316,7 @@ class Context:
     @property
     def binding(self) -> Binding | None:
         if self._binding is NOT_LOADED:
-            self._binding = (self.db.get(Binding, self.openid, options=[joinedload(Binding.person)])
+            self._binding = (self.db.get(Binding, self.openid, options=_SENDER_BINDING)
                              if self.sender.known else None)
         assert self._binding is None or isinstance(self._binding, Binding)
         return self._binding
@@ -335,6 +352,14 @@ class Context:
         if self._binding is NOT_LOADED:
             return set(self.sender.roles)
         return self.person.role_set if self.person is not None else set()
+
+    def setting(self, key: str) -> str:
+        """The school's setting (its default when unset): one of ROUTING_SETTINGS as read with the message
+        while no step has opened the session, else as the session reads it (bot.school.get_setting)."""
+        if self._session is None and key in self.sender.settings:
+            value = self.sender.settings[key]
+            return DEFAULT_SETTINGS[key] if value is None else value
+        return get_setting(self.db, key)
 
     @property
     def local_now(self) -> datetime:

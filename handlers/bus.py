@@ -132,7 +132,7 @@ COUNT_PATTERNS = (  # every way a headcount is written: 3号线上车42, 三号�
 bus = Conversation("bus", title="校车点名", keywords=["校车"], roles={"bus_monitor", "admin"}, help=HELP_COUNT,
                    topic="校车", rank=1, cues=("上车", "下车"))
 ack = Conversation("bus_ack", title="确认校车警报", keywords=["确认"], roles={"admin"}, help=HELP_ACK,
-                   permits=lambda ctx: is_bus_manager(ctx.db, ctx.person_id), refusal=ACK_REFUSED, gives_way=True,
+                   permits=lambda ctx: manages_buses(ctx), refusal=ACK_REFUSED, gives_way=True,
                    topic="校车", rank=2)
 leave = Conversation("bus_leave", title="校车请假", keywords=["请假", "销假"], roles={"parent", "teacher", "admin"},
                      help=HELP_LEAVE, topic="校车", rank=2, cues=LEAVE_CUES)
@@ -185,6 +185,12 @@ def bus_manager(db: Session) -> Person | None:
 def is_bus_manager(db: Session, person_id: int | None) -> bool:
     manager = bus_manager(db)
     return manager is not None and person_id is not None and manager.id == person_id
+
+
+def manages_buses(ctx: Context) -> bool:
+    """The sender is the bus manager named in settings; with none named (most schools), known from the
+    setting read with the message, without a session (every 帮助 of a bound teacher asks)."""
+    return bool(ctx.setting("bus_manager")) and is_bus_manager(ctx.db, ctx.person_id)
 
 
 def bus_responsible(db: Session) -> list[Person]:

@@ -114,7 +114,8 @@ def _binding_row(ctx: Context) -> Binding:
 @follow.on_event("subscribe")
 def subscribed(msg: Incoming, ctx: Context) -> Reply:
     row = _binding_row(ctx)
-    row.subscribed = row.reachable = True
+    if not (row.subscribed and row.reachable):  # usually set already (bot.inbox: writing means following)
+        row.subscribed = row.reachable = True
     person = ctx.person
     return Reply.end(WELCOME_BACK.format(name=person.name) if person else WELCOME)
 

@@ -10,12 +10,12 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import inspect, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from bot.db import memo
 from bot.numbering import allocate_number
 from bot.places import find_asset, find_room, place_key
-from bot.school import admins, get_setting, people_with_role
+from bot.school import get_setting, people_with_role
 from bot.text import (
     normalize,
     segment,
@@ -88,9 +88,10 @@ def is_urgent(db: Session, text: str) -> bool:
 
 
 def responsible(db: Session, category: str) -> list[Person]:
-    """The staff whose categories include `category`, else admin."""
-    staff = [p for p in people_with_role(db, "staff") if category in p.category_list]
-    return staff or admins(db)
+    """The staff whose categories include `category`, else admin (staff and admins read in one query)."""
+    people = people_with_role(db, "staff", "admin")
+    staff = [p for p in people if "staff" in p.role_set and category in p.category_list]
+    return staff or [p for p in people if "admin" in p.role_set]
 
 
 def names_of(people: list[Person]) -> str:
@@ -197,14 +198,21 @@ def same_fault(db: Session, ticket: RepairTicket, place: Place, description: str
     return normalize(description).replace(" ", "") == normalize(ticket.description).replace(" ", "")
 
 
+# A duplicate's candidates come without their followers, photos and history, and with their reporter and
+# assignee joined, without the roles and bindings a Person loads (selectin) wherever it is loaded: the reply
+# names them; telling one (the assignee) loads those when it does. Made once: building options costs.
+_CANDIDATE_OPTIONS = (lazyload(RepairTicket.followers), lazyload(RepairTicket.photos), lazyload(RepairTicket.events),
+                      *(joinedload(person).options(lazyload(Person.roles), lazyload(Person.bindings))
+                        for person in (RepairTicket.reporter, RepairTicket.assignee)))
+
+
 def find_duplicate(db: Session, place: Place, description: str) -> RepairTicket | None:
     """The first active ticket for the same room (or the same place as typed) and the same fault.
     The candidates come without their followers, photos and history (selectin on a plain load): the
     comparison needs none of them, and a busy room's open ticket gathers many; the one that matches loads
-    them when they are used."""
+    them when they are used. Its reporter and assignee come in the same query (`_CANDIDATE_OPTIONS`)."""
     query = (select(RepairTicket).where(RepairTicket.status.in_(ACTIVE)).order_by(RepairTicket.number)
-             .options(lazyload(RepairTicket.followers), lazyload(RepairTicket.photos),
-                      lazyload(RepairTicket.events)))
+             .options(*_CANDIDATE_OPTIONS))
     if place.room is not None:
         candidates = list(db.scalars(query.where(RepairTicket.room_id == place.room.id)))
     else:
