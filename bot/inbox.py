@@ -57,8 +57,10 @@ def _fit(column: str, value: str) -> str:
 _INSERT = insert(InboundMessage).returning(InboundMessage.id, *SENDER_COLUMNS)
 _UPDATE = update(InboundMessage).where(InboundMessage.id == bindparam("row_id"))
 _REPLY = select(InboundMessage.reply).where(InboundMessage.dedup_key == bindparam("key"))
+# following again (or writing after WeChat refused them) puts the follower's menu due, as bot.wechat.menu's
+# listener does for the ORM's writes: this Core UPDATE runs before the subscribe handler sees the binding
 _FOLLOWING = (update(Binding).where(Binding.openid == bindparam("key"))
-              .values(subscribed=True, reachable=True))
+              .values(subscribed=True, reachable=True, menu_due=True, menu_version=Binding.menu_version + 1))
 
 
 class Inbox:

@@ -278,3 +278,20 @@ def test_a_role_change_while_the_worker_tags_is_not_lost(houqin, wechat_user, pe
     assert worker.drain() == 2  # the teacher's tag, then (the binding changed meanwhile) the canteen's
     assert fake_wechat.tags_of(teacher.openid) == [PLAN.tag_for({"canteen"})]
     assert keys(fake_wechat.menu_seen_by(teacher.openid)) == {"MENU", HELP_MENU_KEY}
+
+
+def test_a_follower_who_comes_back_is_given_their_menu_again(houqin, wechat_user, people, fake_wechat,
+                                                              sync_menus) -> None:
+    """Unfollowing and following again marks the follower's menu due: the webhook's own "writing means
+    following" update, which runs before the subscribe handler, must mark it as the handler would."""
+    people.add("张丽", "teacher")
+    teacher = wechat_user("张丽")
+    assert houqin("wechat-menu", "--upload").exit_code == 0
+    assert sync_menus() == 0  # the upload tagged her already
+    teacher.event("unsubscribe")
+    fake_wechat.state.unfollowed.add(teacher.openid)
+    assert sync_menus() == 0
+    fake_wechat.state.unfollowed.discard(teacher.openid)
+    assert "张丽" in teacher.subscribe().text  # welcomed back by name
+    assert sync_menus() == 1
+    assert keys(fake_wechat.menu_seen_by(teacher.openid)) >= WORK_KEYS
