@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -21,7 +21,7 @@ from models import NumberSeries
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
-def dialect_insert(db: Session | Connection) -> Any:
+def dialect_insert(db: Session | Connection | Engine) -> Any:
     """The INSERT of `db`'s backend, the one with ON CONFLICT (PostgreSQL and SQLite alike)."""
     return _INSERTS[(db.get_bind() if isinstance(db, Session) else db).dialect.name]
 

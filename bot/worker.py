@@ -90,7 +90,6 @@ class Claimed:
     id: int
     push: Push
     openid: str
-    person_id: int | None
     attempts: int
     claim: str
     reachable: bool
@@ -115,7 +114,7 @@ _DUE = (select(_d.id)
         .limit(bindparam("limit", type_=Integer)))
 _CLAIMING = update(_deliveries).values(status=SENDING, claim=bindparam("token"), attempts=_d.attempts + 1,
                                        lease_until=bindparam("lease"))
-_CLAIMED = (_d.id, _d.push_id, _d.openid, _d.person_id, _d.attempts, _d.next_attempt_at)
+_CLAIMED = (_d.id, _d.push_id, _d.openid, _d.attempts, _d.next_attempt_at)
 _REACHABLE = and_(_b.subscribed, _b.reachable)
 _locked = _DUE.with_for_update(skip_locked=True).cte("due")
 _claimed = _CLAIMING.where(_d.id == _locked.c.id).returning(*_CLAIMED).cte("claimed")
@@ -375,13 +374,12 @@ class PushWorker:
                  clock: Callable[[], datetime] = utcnow, batch_size: int | None = None,
                  quota_factory: sessionmaker[Session] | None = None) -> None:
         self.factory = factory
-        # where the account's daily template count lives: the worker's own database, unless several
-        # schools share one account (then the county's namespace, so they count against one quota)
-        self.quota_factory = quota_factory or factory
-        # the push loop's own statements go through Core connections of the same engines: a county school
+        # the push loop's own statements go through Core connections of the same engine: a county school
         # sends ~80 messages a second, and an ORM session per round cost more CPU than its statements
         self.engine: Engine = factory.kw["bind"]
-        self.quota_engine: Engine = self.quota_factory.kw["bind"] if quota_factory is not None else self.engine
+        # where the account's daily template count lives: the worker's own database, unless several
+        # schools share one account (then the county's namespace, so they count against one quota)
+        self.quota_engine: Engine = quota_factory.kw["bind"] if quota_factory is not None else self.engine
         self.settings = settings
         self.api = api
         self.clock = clock
@@ -453,7 +451,7 @@ class PushWorker:
         if not rows:
             return []
         pushes = self._pushes(conn, {row.push_id for row in rows})
-        return [Claimed(row.id, pushes[row.push_id], row.openid, row.person_id, row.attempts, token,
+        return [Claimed(row.id, pushes[row.push_id], row.openid, row.attempts, token,
                         bool(row[-1])) for row in rows]
 
     def _pushes(self, conn: Connection, ids: set[int]) -> dict[int, Push]:

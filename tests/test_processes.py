@@ -10,11 +10,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import Engine, Row, TextClause
 
 from bot.config import Settings
 from bot.wechat.fake import FakeWeChat
@@ -53,6 +55,19 @@ def wait_for(url: str, seconds: float = 30.0) -> requests.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def wait_for_row(engine: Engine, query: TextClause, done: Callable[[Row[Any]], bool],
+                 seconds: float = 30.0) -> Row[Any] | None:
+    """The row `query` finds once `done(row)` holds (another process writes it), or the last one seen."""
+    deadline, row = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is not None and done(row):
+            break
+        time.sleep(0.2)
+    return row
 
 
 def stop(proc: subprocess.Popen[str]) -> int:
@@ -257,13 +272,7 @@ def test_fake_wechat_command_reports_template_sends_back_to_the_webhook(tmp_path
         engine = create_engine(env["DATABASE_URL"])
         query = text("SELECT d.status, d.last_error FROM deliveries d JOIN pushes p ON p.id = d.push_id "
                      "WHERE p.kind = 'repair_new' AND d.openid = 'o-程财宝'")
-        deadline, row = time.monotonic() + 30, None
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                row = conn.execute(query).first()
-            if row is not None and row[0] == "undeliverable":
-                break
-            time.sleep(0.2)
+        row = wait_for_row(engine, query, lambda r: r[0] == "undeliverable")
         engine.dispose()
         assert row is not None and row[0] == "undeliverable", row
         sends = [c for c in requests.get(f"http://127.0.0.1:{fake_port}/_fake/calls", timeout=5).json()

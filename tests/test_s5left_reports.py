@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from bot.wechat.simulator import WeChatUser, http_transport
 from models import Delivery, InboundMessage, Push
 from tests import test_schools
 from tests.conftest import People
-from tests.test_processes import HOUQIN, clean_env, free_port, stop, wait_for
+from tests.test_processes import HOUQIN, clean_env, free_port, stop, wait_for, wait_for_row
 
 county = test_schools.county  # the fixture: the schools a test adds are dropped afterwards
 
@@ -111,13 +110,7 @@ def test_fake_wechat_command_reports_each_schools_own_account_to_its_webhook(tmp
         main = create_engine(env["DATABASE_URL"])
         confirmed = text("SELECT d.confirmed_at FROM deliveries d JOIN pushes p ON p.id = d.push_id "
                          "WHERE p.kind = 'repair_new' AND d.openid = 'o-east-东校长'")
-        deadline, row = time.monotonic() + 30, None
-        while time.monotonic() < deadline:
-            with east.connect() as conn:
-                row = conn.execute(confirmed).first()
-            if row is not None and row[0] is not None:
-                break
-            time.sleep(0.2)
+        row = wait_for_row(east, confirmed, lambda r: r[0] is not None)
         assert row is not None and row[0] is not None, row
         sends = [c for c in requests.get(f"http://127.0.0.1:{fake_port}/_fake/calls", timeout=5).json()
                  if c["endpoint"] == "message/template/send"]

@@ -16,19 +16,17 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.inbox import UNREACHABLE
+from bot.numbering import dialect_insert
 from models import SeenNonce
 
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 60.0
-_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _NONCE_LENGTH = SeenNonce.__table__.c.nonce.type.length  # type: ignore[attr-defined]
 
 
@@ -62,7 +60,7 @@ class DatabaseNonceLedger(NonceLedger):
                 isolation_level="AUTOCOMMIT", houqin_schema=None,
                 **({"schema_translate_map": {None: schema}} if schema else {}))
         self.clock = clock
-        self._insert = _INSERTS[db_engine.dialect.name](SeenNonce).on_conflict_do_nothing().returning(SeenNonce.nonce)
+        self._insert = dialect_insert(db_engine)(SeenNonce).on_conflict_do_nothing().returning(SeenNonce.nonce)
         self._next_purge = 0.0
 
     def claim(self, timestamp: int, nonce: str) -> bool:
