@@ -769,11 +769,6 @@ class FakeWeChat:
             self.state.media[media_id] = (content, mimetype)
             self.state.media_pace[media_id] = (delay, sized)
 
-    def add_webhook(self, hook: Webhook) -> None:
-        """Report template sends made with `hook.appid`'s token to `hook` (a school's own account)."""
-        with self.state.lock:
-            self.state.webhooks[hook.appid] = hook
-
     def finish_template_job(self, msgid: str, status: str = "success") -> int:
         """Report on the template send `msgid` to the webhook now (see `report`)."""
         return report(self.state, str(msgid), status)
