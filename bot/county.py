@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import schema_engine
 from bot.engine import Incoming
+from bot.inbox import Replayed, Stamp
 from bot.school import TEMPLATES_SETTING
 from bot.services import Services
 from models import (
@@ -481,14 +482,18 @@ def own_account_services(default: Services, slug: str) -> Services | None:
     return county.services(slug)
 
 
-def route(default: Services, msg: Incoming) -> str:
+def route(default: Services, msg: Incoming, stamp: Stamp | None = None) -> str:
     """Handle a message to the default account: with one school on it (every installation that never
     added a school), the default school's inbox at once; with several sharing it, the school the QR
-    scene or bind code names, else the one(s) the follower is bound in (asking which, once, when two)."""
+    scene or bind code names, else the one(s) the follower is bound in (asking which, once, when two).
+    `stamp` (the request's timestamp and nonce) is claimed in the account's ledger — the default
+    school's — so before routing when the message may go to another school; Replayed if used before."""
     county = County.of(default)
     shared = [e for e in county.cached_schools() if e.shared]
     if len(shared) <= 1:
-        return default.inbox.handle(msg)
+        return default.inbox.handle(msg, stamp)
+    if stamp is not None and not default.inbox.claim_alone(stamp):
+        raise Replayed
     return SharedAccount(county, shared).handle(msg)
 
 

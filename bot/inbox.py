@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy import Engine as SqlEngine
@@ -31,6 +32,9 @@ from bot.outbox import queue_reply
 from bot.spool import DatabaseUnavailable, Spool
 from models import Binding, InboundMessage, utcnow
 
+if TYPE_CHECKING:
+    from bot.wechat.nonces import NonceLedger
+
 log = logging.getLogger(__name__)
 
 APOLOGY = "抱歉，系统出了点问题，你的消息已记录，后勤处会尽快处理。请稍后再试。"
@@ -42,6 +46,17 @@ PRIVATE_REPLAYED = "你稍早发送的匿名内容已处理。匿名意见的编
 
 UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)  # the database, not the message, is at fault
 REPLAY_BUDGET_SECONDS = 0.5  # a request replays the spool at most this long before its own message
+
+
+class Stamp(NamedTuple):
+    """A signed request's (timestamp, nonce): accepted once (bot.wechat.nonces)."""
+
+    timestamp: int
+    nonce: str
+
+
+class Replayed(Exception):
+    """The request's Stamp was used before: refused, and nothing of it stored."""
 
 
 _LENGTHS: dict[str, int] = {c.name: getattr(c.type, "length", None) or 0 for c in InboundMessage.__table__.c}
@@ -65,8 +80,10 @@ _FOLLOWING = (update(Binding).where(Binding.openid == bindparam("key"))
 
 class Inbox:
     def __init__(self, db_engine: SqlEngine, factory: sessionmaker[Session], engine: Engine, settings: Settings,
-                 clock: Callable[[], datetime] = utcnow, spool: Spool | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, spool: Spool | None = None,
+                 nonces: NonceLedger | None = None) -> None:
         self.db_engine = db_engine
+        self.nonces = nonces  # where a request's Stamp is claimed (handle(msg, stamp))
         # the webhook's own writes wait briefly for SQLite's writer queue (a request must be answered)
         self.writer = db_engine.execution_options(houqin_write_wait=settings.webhook_db_wait_seconds)
         self.factory = factory
@@ -75,17 +92,34 @@ class Inbox:
         self.clock = clock
         self.spool = spool or Spool(settings.school_dir / "spool")
 
-    def handle(self, msg: Incoming) -> str:
+    def handle(self, msg: Incoming, stamp: Stamp | None = None) -> str:
         """Store and answer one message; a retry gets the first copy's reply. With the database
-        unreachable the message is kept in the spool and gets `BUSY`."""
+        unreachable the message is kept in the spool and gets `BUSY`. `stamp`: the request's, claimed
+        in the transaction that stores the message (one transaction, not two, per request); Replayed if
+        it was used before."""
         now = self.clock()
         try:
             if self._replay_first(msg):
-                return self.process(msg, now)
+                return self.process(msg, now, stamp=stamp)
         except DatabaseUnavailable:
             pass
+        if stamp is not None and self.nonces is not None and not self.claim_alone(stamp):
+            raise Replayed
         self.spool.keep(msg, now)
         return BUSY
+
+    def claim_alone(self, stamp: Stamp) -> bool:
+        """The stamp claimed on its own transaction: for a message spooled instead of stored (the ledger
+        may be reachable when the message's row is not, or the sender's earlier messages wait in the
+        spool), and for a shared account's message before it is routed to a school."""
+        from bot.wechat.nonces import LedgerUnavailable
+
+        assert self.nonces is not None
+        try:
+            return self.nonces.claim(*stamp)
+        except LedgerUnavailable:
+            log.warning("the nonce store is unreachable: replay check skipped")
+            return True
 
     def _replay_first(self, msg: Incoming) -> bool:
         """Replay the spool for a moment; False if the sender's earlier messages still wait in it
@@ -106,15 +140,18 @@ class Inbox:
         """Replay everything the spool holds (`houqin spool replay`, the background tick)."""
         return self.spool.replay(self.replayed)
 
-    def process(self, msg: Incoming, now: datetime, *, push_reply: bool = False) -> str:
+    def process(self, msg: Incoming, now: datetime, *, push_reply: bool = False, stamp: Stamp | None = None) -> str:
         """Store and handle `msg` as received at `now`; raises DatabaseUnavailable if it could not
-        be stored. `push_reply`: also queue the reply (unless empty) in the same transaction."""
+        be stored, Replayed if `stamp` was used before. `push_reply`: also queue the reply (unless
+        empty) in the same transaction."""
         stored = False
         try:
             # Core statements on one connection: the ORM session is opened only if a step asks for
             # it. A retry of a stored message fails on the unique key and waits for the first
             # copy's reply.
             with self.writer.begin() as conn:
+                if stamp is not None and self.nonces is not None and not self.nonces.claim_within(conn, stamp):
+                    raise Replayed
                 row = conn.execute(_INSERT, {**self._row(msg, now), "sender": msg.openid}).one()
                 stored = True
                 text = self._dispatch(conn, msg, Sender.from_row(msg.openid, row, now), now)
@@ -124,6 +161,8 @@ class Inbox:
                 if push_reply and text:  # a private reply is not written into a push that names its sender
                     queue_reply(conn, msg.openid, PRIVATE_REPLAYED if msg.private else text, self.clock())
                 return text
+        except Replayed:
+            raise
         except IntegrityError:
             if not stored:
                 return self._earlier_reply(msg.dedup_key)

@@ -79,7 +79,8 @@ class Services:
 
     @cached_property
     def inbox(self) -> Inbox:
-        return Inbox(self.db_engine, self.factory, self.engine, self.settings, clock=self.now, spool=self.spool)
+        return Inbox(self.db_engine, self.factory, self.engine, self.settings, clock=self.now, spool=self.spool,
+                     nonces=self.nonces)
 
     @cached_property
     def token_store(self) -> TokenStore:

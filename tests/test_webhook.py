@@ -882,20 +882,36 @@ def test_handler_bug_in_safe_mode_still_answers_encrypted(wechat_user: Any, serv
     assert reply.text == APOLOGY and "<Encrypt>" in reply.body
 
 
+@contextmanager
+def transactions_begun(services: Services) -> Iterator[list[int]]:
+    """How many transactions the block began on the database (autocommit ones included)."""
+    begun = [0]
+
+    def count_one(conn: Any) -> None:
+        begun[0] += 1
+
+    event.listen(services.db_engine, "begin", count_one)
+    try:
+        yield begun
+    finally:
+        event.remove(services.db_engine, "begin", count_one)
+
+
 def test_a_message_is_stored_and_its_sender_read_in_one_statement(wechat_user: Any, people: Any,
                                                                   services: Services) -> None:
-    """The hot path: one INSERT claims the request's nonce; the INSERT that stores a message returns
-    the sender's binding, roles and conversation state; the reply is stored by one UPDATE. A bound
-    teacher's 帮助 asks whether she is the bus manager: the setting comes with the message (ROUTING_SETTINGS),
-    so with none named nothing more is read. (A process's first request also purges the nonces past the
-    window: done here first.)"""
+    """The hot path, one transaction: an INSERT claims the request's nonce; the INSERT that stores a
+    message returns the sender's binding, roles and conversation state; the reply is stored by one
+    UPDATE. A bound teacher's 帮助 asks whether she is the bus manager: the setting comes with the message
+    (ROUTING_SETTINGS), so with none named nothing more is read. (A process's first request also purges
+    the nonces past the window: done here first.)"""
     stranger = wechat_user("路人", bind=False)
     stranger.say("随便说说")
-    with statements_run(services) as statements:
+    with statements_run(services) as statements, transactions_begun(services) as begun:
         assert "你还没有绑定身份" in stranger.say("帮助").text
     assert [" ".join(s.split()[:3]) for s in statements][:2] == ["INSERT INTO seen_nonces",
                                                                  "INSERT INTO inbound_messages"], statements
     assert [s.split()[0] for s in statements] == ["INSERT", "INSERT", "UPDATE"], statements
+    assert begun == [1]  # the nonce is claimed in the message's transaction, not one of its own
 
     people.add("张丽", "teacher")
     teacher = wechat_user("张丽")

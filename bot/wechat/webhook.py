@@ -1,4 +1,4 @@
-"""`GET/POST /wechat`: verify, decrypt, parse, refuse replays, store-and-dispatch, render.
+"""`GET/POST /wechat`: verify, decrypt, parse, store-and-dispatch (refusing replays), render.
 No capability named here. Every refusal is logged with its reason, never with the query string,
 signature or nonce."""
 
@@ -12,9 +12,9 @@ from werkzeug.serving import WSGIRequestHandler
 
 from bot.county import own_account_services, route
 from bot.engine import Incoming
+from bot.inbox import Replayed, Stamp
 from bot.services import Services
 from bot.wechat.gateway import BadMessage, BadSignature
-from bot.wechat.nonces import LedgerUnavailable
 
 bp = Blueprint("wechat", __name__)
 log = logging.getLogger(__name__)
@@ -66,21 +66,18 @@ def receive(school: str | None = None) -> Response:
     message = Incoming.from_wechat(data)
     if not message.openid or not message.msg_type:
         _refuse(400, "bad XML: no FromUserName or MsgType")
-    if not _first_use(services, args):
-        _refuse(403, "replayed nonce (this timestamp and nonce were used before)")
-    text = route(services, message) if school is None else services.inbox.handle(message)
-    reply = services.codec.seal(data, text, crypto, args.get("nonce", ""))
-    return Response(reply, mimetype="text/plain" if reply == "success" else "application/xml")
-
-
-def _first_use(services: Services, args: dict[str, str]) -> bool:
-    """Whether the request's (timestamp, nonce) is new; with the store unreachable it is let through
-    (the message is spooled, and its MsgId still guards against doing it twice)."""
+    stamp = Stamp(int(args["timestamp"]), args.get("nonce", ""))  # the codec checked the timestamp
+    # a ledger in the database claims the stamp with the message; Redis refuses a replay before the
+    # database is asked anything
+    within = stamp if services.nonces.in_database else None
     try:
-        return services.nonces.claim(int(args["timestamp"]), args.get("nonce", ""))
-    except LedgerUnavailable:
-        log.warning("the nonce store is unreachable: replay check skipped")
-        return True
+        if within is None and not services.inbox.claim_alone(stamp):
+            raise Replayed
+        text = route(services, message, within) if school is None else services.inbox.handle(message, within)
+    except Replayed:
+        _refuse(403, "replayed nonce (this timestamp and nonce were used before)")
+    reply = services.codec.seal(data, text, crypto, stamp.nonce)
+    return Response(reply, mimetype="text/plain" if reply == "success" else "application/xml")
 
 
 class PathOnlyRequestHandler(WSGIRequestHandler):
