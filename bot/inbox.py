@@ -18,9 +18,21 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import (
+    CTE,
+    Connection,
+    Insert,
+    Row,
+    String,
+    bindparam,
+    exists,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -70,6 +82,19 @@ def _fit(column: str, value: str) -> str:
 
 
 _INSERT = insert(InboundMessage).returning(InboundMessage.id, *SENDER_COLUMNS)
+_RECEIVED = InboundMessage.__table__.c.status.default.arg  # type: ignore[union-attr]
+_ROW = ("dedup_key", "openid", "msg_type", "event", "content", "payload", "received_at")  # Inbox._row's keys
+
+
+def _insert_if_claimed(claimed: CTE) -> Insert:
+    """_INSERT as `WITH claimed AS (…) INSERT … SELECT <the row> WHERE EXISTS (SELECT FROM claimed)`:
+    the request's nonce claimed and its message stored in one statement, or neither (a replay: no row)."""
+    table = InboundMessage.__table__
+    # the column defaults a VALUES insert would add are written out: from_select leaves them unbound
+    row = select(*(bindparam(name, type_=table.c[name].type) for name in _ROW), literal(_RECEIVED, String))
+    return (insert(InboundMessage).from_select([*_ROW, "status"], row.where(exists(select(*claimed.c))))
+            .add_cte(claimed).returning(InboundMessage.id, *SENDER_COLUMNS))
+
 _UPDATE = update(InboundMessage).where(InboundMessage.id == bindparam("row_id"))
 _REPLY = select(InboundMessage.reply).where(InboundMessage.dedup_key == bindparam("key"))
 # following again (or writing after WeChat refused them) puts the follower's menu due, as bot.wechat.menu's
@@ -84,6 +109,7 @@ class Inbox:
                  nonces: NonceLedger | None = None) -> None:
         self.db_engine = db_engine
         self.nonces = nonces  # where a request's Stamp is claimed (handle(msg, stamp))
+        self._insert_claiming = _insert_if_claimed(nonces.cte) if nonces is not None and nonces.cte is not None else None
         # the webhook's own writes wait briefly for SQLite's writer queue (a request must be answered)
         self.writer = db_engine.execution_options(houqin_write_wait=settings.webhook_db_wait_seconds)
         self.factory = factory
@@ -150,9 +176,7 @@ class Inbox:
             # it. A retry of a stored message fails on the unique key and waits for the first
             # copy's reply.
             with self.writer.begin() as conn:
-                if stamp is not None and self.nonces is not None and not self.nonces.claim_within(conn, stamp):
-                    raise Replayed
-                row = conn.execute(_INSERT, {**self._row(msg, now), "sender": msg.openid}).one()
+                row = self._store(conn, msg, now, stamp)
                 stored = True
                 text = self._dispatch(conn, msg, Sender.from_row(msg.openid, row, now), now)
                 kept = {"reply": REDACTED if text else text, **self._redacted(msg)} if msg.private else {"reply": text}
@@ -173,6 +197,21 @@ class Inbox:
             return self._failed(msg, now, push_reply)
         except Exception:  # noqa: BLE001 - a handler bug: its work is rolled back, the message is kept
             return self._failed(msg, now, push_reply)
+
+    def _store(self, conn: Connection, msg: Incoming, now: datetime, stamp: Stamp | None) -> Row[Any]:
+        """The message's row (with its sender's columns), the stamp claimed with it; Replayed if used."""
+        params = {**self._row(msg, now), "sender": msg.openid}
+        if stamp is None or self.nonces is None:
+            return conn.execute(_INSERT, params).one()
+        if self._insert_claiming is not None:
+            row = conn.execute(self._insert_claiming, {**params, **self.nonces.cte_params(conn, stamp)}).first()
+        elif self.nonces.claim_within(conn, stamp):
+            row = conn.execute(_INSERT, params).one()
+        else:
+            row = None
+        if row is None:
+            raise Replayed
+        return row
 
     def record(self, msg: Incoming, reply: str, now: datetime) -> bool:
         """Keep a message answered before any handler saw it (a shared account's "which school?"

@@ -5,8 +5,9 @@ The URL signature covers the timestamp and nonce, and the timestamp must be with
 The pairs live where every web process sees them: Redis when `REDIS_URL` is set (a key that expires),
 else the `seen_nonces` table — one INSERT … ON CONFLICT DO NOTHING a request, and each process
 deletes the pairs that left the window at most once a minute. The webhook claims a pair in the
-transaction that stores the request's message (`claim_within`, bot.inbox): one transaction per request,
-not two, and the pair is kept exactly when the message is. Claimed alone (a shared account's message
+transaction that stores the request's message (bot.inbox): on PostgreSQL as a CTE of the message's
+INSERT (`cte`), on SQLite as a statement before it (`claim_within`) — one transaction per request, not
+two, and the pair is kept exactly when the message is. Claimed alone (a shared account's message
 before it is routed, a spooled one), on PostgreSQL the statement runs in autocommit (it is atomic on its
 own) and for a school of a county (bot.db.schema_engine) names its table with its schema.
 """
@@ -18,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import CTE, Connection, bindparam, delete
 from sqlalchemy import Engine as SqlEngine
 
 from bot.inbox import UNREACHABLE, Stamp
@@ -44,11 +45,18 @@ class NonceLedger:
     """`claim(timestamp, nonce)` is True the first time a pair is seen, False for a replay."""
 
     in_database = False  # True: claim_within joins the transaction that stores the message
+    # the claim as a data-modifying CTE of the message's INSERT (PostgreSQL): the inbox stores the
+    # message only if the claim took (`WHERE EXISTS (SELECT FROM claimed)`), in one statement
+    cte: CTE | None = None
 
     def __init__(self, tolerance: int) -> None:
         self.tolerance = tolerance
 
     def claim(self, timestamp: int, nonce: str) -> bool:
+        raise NotImplementedError
+
+    def cte_params(self, conn: Connection, stamp: Stamp) -> dict[str, object]:
+        """The parameters of `cte` for this stamp (a ledger that has one)."""
         raise NotImplementedError
 
     def claim_within(self, conn: Connection, stamp: Stamp) -> bool:
@@ -76,7 +84,11 @@ class DatabaseNonceLedger(NonceLedger):
                 isolation_level="AUTOCOMMIT", houqin_schema=None,
                 **({"schema_translate_map": {None: schema}} if schema else {}))
         self.clock = clock
-        self._insert = dialect_insert(db_engine)(SeenNonce).on_conflict_do_nothing().returning(SeenNonce.nonce)
+        self._insert = (dialect_insert(db_engine)(SeenNonce)
+                        .values(timestamp=bindparam("stamp_timestamp"), nonce=bindparam("stamp_nonce"))
+                        .on_conflict_do_nothing().returning(SeenNonce.nonce))
+        if db_engine.dialect.name == "postgresql":  # SQLite has no data-modifying CTEs
+            self.cte = self._insert.cte("claimed")
         self._next_purge = 0.0
 
     def claim(self, timestamp: int, nonce: str) -> bool:
@@ -90,11 +102,20 @@ class DatabaseNonceLedger(NonceLedger):
         # the inbox's transaction: its connection's errors are the inbox's (the message is spooled)
         return self._claim(conn, *stamp)
 
+    def cte_params(self, conn: Connection, stamp: Stamp) -> dict[str, object]:
+        # pairs past the window purged first, when due
+        self._purge(conn)
+        return {"stamp_timestamp": stamp.timestamp, "stamp_nonce": _stored(stamp.nonce)}
+
     def _claim(self, conn: Connection, timestamp: int, nonce: str) -> bool:
+        self._purge(conn)
+        params = {"stamp_timestamp": timestamp, "stamp_nonce": _stored(nonce)}
+        return conn.execute(self._insert, params).first() is not None
+
+    def _purge(self, conn: Connection) -> None:
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY_SECONDS
             conn.execute(delete(SeenNonce).where(SeenNonce.timestamp < int(self.clock()) - self.tolerance))
-        return conn.execute(self._insert, {"timestamp": timestamp, "nonce": _stored(nonce)}).first() is not None
 
 
 class RedisNonceLedger(NonceLedger):
