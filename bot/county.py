@@ -45,11 +45,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from bot.db import schema_engine
 from bot.engine import Incoming
-from bot.school import TEMPLATES_SETTING
+from bot.school import environment_templates
 from bot.services import Services
 from models import (
     BindCode,
@@ -58,7 +57,6 @@ from models import (
     CountyConversation,
     CountyFollower,
     CountySchool,
-    SchoolSetting,
 )
 from models.county import DEFAULT_SLUG
 
@@ -132,8 +130,7 @@ class County:
         self._lock = threading.Lock()
         self._base_schema: str | None = None
         self._cache: tuple[float, list[SchoolEntry]] | None = None
-        self.env_templates = default.settings.templates  # HOUQIN_TEMPLATES, before a school's own
-        apply_school_templates(default)
+        self.env_templates = environment_templates(default.settings.templates)  # HOUQIN_TEMPLATES
 
     @classmethod
     def of(cls, services: Services) -> County:
@@ -243,6 +240,7 @@ class County:
         else:
             services = Services.from_settings(settings)
         services.clock = self.default.clock
+        services.monotonic = lambda: self.default.monotonic()  # a test steps the default's: every school follows
         services._county = self  # type: ignore[attr-defined]  # County.of(a school's services) is this county
         services.factory.configure(info={"claim_code": partial(self.claim_code, slug)})
         services.api_base = self.default.api_base
@@ -250,7 +248,6 @@ class County:
             # one access token per appid: a school on the shared account uses the default's store
             services.__dict__["token_store"] = self.default.token_store
             services.__dict__["nonces"] = self.default.nonces
-        apply_school_templates(services)
         return services
 
     # -- adding ---------------------------------------------------------------------------------
@@ -335,25 +332,6 @@ def _open(box: Fernet, sealed: str) -> str:
         return box.decrypt(sealed.encode()).decode()
     except InvalidToken as exc:
         raise CountyError("学校公众号的密钥无法解密：HOUQIN_SECRET_KEY 是否换过？请用 houqin school add 重新登记") from exc
-
-
-def school_templates(db: Session) -> str:
-    """The school's own HOUQIN_TEMPLATES (JSON) set with `houqin templates set`, or ""."""
-    row = db.get(SchoolSetting, TEMPLATES_SETTING)
-    return row.value if row is not None else ""
-
-
-def apply_school_templates(services: Services) -> None:
-    """Overlay the school's own template ids (stored in its settings) on the environment's default."""
-    from bot.wechat.templates import parse_templates
-
-    try:
-        with services.read_factory() as db:
-            raw = school_templates(db)
-    except SQLAlchemyError:
-        return  # not migrated yet: the environment's mapping
-    if raw:
-        services.settings = replace(services.settings, templates=parse_templates(raw))
 
 
 # -- processes: every school's workers ----------------------------------------------------------------
