@@ -130,6 +130,8 @@ class County:
         self._lock = threading.Lock()
         self._base_schema: str | None = None
         self._cache: tuple[float, list[SchoolEntry]] | None = None
+        self._miss_lock = threading.Lock()
+        self._missed_at = float("-inf")  # (the default's monotonic clock) the last re-read for an unknown slug
         self.env_templates = environment_templates(default.settings.templates)  # HOUQIN_TEMPLATES
 
     @classmethod
@@ -164,6 +166,23 @@ class County:
         if self._cache is None or now - self._cache[0] > SCHOOLS_CACHE_SECONDS:
             self._cache = (now, self.schools())
         return self._cache[1]
+
+    def routed_school(self, slug: str) -> SchoolEntry | None:
+        """The school `slug` for the webhook: from cached_schools(), and on a miss from the list read again
+        at once — a school `houqin school add` registered in another process a moment ago is served at
+        once — but at most once per SCHOOLS_MISS_SECONDS per process, whatever the slug, so a stream of
+        unknown slugs cannot hammer the database. None: no such school (yet)."""
+        entry = next((e for e in self.cached_schools() if e.slug == slug), None)
+        if entry is not None:
+            return entry
+        with self._miss_lock:  # (another request may have just read it again: look at its list first)
+            entry = next((e for e in self.cached_schools() if e.slug == slug), None)
+            now = self.default.monotonic()
+            if entry is not None or now - self._missed_at < SCHOOLS_MISS_SECONDS:
+                return entry
+            self._missed_at = now
+            self._cache = (time.monotonic(), self.schools())
+            return next((e for e in self._cache[1] if e.slug == slug), None)
 
     @property
     def several(self) -> bool:
@@ -427,6 +446,7 @@ def choose_login_school(slug: str, schools: list[SchoolEntry]) -> None:
 
 # -- a shared account: which school a message is for ---------------------------------------------------
 SCHOOLS_CACHE_SECONDS = 5.0
+SCHOOLS_MISS_SECONDS = 1.0  # an unknown /wechat/<slug> reads the schools again at most this often per process
 CHOICE_LIFETIME = timedelta(minutes=30)  # a chosen school holds this long after the follower's last message
 ASK_LIFETIME = timedelta(minutes=10)
 MAX_WAITING = 5  # messages kept while the follower is asked which school
@@ -453,7 +473,7 @@ def scene_for(services: Services, scene: str) -> str:
 def own_account_services(default: Services, slug: str) -> Services | None:
     """`/wechat/<slug>`: the school's services if it has an account of its own, else None."""
     county = County.of(default)
-    entry = next((e for e in county.cached_schools() if e.slug == slug), None)
+    entry = county.routed_school(slug)
     if entry is None or not entry.own_account:
         return None
     return county.services(slug)
