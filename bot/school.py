@@ -379,14 +379,21 @@ class StoredTemplates(Mapping[str, Template]):
         self._current: Mapping[str, Template] = environment
         self._raw: str | None = None  # the stored value last applied (None: never read)
         self._at = float("-inf")
+        self._ready = False  # the first read done (or tried)
         self._lock = threading.Lock()
 
     def now(self, fresh: bool = False) -> Mapping[str, Template]:
-        """The mapping, read again first if the last read is older than `ttl` (or `fresh`: whatever its age)."""
-        if (fresh or self.clock() - self._at >= self.ttl) and self._lock.acquire(blocking=not fresh):
+        """The mapping, read again first if the last read is older than `ttl` (or `fresh`: whatever its age).
+        Until the first read is done every lookup waits for it; after that, lookups while one thread reads
+        use the ids read before."""
+        if not (fresh or not self._ready or self.clock() - self._at >= self.ttl):
+            return self._current
+        if self._lock.acquire(blocking=fresh or not self._ready):
             try:
-                self._at = self.clock()
-                self._apply()
+                if fresh or not self._ready or self.clock() - self._at >= self.ttl:
+                    self._at = self.clock()
+                    self._apply()
+                    self._ready = True
             finally:
                 self._lock.release()
         return self._current

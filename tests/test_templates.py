@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.outbox import USER_BLOCKED
-from bot.school import TEMPLATES_TTL
+from bot.school import TEMPLATES_TTL, StoredTemplates
 from bot.services import Services
 from bot.wechat.fake import Webhook
 from bot.wechat.templates import Template, fit
@@ -146,6 +146,41 @@ def test_templates_set_reaches_a_push_queued_by_the_running_web_process(
     deliver()
     (call,) = [c for c in fake_wechat.sent_to("程财宝") if c.endpoint == TEMPLATE]
     assert call.body["template_id"] == "TPL_REPAIR" and call.body["data"]["character_string1"] == {"value": "R3"}
+
+
+def test_stored_template_ids_the_first_lookup_waits_for_and_a_bad_edit_does_not_replace() -> None:
+    """Lookups made while the first read of the stored ids is under way wait for it (a school of its own has
+    no environment ids: judged without them, a push would be taken for undeliverable); a later stored value
+    that does not parse (a hand edit) keeps the ids read before."""
+    import threading
+
+    stored = json.dumps({"repair_new": {"template_id": "TPL_REPAIR", "data": dict(REPAIR_TEMPLATE.data)}})
+    reading, release = threading.Event(), threading.Event()
+    reads: list[str] = []
+    ticks = [0.0]
+
+    def read() -> str:
+        reads.append(stored)
+        reading.set()
+        release.wait(5)
+        return reads[-1]
+
+    templates = StoredTemplates(read, {}, clock=lambda: ticks[0])
+    first = threading.Thread(target=lambda: templates.now())
+    first.start()
+    assert reading.wait(5)
+    seen: list[bool] = []
+    second = threading.Thread(target=lambda: seen.append("repair_new" in templates))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waiting for the first read, not answering from the empty mapping
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert seen == [True] and len(reads) == 1
+    stored = "{not json"
+    ticks[0] += TEMPLATES_TTL
+    assert templates["repair_new"].template_id == "TPL_REPAIR" and len(reads) == 2
 
 
 def test_the_fake_reports_what_wechat_would_cut_or_drop(services: Services, fake_wechat):
