@@ -60,9 +60,10 @@ from sqlalchemy import text as sql_text  # noqa: E402
 
 from bench.fanout import PG_URL, Database, insert_parents, machine_ticks, postgres_unreachable  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.county import TEMPLATES_SETTING, County, apply_school_templates  # noqa: E402
+from bot.county import County  # noqa: E402
 from bot.db import make_engine, upgrade  # noqa: E402
 from bot.outbox import Outbox  # noqa: E402
+from bot.school import TEMPLATES_SETTING  # noqa: E402
 from bot.services import Services  # noqa: E402
 from bot.wechat.fake import FakeWeChat  # noqa: E402
 from bot.wechat.templates import parse_templates  # noqa: E402
@@ -130,7 +131,7 @@ def build_county(args: argparse.Namespace, env: dict[str, str], schema: str) -> 
     for entry, services in county.each():
         with services.factory() as s, s.begin():  # `houqin templates set` for the school's own account
             s.merge(SchoolSetting(key=TEMPLATES_SETTING, value=TEMPLATES))
-        apply_school_templates(services)
+        services.templates_now(fresh=True)
         openids[entry.slug] = insert_parents(Database("postgresql", args.pg_url, county.schema_of(entry.slug)
                                                       if not entry.is_default else schema), args.parents)
     return county, openids

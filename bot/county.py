@@ -45,12 +45,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from bot.db import schema_engine
 from bot.engine import Incoming
 from bot.inbox import Replayed, Stamp
-from bot.school import TEMPLATES_SETTING
+from bot.school import environment_templates
 from bot.services import Services
 from models import (
     BindCode,
@@ -59,7 +58,6 @@ from models import (
     CountyConversation,
     CountyFollower,
     CountySchool,
-    SchoolSetting,
 )
 from models.county import DEFAULT_SLUG
 
@@ -133,8 +131,9 @@ class County:
         self._lock = threading.Lock()
         self._base_schema: str | None = None
         self._cache: tuple[float, list[SchoolEntry]] | None = None
-        self.env_templates = default.settings.templates  # HOUQIN_TEMPLATES, before a school's own
-        apply_school_templates(default)
+        self._miss_lock = threading.Lock()
+        self._missed_at = float("-inf")  # (the default's monotonic clock) the last re-read for an unknown slug
+        self.env_templates = environment_templates(default.settings.templates)  # HOUQIN_TEMPLATES
 
     @classmethod
     def of(cls, services: Services) -> County:
@@ -168,6 +167,23 @@ class County:
         if self._cache is None or now - self._cache[0] > SCHOOLS_CACHE_SECONDS:
             self._cache = (now, self.schools())
         return self._cache[1]
+
+    def routed_school(self, slug: str) -> SchoolEntry | None:
+        """The school `slug` for the webhook: from cached_schools(), and on a miss from the list read again
+        at once — a school `houqin school add` registered in another process a moment ago is served at
+        once — but at most once per SCHOOLS_MISS_SECONDS per process, whatever the slug, so a stream of
+        unknown slugs cannot hammer the database. None: no such school (yet)."""
+        entry = next((e for e in self.cached_schools() if e.slug == slug), None)
+        if entry is not None:
+            return entry
+        with self._miss_lock:  # (another request may have just read it again: look at its list first)
+            entry = next((e for e in self.cached_schools() if e.slug == slug), None)
+            now = self.default.monotonic()
+            if entry is not None or now - self._missed_at < SCHOOLS_MISS_SECONDS:
+                return entry
+            self._missed_at = now
+            self._cache = (time.monotonic(), self.schools())
+            return next((e for e in self._cache[1] if e.slug == slug), None)
 
     @property
     def several(self) -> bool:
@@ -244,6 +260,7 @@ class County:
         else:
             services = Services.from_settings(settings)
         services.clock = self.default.clock
+        services.monotonic = lambda: self.default.monotonic()  # a test steps the default's: every school follows
         services._county = self  # type: ignore[attr-defined]  # County.of(a school's services) is this county
         services.factory.configure(info={"claim_code": partial(self.claim_code, slug)})
         services.api_base = self.default.api_base
@@ -251,7 +268,6 @@ class County:
             # one access token per appid: a school on the shared account uses the default's store
             services.__dict__["token_store"] = self.default.token_store
             services.__dict__["nonces"] = self.default.nonces
-        apply_school_templates(services)
         return services
 
     # -- adding ---------------------------------------------------------------------------------
@@ -336,25 +352,6 @@ def _open(box: Fernet, sealed: str) -> str:
         return box.decrypt(sealed.encode()).decode()
     except InvalidToken as exc:
         raise CountyError("学校公众号的密钥无法解密：HOUQIN_SECRET_KEY 是否换过？请用 houqin school add 重新登记") from exc
-
-
-def school_templates(db: Session) -> str:
-    """The school's own HOUQIN_TEMPLATES (JSON) set with `houqin templates set`, or ""."""
-    row = db.get(SchoolSetting, TEMPLATES_SETTING)
-    return row.value if row is not None else ""
-
-
-def apply_school_templates(services: Services) -> None:
-    """Overlay the school's own template ids (stored in its settings) on the environment's default."""
-    from bot.wechat.templates import parse_templates
-
-    try:
-        with services.read_factory() as db:
-            raw = school_templates(db)
-    except SQLAlchemyError:
-        return  # not migrated yet: the environment's mapping
-    if raw:
-        services.settings = replace(services.settings, templates=parse_templates(raw))
 
 
 # -- processes: every school's workers ----------------------------------------------------------------
@@ -450,6 +447,7 @@ def choose_login_school(slug: str, schools: list[SchoolEntry]) -> None:
 
 # -- a shared account: which school a message is for ---------------------------------------------------
 SCHOOLS_CACHE_SECONDS = 5.0
+SCHOOLS_MISS_SECONDS = 1.0  # an unknown /wechat/<slug> reads the schools again at most this often per process
 CHOICE_LIFETIME = timedelta(minutes=30)  # a chosen school holds this long after the follower's last message
 ASK_LIFETIME = timedelta(minutes=10)
 MAX_WAITING = 5  # messages kept while the follower is asked which school
@@ -476,7 +474,7 @@ def scene_for(services: Services, scene: str) -> str:
 def own_account_services(default: Services, slug: str) -> Services | None:
     """`/wechat/<slug>`: the school's services if it has an account of its own, else None."""
     county = County.of(default)
-    entry = next((e for e in county.cached_schools() if e.slug == slug), None)
+    entry = county.routed_school(slug)
     if entry is None or not entry.own_account:
         return None
     return county.services(slug)

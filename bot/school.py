@@ -6,24 +6,30 @@ School days: Monday to Friday unless the calendar marks a holiday, plus make-up 
 
 from __future__ import annotations
 
+import logging
 import math
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.db import memo
 from bot.people import PersonNotFound, resolve_person
 from bot.tables import TableError, read_table
 from bot.text import clock_time, month_span, parse_clock, parse_date, split_list, tidy
+from bot.wechat.templates import Template, parse_templates
 from models import CalendarDay, Person, PersonRole, SchoolSetting
 from models.school import DAY_KINDS, HOLIDAY, TERM_END, TERM_START, WORKDAY
 
 Check = Callable[[Session, str], str]
+log = logging.getLogger(__name__)
 
 # -- settings: each declared once, with its default, its help and its check -------------------------
 def _whole(low: int, high: int) -> Check:
@@ -161,8 +167,9 @@ SETTINGS: dict[str, Setting] = {
 }
 DEFAULT_SETTINGS = {key: setting.default for key, setting in SETTINGS.items()}
 # a school's own HOUQIN_TEMPLATES (`houqin templates set`), JSON in its school_settings beside the settings
-# above but not one of them: bot.county overlays it on a school's Services, bot.worker re-reads it while it runs
+# above but not one of them: every process sees it through StoredTemplates (below), owned by its Services
 TEMPLATES_SETTING = "templates"
+TEMPLATES_TTL = 5.0  # seconds: a process looks at most this often whether they changed (one primary-key read)
 SETTING_HELP = {key: setting.help for key, setting in SETTINGS.items()}
 BAD_SETTING = "{key} 不能设为「{value}」：{reason}"
 UNKNOWN_SETTING = "没有设置项「{key}」；可用：{known}"
@@ -342,3 +349,97 @@ def import_calendar(db: Session, path: str | Path, today: date | None = None) ->
 
 __all__ = ["DAY_KINDS", "SETTINGS", "Calendar", "admins", "get_setting", "import_calendar",
            "people_with_role", "set_setting", "setting_person"]
+
+
+# -- a school's template ids as stored now ----------------------------------------------------------------
+def school_templates(db: Session) -> str:
+    """The school's own HOUQIN_TEMPLATES (JSON) set with `houqin templates set`, or ""."""
+    row = db.get(SchoolSetting, TEMPLATES_SETTING)
+    return row.value if row is not None else ""
+
+
+class StoredTemplates(Mapping[str, Template]):
+    """Push kind -> template: the school's own ids (`houqin templates set`) as stored now, else the
+    environment's (HOUQIN_TEMPLATES; none for a school with an account of its own).
+
+    Each process has one per school, made by its Services and carried as `settings.templates`, so the
+    webhook's and the console's outbox, the scheduler's jobs and the push worker all see the same ids:
+    a lookup re-reads the stored ids when it finds them older than `ttl` seconds (`clock`, monotonic),
+    one reader at a time while the others use what was read; `now()` does that look on purpose (the
+    worker and the scheduler call it before their transaction). Stored ids that do not parse (a hand
+    edit: `templates set` checks before storing) are logged and the current ones kept."""
+
+    def __init__(self, read: Callable[[], str], environment: Mapping[str, Template], *, school: str = "",
+                 clock: Callable[[], float], ttl: float = TEMPLATES_TTL) -> None:
+        self.read = read
+        self.environment = environment
+        self.school = school or "default"
+        self.clock = clock
+        self.ttl = ttl
+        self._current: Mapping[str, Template] = environment
+        self._raw: str | None = None  # the stored value last applied (None: never read)
+        self._at = float("-inf")
+        self._ready = False  # the first read done (or tried)
+        self._lock = threading.Lock()
+
+    def now(self, fresh: bool = False) -> Mapping[str, Template]:
+        """The mapping, read again first if the last read is older than `ttl` (or `fresh`: whatever its age).
+        Until the first read is done every lookup waits for it; after that, lookups while one thread reads
+        use the ids read before."""
+        if not (fresh or not self._ready or self.clock() - self._at >= self.ttl):
+            return self._current
+        if self._lock.acquire(blocking=fresh or not self._ready):
+            try:
+                if fresh or not self._ready or self.clock() - self._at >= self.ttl:
+                    self._at = self.clock()
+                    self._apply()
+                    self._ready = True
+            finally:
+                self._lock.release()
+        return self._current
+
+    def _apply(self) -> None:
+        try:
+            raw = self.read()
+        except SQLAlchemyError:  # not migrated yet, or the database away: what the process has
+            return
+        if raw == self._raw:
+            return
+        try:
+            templates = parse_templates(raw) if raw else self.environment
+        except ValueError as exc:
+            log.warning("school %s: its stored template ids do not parse (%s); keeping the current ones",
+                        self.school, exc)
+        else:
+            if self._raw is not None:
+                log.info("school %s: template ids changed; pushes go with the new ones", self.school)
+            self._current = templates
+        self._raw = raw
+
+    def __getitem__(self, kind: str) -> Template:
+        return self.now()[kind]
+
+    def get(self, kind: str, default: Template | None = None) -> Template | None:  # type: ignore[override]
+        return self.now().get(kind, default)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self.now()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.now())
+
+    def __len__(self) -> int:
+        return len(self.now())
+
+    def __repr__(self) -> str:
+        return f"StoredTemplates({dict(self._current)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (settings handed to another process) as the environment's mapping: the process that
+        loads them makes its own Services, which reads the stored ids itself."""
+        return dict, (dict(self.environment),)
+
+
+def environment_templates(templates: Mapping[str, Template]) -> Mapping[str, Template]:
+    """The environment's mapping under a school's stored one (HOUQIN_TEMPLATES, before `templates set`)."""
+    return templates.environment if isinstance(templates, StoredTemplates) else templates

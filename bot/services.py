@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 
@@ -14,10 +15,12 @@ from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker, read_only_engine
 from bot.engine import Engine
 from bot.inbox import Inbox
+from bot.school import StoredTemplates, environment_templates, school_templates
 from bot.spool import Spool
 from bot.wechat.gateway import Codec, TokenStore, WeChatApi
 from bot.wechat.menu import watch_roles
 from bot.wechat.nonces import DatabaseNonceLedger, NonceLedger, RedisNonceLedger
+from bot.wechat.templates import Template
 from bot.wechat.tokens import DatabaseTokenStore, RedisTokenStore
 from bot.worker import PushWorker, send_threads
 from models import utcnow
@@ -32,9 +35,29 @@ class Services:
     # where the WeChat API is, asked when the client is first needed (the CLI's embedded lookup
     # of the fake that `houqin serve` started); None: settings.wechat_api_base
     api_base: Callable[[], str] | None = field(default=None)
+    # paces the re-reads of what another process may change while this one runs (the school's template
+    # ids); tests step it instead of sleeping
+    monotonic: Callable[[], float] = field(default=time.monotonic)
+
+    def __post_init__(self) -> None:
+        # the school's template ids as stored now, for everything that holds these settings (bot.school)
+        self.settings = replace(self.settings, templates=StoredTemplates(
+            self._stored_templates, environment_templates(self.settings.templates), school=self.settings.school,
+            clock=lambda: self.monotonic()))
 
     def now(self) -> datetime:
         return self.clock()
+
+    def _stored_templates(self) -> str:
+        with self.read_factory() as db:
+            return school_templates(db)
+
+    def templates_now(self, fresh: bool = False) -> Mapping[str, Template]:
+        """The school's template ids as stored now (`houqin templates set` in another process reaches this
+        one within TEMPLATES_TTL seconds; `fresh`: read them again at once): the one way every process —
+        web, worker, scheduler — reads them."""
+        templates = self.settings.templates
+        return templates.now(fresh) if isinstance(templates, StoredTemplates) else templates
 
     @classmethod
     def from_settings(cls, settings: Settings, schema: str | None = None) -> Services:

@@ -22,7 +22,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any, cast
@@ -38,10 +38,10 @@ from bot.numbering import dialect_insert
 from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
 from bot.push_kinds import push_fields
-from bot.school import TEMPLATES_SETTING
+from bot.school import StoredTemplates
 from bot.wechat.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi, redact
-from bot.wechat.templates import Template, parse_templates
-from models import Binding, Delivery, DeliveryAlert, Person, Push, SchoolSetting, TemplateQuota, utcnow
+from bot.wechat.templates import Template
+from models import Binding, Delivery, DeliveryAlert, Person, Push, TemplateQuota, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT, UNDELIVERABLE
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,6 @@ LISTEN_POLL = 5.0  # seconds: a worker in LISTEN still looks this often (a misse
 LISTEN_SLICE = 0.5  # seconds: how long one wait in LISTEN lasts before the stop flag is looked at again
 LISTEN_READY = 5.0  # seconds a new worker waits for the LISTEN connection before its first look
 LISTEN_RETRY = 2.0  # seconds between attempts to LISTEN again after the connection broke
-# -- a school's template ids (`houqin templates set`, in its school_settings) reach running workers
-TEMPLATES_RECHECK = 5.0  # seconds: a worker looks this often whether they changed (one primary-key read)
 # -- the daily template quota: WeChat counts an account's day in Beijing time
 WECHAT_DAY = ZoneInfo("Asia/Shanghai")
 DAILY_QUOTA_ERROR = 45009
@@ -390,44 +388,22 @@ class PushWorker:
         # custom messages planned but not yet written as sent, per openid (the 48-hour window's budget)
         self._custom_inflight: Counter[str] = Counter()
         self._custom_ids: set[int] = set()
-        self.templates_recheck = TEMPLATES_RECHECK
-        self._templates_seen: str | None = None  # the stored mapping last applied (None: not looked yet)
-        self._templates_at = float("-inf")
         self._push_cache: dict[int, Push] = {}
-        # a template's data per push (the same for all its recipients), dropped when the template ids change
-        self._rendered: dict[int, tuple[str, dict[str, Any], str]] = {}
+        # a template's data per push (the same for all its recipients), made again when its template changes
+        self._rendered: dict[int, tuple[Template, tuple[str, dict[str, Any], str]]] = {}
 
     # -- the school's template ids ----------------------------------------------------------------
-    def refresh_templates(self) -> None:
-        """Apply the school's own template ids if `houqin templates set` changed them since the last
-        look (at most every `templates_recheck` seconds), so a running worker sends with the new ones
-        from its next batch on — no restart. A school that stored none keeps the mapping it started with."""
-        if time.monotonic() - self._templates_at < self.templates_recheck:
-            return
-        self._templates_at = time.monotonic()
-        try:
-            with self.factory() as session:
-                raw = session.scalar(select(SchoolSetting.value).where(SchoolSetting.key == TEMPLATES_SETTING))
-        except SQLAlchemyError:  # not migrated yet, or the database away: what the worker has
-            return
-        if raw is None or raw == self._templates_seen:
-            return
-        try:
-            templates = parse_templates(raw)
-        except ValueError as exc:  # `templates set` checks before storing; a hand edit may not
-            log.warning("school %s: its stored template ids do not parse (%s); keeping the current ones",
-                        self.settings.school or "default", exc)
-        else:
-            if self._templates_seen is not None:
-                log.info("school %s: template ids changed; sending with the new ones",
-                         self.settings.school or "default")
-            self.settings = replace(self.settings, templates=templates)
-            self._rendered = {}
-        self._templates_seen = raw
+    def look_at_templates(self) -> None:
+        """The school's template ids as stored now (bot.school.StoredTemplates, at most every few seconds),
+        looked at before a round's transaction so the read stays out of it: `houqin templates set` while
+        the worker runs reaches its next batch — no restart."""
+        templates = self.settings.templates
+        if isinstance(templates, StoredTemplates):
+            templates.now()
 
     # -- claiming ------------------------------------------------------------------------------
     def claim(self) -> list[Claimed]:
-        self.refresh_templates()
+        self.look_at_templates()
         with self.engine.begin() as conn:
             return self._claim(conn, self.batch_size)
 
@@ -518,14 +494,15 @@ class PushWorker:
         """A push's template send but for its recipient: the template id, the data (its fields filled and
         fitted: the same for every recipient, so made once per push) and the link, which opens the push's
         whole text (its page) since the template shows only a few short fields."""
-        rendered = self._rendered.get(push.id)
-        if rendered is None or rendered[0] != template.template_id:
-            data = template.render(push.fields or push_fields(push.kind, push.text,
-                                                              push.created_at.astimezone(self.settings.tz)))
-            rendered = (template.template_id, data, page_url(self.settings, push) or push.url)
-            if len(self._rendered) >= PUSH_CACHE:
-                self._rendered = {}
-            self._rendered[push.id] = rendered
+        cached = self._rendered.get(push.id)
+        if cached is not None and cached[0] is template:
+            return cached[1]
+        data = template.render(push.fields or push_fields(push.kind, push.text,
+                                                          push.created_at.astimezone(self.settings.tz)))
+        rendered = (template.template_id, data, page_url(self.settings, push) or push.url)
+        if len(self._rendered) >= PUSH_CACHE:
+            self._rendered = {}
+        self._rendered[push.id] = (template, rendered)
         return rendered
 
     def _budget(self, batch: list[Claimed], windows: dict[str, tuple[datetime | None, int]]
@@ -602,7 +579,7 @@ class PushWorker:
         """One transaction: the outcomes of `finished` written, then up to `limit` deliveries claimed and
         planned (windows, quota). A county's school sends ~80 messages a second at most (8 in flight,
         100 ms a call), so a transaction per step cost more than the steps: one does them all."""
-        self.refresh_templates()  # (its own read, before this transaction: on SQLite that one holds the writer)
+        self.look_at_templates()  # (its own read, before this transaction: on SQLite that one holds the writer)
         with self.engine.begin() as conn:
             if finished:
                 self._write(conn, [d for d, _ in finished], [o for _, o in finished])

@@ -276,10 +276,9 @@ class Runner:
     def _settings(self) -> Settings:
         """The school's settings with its template ids as stored now: `houqin templates set` while this
         scheduler runs reaches the next job (its outbox judges by them whether a push can go as a template,
-        or is undeliverable outside the 48-hour window), as a running worker's sends do (bot.worker)."""
-        from bot.county import apply_school_templates
-
-        apply_school_templates(self.services)
+        or is undeliverable outside the 48-hour window), as the web process's and the worker's do: looked at
+        here (Services.templates_now), before the job's transaction touches the database."""
+        self.services.templates_now()
         return self.services.settings
 
     def _execute(self, job: Job, run: JobRun, as_of: datetime) -> JobRun:

@@ -61,9 +61,9 @@ def test_a_template_report_for_a_school_of_its_own_account_goes_to_its_webhook(
     client = app.test_client()
     north = schools["north"]
     assert houqin("templates", "set", "repair_new=TPL_REPAIR", "--school", "north", "--data", REPAIR_TPL).exit_code == 0
-    from bot.county import County, apply_school_templates, report_webhooks
+    from bot.county import County, report_webhooks
 
-    apply_school_templates(north.services)  # the template ids just set, as a process started now has them
+    north.services.templates_now(fresh=True)  # the template ids just set, without waiting TEMPLATES_TTL
     default_hook, resolve = report_webhooks(County.of(north.services), transport)
     assert (default_hook.appid, default_hook.path) == (settings.wechat_appid, "/wechat")
     hook = resolve("wxnorth")

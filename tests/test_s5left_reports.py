@@ -16,7 +16,10 @@ from sqlalchemy import create_engine, select, text
 
 from bot.county import County, report_webhooks
 from bot.services import Services
+from bot.wechat.fake import RESOLVE_AGAIN
+from bot.wechat.gateway import WeChatApi
 from bot.wechat.simulator import WeChatUser, http_transport
+from bot.wechat.tokens import DatabaseTokenStore
 from models import Delivery, InboundMessage, Push
 from tests import test_schools
 from tests.conftest import People
@@ -70,6 +73,34 @@ def test_a_school_added_while_serving_is_reported_to_at_its_own_webhook(
         assert any(m.event == "templatesendjobfinish" for m in db.scalars(select(InboundMessage)))
     with services.factory() as db:  # not the default account's /wechat
         assert not any(m.event == "templatesendjobfinish" for m in db.scalars(select(InboundMessage)))
+
+
+def test_the_fake_asks_about_an_account_no_school_has_once_in_a_while(
+        services: Services, county: County, fake_wechat: Any, transport: Any, houqin: Any) -> None:
+    """Reports on sends by an account no school has go to the default account's /wechat, as before, but the
+    fake asks the county about that appid at most once per RESOLVE_AGAIN seconds (it reads the schools each
+    time); once a school has the account (`houqin school add`), the next ask after that finds its webhook."""
+    fake = fake_wechat.fake
+    default_hook, resolve = report_webhooks(county, transport)
+    asked: list[str] = []
+    ticks = [0.0]
+    fake.webhook = default_hook
+    fake.state.resolve = lambda appid: asked.append(appid) or resolve(appid)
+    fake.state.monotonic = lambda: ticks[0]
+    api = WeChatApi(fake.base_url, "wxeast", "eastsecret", DatabaseTokenStore(services.factory, "wxeast"))
+    msgids = [api.send_template("oStranger", "TPL_NOTICE", {"thing1": {"value": f"通知{i}"}}) for i in range(3)]
+    assert [fake_wechat.finish_template_job(m) for m in msgids] == [200, 200, 200]
+    assert asked == ["wxeast"]  # one ask for three reports; each went to the default /wechat
+    with services.factory() as db:
+        assert sum(m.event == "templatesendjobfinish" for m in db.scalars(select(InboundMessage))) == 3
+    assert houqin(*EAST).exit_code == 0
+    ticks[0] += RESOLVE_AGAIN - 0.5
+    assert fake_wechat.finish_template_job(msgids[0]) == 200 and asked == ["wxeast"]
+    ticks[0] += 0.5
+    assert fake_wechat.finish_template_job(msgids[0]) == 200 and asked == ["wxeast", "wxeast"]
+    assert fake.state.webhooks["wxeast"].path == "/wechat/east"
+    with county.services("east").factory() as db:
+        assert any(m.event == "templatesendjobfinish" for m in db.scalars(select(InboundMessage)))
 
 
 def test_fake_wechat_command_reports_each_schools_own_account_to_its_webhook(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select, text
 
-from bot.county import County, CountyError, mask, scene_for, school_database_url
+from bot.county import SCHOOLS_MISS_SECONDS, County, CountyError, mask, scene_for, school_database_url
 from bot.outbox import Outbox
 from bot.services import Services
 from bot.wechat.simulator import WeChatUser
@@ -317,6 +317,38 @@ def test_a_schools_own_account_refuses_replays_in_its_own_ledger(schools: dict[s
     url, body = other.request(other.message("text", Content="帮助"), timestamp=stamp, nonce=nonce)
     res = client.post(url, data=body, content_type="text/xml")
     assert res.status_code == 200 and pairs(default) == [(stamp, nonce)] and pairs(north) == [(stamp, nonce)]
+
+
+def test_a_school_added_by_the_cli_is_served_at_once_and_unknown_slugs_do_not_storm(
+        schools: dict[str, School], app: Flask, county: County, services: Services, houqin: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """/wechat/<slug> right after `houqin school add` (another process, the same database): the webhook's
+    cached school list misses it, reads the list again at once and serves the school; a stream of unknown
+    slugs is 404 and reads the list again at most once per SCHOOLS_MISS_SECONDS."""
+    ticks = [0.0]
+    services.monotonic = lambda: ticks[0]
+    client = app.test_client()
+    assert client.post("/wechat/south").status_code == 404  # the list is cached now, without west
+    added = houqin("school", "add", "west", "--name", "西城小学", "--appid", "wxwest", "--token", OWN_TOKEN,
+                   "--secret", "westsecret", "--aes-key", OWN_AES)
+    assert added.exit_code == 0, added.output
+    ticks[0] += SCHOOLS_MISS_SECONDS
+    west = School("west", county.services("west"), People(county.services("west")), "/wechat/west", OWN_TOKEN,
+                  "wxwest", OWN_AES)
+    west.people.add("西老师", "teacher")
+    reply = west.user(client, "西老师", bind=False).say(f"绑定 {west.people.code_of('西老师')}")
+    assert reply.status == 200 and "绑定成功" in reply.text, reply
+    reads = []
+    read_schools = county.schools
+    monkeypatch.setattr(county, "schools", lambda: reads.append(1) or read_schools())
+    ticks[0] += SCHOOLS_MISS_SECONDS
+    walker = School("nowhere", services, schools["north"].people, "/wechat/nowhere", OWN_TOKEN, "wxwest",
+                    OWN_AES).user(client, "路人", bind=False)
+    assert walker.say("帮助").status == 404 and reads  # the first miss reads the list again
+    after_first = len(reads)  # (1, or 2 had the cache's few seconds run out just then)
+    assert all(walker.say("帮助").status == 404 for _ in range(20)) and len(reads) == after_first
+    ticks[0] += SCHOOLS_MISS_SECONDS
+    assert walker.say("帮助").status == 404 and len(reads) == after_first + 1
 
 
 def test_a_follower_bound_in_two_schools_of_the_shared_account(schools: dict[str, School], app: Flask,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.outbox import USER_BLOCKED
+from bot.school import TEMPLATES_TTL, StoredTemplates
 from bot.services import Services
 from bot.wechat.fake import Webhook
 from bot.wechat.templates import Template, fit
@@ -120,6 +121,66 @@ def test_a_repair_push_fills_the_template_with_fitted_fields(school_people, wech
     with services.factory() as s:
         push = s.query(Push).filter_by(kind="repair_new").one()
         assert push.fields is not None and push.fields["description"] == LONG and push.fields["person"]
+
+
+def test_templates_set_reaches_a_push_queued_by_the_running_web_process(
+        school_people, wechat_user, fake_wechat, deliver, clock, services: Services, houqin, queued):
+    """`houqin templates set` in another process while the app runs: the webhook's next push after the
+    stored ids are looked at again (at most every TEMPLATES_TTL seconds; the test steps that clock) goes as
+    a template with the new id, where before it was undeliverable outside the 48-hour window."""
+    ticks = [0.0]
+    services.monotonic = lambda: ticks[0]
+    clock.set("2026-11-24 10:00")
+    wechat_user("程财宝")
+    teacher = wechat_user("张丽")
+    clock.advance(hours=49)  # 程财宝 last wrote two days ago: only a template reaches him now
+    assert "R1" in teacher.say("报修 三(2)班 窗户关不上").text
+    set_new = houqin("templates", "set", "repair_new=TPL_REPAIR", "--data", json.dumps(dict(REPAIR_TEMPLATE.data)))
+    assert set_new.exit_code == 0, set_new.output
+    ticks[0] += 1.0  # within TEMPLATES_TTL of the last look: the ids the process had
+    assert "R2" in teacher.say("报修 四(1)班 课桌腿松了").text
+    ticks[0] += TEMPLATES_TTL
+    assert "R3" in teacher.say("报修 五(3)班 门锁坏了").text
+    to_staff = [q for q in queued(kind="repair_new") if q.name == "程财宝"]
+    assert [q.status for q in to_staff] == [UNDELIVERABLE, UNDELIVERABLE, PENDING]
+    deliver()
+    (call,) = [c for c in fake_wechat.sent_to("程财宝") if c.endpoint == TEMPLATE]
+    assert call.body["template_id"] == "TPL_REPAIR" and call.body["data"]["character_string1"] == {"value": "R3"}
+
+
+def test_stored_template_ids_the_first_lookup_waits_for_and_a_bad_edit_does_not_replace() -> None:
+    """Lookups made while the first read of the stored ids is under way wait for it (a school of its own has
+    no environment ids: judged without them, a push would be taken for undeliverable); a later stored value
+    that does not parse (a hand edit) keeps the ids read before."""
+    import threading
+
+    stored = json.dumps({"repair_new": {"template_id": "TPL_REPAIR", "data": dict(REPAIR_TEMPLATE.data)}})
+    reading, release = threading.Event(), threading.Event()
+    reads: list[str] = []
+    ticks = [0.0]
+
+    def read() -> str:
+        reads.append(stored)
+        reading.set()
+        release.wait(5)
+        return reads[-1]
+
+    templates = StoredTemplates(read, {}, clock=lambda: ticks[0])
+    first = threading.Thread(target=lambda: templates.now())
+    first.start()
+    assert reading.wait(5)
+    seen: list[bool] = []
+    second = threading.Thread(target=lambda: seen.append("repair_new" in templates))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waiting for the first read, not answering from the empty mapping
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert seen == [True] and len(reads) == 1
+    stored = "{not json"
+    ticks[0] += TEMPLATES_TTL
+    assert templates["repair_new"].template_id == "TPL_REPAIR" and len(reads) == 2
 
 
 def test_the_fake_reports_what_wechat_would_cut_or_drop(services: Services, fake_wechat):

@@ -4,6 +4,7 @@ stop finishes and records what is in flight."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.outbox import Outbox
+from bot.school import TEMPLATES_TTL
 from bot.services import Services
 from bot.worker import WINDOW_CLOSED, PushWorker
 from models import Delivery, Person
@@ -110,7 +112,7 @@ def test_templates_set_reaches_a_running_worker(services, people, wechat_user, f
     fake_wechat.state.templates.update({"TPL_NOTICE_A": ("通知", "通知内容：{{thing1.DATA}}"),
                                         "TPL_NOTICE_B": ("通知", "通知内容：{{thing1.DATA}}")})
     running = worker(services, 8)
-    running.templates_recheck = 0.0  # every batch looks (the default: at most every 5 s)
+    services.monotonic = itertools.count(0, TEMPLATES_TTL).__next__  # every look re-reads (the default: every 5 s)
     stop = threading.Event()
     thread = threading.Thread(target=running.run_forever, args=(stop, 0.05))
     thread.start()

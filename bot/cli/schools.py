@@ -178,12 +178,12 @@ def templates_set(pairs: tuple[str, ...], data: str) -> None:
     """This school's template ids: KIND=TEMPLATE_ID … (KIND= stops using a template for that kind).
 
     Stored in the school's own settings; HOUQIN_TEMPLATES stays the default for the keyword formats
-    and for schools that set none. A running worker sends with them within seconds (bot.worker); the other
-    processes read them when they start."""
+    and for schools that set none. Every running process (web, worker, scheduler) uses them within a few
+    seconds (bot.school.StoredTemplates)."""
     from bot.cli.base import CliError, _services
-    from bot.county import County, school_templates
+    from bot.county import County
     from bot.push_kinds import PUSH_KINDS
-    from bot.school import TEMPLATES_SETTING
+    from bot.school import TEMPLATES_SETTING, school_templates
     from bot.wechat.templates import parse_templates
     from models import SchoolSetting
 

@@ -50,6 +50,7 @@ SECRET_IN_URL = 48001
 RENEW_BEFORE = 300  # stable_token answers a new token in an old one's last 5 minutes (both work until then)
 FORCE_INTERVAL = 30  # a force_refresh within 30 s of the last one refreshes nothing
 FORCE_PER_DAY = 20
+RESOLVE_AGAIN = 2.0  # seconds: an account `FakeState.resolve` did not know is asked about again no sooner
 MEDIA_PIECE = 4096
 # WeChat's rules for template keywords since 2023-05-04, as the fake enforces them (kept apart from
 # bot.push_kinds on purpose: the fake is WeChat's side, and checks what Houqin sends)
@@ -141,6 +142,10 @@ class FakeState:
     # asked, when a send is reported, for an appid not in `webhooks` (then kept there): where that account's
     # reports go, or None for the webhook's — an account added while the fake runs is found this way
     resolve: Callable[[str], Webhook | None] | None = None
+    # appid -> when `resolve` last knew no webhook for it (`monotonic`): not asked again for RESOLVE_AGAIN
+    # seconds, so a stream of reports for an unknown account does not read the county's schools each time
+    unresolved: dict[str, float] = field(default_factory=dict)
+    monotonic: Callable[[], float] = time.monotonic  # tests step it
     sent_appids: dict[str, str] = field(default_factory=dict)  # template send's msgid -> the sending appid
     finish: str = ""  # when set, every template send is reported with this status
     # template sends an account may make per day (Beijing time) before WeChat answers 45009; 0: no limit
@@ -584,16 +589,23 @@ def report(state: FakeState, msgid: str, status: str) -> int:
 
 def _hook_for(state: FakeState, msgid: str) -> Webhook | None:
     """Where the report on `msgid` goes: the webhook of the account that sent it (a school's own account
-    posts to its /wechat/<slug>; one the fake was not told of is asked of `state.resolve`, now), else the
-    fake's one webhook (the default account's /wechat)."""
+    posts to its /wechat/<slug>; one the fake was not told of is asked of `state.resolve`, now — unless
+    it answered "nobody" for that appid less than RESOLVE_AGAIN seconds ago), else the fake's one webhook
+    (the default account's /wechat)."""
     appid = state.sent_appids.get(msgid, "")
     hook = state.webhooks.get(appid)
     if hook is None and appid and state.resolve is not None and (state.webhook is None
                                                                  or appid != state.webhook.appid):
+        now = state.monotonic()
+        if now - state.unresolved.get(appid, float("-inf")) < RESOLVE_AGAIN:
+            return state.webhook  # asked a moment ago: nobody has that account (yet)
         hook = state.resolve(appid)
-        if hook is not None:
-            with state.lock:
+        with state.lock:
+            if hook is not None:
                 state.webhooks[appid] = hook
+                state.unresolved.pop(appid, None)
+            else:
+                state.unresolved[appid] = now
     return hook or state.webhook
 
 
@@ -830,6 +842,8 @@ class FakeWeChat:
             self.state.webhook = None
             self.state.webhooks.clear()
             self.state.resolve = None
+            self.state.unresolved.clear()
+            self.state.monotonic = time.monotonic
             self.state.finish = ""
             self.state.media_pace.clear()
             self.state.template_quota = 0

@@ -89,7 +89,7 @@ class Step:
 
 
 HELP_REPAIR = "报修 [地点 描述] — 报修（也可扫教室二维码），可附照片"
-HELP_MY = "我的报修 — 未完成的报修；R编号 — 查看报修单"
+HELP_MY = "我的报修 — 未完成的报修（维修人员发「我的工单」先看待处理的）；R编号 — 查看报修单"
 HELP_ACCEPT = "接单 R编号 — 接下报修单"
 HELP_FINISH = "完成 R编号 [备注] — 报修已修好（可再发完成照片）"
 HELP_TRANSFER = "转派 R编号 姓名 — 转给他人处理"
@@ -152,6 +152,7 @@ YES_WORDS = {"是", "是的", "对", "对的", "好", "好的", "嗯", "要", "�
 NO_WORDS = {"不", "不是", "否", "不要", "不用", "no"}
 THANKS_WORDS = ("谢谢", "感谢", "多谢", "辛苦", "很好", "不错", "满意", "修好了", "好了")
 NO_OPEN = "你目前没有未完成的报修。发送「报修」可提交新的报修。"
+NO_WORK = "目前没有待你处理的工单。"
 MY_HEADER = "你的报修："
 MY_WORK_HEADER = "待你处理："
 MY_LATE_HEADER = "已逾期："
@@ -187,8 +188,11 @@ FAULT_WORDS = ("坏", "不亮", "不响", "漏水", "渗水", "滴水", "跑水"
 repair = Conversation("repair", title="报修", keywords=["报修"], menu_keys=["REPAIR"], scenes=["room", "asset"],
                       roles=REPAIR_ROLES, help=HELP_REPAIR, gives_way=True, cancel_words=CANCEL_WORDS,
                       topic="报修", rank=1, cues=(*FAULT_WORDS, *SKIP_WORDS), photo_hint=PHOTO_FIRST)
-my_repairs = Conversation("my_repairs", title="我的报修", keywords=["我的报修"], menu_keys=["MY_REPAIRS"],
-                          roles=REPAIR_ROLES, help=HELP_MY, topic="报修", rank=2)
+# what repair staff and admins call the tickets waiting for them: to them the work comes first; a
+# teacher who says it means her own reports
+WORK_ORDER_WORDS = ("我的工单", "工单列表", "工单")
+my_repairs = Conversation("my_repairs", title="我的报修", keywords=["我的报修", *WORK_ORDER_WORDS],
+                          menu_keys=["MY_REPAIRS"], roles=REPAIR_ROLES, help=HELP_MY, topic="报修", rank=2)
 accept = Conversation("repair_accept", title="接单", keywords=["接单"], roles=WORK_ROLES, help=HELP_ACCEPT,
                       topic="报修", rank=2)
 finish = Conversation("repair_finish", title="完成报修", keywords=["完成"], roles=WORK_ROLES, help=HELP_FINISH,
@@ -589,17 +593,26 @@ def reopen_ticket(msg: Incoming, ctx: Context) -> Reply:
     return Reply.end(REOPENED.format(code=ticket.code, told=told(notice)))
 
 
+def about_a_ticket(ctx: Context, text: str) -> str | None:
+    """`R<n>`: the ticket; a ticket number in staff's own words for the work on it (接R1, R1 修好了): the
+    command asked back, nothing recorded. Else None."""
+    if CODE_RE.fullmatch(text):
+        return show_ticket(ctx, text)
+    codes = CODE_RE.findall(text)
+    if len(codes) == 1 and ctx.has_role(*WORK_ROLES):
+        for command, cap, words in WORK_WORDS:
+            if any(w in text for w in words):
+                return DID_YOU_MEAN.format(word=f"{command} R{codes[0]}", hint=cap.hint)
+    return None
+
+
 @ticket_view.on_event("text", "voice")
 def show_or_rate(msg: Incoming, ctx: Context) -> Reply | None:
     """`R<n>` shows a ticket; a bare 1-5 rates the sender's latest finished report. Anything else passes."""
     text = msg.text.strip()
-    if CODE_RE.fullmatch(text):
-        return Reply.end(show_ticket(ctx, text))
-    codes = CODE_RE.findall(text)
-    if len(codes) == 1 and ctx.has_role(*WORK_ROLES):  # 接R1, R1 修好了: asked back, nothing recorded
-        for command, cap, words in WORK_WORDS:
-            if any(w in text for w in words):
-                return Reply.end(DID_YOU_MEAN.format(word=f"{command} R{codes[0]}", hint=cap.hint))
+    about = about_a_ticket(ctx, text)
+    if about is not None:
+        return Reply.end(about)
     rating = bare_score(text)
     out_of_range = OUT_OF_RANGE_RE.fullmatch(text) is not None
     thanks = len(text) <= 20 and any(w in text for w in THANKS_WORDS)
@@ -691,8 +704,14 @@ def _listing(header: str, tickets: list[RepairTicket]) -> list[str]:
 
 @my_repairs.entry
 def list_mine(msg: Incoming, ctx: Context) -> Reply:
+    """The sender's open reports, and to staff and admin the work waiting for them — first when they
+    asked for their 工单. A ticket number after the word is about that ticket (`工单 R3`, `工单R3修好了`)."""
     me = ctx.person
     assert me is not None
+    word, _, rest = msg.text.partition(" ")
+    about = about_a_ticket(ctx, rest.strip()) if rest.strip() else None  # 工单R3, 工单 R3 修好了
+    if about is not None:
+        return Reply.end(about)
     followed = select(TicketFollower.ticket_id).where(TicketFollower.person_id == me.id)
     mine = list(ctx.db.scalars(select(RepairTicket).where(
         or_(RepairTicket.reporter_id == me.id, RepairTicket.id.in_(followed)),
@@ -700,7 +719,10 @@ def list_mine(msg: Incoming, ctx: Context) -> Reply:
     lines = _listing(MY_HEADER, mine)
     if ctx.has_role("staff", "admin"):
         work, late = waiting_for(ctx, me)
-        lines += _listing(MY_WORK_HEADER, work) + _listing(MY_LATE_HEADER, late)
+        queue = _listing(MY_WORK_HEADER, work) + _listing(MY_LATE_HEADER, late)
+        if word in WORK_ORDER_WORDS:
+            return Reply.end("\n".join(queue + lines) if queue or lines else NO_WORK)
+        lines += queue
     return Reply.end("\n".join(lines) if lines else NO_OPEN)
 
 

@@ -17,7 +17,7 @@ from bot.school import DEFAULT_SETTINGS, get_setting, set_setting
 from bot.services import Services
 from bot.wechat.fake import fake_jpeg
 from handlers.assets.register import import_assets
-from handlers.repair.chat import HELP_REPAIR, NO_OPEN, PHOTO_FIRST
+from handlers.repair.chat import HELP_REPAIR, NO_OPEN, NO_WORK, PHOTO_FIRST
 from handlers.repair.ledger import import_categories, import_rooms
 from handlers.repair.rules import categorize
 from models import RepairTicket, Room, SchoolSetting, TicketFollower, TicketPhoto
@@ -578,6 +578,31 @@ def test_my_repairs_lists_open_tickets_and_the_staff_queue(school, wechat_user, 
     assert "R1" in mine and "R2" in mine and "R3" not in mine and "待接单" in mine
     queue = cheng.say("我的报修").text
     assert "待你处理" in queue and "R2" in queue and "R1" not in queue
+
+
+def test_staff_asking_for_their_work_orders_get_the_work_waiting_for_them_first(school, wechat_user) -> None:
+    """维修工 say 我的工单 / 工单 / 工单列表 for the tickets assigned to them (or theirs by category): the
+    work first, then what they reported themselves; a teacher who says 我的工单 gets her own reports."""
+    zhang = wechat_user("张丽")
+    zhang.say("报修 三(2)班 投影仪不亮")  # R1: 电教, 殷奇's
+    zhang.say("报修 四(1)班 椅子坏了")  # R2: 桌椅, 程财宝's
+    zhang.say("报修 四(1)班 窗户关不上")  # R3: 门窗, 程财宝's
+    cheng = wechat_user("程财宝")
+    assert "已接单" in cheng.say("接单 R3").text
+    assert "R4" in cheng.say("报修 科学室 黑板掉了").text  # his own report (其他: his too)
+    for typed in ("我的工单", "工单", "工单列表"):
+        work = cheng.say(typed).text
+        assert work.startswith("待你处理："), (typed, work)
+        assert "R2" in work and "R3" in work and "R1" not in work, (typed, work)
+        assert work.index("待你处理") < work.index("你的报修：") and "R4" in work.split("你的报修：")[1]
+    assert "报修单 R2" in cheng.say("工单 R2").text and "报修单 R3" in cheng.say("工单R3").text
+    assert "完成 R3" in cheng.say("工单R3修好了").text  # asked back, as for R3 修好了
+    assert cheng.say("我的报修").text.startswith("你的报修：")  # 我的报修 keeps its order
+    assert "R1" in wechat_user("殷奇").say("我的工单").text
+    mine = zhang.say("我的工单").text
+    assert mine.startswith("你的报修：") and all(f"R{n}" in mine for n in (1, 2, 3)) and "待你处理" not in mine
+    assert NO_OPEN in wechat_user("王强").say("我的工单").text
+    assert wechat_user("周春明").say("工单").text == NO_WORK  # admin: nothing waiting (not late), none reported
 
 
 def test_patrol_records_a_hazard_in_category_safety(school, wechat_user, fake_wechat, deliver, services) -> None:
