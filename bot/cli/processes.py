@@ -129,9 +129,9 @@ def serve(host: str, port: int, demo: bool) -> None:
 @main.command()
 def worker() -> None:
     """A push worker process; run any number of them against the same database."""
-    services = _services(every_school=True)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # first: a stop while it starts is a clean one too
+    services = _services(every_school=True)
     click.echo(f"push worker started (database {services.db_engine.url.render_as_string(hide_password=True)})")
     _warn_without_templates(services.settings)
     _warn_public_url(services.settings)
@@ -270,9 +270,9 @@ def scheduler(interval: float) -> None:
     """The scheduler process (run one or more: each occurrence is claimed once in the database)."""
     from scheduler.runner import CountyRunner, Runner
 
-    services = _services(every_school=True)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # first: a stop while it starts is a clean one too
+    services = _services(every_school=True)
     click.echo("scheduler started")
     _warn_public_url(services.settings)
     _warn_exposed_instance(services.settings)
