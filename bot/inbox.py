@@ -9,7 +9,10 @@ for the first copy and get the same reply, handled exactly once.
 When the database cannot be reached the message is kept in the spool (bot.spool) and gets `BUSY`;
 each request first replays what the spool holds (for a moment at most), and a message whose sender
 still has one waiting there is spooled behind it, so a sender's messages are handled in the order
-they came. A replayed message's reply is pushed to its sender."""
+they came. A replayed message's reply is pushed to its sender.
+
+The request's (timestamp, nonce) — its `Stamp` — is claimed in the same transaction as its message is
+stored (bot.wechat.nonces): a replayed request is refused (`Replayed`) and leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -138,14 +141,8 @@ class Inbox:
         """The stamp claimed on its own transaction: for a message spooled instead of stored (the ledger
         may be reachable when the message's row is not, or the sender's earlier messages wait in the
         spool), and for a shared account's message before it is routed to a school."""
-        from bot.wechat.nonces import LedgerUnavailable
-
         assert self.nonces is not None
-        try:
-            return self.nonces.claim(*stamp)
-        except LedgerUnavailable:
-            log.warning("the nonce store is unreachable: replay check skipped")
-            return True
+        return self.nonces.first_use(stamp)
 
     def _replay_first(self, msg: Incoming) -> bool:
         """Replay the spool for a moment; False if the sender's earlier messages still wait in it

@@ -64,6 +64,10 @@ class NonceLedger:
         a ledger in that database claims the pair on it, so it is kept exactly when the message is;
         one elsewhere (Redis) claims on its own. With the ledger unreachable the request is let
         through (its MsgId still guards against doing it twice)."""
+        return self.first_use(stamp)
+
+    def first_use(self, stamp: Stamp) -> bool:
+        """`claim` in a transaction of its own; True (let through) with the ledger unreachable."""
         try:
             return self.claim(*stamp)
         except LedgerUnavailable:
