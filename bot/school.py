@@ -419,12 +419,6 @@ class StoredTemplates(Mapping[str, Template]):
     def __getitem__(self, kind: str) -> Template:
         return self.now()[kind]
 
-    def get(self, kind: str, default: Template | None = None) -> Template | None:  # type: ignore[override]
-        return self.now().get(kind, default)
-
-    def __contains__(self, kind: object) -> bool:
-        return kind in self.now()
-
     def __iter__(self) -> Iterator[str]:
         return iter(self.now())
 
@@ -438,6 +432,11 @@ class StoredTemplates(Mapping[str, Template]):
         """Pickled (settings handed to another process) as the environment's mapping: the process that
         loads them makes its own Services, which reads the stored ids itself."""
         return dict, (dict(self.environment),)
+
+
+def templates_now(templates: Mapping[str, Template], fresh: bool = False) -> Mapping[str, Template]:
+    """`templates` as stored now (StoredTemplates.now); a plain mapping (fixed ids) as it is."""
+    return templates.now(fresh) if isinstance(templates, StoredTemplates) else templates
 
 
 def environment_templates(templates: Mapping[str, Template]) -> Mapping[str, Template]:

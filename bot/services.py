@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker, read_only_engine
 from bot.engine import Engine
 from bot.inbox import Inbox
-from bot.school import StoredTemplates, environment_templates, school_templates
+from bot.school import StoredTemplates, environment_templates, school_templates, templates_now
 from bot.spool import Spool
 from bot.wechat.gateway import Codec, TokenStore, WeChatApi
 from bot.wechat.menu import watch_roles
@@ -56,8 +56,7 @@ class Services:
         """The school's template ids as stored now (`houqin templates set` in another process reaches this
         one within TEMPLATES_TTL seconds; `fresh`: read them again at once): the one way every process —
         web, worker, scheduler — reads them."""
-        templates = self.settings.templates
-        return templates.now(fresh) if isinstance(templates, StoredTemplates) else templates
+        return templates_now(self.settings.templates, fresh)
 
     @classmethod
     def from_settings(cls, settings: Settings, schema: str | None = None) -> Services:

@@ -38,7 +38,7 @@ from bot.numbering import dialect_insert
 from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
 from bot.push_kinds import push_fields
-from bot.school import StoredTemplates
+from bot.school import templates_now
 from bot.wechat.gateway import UNREACHABLE, WINDOW_ERRORS, ApiError, WeChatApi, redact
 from bot.wechat.templates import Template
 from models import Binding, Delivery, DeliveryAlert, Person, Push, TemplateQuota, utcnow
@@ -397,9 +397,7 @@ class PushWorker:
         """The school's template ids as stored now (bot.school.StoredTemplates, at most every few seconds),
         looked at before a round's transaction so the read stays out of it: `houqin templates set` while
         the worker runs reaches its next batch — no restart."""
-        templates = self.settings.templates
-        if isinstance(templates, StoredTemplates):
-            templates.now()
+        templates_now(self.settings.templates)
 
     # -- claiming ------------------------------------------------------------------------------
     def claim(self) -> list[Claimed]:
