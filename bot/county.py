@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.db import schema_engine
+from bot.db import schema_engine, schema_of
 from bot.engine import Incoming
 from bot.inbox import Replayed, Stamp
 from bot.school import environment_templates
@@ -222,10 +222,7 @@ class County:
         if engine.dialect.name != "postgresql":
             return None
         if self._base_schema is None:
-            self._base_schema = self.default.schema
-            if self._base_schema is None:
-                with engine.connect() as conn:
-                    self._base_schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
+            self._base_schema = self.default.schema or schema_of(engine)
         return self._base_schema
 
     def schema_of(self, slug: str) -> str | None:

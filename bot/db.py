@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -163,20 +163,46 @@ def make_engine(url: str, schema: str | None = None, **kwargs: Any) -> Engine:
     engine = create_engine(url, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine, "begin")
-    def _pg_school_schema(conn: Any) -> None:
-        # a school of a county (schema_engine): this transaction reads and writes the school's schema
-        school_schema = conn.get_execution_options().get("houqin_schema")
+    def _pg_search_path(conn: Any) -> None:
+        # text SQL of a school of a county (the migrations, `search_path_engine`): this transaction's
+        # unqualified names are the school's
+        school_schema = conn.get_execution_options().get(SEARCH_PATH)
         if school_schema:
             conn.connection.dbapi_connection.execute(f'SET LOCAL search_path TO "{school_schema}"')
 
     return engine
 
 
+SCHEMA = "houqin_schema"  # execution option: the PostgreSQL schema of a county's school (schema_engine)
+SEARCH_PATH = "houqin_search_path"  # execution option: each transaction SETs its search_path to this
+
+
 def schema_engine(engine: Engine, schema: str) -> Engine:
-    """PostgreSQL: the same engine — the same pool — with every transaction in `schema` (a `SET LOCAL
-    search_path` as it begins, gone at its end). A county's schools share one pool per process this way,
-    instead of a pool each: twenty schools would otherwise hold twenty pools' connections per process."""
-    return engine.execution_options(houqin_schema=schema)
+    """PostgreSQL: the same engine — the same pool — with every statement naming the school's tables in
+    `schema` (SQLAlchemy's `schema_translate_map`). A county's schools share one pool per process this
+    way, instead of a pool each (twenty schools would hold twenty pools' connections per process), and
+    no transaction pays a `SET search_path` round trip; each school's statements are texts of their own,
+    so PostgreSQL keeps a prepared plan per school instead of re-planning one whenever the school changes.
+    Text SQL is not translated: `search_path_engine` gives it the school's search path."""
+    return engine.execution_options(schema_translate_map={None: schema}, **{SCHEMA: schema})
+
+
+def search_path_engine(engine: Engine) -> Engine:
+    """For text SQL (the migrations): a school's engine whose transactions begin with `SET LOCAL
+    search_path` to its schema, statements untranslated; any other engine as it is."""
+    schema = engine.get_execution_options().get(SCHEMA)
+    if not schema:
+        return engine
+    return engine.execution_options(schema_translate_map=None, **{SEARCH_PATH: schema})
+
+
+def schema_of(engine: Engine) -> str:
+    """The PostgreSQL schema `engine`'s tables are in: a school's (schema_engine), else the search path's."""
+    schema = engine.get_execution_options().get(SCHEMA)
+    if schema:
+        return str(schema)
+    with engine.connect() as conn:
+        return str(conn.execute(text("SELECT current_schema()")).scalar_one())
 
 
 def read_only_engine(engine: Engine) -> Engine:
@@ -226,6 +252,7 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to `revision` through the Alembic migrations. A database already at the head
     is only read, so a command starting beside a busy webhook does not queue for the SQLite writer lock."""
+    engine = search_path_engine(engine)
     cfg = alembic_config(engine)
     if revision == "head":
         with read_only_engine(engine).connect() as conn:

@@ -29,11 +29,11 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, Integer, Table, and_, bindparam, func, or_, select, update
-from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
+from bot.db import schema_of
 from bot.numbering import dialect_insert
 from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
@@ -317,8 +317,7 @@ class Wakeup:
     this worker's schema, the namespace the NOTIFY names, else at the timeout (`Listener`)."""
 
     def __init__(self, engine: Engine) -> None:
-        with engine.connect() as conn:
-            self.namespace = str(conn.execute(sql_text("SELECT current_schema()")).scalar_one())
+        self.namespace = schema_of(engine)
         self.listener = Listener.shared(engine)
         self.event = self.listener.subscribe(self.namespace)
 

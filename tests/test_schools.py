@@ -319,6 +319,43 @@ def test_a_schools_own_account_refuses_replays_in_its_own_ledger(schools: dict[s
     assert res.status_code == 200 and pairs(default) == [(stamp, nonce)] and pairs(north) == [(stamp, nonce)]
 
 
+def test_a_schools_statements_name_its_schema_and_set_no_search_path(schools: dict[str, School], app: Flask,
+                                                                     backend: Any) -> None:
+    """A school's webhook request writes its rows into the school's own namespace; on PostgreSQL every
+    statement names the school's schema itself (schema_translate_map), so no transaction spends a round
+    trip on `SET search_path` — and the default school's tables gain nothing."""
+    from sqlalchemy import event
+
+    client = app.test_client()
+    south, default = schools["south"], schools["default"]
+    south.people.add("南老师", "teacher")
+    teacher = south.user(client, "南老师")
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engine = south.services.db_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert "R1" in teacher.say("报修 三(2)班 南城门锁坏了").text
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert any("repair_tickets" in s for s in seen) and not any("search_path" in s.lower() for s in seen)
+    with south.services.factory() as db:
+        assert db.scalar(select(RepairTicket.description)) == "南城门锁坏了"
+    with default.services.factory() as db:
+        assert db.scalar(select(RepairTicket.id)) is None
+    if backend.name == "postgresql":
+        schema = County.of(default.services).schema_of("south")
+        assert all(f'"{schema}".' in s or f"{schema}." in s for s in seen if "repair_tickets" in s)
+        with default.services.db_engine.connect() as conn:
+            rows = conn.execute(text(f'SELECT description FROM "{schema}".repair_tickets')).scalars().all()
+        assert rows == ["南城门锁坏了"]
+        with south.services.factory() as db:  # the school's transaction keeps the connection's search path
+            assert schema not in str(db.execute(text("SHOW search_path")).scalar_one())
+
+
 def test_a_school_added_by_the_cli_is_served_at_once_and_unknown_slugs_do_not_storm(
         schools: dict[str, School], app: Flask, county: County, services: Services, houqin: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ transaction that stores the request's message (bot.inbox): on PostgreSQL as a CT
 INSERT (`cte`), on SQLite as a statement before it (`claim_within`) — one transaction per request, not
 two, and the pair is kept exactly when the message is. Claimed alone (a shared account's message
 before it is routed, a spooled one), on PostgreSQL the statement runs in autocommit (it is atomic on its
-own) and for a school of a county (bot.db.schema_engine) names its table with its schema.
+own); for a school of a county its table is named with the school's schema (bot.db.schema_engine).
 """
 
 from __future__ import annotations
@@ -83,10 +83,7 @@ class DatabaseNonceLedger(NonceLedger):
         super().__init__(tolerance)
         self.writer = db_engine.execution_options(houqin_write_wait=write_wait)
         if db_engine.dialect.name == "postgresql":
-            schema = db_engine.get_execution_options().get("houqin_schema")
-            self.writer = self.writer.execution_options(
-                isolation_level="AUTOCOMMIT", houqin_schema=None,
-                **({"schema_translate_map": {None: schema}} if schema else {}))
+            self.writer = self.writer.execution_options(isolation_level="AUTOCOMMIT")
         self.clock = clock
         self._insert = (dialect_insert(db_engine)(SeenNonce)
                         .values(timestamp=bindparam("stamp_timestamp"), nonce=bindparam("stamp_nonce"))
