@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.db import schema_engine, schema_of
+from bot.db import engine_schema, schema_engine
 from bot.engine import Incoming
 from bot.inbox import Replayed, Stamp
 from bot.school import environment_templates
@@ -222,7 +222,7 @@ class County:
         if engine.dialect.name != "postgresql":
             return None
         if self._base_schema is None:
-            self._base_schema = self.default.schema or schema_of(engine)
+            self._base_schema = self.default.schema or engine_schema(engine)
         return self._base_schema
 
     def schema_of(self, slug: str) -> str | None:

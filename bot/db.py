@@ -196,7 +196,7 @@ def search_path_engine(engine: Engine) -> Engine:
     return engine.execution_options(schema_translate_map=None, **{SEARCH_PATH: schema})
 
 
-def schema_of(engine: Engine) -> str:
+def engine_schema(engine: Engine) -> str:
     """The PostgreSQL schema `engine`'s tables are in: a school's (schema_engine), else the search path's."""
     schema = engine.get_execution_options().get(SCHEMA)
     if schema:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.db import schema_of
+from bot.db import engine_schema
 from bot.numbering import dialect_insert
 from bot.outbox import ESCALATION_KIND, UNSUBSCRIBED, WINDOW_BUDGET, WINDOW_CLOSED, Outbox, page_url
 from bot.outbox import windows as open_windows
@@ -317,7 +317,7 @@ class Wakeup:
     this worker's schema, the namespace the NOTIFY names, else at the timeout (`Listener`)."""
 
     def __init__(self, engine: Engine) -> None:
-        self.namespace = schema_of(engine)
+        self.namespace = engine_schema(engine)
         self.listener = Listener.shared(engine)
         self.event = self.listener.subscribe(self.namespace)
 

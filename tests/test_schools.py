@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from bot.county import SCHOOLS_MISS_SECONDS, County, CountyError, mask, scene_for, school_database_url
 from bot.outbox import Outbox
@@ -324,8 +324,6 @@ def test_a_schools_statements_name_its_schema_and_set_no_search_path(schools: di
     """A school's webhook request writes its rows into the school's own namespace; on PostgreSQL every
     statement names the school's schema itself (schema_translate_map), so no transaction spends a round
     trip on `SET search_path` — and the default school's tables gain nothing."""
-    from sqlalchemy import event
-
     client = app.test_client()
     south, default = schools["south"], schools["default"]
     south.people.add("南老师", "teacher")
